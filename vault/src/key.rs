@@ -1,0 +1,335 @@
+//! Ed25519 key files: generation, loading with a permission check, and trust roles.
+//!
+//! A secret key file holds `plcvault-ed25519-secret-v1 <64 hex digits of the seed>`; a
+//! public key file holds `plcvault-ed25519-public-v1 <64 hex digits> [comment]`. Secret
+//! bytes never appear in `Debug` output or error messages.
+
+use std::fmt;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::hash::{hex, unhex};
+
+const SECRET_TAG: &str = "plcvault-ed25519-secret-v1";
+const PUBLIC_TAG: &str = "plcvault-ed25519-public-v1";
+
+/// What can go wrong with a key file.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read key file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write key file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "private key {path} is readable by others (mode {mode:o})\n\
+         fix: chmod 600 {path}, and consider the key leaked if others could read it"
+    )]
+    Permissions { path: PathBuf, mode: u32 },
+    #[error(
+        "{path} is not a plcvault {what} key file: {why}\nfix: point the config at a file written by `plcvault keygen`"
+    )]
+    Format {
+        path: PathBuf,
+        what: &'static str,
+        why: String,
+    },
+    #[error(
+        "{path} already exists; refusing to overwrite a key\nfix: choose another --out or move the old key away first"
+    )]
+    Exists { path: PathBuf },
+    #[error("the operating system's random number generator failed: {0}")]
+    Random(String),
+}
+
+/// A public key as 64 hex digits; how the log names a signer.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PublicKey(#[serde(with = "pk_hex")] pub [u8; 32]);
+
+mod pk_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(b: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::hash::hex(b))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = String::deserialize(d)?;
+        crate::hash::unhex(&s)
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| serde::de::Error::custom("public key must be 64 hex digits"))
+    }
+}
+
+impl PublicKey {
+    pub fn to_hex(&self) -> String {
+        hex(&self.0)
+    }
+    /// A short fingerprint for messages: the first 16 hex digits.
+    pub fn fingerprint(&self) -> String {
+        self.to_hex()[..16].to_string()
+    }
+    /// Verifies `sig` over `msg` with `verify_strict` (rejects weak keys and malleable
+    /// signatures). False on any failure, including a key that is not a curve point.
+    pub fn verify(&self, msg: &[u8], sig: &[u8; 64]) -> bool {
+        let Ok(vk) = VerifyingKey::from_bytes(&self.0) else {
+            return false;
+        };
+        vk.verify_strict(msg, &Signature::from_bytes(sig)).is_ok()
+    }
+
+    /// Reads a public key file.
+    ///
+    /// Fails when the file cannot be read or does not hold a plcvault public key.
+    pub fn load(path: &Path) -> Result<PublicKey, KeyError> {
+        let text = fs::read_to_string(path).map_err(|source| KeyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let bad = |why: &str| KeyError::Format {
+            path: path.to_owned(),
+            what: "public",
+            why: why.to_string(),
+        };
+        let mut words = text.split_whitespace();
+        if words.next() != Some(PUBLIC_TAG) {
+            return Err(bad(&format!("it does not start with `{PUBLIC_TAG}`")));
+        }
+        let bytes: [u8; 32] = words
+            .next()
+            .and_then(unhex)
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| bad("the key is not 64 hex digits"))?;
+        VerifyingKey::from_bytes(&bytes)
+            .map_err(|_| bad("the key is not a valid Ed25519 point"))?;
+        Ok(PublicKey(bytes))
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", self.fingerprint())
+    }
+}
+
+/// A loaded private signing key.
+pub struct SecretKey {
+    key: SigningKey,
+    path: PathBuf,
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SecretKey({}, public {})",
+            self.path.display(),
+            self.public().fingerprint()
+        )
+    }
+}
+
+impl SecretKey {
+    /// A fresh random key.
+    pub fn generate() -> Result<SecretKey, KeyError> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| KeyError::Random(e.to_string()))?;
+        Ok(SecretKey {
+            key: SigningKey::from_bytes(&seed),
+            path: PathBuf::new(),
+        })
+    }
+
+    pub fn public(&self) -> PublicKey {
+        PublicKey(self.key.verifying_key().to_bytes())
+    }
+
+    pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        self.key.sign(msg).to_bytes()
+    }
+
+    /// Writes the secret key to `path` (mode 0600, never overwriting) and the public key
+    /// to `path.pub`.
+    ///
+    /// Fails when either file exists or cannot be written.
+    pub fn write_pair(&self, path: &Path, comment: &str) -> Result<PathBuf, KeyError> {
+        let pub_path = public_path(path);
+        for p in [path, pub_path.as_path()] {
+            if p.exists() {
+                return Err(KeyError::Exists { path: p.to_owned() });
+            }
+        }
+        let werr = |p: &Path| {
+            let p = p.to_owned();
+            move |source| KeyError::Write { path: p, source }
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(werr(parent))?;
+        }
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(werr(path))?;
+        f.write_all(format!("{SECRET_TAG} {}\n", hex(self.key.as_bytes())).as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(werr(path))?;
+        let comment = comment.replace(['\n', '\r'], " ");
+        fs::write(
+            &pub_path,
+            format!("{PUBLIC_TAG} {} {comment}\n", self.public().to_hex()),
+        )
+        .map_err(werr(&pub_path))?;
+        Ok(pub_path)
+    }
+
+    /// Loads a secret key, refusing a file that group or others may read or write.
+    ///
+    /// Fails when the file is missing, too open, or not a plcvault secret key.
+    pub fn load(path: &Path) -> Result<SecretKey, KeyError> {
+        let rerr = |source| KeyError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let meta = fs::metadata(path).map_err(rerr)?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(KeyError::Permissions {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+        let text = fs::read_to_string(path).map_err(rerr)?;
+        let bad = |why: &str| KeyError::Format {
+            path: path.to_owned(),
+            what: "private",
+            why: why.to_string(),
+        };
+        let mut words = text.split_whitespace();
+        match words.next() {
+            Some(SECRET_TAG) => {}
+            Some(PUBLIC_TAG) => {
+                return Err(bad(
+                    "this is a public key (the .pub file); use the private one",
+                ));
+            }
+            _ => return Err(bad(&format!("it does not start with `{SECRET_TAG}`"))),
+        }
+        let seed: [u8; 32] = words
+            .next()
+            .and_then(unhex)
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| bad("the key is not 64 hex digits"))?;
+        Ok(SecretKey {
+            key: SigningKey::from_bytes(&seed),
+            path: path.to_owned(),
+        })
+    }
+}
+
+/// `key` -> `key.pub`.
+pub fn public_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".pub");
+    PathBuf::from(s)
+}
+
+/// What a trusted key may sign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Snapshots, failed collections, heartbeats, drills.
+    Collector,
+    /// Baseline approvals.
+    Approver,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Collector => "collector",
+            Role::Approver => "approver",
+        })
+    }
+}
+
+/// A key pinned in the config, with its name and role.
+#[derive(Clone, Debug)]
+pub struct TrustedKey {
+    pub name: String,
+    pub role: Role,
+    pub key: PublicKey,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generate_write_load_sign_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k/collector.key");
+        let k = SecretKey::generate().unwrap();
+        let pub_path = k.write_pair(&path, "test key").unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let loaded = SecretKey::load(&path).unwrap();
+        let public = PublicKey::load(&pub_path).unwrap();
+        assert_eq!(loaded.public(), public);
+        let sig = loaded.sign(b"hello");
+        assert!(public.verify(b"hello", &sig));
+        assert!(!public.verify(b"hellO", &sig));
+        // Never overwrite.
+        assert!(matches!(
+            k.write_pair(&path, ""),
+            Err(KeyError::Exists { .. })
+        ));
+        // Debug output holds no secret.
+        let secret_hex = fs::read_to_string(&path).unwrap();
+        let secret_hex = secret_hex.split_whitespace().nth(1).unwrap();
+        assert!(!format!("{loaded:?}").contains(secret_hex));
+    }
+
+    #[test]
+    fn loose_permissions_are_refused_with_a_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.key");
+        SecretKey::generate()
+            .unwrap()
+            .write_pair(&path, "")
+            .unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let err = SecretKey::load(&path).unwrap_err();
+        assert!(matches!(err, KeyError::Permissions { mode: 0o640, .. }));
+        assert!(err.to_string().contains("chmod 600"));
+    }
+
+    #[test]
+    fn public_file_given_as_secret_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.key");
+        let pub_path = SecretKey::generate()
+            .unwrap()
+            .write_pair(&path, "")
+            .unwrap();
+        fs::set_permissions(&pub_path, fs::Permissions::from_mode(0o600)).unwrap();
+        let err = SecretKey::load(&pub_path).unwrap_err();
+        assert!(err.to_string().contains("public key"), "{err}");
+    }
+}
