@@ -1,9 +1,33 @@
 //! plcvault's vault: a synchronous, offline store of signed, compressed, content-addressed
 //! snapshots with a hash-chained log. No network, no async runtime.
+//!
+//! The byte-level format is in `FORMAT.md` beside this crate.
 
 pub mod atomic;
 pub mod chunker;
+pub mod error;
+pub mod finding;
 pub mod hash;
+pub mod history;
+pub mod index;
 pub mod key;
+pub mod log;
+pub mod manifest;
+pub mod pack;
+pub mod repository;
+pub mod restore;
+pub mod state;
+pub mod verify;
+pub mod writer;
 
+pub use error::VaultError;
+pub use finding::{Finding, FindingKind};
 pub use hash::Hash;
+pub use history::{History, SnapshotRecord};
+pub use index::Index;
+pub use key::{PublicKey, Role, SecretKey, TrustedKey};
+pub use manifest::{ArtifactEntry, ArtifactKind, ArtifactMeta, ArtifactStatus, Manifest};
+pub use repository::{Trust, Vault};
+pub use restore::{RestoreOptions, RestoreReport, restore};
+pub use verify::{VerifyOptions, VerifyReport, verify};
+pub use writer::{Scratch, StoreError, Stored, Writer};

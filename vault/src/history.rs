@@ -1,0 +1,278 @@
+//! Reading the log back: every entry checked against the pinned keys and the hash chain.
+//!
+//! Everything that reads the vault (listing, restore, the writer, verify) goes through
+//! `History::load`, so an entry with a bad signature, an unknown or wrong-role signer, or
+//! from another vault is never acted on.
+
+use std::time::SystemTime;
+
+use crate::error::VaultError;
+use crate::finding::{Finding, FindingKind};
+use crate::hash::Hash;
+use crate::log::{self, Entry, Event, PackRef};
+use crate::repository::{Trust, Vault};
+
+/// An entry and what checking it found.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    pub entry: Entry,
+    /// The trusted key's name, when the signer is pinned.
+    pub signer_name: Option<String>,
+    /// Signature verifies, signer pinned with the right role, right vault, right number.
+    pub trusted: bool,
+}
+
+/// A stored snapshot as the log records it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SnapshotRecord {
+    /// The short id: the first 12 hex digits of the manifest hash.
+    pub id: String,
+    pub seq: u64,
+    pub time: String,
+    pub device: String,
+    pub manifest: Hash,
+    pub complete: bool,
+    pub artifacts: u64,
+    pub bytes: u64,
+    pub signer: String,
+}
+
+/// The checked log.
+#[derive(Debug, Default)]
+pub struct History {
+    pub entries: Vec<Checked>,
+    pub findings: Vec<Finding>,
+    /// Files in `log/` that are not entries.
+    pub strays: Vec<String>,
+}
+
+impl History {
+    /// Reads and checks every entry.
+    ///
+    /// Fails only when the log folder or an entry cannot be read at all (I/O error);
+    /// damage is reported in `findings`.
+    pub fn load(vault: &Vault, trust: &Trust) -> Result<History, VaultError> {
+        let (seqs, strays) = log::list(vault.root())?;
+        let mut h = History {
+            strays,
+            ..History::default()
+        };
+        let mut prev: Option<(u64, Hash)> = None;
+        let mut expected = 1u64;
+        for seq in seqs {
+            if seq != expected {
+                let range = if seq - 1 == expected {
+                    format!("entry {expected} is")
+                } else {
+                    format!("entries {expected} to {} are", seq - 1)
+                };
+                h.findings.push(
+                    Finding::new(
+                        FindingKind::MissingEntry,
+                        format!("{range} missing from the log (deleted?)"),
+                    )
+                    .seq(expected),
+                );
+            }
+            expected = seq + 1;
+            let (bytes, parsed) = log::read(vault.root(), seq)?;
+            let path = log::entry_path(vault.root(), seq);
+            let entry = match parsed {
+                Ok(e) => e,
+                Err(why) => {
+                    h.findings.push(
+                        Finding::new(
+                            FindingKind::MalformedEntry,
+                            format!("log entry {seq} is malformed: {why}"),
+                        )
+                        .seq(seq)
+                        .path(path.display()),
+                    );
+                    prev = Some((seq, Hash::of(&bytes)));
+                    continue;
+                }
+            };
+            let mut trusted = true;
+            let mut flag = |kind, msg: String| {
+                trusted = false;
+                h.findings
+                    .push(Finding::new(kind, msg).seq(seq).path(path.display()));
+            };
+            if entry.header.seq != seq {
+                flag(
+                    FindingKind::Reordered,
+                    format!(
+                        "log file {seq} holds entry {} (entries were moved or reordered)",
+                        entry.header.seq
+                    ),
+                );
+            }
+            if entry.header.vault != vault.id() {
+                flag(
+                    FindingKind::WrongVault,
+                    format!(
+                        "log entry {seq} belongs to vault {}, not this vault {}",
+                        entry.header.vault,
+                        vault.id()
+                    ),
+                );
+            }
+            let signer_name = match trust.lookup(&entry.header.signer) {
+                None => {
+                    flag(
+                        FindingKind::UnknownSigner,
+                        format!(
+                            "log entry {seq} is signed by key {}, which the config does not trust",
+                            entry.header.signer.fingerprint()
+                        ),
+                    );
+                    None
+                }
+                Some((name, roles)) => {
+                    if let Ok(ev) = &entry.event {
+                        let need = ev.required_role();
+                        if !roles.contains(&need) {
+                            flag(
+                                FindingKind::WrongRole,
+                                format!(
+                                    "log entry {seq} ({}) is signed by `{name}`, which is not trusted as {need}",
+                                    ev.type_name()
+                                ),
+                            );
+                        }
+                    }
+                    Some(name.to_string())
+                }
+            };
+            if !entry.signature_ok() {
+                flag(
+                    FindingKind::BadSignature,
+                    format!(
+                        "log entry {seq} has a signature that does not verify (altered entry?)"
+                    ),
+                );
+            }
+            let expected_prev = match prev {
+                Some((p, hash)) if p + 1 == seq => Some(hash),
+                _ => None,
+            };
+            let chain_ok = match (seq, entry.header.prev, expected_prev) {
+                (1, None, _) => true,
+                (_, Some(claimed), Some(actual)) => claimed == actual,
+                // The previous entry is missing: the gap is reported already.
+                (s, Some(_), None) if s > 1 => true,
+                _ => false,
+            };
+            if !chain_ok {
+                h.findings.push(
+                    Finding::new(
+                        FindingKind::BrokenChain,
+                        format!(
+                            "log entry {seq} does not follow entry {}: the chain is broken (entry changed, replaced or inserted)",
+                            seq.saturating_sub(1)
+                        ),
+                    )
+                    .seq(seq)
+                    .path(path.display()),
+                );
+            }
+            prev = Some((seq, entry.hash));
+            h.entries.push(Checked {
+                entry,
+                signer_name,
+                trusted,
+            });
+        }
+        Ok(h)
+    }
+
+    /// The newest entry file's number and hash.
+    pub fn head(&self) -> Option<(u64, Hash)> {
+        self.entries
+            .last()
+            .map(|c| (c.entry.file_seq, c.entry.hash))
+    }
+
+    pub fn newest_time(&self) -> Option<SystemTime> {
+        self.entries.iter().rev().find_map(|c| c.entry.time())
+    }
+
+    /// Trusted snapshot entries, oldest first.
+    pub fn snapshots(&self) -> Vec<SnapshotRecord> {
+        self.entries
+            .iter()
+            .filter(|c| c.trusted)
+            .filter_map(|c| match &c.entry.event {
+                Ok(Event::Snapshot {
+                    device,
+                    manifest,
+                    complete,
+                    artifacts,
+                    bytes,
+                    ..
+                }) => Some(SnapshotRecord {
+                    id: manifest.short(),
+                    seq: c.entry.file_seq,
+                    time: c.entry.header.time.clone(),
+                    device: device.clone(),
+                    manifest: *manifest,
+                    complete: *complete,
+                    artifacts: *artifacts,
+                    bytes: *bytes,
+                    signer: c.signer_name.clone().unwrap_or_default(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Packs named by trusted snapshot entries.
+    pub fn committed_packs(&self) -> Vec<PackRef> {
+        self.entries
+            .iter()
+            .filter(|c| c.trusted)
+            .flat_map(|c| match &c.entry.event {
+                Ok(Event::Snapshot { packs, .. }) => packs.clone(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Finds a snapshot by id prefix (or `latest`), optionally of one device.
+    ///
+    /// Fails when none or more than one matches.
+    pub fn find_snapshot(
+        &self,
+        device: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<SnapshotRecord, VaultError> {
+        let all: Vec<SnapshotRecord> = self
+            .snapshots()
+            .into_iter()
+            .filter(|s| device.is_none_or(|d| s.device == d))
+            .collect();
+        let not_found = |id: &str| VaultError::SnapshotNotFound {
+            id: id.to_string(),
+            device: device
+                .map(|d| format!(" of device `{d}`"))
+                .unwrap_or_default(),
+        };
+        match id {
+            None | Some("latest") => all.last().cloned().ok_or_else(|| not_found("latest")),
+            Some(prefix) => {
+                let prefix = prefix.to_ascii_lowercase();
+                let mut hits: Vec<&SnapshotRecord> = all
+                    .iter()
+                    .filter(|s| s.manifest.to_hex().starts_with(&prefix))
+                    .collect();
+                hits.dedup_by_key(|s| s.manifest);
+                match hits.len() {
+                    0 => Err(not_found(&prefix)),
+                    1 => Ok(hits[0].clone()),
+                    _ if prefix.len() < 4 => Err(VaultError::AmbiguousSnapshot(prefix)),
+                    _ => Err(VaultError::AmbiguousSnapshot(prefix)),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The append-only, signed, hash-chained log: the vault's commit point and its history.
+//!
+//! Entry `n` is the file `log/<n as 20 digits>.entry` holding exactly
+//! `BODY "\n" SIGNATURE_HEX "\n"`, where BODY is one line of JSON and the Ed25519 signature
+//! covers `"plcvault-log-entry-v1\0" || BODY`. An entry's hash is the SHA-256 of the whole
+//! file; each body names the hash of the entry before it in `prev`. Appending links a
+//! synced temp file to the next free name, which fails if another writer took it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::atomic;
+use crate::error::{VaultError, io_err};
+use crate::hash::{Hash, hex, unhex};
+use crate::key::{PublicKey, Role, SecretKey};
+
+/// Domain separation for log signatures.
+pub const SIGNATURE_CONTEXT: &[u8] = b"plcvault-log-entry-v1\0";
+pub const ENTRY_VERSION: u32 = 1;
+
+/// A pack a snapshot added to the vault.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackRef {
+    pub id: Hash,
+    pub size: u64,
+}
+
+/// What happened. Serialized with a `type` tag beside the header fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Event {
+    /// A snapshot was stored; its manifest is named by hash.
+    Snapshot {
+        device: String,
+        manifest: Hash,
+        manifest_size: u64,
+        complete: bool,
+        artifacts: u64,
+        bytes: u64,
+        /// Packs this snapshot added (chunks it reuses live in packs named by earlier entries).
+        packs: Vec<PackRef>,
+    },
+    /// A collection failed; nothing was stored for the device in this run.
+    CollectFailed { device: String, error: String },
+    /// The collector was alive; written so a quiet plant is not mistaken for a cut log.
+    Heartbeat { note: String },
+}
+
+impl Event {
+    /// The role a signer must have for this event.
+    pub fn required_role(&self) -> Role {
+        match self {
+            Event::Snapshot { .. } | Event::CollectFailed { .. } | Event::Heartbeat { .. } => {
+                Role::Collector
+            }
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::Snapshot { .. } => "snapshot",
+            Event::CollectFailed { .. } => "collect-failed",
+            Event::Heartbeat { .. } => "heartbeat",
+        }
+    }
+
+    pub fn device(&self) -> Option<&str> {
+        match self {
+            Event::Snapshot { device, .. } | Event::CollectFailed { device, .. } => Some(device),
+            Event::Heartbeat { .. } => None,
+        }
+    }
+}
+
+/// The fields every entry has.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub v: u32,
+    /// The vault's id (from its VAULT file), so entries cannot be moved between vaults.
+    pub vault: String,
+    pub seq: u64,
+    /// Hash of entry `seq - 1`; absent for entry 1.
+    pub prev: Option<Hash>,
+    pub time: String,
+    pub signer: PublicKey,
+}
+
+#[derive(Serialize)]
+struct BodyOut<'a> {
+    #[serde(flatten)]
+    header: &'a Header,
+    #[serde(flatten)]
+    event: &'a Event,
+}
+
+/// One parsed entry, not yet checked against trust.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The sequence number in the file name.
+    pub file_seq: u64,
+    pub path: PathBuf,
+    pub hash: Hash,
+    pub header: Header,
+    /// `Err(type)` for an event type this version does not know.
+    pub event: Result<Event, String>,
+    pub signature: [u8; 64],
+    body: Vec<u8>,
+}
+
+impl Entry {
+    /// True when the signature verifies (strictly) under the key the entry names.
+    pub fn signature_ok(&self) -> bool {
+        self.header
+            .signer
+            .verify(&signed_message(&self.body), &self.signature)
+    }
+
+    pub fn time(&self) -> Option<SystemTime> {
+        humantime::parse_rfc3339(&self.header.time).ok()
+    }
+
+    /// The exact stored body bytes.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+}
+
+pub fn signed_message(body: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(SIGNATURE_CONTEXT.len() + body.len());
+    m.extend_from_slice(SIGNATURE_CONTEXT);
+    m.extend_from_slice(body);
+    m
+}
+
+pub fn entry_path(root: &Path, seq: u64) -> PathBuf {
+    root.join("log").join(format!("{seq:020}.entry"))
+}
+
+/// The sequence numbers present in `log/`, ascending, and the names of files there that
+/// are not entries.
+///
+/// Fails when the folder cannot be listed.
+pub fn list(root: &Path) -> Result<(Vec<u64>, Vec<String>), VaultError> {
+    let dir = root.join("log");
+    let mut seqs = Vec::new();
+    let mut strays = Vec::new();
+    let rd = match fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((seqs, strays)),
+        Err(e) => return Err(io_err("list", &dir)(e)),
+    };
+    for item in rd {
+        let item = item.map_err(io_err("list", &dir))?;
+        let name = item.file_name().to_string_lossy().into_owned();
+        match name
+            .strip_suffix(".entry")
+            .filter(|s| s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            Some(seq) => seqs.push(seq),
+            None => strays.push(name),
+        }
+    }
+    seqs.sort_unstable();
+    strays.sort();
+    Ok((seqs, strays))
+}
+
+/// Parses the bytes of an entry file. `Err` says why they are not a well-formed entry.
+pub fn parse(file_seq: u64, path: &Path, bytes: &[u8]) -> Result<Entry, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "entry is not UTF-8".to_string())?;
+    let Some(rest) = text.strip_suffix('\n') else {
+        return Err("entry does not end with a newline (truncated?)".into());
+    };
+    let Some((body, sig_hex)) = rest.split_once('\n') else {
+        return Err("entry has no signature line (truncated?)".into());
+    };
+    let signature: [u8; 64] = unhex(sig_hex)
+        .and_then(|v| v.try_into().ok())
+        .ok_or("signature line is not 128 hex digits")?;
+    let header: Header =
+        serde_json::from_str(body).map_err(|e| format!("entry header does not parse: {e}"))?;
+    let event = match serde_json::from_str::<Event>(body) {
+        Ok(ev) => Ok(ev),
+        Err(e) => {
+            let v: serde_json::Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
+            match v.get("type").and_then(|t| t.as_str()) {
+                Some(t) if !["snapshot", "collect-failed", "heartbeat"].contains(&t) => {
+                    Err(t.to_string())
+                }
+                _ => return Err(format!("entry event does not parse: {e}")),
+            }
+        }
+    };
+    Ok(Entry {
+        file_seq,
+        path: path.to_owned(),
+        hash: Hash::of(bytes),
+        header,
+        event,
+        signature,
+        body: body.as_bytes().to_vec(),
+    })
+}
+
+/// Reads entry `seq`. The outer `Err` is an I/O failure; the inner one a malformed entry.
+///
+/// Fails when the file cannot be read.
+pub fn read(root: &Path, seq: u64) -> Result<(Vec<u8>, Result<Entry, String>), VaultError> {
+    let path = entry_path(root, seq);
+    let bytes = fs::read(&path).map_err(io_err("read log entry", &path))?;
+    let parsed = parse(seq, &path, &bytes);
+    Ok((bytes, parsed))
+}
+
+/// Serializes and signs an entry body.
+pub fn encode(header: &Header, event: &Event, key: &SecretKey) -> Vec<u8> {
+    let body = serde_json::to_vec(&BodyOut { header, event }).expect("entries always serialize");
+    let sig = key.sign(&signed_message(&body));
+    let mut out = body;
+    out.push(b'\n');
+    out.extend_from_slice(hex(&sig).as_bytes());
+    out.push(b'\n');
+    out
+}
+
+/// Appends `event`, signed by `key`, after the newest entry. Retries when another writer
+/// takes the next number first.
+///
+/// Fails on I/O errors, or with `Contended` after many lost races.
+pub fn append(
+    root: &Path,
+    vault_id: &str,
+    key: &SecretKey,
+    event: &Event,
+) -> Result<Entry, VaultError> {
+    const ATTEMPTS: u32 = 50;
+    let tmp = root.join("tmp");
+    for _ in 0..ATTEMPTS {
+        let (seqs, _) = list(root)?;
+        let (seq, prev) = match seqs.last() {
+            Some(&last) => {
+                let path = entry_path(root, last);
+                let bytes = fs::read(&path).map_err(io_err("read log entry", &path))?;
+                (last + 1, Some(Hash::of(&bytes)))
+            }
+            None => (1, None),
+        };
+        let header = Header {
+            v: ENTRY_VERSION,
+            vault: vault_id.to_string(),
+            seq,
+            prev,
+            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            signer: key.public(),
+        };
+        let bytes = encode(&header, event, key);
+        let path = entry_path(root, seq);
+        if atomic::write_exclusive(&tmp, &path, &bytes).map_err(io_err("append", &path))? {
+            return parse(seq, &path, &bytes).map_err(|why| crate::error::corrupt(&path, why));
+        }
+    }
+    Err(VaultError::Contended(ATTEMPTS))
+}

@@ -1,0 +1,303 @@
+//! Pack files: immutable containers of stored chunks, named by the SHA-256 of their bytes.
+//!
+//! Layout (all integers little-endian):
+//! `"PLCVPACK" u32:version=1`, then the stored chunks back to back, then one 49-byte trailer
+//! entry per chunk (`id[32] offset:u64 stored_len:u32 plain_len:u32 codec:u8`), then a
+//! 24-byte footer (`trailer_offset:u64 count:u32 reserved:u32=0 "PLCVEND1"`).
+
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::atomic;
+use crate::error::{VaultError, corrupt, io_err};
+use crate::hash::Hash;
+
+pub const MAGIC: &[u8; 8] = b"PLCVPACK";
+pub const VERSION: u32 = 1;
+pub const FOOTER_MAGIC: &[u8; 8] = b"PLCVEND1";
+pub const HEADER_LEN: u64 = 12;
+pub const ENTRY_LEN: usize = 49;
+pub const FOOTER_LEN: usize = 24;
+/// A pack is closed once it holds this many bytes.
+pub const TARGET_SIZE: u64 = 32 * 1024 * 1024;
+
+/// How a chunk's bytes are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    Raw = 0,
+    Zstd = 1,
+}
+
+/// Where one chunk lives inside a pack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackEntry {
+    pub id: Hash,
+    pub offset: u64,
+    pub stored_len: u32,
+    pub plain_len: u32,
+    pub codec: Codec,
+}
+
+/// A finished pack.
+#[derive(Clone, Debug)]
+pub struct PackInfo {
+    pub id: Hash,
+    pub size: u64,
+    pub entries: Vec<PackEntry>,
+}
+
+/// `packs/ab/abcdef....pack`
+pub fn pack_path(root: &Path, id: &Hash) -> PathBuf {
+    let hex = id.to_hex();
+    root.join("packs")
+        .join(&hex[..2])
+        .join(format!("{hex}.pack"))
+}
+
+/// Writes one pack into a temp file; `finish` names it by its hash and moves it in place.
+pub struct PackWriter {
+    file: File,
+    tmp: PathBuf,
+    hasher: Sha256,
+    len: u64,
+    entries: Vec<PackEntry>,
+}
+
+impl PackWriter {
+    /// Starts a pack in `tmp_dir`.
+    ///
+    /// Fails when the temp file cannot be created.
+    pub fn create(tmp_dir: &Path) -> Result<PackWriter, VaultError> {
+        let (file, tmp) =
+            atomic::create_temp(tmp_dir, "pack").map_err(io_err("create", tmp_dir))?;
+        let mut w = PackWriter {
+            file,
+            tmp,
+            hasher: Sha256::new(),
+            len: 0,
+            entries: Vec::new(),
+        };
+        let mut header = MAGIC.to_vec();
+        header.extend_from_slice(&VERSION.to_le_bytes());
+        w.write(&header)?;
+        Ok(w)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), VaultError> {
+        self.file
+            .write_all(bytes)
+            .map_err(io_err("write", &self.tmp))?;
+        self.hasher.update(bytes);
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Appends a stored chunk.
+    ///
+    /// Fails on a write error.
+    pub fn add(
+        &mut self,
+        id: Hash,
+        plain_len: u32,
+        codec: Codec,
+        stored: &[u8],
+    ) -> Result<(), VaultError> {
+        let offset = self.len;
+        self.write(stored)?;
+        self.entries.push(PackEntry {
+            id,
+            offset,
+            stored_len: stored.len() as u32,
+            plain_len,
+            codec,
+        });
+        Ok(())
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Writes the trailer, syncs, and renames the pack to `packs/xx/<sha256>.pack`.
+    ///
+    /// Fails on a write, sync or rename error; the temp file is removed then.
+    pub fn finish(mut self, root: &Path) -> Result<PackInfo, VaultError> {
+        let trailer_offset = self.len;
+        let mut trailer = Vec::with_capacity(self.entries.len() * ENTRY_LEN + FOOTER_LEN);
+        for e in &self.entries {
+            trailer.extend_from_slice(&e.id.0);
+            trailer.extend_from_slice(&e.offset.to_le_bytes());
+            trailer.extend_from_slice(&e.stored_len.to_le_bytes());
+            trailer.extend_from_slice(&e.plain_len.to_le_bytes());
+            trailer.push(e.codec as u8);
+        }
+        trailer.extend_from_slice(&trailer_offset.to_le_bytes());
+        trailer.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        trailer.extend_from_slice(&0u32.to_le_bytes());
+        trailer.extend_from_slice(FOOTER_MAGIC);
+        let result = (|| {
+            self.write(&trailer)?;
+            self.file.sync_all().map_err(io_err("sync", &self.tmp))?;
+            let id = Hash::from_hasher(std::mem::take(&mut self.hasher));
+            let dest = pack_path(root, &id);
+            let dir = dest.parent().expect("pack path has a parent");
+            fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+            fs::rename(&self.tmp, &dest).map_err(io_err("rename into place", &dest))?;
+            atomic::sync_dir(dir).map_err(io_err("sync", dir))?;
+            Ok(PackInfo {
+                id,
+                size: self.len,
+                entries: std::mem::take(&mut self.entries),
+            })
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+        result
+    }
+
+    /// Throws the unfinished pack away.
+    pub fn abandon(self) {
+        let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+/// Reads and checks a pack's trailer. Returns the file size and the entries.
+///
+/// Fails when the file cannot be read or its header, footer or trailer is malformed.
+pub fn read_trailer(path: &Path) -> Result<(u64, Vec<PackEntry>), VaultError> {
+    let mut f = File::open(path).map_err(io_err("open", path))?;
+    let size = f.metadata().map_err(io_err("stat", path))?.len();
+    if size < HEADER_LEN + FOOTER_LEN as u64 {
+        return Err(corrupt(path, format!("pack is truncated ({size} bytes)")));
+    }
+    let mut header = [0u8; 12];
+    f.read_exact(&mut header).map_err(io_err("read", path))?;
+    if &header[..8] != MAGIC || header[8..12] != VERSION.to_le_bytes() {
+        return Err(corrupt(path, "pack header is not PLCVPACK version 1"));
+    }
+    let mut footer = [0u8; FOOTER_LEN];
+    f.seek(SeekFrom::End(-(FOOTER_LEN as i64)))
+        .and_then(|_| f.read_exact(&mut footer))
+        .map_err(io_err("read", path))?;
+    if &footer[16..24] != FOOTER_MAGIC {
+        return Err(corrupt(path, "pack footer is missing (truncated pack?)"));
+    }
+    let trailer_offset = u64::from_le_bytes(footer[0..8].try_into().expect("8 bytes"));
+    let count = u32::from_le_bytes(footer[8..12].try_into().expect("4 bytes")) as u64;
+    if trailer_offset < HEADER_LEN
+        || trailer_offset + count * ENTRY_LEN as u64 + FOOTER_LEN as u64 != size
+    {
+        return Err(corrupt(path, "pack trailer does not match the file size"));
+    }
+    let mut trailer = vec![0u8; (count as usize) * ENTRY_LEN];
+    f.seek(SeekFrom::Start(trailer_offset))
+        .and_then(|_| f.read_exact(&mut trailer))
+        .map_err(io_err("read", path))?;
+    let mut entries = Vec::with_capacity(count as usize);
+    let mut expected_offset = HEADER_LEN;
+    for raw in trailer.chunks_exact(ENTRY_LEN) {
+        let e = PackEntry {
+            id: Hash(raw[0..32].try_into().expect("32 bytes")),
+            offset: u64::from_le_bytes(raw[32..40].try_into().expect("8 bytes")),
+            stored_len: u32::from_le_bytes(raw[40..44].try_into().expect("4 bytes")),
+            plain_len: u32::from_le_bytes(raw[44..48].try_into().expect("4 bytes")),
+            codec: match raw[48] {
+                0 => Codec::Raw,
+                1 => Codec::Zstd,
+                c => return Err(corrupt(path, format!("unknown codec {c} in pack trailer"))),
+            },
+        };
+        if e.offset != expected_offset {
+            return Err(corrupt(path, "pack trailer offsets are not contiguous"));
+        }
+        expected_offset += e.stored_len as u64;
+        entries.push(e);
+    }
+    if expected_offset != trailer_offset {
+        return Err(corrupt(path, "pack trailer does not cover the pack's data"));
+    }
+    Ok((size, entries))
+}
+
+/// Reusable buffers for reading chunks back.
+pub struct ChunkReader {
+    stored: Vec<u8>,
+    plain: Vec<u8>,
+    dctx: zstd::bulk::Decompressor<'static>,
+}
+
+impl ChunkReader {
+    /// Fails only when zstd cannot allocate its context.
+    pub fn new() -> Result<ChunkReader, VaultError> {
+        Ok(ChunkReader {
+            stored: Vec::new(),
+            plain: Vec::new(),
+            dctx: zstd::bulk::Decompressor::new()
+                .map_err(io_err("start zstd decompressor for", Path::new("pack")))?,
+        })
+    }
+
+    /// Reads the chunk `entry` from the open pack `file`, decompresses it and checks that
+    /// its SHA-256 is its id. Returns the plain bytes.
+    ///
+    /// Fails when the read fails or the bytes do not match the id (`VaultError::Corrupt`).
+    pub fn read(
+        &mut self,
+        file: &mut File,
+        path: &Path,
+        entry: &PackEntry,
+    ) -> Result<&[u8], VaultError> {
+        self.stored.resize(entry.stored_len as usize, 0);
+        file.seek(SeekFrom::Start(entry.offset))
+            .and_then(|_| file.read_exact(&mut self.stored))
+            .map_err(io_err("read", path))?;
+        self.decode(path, entry)
+    }
+
+    /// Decodes stored bytes already in hand (`stored`) and checks them against the entry.
+    pub fn decode_from(
+        &mut self,
+        stored: &[u8],
+        path: &Path,
+        entry: &PackEntry,
+    ) -> Result<&[u8], VaultError> {
+        self.stored.clear();
+        self.stored.extend_from_slice(stored);
+        self.decode(path, entry)
+    }
+
+    fn decode(&mut self, path: &Path, entry: &PackEntry) -> Result<&[u8], VaultError> {
+        let plain: &[u8] = match entry.codec {
+            Codec::Raw => &self.stored,
+            Codec::Zstd => {
+                self.plain.clear();
+                self.plain.reserve(entry.plain_len as usize);
+                let n = self
+                    .dctx
+                    .decompress_to_buffer(&self.stored[..], &mut self.plain)
+                    .map_err(|e| {
+                        corrupt(
+                            path,
+                            format!("chunk {} does not decompress: {e}", entry.id.short()),
+                        )
+                    })?;
+                &self.plain[..n]
+            }
+        };
+        if plain.len() != entry.plain_len as usize || Hash::of(plain) != entry.id {
+            return Err(corrupt(
+                path,
+                format!("chunk {} does not match its SHA-256", entry.id.short()),
+            ));
+        }
+        Ok(plain)
+    }
+}

@@ -1,0 +1,121 @@
+//! The vault folder: creating and opening it, and the trust list used to read it.
+//!
+//! ```text
+//! VAULT                 format marker and vault id
+//! log/NNN.entry         signed, hash-chained log (the commit point)
+//! manifests/<h>.json    snapshot manifests, named by SHA-256
+//! packs/xx/<h>.pack     immutable packs of chunks, named by SHA-256
+//! tmp/                  temp files of writers; never read
+//! ```
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::{VaultError, io_err};
+use crate::hash::hex;
+use crate::key::{PublicKey, Role, TrustedKey};
+
+const MARKER: &str = "plcvault vault\nformat 1\n";
+
+/// An opened vault folder.
+#[derive(Clone, Debug)]
+pub struct Vault {
+    root: PathBuf,
+    id: String,
+}
+
+impl Vault {
+    /// Opens an existing vault.
+    ///
+    /// Fails when `root` has no VAULT file or a format this version cannot read.
+    pub fn open(root: &Path) -> Result<Vault, VaultError> {
+        let marker = root.join("VAULT");
+        let text = match fs::read_to_string(&marker) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(VaultError::NotAVault {
+                    path: root.to_owned(),
+                });
+            }
+            Err(e) => return Err(io_err("read", &marker)(e)),
+        };
+        let Some(rest) = text.strip_prefix(MARKER) else {
+            let found = text
+                .lines()
+                .nth(1)
+                .unwrap_or("an unknown format")
+                .to_string();
+            return Err(VaultError::Version {
+                path: root.to_owned(),
+                found,
+            });
+        };
+        let id = rest
+            .lines()
+            .find_map(|l| l.strip_prefix("id "))
+            .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| crate::error::corrupt(&marker, "VAULT file has no valid `id` line"))?
+            .to_string();
+        Ok(Vault {
+            root: root.to_owned(),
+            id,
+        })
+    }
+
+    /// Creates a vault at `root` (which may exist but must not hold a vault), or opens the
+    /// one already there.
+    ///
+    /// Fails when the folder cannot be created or written.
+    pub fn open_or_create(root: &Path) -> Result<Vault, VaultError> {
+        if root.join("VAULT").exists() {
+            return Vault::open(root);
+        }
+        for sub in ["log", "manifests", "packs", "tmp"] {
+            let p = root.join(sub);
+            fs::create_dir_all(&p).map_err(io_err("create", &p))?;
+        }
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id)
+            .map_err(|e| VaultError::Key(crate::key::KeyError::Random(e.to_string())))?;
+        let text = format!(
+            "{MARKER}id {}\ncreated {}\n",
+            hex(&id),
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        );
+        // Exclusive: if two processes create at once, one VAULT file wins and both use it.
+        crate::atomic::write_exclusive(&root.join("tmp"), &root.join("VAULT"), text.as_bytes())
+            .map_err(io_err("create", &root.join("VAULT")))?;
+        Vault::open(root)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+}
+
+/// The keys the config pins. Verification trusts these and nothing found in the vault.
+#[derive(Clone, Debug, Default)]
+pub struct Trust {
+    pub keys: Vec<TrustedKey>,
+}
+
+impl Trust {
+    pub fn new(keys: Vec<TrustedKey>) -> Trust {
+        Trust { keys }
+    }
+
+    /// The name and roles of `key`, if trusted.
+    pub fn lookup(&self, key: &PublicKey) -> Option<(&str, Vec<Role>)> {
+        let found: Vec<&TrustedKey> = self.keys.iter().filter(|k| k.key == *key).collect();
+        let first = found.first()?;
+        Some((&first.name, found.iter().map(|k| k.role).collect()))
+    }
+}

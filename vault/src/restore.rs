@@ -1,0 +1,253 @@
+//! Restoring a snapshot into a folder, every chunk re-hashed on the way out.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{VaultError, io_err};
+use crate::index::Index;
+use crate::manifest::{ArtifactEntry, Manifest, check_name};
+use crate::pack::{ChunkReader, pack_path};
+use crate::repository::Vault;
+
+#[derive(Clone, Debug)]
+pub struct RestoreOptions {
+    /// Write into a folder that is not empty (existing files with the same names are
+    /// replaced).
+    pub force: bool,
+    pub threads: usize,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        RestoreOptions {
+            force: false,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// An artifact that could not be restored.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RestoreFailure {
+    pub name: String,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RestoreReport {
+    pub artifacts: u64,
+    pub bytes: u64,
+    pub failed: Vec<RestoreFailure>,
+}
+
+/// Restores every artifact of `manifest` under `target`. Each chunk is checked against its
+/// SHA-256 before it is written and each file against the artifact's SHA-256 before it
+/// gets its final name, so a damaged vault never produces a file that looks whole.
+///
+/// Fails before writing anything when a name would escape `target`, or when `target` is
+/// not empty and `force` is not set. Damage to single artifacts is reported in
+/// `RestoreReport::failed`.
+pub fn restore(
+    vault: &Vault,
+    index: &Index,
+    manifest: &Manifest,
+    target: &Path,
+    opts: &RestoreOptions,
+) -> Result<RestoreReport, VaultError> {
+    let mut names = std::collections::HashSet::new();
+    for a in &manifest.artifacts {
+        check_name(&a.name).map_err(|why| {
+            VaultError::Refused(format!(
+                "refusing to restore: artifact name {why} would escape the target folder\n\
+                 fix: this manifest was not written by plcvault; run `plcvault verify`"
+            ))
+        })?;
+        names.insert(a.name.as_str());
+    }
+    for a in &manifest.artifacts {
+        let mut prefix = a.name.as_str();
+        while let Some((parent, _)) = prefix.rsplit_once('/') {
+            if names.contains(parent) {
+                return Err(VaultError::Refused(format!(
+                    "refusing to restore: `{parent}` is both a file and the folder of `{}`",
+                    a.name
+                )));
+            }
+            prefix = parent;
+        }
+    }
+    match fs::read_dir(target) {
+        Ok(mut rd) => {
+            if rd.next().is_some() && !opts.force {
+                return Err(VaultError::Refused(format!(
+                    "refusing to restore into {}: the folder is not empty\n\
+                     fix: restore into a new folder, or pass --force to replace files there",
+                    target.display()
+                )));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(target).map_err(io_err("create", target))?;
+        }
+        Err(e) => return Err(io_err("open", target)(e)),
+    }
+    let next = AtomicUsize::new(0);
+    let report = Mutex::new(RestoreReport::default());
+    let threads = opts.threads.clamp(1, 16);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut reader = match ChunkReader::new() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        report
+                            .lock()
+                            .expect("report lock")
+                            .failed
+                            .push(RestoreFailure {
+                                name: "*".into(),
+                                error: e.to_string(),
+                            });
+                        return;
+                    }
+                };
+                let mut open: HashMap<u32, File> = HashMap::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(a) = manifest.artifacts.get(i) else {
+                        break;
+                    };
+                    let result = restore_one(vault, index, a, target, &mut reader, &mut open);
+                    let mut r = report.lock().expect("report lock");
+                    match result {
+                        Ok(()) => {
+                            r.artifacts += 1;
+                            r.bytes += a.size;
+                        }
+                        Err(e) => r.failed.push(RestoreFailure {
+                            name: a.name.clone(),
+                            error: e.to_string(),
+                        }),
+                    }
+                }
+            });
+        }
+    });
+    let mut report = report.into_inner().expect("report lock");
+    report.failed.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(report)
+}
+
+/// Refuses to write through a symbolic link that already sits inside the target.
+fn safe_parent(target: &Path, name: &str) -> Result<PathBuf, VaultError> {
+    let mut dir = target.to_path_buf();
+    let mut parts: Vec<&str> = name.split('/').collect();
+    parts.pop();
+    for part in parts {
+        dir.push(part);
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(VaultError::Refused(format!(
+                    "{} is a symbolic link; refusing to restore through it",
+                    dir.display()
+                )));
+            }
+            Ok(m) if !m.is_dir() => {
+                return Err(VaultError::Refused(format!(
+                    "{} exists and is not a folder",
+                    dir.display()
+                )));
+            }
+            Ok(_) => {}
+            Err(_) => fs::create_dir_all(&dir).map_err(io_err("create", &dir))?,
+        }
+    }
+    Ok(dir)
+}
+
+fn restore_one(
+    vault: &Vault,
+    index: &Index,
+    a: &ArtifactEntry,
+    target: &Path,
+    reader: &mut ChunkReader,
+    open: &mut HashMap<u32, File>,
+) -> Result<(), VaultError> {
+    let dir = safe_parent(target, &a.name)?;
+    let final_path = target.join(&a.name);
+    let tmp = dir.join(crate::atomic::unique_name(".plcvault-restore"));
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(io_err("create", &tmp))?;
+    let result = (|| {
+        let mut hasher = Sha256::new();
+        for (id, len) in &a.chunks {
+            let loc = index.get(id).ok_or_else(|| {
+                crate::error::corrupt(
+                    vault.root(),
+                    format!("chunk {} of `{}` is in no pack", id.short(), a.name),
+                )
+            })?;
+            let pack_id = index.packs[loc.pack as usize];
+            let path = pack_path(vault.root(), &pack_id);
+            if !open.contains_key(&loc.pack) {
+                if open.len() > 64 {
+                    open.clear();
+                }
+                let f = File::open(&path).map_err(io_err("open pack", &path))?;
+                open.insert(loc.pack, f);
+            }
+            let file = open.get_mut(&loc.pack).expect("inserted above");
+            let data = reader.read(file, &path, &loc.entry)?;
+            if data.len() != *len as usize {
+                return Err(crate::error::corrupt(
+                    &path,
+                    "chunk length differs from the manifest",
+                ));
+            }
+            hasher.update(data);
+            out.write_all(data).map_err(io_err("write", &tmp))?;
+        }
+        if crate::hash::Hash::from_hasher(hasher) != a.sha256 {
+            return Err(crate::error::corrupt(
+                vault.root(),
+                format!("`{}` does not match its SHA-256 after restore", a.name),
+            ));
+        }
+        if let Some(mode) = a.meta.mode {
+            out.set_permissions(fs::Permissions::from_mode(mode & 0o7777))
+                .map_err(io_err("set mode of", &tmp))?;
+        }
+        if let Some(t) = a
+            .meta
+            .mtime
+            .as_deref()
+            .and_then(|t| humantime::parse_rfc3339(t).ok())
+        {
+            out.set_modified(t).map_err(io_err("set mtime of", &tmp))?;
+        }
+        drop(out);
+        if let Ok(m) = fs::symlink_metadata(&final_path)
+            && m.is_dir()
+        {
+            return Err(VaultError::Refused(format!(
+                "{} is a folder; refusing to replace it with a file",
+                final_path.display()
+            )));
+        }
+        fs::rename(&tmp, &final_path).map_err(io_err("rename into place", &final_path))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}

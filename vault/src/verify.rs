@@ -1,0 +1,464 @@
+//! Verification: the log against the pinned keys and the remembered head, every manifest
+//! against its hash, every pack against the log, and with `read_data` every chunk against
+//! its SHA-256.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::error::VaultError;
+use crate::finding::{Finding, FindingKind};
+use crate::hash::Hash;
+use crate::history::History;
+use crate::index::Index;
+use crate::log::PackRef;
+use crate::manifest::{self, Manifest, check_name};
+use crate::pack::{self, ChunkReader};
+use crate::repository::{Trust, Vault};
+use crate::state;
+
+#[derive(Clone, Debug)]
+pub struct VerifyOptions {
+    /// Read every pack: hash it whole and re-hash every chunk.
+    pub read_data: bool,
+    /// Report the log as stale when its newest entry is older than this.
+    pub stale_after: Option<Duration>,
+    /// Where the verifier remembers the last head it saw (outside the vault).
+    pub state_dir: Option<PathBuf>,
+    /// Remember the head after a check that found the log intact.
+    pub update_state: bool,
+    pub now: SystemTime,
+    pub threads: usize,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            read_data: false,
+            stale_after: None,
+            state_dir: None,
+            update_state: true,
+            now: SystemTime::now(),
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct VerifyReport {
+    pub findings: Vec<Finding>,
+    pub entries: u64,
+    pub snapshots: u64,
+    pub packs: u64,
+    pub chunks_checked: u64,
+    pub bytes_checked: u64,
+    pub head_seq: Option<u64>,
+    pub head_hash: Option<Hash>,
+    /// Things worth knowing that are not damage (leftovers of interrupted runs).
+    pub notes: Vec<String>,
+}
+
+impl VerifyReport {
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// Kinds that mean the log itself cannot be trusted as it stands.
+fn log_level(kind: FindingKind) -> bool {
+    !matches!(
+        kind,
+        FindingKind::Stale
+            | FindingKind::MissingManifest
+            | FindingKind::CorruptManifest
+            | FindingKind::MissingPack
+            | FindingKind::TruncatedPack
+            | FindingKind::CorruptPack
+            | FindingKind::MissingChunk
+            | FindingKind::CorruptChunk
+            | FindingKind::BadManifest
+    )
+}
+
+/// Where a chunk is used, for naming what damage affects.
+struct Usage {
+    device: String,
+    snapshot: String,
+    artifact: String,
+}
+
+/// Checks the whole vault.
+///
+/// Fails only when the check cannot run (the log folder or the state cannot be read);
+/// everything found wrong is in `VerifyReport::findings`.
+pub fn verify(
+    vault: &Vault,
+    trust: &Trust,
+    opts: &VerifyOptions,
+) -> Result<VerifyReport, VaultError> {
+    let history = History::load(vault, trust)?;
+    let mut report = VerifyReport {
+        findings: history.findings.clone(),
+        entries: history.entries.len() as u64,
+        head_seq: history.head().map(|h| h.0),
+        head_hash: history.head().map(|h| h.1),
+        ..VerifyReport::default()
+    };
+    if !history.strays.is_empty() {
+        report.notes.push(format!(
+            "log/ holds files that are not entries (ignored): {}",
+            history.strays.join(", ")
+        ));
+    }
+
+    // The remembered head and staleness.
+    if let Some(dir) = &opts.state_dir
+        && let Some(mem) = state::load(dir, vault.id())?
+    {
+        report.findings.extend(state::check(&mem, &history));
+    }
+    if let Some(limit) = opts.stale_after {
+        match history.newest_time() {
+            Some(t) => {
+                if let Ok(age) = opts.now.duration_since(t)
+                    && age > limit
+                {
+                    report.findings.push(Finding::new(
+                        FindingKind::Stale,
+                        format!(
+                            "the newest log entry is {} old, more than the expected interval of {} (collector stopped, or log truncated)",
+                            humantime::format_duration(Duration::from_secs(age.as_secs())),
+                            humantime::format_duration(limit)
+                        ),
+                    ));
+                }
+            }
+            None => report
+                .notes
+                .push("the log is empty: nothing collected yet".into()),
+        }
+    }
+
+    // Packs named by the log.
+    let packs: Vec<PackRef> = {
+        let mut seen = HashSet::new();
+        history
+            .committed_packs()
+            .into_iter()
+            .filter(|p| seen.insert(p.id))
+            .collect()
+    };
+    report.packs = packs.len() as u64;
+    let (index, problems) = Index::load(vault, &packs);
+    for p in problems {
+        let path = pack::pack_path(vault.root(), &p.pack.id);
+        let kind = match &p.error {
+            VaultError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                FindingKind::MissingPack
+            }
+            VaultError::Corrupt { why, .. }
+                if why.contains("bytes, the log says") || why.contains("truncated") =>
+            {
+                FindingKind::TruncatedPack
+            }
+            _ => FindingKind::CorruptPack,
+        };
+        let msg = match kind {
+            FindingKind::MissingPack => format!("pack {} is missing", p.pack.id.short()),
+            _ => format!(
+                "pack {}: {}",
+                p.pack.id.short(),
+                first_line(&p.error.to_string())
+            ),
+        };
+        report
+            .findings
+            .push(Finding::new(kind, msg).path(path.display()));
+    }
+
+    // Manifests of trusted snapshots.
+    let snapshots = history.snapshots();
+    report.snapshots = snapshots.len() as u64;
+    let mut usage: HashMap<Hash, Vec<Usage>> = HashMap::new();
+    for s in &snapshots {
+        let path = manifest::manifest_path(vault.root(), &s.manifest);
+        let m: Manifest = match manifest::load(vault.root(), &s.manifest) {
+            Ok(m) => m,
+            Err(VaultError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                report.findings.push(
+                    Finding::new(
+                        FindingKind::MissingManifest,
+                        format!("manifest of snapshot {} of `{}` is missing", s.id, s.device),
+                    )
+                    .seq(s.seq)
+                    .device(&s.device)
+                    .snapshot(&s.id)
+                    .path(path.display()),
+                );
+                continue;
+            }
+            Err(e) => {
+                report.findings.push(
+                    Finding::new(
+                        FindingKind::CorruptManifest,
+                        format!(
+                            "manifest of snapshot {} of `{}`: {}",
+                            s.id,
+                            s.device,
+                            first_line(&e.to_string())
+                        ),
+                    )
+                    .seq(s.seq)
+                    .device(&s.device)
+                    .snapshot(&s.id)
+                    .path(path.display()),
+                );
+                continue;
+            }
+        };
+        let bad = |msg: String| {
+            Finding::new(FindingKind::BadManifest, msg)
+                .seq(s.seq)
+                .device(&s.device)
+                .snapshot(&s.id)
+        };
+        if m.device != s.device {
+            report.findings.push(bad(format!(
+                "snapshot {} is logged for `{}` but its manifest names `{}`",
+                s.id, s.device, m.device
+            )));
+        }
+        let mut names = HashSet::new();
+        for a in &m.artifacts {
+            if let Err(why) = check_name(&a.name) {
+                report.findings.push(bad(format!(
+                    "snapshot {} has an unsafe artifact name: {why}",
+                    s.id
+                )));
+            }
+            if !names.insert(&a.name) {
+                report
+                    .findings
+                    .push(bad(format!("snapshot {} lists `{}` twice", s.id, a.name)));
+            }
+            let sum: u64 = a.chunks.iter().map(|c| c.1 as u64).sum();
+            if sum != a.size {
+                report.findings.push(bad(format!(
+                    "`{}` in snapshot {}: chunks add up to {sum} bytes, the manifest says {}",
+                    a.name, s.id, a.size
+                )));
+            }
+            let mut missing = 0usize;
+            for (id, len) in &a.chunks {
+                match index.get(id) {
+                    None => missing += 1,
+                    Some(loc) if loc.entry.plain_len != *len => missing += 1,
+                    Some(_) => {}
+                }
+                usage.entry(*id).or_default().push(Usage {
+                    device: s.device.clone(),
+                    snapshot: s.id.clone(),
+                    artifact: a.name.clone(),
+                });
+            }
+            if missing > 0 {
+                report.findings.push(
+                    Finding::new(
+                        FindingKind::MissingChunk,
+                        format!(
+                            "`{}` in snapshot {} of `{}`: {missing} of {} chunks are in no readable pack",
+                            a.name,
+                            s.id,
+                            s.device,
+                            a.chunks.len()
+                        ),
+                    )
+                    .seq(s.seq)
+                    .device(&s.device)
+                    .snapshot(&s.id),
+                );
+            }
+        }
+    }
+
+    if opts.read_data {
+        read_data(vault, &index, opts.threads, &usage, &mut report);
+    }
+
+    leftovers(vault, &packs, &snapshots, &mut report);
+
+    if opts.update_state
+        && let (Some(dir), Some(head)) = (&opts.state_dir, history.head())
+        && !report.findings.iter().any(|f| log_level(f.kind))
+    {
+        state::remember(dir, vault.id(), head)?;
+    }
+    Ok(report)
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// Reads every indexed pack whole: its SHA-256 must be its name, and every chunk must
+/// decompress to bytes with its own SHA-256.
+fn read_data(
+    vault: &Vault,
+    index: &Index,
+    threads: usize,
+    usage: &HashMap<Hash, Vec<Usage>>,
+    report: &mut VerifyReport,
+) {
+    let next = AtomicUsize::new(0);
+    let found = Mutex::new(Vec::new());
+    let counts = Mutex::new((0u64, 0u64));
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, 16) {
+            s.spawn(|| {
+                let mut reader = match ChunkReader::new() {
+                    Ok(r) => r,
+                    Err(_) => return,
+                };
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(pack_id) = index.packs.get(i) else {
+                        break;
+                    };
+                    let path = pack::pack_path(vault.root(), pack_id);
+                    let mut local = Vec::new();
+                    let (mut chunks, mut bytes) = (0u64, 0u64);
+                    match std::fs::read(&path) {
+                        Err(e) => local.push(
+                            Finding::new(
+                                FindingKind::MissingPack,
+                                format!("pack {} cannot be read: {e}", pack_id.short()),
+                            )
+                            .path(path.display()),
+                        ),
+                        Ok(data) => {
+                            if Hash::of(&data) != *pack_id {
+                                local.push(
+                                    Finding::new(
+                                        FindingKind::CorruptPack,
+                                        format!(
+                                            "pack {} does not match its SHA-256 (its bytes changed)",
+                                            pack_id.short()
+                                        ),
+                                    )
+                                    .path(path.display()),
+                                );
+                            }
+                            // The trailer was checked when the index was built.
+                            if let Ok((_, entries)) = pack::read_trailer(&path) {
+                                for e in &entries {
+                                    let end = (e.offset + e.stored_len as u64) as usize;
+                                    let ok = data
+                                        .get(e.offset as usize..end)
+                                        .map(|stored| reader.decode_from(stored, &path, e).is_ok())
+                                        .unwrap_or(false);
+                                    chunks += 1;
+                                    bytes += e.plain_len as u64;
+                                    if !ok {
+                                        local.push(corrupt_chunk_finding(&e.id, pack_id, usage, &path));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    found.lock().expect("findings lock").extend(local);
+                    let mut c = counts.lock().expect("counts lock");
+                    c.0 += chunks;
+                    c.1 += bytes;
+                }
+            });
+        }
+    });
+    let (chunks, bytes) = counts.into_inner().expect("counts lock");
+    report.chunks_checked = chunks;
+    report.bytes_checked = bytes;
+    let mut found = found.into_inner().expect("findings lock");
+    found.sort_by(|a, b| a.message.cmp(&b.message));
+    report.findings.extend(found);
+}
+
+fn corrupt_chunk_finding(
+    id: &Hash,
+    pack_id: &Hash,
+    usage: &HashMap<Hash, Vec<Usage>>,
+    path: &std::path::Path,
+) -> Finding {
+    let users = usage.get(id).map(Vec::as_slice).unwrap_or(&[]);
+    let mut affected: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for u in users {
+        affected
+            .entry((u.device.clone(), u.snapshot.clone()))
+            .or_default()
+            .push(u.artifact.clone());
+    }
+    let what = if affected.is_empty() {
+        "no snapshot uses it".to_string()
+    } else {
+        affected
+            .iter()
+            .map(|((d, s), arts)| format!("`{}` in snapshot {s} of `{d}`", arts.join("`, `")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let mut f = Finding::new(
+        FindingKind::CorruptChunk,
+        format!(
+            "chunk {} in pack {} is damaged; affects {what}",
+            id.short(),
+            pack_id.short()
+        ),
+    )
+    .path(path.display());
+    if let Some(((d, s), _)) = affected.iter().next() {
+        f = f.device(d).snapshot(s);
+    }
+    f
+}
+
+/// Notes packs, manifests and temp files that no trusted entry names.
+fn leftovers(
+    vault: &Vault,
+    packs: &[PackRef],
+    snapshots: &[crate::history::SnapshotRecord],
+    report: &mut VerifyReport,
+) {
+    let named: HashSet<String> = packs.iter().map(|p| format!("{}.pack", p.id)).collect();
+    let mut stray_packs = 0;
+    if let Ok(rd) = std::fs::read_dir(vault.root().join("packs")) {
+        for sub in rd.flatten() {
+            if let Ok(files) = std::fs::read_dir(sub.path()) {
+                stray_packs += files
+                    .flatten()
+                    .filter(|f| !named.contains(&f.file_name().to_string_lossy().into_owned()))
+                    .count();
+            }
+        }
+    }
+    let named: HashSet<String> = snapshots
+        .iter()
+        .map(|s| format!("{}.json", s.manifest))
+        .collect();
+    let stray_manifests = std::fs::read_dir(vault.root().join("manifests"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|f| !named.contains(&f.file_name().to_string_lossy().into_owned()))
+                .count()
+        })
+        .unwrap_or(0);
+    let temps = std::fs::read_dir(vault.tmp_dir())
+        .map(|rd| rd.count())
+        .unwrap_or(0);
+    if stray_packs + stray_manifests + temps > 0 {
+        report.notes.push(format!(
+            "{stray_packs} pack(s), {stray_manifests} manifest(s) and {temps} temp file(s) are not part of any committed snapshot (left by interrupted or concurrent runs; harmless)"
+        ));
+    }
+}

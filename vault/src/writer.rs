@@ -1,0 +1,240 @@
+//! Storing artifacts: chunk, hash, deduplicate, compress and pack, then commit a snapshot.
+//!
+//! A `Writer` is shared by worker threads (`store` takes `&self`); each thread brings its
+//! own `Scratch` (chunk buffer, zstd context, output buffer) so nothing is reallocated per
+//! chunk. Nothing becomes visible until `commit` has synced the packs and the manifest and
+//! appended the signed log entry; a writer dropped before that leaves only unreferenced
+//! files that verify ignores.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+use crate::chunker::{ChunkError, Chunker};
+use crate::error::{VaultError, io_err};
+use crate::hash::Hash;
+use crate::index::Index;
+use crate::key::SecretKey;
+use crate::log::{self, Entry, Event, PackRef};
+use crate::manifest::{self, Manifest};
+use crate::pack::{Codec, PackInfo, PackWriter, TARGET_SIZE};
+use crate::repository::Vault;
+
+/// zstd level used unless the config says otherwise.
+pub const DEFAULT_LEVEL: i32 = 3;
+
+/// Per-thread buffers.
+pub struct Scratch {
+    chunker: Chunker,
+    cctx: zstd::bulk::Compressor<'static>,
+    out: Vec<u8>,
+}
+
+impl Scratch {
+    /// Fails only when zstd cannot allocate a context.
+    pub fn new(level: i32) -> Result<Scratch, VaultError> {
+        Ok(Scratch {
+            chunker: Chunker::new(),
+            cctx: zstd::bulk::Compressor::new(level).map_err(io_err(
+                "start zstd compressor for",
+                std::path::Path::new("vault"),
+            ))?,
+            out: Vec::new(),
+        })
+    }
+}
+
+/// The result of storing one stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    pub size: u64,
+    pub sha256: Hash,
+    pub chunks: Vec<(Hash, u32)>,
+    /// Bytes of chunks that were new to the vault (before compression).
+    pub new_bytes: u64,
+}
+
+/// Why storing a stream failed: the source or the vault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("reading the source failed: {0}")]
+    Source(std::io::Error),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+/// What a commit wrote.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    pub entry: Entry,
+    pub manifest: Hash,
+    pub packs: Vec<PackRef>,
+    pub stored_bytes: u64,
+}
+
+pub struct Writer<'a> {
+    vault: &'a Vault,
+    index: &'a Index,
+    claimed: Mutex<HashSet<Hash>>,
+    idle: Mutex<Vec<PackWriter>>,
+    finished: Mutex<Vec<PackInfo>>,
+    new_bytes: std::sync::atomic::AtomicU64,
+}
+
+impl<'a> Writer<'a> {
+    /// A writer that deduplicates against `index` (the committed packs).
+    pub fn new(vault: &'a Vault, index: &'a Index) -> Writer<'a> {
+        Writer {
+            vault,
+            index,
+            claimed: Mutex::new(HashSet::new()),
+            idle: Mutex::new(Vec::new()),
+            finished: Mutex::new(Vec::new()),
+            new_bytes: Default::default(),
+        }
+    }
+
+    /// Stores everything `reader` yields, streaming.
+    ///
+    /// Fails with `Source` when the reader fails, `Vault` when writing fails.
+    pub fn store<R: Read>(&self, scratch: &mut Scratch, reader: R) -> Result<Stored, StoreError> {
+        let mut hasher = Sha256::new();
+        let mut chunks = Vec::new();
+        let mut new_bytes = 0u64;
+        let Scratch {
+            chunker, cctx, out, ..
+        } = scratch;
+        let size = chunker
+            .for_each(reader, |data| -> Result<(), VaultError> {
+                hasher.update(data);
+                let id = Hash::of(data);
+                chunks.push((id, data.len() as u32));
+                if self.put_chunk(cctx, out, id, data)? {
+                    new_bytes += data.len() as u64;
+                }
+                Ok(())
+            })
+            .map_err(|e| match e {
+                ChunkError::Read(e) => StoreError::Source(e),
+                ChunkError::Sink(e) => StoreError::Vault(e),
+            })?;
+        self.new_bytes
+            .fetch_add(new_bytes, std::sync::atomic::Ordering::Relaxed);
+        Ok(Stored {
+            size,
+            sha256: Hash::from_hasher(hasher),
+            chunks,
+            new_bytes,
+        })
+    }
+
+    /// Stores one chunk unless the vault or this writer has it. True when it was new.
+    fn put_chunk(
+        &self,
+        cctx: &mut zstd::bulk::Compressor<'static>,
+        out: &mut Vec<u8>,
+        id: Hash,
+        data: &[u8],
+    ) -> Result<bool, VaultError> {
+        if self.index.contains(&id) {
+            return Ok(false);
+        }
+        if !self.claimed.lock().expect("claimed set lock").insert(id) {
+            return Ok(false);
+        }
+        out.clear();
+        out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+        let compressed = cctx
+            .compress_to_buffer(data, out)
+            .ok()
+            .filter(|&n| n + n / 32 < data.len());
+        let (codec, stored) = match compressed {
+            Some(n) => (Codec::Zstd, &out[..n]),
+            None => (Codec::Raw, data),
+        };
+        let popped = self.idle.lock().expect("idle packs lock").pop();
+        let mut pack = match popped {
+            Some(p) => p,
+            None => PackWriter::create(&self.vault.tmp_dir())?,
+        };
+        if let Err(e) = pack.add(id, data.len() as u32, codec, stored) {
+            pack.abandon();
+            return Err(e);
+        }
+        if pack.len() >= TARGET_SIZE {
+            let info = pack.finish(self.vault.root())?;
+            self.finished
+                .lock()
+                .expect("finished packs lock")
+                .push(info);
+        } else {
+            self.idle.lock().expect("idle packs lock").push(pack);
+        }
+        Ok(true)
+    }
+
+    /// Bytes of new chunks stored so far (before compression).
+    pub fn new_bytes(&self) -> u64 {
+        self.new_bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Closes the open packs, writes the manifest and appends the signed snapshot entry.
+    /// This is the commit point.
+    ///
+    /// Fails on I/O errors; then nothing is visible in the log.
+    pub fn commit(self, manifest: &Manifest, key: &SecretKey) -> Result<Committed, VaultError> {
+        let idle = std::mem::take(&mut *self.idle.lock().expect("idle packs lock"));
+        let mut finished = std::mem::take(&mut *self.finished.lock().expect("finished lock"));
+        let mut idle = idle.into_iter();
+        while let Some(p) = idle.next() {
+            match p.finish(self.vault.root()) {
+                Ok(info) => finished.push(info),
+                Err(e) => {
+                    idle.for_each(PackWriter::abandon);
+                    return Err(e);
+                }
+            }
+        }
+        let bytes = manifest.to_bytes();
+        let id = Hash::of(&bytes);
+        let path = manifest::manifest_path(self.vault.root(), &id);
+        crate::atomic::write_replace(&self.vault.tmp_dir(), &path, &bytes)
+            .map_err(io_err("write manifest", &path))?;
+        let packs: Vec<PackRef> = finished
+            .iter()
+            .map(|p| PackRef {
+                id: p.id,
+                size: p.size,
+            })
+            .collect();
+        let stored_bytes = packs.iter().map(|p| p.size).sum();
+        let event = Event::Snapshot {
+            device: manifest.device.clone(),
+            manifest: id,
+            manifest_size: bytes.len() as u64,
+            complete: manifest.complete,
+            artifacts: manifest.artifacts.len() as u64,
+            bytes: manifest.total_size(),
+            packs: packs.clone(),
+        };
+        let entry = log::append(self.vault.root(), self.vault.id(), key, &event)?;
+        Ok(Committed {
+            entry,
+            manifest: id,
+            packs,
+            stored_bytes,
+        })
+    }
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut idle) = self.idle.lock() {
+            for p in idle.drain(..) {
+                p.abandon();
+            }
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! One generated case per kind of damage; each asserts the finding verify reports.
+
+mod common;
+
+use std::fs;
+use std::time::{Duration, SystemTime};
+
+use common::Fixture;
+use vault::log::{self, Event, Header};
+use vault::{FindingKind, History, SecretKey, VerifyOptions, VerifyReport, manifest, pack, verify};
+
+fn check(f: &Fixture, read_data: bool) -> VerifyReport {
+    verify(
+        &f.vault,
+        &f.trust,
+        &VerifyOptions {
+            read_data,
+            state_dir: Some(f.state_dir()),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn kinds(r: &VerifyReport) -> Vec<FindingKind> {
+    r.findings.iter().map(|f| f.kind).collect()
+}
+
+fn first_pack(f: &Fixture) -> std::path::PathBuf {
+    let h = History::load(&f.vault, &f.trust).unwrap();
+    let p = &h.committed_packs()[0];
+    pack::pack_path(f.root(), &p.id)
+}
+
+#[test]
+fn intact_vault_is_clean() {
+    let f = Fixture::standard();
+    let r = check(&f, true);
+    assert!(r.is_clean(), "{:?}", r.findings);
+    assert_eq!((r.entries, r.snapshots), (2, 2));
+}
+
+#[test]
+fn flipped_byte_in_pack() {
+    let f = Fixture::standard();
+    let path = first_pack(&f);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[20] ^= 0x01;
+    fs::write(&path, bytes).unwrap();
+    // Size and trailer are intact, so only reading the data finds it.
+    assert!(check(&f, false).is_clean());
+    let r = check(&f, true);
+    let k = kinds(&r);
+    assert!(k.contains(&FindingKind::CorruptPack), "{k:?}");
+    let chunk = r
+        .findings
+        .iter()
+        .find(|x| x.kind == FindingKind::CorruptChunk)
+        .expect("corrupt chunk");
+    assert!(chunk.message.contains("affects `"), "{}", chunk.message);
+    assert_eq!(chunk.device.as_deref(), Some("plc1"));
+}
+
+#[test]
+fn missing_pack() {
+    let f = Fixture::standard();
+    fs::remove_file(first_pack(&f)).unwrap();
+    let k = kinds(&check(&f, false));
+    assert!(k.contains(&FindingKind::MissingPack), "{k:?}");
+    assert!(k.contains(&FindingKind::MissingChunk), "{k:?}");
+}
+
+#[test]
+fn truncated_pack() {
+    let f = Fixture::standard();
+    let path = first_pack(&f);
+    let len = fs::metadata(&path).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let k = kinds(&check(&f, false));
+    assert!(k.contains(&FindingKind::TruncatedPack), "{k:?}");
+}
+
+#[test]
+fn missing_manifest() {
+    let f = Fixture::standard();
+    let s = &History::load(&f.vault, &f.trust).unwrap().snapshots()[0];
+    fs::remove_file(manifest::manifest_path(f.root(), &s.manifest)).unwrap();
+    let r = check(&f, false);
+    assert_eq!(kinds(&r), vec![FindingKind::MissingManifest]);
+    assert_eq!(r.findings[0].snapshot.as_deref(), Some(s.id.as_str()));
+}
+
+#[test]
+fn altered_manifest() {
+    let f = Fixture::standard();
+    let s = &History::load(&f.vault, &f.trust).unwrap().snapshots()[1];
+    let path = manifest::manifest_path(f.root(), &s.manifest);
+    let text = fs::read_to_string(&path)
+        .unwrap()
+        .replace("OB1.awl", "OB2.awl");
+    fs::write(&path, text).unwrap();
+    assert_eq!(kinds(&check(&f, false)), vec![FindingKind::CorruptManifest]);
+}
+
+#[test]
+fn log_entry_with_bad_signature() {
+    let f = Fixture::standard();
+    let path = log::entry_path(f.root(), 1);
+    let text = fs::read_to_string(&path).unwrap();
+    // Claim the snapshot was complete when it... already is; change the device name instead.
+    let altered = text.replacen("\"device\":\"plc1\"", "\"device\":\"plc9\"", 1);
+    assert_ne!(text, altered);
+    fs::write(&path, altered).unwrap();
+    let k = kinds(&check(&f, false));
+    assert!(k.contains(&FindingKind::BadSignature), "{k:?}");
+    // Entry 2 named the old hash of entry 1.
+    assert!(k.contains(&FindingKind::BrokenChain), "{k:?}");
+}
+
+#[test]
+fn entry_signed_by_unknown_key() {
+    let f = Fixture::standard();
+    let stranger = SecretKey::generate().unwrap();
+    log::append(
+        f.root(),
+        f.vault.id(),
+        &stranger,
+        &Event::Heartbeat { note: "hi".into() },
+    )
+    .unwrap();
+    let r = check(&f, false);
+    assert_eq!(kinds(&r), vec![FindingKind::UnknownSigner]);
+    assert_eq!(r.findings[0].seq, Some(3));
+}
+
+#[test]
+fn entry_signed_by_wrong_role() {
+    let f = Fixture::standard();
+    // An approver key may not sign collections.
+    log::append(
+        f.root(),
+        f.vault.id(),
+        &f.approver,
+        &Event::Heartbeat { note: "hi".into() },
+    )
+    .unwrap();
+    assert_eq!(kinds(&check(&f, false)), vec![FindingKind::WrongRole]);
+}
+
+#[test]
+fn broken_chain() {
+    let f = Fixture::standard();
+    // A validly signed entry 2 that names the wrong predecessor (as if entry 1 had been
+    // swapped for another one).
+    let (_, parsed) = log::read(f.root(), 2).unwrap();
+    let old = parsed.unwrap();
+    let header = Header {
+        prev: Some(vault::Hash::of(b"another entry 1")),
+        ..old.header.clone()
+    };
+    let bytes = log::encode(&header, old.event.as_ref().unwrap(), &f.collector);
+    fs::write(log::entry_path(f.root(), 2), bytes).unwrap();
+    assert_eq!(kinds(&check(&f, false)), vec![FindingKind::BrokenChain]);
+}
+
+#[test]
+fn deleted_entry() {
+    let f = Fixture::standard();
+    log::append(
+        f.root(),
+        f.vault.id(),
+        &f.collector,
+        &Event::Heartbeat { note: "3".into() },
+    )
+    .unwrap();
+    fs::remove_file(log::entry_path(f.root(), 2)).unwrap();
+    let k = kinds(&check(&f, false));
+    assert!(k.contains(&FindingKind::MissingEntry), "{k:?}");
+}
+
+#[test]
+fn reordered_entries() {
+    let f = Fixture::standard();
+    let (a, b) = (log::entry_path(f.root(), 1), log::entry_path(f.root(), 2));
+    let tmp = f.root().join("swap");
+    fs::rename(&a, &tmp).unwrap();
+    fs::rename(&b, &a).unwrap();
+    fs::rename(&tmp, &b).unwrap();
+    let k = kinds(&check(&f, false));
+    assert!(k.contains(&FindingKind::Reordered), "{k:?}");
+    assert!(k.contains(&FindingKind::BrokenChain), "{k:?}");
+}
+
+#[test]
+fn entry_from_another_vault() {
+    let f = Fixture::standard();
+    let other = Fixture::standard();
+    fs::copy(
+        log::entry_path(other.root(), 1),
+        log::entry_path(f.root(), 3),
+    )
+    .unwrap();
+    let k = kinds(&check(&f, false));
+    assert!(k.contains(&FindingKind::WrongVault), "{k:?}");
+    // Signed by a key this vault does not trust either.
+    assert!(k.contains(&FindingKind::UnknownSigner), "{k:?}");
+}
+
+#[test]
+fn half_written_entry() {
+    let f = Fixture::standard();
+    let path = log::entry_path(f.root(), 2);
+    let bytes = fs::read(&path).unwrap();
+    fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let k = kinds(&check(&f, false));
+    assert!(k.contains(&FindingKind::MalformedEntry), "{k:?}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for e in walk(from) {
+        let rel = e.strip_prefix(from).unwrap();
+        let dest = to.join(rel);
+        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        fs::copy(&e, dest).unwrap();
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+#[test]
+fn rollback_to_an_older_copy_and_divergence() {
+    let f = Fixture::standard();
+    let old_copy = f.dir.path().join("old-copy");
+    copy_dir(f.root(), &old_copy);
+    f.snapshot("plc1", &[("OB1.awl", common::text(10, 9))]);
+    assert!(check(&f, false).is_clean(), "verifier remembers entry 3");
+    // Put the older copy back in place of the vault.
+    fs::remove_dir_all(f.root()).unwrap();
+    copy_dir(&old_copy, f.root());
+    let r = check(&f, false);
+    assert_eq!(kinds(&r), vec![FindingKind::Rollback]);
+    // Writing to the old copy does not hide it: entry 3 now differs.
+    f.snapshot("plc1", &[("OB1.awl", common::text(10, 10))]);
+    assert_eq!(kinds(&check(&f, false)), vec![FindingKind::Diverged]);
+}
+
+#[test]
+fn stale_log() {
+    let f = Fixture::standard();
+    let opts = |now| VerifyOptions {
+        stale_after: Some(Duration::from_secs(26 * 3600)),
+        now,
+        ..Default::default()
+    };
+    let fresh = verify(&f.vault, &f.trust, &opts(SystemTime::now())).unwrap();
+    assert!(fresh.is_clean());
+    let later = SystemTime::now() + Duration::from_secs(27 * 3600);
+    let r = verify(&f.vault, &f.trust, &opts(later)).unwrap();
+    assert_eq!(kinds(&r), vec![FindingKind::Stale]);
+}
+
+#[test]
+fn leftovers_of_a_crashed_writer_are_notes_not_damage() {
+    let f = Fixture::standard();
+    fs::write(f.root().join("tmp/pack-123.tmp"), b"half a pack").unwrap();
+    let r = check(&f, true);
+    assert!(r.is_clean(), "{:?}", r.findings);
+    assert!(
+        r.notes.iter().any(|n| n.contains("temp file")),
+        "{:?}",
+        r.notes
+    );
+}
