@@ -1,0 +1,421 @@
+//! The `files` adapter: exports on an engineering workstation or a share.
+//!
+//! The artifact name is the path relative to the root, with `/` separators. Size, mode
+//! and mtime are recorded as metadata, never as evidence: content is always hashed.
+//! Symbolic links are followed only when they resolve to a file inside the root. A file
+//! that changes while it is read is read again; if it keeps changing it is stored marked
+//! `unstable` and the snapshot is incomplete.
+
+use std::fs::{self, File, Metadata};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use glob::{MatchOptions, Pattern};
+
+use crate::{
+    AdapterError, ArtifactKind, ArtifactMeta, ArtifactSource, Collection, Collector, SourceData,
+};
+
+const MATCH: MatchOptions = MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: true,
+    require_literal_leading_dot: false,
+};
+
+/// Settings of one files device.
+#[derive(Clone, Debug)]
+pub struct FilesOptions {
+    pub device: String,
+    pub root: PathBuf,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    /// Glob → kind, first match wins; then the built-in rules by extension.
+    pub kinds: Vec<(String, ArtifactKind)>,
+}
+
+pub struct FilesCollector {
+    opts: FilesOptions,
+    include: Vec<Pattern>,
+    exclude: Vec<Pattern>,
+    kinds: Vec<(Pattern, ArtifactKind)>,
+}
+
+fn compile(device: &str, key: &str, globs: &[String]) -> Result<Vec<Pattern>, AdapterError> {
+    globs
+        .iter()
+        .map(|g| {
+            Pattern::new(g).map_err(|e| AdapterError::Config {
+                device: device.to_string(),
+                key: key.to_string(),
+                why: format!("`{g}` is not a valid glob: {e}"),
+            })
+        })
+        .collect()
+}
+
+/// The built-in kind of a file by its extension.
+pub fn default_kind(name: &str) -> ArtifactKind {
+    let lower = name.to_ascii_lowercase();
+    let ext = lower.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    match ext {
+        "st" | "scl" | "awl" | "stl" | "mc7" | "il" | "ld" | "fbd" | "sfc" | "lad" | "l5x"
+        | "l5k" | "acd" | "rss" | "xef" | "project" | "pro" | "gxw" | "ap11" | "ap13" | "ap14"
+        | "ap15" | "ap16" | "ap17" | "ap18" | "ap19" | "ap20" | "zap11" | "zap13" | "zap14"
+        | "zap15" | "zap16" | "zap17" | "zap18" | "zap19" | "zap20" | "stu" | "sta" | "zef"
+        | "prg" => ArtifactKind::Logic,
+        "rcp" | "recipe" | "csv" => ArtifactKind::Recipe,
+        "img" | "bin" | "hmi" | "mer" | "apa" | "cfi" | "pdz" | "iso" | "vhd" | "vhdx"
+        | "qcow2" | "fw" | "hex" | "upd" => ArtifactKind::Image,
+        "xml" | "json" | "ini" | "cfg" | "conf" | "toml" | "yaml" | "yml" | "gsd" | "gsdml"
+        | "eds" | "par" => ArtifactKind::Config,
+        _ => ArtifactKind::Other,
+    }
+}
+
+impl FilesCollector {
+    /// Fails when a glob does not compile.
+    pub fn new(opts: FilesOptions) -> Result<FilesCollector, AdapterError> {
+        let include = compile(&opts.device, "include", &opts.include)?;
+        let exclude = compile(&opts.device, "exclude", &opts.exclude)?;
+        let globs: Vec<String> = opts.kinds.iter().map(|(g, _)| g.clone()).collect();
+        let kinds = compile(&opts.device, "kind.match", &globs)?
+            .into_iter()
+            .zip(opts.kinds.iter().map(|(_, k)| *k))
+            .collect();
+        Ok(FilesCollector {
+            opts,
+            include,
+            exclude,
+            kinds,
+        })
+    }
+
+    fn wanted(&self, name: &str) -> bool {
+        self.include.iter().any(|p| p.matches_with(name, MATCH))
+            && !self.exclude.iter().any(|p| p.matches_with(name, MATCH))
+    }
+
+    fn kind_of(&self, name: &str) -> ArtifactKind {
+        self.kinds
+            .iter()
+            .find(|(p, _)| p.matches_with(name, MATCH))
+            .map(|(_, k)| *k)
+            .unwrap_or_else(|| default_kind(name))
+    }
+
+    /// Walks the root. Blocking; `collect` runs it off the async threads.
+    pub fn scan(&self) -> Result<Collection, AdapterError> {
+        let root = &self.opts.root;
+        let unreachable = |why: String| AdapterError::Unreachable {
+            device: self.opts.device.clone(),
+            why,
+            fix: format!(
+                "check that {} exists, is mounted and is readable by this user",
+                root.display()
+            ),
+        };
+        let canon_root = fs::canonicalize(root)
+            .map_err(|e| unreachable(format!("cannot open folder {}: {e}", root.display())))?;
+        if !canon_root.is_dir() {
+            return Err(unreachable(format!("{} is not a folder", root.display())));
+        }
+        let mut out = Collection {
+            complete: true,
+            ..Collection::default()
+        };
+        let walker = walkdir::WalkDir::new(&canon_root)
+            .follow_links(false)
+            .sort_by_file_name();
+        for item in walker {
+            let item = match item {
+                Ok(i) => i,
+                Err(e) => {
+                    let path = e
+                        .path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default();
+                    out.warnings.push(format!("cannot read {path}: {e}"));
+                    out.complete = false;
+                    continue;
+                }
+            };
+            if item.depth() == 0 || item.file_type().is_dir() {
+                continue;
+            }
+            let rel = item.path().strip_prefix(&canon_root).unwrap_or(item.path());
+            let Some(name) = rel.to_str().map(|s| s.to_string()) else {
+                out.warnings.push(format!(
+                    "skipped {}: the name is not UTF-8",
+                    rel.to_string_lossy()
+                ));
+                continue;
+            };
+            if !self.wanted(&name) {
+                continue;
+            }
+            let (path, meta) = if item.file_type().is_symlink() {
+                match fs::canonicalize(item.path()) {
+                    Ok(target) if target.starts_with(&canon_root) && target.is_file() => {
+                        match fs::metadata(&target) {
+                            Ok(m) => (target, m),
+                            Err(e) => {
+                                out.warnings.push(format!("cannot read {name}: {e}"));
+                                out.complete = false;
+                                continue;
+                            }
+                        }
+                    }
+                    Ok(target) if target.starts_with(&canon_root) => {
+                        out.warnings.push(format!(
+                            "skipped link {name}: it points to a folder (not followed)"
+                        ));
+                        continue;
+                    }
+                    Ok(target) => {
+                        out.warnings.push(format!(
+                            "skipped link {name}: it points outside the device folder, to {}",
+                            target.display()
+                        ));
+                        continue;
+                    }
+                    Err(_) => {
+                        out.warnings
+                            .push(format!("skipped link {name}: it points nowhere"));
+                        continue;
+                    }
+                }
+            } else if item.file_type().is_file() {
+                match item.metadata() {
+                    Ok(m) => (item.path().to_owned(), m),
+                    Err(e) => {
+                        out.warnings.push(format!("cannot read {name}: {e}"));
+                        out.complete = false;
+                        continue;
+                    }
+                }
+            } else {
+                out.warnings
+                    .push(format!("skipped {name}: not a regular file"));
+                continue;
+            };
+            out.artifacts.push(ArtifactSource {
+                kind: self.kind_of(&name),
+                meta: file_meta(&meta),
+                name,
+                data: SourceData::File(path),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Mode and mtime of a file, for the record.
+pub fn file_meta(m: &Metadata) -> ArtifactMeta {
+    ArtifactMeta {
+        mode: Some(m.mode() & 0o7777),
+        mtime: m
+            .modified()
+            .ok()
+            .map(|t| humantime::format_rfc3339_nanos(t).to_string()),
+    }
+}
+
+impl Collector for FilesCollector {
+    fn adapter(&self) -> &'static str {
+        "files"
+    }
+    fn source(&self) -> String {
+        self.opts.root.display().to_string()
+    }
+    fn read_functions(&self) -> &'static [&'static str] {
+        &["open(O_RDONLY)", "read", "stat", "readdir"]
+    }
+    async fn collect(&self) -> Result<Collection, AdapterError> {
+        // Directory walks block; keep them off the async worker threads.
+        tokio::task::block_in_place(|| self.scan())
+    }
+}
+
+/// A file's identity and state: if any part changes, the content may have changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Fingerprint {
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    ino: u64,
+    dev: u64,
+}
+
+fn fingerprint(m: &Metadata) -> Fingerprint {
+    Fingerprint {
+        len: m.len(),
+        mtime: (m.mtime(), m.mtime_nsec()),
+        ctime: (m.ctime(), m.ctime_nsec()),
+        ino: m.ino(),
+        dev: m.dev(),
+    }
+}
+
+/// How a stable read ended.
+#[derive(Debug)]
+pub struct StableRead<T> {
+    pub value: T,
+    /// False when the file changed during every attempt.
+    pub stable: bool,
+    pub attempts: u32,
+    pub meta: ArtifactMeta,
+}
+
+/// Why a stable read failed.
+#[derive(Debug)]
+pub enum StableError<E> {
+    /// The file could not be opened or examined.
+    Io(std::io::Error),
+    /// The reading closure failed.
+    Read(E),
+}
+
+/// Opens `path` read-only and runs `read` on it; if the file changed while it was read
+/// (size, mtime, ctime or identity), tries again, up to `attempts` times, pausing `pause`
+/// between tries. Returns the last result and whether it was stable.
+///
+/// Fails when the file cannot be opened or `read` fails.
+pub fn read_stable<T, E>(
+    path: &Path,
+    attempts: u32,
+    pause: Duration,
+    mut read: impl FnMut(&mut File) -> Result<T, E>,
+) -> Result<StableRead<T>, StableError<E>> {
+    let mut n = 0;
+    loop {
+        n += 1;
+        let mut f = File::open(path).map_err(StableError::Io)?;
+        let before = f.metadata().map_err(StableError::Io)?;
+        let value = read(&mut f).map_err(StableError::Read)?;
+        let after = f.metadata().map_err(StableError::Io)?;
+        let on_disk = fs::metadata(path).map_err(StableError::Io)?;
+        let stable = fingerprint(&before) == fingerprint(&after)
+            && fingerprint(&after) == fingerprint(&on_disk);
+        if stable || n >= attempts.max(1) {
+            return Ok(StableRead {
+                value,
+                stable,
+                attempts: n,
+                meta: file_meta(&after),
+            });
+        }
+        std::thread::sleep(pause);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn opts(root: &Path) -> FilesOptions {
+        FilesOptions {
+            device: "d".into(),
+            root: root.to_owned(),
+            include: vec!["**/*".into()],
+            exclude: vec!["**/*.tmp".into()],
+            kinds: vec![("recipes/**".into(), ArtifactKind::Recipe)],
+        }
+    }
+
+    #[test]
+    fn scans_with_globs_kinds_and_link_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir_all(root.join("recipes")).unwrap();
+        fs::create_dir_all(root.join("prog")).unwrap();
+        fs::write(root.join("prog/OB1.awl"), b"A I0.0").unwrap();
+        fs::write(root.join("recipes/r1.txt"), b"x").unwrap();
+        fs::write(root.join("top.xml"), b"<a/>").unwrap();
+        fs::write(root.join("prog/junk.tmp"), b"x").unwrap();
+        fs::write(dir.path().join("secret"), b"outside").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), root.join("escape")).unwrap();
+        std::os::unix::fs::symlink(root.join("top.xml"), root.join("inside-link.xml")).unwrap();
+        let c = FilesCollector::new(opts(&root)).unwrap().scan().unwrap();
+        let names: Vec<(&str, ArtifactKind)> = c
+            .artifacts
+            .iter()
+            .map(|a| (a.name.as_str(), a.kind))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("inside-link.xml", ArtifactKind::Config),
+                ("prog/OB1.awl", ArtifactKind::Logic),
+                ("recipes/r1.txt", ArtifactKind::Recipe),
+                ("top.xml", ArtifactKind::Config),
+            ]
+        );
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("escape") && w.contains("outside")),
+            "{:?}",
+            c.warnings
+        );
+        assert!(c.complete);
+    }
+
+    #[test]
+    fn missing_root_is_unreachable_with_a_fix() {
+        let err = FilesCollector::new(opts(Path::new("/nonexistent/plcvault")))
+            .unwrap()
+            .scan()
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("unreachable") && msg.contains("fix:"), "{msg}");
+    }
+
+    #[test]
+    fn bad_glob_names_the_key() {
+        let mut o = opts(Path::new("/"));
+        o.exclude = vec!["[".into()];
+        let err = FilesCollector::new(o).err().unwrap().to_string();
+        assert!(err.contains("exclude"), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_keeps_changing_is_reported_unstable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("live.csv");
+        fs::write(&path, b"1").unwrap();
+        let mut i = 0;
+        let r = read_stable(
+            &path,
+            3,
+            Duration::from_millis(1),
+            |f| -> std::io::Result<String> {
+                let mut s = String::new();
+                f.read_to_string(&mut s)?;
+                i += 1;
+                // Someone writes to the file while we read it.
+                fs::write(&path, format!("{i}{i}{i}"))?;
+                Ok(s)
+            },
+        )
+        .unwrap();
+        assert!(!r.stable);
+        assert_eq!(r.attempts, 3);
+
+        let r = read_stable(
+            &path,
+            3,
+            Duration::from_millis(1),
+            |f| -> std::io::Result<String> {
+                let mut s = String::new();
+                f.read_to_string(&mut s)?;
+                Ok(s)
+            },
+        )
+        .unwrap();
+        assert!(r.stable);
+        assert_eq!(r.attempts, 1);
+        assert_eq!(r.value, "333");
+    }
+}
