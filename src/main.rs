@@ -1,1 +1,154 @@
-fn main() {}
+//! plcvault: signed, verifiable backups of PLC programs, recipes and HMI images, with
+//! restore drills. This binary holds the CLI, config, collection orchestration and the
+//! embedded demo; storage lives in the `vault` crate and device access in `adapters`.
+
+mod collect;
+mod commands;
+mod config;
+mod demo;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use output::{Out, Outcome};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "plcvault",
+    version,
+    about = "Signed, verifiable backups of PLC programs, recipes and HMI images",
+    after_help = "Exit codes: 0 done, nothing found; 1 findings (damage, incomplete or failed checks); 2 could not complete."
+)]
+pub struct Cli {
+    /// Config file [default: $PLCVAULT_CONFIG, else ./plcvault.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Write results as JSON Lines ({"type": ..., "data": {...}}) on stdout
+    #[arg(long, global = true)]
+    json: bool,
+    /// More detail on stderr
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    verbose: bool,
+    /// No progress on stderr (warnings and errors still appear)
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate an Ed25519 key pair: PATH (private, mode 0600) and PATH.pub
+    Keygen {
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+        /// A comment stored in the .pub file (who or what the key is for)
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Set up a new site in DIR: starter config, collector key, vault and state folders
+    Init { dir: PathBuf },
+    /// Check the config
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Collect devices into the vault as signed snapshots
+    Collect {
+        /// Devices to collect
+        devices: Vec<String>,
+        /// Collect every device in the config
+        #[arg(long, conflicts_with = "devices")]
+        all: bool,
+    },
+    /// List the snapshots the log records
+    Snapshots { device: Option<String> },
+    /// Verify the log, manifests and packs with the pinned public keys
+    Verify {
+        /// Also read every pack and re-hash every chunk
+        #[arg(long)]
+        read_data: bool,
+    },
+    /// Restore a snapshot of a device into a folder
+    Restore {
+        device: String,
+        /// Snapshot id (prefix) or `latest`
+        #[arg(long, default_value = "latest")]
+        snapshot: String,
+        /// Target folder (created; must be empty unless --force)
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        /// Restore into a folder that is not empty, replacing files with the same names
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the embedded demo plant: collect, verify, detect a change, restore
+    Demo {
+        /// Keep the demo plant and vault in DIR instead of a temporary folder
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigAction {
+    /// Validate the config and the keys it names
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = Out {
+        json: cli.json,
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    match run(&cli, &out) {
+        Ok(outcome) => ExitCode::from(outcome as u8),
+        Err(e) => {
+            let text = format!("{e:#}");
+            let (what, fix): (Vec<&str>, Vec<&str>) =
+                text.lines().partition(|l| !l.starts_with("fix:"));
+            eprintln!("error: {}", what.join("\n       "));
+            for f in fix {
+                eprintln!("{f}");
+            }
+            if out.json {
+                out.record(
+                    "error",
+                    &serde_json::json!({ "message": text }),
+                    String::new,
+                );
+            }
+            ExitCode::from(Outcome::Failed as u8)
+        }
+    }
+}
+
+fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
+    let load = || config::Config::load(&config::locate(cli.config.as_deref()));
+    match &cli.command {
+        Command::Keygen { out: path, comment } => commands::keygen(path, comment, out),
+        Command::Init { dir } => commands::init(dir, out),
+        Command::Config {
+            action: ConfigAction::Check,
+        } => commands::config_check(&load()?, out),
+        Command::Collect { devices, all } => {
+            let cfg = load()?;
+            let selected = cfg.select(devices, *all)?;
+            Ok(collect::run(&cfg, &selected, out)?.0)
+        }
+        Command::Snapshots { device } => commands::snapshots(&load()?, device.as_deref(), out),
+        Command::Verify { read_data } => commands::verify(&load()?, *read_data, out),
+        Command::Restore {
+            device,
+            snapshot,
+            to,
+            force,
+        } => commands::restore(&load()?, device, snapshot, to, *force, out),
+        Command::Demo { keep } => demo::run(keep.as_deref(), out),
+    }
+}

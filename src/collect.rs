@@ -1,0 +1,441 @@
+//! Collection orchestration: run each device's adapter, stream its artifacts into the
+//! vault on worker threads, commit a signed snapshot, and record failures in the log.
+//!
+//! One device failing never stops the others. A device that could not be read at all gets
+//! a signed `collect-failed` entry, so "no snapshot" is never silent.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use adapters::files::{FilesCollector, StableError, read_stable};
+use adapters::{ArtifactSource, Collection, Collector, SourceData};
+use vault::log::Event;
+use vault::manifest::{ArtifactEntry, ArtifactStatus};
+use vault::writer::StoreError;
+use vault::{History, Index, Manifest, Scratch, SecretKey, Vault, Writer};
+
+use crate::config::{AdapterConfig, Config, DeviceConfig};
+use crate::output::{Out, Outcome, human_bytes};
+
+/// What changed against the device's previous snapshot.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct Changes {
+    pub previous: Option<String>,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
+/// The result of collecting one device.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceReport {
+    pub device: String,
+    /// `ok`, `incomplete` or `failed`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    pub artifacts: u64,
+    pub bytes: u64,
+    /// Bytes of chunks new to the vault, before compression.
+    pub new_bytes: u64,
+    /// Bytes of pack files this snapshot added to the vault.
+    pub stored_bytes: u64,
+    pub duration_ms: u64,
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub devices: usize,
+    pub ok: usize,
+    pub incomplete: usize,
+    pub failed: usize,
+    pub bytes: u64,
+    pub new_bytes: u64,
+    pub stored_bytes: u64,
+    pub duration_ms: u64,
+}
+
+/// How often a file that changes while being read is read again.
+const READ_ATTEMPTS: u32 = 3;
+const READ_PAUSE: Duration = Duration::from_millis(200);
+
+/// Collects `devices` into the configured vault and prints a record per device and a
+/// summary.
+///
+/// Fails (exit 2) only when the run cannot start: no key, vault cannot be opened.
+pub fn run(
+    cfg: &Config,
+    devices: &[&DeviceConfig],
+    out: &Out,
+) -> Result<(Outcome, Vec<DeviceReport>)> {
+    let started = Instant::now();
+    let key = cfg.signing_key()?;
+    let vault = Vault::open_or_create(&cfg.vault.path)
+        .with_context(|| format!("cannot open the vault at {}", cfg.vault.path.display()))?;
+    let history = History::load(&vault, &cfg.trust)?;
+    if !history.findings.is_empty() {
+        out.warn(format!(
+            "the vault's log has {} integrity finding(s); collecting anyway — run `plcvault verify` to see them",
+            history.findings.len()
+        ));
+    }
+    let (index, problems) = Index::load(&vault, &history.committed_packs());
+    for p in &problems {
+        out.warn(format!(
+            "{}; chunks from it will be stored again",
+            p.error.to_string().lines().next().unwrap_or_default()
+        ));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+
+    let mut reports = Vec::new();
+    let mut outcome = Outcome::Clean;
+    let mut head = None;
+    for device in devices {
+        out.info(format!(
+            "collecting `{}` ({})",
+            device.name,
+            device.adapter.name()
+        ));
+        let t0 = Instant::now();
+        let previous = history.find_snapshot(Some(&device.name), None).ok();
+        let result = runtime
+            .block_on(collect_one(device))
+            .and_then(|collection| store(&vault, &index, &key, cfg, device, collection, out));
+        let mut report = match result {
+            Ok((mut r, entry, manifest)) => {
+                head = Some((entry.file_seq, entry.hash));
+                if let Some(prev) = &previous {
+                    r.changes = vault::manifest::load(vault.root(), &prev.manifest)
+                        .ok()
+                        .map(|old| compare(&old, &manifest, &prev.id));
+                }
+                r
+            }
+            Err(e) => {
+                let error = format!("{e:#}");
+                let event = Event::CollectFailed {
+                    device: device.name.clone(),
+                    error: error.clone(),
+                };
+                match vault::log::append(vault.root(), vault.id(), &key, &event) {
+                    Ok(entry) => head = Some((entry.file_seq, entry.hash)),
+                    Err(le) => out.warn(format!("could not record the failure in the log: {le}")),
+                }
+                DeviceReport {
+                    device: device.name.clone(),
+                    status: "failed",
+                    snapshot: None,
+                    seq: None,
+                    artifacts: 0,
+                    bytes: 0,
+                    new_bytes: 0,
+                    stored_bytes: 0,
+                    duration_ms: 0,
+                    warnings: Vec::new(),
+                    error: Some(error),
+                    changes: None,
+                }
+            }
+        };
+        report.duration_ms = t0.elapsed().as_millis() as u64;
+        outcome = outcome.worst(match report.status {
+            "ok" => Outcome::Clean,
+            "incomplete" => Outcome::Findings,
+            _ => Outcome::Failed,
+        });
+        print_device(out, &report);
+        reports.push(report);
+    }
+    if let Some(head) = head
+        && let Err(e) = vault::state::remember(&cfg.vault.state, vault.id(), head)
+    {
+        out.warn(format!("could not update the verifier state: {e}"));
+    }
+    let summary = RunSummary {
+        devices: reports.len(),
+        ok: reports.iter().filter(|r| r.status == "ok").count(),
+        incomplete: reports.iter().filter(|r| r.status == "incomplete").count(),
+        failed: reports.iter().filter(|r| r.status == "failed").count(),
+        bytes: reports.iter().map(|r| r.bytes).sum(),
+        new_bytes: reports.iter().map(|r| r.new_bytes).sum(),
+        stored_bytes: reports.iter().map(|r| r.stored_bytes).sum(),
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    out.record("summary", &summary, || {
+        format!(
+            "collected {} device(s): {} ok, {} incomplete, {} failed; {} read, {} new, {} added to the vault in {:.1} s",
+            summary.devices,
+            summary.ok,
+            summary.incomplete,
+            summary.failed,
+            human_bytes(summary.bytes),
+            human_bytes(summary.new_bytes),
+            human_bytes(summary.stored_bytes),
+            summary.duration_ms as f64 / 1000.0
+        )
+    });
+    Ok((outcome, reports))
+}
+
+fn print_device(out: &Out, r: &DeviceReport) {
+    out.record("device", r, || {
+        let mut s = match r.status {
+            "failed" => format!(
+                "FAILED  {}: {}",
+                r.device,
+                r.error.as_deref().unwrap_or("").replace('\n', "\n        ")
+            ),
+            status => format!(
+                "{:<7} {}: snapshot {} ({} artifacts, {}, {} new)",
+                if status == "ok" { "OK" } else { "INCOMPLETE" },
+                r.device,
+                r.snapshot.as_deref().unwrap_or("-"),
+                r.artifacts,
+                human_bytes(r.bytes),
+                human_bytes(r.new_bytes)
+            ),
+        };
+        for w in &r.warnings {
+            s.push_str(&format!("\n        warning: {w}"));
+        }
+        if let Some(c) = &r.changes {
+            if c.is_empty() {
+                s.push_str("\n        unchanged since the previous snapshot");
+            }
+            for (label, names) in [
+                ("added", &c.added),
+                ("removed", &c.removed),
+                ("changed", &c.changed),
+            ] {
+                for n in names {
+                    s.push_str(&format!("\n        {label:<8}{n}"));
+                }
+            }
+        }
+        s
+    });
+}
+
+/// Runs the device's adapter.
+async fn collect_one(device: &DeviceConfig) -> Result<Collection> {
+    match &device.adapter {
+        AdapterConfig::Files(opts) => {
+            let c = FilesCollector::new(opts.clone())?;
+            Ok(c.collect().await?)
+        }
+    }
+}
+
+fn adapter_source(device: &DeviceConfig) -> (String, String) {
+    match &device.adapter {
+        AdapterConfig::Files(o) => ("files".into(), o.root.display().to_string()),
+    }
+}
+
+/// Streams a collection into the vault on worker threads and commits the snapshot.
+fn store(
+    vault: &Vault,
+    index: &Index,
+    key: &SecretKey,
+    cfg: &Config,
+    device: &DeviceConfig,
+    collection: Collection,
+    out: &Out,
+) -> Result<(DeviceReport, vault::log::Entry, Manifest)> {
+    let started = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    let writer = Writer::new(vault, index);
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, Result<Option<ArtifactEntry>, String>)>> =
+        Mutex::new(Vec::new());
+    let fatal: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let threads = cfg.threads.min(collection.artifacts.len()).max(1);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut scratch = match Scratch::new(cfg.vault.compression_level) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        *fatal.lock().expect("lock") = Some(e.into());
+                        return;
+                    }
+                };
+                loop {
+                    if fatal.lock().expect("lock").is_some() {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(src) = collection.artifacts.get(i) else {
+                        return;
+                    };
+                    out.debug(format!("  reading {}", src.name));
+                    match store_artifact(&writer, &mut scratch, src) {
+                        Ok(r) => results.lock().expect("lock").push((i, r)),
+                        Err(e) => {
+                            *fatal.lock().expect("lock") = Some(e);
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = fatal.into_inner().expect("lock") {
+        return Err(e.context(format!(
+            "storing `{}` failed; nothing was committed",
+            device.name
+        )));
+    }
+    let mut results = results.into_inner().expect("lock");
+    results.sort_by_key(|r| r.0);
+    let mut warnings = collection.warnings.clone();
+    let mut complete = collection.complete;
+    let mut artifacts = Vec::new();
+    for (_, r) in results {
+        match r {
+            Ok(Some(a)) => {
+                if a.status == ArtifactStatus::Unstable {
+                    complete = false;
+                    warnings.push(format!(
+                        "{} kept changing while it was read; stored as unstable",
+                        a.name
+                    ));
+                }
+                artifacts.push(a);
+            }
+            Ok(None) => {}
+            Err(w) => {
+                complete = false;
+                warnings.push(w);
+            }
+        }
+    }
+    let (adapter, source) = adapter_source(device);
+    let manifest = Manifest {
+        v: vault::manifest::MANIFEST_VERSION,
+        device: device.name.clone(),
+        adapter,
+        source,
+        started,
+        finished: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        complete,
+        warnings: warnings.clone(),
+        artifacts,
+    };
+    let new_bytes = writer.new_bytes();
+    let committed = writer.commit(&manifest, key)?;
+    let report = DeviceReport {
+        device: device.name.clone(),
+        status: if complete { "ok" } else { "incomplete" },
+        snapshot: Some(committed.manifest.short()),
+        seq: Some(committed.entry.file_seq),
+        artifacts: manifest.artifacts.len() as u64,
+        bytes: manifest.total_size(),
+        new_bytes,
+        stored_bytes: committed.stored_bytes,
+        duration_ms: 0,
+        warnings,
+        error: None,
+        changes: None,
+    };
+    Ok((report, committed.entry, manifest))
+}
+
+/// Stores one artifact. `Ok(Err(warning))` when the source could not be read (the
+/// snapshot becomes incomplete); `Err` when the vault failed.
+fn store_artifact(
+    writer: &Writer,
+    scratch: &mut Scratch,
+    src: &ArtifactSource,
+) -> Result<Result<Option<ArtifactEntry>, String>> {
+    let entry = |stored: vault::Stored, status, meta| ArtifactEntry {
+        name: src.name.clone(),
+        kind: src.kind,
+        size: stored.size,
+        sha256: stored.sha256,
+        status,
+        meta,
+        chunks: stored.chunks,
+    };
+    match &src.data {
+        SourceData::Bytes(b) => match writer.store(scratch, &b[..]) {
+            Ok(s) => Ok(Ok(Some(entry(s, ArtifactStatus::Ok, src.meta.clone())))),
+            Err(StoreError::Source(e)) => Ok(Err(format!("cannot read {}: {e}", src.name))),
+            Err(StoreError::Vault(e)) => Err(e.into()),
+        },
+        SourceData::File(path) => {
+            match read_stable(path, READ_ATTEMPTS, READ_PAUSE, |f| {
+                writer.store(scratch, f)
+            }) {
+                Ok(r) => {
+                    let status = if r.stable {
+                        ArtifactStatus::Ok
+                    } else {
+                        ArtifactStatus::Unstable
+                    };
+                    Ok(Ok(Some(entry(r.value, status, r.meta))))
+                }
+                Err(StableError::Io(e)) | Err(StableError::Read(StoreError::Source(e))) => {
+                    Ok(Err(format!(
+                        "cannot read {} (it vanished or is unreadable): {e}",
+                        src.name
+                    )))
+                }
+                Err(StableError::Read(StoreError::Vault(e))) => Err(e.into()),
+            }
+        }
+    }
+}
+
+pub fn compare(old: &Manifest, new: &Manifest, prev_id: &str) -> Changes {
+    let a: BTreeMap<&str, &vault::Hash> = old
+        .artifacts
+        .iter()
+        .map(|x| (x.name.as_str(), &x.sha256))
+        .collect();
+    let b: BTreeMap<&str, &vault::Hash> = new
+        .artifacts
+        .iter()
+        .map(|x| (x.name.as_str(), &x.sha256))
+        .collect();
+    Changes {
+        previous: Some(prev_id.to_string()),
+        added: b
+            .keys()
+            .filter(|k| !a.contains_key(*k))
+            .map(|s| s.to_string())
+            .collect(),
+        removed: a
+            .keys()
+            .filter(|k| !b.contains_key(*k))
+            .map(|s| s.to_string())
+            .collect(),
+        changed: b
+            .iter()
+            .filter(|(k, h)| a.get(*k).is_some_and(|old| old != *h))
+            .map(|(k, _)| k.to_string())
+            .collect(),
+    }
+}

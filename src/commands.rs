@@ -1,0 +1,335 @@
+//! The smaller commands: keygen, init, config check, snapshots, verify and restore.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use vault::{History, Index, RestoreOptions, SecretKey, Vault, VerifyOptions};
+
+use crate::config::{AdapterConfig, Config};
+use crate::output::{Out, Outcome, human_bytes};
+
+pub fn keygen(path: &Path, comment: &str, out: &Out) -> Result<Outcome> {
+    let key = SecretKey::generate()?;
+    let pub_path = key.write_pair(path, comment)?;
+    #[derive(Serialize)]
+    struct Keygen<'a> {
+        private: &'a Path,
+        public: &'a Path,
+        public_key: String,
+    }
+    out.record(
+        "keygen",
+        &Keygen {
+            private: path,
+            public: &pub_path,
+            public_key: key.public().to_hex(),
+        },
+        || {
+            format!(
+                "wrote private key {} (mode 0600; keep it on this host only)\n\
+                 wrote public key  {}  fingerprint {}\n\
+                 trust it in the config of every verifier:\n\n\
+                 [[trust]]\nname = \"{}\"\nrole = \"collector\"    # or \"approver\"\npublic-key = \"{}\"",
+                path.display(),
+                pub_path.display(),
+                key.public().fingerprint(),
+                path.file_stem().and_then(|s| s.to_str()).unwrap_or("collector"),
+                pub_path.display()
+            )
+        },
+    );
+    Ok(Outcome::Clean)
+}
+
+pub fn init(dir: &Path, out: &Out) -> Result<Outcome> {
+    let cfg_path = dir.join("plcvault.toml");
+    if cfg_path.exists() {
+        bail!(
+            "{} already exists; refusing to overwrite a site's config\nfix: choose an empty folder",
+            cfg_path.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let key = SecretKey::generate()?;
+    key.write_pair(&dir.join("keys/collector.key"), "collector")?;
+    Vault::open_or_create(&dir.join("vault"))?;
+    std::fs::create_dir_all(dir.join("state"))?;
+    let text = format!(
+        r#"# plcvault site config, written by `plcvault init`. All keys: see config.example.toml.
+[vault]
+path = "vault"
+key = "keys/collector.key"
+state = "state"
+stale-after = "26h"
+
+[[trust]]
+name = "collector"
+role = "collector"
+public-key = "keys/collector.key.pub"
+
+# Add one [[device]] per PLC export folder, HMI or workstation, for example:
+# [[device]]
+# name = "line1-exports"
+# adapter = "files"
+# path = "/srv/eng/line1"
+# exclude = ["**/*.tmp"]
+"#
+    );
+    std::fs::write(&cfg_path, text)?;
+    out.record(
+        "init",
+        &serde_json::json!({ "config": cfg_path, "public_key": key.public().to_hex() }),
+        || {
+            format!(
+                "created {}\n  config  {}\n  key     {} (public key fingerprint {})\n  vault   {}\n\
+                 next: add a [[device]] to the config, then run `plcvault --config {} collect --all`",
+                dir.display(),
+                cfg_path.display(),
+                dir.join("keys/collector.key").display(),
+                key.public().fingerprint(),
+                dir.join("vault").display(),
+                cfg_path.display()
+            )
+        },
+    );
+    Ok(Outcome::Clean)
+}
+
+pub fn config_check(cfg: &Config, out: &Out) -> Result<Outcome> {
+    let mut warnings = Vec::new();
+    if let Some(k) = &cfg.vault.key {
+        match SecretKey::load(k) {
+            Ok(key) if cfg.trust.lookup(&key.public()).is_none() => warnings.push(format!(
+                "signing key {} is not trusted by any [[trust]] entry; its log entries would fail verification",
+                k.display()
+            )),
+            Ok(_) => {}
+            Err(e) => bail!("{}: [vault] key: {e}", cfg.file.display()),
+        }
+    }
+    if cfg.devices.is_empty() {
+        warnings.push("no [[device]] is configured".into());
+    }
+    for d in &cfg.devices {
+        let AdapterConfig::Files(f) = &d.adapter;
+        if !f.root.is_dir() {
+            warnings.push(format!(
+                "device `{}`: folder {} does not exist (yet)",
+                d.name,
+                f.root.display()
+            ));
+        }
+    }
+    out.record(
+        "config",
+        &serde_json::json!({
+            "file": cfg.file,
+            "vault": cfg.vault.path,
+            "devices": cfg.devices.iter().map(|d| &d.name).collect::<Vec<_>>(),
+            "trusted_keys": cfg.trust.keys.iter().map(|k| serde_json::json!({"name": k.name, "role": k.role, "key": k.key})).collect::<Vec<_>>(),
+            "warnings": warnings,
+        }),
+        || {
+            let mut s = format!(
+                "{}: ok — vault {}, {} device(s), {} trusted key(s)",
+                cfg.file.display(),
+                cfg.vault.path.display(),
+                cfg.devices.len(),
+                cfg.trust.keys.len()
+            );
+            for w in &warnings {
+                s.push_str(&format!("\nwarning: {w}"));
+            }
+            s
+        },
+    );
+    Ok(Outcome::Clean)
+}
+
+fn open_vault(cfg: &Config) -> Result<Vault> {
+    Ok(Vault::open(&cfg.vault.path)?)
+}
+
+pub fn snapshots(cfg: &Config, device: Option<&str>, out: &Out) -> Result<Outcome> {
+    let vault = open_vault(cfg)?;
+    let history = History::load(&vault, &cfg.trust)?;
+    if !history.findings.is_empty() {
+        out.warn(format!(
+            "the log has {} integrity finding(s); untrusted entries are not listed — run `plcvault verify`",
+            history.findings.len()
+        ));
+    }
+    let list: Vec<_> = history
+        .snapshots()
+        .into_iter()
+        .filter(|s| device.is_none_or(|d| s.device == d))
+        .collect();
+    out.say(format!(
+        "{:<12}  {:<24}  {:<20}  {:>9}  {:>10}  {:>5}  complete",
+        "snapshot", "time", "device", "artifacts", "size", "entry"
+    ));
+    for s in &list {
+        out.record("snapshot", s, || {
+            format!(
+                "{:<12}  {:<24}  {:<20}  {:>9}  {:>10}  {:>5}  {}",
+                s.id,
+                s.time,
+                s.device,
+                s.artifacts,
+                human_bytes(s.bytes),
+                s.seq,
+                if s.complete { "yes" } else { "NO" }
+            )
+        });
+    }
+    if list.is_empty() {
+        out.say("no snapshots yet");
+    }
+    Ok(Outcome::Clean)
+}
+
+pub fn verify(cfg: &Config, read_data: bool, out: &Out) -> Result<Outcome> {
+    let vault = open_vault(cfg)?;
+    let t0 = Instant::now();
+    out.info(format!(
+        "verifying {}{}",
+        vault.root().display(),
+        if read_data { " (reading all data)" } else { "" }
+    ));
+    let report = vault::verify(
+        &vault,
+        &cfg.trust,
+        &VerifyOptions {
+            read_data,
+            stale_after: Some(cfg.vault.stale_after),
+            state_dir: Some(cfg.vault.state.clone()),
+            threads: cfg.threads,
+            ..Default::default()
+        },
+    )?;
+    for f in &report.findings {
+        out.record("finding", f, || format!("FINDING {f}"));
+    }
+    for n in &report.notes {
+        out.record("note", &serde_json::json!({ "message": n }), || {
+            format!("note: {n}")
+        });
+    }
+    let duration_ms = t0.elapsed().as_millis() as u64;
+    out.record(
+        "verify",
+        &serde_json::json!({
+            "clean": report.is_clean(),
+            "findings": report.findings.len(),
+            "entries": report.entries,
+            "snapshots": report.snapshots,
+            "packs": report.packs,
+            "chunks_checked": report.chunks_checked,
+            "bytes_checked": report.bytes_checked,
+            "head_seq": report.head_seq,
+            "head_hash": report.head_hash,
+            "read_data": read_data,
+            "duration_ms": duration_ms,
+        }),
+        || {
+            format!(
+                "{}: {} log entries, {} snapshots, {} packs{}; {}",
+                if report.is_clean() {
+                    "INTACT"
+                } else {
+                    "DAMAGED"
+                },
+                report.entries,
+                report.snapshots,
+                report.packs,
+                if read_data {
+                    format!(
+                        ", {} chunks ({}) re-hashed",
+                        report.chunks_checked,
+                        human_bytes(report.bytes_checked)
+                    )
+                } else {
+                    String::new()
+                },
+                if report.is_clean() {
+                    "every signature, hash and chain link checks out".to_string()
+                } else {
+                    format!("{} finding(s)", report.findings.len())
+                }
+            )
+        },
+    );
+    Ok(if report.is_clean() {
+        Outcome::Clean
+    } else {
+        Outcome::Findings
+    })
+}
+
+pub fn restore(
+    cfg: &Config,
+    device: &str,
+    snapshot: &str,
+    to: &Path,
+    force: bool,
+    out: &Out,
+) -> Result<Outcome> {
+    let vault = open_vault(cfg)?;
+    let history = History::load(&vault, &cfg.trust)?;
+    let snap = history.find_snapshot(Some(device), Some(snapshot))?;
+    let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
+    let (index, problems) = Index::load(&vault, &history.committed_packs());
+    for p in &problems {
+        out.warn(p.error.to_string().lines().next().unwrap_or_default());
+    }
+    out.info(format!(
+        "restoring snapshot {} of `{device}` ({} artifacts, {}) into {}",
+        snap.id,
+        manifest.artifacts.len(),
+        human_bytes(manifest.total_size()),
+        to.display()
+    ));
+    let t0 = Instant::now();
+    let report = vault::restore(
+        &vault,
+        &index,
+        &manifest,
+        to,
+        &RestoreOptions {
+            force,
+            threads: cfg.threads,
+        },
+    )?;
+    let secs = t0.elapsed().as_secs_f64();
+    for f in &report.failed {
+        out.record("restore-failure", f, || {
+            format!("FAILED  {}: {}", f.name, f.error.replace('\n', " "))
+        });
+    }
+    out.record(
+        "restore",
+        &serde_json::json!({
+            "device": device, "snapshot": snap.id, "target": to,
+            "artifacts": report.artifacts, "bytes": report.bytes,
+            "failed": report.failed.len(), "duration_ms": (secs * 1000.0) as u64,
+        }),
+        || {
+            format!(
+                "{} {} of {} artifacts ({}) of snapshot {} in {:.2} s; every chunk and file matched its SHA-256",
+                if report.failed.is_empty() { "restored" } else { "PARTLY restored" },
+                report.artifacts,
+                manifest.artifacts.len(),
+                human_bytes(report.bytes),
+                snap.id,
+                secs
+            )
+        },
+    );
+    Ok(if report.failed.is_empty() {
+        Outcome::Clean
+    } else {
+        Outcome::Findings
+    })
+}

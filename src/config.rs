@@ -1,0 +1,503 @@
+//! The TOML config: parsed raw (serde, unknown keys rejected), then validated and resolved
+//! (paths against the config's folder, keys loaded, globs compiled). Every error names
+//! the file, the line and the key.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+use toml::Spanned;
+use vault::{ArtifactKind, PublicKey, Role, Trust, TrustedKey};
+
+use adapters::files::FilesOptions;
+
+/// Where the config is looked for when neither `--config` nor `PLCVAULT_CONFIG` names one.
+pub const DEFAULT_PATH: &str = "plcvault.toml";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawConfig {
+    vault: RawVault,
+    #[serde(default)]
+    trust: Vec<RawTrust>,
+    #[serde(default)]
+    device: Vec<RawDevice>,
+    #[serde(default)]
+    collect: RawCollect,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawVault {
+    path: Spanned<String>,
+    key: Option<Spanned<String>>,
+    state: Option<Spanned<String>>,
+    stale_after: Option<Spanned<String>>,
+    compression_level: Option<Spanned<i32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawTrust {
+    name: Spanned<String>,
+    role: Spanned<String>,
+    public_key: Spanned<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawCollect {
+    threads: Option<Spanned<usize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawDevice {
+    name: Spanned<String>,
+    adapter: Spanned<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    path: Option<Spanned<String>>,
+    include: Option<Spanned<Vec<String>>>,
+    exclude: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    kind: Vec<RawKindRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawKindRule {
+    #[serde(rename = "match")]
+    pattern: Spanned<String>,
+    kind: Spanned<String>,
+}
+
+/// The validated config.
+#[derive(Debug)]
+pub struct Config {
+    pub file: PathBuf,
+    pub vault: VaultConfig,
+    pub trust: Trust,
+    pub devices: Vec<DeviceConfig>,
+    pub threads: usize,
+}
+
+#[derive(Debug)]
+pub struct VaultConfig {
+    pub path: PathBuf,
+    /// This host's signing key, when the config names one.
+    pub key: Option<PathBuf>,
+    pub state: PathBuf,
+    pub stale_after: Duration,
+    pub compression_level: i32,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeviceConfig {
+    pub name: String,
+    pub tags: Vec<String>,
+    pub adapter: AdapterConfig,
+}
+
+#[derive(Debug, Clone)]
+pub enum AdapterConfig {
+    Files(FilesOptions),
+}
+
+impl AdapterConfig {
+    pub fn name(&self) -> &'static str {
+        match self {
+            AdapterConfig::Files(_) => "files",
+        }
+    }
+}
+
+/// Turns byte offsets into `file:line:` prefixes.
+struct Locator<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn at<T>(&self, s: &Spanned<T>) -> String {
+        let line = self.text[..s.span().start.min(self.text.len())]
+            .bytes()
+            .filter(|&b| b == b'\n')
+            .count()
+            + 1;
+        format!("{}:{line}", self.file.display())
+    }
+}
+
+/// Finds the config path: the flag, then `PLCVAULT_CONFIG`, then `./plcvault.toml`.
+pub fn locate(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_owned)
+        .or_else(|| std::env::var_os("PLCVAULT_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    ///
+    /// Fails when the file cannot be read, does not parse, has unknown keys, or names
+    /// something invalid; the error names the file, line and key.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read config {}\nfix: pass --config PATH, set PLCVAULT_CONFIG, or create one with `plcvault init DIR`",
+                path.display()
+            )
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates config text as if read from `path`.
+    ///
+    /// Fails as `load` does.
+    pub fn parse(path: &Path, text: &str) -> Result<Config> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .map(|l| format!(":{l}"))
+                .unwrap_or_default();
+            anyhow!("{}{line}: {}", path.display(), e.message().trim_end())
+        })?;
+        let loc = Locator { file: path, text };
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let resolve = |s: &str| -> PathBuf {
+            let p = Path::new(s);
+            if p.is_absolute() {
+                p.to_owned()
+            } else {
+                base.join(p)
+            }
+        };
+
+        let v = &raw.vault;
+        if v.path.get_ref().trim().is_empty() {
+            bail!(
+                "{}: [vault] key `path` is empty\nfix: name the vault folder, e.g. path = \"vault\"",
+                loc.at(&v.path)
+            );
+        }
+        let stale_after = match &v.stale_after {
+            None => Duration::from_secs(26 * 3600),
+            Some(s) => humantime::parse_duration(s.get_ref()).map_err(|e| {
+                anyhow!(
+                    "{}: [vault] key `stale-after`: `{}` is not a duration ({e})\nfix: write it like \"26h\" or \"2days\"",
+                    loc.at(s),
+                    s.get_ref()
+                )
+            })?,
+        };
+        let compression_level = match &v.compression_level {
+            None => vault::writer::DEFAULT_LEVEL,
+            Some(l) if (1..=19).contains(l.get_ref()) => *l.get_ref(),
+            Some(l) => bail!(
+                "{}: [vault] key `compression-level`: {} is outside 1..=19",
+                loc.at(l),
+                l.get_ref()
+            ),
+        };
+        let vault_cfg = VaultConfig {
+            path: resolve(v.path.get_ref()),
+            key: v.key.as_ref().map(|k| resolve(k.get_ref())),
+            state: v
+                .state
+                .as_ref()
+                .map(|s| resolve(s.get_ref()))
+                .unwrap_or_else(|| resolve("state")),
+            stale_after,
+            compression_level,
+        };
+
+        let mut keys = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for t in &raw.trust {
+            let name = t.name.get_ref().clone();
+            if !names.insert(name.clone()) {
+                bail!("{}: [[trust]] name `{name}` is used twice", loc.at(&t.name));
+            }
+            let role = match t.role.get_ref().as_str() {
+                "collector" => Role::Collector,
+                "approver" => Role::Approver,
+                other => bail!(
+                    "{}: [[trust]] `{name}` key `role`: `{other}` is not a role\nfix: use \"collector\" or \"approver\"",
+                    loc.at(&t.role)
+                ),
+            };
+            let key = PublicKey::load(&resolve(t.public_key.get_ref())).map_err(|e| {
+                anyhow!(
+                    "{}: [[trust]] `{name}` key `public-key`: {e}",
+                    loc.at(&t.public_key)
+                )
+            })?;
+            keys.push(TrustedKey { name, role, key });
+        }
+
+        let mut devices = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for d in &raw.device {
+            let name = d.name.get_ref().clone();
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
+                bail!(
+                    "{}: [[device]] key `name`: `{name}` may hold only letters, digits, `-`, `_` and `.`",
+                    loc.at(&d.name)
+                );
+            }
+            if !seen.insert(name.clone()) {
+                bail!(
+                    "{}: [[device]] name `{name}` is used twice",
+                    loc.at(&d.name)
+                );
+            }
+            let adapter = match d.adapter.get_ref().as_str() {
+                "files" => {
+                    let Some(path) = &d.path else {
+                        bail!(
+                            "{}: [[device]] `{name}` (adapter files) needs key `path`\nfix: add path = \"/folder/with/exports\"",
+                            loc.at(&d.name)
+                        );
+                    };
+                    let mut kinds = Vec::new();
+                    for k in &d.kind {
+                        let kind: ArtifactKind = k.kind.get_ref().parse().map_err(|e| {
+                            anyhow!(
+                                "{}: [[device]] `{name}` [[device.kind]] key `kind`: {e}",
+                                loc.at(&k.kind)
+                            )
+                        })?;
+                        kinds.push((k.pattern.get_ref().clone(), kind));
+                    }
+                    let opts = FilesOptions {
+                        device: name.clone(),
+                        root: resolve(path.get_ref()),
+                        include: d
+                            .include
+                            .as_ref()
+                            .map(|s| s.get_ref().clone())
+                            .unwrap_or_else(|| vec!["**/*".into()]),
+                        exclude: d
+                            .exclude
+                            .as_ref()
+                            .map(|s| s.get_ref().clone())
+                            .unwrap_or_default(),
+                        kinds,
+                    };
+                    // Compile the globs now so that a bad one is a config error.
+                    adapters::files::FilesCollector::new(opts.clone()).map_err(|e| {
+                        let at = match e.to_string() {
+                            m if m.contains("`include`") => d.include.as_ref().map(|s| loc.at(s)),
+                            m if m.contains("`exclude`") => d.exclude.as_ref().map(|s| loc.at(s)),
+                            _ => None,
+                        }
+                        .unwrap_or_else(|| loc.at(&d.name));
+                        anyhow!("{at}: {e}")
+                    })?;
+                    AdapterConfig::Files(opts)
+                }
+                other => bail!(
+                    "{}: [[device]] `{name}` key `adapter`: `{other}` is not an adapter of this build\nfix: use \"files\"",
+                    loc.at(&d.adapter)
+                ),
+            };
+            devices.push(DeviceConfig {
+                name,
+                tags: d.tags.clone(),
+                adapter,
+            });
+        }
+        let threads = match &raw.collect.threads {
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            Some(t) if (1..=64).contains(t.get_ref()) => *t.get_ref(),
+            Some(t) => bail!("{}: [collect] key `threads`: must be 1..=64", loc.at(t)),
+        };
+        Ok(Config {
+            file: path.to_owned(),
+            vault: vault_cfg,
+            trust: Trust::new(keys),
+            devices,
+            threads,
+        })
+    }
+
+    /// The signing key named by `[vault] key`.
+    ///
+    /// Fails when the config names none or the key cannot be loaded.
+    pub fn signing_key(&self) -> Result<vault::SecretKey> {
+        let Some(path) = &self.vault.key else {
+            bail!(
+                "{}: [vault] has no `key`; collecting needs this host's signing key\nfix: run `plcvault keygen --out keys/collector.key`, then set key = \"keys/collector.key\" and trust its .pub file as a collector",
+                self.file.display()
+            );
+        };
+        let key = vault::SecretKey::load(path)?;
+        if self.trust.lookup(&key.public()).is_none() {
+            eprintln!(
+                "warning: the signing key {} is not in the config's [[trust]] list; verify will report its entries as unknown-signer",
+                path.display()
+            );
+        }
+        Ok(key)
+    }
+
+    /// Devices named on the command line, or all with `--all`.
+    ///
+    /// Fails when a name is not in the config, or when neither names nor `--all` are given.
+    pub fn select(&self, names: &[String], all: bool) -> Result<Vec<&DeviceConfig>> {
+        if all {
+            return Ok(self.devices.iter().collect());
+        }
+        if names.is_empty() {
+            bail!("name the devices to collect, or pass --all");
+        }
+        let mut out: Vec<&DeviceConfig> = Vec::new();
+        for n in names {
+            let found: Vec<&DeviceConfig> = match n.strip_prefix("tag:") {
+                Some(tag) => self
+                    .devices
+                    .iter()
+                    .filter(|d| d.tags.iter().any(|t| t == tag))
+                    .collect(),
+                None => self.devices.iter().filter(|d| &d.name == n).collect(),
+            };
+            if found.is_empty() {
+                return Err(anyhow!(
+                    "no device `{n}` in {}\nfix: use one of: {} (or tag:NAME)",
+                    self.file.display(),
+                    self.devices
+                        .iter()
+                        .map(|d| d.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            for d in found {
+                if !out.iter().any(|o| o.name == d.name) {
+                    out.push(d);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_key(dir: &Path) {
+        let k = vault::SecretKey::generate().unwrap();
+        k.write_pair(&dir.join("keys/collector.key"), "test")
+            .unwrap();
+    }
+
+    fn parse(text: &str) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        write_key(dir.path());
+        let path = dir.path().join("plcvault.toml");
+        Config::parse(&path, text)
+    }
+
+    const GOOD: &str = r#"
+[vault]
+path = "vault"
+key = "keys/collector.key"
+
+[[trust]]
+name = "collector"
+role = "collector"
+public-key = "keys/collector.key.pub"
+
+[[device]]
+name = "line1"
+adapter = "files"
+path = "/srv/eng/line1"
+exclude = ["**/*.tmp"]
+"#;
+
+    #[test]
+    fn good_config_resolves_paths_and_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert!(c.vault.path.ends_with("vault") && c.vault.path.is_absolute());
+        assert!(c.vault.state.ends_with("state"));
+        assert_eq!(c.vault.stale_after, Duration::from_secs(26 * 3600));
+        assert_eq!(c.trust.keys.len(), 1);
+        let AdapterConfig::Files(f) = &c.devices[0].adapter;
+        assert_eq!(f.include, vec!["**/*"]);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let text = GOOD.replace("exclude =", "exclud =");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("plcvault.toml:18") && err.contains("exclud"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_role_and_duration_and_missing_path_name_their_lines() {
+        let err = parse(&GOOD.replace("role = \"collector\"", "role = \"boss\"")).unwrap_err();
+        assert!(
+            err.to_string().contains(":9:") && err.to_string().contains("role"),
+            "{err}"
+        );
+        let err = parse(&GOOD.replace(
+            "key = \"keys/collector.key\"",
+            "key = \"k\"\nstale-after = \"soon\"",
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("stale-after") && err.to_string().contains(":5"),
+            "{err}"
+        );
+        let err = parse(&GOOD.replace("path = \"/srv/eng/line1\"\n", "")).unwrap_err();
+        assert!(
+            err.to_string().contains("needs key `path`") && err.to_string().contains(":13"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicate_device_and_bad_glob_are_refused() {
+        let dup =
+            format!("{GOOD}\n[[device]]\nname = \"line1\"\nadapter = \"files\"\npath = \"x\"\n");
+        assert!(parse(&dup).unwrap_err().to_string().contains("used twice"));
+        let err = parse(&GOOD.replace("**/*.tmp", "["))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":17") && err.contains("exclude"), "{err}");
+    }
+
+    #[test]
+    fn missing_public_key_file_is_named() {
+        let err = parse(&GOOD.replace("collector.key.pub", "nope.pub"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":10") && err.contains("nope.pub"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_example_config_parses() {
+        let text = include_str!("../config.example.toml");
+        let dir = tempfile::tempdir().unwrap();
+        write_key(dir.path());
+        vault::SecretKey::generate()
+            .unwrap()
+            .write_pair(&dir.path().join("keys/alice.key"), "")
+            .unwrap();
+        let c = Config::parse(&dir.path().join("plcvault.toml"), text).unwrap();
+        assert!(!c.devices.is_empty());
+    }
+}
