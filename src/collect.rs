@@ -268,8 +268,7 @@ fn store(
     let started = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let writer = Writer::new(vault, index);
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Result<Option<ArtifactEntry>, String>)>> =
-        Mutex::new(Vec::new());
+    let results: Mutex<Vec<(usize, ArtifactOutcome)>> = Mutex::new(Vec::new());
     let fatal: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     let threads = cfg.threads.min(collection.artifacts.len()).max(1);
     std::thread::scope(|s| {
@@ -363,13 +362,16 @@ fn store(
     Ok((report, committed.entry, manifest))
 }
 
+/// An artifact stored, skipped, or unreadable (with the warning to record).
+type ArtifactOutcome = Result<Option<ArtifactEntry>, String>;
+
 /// Stores one artifact. `Ok(Err(warning))` when the source could not be read (the
 /// snapshot becomes incomplete); `Err` when the vault failed.
 fn store_artifact(
     writer: &Writer,
     scratch: &mut Scratch,
     src: &ArtifactSource,
-) -> Result<Result<Option<ArtifactEntry>, String>> {
+) -> Result<ArtifactOutcome> {
     let entry = |stored: vault::Stored, status, meta| ArtifactEntry {
         name: src.name.clone(),
         kind: src.kind,

@@ -56,8 +56,7 @@ pub fn init(dir: &Path, out: &Out) -> Result<Outcome> {
     key.write_pair(&dir.join("keys/collector.key"), "collector")?;
     Vault::open_or_create(&dir.join("vault"))?;
     std::fs::create_dir_all(dir.join("state"))?;
-    let text = format!(
-        r#"# plcvault site config, written by `plcvault init`. All keys: see config.example.toml.
+    let text = r#"# plcvault site config, written by `plcvault init`. All keys: see config.example.toml.
 [vault]
 path = "vault"
 key = "keys/collector.key"
@@ -75,8 +74,7 @@ public-key = "keys/collector.key.pub"
 # adapter = "files"
 # path = "/srv/eng/line1"
 # exclude = ["**/*.tmp"]
-"#
-    );
+"#;
     std::fs::write(&cfg_path, text)?;
     out.record(
         "init",

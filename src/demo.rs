@@ -25,7 +25,7 @@ fn hmi_image(seed: u64) -> Vec<u8> {
     let mut block = 0u64;
     while out.len() < IMAGE_SIZE {
         block += 1;
-        if block % 2 == 0 {
+        if block.is_multiple_of(2) {
             for i in 0..65536u64 {
                 out.push(((i * 31 + block) % 251) as u8 & 0x7f);
             }

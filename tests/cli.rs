@@ -1,0 +1,221 @@
+//! End-to-end runs of the plcvault binary on a files device.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::{Site, noise};
+
+#[test]
+fn collect_verify_restore_round_trip_with_exit_codes() {
+    let s = Site::new();
+    s.write("plant/PLC1/OB1.awl", b"NETWORK 1\n A I0.0\n = Q0.0\n");
+    s.write("plant/hmi/panel.img", &noise(3 * 1024 * 1024, 3));
+    s.write("plant/recipes/a.csv", b"fill;500\n");
+    s.write("plant/scratch.tmp", b"excluded");
+
+    let r = s.run(&["--json", "collect", "--all"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let dev = &r.records("device")[0];
+    assert_eq!(dev["status"], "ok");
+    assert_eq!(dev["artifacts"], 3);
+    let first = dev["snapshot"].as_str().unwrap().to_string();
+    assert_eq!(r.records("summary")[0]["ok"], 1);
+    // Every line is a {"type", "data"} envelope with type first.
+    assert!(
+        r.stdout.lines().all(|l| l.starts_with("{\"type\":")),
+        "{}",
+        r.stdout
+    );
+
+    s.write("plant/recipes/a.csv", b"fill;450\n");
+    let r = s.run(&["--json", "collect", "line1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let dev = &r.records("device")[0];
+    assert_eq!(
+        dev["changes"]["changed"],
+        serde_json::json!(["recipes/a.csv"])
+    );
+    assert!(dev["new_bytes"].as_u64().unwrap() < 100, "{dev}");
+
+    let r = s.run(&["--json", "snapshots"]);
+    assert_eq!(r.records("snapshot").len(), 2);
+
+    let r = s.run(&["verify", "--read-data"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("INTACT"), "{}", r.stdout);
+
+    let out = s.path("restored");
+    let r = s.run(&[
+        "restore",
+        "line1",
+        "--snapshot",
+        &first,
+        "--to",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read(out.join("recipes/a.csv")).unwrap(),
+        b"fill;500\n"
+    );
+    assert_eq!(
+        std::fs::read(out.join("hmi/panel.img")).unwrap(),
+        noise(3 * 1024 * 1024, 3)
+    );
+    assert!(!out.join("scratch.tmp").exists());
+
+    // A non-empty target is refused without --force, and nothing is lost.
+    let r = s.run(&["restore", "line1", "--to", out.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("not empty") && r.stderr.contains("fix:"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read(out.join("recipes/a.csv")).unwrap(),
+        b"fill;500\n"
+    );
+    let r = s.run(&["restore", "line1", "--to", out.to_str().unwrap(), "--force"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read(out.join("recipes/a.csv")).unwrap(),
+        b"fill;450\n"
+    );
+}
+
+#[test]
+fn an_unreachable_device_does_not_stop_the_others_and_is_logged() {
+    let s = Site::new();
+    s.write("plant/OB1.awl", b"A I0.0\n");
+    s.add_device("ghost", "no-such-folder");
+    let r = s.run(&["--json", "collect", "--all"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    let devs = r.records("device");
+    assert_eq!(devs.len(), 2);
+    assert_eq!(devs[0]["status"], "ok");
+    assert_eq!(devs[1]["status"], "failed");
+    assert!(
+        devs[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-folder")
+    );
+    // The failure is a signed log entry.
+    let entry = std::fs::read_to_string(s.vault().join("log/00000000000000000002.entry")).unwrap();
+    assert!(
+        entry.contains("\"type\":\"collect-failed\"") && entry.contains("ghost"),
+        "{entry}"
+    );
+    let r = s.run(&["verify"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+}
+
+#[test]
+fn a_private_key_readable_by_others_is_refused() {
+    let s = Site::new();
+    let key = s.path("site/keys/collector.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = s.run(&["collect", "--all"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
+    let secret = std::fs::read_to_string(&key).unwrap();
+    let secret = secret.split_whitespace().nth(1).unwrap();
+    assert!(!r.stderr.contains(secret) && !r.stdout.contains(secret));
+}
+
+#[test]
+fn config_errors_name_file_line_and_key() {
+    let s = Site::new();
+    let mut text = std::fs::read_to_string(s.config()).unwrap();
+    text.push_str(
+        "\n[[device]]\nname = \"x\"\nadapter = \"files\"\npath = \"/\"\nincldue = [\"*\"]\n",
+    );
+    std::fs::write(s.config(), &text).unwrap();
+    let line = text.lines().position(|l| l.starts_with("incldue")).unwrap() + 1;
+    let r = s.run(&["config", "check"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains(&format!("plcvault.toml:{line}")) && r.stderr.contains("incldue"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let s = Site::new();
+    let r = s.run(&["collect"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--all"), "{}", r.stderr);
+    let r = s.run(&["collect", "nope"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("line1"), "{}", r.stderr);
+    let r = s.run(&["frobnicate"]);
+    assert_eq!(r.code, 2);
+}
+
+#[test]
+fn damage_makes_verify_exit_1_and_restore_refuses_damaged_files() {
+    let s = Site::new();
+    s.write("plant/a.img", &noise(2 * 1024 * 1024, 9));
+    assert_eq!(s.run(&["collect", "--all"]).code, 0);
+    let packs = common::files_under(&s.vault().join("packs"));
+    let mut bytes = std::fs::read(&packs[0]).unwrap();
+    bytes[100] ^= 0x40;
+    std::fs::write(&packs[0], bytes).unwrap();
+    let r = s.run(&["--json", "verify", "--read-data"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let kinds: Vec<String> = r
+        .records("finding")
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert!(kinds.contains(&"corrupt-chunk".to_string()), "{kinds:?}");
+    let out = s.path("out");
+    let r = s.run(&["restore", "line1", "--to", out.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("a.img"), "{}", r.stdout);
+    assert!(
+        !out.join("a.img").exists(),
+        "a damaged file was left looking whole"
+    );
+}
+
+#[test]
+fn collect_creates_the_vault_on_first_use_and_keygen_never_overwrites() {
+    let s = Site::new();
+    std::fs::remove_dir_all(s.vault()).unwrap();
+    s.write("plant/x.st", b"x := 1;");
+    assert_eq!(s.run(&["collect", "--all"]).code, 0);
+    assert!(s.vault().join("VAULT").exists());
+    let k = s.path("k/new.key");
+    assert_eq!(s.run(&["keygen", "--out", k.to_str().unwrap()]).code, 0);
+    assert_eq!(
+        std::fs::metadata(&k).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let r = s.run(&["keygen", "--out", k.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+}
+
+#[test]
+fn the_demo_runs_and_proves_its_restore() {
+    let r = std::process::Command::new(common::BIN)
+        .args(["demo"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        r.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(
+        stdout.contains("changed PLC1/FB10_Conveyor.scl"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("7 of 7 files byte-identical"), "{stdout}");
+}

@@ -1,0 +1,119 @@
+//! Helpers for the end-to-end tests: a site in a temp folder and a way to run the binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_plcvault");
+
+pub struct Site {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+    /// JSON Lines records of one type.
+    pub fn records(&self, ty: &str) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .unwrap_or_else(|e| panic!("not JSON: {l}: {e}"))
+            })
+            .filter(|v| v["type"] == ty)
+            .map(|v| v["data"].clone())
+            .collect()
+    }
+}
+
+impl Site {
+    /// `plcvault init`, plus a files device `line1` over `plant/`.
+    pub fn new() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Site { dir };
+        let r = s.run(&["init", s.path("site").to_str().unwrap()]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        std::fs::create_dir_all(s.path("plant")).unwrap();
+        s.add_device("line1", "plant");
+        s
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.path("site/plcvault.toml")
+    }
+
+    pub fn add_device(&self, name: &str, folder: &str) {
+        let mut text = std::fs::read_to_string(self.config()).unwrap();
+        text.push_str(&format!(
+            "\n[[device]]\nname = \"{name}\"\nadapter = \"files\"\npath = \"{}\"\nexclude = [\"**/*.tmp\"]\n",
+            self.path(folder).display()
+        ));
+        std::fs::write(self.config(), text).unwrap();
+    }
+
+    pub fn write(&self, rel: &str, data: &[u8]) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--config").arg(self.config()).args(args);
+        c.env_remove("PLCVAULT_CONFIG");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().unwrap())
+    }
+
+    pub fn vault(&self) -> PathBuf {
+        self.path("site/vault")
+    }
+}
+
+/// Deterministic noise.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().unwrap().is_dir() {
+                out.extend(files_under(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
