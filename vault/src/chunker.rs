@@ -65,14 +65,14 @@ impl Chunker {
         len
     }
 
-    /// Reads `reader` to its end and calls `sink` with each chunk in order. Returns the
-    /// number of bytes read.
+    /// Reads `reader` to its end and calls `sink` with each chunk in order, and whether it
+    /// is the last chunk of the stream. Returns the number of bytes read.
     ///
     /// Fails with the first read error or the first error `sink` returns.
     pub fn for_each<R: Read, E>(
         &mut self,
         mut reader: R,
-        mut sink: impl FnMut(&[u8]) -> Result<(), E>,
+        mut sink: impl FnMut(&[u8], bool) -> Result<(), E>,
     ) -> Result<u64, ChunkError<E>> {
         let mut start = 0usize;
         let mut end = 0usize;
@@ -100,7 +100,8 @@ impl Chunker {
                 return Ok(total);
             }
             let len = self.cut(&self.buf[start..end]);
-            sink(&self.buf[start..start + len]).map_err(ChunkError::Sink)?;
+            let last = eof && start + len == end;
+            sink(&self.buf[start..start + len], last).map_err(ChunkError::Sink)?;
             start += len;
         }
     }
@@ -109,7 +110,7 @@ impl Chunker {
 /// The chunk lengths of `data` as a whole stream (for tests and tools).
 pub fn chunk_lengths(data: &[u8]) -> Vec<usize> {
     let mut out = Vec::new();
-    let result: Result<u64, ChunkError<()>> = Chunker::new().for_each(data, |c| {
+    let result: Result<u64, ChunkError<()>> = Chunker::new().for_each(data, |c, _| {
         out.push(c.len());
         Ok(())
     });
@@ -156,6 +157,19 @@ mod tests {
     const GOLDEN_DIGEST: &str = "7da1e9a4b83c";
 
     #[test]
+    fn only_the_final_chunk_is_flagged_last() {
+        let data = pseudo_random(5 * 1024 * 1024, 3);
+        let mut flags = Vec::new();
+        let _: Result<u64, ChunkError<()>> = Chunker::new().for_each(&data[..], |_, last| {
+            flags.push(last);
+            Ok(())
+        });
+        assert!(flags.len() > 2);
+        assert_eq!(flags.iter().filter(|l| **l).count(), 1);
+        assert_eq!(flags.last(), Some(&true));
+    }
+
+    #[test]
     fn zeros_cut_at_max_and_short_stream_is_one_chunk() {
         let lens = chunk_lengths(&vec![0u8; 9 * 1024 * 1024]);
         assert_eq!(lens, vec![MAX_SIZE, MAX_SIZE, 1024 * 1024]);
@@ -181,10 +195,11 @@ mod tests {
             let data = pseudo_random(6 * 1024 * 1024 + seed as usize * 977, seed);
             let whole = chunk_lengths(&data);
             let mut streamed = Vec::new();
-            let _: Result<u64, ChunkError<()>> = Chunker::new().for_each(Dribble(&data, 0), |c| {
-                streamed.push(c.len());
-                Ok(())
-            });
+            let _: Result<u64, ChunkError<()>> =
+                Chunker::new().for_each(Dribble(&data, 0), |c, _| {
+                    streamed.push(c.len());
+                    Ok(())
+                });
             assert_eq!(whole, streamed);
         }
     }
@@ -196,7 +211,7 @@ mod tests {
         edited.splice(5_000_000..5_000_000, b"inserted bytes".iter().copied());
         let ids = |d: &[u8]| {
             let mut out = std::collections::HashSet::new();
-            let _: Result<u64, ChunkError<()>> = Chunker::new().for_each(d, |c| {
+            let _: Result<u64, ChunkError<()>> = Chunker::new().for_each(d, |c, _| {
                 out.insert(Hash::of(c));
                 Ok(())
             });

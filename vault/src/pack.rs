@@ -245,21 +245,23 @@ impl ChunkReader {
         })
     }
 
-    /// Reads the chunk `entry` from the open pack `file`, decompresses it and checks that
-    /// its SHA-256 is its id. Returns the plain bytes.
+    /// Reads the chunk `entry` from the open pack `file` and decompresses it. With
+    /// `check_id` its SHA-256 must be its id; without, only its length is checked (for
+    /// callers that hash the whole artifact anyway). Returns the plain bytes.
     ///
-    /// Fails when the read fails or the bytes do not match the id (`VaultError::Corrupt`).
+    /// Fails when the read fails or the bytes do not match (`VaultError::Corrupt`).
     pub fn read(
         &mut self,
         file: &mut File,
         path: &Path,
         entry: &PackEntry,
+        check_id: bool,
     ) -> Result<&[u8], VaultError> {
         self.stored.resize(entry.stored_len as usize, 0);
         file.seek(SeekFrom::Start(entry.offset))
             .and_then(|_| file.read_exact(&mut self.stored))
             .map_err(io_err("read", path))?;
-        self.decode(path, entry)
+        self.decode(path, entry, check_id)
     }
 
     /// Decodes stored bytes already in hand (`stored`) and checks them against the entry.
@@ -271,10 +273,15 @@ impl ChunkReader {
     ) -> Result<&[u8], VaultError> {
         self.stored.clear();
         self.stored.extend_from_slice(stored);
-        self.decode(path, entry)
+        self.decode(path, entry, true)
     }
 
-    fn decode(&mut self, path: &Path, entry: &PackEntry) -> Result<&[u8], VaultError> {
+    fn decode(
+        &mut self,
+        path: &Path,
+        entry: &PackEntry,
+        check_id: bool,
+    ) -> Result<&[u8], VaultError> {
         let plain: &[u8] = match entry.codec {
             Codec::Raw => &self.stored,
             Codec::Zstd => {
@@ -292,7 +299,7 @@ impl ChunkReader {
                 &self.plain[..n]
             }
         };
-        if plain.len() != entry.plain_len as usize || Hash::of(plain) != entry.id {
+        if plain.len() != entry.plain_len as usize || (check_id && Hash::of(plain) != entry.id) {
             return Err(corrupt(
                 path,
                 format!("chunk {} does not match its SHA-256", entry.id.short()),

@@ -47,9 +47,9 @@ pub struct RestoreReport {
     pub failed: Vec<RestoreFailure>,
 }
 
-/// Restores every artifact of `manifest` under `target`. Each chunk is checked against its
-/// SHA-256 before it is written and each file against the artifact's SHA-256 before it
-/// gets its final name, so a damaged vault never produces a file that looks whole.
+/// Restores every artifact of `manifest` under `target`. Each file is written under a
+/// temp name and gets its final name only when its SHA-256 equals the artifact's, so a
+/// damaged vault never produces a file that looks whole.
 ///
 /// Fails before writing anything when a name would escape `target`, or when `target` is
 /// not empty and `force` is not set. Damage to single artifacts is reported in
@@ -207,7 +207,8 @@ fn restore_one(
                 open.insert(loc.pack, f);
             }
             let file = open.get_mut(&loc.pack).expect("inserted above");
-            let data = reader.read(file, &path, &loc.entry)?;
+            // The whole file's SHA-256 is checked below; that covers every chunk in it.
+            let data = reader.read(file, &path, &loc.entry, false)?;
             if data.len() != *len as usize {
                 return Err(crate::error::corrupt(
                     &path,

@@ -106,10 +106,16 @@ impl<'a> Writer<'a> {
         let Scratch {
             chunker, cctx, out, ..
         } = scratch;
+        let mut single = None;
         let size = chunker
-            .for_each(reader, |data| -> Result<(), VaultError> {
-                hasher.update(data);
+            .for_each(reader, |data, last| -> Result<(), VaultError> {
                 let id = Hash::of(data);
+                // A one-chunk stream's SHA-256 is its chunk id: hash its bytes once.
+                if chunks.is_empty() && last {
+                    single = Some(id);
+                } else {
+                    hasher.update(data);
+                }
                 chunks.push((id, data.len() as u32));
                 if self.put_chunk(cctx, out, id, data)? {
                     new_bytes += data.len() as u64;
@@ -124,7 +130,7 @@ impl<'a> Writer<'a> {
             .fetch_add(new_bytes, std::sync::atomic::Ordering::Relaxed);
         Ok(Stored {
             size,
-            sha256: Hash::from_hasher(hasher),
+            sha256: single.unwrap_or_else(|| Hash::from_hasher(hasher)),
             chunks,
             new_bytes,
         })

@@ -100,3 +100,37 @@ fn concurrent_writers_never_break_the_log() {
     assert_eq!(report.snapshots, 20);
     assert_eq!(report.entries, 20);
 }
+
+/// Streaming hashing agrees with one-shot SHA-256 at every size that matters to the
+/// chunker: empty, tiny, around the minimum chunk size, and many chunks.
+#[test]
+fn streamed_sha256_equals_one_shot_sha256() {
+    use vault::chunker::{MAX_SIZE, MIN_SIZE};
+    let f = Fixture::new();
+    let history = History::load(&f.vault, &f.trust).unwrap();
+    let (index, _) = Index::load(&f.vault, &history.committed_packs());
+    let writer = vault::Writer::new(&f.vault, &index);
+    let mut scratch = vault::Scratch::new(3).unwrap();
+    for (i, len) in [
+        0,
+        1,
+        MIN_SIZE - 1,
+        MIN_SIZE,
+        MIN_SIZE + 1,
+        MAX_SIZE,
+        MAX_SIZE + 1,
+        3 * MAX_SIZE + 7,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let data = noise(len, i as u64 + 1);
+        let stored = writer.store(&mut scratch, &data[..]).unwrap();
+        assert_eq!(stored.sha256, vault::Hash::of(&data), "length {len}");
+        assert_eq!(stored.size, len as u64);
+        assert_eq!(
+            stored.chunks.iter().map(|c| c.1 as u64).sum::<u64>(),
+            len as u64
+        );
+    }
+}
