@@ -4,7 +4,8 @@
 //! One device failing never stops the others. A device that could not be read at all gets
 //! a signed `collect-failed` entry, so "no snapshot" is never silent.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Seek};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -121,16 +122,24 @@ pub fn run(
         ));
         let t0 = Instant::now();
         let previous = history.find_snapshot(Some(&device.name), None).ok();
+        let previous_manifest = previous
+            .as_ref()
+            .and_then(|p| vault::manifest::load(vault.root(), &p.manifest).ok());
+        let ctx = StoreContext {
+            vault: &vault,
+            index: &index,
+            key: &key,
+            cfg,
+            out,
+        };
         let result = runtime
             .block_on(collect_one(device))
-            .and_then(|collection| store(&vault, &index, &key, cfg, device, collection, out));
+            .and_then(|collection| store(&ctx, device, collection, previous_manifest.as_ref()));
         let mut report = match result {
             Ok((mut r, entry, manifest)) => {
                 head = Some((entry.file_seq, entry.hash));
-                if let Some(prev) = &previous {
-                    r.changes = vault::manifest::load(vault.root(), &prev.manifest)
-                        .ok()
-                        .map(|old| compare(&old, &manifest, &prev.id));
+                if let (Some(prev), Some(old)) = (&previous, &previous_manifest) {
+                    r.changes = Some(compare(old, &manifest, &prev.id));
                 }
                 r
             }
@@ -255,18 +264,41 @@ fn adapter_source(device: &DeviceConfig) -> (String, String) {
     }
 }
 
+/// What every device's storing step shares.
+struct StoreContext<'a> {
+    vault: &'a Vault,
+    index: &'a Index,
+    key: &'a SecretKey,
+    cfg: &'a Config,
+    out: &'a Out,
+}
+
 /// Streams a collection into the vault on worker threads and commits the snapshot.
 fn store(
-    vault: &Vault,
-    index: &Index,
-    key: &SecretKey,
-    cfg: &Config,
+    ctx: &StoreContext,
     device: &DeviceConfig,
     collection: Collection,
-    out: &Out,
+    previous: Option<&Manifest>,
 ) -> Result<(DeviceReport, vault::log::Entry, Manifest)> {
+    let StoreContext {
+        vault,
+        index,
+        key,
+        cfg,
+        out,
+    } = *ctx;
     let started = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-    let writer = Writer::new(vault, index);
+    let mut writer = Writer::new(vault, index);
+    let mut previous_sizes = HashMap::new();
+    if let Some(prev) = previous {
+        writer.remember(prev);
+        previous_sizes = prev
+            .artifacts
+            .iter()
+            .map(|a| (a.name.as_str(), a.size))
+            .collect();
+    }
+    let writer = writer;
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, ArtifactOutcome)>> = Mutex::new(Vec::new());
     let fatal: Mutex<Option<anyhow::Error>> = Mutex::new(None);
@@ -281,6 +313,7 @@ fn store(
                         return;
                     }
                 };
+                let mut buf = Vec::new();
                 loop {
                     if fatal.lock().expect("lock").is_some() {
                         return;
@@ -290,7 +323,8 @@ fn store(
                         return;
                     };
                     out.debug(format!("  reading {}", src.name));
-                    match store_artifact(&writer, &mut scratch, src) {
+                    let same_size = previous_sizes.get(src.name.as_str()).copied();
+                    match store_artifact(&writer, &mut scratch, &mut buf, src, same_size) {
                         Ok(r) => results.lock().expect("lock").push((i, r)),
                         Err(e) => {
                             *fatal.lock().expect("lock") = Some(e);
@@ -365,12 +399,21 @@ fn store(
 /// An artifact stored, skipped, or unreadable (with the warning to record).
 type ArtifactOutcome = Result<Option<ArtifactEntry>, String>;
 
+/// Files up to this size are read into memory once, hashed, and stored from memory.
+const IN_MEMORY: u64 = 8 * 1024 * 1024;
+
 /// Stores one artifact. `Ok(Err(warning))` when the source could not be read (the
 /// snapshot becomes incomplete); `Err` when the vault failed.
+///
+/// Content is always read and hashed in full (mtime is no evidence). When the whole-file
+/// SHA-256 equals that of an artifact in the previous snapshot, or the file is one chunk
+/// the vault already holds, its chunk list is reused without hashing chunks again.
 fn store_artifact(
     writer: &Writer,
     scratch: &mut Scratch,
+    buf: &mut Vec<u8>,
     src: &ArtifactSource,
+    previous_size: Option<u64>,
 ) -> Result<ArtifactOutcome> {
     let entry = |stored: vault::Stored, status, meta| ArtifactEntry {
         name: src.name.clone(),
@@ -381,16 +424,38 @@ fn store_artifact(
         meta,
         chunks: stored.chunks,
     };
+    let from_memory = |scratch: &mut Scratch, data: &[u8]| -> Result<vault::Stored, StoreError> {
+        let sha256 = vault::Hash::of(data);
+        match writer.lookup(&sha256, data.len() as u64) {
+            Some(s) => Ok(s),
+            None => Ok(writer.store_bytes(scratch, data, sha256)?),
+        }
+    };
     match &src.data {
-        SourceData::Bytes(b) => match writer.store(scratch, &b[..]) {
+        SourceData::Bytes(b) => match from_memory(scratch, b) {
             Ok(s) => Ok(Ok(Some(entry(s, ArtifactStatus::Ok, src.meta.clone())))),
             Err(StoreError::Source(e)) => Ok(Err(format!("cannot read {}: {e}", src.name))),
             Err(StoreError::Vault(e)) => Err(e.into()),
         },
         SourceData::File(path) => {
-            match read_stable(path, READ_ATTEMPTS, READ_PAUSE, |f| {
+            let read = |f: &mut std::fs::File| -> Result<vault::Stored, StoreError> {
+                let size = f.metadata().map_err(StoreError::Source)?.len();
+                if size <= IN_MEMORY {
+                    buf.clear();
+                    f.read_to_end(buf).map_err(StoreError::Source)?;
+                    return from_memory(scratch, buf);
+                }
+                if previous_size == Some(size) {
+                    // Probably unchanged: one hashing pass decides.
+                    let (sha256, len) = hash_stream(f, buf).map_err(StoreError::Source)?;
+                    if let Some(s) = writer.lookup(&sha256, len) {
+                        return Ok(s);
+                    }
+                    f.rewind().map_err(StoreError::Source)?;
+                }
                 writer.store(scratch, f)
-            }) {
+            };
+            match read_stable(path, READ_ATTEMPTS, READ_PAUSE, read) {
                 Ok(r) => {
                     let status = if r.stable {
                         ArtifactStatus::Ok
@@ -407,6 +472,25 @@ fn store_artifact(
                 }
                 Err(StableError::Read(StoreError::Vault(e))) => Err(e.into()),
             }
+        }
+    }
+}
+
+/// SHA-256 and length of a stream, read in 1 MiB pieces through `buf`.
+fn hash_stream(f: &mut std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<(vault::Hash, u64)> {
+    use sha2::Digest;
+    buf.resize(1024 * 1024, 0);
+    let mut h = sha2::Sha256::new();
+    let mut len = 0u64;
+    loop {
+        match f.read(buf) {
+            Ok(0) => return Ok((vault::Hash::from_hasher(h), len)),
+            Ok(n) => {
+                h.update(&buf[..n]);
+                len += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }

@@ -441,7 +441,7 @@ exclude = ["**/*.tmp"]
         let text = GOOD.replace("exclude =", "exclud =");
         let err = parse(&text).unwrap_err().to_string();
         assert!(
-            err.contains("plcvault.toml:18") && err.contains("exclud"),
+            err.contains("plcvault.toml:15:") && err.contains("exclud"),
             "{err}"
         );
     }
@@ -450,7 +450,7 @@ exclude = ["**/*.tmp"]
     fn bad_role_and_duration_and_missing_path_name_their_lines() {
         let err = parse(&GOOD.replace("role = \"collector\"", "role = \"boss\"")).unwrap_err();
         assert!(
-            err.to_string().contains(":9:") && err.to_string().contains("role"),
+            err.to_string().contains(":8:") && err.to_string().contains("role"),
             "{err}"
         );
         let err = parse(&GOOD.replace(
@@ -459,12 +459,12 @@ exclude = ["**/*.tmp"]
         ))
         .unwrap_err();
         assert!(
-            err.to_string().contains("stale-after") && err.to_string().contains(":5"),
+            err.to_string().contains("stale-after") && err.to_string().contains(":5:"),
             "{err}"
         );
         let err = parse(&GOOD.replace("path = \"/srv/eng/line1\"\n", "")).unwrap_err();
         assert!(
-            err.to_string().contains("needs key `path`") && err.to_string().contains(":13"),
+            err.to_string().contains("needs key `path`") && err.to_string().contains(":12:"),
             "{err}"
         );
     }
@@ -477,7 +477,7 @@ exclude = ["**/*.tmp"]
         let err = parse(&GOOD.replace("**/*.tmp", "["))
             .unwrap_err()
             .to_string();
-        assert!(err.contains(":17") && err.contains("exclude"), "{err}");
+        assert!(err.contains(":15:") && err.contains("exclude"), "{err}");
     }
 
     #[test]
@@ -485,7 +485,7 @@ exclude = ["**/*.tmp"]
         let err = parse(&GOOD.replace("collector.key.pub", "nope.pub"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains(":10") && err.contains("nope.pub"), "{err}");
+        assert!(err.contains(":9:") && err.contains("nope.pub"), "{err}");
     }
 
     #[test]

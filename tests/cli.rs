@@ -219,3 +219,34 @@ fn the_demo_runs_and_proves_its_restore() {
     );
     assert!(stdout.contains("7 of 7 files byte-identical"), "{stdout}");
 }
+
+#[test]
+fn unchanged_content_is_reused_and_a_same_size_change_is_stored() {
+    let s = Site::new();
+    // Larger than the in-memory limit, so the hash-first path is taken.
+    let mut img = noise(9 * 1024 * 1024 + 5, 4);
+    s.write("plant/hmi/panel.img", &img);
+    s.write("plant/small.csv", b"a;1\n");
+    assert_eq!(s.run(&["collect", "--all"]).code, 0);
+
+    let r = s.run(&["--json", "collect", "--all"]);
+    assert_eq!(r.records("device")[0]["new_bytes"], 0, "{}", r.stdout);
+
+    // Same size, different bytes in the middle: must not be mistaken for unchanged.
+    img[5_000_000] ^= 0xff;
+    s.write("plant/hmi/panel.img", &img);
+    let r = s.run(&["--json", "collect", "--all"]);
+    let dev = &r.records("device")[0];
+    assert_eq!(
+        dev["changes"]["changed"],
+        serde_json::json!(["hmi/panel.img"])
+    );
+    assert!(dev["new_bytes"].as_u64().unwrap() > 0);
+    let out = s.path("out");
+    assert_eq!(
+        s.run(&["restore", "line1", "--to", out.to_str().unwrap()])
+            .code,
+        0
+    );
+    assert_eq!(std::fs::read(out.join("hmi/panel.img")).unwrap(), img);
+}

@@ -28,6 +28,7 @@ declare -A T M
 # run NAME CMD...: time a command, keep wall seconds and peak RSS (MiB).
 run() {
   local name=$1; shift
+  sync  # start every step with no dirty pages of the step before
   /usr/bin/time -f "%e %M" -o "$work/time.$$" "$@" >"$work/out.$$" 2>&1 || {
     echo "step $name failed:"; cat "$work/out.$$"; exit 1; }
   read -r secs kb <"$work/time.$$"

@@ -6,7 +6,7 @@
 //! appended the signed log entry; a writer dropped before that leaves only unreferenced
 //! files that verify ignores.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::sync::Mutex;
 
@@ -77,6 +77,8 @@ pub struct Committed {
 pub struct Writer<'a> {
     vault: &'a Vault,
     index: &'a Index,
+    /// Whole-artifact SHA-256 -> chunk list, from earlier snapshots.
+    known: HashMap<Hash, Vec<(Hash, u32)>>,
     claimed: Mutex<HashSet<Hash>>,
     idle: Mutex<Vec<PackWriter>>,
     finished: Mutex<Vec<PackInfo>>,
@@ -89,11 +91,82 @@ impl<'a> Writer<'a> {
         Writer {
             vault,
             index,
+            known: HashMap::new(),
             claimed: Mutex::new(HashSet::new()),
             idle: Mutex::new(Vec::new()),
             finished: Mutex::new(Vec::new()),
             new_bytes: Default::default(),
         }
+    }
+
+    /// Lets `lookup` reuse the chunk lists of `manifest`'s artifacts (typically the
+    /// device's previous snapshot).
+    pub fn remember(&mut self, manifest: &Manifest) {
+        for a in &manifest.artifacts {
+            self.known.insert(a.sha256, a.chunks.clone());
+        }
+    }
+
+    /// An artifact whose whole SHA-256 is already known: if an earlier snapshot had the
+    /// same content (or it is one chunk the vault holds), returns its chunk list without
+    /// reading the content again. `None` when any chunk is not in a committed pack.
+    pub fn lookup(&self, sha256: &Hash, size: u64) -> Option<Stored> {
+        let chunks = match self.known.get(sha256) {
+            Some(c) => c.clone(),
+            None if size > 0 && size <= crate::chunker::MIN_SIZE as u64 => {
+                vec![(*sha256, size as u32)]
+            }
+            None => return None,
+        };
+        let total: u64 = chunks.iter().map(|c| c.1 as u64).sum();
+        if total != size || !chunks.iter().all(|(id, _)| self.index.contains(id)) {
+            return None;
+        }
+        Some(Stored {
+            size,
+            sha256: *sha256,
+            chunks,
+            new_bytes: 0,
+        })
+    }
+
+    /// Stores bytes already in memory whose SHA-256 the caller computed.
+    ///
+    /// Fails when writing to the vault fails.
+    pub fn store_bytes(
+        &self,
+        scratch: &mut Scratch,
+        data: &[u8],
+        sha256: Hash,
+    ) -> Result<Stored, VaultError> {
+        let Scratch {
+            chunker, cctx, out, ..
+        } = scratch;
+        let mut chunks = Vec::new();
+        let mut new_bytes = 0u64;
+        let mut start = 0;
+        while start < data.len() {
+            let len = chunker.cut(&data[start..]);
+            let piece = &data[start..start + len];
+            let id = if start == 0 && len == data.len() {
+                sha256
+            } else {
+                Hash::of(piece)
+            };
+            chunks.push((id, len as u32));
+            if self.put_chunk(cctx, out, id, piece)? {
+                new_bytes += len as u64;
+            }
+            start += len;
+        }
+        self.new_bytes
+            .fetch_add(new_bytes, std::sync::atomic::Ordering::Relaxed);
+        Ok(Stored {
+            size: data.len() as u64,
+            sha256,
+            chunks,
+            new_bytes,
+        })
     }
 
     /// Stores everything `reader` yields, streaming.

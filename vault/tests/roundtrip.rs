@@ -134,3 +134,33 @@ fn streamed_sha256_equals_one_shot_sha256() {
         );
     }
 }
+
+#[test]
+fn lookup_reuses_known_content_only_while_its_chunks_exist() {
+    let f = Fixture::new();
+    let data = noise(6 * 1024 * 1024, 77);
+    let id = f.snapshot("d", &[("img", data.clone())]);
+    let m = manifest::load(f.root(), &id).unwrap();
+    let history = History::load(&f.vault, &f.trust).unwrap();
+    let (index, _) = Index::load(&f.vault, &history.committed_packs());
+    let mut writer = vault::Writer::new(&f.vault, &index);
+    let sha = vault::Hash::of(&data);
+    assert!(
+        writer.lookup(&sha, data.len() as u64).is_none(),
+        "not remembered yet"
+    );
+    writer.remember(&m);
+    let hit = writer
+        .lookup(&sha, data.len() as u64)
+        .expect("known content");
+    assert_eq!(hit.chunks, m.artifacts[0].chunks);
+    assert!(
+        writer.lookup(&sha, data.len() as u64 + 1).is_none(),
+        "size must agree"
+    );
+    // With its pack gone from the index, the content must be stored again.
+    let empty = Index::default();
+    let mut writer = vault::Writer::new(&f.vault, &empty);
+    writer.remember(&m);
+    assert!(writer.lookup(&sha, data.len() as u64).is_none());
+}
