@@ -130,6 +130,22 @@ impl Locator<'_> {
     }
 }
 
+/// `p` made absolute and lexically normalised (`.` and `..` removed), for comparisons.
+fn absolute(p: &Path) -> PathBuf {
+    let p = std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// Finds the config path: the flag, then `PLCVAULT_CONFIG`, then `./plcvault.toml`.
 pub fn locate(flag: Option<&Path>) -> PathBuf {
     flag.map(Path::to_owned)
@@ -204,14 +220,27 @@ impl Config {
                 l.get_ref()
             ),
         };
-        let vault_cfg = VaultConfig {
-            path: resolve(v.path.get_ref()),
-            key: v.key.as_ref().map(|k| resolve(k.get_ref())),
-            state: v
+        let vault_path = resolve(v.path.get_ref());
+        let state_path = v
+            .state
+            .as_ref()
+            .map(|s| resolve(s.get_ref()))
+            .unwrap_or_else(|| resolve("state"));
+        if absolute(&state_path).starts_with(absolute(&vault_path)) {
+            let at = v
                 .state
                 .as_ref()
-                .map(|s| resolve(s.get_ref()))
-                .unwrap_or_else(|| resolve("state")),
+                .map(|s| loc.at(s))
+                .unwrap_or_else(|| loc.at(&v.path));
+            bail!(
+                "{at}: [vault] key `state`: {} is inside the vault; the verifier's memory must live outside it, or a rolled-back vault would roll back the memory too\nfix: set state = \"state\" beside the vault folder",
+                state_path.display()
+            );
+        }
+        let vault_cfg = VaultConfig {
+            path: vault_path,
+            key: v.key.as_ref().map(|k| resolve(k.get_ref())),
+            state: state_path,
             stale_after,
             compression_level,
         };
@@ -465,6 +494,20 @@ exclude = ["**/*.tmp"]
         let err = parse(&GOOD.replace("path = \"/srv/eng/line1\"\n", "")).unwrap_err();
         assert!(
             err.to_string().contains("needs key `path`") && err.to_string().contains(":12:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn state_inside_the_vault_is_refused() {
+        let err = parse(&GOOD.replace(
+            "key = \"keys/collector.key\"",
+            "key = \"keys/collector.key\"\nstate = \"vault/./state\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("inside the vault") && err.contains(":5:"),
             "{err}"
         );
     }

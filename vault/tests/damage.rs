@@ -286,3 +286,50 @@ fn leftovers_of_a_crashed_writer_are_notes_not_damage() {
         r.notes
     );
 }
+
+#[test]
+fn restore_refuses_a_signed_manifest_whose_names_escape_the_target() {
+    use vault::manifest::{ArtifactEntry, ArtifactMeta, ArtifactStatus};
+    let f = Fixture::new();
+    let history = History::load(&f.vault, &f.trust).unwrap();
+    let (index, _) = vault::Index::load(&f.vault, &history.committed_packs());
+    let writer = vault::Writer::new(&f.vault, &index);
+    let mut scratch = vault::Scratch::new(1).unwrap();
+    let stored = writer.store(&mut scratch, &b"owned"[..]).unwrap();
+    let entry = |name: &str| ArtifactEntry {
+        name: name.into(),
+        kind: vault::ArtifactKind::Other,
+        size: stored.size,
+        sha256: stored.sha256,
+        status: ArtifactStatus::Ok,
+        meta: ArtifactMeta::default(),
+        chunks: stored.chunks.clone(),
+    };
+    let m = vault::Manifest {
+        v: 1,
+        device: "evil".into(),
+        adapter: "test".into(),
+        source: "-".into(),
+        started: "2026-01-01T00:00:00Z".into(),
+        finished: "2026-01-01T00:00:00Z".into(),
+        complete: true,
+        warnings: vec![],
+        artifacts: vec![entry("ok.txt"), entry("../../escaped.txt")],
+    };
+    // Even a manifest signed by a trusted key (a stolen collector key) cannot write
+    // outside the target.
+    writer.commit(&m, &f.collector).unwrap();
+    let history = History::load(&f.vault, &f.trust).unwrap();
+    let (index, _) = vault::Index::load(&f.vault, &history.committed_packs());
+    let target = f.dir.path().join("a/b/target");
+    let err = vault::restore(&f.vault, &index, &m, &target, &Default::default()).unwrap_err();
+    assert!(err.to_string().contains("escape"), "{err}");
+    assert!(!f.dir.path().join("a/escaped.txt").exists());
+    assert!(
+        !target.join("ok.txt").exists(),
+        "nothing is written when any name is unsafe"
+    );
+    // verify reports it too.
+    let k = kinds(&check(&f, false));
+    assert_eq!(k, vec![FindingKind::BadManifest]);
+}
