@@ -303,6 +303,9 @@ fn store(
     let results: Mutex<Vec<(usize, ArtifactOutcome)>> = Mutex::new(Vec::new());
     let fatal: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     let threads = cfg.threads.min(collection.artifacts.len()).max(1);
+    // Largest first, so that one big image does not run alone at the end.
+    let mut order: Vec<usize> = (0..collection.artifacts.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(collection.artifacts[i].size_hint.unwrap_or(0)));
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
@@ -318,10 +321,10 @@ fn store(
                     if fatal.lock().expect("lock").is_some() {
                         return;
                     }
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(src) = collection.artifacts.get(i) else {
+                    let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
                         return;
                     };
+                    let src = &collection.artifacts[i];
                     out.debug(format!("  reading {}", src.name));
                     let same_size = previous_sizes.get(src.name.as_str()).copied();
                     match store_artifact(&writer, &mut scratch, &mut buf, src, same_size) {

@@ -204,6 +204,7 @@ impl FilesCollector {
                 meta: file_meta(&meta),
                 name,
                 data: SourceData::File(path),
+                size_hint: Some(meta.len()),
             });
         }
         Ok(out)

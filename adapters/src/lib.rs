@@ -30,6 +30,8 @@ pub struct ArtifactSource {
     pub kind: ArtifactKind,
     pub meta: ArtifactMeta,
     pub data: SourceData,
+    /// Expected size in bytes when known before reading (for scheduling only).
+    pub size_hint: Option<u64>,
 }
 
 /// What a collection found.
