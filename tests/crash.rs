@@ -57,7 +57,11 @@ fn sigkill_at_random_moments_leaves_the_vault_consistent() {
             format!("fill;{round}\n").as_bytes(),
         );
 
-        let mut child = s.command(&["-q", "collect", "--all"]).spawn().unwrap();
+        let mut child = s
+            .command(&["-q", "collect", "--all"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_micros(next(full * 12 / 10 + 1)));
         if child.try_wait().unwrap().is_none() {
             killed_mid_run += 1;
