@@ -13,6 +13,10 @@ pub use vault::manifest::{ArtifactKind, ArtifactMeta};
 
 #[cfg(feature = "files")]
 pub mod files;
+#[cfg(feature = "modbus")]
+pub mod modbus;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 /// Where an artifact's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]

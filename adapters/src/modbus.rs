@@ -1,0 +1,745 @@
+//! The `modbus` adapter: Modbus TCP holding and input registers, coils, discrete inputs,
+//! and device identification (function 43/14), collected read-only and gently.
+//!
+//! Plant safety is built in rather than configured: the collector holds a read-only
+//! client that refuses any request but functions 1, 2, 3, 4 and 43/14; it sends one
+//! request at a time per device; it waits so that request starts are at least
+//! `1 / max-requests-per-second` apart (retries included); every request has a timeout,
+//! and retries back off exponentially. Reads are split at the protocol limits (125
+//! registers, 2,000 bits). Each range becomes one artifact in a canonical line-oriented
+//! text form, so any two snapshots compare register by register.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_modbus::client::{Client, Context, tcp};
+use tokio_modbus::prelude::{ExceptionCode, ReadCode, Request, Response, Slave};
+
+use crate::{
+    AdapterError, ArtifactKind, ArtifactMeta, ArtifactSource, Collection, Collector, SourceData,
+};
+
+/// Registers per read request (Modbus limit for functions 3 and 4).
+pub const MAX_REGISTERS: u16 = 125;
+/// Bits per read request (Modbus limit for functions 1 and 2).
+pub const MAX_BITS: u16 = 2000;
+
+/// The four Modbus data tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Table {
+    Holding,
+    Input,
+    Coils,
+    Discrete,
+}
+
+impl Table {
+    pub const ALL: [Table; 4] = [Table::Holding, Table::Input, Table::Coils, Table::Discrete];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Table::Holding => "holding",
+            Table::Input => "input",
+            Table::Coils => "coils",
+            Table::Discrete => "discrete",
+        }
+    }
+
+    /// The read function code for this table.
+    pub fn function(&self) -> u8 {
+        match self {
+            Table::Coils => 1,
+            Table::Discrete => 2,
+            Table::Holding => 3,
+            Table::Input => 4,
+        }
+    }
+
+    pub fn is_bits(&self) -> bool {
+        matches!(self, Table::Coils | Table::Discrete)
+    }
+
+    pub fn max_per_request(&self) -> u16 {
+        if self.is_bits() {
+            MAX_BITS
+        } else {
+            MAX_REGISTERS
+        }
+    }
+
+    /// Parses `holding`, `input`, `coils` or `discrete`.
+    pub fn parse(s: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One configured range: becomes one artifact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RangeSpec {
+    pub table: Table,
+    pub start: u16,
+    /// At least 1; `start + count - 1` at most 65535.
+    pub count: u16,
+    pub kind: ArtifactKind,
+    pub label: String,
+}
+
+impl RangeSpec {
+    /// Last address, inclusive.
+    pub fn end(&self) -> u16 {
+        self.start + (self.count - 1)
+    }
+
+    /// The artifact name: `holding/0-1999.csv`.
+    pub fn artifact_name(&self) -> String {
+        format!("{}/{}-{}.csv", self.table, self.start, self.end())
+    }
+
+    /// `recipes (holding 0-1999)`
+    pub fn describe(&self) -> String {
+        if self.label.is_empty() {
+            format!("{} {}-{}", self.table, self.start, self.end())
+        } else {
+            format!(
+                "{} ({} {}-{})",
+                self.label,
+                self.table,
+                self.start,
+                self.end()
+            )
+        }
+    }
+
+    /// The read requests for this range, split at the protocol limits.
+    pub fn requests(&self) -> Vec<(u16, u16)> {
+        let max = self.table.max_per_request() as u32;
+        let mut out = Vec::new();
+        let mut addr = self.start as u32;
+        let end = self.start as u32 + self.count as u32;
+        while addr < end {
+            let n = (end - addr).min(max);
+            out.push((addr as u16, n as u16));
+            addr += n;
+        }
+        out
+    }
+}
+
+/// Settings of one Modbus device.
+#[derive(Clone, Debug)]
+pub struct ModbusOptions {
+    pub device: String,
+    /// `host:port`.
+    pub address: String,
+    pub unit: u8,
+    pub identify: bool,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub max_requests_per_second: f64,
+    pub ranges: Vec<RangeSpec>,
+}
+
+impl ModbusOptions {
+    /// Checks what the config parser cannot: ranges inside the address space, counts,
+    /// overlaps, rates. Each error names the setting.
+    pub fn validate(&self) -> Result<(), AdapterError> {
+        let bad = |key: &str, why: String| AdapterError::Config {
+            device: self.device.clone(),
+            key: key.to_string(),
+            why,
+        };
+        if !(self.max_requests_per_second > 0.0 && self.max_requests_per_second <= 1000.0) {
+            return Err(bad(
+                "max-requests-per-second",
+                format!("{} is not between 0 and 1000", self.max_requests_per_second),
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err(bad("timeout", "must be more than zero".into()));
+        }
+        if self.ranges.is_empty() && !self.identify {
+            return Err(bad(
+                "range",
+                "the device has no [[device.range]] and identify = false: nothing to collect"
+                    .into(),
+            ));
+        }
+        for (i, r) in self.ranges.iter().enumerate() {
+            if r.count == 0 {
+                return Err(bad("range.count", format!("range {} has count 0", i + 1)));
+            }
+            if r.start as u32 + r.count as u32 - 1 > 65535 {
+                return Err(bad(
+                    "range.count",
+                    format!(
+                        "range {} ({} {} + {}) runs past address 65535",
+                        i + 1,
+                        r.table,
+                        r.start,
+                        r.count
+                    ),
+                ));
+            }
+            for (j, other) in self.ranges.iter().enumerate().take(i) {
+                if other.table == r.table && other.start <= r.end() && r.start <= other.end() {
+                    return Err(bad(
+                        "range",
+                        format!(
+                            "range {} ({}) overlaps range {} ({})",
+                            i + 1,
+                            r.describe(),
+                            j + 1,
+                            other.describe()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a read failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadError {
+    /// The device answered with a Modbus exception.
+    Exception(String),
+    /// No answer, or the connection failed, after every retry.
+    Transport(String),
+    /// The answer was malformed (wrong length, unit or transaction): never stored.
+    Garbage(String),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Exception(e) => write!(f, "device answered with exception {e}"),
+            ReadError::Transport(e) => write!(f, "{e}"),
+            ReadError::Garbage(e) => write!(f, "malformed reply ({e})"),
+        }
+    }
+}
+
+fn exception_name(e: ExceptionCode) -> String {
+    let code: u8 = e.into();
+    let name = match code {
+        1 => "illegal function",
+        2 => "illegal data address",
+        3 => "illegal data value",
+        4 => "server device failure",
+        5 => "acknowledge",
+        6 => "server device busy",
+        8 => "memory parity error",
+        10 => "gateway path unavailable",
+        11 => "gateway target failed to respond",
+        _ => "unknown",
+    };
+    format!("{code} ({name})")
+}
+
+/// Spaces request starts at least `interval` apart.
+#[derive(Debug)]
+pub struct Pacer {
+    interval: Duration,
+    next: Option<Instant>,
+}
+
+impl Pacer {
+    pub fn new(max_per_second: f64) -> Pacer {
+        Pacer {
+            interval: Duration::from_secs_f64(1.0 / max_per_second),
+            next: None,
+        }
+    }
+
+    /// Waits for the next free slot and takes it.
+    pub async fn wait(&mut self) {
+        if let Some(next) = self.next {
+            tokio::time::sleep_until(next).await;
+        }
+        self.next = Some(Instant::now() + self.interval);
+    }
+}
+
+/// A connection that can only send read functions.
+struct ReadOnly {
+    ctx: Option<Context>,
+    addr: SocketAddr,
+    unit: u8,
+    timeout: Duration,
+}
+
+/// The only requests a collector may send.
+pub fn is_read_request(r: &Request<'_>) -> bool {
+    matches!(
+        r,
+        Request::ReadCoils(..)
+            | Request::ReadDiscreteInputs(..)
+            | Request::ReadHoldingRegisters(..)
+            | Request::ReadInputRegisters(..)
+            | Request::ReadDeviceIdentification(..)
+    )
+}
+
+impl ReadOnly {
+    async fn connect(&mut self) -> Result<(), String> {
+        match tokio::time::timeout(
+            self.timeout,
+            tcp::connect_slave(self.addr, Slave(self.unit)),
+        )
+        .await
+        {
+            Ok(Ok(ctx)) => {
+                self.ctx = Some(ctx);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(format!("cannot connect to {}: {e}", self.addr)),
+            Err(_) => Err(format!(
+                "no connection to {} within {:?}",
+                self.addr, self.timeout
+            )),
+        }
+    }
+
+    /// One request, one answer. `Err` carries whether the connection must be rebuilt.
+    async fn call(&mut self, req: Request<'static>) -> Result<Response, (ReadError, bool)> {
+        assert!(is_read_request(&req), "collectors send read functions only");
+        if self.ctx.is_none() {
+            self.connect()
+                .await
+                .map_err(|e| (ReadError::Transport(e), true))?;
+        }
+        let ctx = self.ctx.as_mut().expect("connected above");
+        match tokio::time::timeout(self.timeout, ctx.call(req)).await {
+            Err(_) => Err((
+                ReadError::Transport(format!("no answer within {:?}", self.timeout)),
+                true,
+            )),
+            Ok(Err(tokio_modbus::Error::Transport(e))) => Err((
+                ReadError::Transport(format!("connection failed: {e}")),
+                true,
+            )),
+            Ok(Err(tokio_modbus::Error::Protocol(e))) => {
+                Err((ReadError::Garbage(e.to_string()), true))
+            }
+            Ok(Ok(Err(exc))) => Err((ReadError::Exception(exception_name(exc)), false)),
+            Ok(Ok(Ok(resp))) => Ok(resp),
+        }
+    }
+}
+
+/// A Modbus session with pacing and retries.
+struct Session {
+    conn: ReadOnly,
+    pacer: Pacer,
+    retries: u32,
+    requests: u64,
+}
+
+impl Session {
+    /// Sends `req` (paced), retrying transport failures with exponential backoff.
+    async fn request(&mut self, req: Request<'static>) -> Result<Response, ReadError> {
+        let mut attempt = 0;
+        loop {
+            self.pacer.wait().await;
+            self.requests += 1;
+            match self.conn.call(req.clone()).await {
+                Ok(r) => return Ok(r),
+                Err((e @ ReadError::Exception(_), _)) => return Err(e),
+                Err((e, reconnect)) => {
+                    if reconnect {
+                        if let Some(mut ctx) = self.conn.ctx.take() {
+                            let _ =
+                                tokio::time::timeout(Duration::from_millis(100), ctx.disconnect())
+                                    .await;
+                        }
+                    }
+                    if attempt >= self.retries {
+                        return Err(e);
+                    }
+                    let backoff = Duration::from_millis(100 * (1u64 << attempt.min(5)))
+                        .min(Duration::from_secs(2));
+                    tokio::time::sleep(backoff).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn read_range(&mut self, r: &RangeSpec) -> Result<Vec<u16>, ReadError> {
+        let mut values = Vec::with_capacity(r.count as usize);
+        for (addr, n) in r.requests() {
+            let req = match r.table {
+                Table::Holding => Request::ReadHoldingRegisters(addr, n),
+                Table::Input => Request::ReadInputRegisters(addr, n),
+                Table::Coils => Request::ReadCoils(addr, n),
+                Table::Discrete => Request::ReadDiscreteInputs(addr, n),
+            };
+            let part: Vec<u16> = match (r.table, self.request(req).await?) {
+                (Table::Holding, Response::ReadHoldingRegisters(w))
+                | (Table::Input, Response::ReadInputRegisters(w)) => {
+                    if w.len() != n as usize {
+                        return Err(ReadError::Garbage(format!(
+                            "asked for {n} registers at {addr}, got {}",
+                            w.len()
+                        )));
+                    }
+                    w
+                }
+                (Table::Coils, Response::ReadCoils(bits))
+                | (Table::Discrete, Response::ReadDiscreteInputs(bits)) => {
+                    // Bits come padded to whole bytes.
+                    if bits.len() < n as usize || bits.len() > (n as usize).div_ceil(8) * 8 {
+                        return Err(ReadError::Garbage(format!(
+                            "asked for {n} bits at {addr}, got {}",
+                            bits.len()
+                        )));
+                    }
+                    bits.into_iter().take(n as usize).map(u16::from).collect()
+                }
+                (_, other) => {
+                    return Err(ReadError::Garbage(format!(
+                        "answer of the wrong kind: {:?}",
+                        other.function_code()
+                    )));
+                }
+            };
+            values.extend(part);
+        }
+        Ok(values)
+    }
+
+    /// Reads the identification objects (regular level, else basic). `Ok(None)` when the
+    /// device does not support function 43/14.
+    async fn identify(&mut self) -> Result<Option<Vec<(u8, String)>>, ReadError> {
+        for code in [ReadCode::Regular, ReadCode::Basic] {
+            let mut objects = Vec::new();
+            let mut next = 0u8;
+            let mut unsupported = false;
+            for _ in 0..16 {
+                match self
+                    .request(Request::ReadDeviceIdentification(code, next))
+                    .await
+                {
+                    Ok(Response::ReadDeviceIdentification(r)) => {
+                        for o in r.device_id_objects {
+                            objects.push((o.id, String::from_utf8_lossy(&o.value).into_owned()));
+                        }
+                        if !r.more_follows || r.next_object_id <= next {
+                            break;
+                        }
+                        next = r.next_object_id;
+                    }
+                    Ok(other) => {
+                        return Err(ReadError::Garbage(format!(
+                            "answer of the wrong kind: {:?}",
+                            other.function_code()
+                        )));
+                    }
+                    Err(ReadError::Exception(_)) => {
+                        unsupported = true;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if !unsupported {
+                objects.sort_by_key(|o| o.0);
+                objects.dedup_by_key(|o| o.0);
+                return Ok(Some(objects));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The canonical text of one range: a header naming device, unit, table and range, then
+/// `address,value` lines in address order.
+pub fn range_text(device: &str, unit: u8, r: &RangeSpec, values: &[u16]) -> Vec<u8> {
+    let mut s = String::with_capacity(values.len() * 10 + 200);
+    s.push_str("# plcvault modbus range v1\n");
+    s.push_str(&format!(
+        "# device={device} unit={unit} table={} start={} count={} label={}\n",
+        r.table,
+        r.start,
+        r.count,
+        r.label.replace('\n', " ")
+    ));
+    s.push_str("address,value\n");
+    for (i, v) in values.iter().enumerate() {
+        s.push_str(&format!("{},{v}\n", r.start as u32 + i as u32));
+    }
+    s.into_bytes()
+}
+
+/// Name of an identification object (Modbus spec, table of objects 0x00-0x06).
+pub fn object_name(id: u8) -> String {
+    match id {
+        0 => "vendor_name".into(),
+        1 => "product_code".into(),
+        2 => "revision".into(),
+        3 => "vendor_url".into(),
+        4 => "product_name".into(),
+        5 => "model_name".into(),
+        6 => "user_application_name".into(),
+        other => format!("object_0x{other:02x}"),
+    }
+}
+
+/// The canonical text of the identification.
+pub fn identity_text(device: &str, unit: u8, objects: &[(u8, String)]) -> Vec<u8> {
+    let mut s = format!(
+        "# plcvault modbus identification v1\n# device={device} unit={unit} function=43/14\n"
+    );
+    for (id, value) in objects {
+        s.push_str(&format!(
+            "{}={}\n",
+            object_name(*id),
+            value.replace(['\n', '\r'], " ")
+        ));
+    }
+    s.into_bytes()
+}
+
+/// Collects one Modbus TCP device.
+pub struct ModbusCollector {
+    opts: ModbusOptions,
+}
+
+impl ModbusCollector {
+    /// Fails when the settings are invalid.
+    pub fn new(opts: ModbusOptions) -> Result<ModbusCollector, AdapterError> {
+        opts.validate()?;
+        Ok(ModbusCollector { opts })
+    }
+
+    fn unreachable(&self, why: String) -> AdapterError {
+        AdapterError::Unreachable {
+            device: self.opts.device.clone(),
+            why,
+            fix: format!(
+                "check that {} is powered, reachable from this host (firewall, VLAN) and serves Modbus TCP, and that `address` is right",
+                self.opts.address
+            ),
+        }
+    }
+}
+
+impl Collector for ModbusCollector {
+    fn adapter(&self) -> &'static str {
+        "modbus"
+    }
+
+    fn source(&self) -> String {
+        format!("modbus://{} unit {}", self.opts.address, self.opts.unit)
+    }
+
+    fn read_functions(&self) -> &'static [&'static str] {
+        &[
+            "1 read coils",
+            "2 read discrete inputs",
+            "3 read holding registers",
+            "4 read input registers",
+            "43/14 read device identification",
+        ]
+    }
+
+    async fn collect(&self) -> Result<Collection, AdapterError> {
+        let o = &self.opts;
+        let addr = tokio::net::lookup_host(&o.address)
+            .await
+            .map_err(|e| self.unreachable(format!("cannot resolve {}: {e}", o.address)))?
+            .next()
+            .ok_or_else(|| self.unreachable(format!("{} resolves to no address", o.address)))?;
+        let mut session = Session {
+            conn: ReadOnly {
+                ctx: None,
+                addr,
+                unit: o.unit,
+                timeout: o.timeout,
+            },
+            pacer: Pacer::new(o.max_requests_per_second),
+            retries: o.retries,
+            requests: 0,
+        };
+        // Connect with the same retries as requests: a device that never accepts a
+        // connection is unreachable, not merely incomplete.
+        let mut attempt = 0;
+        loop {
+            session.pacer.wait().await;
+            match session.conn.connect().await {
+                Ok(()) => break,
+                Err(e) if attempt >= o.retries => return Err(self.unreachable(e)),
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100 * (1 << attempt.min(5)))).await;
+                    attempt += 1;
+                }
+            }
+        }
+        let mut out = Collection {
+            complete: true,
+            ..Collection::default()
+        };
+        let mut failures = 0;
+        if o.identify {
+            match session.identify().await {
+                Ok(Some(objects)) => out.artifacts.push(ArtifactSource {
+                    name: "identity/device-identification.txt".into(),
+                    kind: ArtifactKind::Identity,
+                    meta: ArtifactMeta::default(),
+                    data: SourceData::Bytes(identity_text(&o.device, o.unit, &objects)),
+                    size_hint: None,
+                }),
+                Ok(None) => out.warnings.push(
+                    "the device does not support identification (43/14); no identity artifact"
+                        .into(),
+                ),
+                Err(e) => {
+                    failures += 1;
+                    out.complete = false;
+                    out.warnings.push(format!("identification not read: {e}"));
+                }
+            }
+        }
+        for r in &o.ranges {
+            match session.read_range(r).await {
+                Ok(values) => out.artifacts.push(ArtifactSource {
+                    name: r.artifact_name(),
+                    kind: r.kind,
+                    meta: ArtifactMeta::default(),
+                    data: SourceData::Bytes(range_text(&o.device, o.unit, r, &values)),
+                    size_hint: None,
+                }),
+                Err(e) => {
+                    failures += 1;
+                    out.complete = false;
+                    out.warnings
+                        .push(format!("range {} not read completely: {e}", r.describe()));
+                }
+            }
+        }
+        if let Some(mut ctx) = session.conn.ctx.take() {
+            let _ = tokio::time::timeout(Duration::from_millis(200), ctx.disconnect()).await;
+        }
+        if failures > 0 && out.artifacts.is_empty() {
+            out.warnings.push(format!(
+                "nothing could be read from {} after {} requests",
+                o.address, session.requests
+            ));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(table: Table, start: u16, count: u16) -> RangeSpec {
+        RangeSpec {
+            table,
+            start,
+            count,
+            kind: ArtifactKind::Recipe,
+            label: "r".into(),
+        }
+    }
+
+    #[test]
+    fn requests_split_at_protocol_limits() {
+        assert_eq!(
+            range(Table::Holding, 0, 250).requests(),
+            vec![(0, 125), (125, 125)]
+        );
+        assert_eq!(
+            range(Table::Holding, 10, 126).requests(),
+            vec![(10, 125), (135, 1)]
+        );
+        assert_eq!(
+            range(Table::Coils, 0, 4001).requests(),
+            vec![(0, 2000), (2000, 2000), (4000, 1)]
+        );
+        assert_eq!(range(Table::Input, 65535, 1).requests(), vec![(65535, 1)]);
+        assert_eq!(
+            range(Table::Holding, 65411, 125).requests(),
+            vec![(65411, 125)]
+        );
+    }
+
+    fn opts(ranges: Vec<RangeSpec>) -> ModbusOptions {
+        ModbusOptions {
+            device: "plc".into(),
+            address: "127.0.0.1:502".into(),
+            unit: 1,
+            identify: false,
+            timeout: Duration::from_secs(1),
+            retries: 1,
+            max_requests_per_second: 20.0,
+            ranges,
+        }
+    }
+
+    #[test]
+    fn bad_ranges_are_named() {
+        let e = opts(vec![range(Table::Holding, 65500, 100)])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("65535") && e.contains("range.count"), "{e}");
+        let e = opts(vec![range(Table::Holding, 0, 0)])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("count 0"), "{e}");
+        let e = opts(vec![
+            range(Table::Holding, 0, 10),
+            range(Table::Holding, 9, 5),
+        ])
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("overlaps"), "{e}");
+        // The same addresses in different tables do not overlap.
+        opts(vec![
+            range(Table::Holding, 0, 10),
+            range(Table::Input, 0, 10),
+        ])
+        .validate()
+        .unwrap();
+        assert!(opts(vec![]).validate().is_err());
+    }
+
+    #[test]
+    fn canonical_text_is_one_line_per_address() {
+        let r = range(Table::Holding, 100, 3);
+        let t = String::from_utf8(range_text("plc", 1, &r, &[7, 0, 65535])).unwrap();
+        assert!(
+            t.ends_with("address,value\n100,7\n101,0\n102,65535\n"),
+            "{t}"
+        );
+        assert!(t.contains("table=holding start=100 count=3"));
+        assert_eq!(r.artifact_name(), "holding/100-102.csv");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pacer_spaces_request_starts() {
+        let mut p = Pacer::new(20.0);
+        let t0 = Instant::now();
+        let mut starts = Vec::new();
+        for _ in 0..5 {
+            p.wait().await;
+            starts.push(Instant::now() - t0);
+        }
+        for w in starts.windows(2) {
+            assert!(w[1] - w[0] >= Duration::from_millis(50), "{starts:?}");
+        }
+    }
+}
