@@ -6,14 +6,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
 use adapters::files::{FilesCollector, StableError, read_stable};
+use adapters::modbus::ModbusCollector;
 use adapters::{ArtifactSource, Collection, Collector, SourceData};
 use vault::log::Event;
 use vault::manifest::{ArtifactEntry, ArtifactStatus};
@@ -79,10 +80,37 @@ const READ_ATTEMPTS: u32 = 3;
 const READ_PAUSE: Duration = Duration::from_millis(200);
 
 /// Collects `devices` into the configured vault and prints a record per device and a
-/// summary.
+/// summary, on a runtime of its own.
 ///
 /// Fails (exit 2) only when the run cannot start: no key, vault cannot be opened.
 pub fn run(
+    cfg: &Config,
+    devices: &[&DeviceConfig],
+    out: &Out,
+) -> Result<(Outcome, Vec<DeviceReport>)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    run_on(runtime.handle(), cfg, devices, out)
+}
+
+/// What a device task hands to the storing loop.
+struct Collected {
+    index: usize,
+    result: Result<Collection>,
+    started: Instant,
+}
+
+/// Collects on `handle`'s runtime: devices are read concurrently (at most
+/// `[collect] max-devices` at once), and each collection is stored and committed on this
+/// thread as soon as it arrives, with the CPU-heavy work on worker threads. Must not be
+/// called from an async task (use `spawn_blocking`).
+///
+/// Fails (exit 2) only when the run cannot start.
+pub fn run_on(
+    handle: &tokio::runtime::Handle,
     cfg: &Config,
     devices: &[&DeviceConfig],
     out: &Out,
@@ -105,35 +133,50 @@ pub fn run(
             p.error.to_string().lines().next().unwrap_or_default()
         ));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
 
-    let mut reports = Vec::new();
-    let mut outcome = Outcome::Clean;
-    let mut head = None;
-    for device in devices {
-        out.info(format!(
+    let (tx, rx) = std::sync::mpsc::channel::<Collected>();
+    let limit = Arc::new(tokio::sync::Semaphore::new(cfg.max_devices));
+    for (i, device) in devices.iter().enumerate() {
+        out.debug(format!(
             "collecting `{}` ({})",
             device.name,
             device.adapter.name()
         ));
-        let t0 = Instant::now();
+        let device = (*device).clone();
+        let tx = tx.clone();
+        let limit = limit.clone();
+        handle.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let started = Instant::now();
+            let result = collect_one(&device).await;
+            let _ = tx.send(Collected {
+                index: i,
+                result,
+                started,
+            });
+        });
+    }
+    drop(tx);
+
+    let progress = Progress::new(out, devices.len());
+    let mut reports = Vec::new();
+    let mut outcome = Outcome::Clean;
+    let mut head = None;
+    let ctx = StoreContext {
+        vault: &vault,
+        index: &index,
+        key: &key,
+        cfg,
+        out,
+    };
+    for collected in rx {
+        let device = devices[collected.index];
         let previous = history.find_snapshot(Some(&device.name), None).ok();
         let previous_manifest = previous
             .as_ref()
             .and_then(|p| vault::manifest::load(vault.root(), &p.manifest).ok());
-        let ctx = StoreContext {
-            vault: &vault,
-            index: &index,
-            key: &key,
-            cfg,
-            out,
-        };
-        let result = runtime
-            .block_on(collect_one(device))
+        let result = collected
+            .result
             .and_then(|collection| store(&ctx, device, collection, previous_manifest.as_ref()));
         let mut report = match result {
             Ok((mut r, entry, manifest)) => {
@@ -153,31 +196,21 @@ pub fn run(
                     Ok(entry) => head = Some((entry.file_seq, entry.hash)),
                     Err(le) => out.warn(format!("could not record the failure in the log: {le}")),
                 }
-                DeviceReport {
-                    device: device.name.clone(),
-                    status: "failed",
-                    snapshot: None,
-                    seq: None,
-                    artifacts: 0,
-                    bytes: 0,
-                    new_bytes: 0,
-                    stored_bytes: 0,
-                    duration_ms: 0,
-                    warnings: Vec::new(),
-                    error: Some(error),
-                    changes: None,
-                }
+                DeviceReport::failed(&device.name, error)
             }
         };
-        report.duration_ms = t0.elapsed().as_millis() as u64;
+        report.duration_ms = collected.started.elapsed().as_millis() as u64;
         outcome = outcome.worst(match report.status {
             "ok" => Outcome::Clean,
             "incomplete" => Outcome::Findings,
             _ => Outcome::Failed,
         });
+        progress.clear();
         print_device(out, &report);
         reports.push(report);
+        progress.show(reports.len());
     }
+    progress.clear();
     if let Some(head) = head
         && let Err(e) = vault::state::remember(&cfg.vault.state, vault.id(), head)
     {
@@ -207,6 +240,53 @@ pub fn run(
         )
     });
     Ok((outcome, reports))
+}
+
+/// A one-line progress display on stderr, only when stderr is a terminal.
+struct Progress {
+    on: bool,
+    total: usize,
+}
+
+impl Progress {
+    fn new(out: &Out, total: usize) -> Progress {
+        use std::io::IsTerminal;
+        let on = !out.quiet && !out.json && std::io::stderr().is_terminal() && total > 1;
+        let p = Progress { on, total };
+        p.show(0);
+        p
+    }
+
+    fn show(&self, done: usize) {
+        if self.on && done < self.total {
+            eprint!("\r\x1b[Kcollecting: {done}/{} devices done", self.total);
+        }
+    }
+
+    fn clear(&self) {
+        if self.on {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+impl DeviceReport {
+    fn failed(device: &str, error: String) -> DeviceReport {
+        DeviceReport {
+            device: device.to_string(),
+            status: "failed",
+            snapshot: None,
+            seq: None,
+            artifacts: 0,
+            bytes: 0,
+            new_bytes: 0,
+            stored_bytes: 0,
+            duration_ms: 0,
+            warnings: Vec::new(),
+            error: Some(error),
+            changes: None,
+        }
+    }
 }
 
 fn print_device(out: &Out, r: &DeviceReport) {
@@ -251,16 +331,18 @@ fn print_device(out: &Out, r: &DeviceReport) {
 /// Runs the device's adapter.
 async fn collect_one(device: &DeviceConfig) -> Result<Collection> {
     match &device.adapter {
-        AdapterConfig::Files(opts) => {
-            let c = FilesCollector::new(opts.clone())?;
-            Ok(c.collect().await?)
-        }
+        AdapterConfig::Files(opts) => Ok(FilesCollector::new(opts.clone())?.collect().await?),
+        AdapterConfig::Modbus(opts) => Ok(ModbusCollector::new(opts.clone())?.collect().await?),
     }
 }
 
 fn adapter_source(device: &DeviceConfig) -> (String, String) {
     match &device.adapter {
         AdapterConfig::Files(o) => ("files".into(), o.root.display().to_string()),
+        AdapterConfig::Modbus(o) => (
+            "modbus".into(),
+            format!("modbus://{} unit {}", o.address, o.unit),
+        ),
     }
 }
 

@@ -111,8 +111,9 @@ pub fn config_check(cfg: &Config, out: &Out) -> Result<Outcome> {
         warnings.push("no [[device]] is configured".into());
     }
     for d in &cfg.devices {
-        let AdapterConfig::Files(f) = &d.adapter;
-        if !f.root.is_dir() {
+        if let AdapterConfig::Files(f) = &d.adapter
+            && !f.root.is_dir()
+        {
             warnings.push(format!(
                 "device `{}`: folder {} does not exist (yet)",
                 d.name,

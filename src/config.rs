@@ -11,6 +11,7 @@ use toml::Spanned;
 use vault::{ArtifactKind, PublicKey, Role, Trust, TrustedKey};
 
 use adapters::files::FilesOptions;
+use adapters::modbus::{ModbusOptions, RangeSpec, Table};
 
 /// Where the config is looked for when neither `--config` nor `PLCVAULT_CONFIG` names one.
 pub const DEFAULT_PATH: &str = "plcvault.toml";
@@ -49,6 +50,7 @@ struct RawTrust {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawCollect {
     threads: Option<Spanned<usize>>,
+    max_devices: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -63,6 +65,26 @@ struct RawDevice {
     exclude: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     kind: Vec<RawKindRule>,
+    // modbus
+    address: Option<Spanned<String>>,
+    unit: Option<Spanned<u8>>,
+    identify: Option<bool>,
+    timeout: Option<Spanned<String>>,
+    retries: Option<Spanned<u32>>,
+    max_requests_per_second: Option<Spanned<f64>>,
+    #[serde(default)]
+    range: Vec<RawRange>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawRange {
+    table: Spanned<String>,
+    start: Spanned<u32>,
+    count: Spanned<u32>,
+    kind: Option<Spanned<String>>,
+    #[serde(default)]
+    label: String,
 }
 
 #[derive(Deserialize)]
@@ -81,6 +103,8 @@ pub struct Config {
     pub trust: Trust,
     pub devices: Vec<DeviceConfig>,
     pub threads: usize,
+    /// Devices collected at the same time.
+    pub max_devices: usize,
 }
 
 #[derive(Debug)]
@@ -103,12 +127,14 @@ pub struct DeviceConfig {
 #[derive(Debug, Clone)]
 pub enum AdapterConfig {
     Files(FilesOptions),
+    Modbus(ModbusOptions),
 }
 
 impl AdapterConfig {
     pub fn name(&self) -> &'static str {
         match self {
             AdapterConfig::Files(_) => "files",
+            AdapterConfig::Modbus(_) => "modbus",
         }
     }
 }
@@ -128,6 +154,105 @@ impl Locator<'_> {
             + 1;
         format!("{}:{line}", self.file.display())
     }
+}
+
+/// Validates a modbus device's keys.
+fn modbus_device(loc: &Locator, name: &str, d: &RawDevice) -> Result<ModbusOptions> {
+    let Some(address) = &d.address else {
+        bail!(
+            "{}: [[device]] `{name}` (adapter modbus) needs key `address`\nfix: add address = \"10.1.1.10:502\"",
+            loc.at(&d.name)
+        );
+    };
+    let a = address.get_ref();
+    let port_ok = a
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if !port_ok {
+        bail!(
+            "{}: [[device]] `{name}` key `address`: `{a}` has no port\nfix: write host:port, e.g. \"{a}:502\"",
+            loc.at(address)
+        );
+    }
+    let timeout = match &d.timeout {
+        None => Duration::from_secs(2),
+        Some(t) => humantime::parse_duration(t.get_ref()).map_err(|e| {
+            anyhow!(
+                "{}: [[device]] `{name}` key `timeout`: `{}` is not a duration ({e})\nfix: write it like \"2s\" or \"500ms\"",
+                loc.at(t),
+                t.get_ref()
+            )
+        })?,
+    };
+    let mut ranges = Vec::new();
+    for r in &d.range {
+        let table = Table::parse(r.table.get_ref()).ok_or_else(|| {
+            anyhow!(
+                "{}: [[device]] `{name}` [[device.range]] key `table`: `{}` is not a table\nfix: use holding, input, coils or discrete",
+                loc.at(&r.table),
+                r.table.get_ref()
+            )
+        })?;
+        let kind: ArtifactKind = match &r.kind {
+            Some(k) => k.get_ref().parse().map_err(|e| {
+                anyhow!(
+                    "{}: [[device]] `{name}` [[device.range]] key `kind`: {e}",
+                    loc.at(k)
+                )
+            })?,
+            None => ArtifactKind::Values,
+        };
+        let start = *r.start.get_ref();
+        let count = *r.count.get_ref();
+        if start > 65535 {
+            bail!(
+                "{}: [[device]] `{name}` [[device.range]] key `start`: {start} is past address 65535",
+                loc.at(&r.start)
+            );
+        }
+        if count == 0 || start + count - 1 > 65535 {
+            bail!(
+                "{}: [[device]] `{name}` [[device.range]] key `count`: {}\nfix: a range holds 1 or more addresses and ends at 65535 at the latest",
+                loc.at(&r.count),
+                if count == 0 {
+                    "count is 0".to_string()
+                } else {
+                    format!("{start} + {count} runs past address 65535")
+                }
+            );
+        }
+        ranges.push(RangeSpec {
+            table,
+            start: start as u16,
+            count: count as u16,
+            kind,
+            label: r.label.clone(),
+        });
+    }
+    let opts = ModbusOptions {
+        device: name.to_string(),
+        address: a.clone(),
+        unit: d.unit.as_ref().map(|u| *u.get_ref()).unwrap_or(1),
+        identify: d.identify.unwrap_or(true),
+        timeout,
+        retries: d.retries.as_ref().map(|r| *r.get_ref()).unwrap_or(2),
+        max_requests_per_second: d
+            .max_requests_per_second
+            .as_ref()
+            .map(|r| *r.get_ref())
+            .unwrap_or(20.0),
+        ranges,
+    };
+    opts.validate().map_err(|e| {
+        anyhow!(
+            "{}: {e}",
+            d.range
+                .first()
+                .map(|r| loc.at(&r.table))
+                .unwrap_or_else(|| loc.at(&d.name))
+        )
+    })?;
+    Ok(opts)
 }
 
 /// `p` made absolute and lexically normalised (`.` and `..` removed), for comparisons.
@@ -289,8 +414,38 @@ impl Config {
                     loc.at(&d.name)
                 );
             }
+            let modbus_keys: [(&str, Option<String>); 6] = [
+                ("address", d.address.as_ref().map(|s| loc.at(s))),
+                ("unit", d.unit.as_ref().map(|s| loc.at(s))),
+                ("timeout", d.timeout.as_ref().map(|s| loc.at(s))),
+                ("retries", d.retries.as_ref().map(|s| loc.at(s))),
+                (
+                    "max-requests-per-second",
+                    d.max_requests_per_second.as_ref().map(|s| loc.at(s)),
+                ),
+                ("range", d.range.first().map(|r| loc.at(&r.table))),
+            ];
+            let files_keys: [(&str, Option<String>); 4] = [
+                ("path", d.path.as_ref().map(|s| loc.at(s))),
+                ("include", d.include.as_ref().map(|s| loc.at(s))),
+                ("exclude", d.exclude.as_ref().map(|s| loc.at(s))),
+                ("kind", d.kind.first().map(|k| loc.at(&k.kind))),
+            ];
+            let misplaced = |keys: &[(&str, Option<String>)], adapter: &str| -> Result<()> {
+                if let Some((key, Some(at))) = keys.iter().find(|(_, at)| at.is_some()) {
+                    bail!(
+                        "{at}: [[device]] `{name}` key `{key}` does not apply to adapter {adapter}\nfix: remove it, or check the `adapter` of this device"
+                    );
+                }
+                Ok(())
+            };
             let adapter = match d.adapter.get_ref().as_str() {
+                "modbus" => {
+                    misplaced(&files_keys, "modbus")?;
+                    AdapterConfig::Modbus(modbus_device(&loc, &name, d)?)
+                }
                 "files" => {
+                    misplaced(&modbus_keys, "files")?;
                     let Some(path) = &d.path else {
                         bail!(
                             "{}: [[device]] `{name}` (adapter files) needs key `path`\nfix: add path = \"/folder/with/exports\"",
@@ -335,7 +490,7 @@ impl Config {
                     AdapterConfig::Files(opts)
                 }
                 other => bail!(
-                    "{}: [[device]] `{name}` key `adapter`: `{other}` is not an adapter of this build\nfix: use \"files\"",
+                    "{}: [[device]] `{name}` key `adapter`: `{other}` is not an adapter of this build\nfix: use \"files\" or \"modbus\"",
                     loc.at(&d.adapter)
                 ),
             };
@@ -350,12 +505,21 @@ impl Config {
             Some(t) if (1..=64).contains(t.get_ref()) => *t.get_ref(),
             Some(t) => bail!("{}: [collect] key `threads`: must be 1..=64", loc.at(t)),
         };
+        let max_devices = match &raw.collect.max_devices {
+            None => 8,
+            Some(t) if (1..=1024).contains(t.get_ref()) => *t.get_ref(),
+            Some(t) => bail!(
+                "{}: [collect] key `max-devices`: must be 1..=1024",
+                loc.at(t)
+            ),
+        };
         Ok(Config {
             file: path.to_owned(),
             vault: vault_cfg,
             trust: Trust::new(keys),
             devices,
             threads,
+            max_devices,
         })
     }
 
@@ -461,7 +625,9 @@ exclude = ["**/*.tmp"]
         assert!(c.vault.state.ends_with("state"));
         assert_eq!(c.vault.stale_after, Duration::from_secs(26 * 3600));
         assert_eq!(c.trust.keys.len(), 1);
-        let AdapterConfig::Files(f) = &c.devices[0].adapter;
+        let AdapterConfig::Files(f) = &c.devices[0].adapter else {
+            panic!("a files device")
+        };
         assert_eq!(f.include, vec!["**/*"]);
     }
 

@@ -355,12 +355,9 @@ impl Session {
                 Ok(r) => return Ok(r),
                 Err((e @ ReadError::Exception(_), _)) => return Err(e),
                 Err((e, reconnect)) => {
-                    if reconnect {
-                        if let Some(mut ctx) = self.conn.ctx.take() {
-                            let _ =
-                                tokio::time::timeout(Duration::from_millis(100), ctx.disconnect())
-                                    .await;
-                        }
+                    if reconnect && let Some(mut ctx) = self.conn.ctx.take() {
+                        let _ = tokio::time::timeout(Duration::from_millis(100), ctx.disconnect())
+                            .await;
                     }
                     if attempt >= self.retries {
                         return Err(e);
