@@ -14,6 +14,18 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   exit 2
 fi
 
+echo "== test peers: pymodbus in .venv"
+PYMODBUS_VERSION=3.16.1
+if ! .venv/bin/python -c "import pymodbus, sys; sys.exit(pymodbus.__version__ != '$PYMODBUS_VERSION')" 2>/dev/null; then
+  if ! python3 -m venv .venv 2>/dev/null; then
+    echo "python3 -m venv failed; installing Debian's python3-venv" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv .venv
+  fi
+  .venv/bin/python -m pip install -q --disable-pip-version-check "pymodbus==$PYMODBUS_VERSION"
+fi
+.venv/bin/python -c "import pymodbus; print('pymodbus', pymodbus.__version__)"
+
 echo "== cargo fmt --check"
 cargo fmt --all --check
 
