@@ -112,8 +112,8 @@ pub fn expected(size: usize, seed: u64) -> (Vec<u16>, Vec<u16>, Vec<bool>, Vec<b
         (0..size)
             .map(|i| ((i * 13 + s * 3) % 65536) as u16)
             .collect(),
-        (0..size).map(|i| (i + s) % 3 == 0).collect(),
-        (0..size).map(|i| (i + s) % 2 == 0).collect(),
+        (0..size).map(|i| (i + s).is_multiple_of(3)).collect(),
+        (0..size).map(|i| (i + s).is_multiple_of(2)).collect(),
     )
 }
 
