@@ -10,6 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use vault::{ArtifactKind, PublicKey, Role, Trust, TrustedKey};
 
+use crate::schedule::{Action, Schedule, Zone, parse_cron, select};
 use adapters::files::FilesOptions;
 use adapters::modbus::{ModbusOptions, RangeSpec, Table};
 
@@ -26,6 +27,25 @@ struct RawConfig {
     device: Vec<RawDevice>,
     #[serde(default)]
     collect: RawCollect,
+    #[serde(default)]
+    schedule: Vec<RawSchedule>,
+    #[serde(default)]
+    daemon: RawDaemon,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSchedule {
+    name: Spanned<String>,
+    cron: Spanned<String>,
+    action: Option<Spanned<String>>,
+    devices: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawDaemon {
+    timezone: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +125,9 @@ pub struct Config {
     pub threads: usize,
     /// Devices collected at the same time.
     pub max_devices: usize,
+    pub schedules: Vec<Schedule>,
+    /// The timezone cron times are read in.
+    pub zone: Zone,
 }
 
 #[derive(Debug)]
@@ -513,6 +536,69 @@ impl Config {
                 loc.at(t)
             ),
         };
+        let zone = match raw
+            .daemon
+            .timezone
+            .as_ref()
+            .map(|z| (z, z.get_ref().as_str()))
+        {
+            None | Some((_, "local")) => Zone::Local,
+            Some((_, "utc" | "UTC")) => Zone::Utc,
+            Some((z, other)) => bail!(
+                "{}: [daemon] key `timezone`: `{other}` is not supported\nfix: use \"local\" (the host's timezone) or \"utc\"",
+                loc.at(z)
+            ),
+        };
+        let names_tags: Vec<(String, Vec<String>)> = devices
+            .iter()
+            .map(|d| (d.name.clone(), d.tags.clone()))
+            .collect();
+        let mut schedules = Vec::new();
+        for sc in &raw.schedule {
+            let name = sc.name.get_ref().clone();
+            if schedules.iter().any(|s: &Schedule| s.name == name) {
+                bail!(
+                    "{}: [[schedule]] name `{name}` is used twice",
+                    loc.at(&sc.name)
+                );
+            }
+            let cron = parse_cron(sc.cron.get_ref()).map_err(|e| {
+                anyhow!(
+                    "{}: [[schedule]] `{name}` key `cron`: {e}",
+                    loc.at(&sc.cron)
+                )
+            })?;
+            let action: Action = match &sc.action {
+                None => Action::Collect,
+                Some(a) => a.get_ref().parse().map_err(|e| {
+                    anyhow!("{}: [[schedule]] `{name}` key `action`: {e}", loc.at(a))
+                })?,
+            };
+            let selectors = sc
+                .devices
+                .as_ref()
+                .map(|d| d.get_ref().clone())
+                .unwrap_or_default();
+            for sel in &selectors {
+                if select(std::slice::from_ref(sel), &names_tags).is_empty() {
+                    let at = sc
+                        .devices
+                        .as_ref()
+                        .map(|d| loc.at(d))
+                        .unwrap_or_else(|| loc.at(&sc.name));
+                    bail!(
+                        "{at}: [[schedule]] `{name}` key `devices`: `{sel}` selects no device\nfix: use device names, globs such as \"line1-*\", or \"tag:NAME\""
+                    );
+                }
+            }
+            schedules.push(Schedule {
+                name,
+                expr: sc.cron.get_ref().clone(),
+                cron,
+                action,
+                devices: selectors,
+            });
+        }
         Ok(Config {
             file: path.to_owned(),
             vault: vault_cfg,
@@ -520,6 +606,8 @@ impl Config {
             devices,
             threads,
             max_devices,
+            schedules,
+            zone,
         })
     }
 

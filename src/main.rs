@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod demo;
 mod output;
+mod schedule;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +65,8 @@ enum Command {
         #[arg(long, conflicts_with = "devices")]
         all: bool,
     },
+    /// Run the config's [[schedule]]s until SIGTERM or SIGINT (writes signed heartbeats)
+    Daemon,
     /// List the snapshots the log records
     Snapshots { device: Option<String> },
     /// Verify the log, manifests and packs with the pinned public keys
@@ -141,6 +144,7 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             let selected = cfg.select(devices, *all)?;
             Ok(collect::run(&cfg, &selected, out)?.0)
         }
+        Command::Daemon => schedule::daemon(load()?, out),
         Command::Snapshots { device } => commands::snapshots(&load()?, device.as_deref(), out),
         Command::Verify { read_data } => commands::verify(&load()?, *read_data, out),
         Command::Restore {

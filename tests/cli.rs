@@ -250,3 +250,77 @@ fn unchanged_content_is_reused_and_a_same_size_change_is_stored() {
     );
     assert_eq!(std::fs::read(out.join("hmi/panel.img")).unwrap(), img);
 }
+
+#[test]
+fn the_daemon_runs_a_schedule_writes_heartbeats_and_stops_cleanly_on_sigterm() {
+    let s = Site::new();
+    s.write("plant/OB1.awl", b"A I0.0\n");
+    let mut text = std::fs::read_to_string(s.config()).unwrap();
+    text.push_str("\n[daemon]\ntimezone = \"utc\"\n\n[[schedule]]\nname = \"every-second\"\ncron = \"* * * * * *\"\naction = \"collect\"\ndevices = [\"line*\"]\n");
+    std::fs::write(s.config(), text).unwrap();
+    let child = s
+        .command(&["--json", "daemon"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the schedule has stored a few snapshots.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let n = s.run(&["--json", "snapshots"]).records("snapshot").len();
+        if n >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon stored {n} snapshots in 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\"event\":\"stopped\""), "{stdout}");
+    // A heartbeat was signed at start, and the vault is whole after the stop.
+    let entries: Vec<String> = common::files_under(&s.vault().join("log"))
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(entries.iter().any(|e| e.contains("\"type\":\"heartbeat\"")));
+    let r = s.run(&["verify", "--read-data"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+}
+
+#[test]
+fn a_schedule_that_selects_nothing_or_a_bad_cron_is_a_config_error() {
+    for (body, expected) in [
+        ("cron = \"0 2 * *\"", "4 fields"),
+        (
+            "cron = \"0 2 * * *\"\ndevices = [\"nope-*\"]",
+            "selects no device",
+        ),
+        ("cron = \"0 2 * * *\"\naction = \"dance\"", "not an action"),
+    ] {
+        let s = Site::new();
+        let mut text = std::fs::read_to_string(s.config()).unwrap();
+        text.push_str(&format!("\n[[schedule]]\nname = \"n\"\n{body}\n"));
+        std::fs::write(s.config(), text).unwrap();
+        let r = s.run(&["config", "check"]);
+        assert_eq!(r.code, 2, "{body}");
+        assert!(
+            r.stderr.contains(expected) && r.stderr.contains("plcvault.toml:"),
+            "{body}: {}",
+            r.stderr
+        );
+    }
+}

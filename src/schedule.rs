@@ -1,0 +1,648 @@
+//! Schedules and the daemon that runs them: cron expressions (standard 5-field crontab
+//! lines, or 6/7 fields with seconds), device selection by name glob or tag, no overlapping
+//! runs per device, overruns logged, signed heartbeats so that a quiet plant is not taken
+//! for a cut log, and a clean stop on SIGTERM or SIGINT that lets the write in progress end.
+//!
+//! Time comes from tokio's clock (wall time = start + tokio elapsed), so tests drive the
+//! daemon with `tokio::time::pause()` instead of sleeping.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Result, anyhow, bail};
+use chrono::{DateTime, Local, Utc};
+use serde::Serialize;
+
+/// What a schedule does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Collect,
+}
+
+impl FromStr for Action {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "collect" => Ok(Action::Collect),
+            other => Err(format!(
+                "`{other}` is not an action of this build; use \"collect\""
+            )),
+        }
+    }
+}
+
+/// Which timezone cron times are read in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Zone {
+    Local,
+    Utc,
+}
+
+/// A validated schedule.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    pub name: String,
+    pub expr: String,
+    pub cron: cron::Schedule,
+    pub action: Action,
+    /// Name globs and `tag:NAME` selectors; empty means every device.
+    pub devices: Vec<String>,
+}
+
+/// Translates a cron expression to the `cron` crate's dialect: a standard 5-field crontab
+/// line gets a `0` seconds field, and its day-of-week numbers (0 or 7 = Sunday, 1 =
+/// Monday) become the crate's (1 = Sunday … 7 = Saturday). Six or seven fields are taken
+/// as they are (seconds first, the crate's numbering).
+///
+/// Fails with a message naming the problem.
+pub fn parse_cron(expr: &str) -> Result<cron::Schedule> {
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    let text = match fields.len() {
+        5 => {
+            let dow = crontab_dow(fields[4])?;
+            format!(
+                "0 {} {} {} {} {}",
+                fields[0], fields[1], fields[2], fields[3], dow
+            )
+        }
+        6 | 7 => fields.join(" "),
+        n => bail!(
+            "`{expr}` has {n} fields; write a crontab line (5 fields: minute hour day month weekday) or 6/7 fields starting with seconds"
+        ),
+    };
+    cron::Schedule::from_str(&text)
+        .map_err(|e| anyhow!("`{expr}` is not a valid cron expression: {e}"))
+}
+
+/// A crontab day-of-week field in the `cron` crate's numbering.
+fn crontab_dow(field: &str) -> Result<String> {
+    if field == "*" || field == "?" || field.chars().any(|c| c.is_ascii_alphabetic()) {
+        return Ok(field.to_string());
+    }
+    let mut days = std::collections::BTreeSet::new();
+    for part in field.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((r, s)) => (
+                r,
+                s.parse::<u32>()
+                    .map_err(|_| anyhow!("bad step in weekday `{part}`"))?,
+            ),
+            None => (part, 1),
+        };
+        if step == 0 {
+            bail!("step 0 in weekday `{part}`");
+        }
+        let (lo, hi) = if range == "*" {
+            (0, 6)
+        } else if let Some((a, b)) = range.split_once('-') {
+            (parse_day(a)?, parse_day(b)?)
+        } else {
+            let d = parse_day(range)?;
+            (d, if part.contains('/') { 7 } else { d })
+        };
+        if lo > hi {
+            bail!("weekday range `{range}` runs backwards");
+        }
+        let mut d = lo;
+        while d <= hi {
+            days.insert(d % 7);
+            d += step;
+        }
+    }
+    Ok(days
+        .iter()
+        .map(|d| (d + 1).to_string())
+        .collect::<Vec<_>>()
+        .join(","))
+}
+
+fn parse_day(s: &str) -> Result<u32> {
+    match s.parse::<u32>() {
+        Ok(d) if d <= 7 => Ok(d),
+        _ => bail!("`{s}` is not a weekday number (0-7, 0 and 7 are Sunday)"),
+    }
+}
+
+/// The next time `cron` fires after `now`.
+pub fn next_after(cron: &cron::Schedule, now: SystemTime, zone: Zone) -> Option<SystemTime> {
+    match zone {
+        Zone::Utc => cron
+            .after(&DateTime::<Utc>::from(now))
+            .next()
+            .map(SystemTime::from),
+        Zone::Local => cron
+            .after(&DateTime::<Local>::from(now))
+            .next()
+            .map(SystemTime::from),
+    }
+}
+
+/// One firing of a schedule.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Job {
+    pub schedule: String,
+    pub action: Action,
+    pub devices: Vec<String>,
+    /// When it was due, RFC 3339.
+    pub due: String,
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What the daemon drives: running jobs and writing heartbeats.
+pub trait Executor: Send + Sync + 'static {
+    /// Runs a job to its end.
+    fn run(&self, job: Job) -> BoxFuture;
+    /// Writes a signed heartbeat entry.
+    fn heartbeat(&self) -> BoxFuture;
+    /// Reports what the daemon does (a log line and a JSON record).
+    fn report(&self, kind: &str, message: String, data: serde_json::Value);
+}
+
+/// The daemon's settings.
+pub struct DaemonOptions {
+    pub schedules: Vec<Schedule>,
+    /// Device names, with their tags, to resolve selectors.
+    pub devices: Vec<(String, Vec<String>)>,
+    pub zone: Zone,
+    /// A heartbeat is written when nothing else was for this long (half the stale limit).
+    pub heartbeat_every: Duration,
+    /// Wall time at start; the daemon's clock advances with tokio's.
+    pub start: SystemTime,
+}
+
+/// Names of the devices a schedule selects.
+pub fn select(selectors: &[String], devices: &[(String, Vec<String>)]) -> Vec<String> {
+    devices
+        .iter()
+        .filter(|(name, tags)| {
+            selectors.is_empty()
+                || selectors.iter().any(|s| match s.strip_prefix("tag:") {
+                    Some(tag) => tags.iter().any(|t| t == tag),
+                    None => glob::Pattern::new(s).is_ok_and(|p| p.matches(name)),
+                })
+        })
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+/// Runs the schedules until `shutdown` resolves, then waits for running jobs to finish.
+pub async fn run_daemon(
+    opts: DaemonOptions,
+    exec: Arc<dyn Executor>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let t0 = tokio::time::Instant::now();
+    let wall = move || opts.start + (tokio::time::Instant::now() - t0);
+    let to_instant = move |t: SystemTime| t0 + t.duration_since(opts.start).unwrap_or_default();
+    let busy: Arc<Mutex<HashSet<String>>> = Arc::new(Mutex::new(HashSet::new()));
+    let mut jobs = tokio::task::JoinSet::new();
+    let mut last_beat = tokio::time::Instant::now();
+    exec.report(
+        "daemon",
+        format!(
+            "daemon started with {} schedule(s); heartbeat every {}",
+            opts.schedules.len(),
+            humantime::format_duration(opts.heartbeat_every)
+        ),
+        serde_json::json!({
+            "event": "started",
+            "schedules": opts.schedules.iter().map(|s| serde_json::json!({"name": s.name, "cron": s.expr})).collect::<Vec<_>>(),
+        }),
+    );
+    exec.heartbeat().await;
+    tokio::pin!(shutdown);
+    loop {
+        let now = wall();
+        let next = opts
+            .schedules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| next_after(&s.cron, now, opts.zone).map(|t| (t, i)))
+            .min();
+        let beat_at = last_beat + opts.heartbeat_every;
+        let (wake, fire) = match next {
+            Some((t, i)) if to_instant(t) <= beat_at => (to_instant(t), Some((t, i))),
+            _ => (beat_at, None),
+        };
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tokio::time::sleep_until(wake) => {}
+            Some(_) = jobs.join_next(), if !jobs.is_empty() => continue,
+        }
+        let Some((due, i)) = fire else {
+            exec.heartbeat().await;
+            last_beat = tokio::time::Instant::now();
+            continue;
+        };
+        let s = &opts.schedules[i];
+        let wanted = select(&s.devices, &opts.devices);
+        let (run, skipped): (Vec<String>, Vec<String>) = {
+            let mut b = busy.lock().expect("busy lock");
+            let (run, skipped): (Vec<String>, Vec<String>) =
+                wanted.into_iter().partition(|d| !b.contains(d));
+            b.extend(run.iter().cloned());
+            (run, skipped)
+        };
+        let due_text = humantime::format_rfc3339_seconds(due).to_string();
+        if !skipped.is_empty() {
+            exec.report(
+                "overrun",
+                format!(
+                    "schedule `{}` due {due_text}: {} still running from an earlier run; skipped this time",
+                    s.name,
+                    skipped.join(", ")
+                ),
+                serde_json::json!({"schedule": s.name, "due": due_text, "skipped": skipped}),
+            );
+        }
+        if run.is_empty() {
+            continue;
+        }
+        let job = Job {
+            schedule: s.name.clone(),
+            action: s.action,
+            devices: run.clone(),
+            due: due_text,
+        };
+        exec.report(
+            "job",
+            format!(
+                "schedule `{}`: {:?} {}",
+                job.schedule,
+                job.action,
+                job.devices.join(", ")
+            ),
+            serde_json::to_value(&job).expect("jobs serialize"),
+        );
+        let exec2 = exec.clone();
+        let busy2 = busy.clone();
+        jobs.spawn(async move {
+            exec2.run(job).await;
+            let mut b = busy2.lock().expect("busy lock");
+            for d in &run {
+                b.remove(d);
+            }
+        });
+        // A job counts as activity in the log: the next heartbeat can wait.
+        last_beat = tokio::time::Instant::now();
+    }
+    exec.report(
+        "daemon",
+        format!(
+            "stopping: waiting for {} running job(s) to finish their writes",
+            jobs.len()
+        ),
+        serde_json::json!({"event": "stopping", "running": jobs.len()}),
+    );
+    while jobs.join_next().await.is_some() {}
+    exec.report(
+        "daemon",
+        "stopped".into(),
+        serde_json::json!({"event": "stopped"}),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crontab_lines_are_translated() {
+        assert_eq!(crontab_dow("1-5").unwrap(), "2,3,4,5,6");
+        assert_eq!(crontab_dow("0").unwrap(), "1");
+        assert_eq!(crontab_dow("7").unwrap(), "1");
+        assert_eq!(crontab_dow("5-7").unwrap(), "1,6,7");
+        assert_eq!(crontab_dow("*/2").unwrap(), "1,3,5,7");
+        assert_eq!(crontab_dow("MON-FRI").unwrap(), "MON-FRI");
+        assert!(crontab_dow("8").is_err());
+        assert!(parse_cron("0 2 * *").is_err());
+        assert!(parse_cron("61 2 * * *").is_err());
+    }
+
+    fn at(s: &str) -> SystemTime {
+        humantime::parse_rfc3339(s).unwrap()
+    }
+
+    #[test]
+    fn next_fire_times_follow_crontab_meaning() {
+        let nightly = parse_cron("0 2 * * *").unwrap();
+        assert_eq!(
+            next_after(&nightly, at("2026-11-22T02:00:00Z"), Zone::Utc),
+            Some(at("2026-11-23T02:00:00Z"))
+        );
+        // 2026-11-22 is a Sunday; weekdays 1-5 means Monday to Friday.
+        let weekdays = parse_cron("30 6 * * 1-5").unwrap();
+        assert_eq!(
+            next_after(&weekdays, at("2026-11-21T07:00:00Z"), Zone::Utc),
+            Some(at("2026-11-23T06:30:00Z"))
+        );
+        let with_seconds = parse_cron("*/10 * * * * *").unwrap();
+        assert_eq!(
+            next_after(&with_seconds, at("2026-11-22T00:00:01Z"), Zone::Utc),
+            Some(at("2026-11-22T00:00:10Z"))
+        );
+    }
+
+    #[test]
+    fn selectors_match_globs_and_tags() {
+        let devices = vec![
+            ("line1-plc".to_string(), vec![]),
+            ("line1-hmi".to_string(), vec!["packaging".to_string()]),
+            ("line2-plc".to_string(), vec!["packaging".to_string()]),
+            ("boiler".to_string(), vec![]),
+        ];
+        assert_eq!(
+            select(&["line1-*".into(), "tag:packaging".into()], &devices),
+            vec!["line1-plc", "line1-hmi", "line2-plc"]
+        );
+        assert_eq!(select(&[], &devices).len(), 4);
+    }
+}
+
+#[cfg(test)]
+mod daemon_tests {
+    use super::*;
+
+    /// Records what the daemon asks for; jobs take `job_time` of (paused) tokio time.
+    struct Fake {
+        start: SystemTime,
+        t0: tokio::time::Instant,
+        job_time: Duration,
+        jobs: Mutex<Vec<(SystemTime, Job)>>,
+        finished: Mutex<Vec<SystemTime>>,
+        beats: Mutex<Vec<SystemTime>>,
+        reports: Mutex<Vec<(String, String)>>,
+    }
+
+    impl Fake {
+        fn now(&self) -> SystemTime {
+            self.start + (tokio::time::Instant::now() - self.t0)
+        }
+    }
+
+    impl Executor for Fake {
+        fn run(&self, job: Job) -> BoxFuture {
+            self.jobs.lock().unwrap().push((self.now(), job));
+            let d = self.job_time;
+            Box::pin(async move { tokio::time::sleep(d).await })
+        }
+        fn heartbeat(&self) -> BoxFuture {
+            self.beats.lock().unwrap().push(self.now());
+            Box::pin(async {})
+        }
+        fn report(&self, kind: &str, message: String, _data: serde_json::Value) {
+            self.reports
+                .lock()
+                .unwrap()
+                .push((kind.to_string(), message));
+        }
+    }
+
+    fn at(s: &str) -> SystemTime {
+        humantime::parse_rfc3339(s).unwrap()
+    }
+
+    fn schedule(name: &str, expr: &str, devices: &[&str]) -> Schedule {
+        Schedule {
+            name: name.into(),
+            expr: expr.into(),
+            cron: parse_cron(expr).unwrap(),
+            action: Action::Collect,
+            devices: devices.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    async fn run_fake(
+        schedules: Vec<Schedule>,
+        job_time: Duration,
+        run_for: Duration,
+    ) -> Arc<Fake> {
+        let start = at("2026-11-22T00:00:00Z");
+        let fake = Arc::new(Fake {
+            start,
+            t0: tokio::time::Instant::now(),
+            job_time,
+            jobs: Mutex::new(vec![]),
+            finished: Mutex::new(vec![]),
+            beats: Mutex::new(vec![]),
+            reports: Mutex::new(vec![]),
+        });
+        let opts = DaemonOptions {
+            schedules,
+            devices: vec![
+                ("line1-plc".into(), vec![]),
+                ("line1-files".into(), vec!["packaging".into()]),
+                ("boiler".into(), vec![]),
+            ],
+            zone: Zone::Utc,
+            heartbeat_every: Duration::from_secs(13 * 3600),
+            start,
+        };
+        let exec: Arc<dyn Executor> = fake.clone();
+        run_daemon(opts, exec, tokio::time::sleep(run_for)).await;
+        // The daemon returns only once running jobs have finished.
+        fake.finished.lock().unwrap().push(fake.now());
+        fake
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nightly_schedule_fires_at_2am_and_heartbeats_fill_the_gaps() {
+        let fake = run_fake(
+            vec![schedule("nightly", "0 2 * * *", &["line1-*"])],
+            Duration::from_secs(600),
+            Duration::from_secs(3 * 86400 + 3600),
+        )
+        .await;
+        let jobs = fake.jobs.lock().unwrap();
+        let times: Vec<SystemTime> = jobs.iter().map(|j| j.0).collect();
+        assert_eq!(
+            times,
+            vec![
+                at("2026-11-22T02:00:00Z"),
+                at("2026-11-23T02:00:00Z"),
+                at("2026-11-24T02:00:00Z")
+            ]
+        );
+        assert_eq!(jobs[0].1.devices, vec!["line1-plc", "line1-files"]);
+        // One at start, then whenever 13 h passed without a job.
+        let beats = fake.beats.lock().unwrap();
+        assert_eq!(beats[0], at("2026-11-22T00:00:00Z"));
+        assert!(beats.contains(&at("2026-11-22T15:00:00Z")), "{beats:?}");
+        for w in beats.windows(2) {
+            assert!(w[1].duration_since(w[0]).unwrap() <= Duration::from_secs(26 * 3600));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_overrunning_job_is_never_overlapped_and_is_reported() {
+        // Every 10 minutes, but a run takes 25 minutes.
+        let fake = run_fake(
+            vec![schedule(
+                "often",
+                "*/10 * * * *",
+                &["tag:packaging", "boiler"],
+            )],
+            Duration::from_secs(25 * 60),
+            Duration::from_secs(3600),
+        )
+        .await;
+        let jobs = fake.jobs.lock().unwrap();
+        let times: Vec<SystemTime> = jobs.iter().map(|j| j.0).collect();
+        assert_eq!(
+            times,
+            vec![at("2026-11-22T00:10:00Z"), at("2026-11-22T00:40:00Z")],
+            "runs must not overlap"
+        );
+        let overruns = fake
+            .reports
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.0 == "overrun")
+            .count();
+        assert_eq!(overruns, 3, "00:20, 00:30 and 00:50 were skipped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_waits_for_the_running_job() {
+        let fake = run_fake(
+            vec![schedule("nightly", "0 2 * * *", &[])],
+            Duration::from_secs(1800),
+            // Stop ten minutes into the 02:00 run.
+            Duration::from_secs(2 * 3600 + 600),
+        )
+        .await;
+        assert_eq!(fake.jobs.lock().unwrap().len(), 1);
+        assert_eq!(fake.finished.lock().unwrap()[0], at("2026-11-22T02:30:00Z"));
+        let reports = fake.reports.lock().unwrap();
+        assert!(
+            reports
+                .iter()
+                .any(|r| r.1.contains("waiting for 1 running job")),
+            "{reports:?}"
+        );
+    }
+}
+
+/// The daemon as the CLI runs it: jobs call the collection engine, heartbeats append
+/// signed entries, reports go to stderr and (with `--json`) stdout.
+struct CliExecutor {
+    cfg: Arc<crate::config::Config>,
+    out: crate::output::Out,
+    handle: tokio::runtime::Handle,
+}
+
+impl Executor for CliExecutor {
+    fn run(&self, job: Job) -> BoxFuture {
+        let cfg = self.cfg.clone();
+        let out = self.out;
+        let handle = self.handle.clone();
+        Box::pin(async move {
+            let result = tokio::task::spawn_blocking(move || {
+                let devices: Vec<&crate::config::DeviceConfig> = cfg
+                    .devices
+                    .iter()
+                    .filter(|d| job.devices.contains(&d.name))
+                    .collect();
+                match job.action {
+                    Action::Collect => crate::collect::run_on(&handle, &cfg, &devices, &out),
+                }
+            })
+            .await;
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => out.warn(format!("scheduled run failed: {e:#}")),
+                Err(e) => out.warn(format!("scheduled run crashed: {e}")),
+            }
+        })
+    }
+
+    fn heartbeat(&self) -> BoxFuture {
+        let cfg = self.cfg.clone();
+        let out = self.out;
+        Box::pin(async move {
+            let r = tokio::task::spawn_blocking(move || -> Result<u64> {
+                let key = cfg.signing_key()?;
+                let vault = vault::Vault::open_or_create(&cfg.vault.path)?;
+                let entry = vault::log::append(
+                    vault.root(),
+                    vault.id(),
+                    &key,
+                    &vault::log::Event::Heartbeat {
+                        note: format!("plcvault daemon alive, {} schedule(s)", cfg.schedules.len()),
+                    },
+                )?;
+                vault::state::remember(&cfg.vault.state, vault.id(), (entry.file_seq, entry.hash))?;
+                Ok(entry.file_seq)
+            })
+            .await;
+            match r {
+                Ok(Ok(seq)) => out.debug(format!("heartbeat written as log entry {seq}")),
+                Ok(Err(e)) => out.warn(format!("heartbeat failed: {e:#}")),
+                Err(e) => out.warn(format!("heartbeat crashed: {e}")),
+            }
+        })
+    }
+
+    fn report(&self, kind: &str, message: String, data: serde_json::Value) {
+        self.out.info(format!("daemon: {message}"));
+        self.out.record(kind, &data, String::new);
+    }
+}
+
+/// `plcvault daemon`: runs the config's schedules until SIGTERM or SIGINT.
+///
+/// Fails when the config has no schedule, no key, or the runtime cannot start.
+pub fn daemon(
+    cfg: crate::config::Config,
+    out: &crate::output::Out,
+) -> Result<crate::output::Outcome> {
+    if cfg.schedules.is_empty() {
+        bail!(
+            "{} has no [[schedule]]\nfix: add one, e.g.\n[[schedule]]\nname = \"nightly\"\ncron = \"0 2 * * *\"\naction = \"collect\"",
+            cfg.file.display()
+        );
+    }
+    cfg.signing_key()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let opts = DaemonOptions {
+        schedules: cfg.schedules.clone(),
+        devices: cfg
+            .devices
+            .iter()
+            .map(|d| (d.name.clone(), d.tags.clone()))
+            .collect(),
+        zone: cfg.zone,
+        heartbeat_every: cfg.vault.stale_after / 2,
+        start: SystemTime::now(),
+    };
+    let exec = Arc::new(CliExecutor {
+        cfg: Arc::new(cfg),
+        out: *out,
+        handle: runtime.handle().clone(),
+    });
+    runtime.block_on(async move {
+        let shutdown = async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return std::future::pending::<()>().await,
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        run_daemon(opts, exec, shutdown).await;
+    });
+    Ok(crate::output::Outcome::Clean)
+}
