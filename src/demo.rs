@@ -1,9 +1,10 @@
 //! The embedded demo plant: `plcvault demo`.
 //!
 //! Builds a small plant in a temporary folder (PLC program exports, recipes, a config
-//! file and a 64 MiB HMI image), then runs the real commands on it: collect, verify,
-//! a recipe changed behind the tool's back, collect again, and a restore of the first
-//! snapshot proved byte-identical against hashes taken when the plant was generated.
+//! file and a 64 MiB HMI image) and starts two simulated PLCs (Modbus TCP on
+//! 127.0.0.1:0), then runs the real commands on it: collect, verify, a recipe file, a logic
+//! file and a recipe register changed behind the tool's back, collect again, and a restore
+//! of the first snapshot proved byte-identical against hashes taken at generation.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
+
+use adapters::sim::{SimConfig, SimMap, SimPlc};
 
 use crate::config::Config;
 use crate::output::{Out, Outcome, human_bytes};
@@ -110,6 +113,71 @@ fn sha256_file(path: &Path) -> Result<[u8; 32]> {
     }
 }
 
+/// The simulated PLCs of the demo line: name, what it runs, seed, holding registers.
+const PLCS: [(&str, &str, u64, usize); 2] = [
+    (
+        "filler-plc",
+        "filler: recipes in holding registers 0-99",
+        11,
+        100,
+    ),
+    (
+        "capper-plc",
+        "capper: torque set-points in holding registers 0-199",
+        12,
+        200,
+    ),
+];
+
+/// The filler's recipe: register 3 holds the sterilisation temperature in degC.
+const STERILISE_REGISTER: u16 = 3;
+
+fn plc_config(name: &str, addr: std::net::SocketAddr, registers: usize) -> String {
+    format!(
+        r#"
+[[device]]
+name = "{name}"
+adapter = "modbus"
+address = "{addr}"
+unit = 1
+identify = true
+timeout = "1s"
+retries = 2
+max-requests-per-second = 50
+
+[[device.range]]
+table = "holding"
+start = 0
+count = {registers}
+kind = "recipe"
+label = "recipes"
+
+[[device.range]]
+table = "coils"
+start = 0
+count = 32
+kind = "config"
+label = "interlocks enabled"
+
+[[device.range]]
+table = "input"
+start = 0
+count = 16
+kind = "values"
+label = "live measurements"
+"#
+    )
+}
+
+fn changed_of(reports: &[crate::collect::DeviceReport], device: &str) -> Vec<String> {
+    reports
+        .iter()
+        .find(|r| r.device == device)
+        .and_then(|r| r.changes.as_ref())
+        .map(|c| c.changed.clone())
+        .unwrap_or_default()
+}
+
 pub fn run(keep: Option<&Path>, out: &Out) -> Result<Outcome> {
     let t0 = Instant::now();
     let _tmp;
@@ -131,6 +199,10 @@ pub fn run(keep: Option<&Path>, out: &Out) -> Result<Outcome> {
             _tmp.path().to_owned()
         }
     };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let plant = dir.join("plant/line1");
     let site = dir.join("site");
     out.say(format!(
@@ -143,6 +215,29 @@ pub fn run(keep: Option<&Path>, out: &Out) -> Result<Outcome> {
     for name in originals.keys() {
         let size = std::fs::metadata(plant.join(name))?.len();
         out.say(format!("     {name:<32} {:>10}", human_bytes(size)));
+    }
+    out.say("   and two PLCs on the line network, simulated here as Modbus TCP servers:");
+    let mut plcs = Vec::new();
+    let mut plc_cfg = String::new();
+    for (name, what, seed, registers) in PLCS {
+        let mut map = SimMap::generated(registers.max(32), seed);
+        if name == "filler-plc" {
+            map.holding[STERILISE_REGISTER as usize] = 88;
+        }
+        let mut sim_cfg = SimConfig::new(map);
+        sim_cfg.identity = Some(vec![
+            (0, "ACME Automation".into()),
+            (1, format!("{}-CPU", name.to_uppercase())),
+            (2, "V4.2.1".into()),
+            (4, what.into()),
+        ]);
+        let plc = runtime.block_on(SimPlc::start("127.0.0.1:0", sim_cfg))?;
+        out.say(format!(
+            "     {name:<12} {:<22} {what}",
+            plc.addr().to_string()
+        ));
+        plc_cfg.push_str(&plc_config(name, plc.addr(), registers));
+        plcs.push(plc);
     }
 
     out.say("\n2. A site is set up: a signing key for this collector host, a vault, and a config");
@@ -168,25 +263,32 @@ name = "line1"
 adapter = "files"
 path = "{}"
 exclude = ["**/*.tmp"]
-"#,
+{plc_cfg}"#,
             plant.display()
         ),
     )?;
     let cfg = Config::load(&cfg_path)?;
     let devices = cfg.select(&[], true)?;
+    let collect = |out: &Out| crate::collect::run_on(runtime.handle(), &cfg, &devices, out);
 
     out.say(
         "\n3. Nightly collection: every file is hashed (SHA-256), cut into chunks, compressed and",
     );
-    out.say("   stored once; the snapshot is signed and chained into the vault's log.");
-    let (o1, first) = crate::collect::run(&cfg, &devices, out)?;
-    let first_id = first[0]
-        .snapshot
-        .clone()
-        .context("first collection stored nothing")?;
+    out.say(
+        "   stored once; the PLCs are read with read-only Modbus functions, at most 50 requests",
+    );
+    out.say("   a second each; every snapshot is signed and chained into the vault's log.");
+    let (o1, first) = collect(out)?;
     if o1 != Outcome::Clean {
         bail!("the first collection did not complete cleanly");
     }
+    let first_id = |device: &str| -> Result<String> {
+        first
+            .iter()
+            .find(|r| r.device == device)
+            .and_then(|r| r.snapshot.clone())
+            .with_context(|| format!("the first collection stored nothing for {device}"))
+    };
 
     out.say(
         "\n4. Audit: verify every signature, every chain link and re-read every byte of the vault.",
@@ -196,63 +298,98 @@ exclude = ["**/*.tmp"]
         bail!("verification of a fresh vault found damage");
     }
 
-    out.say("\n5. Behind the tool's back, someone lowers the sterilisation temperature of a recipe (88 -> 72 degC)");
-    out.say("   and edits the conveyor logic — nobody files a change request.");
+    out.say(
+        "\n5. Behind the tool's back, someone lowers the sterilisation temperature of a recipe",
+    );
+    out.say(
+        "   file (88 -> 72 degC), edits the conveyor logic, and writes 72 into the filler PLC's",
+    );
+    out.say(format!(
+        "   recipe register {STERILISE_REGISTER} with a laptop — nobody files a change request."
+    ));
     let recipe = plant.join("recipes/Orange_Juice_1l.csv");
     let text = std::fs::read_to_string(&recipe)?.replace("sterilise_temp;88", "sterilise_temp;72");
     std::fs::write(&recipe, text)?;
     let logic = plant.join("PLC1/FB10_Conveyor.scl");
     let text = std::fs::read_to_string(&logic)?.replace("AN    I 2.7", "A     I 2.7");
     std::fs::write(&logic, text)?;
+    plcs[0].set_holding(STERILISE_REGISTER, 72);
 
     out.say("\n6. The next collection sees exactly which artifacts changed (the 64 MiB image is");
     out.say("   re-hashed too, but none of it is stored again):");
-    let (_, second) = crate::collect::run(&cfg, &devices, out)?;
-    let changed = second[0]
-        .changes
-        .as_ref()
-        .map(|c| c.changed.clone())
-        .unwrap_or_default();
-    let expected = vec![
+    let (_, second) = collect(out)?;
+    let expected_files = vec![
         "PLC1/FB10_Conveyor.scl".to_string(),
         "recipes/Orange_Juice_1l.csv".to_string(),
     ];
-    if changed != expected {
-        bail!("the demo expected changes in {expected:?}, the collection reported {changed:?}");
+    let got_files = changed_of(&second, "line1");
+    let got_filler = changed_of(&second, "filler-plc");
+    let got_capper = changed_of(&second, "capper-plc");
+    if got_files != expected_files || got_filler != ["holding/0-99.csv"] || !got_capper.is_empty() {
+        bail!(
+            "the demo expected changes in {expected_files:?} and filler-plc holding/0-99.csv, the collection reported {got_files:?}, {got_filler:?}, {got_capper:?}"
+        );
     }
 
+    let line1_first = first_id("line1")?;
     out.say(format!(
-        "\n7. Recovery: restore the first snapshot ({first_id}) into an empty folder and prove"
+        "\n7. Recovery: restore the first snapshot of the exports ({line1_first}) into an empty folder"
     ));
-    out.say("   every file byte-identical to the plant as it was generated.");
+    out.say("   and prove every file byte-identical to the plant as it was generated.");
     let restored = dir.join("restored");
-    let r = crate::commands::restore(&cfg, "line1", &first_id, &restored, false, out)?;
+    let r = crate::commands::restore(
+        &cfg,
+        "line1",
+        &line1_first,
+        &restored.join("line1"),
+        false,
+        out,
+    )?;
     if r != Outcome::Clean {
         bail!("the restore reported failures");
     }
     let mut identical = 0;
     for (name, hash) in &originals {
-        let got = sha256_file(&restored.join(name))?;
+        let got = sha256_file(&restored.join("line1").join(name))?;
         if &got != hash {
             bail!("{name} restored with different content");
         }
         identical += 1;
     }
-    if restored.join("hmi/Panel_Line1.img.tmp").exists() {
+    if restored.join("line1/hmi/Panel_Line1.img.tmp").exists() {
         bail!("an excluded file was restored");
     }
     out.say(format!(
         "   {identical} of {} files byte-identical (SHA-256 of each restored file equals the hash taken at generation);",
         originals.len()
     ));
-    out.say("   the recipe and logic are back to their approved values.");
+    let r = crate::commands::restore(
+        &cfg,
+        "filler-plc",
+        &first_id("filler-plc")?,
+        &restored.join("filler-plc"),
+        false,
+        out,
+    )?;
+    if r != Outcome::Clean {
+        bail!("the restore of the filler PLC's snapshot reported failures");
+    }
+    let regs = std::fs::read_to_string(restored.join("filler-plc/holding/0-99.csv"))?;
+    let line = format!("{STERILISE_REGISTER},88");
+    if !regs.lines().any(|l| l == line) {
+        bail!("the filler's first snapshot does not hold register {STERILISE_REGISTER} = 88");
+    }
+    out.say(format!(
+        "   the filler's approved recipe is on record: register {STERILISE_REGISTER} = 88 in holding/0-99.csv."
+    ));
 
     let total = t0.elapsed().as_secs_f64();
+    drop(plcs);
     out.say(format!(
         "\nDemo finished in {total:.1} s. {}",
         match keep {
             Some(d) => format!(
-                "Everything is kept in {}; try: plcvault --config {} snapshots",
+                "Everything is kept in {}; try: plcvault --config {} snapshots (the simulated PLCs have stopped)",
                 d.display(),
                 cfg_path.display()
             ),
@@ -261,7 +398,12 @@ exclude = ["**/*.tmp"]
     ));
     out.record(
         "demo",
-        &serde_json::json!({ "ok": true, "seconds": total, "changed": changed, "restored_identical": identical }),
+        &serde_json::json!({
+            "ok": true,
+            "seconds": total,
+            "changed": {"line1": got_files, "filler-plc": got_filler},
+            "restored_identical": identical,
+        }),
         String::new,
     );
     Ok(Outcome::Clean)

@@ -218,6 +218,8 @@ fn the_demo_runs_and_proves_its_restore() {
         "{stdout}"
     );
     assert!(stdout.contains("7 of 7 files byte-identical"), "{stdout}");
+    assert!(stdout.contains("changed holding/0-99.csv"), "{stdout}");
+    assert!(stdout.contains("register 3 = 88"), "{stdout}");
 }
 
 #[test]
