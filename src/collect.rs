@@ -451,23 +451,22 @@ fn store(
         }
     }
     let (adapter, source) = adapter_source(device);
+    let finished = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let manifest = Manifest {
         v: vault::manifest::MANIFEST_VERSION,
         device: device.name.clone(),
         adapter,
         source,
-        started,
-        finished: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
         complete,
         warnings: warnings.clone(),
         artifacts,
     };
     let new_bytes = writer.new_bytes();
-    let committed = writer.commit(&manifest, key)?;
+    let committed = writer.commit(&manifest, (started, finished), key)?;
     let report = DeviceReport {
         device: device.name.clone(),
         status: if complete { "ok" } else { "incomplete" },
-        snapshot: Some(committed.manifest.short()),
+        snapshot: Some(committed.entry.hash.short()),
         seq: Some(committed.entry.file_seq),
         artifacts: manifest.artifacts.len() as u64,
         bytes: manifest.total_size(),

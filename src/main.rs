@@ -8,6 +8,7 @@ mod config;
 mod demo;
 mod output;
 mod schedule;
+mod sim;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,6 +89,27 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Serve simulated PLCs (Modbus TCP on 127.0.0.1) until SIGTERM or SIGINT
+    Sim {
+        /// How many PLCs
+        #[arg(long, default_value_t = 1)]
+        plcs: usize,
+        /// Holding (and other) registers per PLC, generated
+        #[arg(long, default_value_t = 1000)]
+        registers: usize,
+        /// Serve this register map instead (lines `TABLE START VALUE...`)
+        #[arg(long, value_name = "FILE")]
+        map: Option<PathBuf>,
+        /// Write a config snippet with one [[device]] per PLC to FILE
+        #[arg(long, value_name = "FILE")]
+        write_config: Option<PathBuf>,
+        /// The rate cap written into the snippet
+        #[arg(long, default_value_t = 20.0)]
+        max_requests_per_second: f64,
+        /// How long each PLC takes to answer (a real controller answers within its scan cycle)
+        #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
+        response_delay: std::time::Duration,
+    },
     /// Run the embedded demo plant: collect, verify, detect a change, restore
     Demo {
         /// Keep the demo plant and vault in DIR instead of a temporary folder
@@ -154,5 +176,23 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             force,
         } => commands::restore(&load()?, device, snapshot, to, *force, out),
         Command::Demo { keep } => demo::run(keep.as_deref(), out),
+        Command::Sim {
+            plcs,
+            registers,
+            map,
+            write_config,
+            max_requests_per_second,
+            response_delay,
+        } => sim::run(
+            &sim::SimOptions {
+                plcs: *plcs,
+                registers: *registers,
+                map: map.as_deref(),
+                write_config: write_config.as_deref(),
+                max_requests_per_second: *max_requests_per_second,
+                response_delay: *response_delay,
+            },
+            out,
+        ),
     }
 }

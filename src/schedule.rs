@@ -231,6 +231,7 @@ pub async fn run_daemon(
             _ => (beat_at, None),
         };
         tokio::select! {
+            biased;
             _ = &mut shutdown => break,
             _ = tokio::time::sleep_until(wake) => {}
             Some(_) = jobs.join_next(), if !jobs.is_empty() => continue,
@@ -489,7 +490,8 @@ mod daemon_tests {
                 &["tag:packaging", "boiler"],
             )],
             Duration::from_secs(25 * 60),
-            Duration::from_secs(3600),
+            // Stop at 00:55, between two firings.
+            Duration::from_secs(55 * 60),
         )
         .await;
         let jobs = fake.jobs.lock().unwrap();

@@ -25,10 +25,16 @@ pub struct Checked {
 /// A stored snapshot as the log records it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct SnapshotRecord {
-    /// The short id: the first 12 hex digits of the manifest hash.
+    /// The snapshot id: the first 12 hex digits of its log entry's hash (unique per
+    /// collection, even when the content did not change).
     pub id: String,
+    /// The full hash of the log entry.
+    pub entry: Hash,
     pub seq: u64,
+    /// When the entry was signed.
     pub time: String,
+    pub started: String,
+    pub finished: String,
     pub device: String,
     pub manifest: Hash,
     pub complete: bool,
@@ -205,15 +211,20 @@ impl History {
             .filter_map(|c| match &c.entry.event {
                 Ok(Event::Snapshot {
                     device,
+                    started,
+                    finished,
                     manifest,
                     complete,
                     artifacts,
                     bytes,
                     ..
                 }) => Some(SnapshotRecord {
-                    id: manifest.short(),
+                    id: c.entry.hash.short(),
+                    entry: c.entry.hash,
                     seq: c.entry.file_seq,
                     time: c.entry.header.time.clone(),
+                    started: started.clone(),
+                    finished: finished.clone(),
                     device: device.clone(),
                     manifest: *manifest,
                     complete: *complete,
@@ -238,7 +249,8 @@ impl History {
             .collect()
     }
 
-    /// Finds a snapshot by id prefix (or `latest`), optionally of one device.
+    /// Finds a snapshot by id (a prefix of its log entry's hash) or `latest`, optionally
+    /// of one device.
     ///
     /// Fails when none or more than one matches.
     pub fn find_snapshot(
@@ -261,15 +273,13 @@ impl History {
             None | Some("latest") => all.last().cloned().ok_or_else(|| not_found("latest")),
             Some(prefix) => {
                 let prefix = prefix.to_ascii_lowercase();
-                let mut hits: Vec<&SnapshotRecord> = all
+                let hits: Vec<&SnapshotRecord> = all
                     .iter()
-                    .filter(|s| s.manifest.to_hex().starts_with(&prefix))
+                    .filter(|s| s.entry.to_hex().starts_with(&prefix))
                     .collect();
-                hits.dedup_by_key(|s| s.manifest);
                 match hits.len() {
                     0 => Err(not_found(&prefix)),
                     1 => Ok(hits[0].clone()),
-                    _ if prefix.len() < 4 => Err(VaultError::AmbiguousSnapshot(prefix)),
                     _ => Err(VaultError::AmbiguousSnapshot(prefix)),
                 }
             }

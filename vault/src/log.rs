@@ -35,6 +35,9 @@ pub enum Event {
     /// A snapshot was stored; its manifest is named by hash.
     Snapshot {
         device: String,
+        /// When the collection started and finished, RFC 3339.
+        started: String,
+        finished: String,
         manifest: Hash,
         manifest_size: u64,
         complete: bool,

@@ -1,7 +1,9 @@
 //! Snapshot manifests: what one collection from one device contained.
 //!
 //! A manifest is canonical JSON stored at `manifests/<sha256>.json` and named in the log by
-//! its hash. The plain data types here (`ArtifactKind`, `ArtifactMeta`) are shared with the
+//! its hash. It describes content only (when it was collected is in the log entry), so an
+//! unchanged device yields the same manifest night after night and stores nothing new
+//! but its signed log entry. The plain data types here (`ArtifactKind`, `ArtifactMeta`) are shared with the
 //! adapters.
 
 use std::fmt;
@@ -120,8 +122,6 @@ pub struct Manifest {
     pub adapter: String,
     /// Where the data came from (a folder, an address), for the record.
     pub source: String,
-    pub started: String,
-    pub finished: String,
     /// False when anything could not be read whole.
     pub complete: bool,
     pub warnings: Vec<String>,
@@ -227,8 +227,6 @@ mod tests {
             device: "d".into(),
             adapter: "files".into(),
             source: "/x".into(),
-            started: "2026-01-01T00:00:00Z".into(),
-            finished: "2026-01-01T00:00:01Z".into(),
             complete: true,
             warnings: vec![],
             artifacts: vec![ArtifactEntry {

@@ -264,7 +264,12 @@ impl<'a> Writer<'a> {
     /// This is the commit point.
     ///
     /// Fails on I/O errors; then nothing is visible in the log.
-    pub fn commit(self, manifest: &Manifest, key: &SecretKey) -> Result<Committed, VaultError> {
+    pub fn commit(
+        self,
+        manifest: &Manifest,
+        times: (String, String),
+        key: &SecretKey,
+    ) -> Result<Committed, VaultError> {
         let idle = std::mem::take(&mut *self.idle.lock().expect("idle packs lock"));
         let mut finished = std::mem::take(&mut *self.finished.lock().expect("finished lock"));
         let mut idle = idle.into_iter();
@@ -280,8 +285,12 @@ impl<'a> Writer<'a> {
         let bytes = manifest.to_bytes();
         let id = Hash::of(&bytes);
         let path = manifest::manifest_path(self.vault.root(), &id);
-        crate::atomic::write_replace(&self.vault.tmp_dir(), &path, &bytes)
-            .map_err(io_err("write manifest", &path))?;
+        // Content-addressed: an existing file with this name already holds these bytes
+        // (verify checks that), so an unchanged device writes nothing here.
+        if !path.exists() {
+            crate::atomic::write_replace(&self.vault.tmp_dir(), &path, &bytes)
+                .map_err(io_err("write manifest", &path))?;
+        }
         let packs: Vec<PackRef> = finished
             .iter()
             .map(|p| PackRef {
@@ -292,6 +301,8 @@ impl<'a> Writer<'a> {
         let stored_bytes = packs.iter().map(|p| p.size).sum();
         let event = Event::Snapshot {
             device: manifest.device.clone(),
+            started: times.0,
+            finished: times.1,
             manifest: id,
             manifest_size: bytes.len() as u64,
             complete: manifest.complete,

@@ -310,15 +310,15 @@ fn restore_refuses_a_signed_manifest_whose_names_escape_the_target() {
         device: "evil".into(),
         adapter: "test".into(),
         source: "-".into(),
-        started: "2026-01-01T00:00:00Z".into(),
-        finished: "2026-01-01T00:00:00Z".into(),
         complete: true,
         warnings: vec![],
         artifacts: vec![entry("ok.txt"), entry("../../escaped.txt")],
     };
     // Even a manifest signed by a trusted key (a stolen collector key) cannot write
     // outside the target.
-    writer.commit(&m, &f.collector).unwrap();
+    writer
+        .commit(&m, (String::new(), String::new()), &f.collector)
+        .unwrap();
     let history = History::load(&f.vault, &f.trust).unwrap();
     let (index, _) = vault::Index::load(&f.vault, &history.committed_packs());
     let target = f.dir.path().join("a/b/target");

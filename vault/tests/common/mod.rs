@@ -104,13 +104,15 @@ impl Fixture {
             device: device.into(),
             adapter: "test".into(),
             source: "memory".into(),
-            started: "2026-11-22T00:00:00Z".into(),
-            finished: "2026-11-22T00:00:01Z".into(),
             complete: true,
             warnings: vec![],
             artifacts,
         };
-        writer.commit(&m, &self.collector).unwrap().manifest
+        let times = (
+            "2026-11-22T00:00:00Z".to_string(),
+            "2026-11-22T00:00:01Z".to_string(),
+        );
+        writer.commit(&m, times, &self.collector).unwrap().manifest
     }
 
     /// Two snapshots of one device with a large (multi-chunk) image and text files.

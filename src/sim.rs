@@ -1,0 +1,122 @@
+//! `plcvault sim`: simulated PLCs for trying plcvault without a plant, and for the fleet
+//! benchmark. Serves N Modbus TCP PLCs on 127.0.0.1 (ports chosen by the OS), writes a
+//! config snippet naming them, and on SIGTERM/SIGINT prints what each PLC received: the
+//! request count, the function codes, the most requests in any one second and the most
+//! in flight at once.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use adapters::sim::{SimConfig, SimMap, SimPlc};
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::output::{Out, Outcome};
+
+pub struct SimOptions<'a> {
+    pub plcs: usize,
+    pub registers: usize,
+    pub map: Option<&'a Path>,
+    pub write_config: Option<&'a Path>,
+    pub max_requests_per_second: f64,
+    /// How long each PLC takes to answer a request.
+    pub response_delay: Duration,
+}
+
+#[derive(Serialize)]
+struct PlcStats {
+    device: String,
+    address: String,
+    requests: usize,
+    functions: BTreeSet<u8>,
+    max_per_second: usize,
+    max_in_flight: usize,
+}
+
+pub fn run(opts: &SimOptions, out: &Out) -> Result<Outcome> {
+    let map = match opts.map {
+        Some(p) => Some(
+            SimMap::parse(
+                &std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?,
+            )
+            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut plcs = Vec::new();
+    let mut snippet = String::new();
+    for i in 0..opts.plcs {
+        let name = format!("sim-plc-{:03}", i + 1);
+        let m = map
+            .clone()
+            .unwrap_or_else(|| SimMap::generated(opts.registers, i as u64 + 1));
+        let mut sim_cfg = SimConfig::new(m);
+        sim_cfg.response_delay = opts.response_delay;
+        let plc = runtime.block_on(SimPlc::start("127.0.0.1:0", sim_cfg))?;
+        snippet.push_str(&format!(
+            "\n[[device]]\nname = \"{name}\"\nadapter = \"modbus\"\naddress = \"{}\"\ntags = [\"sim\"]\nmax-requests-per-second = {}\n\n[[device.range]]\ntable = \"holding\"\nstart = 0\ncount = {}\nkind = \"recipe\"\n",
+            plc.addr(),
+            opts.max_requests_per_second,
+            opts.registers.clamp(1, 65536)
+        ));
+        plcs.push((name, plc));
+    }
+    match opts.write_config {
+        Some(p) => {
+            // Written whole, then renamed: a reader never sees half a snippet.
+            let tmp = p.with_extension("partial");
+            std::fs::write(&tmp, &snippet)?;
+            std::fs::rename(&tmp, p)?;
+            out.info(format!(
+                "{} simulated PLC(s) running; config snippet in {}",
+                plcs.len(),
+                p.display()
+            ));
+        }
+        None => out.say(snippet.trim_start()),
+    }
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        Ok::<_, std::io::Error>(())
+    })?;
+    for (name, plc) in &plcs {
+        let reqs = plc.requests();
+        let mut max_per_second = 0;
+        let mut j = 0;
+        for i in 0..reqs.len() {
+            while reqs[i].at.duration_since(reqs[j].at) >= Duration::from_secs(1) {
+                j += 1;
+            }
+            max_per_second = max_per_second.max(i - j + 1);
+        }
+        let stats = PlcStats {
+            device: name.clone(),
+            address: plc.addr().to_string(),
+            requests: reqs.len(),
+            functions: reqs.iter().map(|r| r.function).collect(),
+            max_per_second,
+            max_in_flight: plc.max_in_flight(),
+        };
+        out.record("sim-plc", &stats, || {
+            format!(
+                "{}: {} requests, functions {:?}, at most {} in one second, at most {} in flight",
+                stats.device,
+                stats.requests,
+                stats.functions,
+                stats.max_per_second,
+                stats.max_in_flight
+            )
+        });
+    }
+    Ok(Outcome::Clean)
+}
