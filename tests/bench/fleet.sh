@@ -68,7 +68,7 @@ seq_requests=$(echo "$seq_json" | python3 -c 'import json,sys; print(json.load(s
 
 printf '\n| | plcvault collect --all | sequential pymodbus client |\n|---|---|---|\n'
 printf '| wall time | %.2f s | %.2f s |\n' "$pv_time" "$seq_time"
-printf '| requests | %s | %s |\n' "$pv_requests" "$seq_requests"
+printf '| requests (plcvault: both nights) | %s | %s |\n' "$pv_requests" "$seq_requests"
 printf '| highest requests in one second to one PLC | %s (cap %s) | no cap |\n' "$pv_max_rate" "$cap"
 echo "| most requests in flight to one PLC | $pv_inflight | 1 |"
 echo "| function codes the PLCs received | $functions | 3 |"
