@@ -43,6 +43,28 @@ pub struct SnapshotRecord {
     pub signer: String,
 }
 
+/// A baseline approval as the log records it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ApprovalRecord {
+    pub seq: u64,
+    /// The approval entry's hash, short.
+    pub id: String,
+    pub time: String,
+    pub device: String,
+    /// The approved snapshot's id (short log entry hash) and full hash.
+    pub snapshot: String,
+    pub snapshot_entry: Hash,
+    pub manifest: Hash,
+    /// The name the config gives the signing key.
+    pub approver: String,
+    /// The approver's public key fingerprint.
+    pub key: String,
+    pub ticket: String,
+    pub reason: String,
+    pub rules: serde_json::Value,
+    pub accepted_suspect: bool,
+}
+
 /// The checked log.
 #[derive(Debug, Default)]
 pub struct History {
@@ -235,6 +257,46 @@ impl History {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Trusted approvals, oldest first, optionally of one device.
+    pub fn approvals(&self, device: Option<&str>) -> Vec<ApprovalRecord> {
+        self.entries
+            .iter()
+            .filter(|c| c.trusted)
+            .filter_map(|c| match &c.entry.event {
+                Ok(Event::Approval {
+                    device: d,
+                    snapshot,
+                    manifest,
+                    ticket,
+                    reason,
+                    rules,
+                    accepted_suspect,
+                    ..
+                }) if device.is_none_or(|x| x == d) => Some(ApprovalRecord {
+                    seq: c.entry.file_seq,
+                    id: c.entry.hash.short(),
+                    time: c.entry.header.time.clone(),
+                    device: d.clone(),
+                    snapshot: snapshot.short(),
+                    snapshot_entry: *snapshot,
+                    manifest: *manifest,
+                    approver: c.signer_name.clone().unwrap_or_default(),
+                    key: c.entry.header.signer.fingerprint(),
+                    ticket: ticket.clone(),
+                    reason: reason.clone(),
+                    rules: rules.clone(),
+                    accepted_suspect: *accepted_suspect,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The device's baseline: its newest trusted approval.
+    pub fn baseline(&self, device: &str) -> Option<ApprovalRecord> {
+        self.approvals(Some(device)).pop()
     }
 
     /// Packs named by trusted snapshot entries.

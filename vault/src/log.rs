@@ -50,6 +50,22 @@ pub enum Event {
     CollectFailed { device: String, error: String },
     /// The collector was alive; written so a quiet plant is not mistaken for a cut log.
     Heartbeat { note: String },
+    /// A named person approved a snapshot as the device's baseline, with the comparison
+    /// rules in force from then on.
+    Approval {
+        device: String,
+        /// The approved snapshot's log entry hash.
+        snapshot: Hash,
+        manifest: Hash,
+        /// The approver's name as the signing verifier's config knows the key.
+        approver: String,
+        ticket: String,
+        reason: String,
+        /// The comparison rules approved with it (volatile ranges, severities …).
+        rules: serde_json::Value,
+        /// The snapshot was incomplete or suspect and approved anyway.
+        accepted_suspect: bool,
+    },
 }
 
 impl Event {
@@ -59,6 +75,7 @@ impl Event {
             Event::Snapshot { .. } | Event::CollectFailed { .. } | Event::Heartbeat { .. } => {
                 Role::Collector
             }
+            Event::Approval { .. } => Role::Approver,
         }
     }
 
@@ -67,12 +84,15 @@ impl Event {
             Event::Snapshot { .. } => "snapshot",
             Event::CollectFailed { .. } => "collect-failed",
             Event::Heartbeat { .. } => "heartbeat",
+            Event::Approval { .. } => "approval",
         }
     }
 
     pub fn device(&self) -> Option<&str> {
         match self {
-            Event::Snapshot { device, .. } | Event::CollectFailed { device, .. } => Some(device),
+            Event::Snapshot { device, .. }
+            | Event::CollectFailed { device, .. }
+            | Event::Approval { device, .. } => Some(device),
             Event::Heartbeat { .. } => None,
         }
     }
@@ -191,7 +211,7 @@ pub fn parse(file_seq: u64, path: &Path, bytes: &[u8]) -> Result<Entry, String> 
         Err(e) => {
             let v: serde_json::Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
             match v.get("type").and_then(|t| t.as_str()) {
-                Some(t) if !["snapshot", "collect-failed", "heartbeat"].contains(&t) => {
+                Some(t) if !["snapshot", "collect-failed", "heartbeat", "approval"].contains(&t) => {
                     Err(t.to_string())
                 }
                 _ => return Err(format!("entry event does not parse: {e}")),
