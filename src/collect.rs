@@ -61,6 +61,8 @@ pub struct DeviceReport {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes: Option<Changes>,
+    /// Something outside the approved baseline was found (see the `finding` records).
+    pub drift: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -126,7 +128,7 @@ pub fn run_on(
             history.findings.len()
         ));
     }
-    let (index, problems) = Index::load(&vault, &history.committed_packs());
+    let (mut index, problems) = Index::load(&vault, &history.committed_packs());
     for p in &problems {
         out.warn(format!(
             "{}; chunks from it will be stored again",
@@ -162,14 +164,14 @@ pub fn run_on(
     let mut reports = Vec::new();
     let mut outcome = Outcome::Clean;
     let mut head = None;
-    let ctx = StoreContext {
-        vault: &vault,
-        index: &index,
-        key: &key,
-        cfg,
-        out,
-    };
     for collected in rx {
+        let ctx = StoreContext {
+            vault: &vault,
+            index: &index,
+            key: &key,
+            cfg,
+            out,
+        };
         let device = devices[collected.index];
         let previous = history.find_snapshot(Some(&device.name), None).ok();
         let previous_manifest = previous
@@ -178,11 +180,37 @@ pub fn run_on(
         let result = collected
             .result
             .and_then(|collection| store(&ctx, device, collection, previous_manifest.as_ref()));
+        let mut review = None;
         let mut report = match result {
-            Ok((mut r, entry, manifest)) => {
-                head = Some((entry.file_seq, entry.hash));
+            Ok((mut r, committed, manifest)) => {
+                head = Some((committed.entry.file_seq, committed.entry.hash));
                 if let (Some(prev), Some(old)) = (&previous, &previous_manifest) {
                     r.changes = Some(compare(old, &manifest, &prev.id));
+                }
+                // The new packs join the index so that the comparison can read them.
+                for p in &committed.packs {
+                    if let Ok((_, entries)) =
+                        vault::pack::read_trailer(&vault::pack::pack_path(vault.root(), &p.id))
+                    {
+                        index.add_pack(p.id, &entries);
+                    }
+                }
+                let read = |a: &ArtifactEntry| {
+                    vault::read_artifact(&vault, &index, a, crate::diff::VIEW_LIMIT).ok()
+                };
+                match crate::baseline::review_against_baseline(
+                    &vault,
+                    &index,
+                    &history,
+                    device,
+                    &manifest,
+                    format!("snapshot {}", committed.entry.hash.short()),
+                    &read,
+                ) {
+                    Ok(rv) => review = Some(rv),
+                    Err(e) => r
+                        .warnings
+                        .push(format!("could not compare with the baseline: {e:#}")),
                 }
                 r
             }
@@ -205,8 +233,15 @@ pub fn run_on(
             "incomplete" => Outcome::Findings,
             _ => Outcome::Failed,
         });
+        if review.as_ref().is_some_and(|r| r.comparison.drift()) {
+            outcome = outcome.worst(Outcome::Findings);
+            report.drift = true;
+        }
         progress.clear();
         print_device(out, &report);
+        if let Some(rv) = review {
+            crate::review::print(out, &[rv], "comparison");
+        }
         reports.push(report);
         progress.show(reports.len());
     }
@@ -285,6 +320,7 @@ impl DeviceReport {
             warnings: Vec::new(),
             error: Some(error),
             changes: None,
+            drift: false,
         }
     }
 }
@@ -361,7 +397,7 @@ fn store(
     device: &DeviceConfig,
     collection: Collection,
     previous: Option<&Manifest>,
-) -> Result<(DeviceReport, vault::log::Entry, Manifest)> {
+) -> Result<(DeviceReport, vault::writer::Committed, Manifest)> {
     let StoreContext {
         vault,
         index,
@@ -476,8 +512,9 @@ fn store(
         warnings,
         error: None,
         changes: None,
+        drift: false,
     };
-    Ok((report, committed.entry, manifest))
+    Ok((report, committed, manifest))
 }
 
 /// An artifact stored, skipped, or unreadable (with the warning to record).
@@ -608,4 +645,104 @@ pub fn compare(old: &Manifest, new: &Manifest, prev_id: &str) -> Changes {
             .map(|(k, _)| k.to_string())
             .collect(),
     }
+}
+
+/// Size, SHA-256, chunk list and (when small) the content of a stream, without storing it.
+fn describe<R: Read>(reader: R) -> std::io::Result<(vault::Stored, Option<Vec<u8>>)> {
+    use sha2::Digest;
+    let mut chunker = vault::chunker::Chunker::new();
+    let mut hasher = sha2::Sha256::new();
+    let mut chunks = Vec::new();
+    let mut content = Some(Vec::new());
+    let size = chunker
+        .for_each(reader, |c, _| -> Result<(), ()> {
+            hasher.update(c);
+            chunks.push((vault::Hash::of(c), c.len() as u32));
+            if let Some(buf) = &mut content {
+                if buf.len() as u64 + c.len() as u64 > crate::diff::VIEW_LIMIT {
+                    content = None;
+                } else {
+                    buf.extend_from_slice(c);
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| match e {
+            vault::chunker::ChunkError::Read(e) => e,
+            vault::chunker::ChunkError::Sink(()) => std::io::Error::other("unreachable"),
+        })?;
+    Ok((
+        vault::Stored {
+            size,
+            sha256: vault::Hash::from_hasher(hasher),
+            chunks,
+            new_bytes: 0,
+        },
+        content,
+    ))
+}
+
+/// Live contents by artifact name (`None` when too large to hold for a view).
+pub type LiveData = HashMap<String, Option<Vec<u8>>>;
+
+/// Collects a device through its read-only adapter without storing anything: a manifest of
+/// what it holds now, and the contents for comparison views.
+///
+/// Fails when the device cannot be reached at all.
+pub fn collect_live(device: &DeviceConfig) -> Result<(Manifest, LiveData)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let collection = runtime.block_on(collect_one(device))?;
+    let mut complete = collection.complete;
+    let mut warnings = collection.warnings.clone();
+    let mut artifacts = Vec::new();
+    let mut data = HashMap::new();
+    for src in &collection.artifacts {
+        let described = match &src.data {
+            SourceData::Bytes(b) => describe(&b[..]).map(|(s, c)| (s, c, true, src.meta.clone())),
+            SourceData::File(path) => {
+                match read_stable(path, READ_ATTEMPTS, READ_PAUSE, |f| describe(f)) {
+                    Ok(r) => Ok((r.value.0, r.value.1, r.stable, r.meta)),
+                    Err(StableError::Io(e)) | Err(StableError::Read(e)) => Err(e),
+                }
+            }
+        };
+        match described {
+            Ok((stored, content, stable, meta)) => {
+                data.insert(src.name.clone(), content);
+                artifacts.push(ArtifactEntry {
+                    name: src.name.clone(),
+                    kind: src.kind,
+                    size: stored.size,
+                    sha256: stored.sha256,
+                    status: if stable {
+                        ArtifactStatus::Ok
+                    } else {
+                        ArtifactStatus::Unstable
+                    },
+                    meta,
+                    chunks: stored.chunks,
+                });
+            }
+            Err(e) => {
+                complete = false;
+                warnings.push(format!("cannot read {}: {e}", src.name));
+            }
+        }
+    }
+    let (adapter, source) = adapter_source(device);
+    Ok((
+        Manifest {
+            v: vault::manifest::MANIFEST_VERSION,
+            device: device.name.clone(),
+            adapter,
+            source,
+            complete,
+            warnings,
+            artifacts,
+        },
+        data,
+    ))
 }

@@ -10,9 +10,11 @@ use serde::Deserialize;
 use toml::Spanned;
 use vault::{ArtifactKind, PublicKey, Role, Trust, TrustedKey};
 
+use crate::diff::{Class, Rules, Severity, check_volatile};
 use crate::schedule::{Action, Schedule, Zone, parse_cron, select};
 use adapters::files::FilesOptions;
 use adapters::modbus::{ModbusOptions, RangeSpec, Table};
+use std::collections::BTreeMap;
 
 /// Where the config is looked for when neither `--config` nor `PLCVAULT_CONFIG` names one.
 pub const DEFAULT_PATH: &str = "plcvault.toml";
@@ -94,6 +96,10 @@ struct RawDevice {
     max_requests_per_second: Option<Spanned<f64>>,
     #[serde(default)]
     range: Vec<RawRange>,
+    // comparison rules (take effect through an approval)
+    volatile: Option<Spanned<Vec<String>>>,
+    shrink_limit: Option<Spanned<f64>>,
+    severity: Option<Spanned<BTreeMap<String, String>>>,
 }
 
 #[derive(Deserialize)]
@@ -145,6 +151,8 @@ pub struct DeviceConfig {
     pub name: String,
     pub tags: Vec<String>,
     pub adapter: AdapterConfig,
+    /// The comparison rules the config proposes; they apply once approved.
+    pub rules: Rules,
 }
 
 #[derive(Debug, Clone)]
@@ -177,6 +185,46 @@ impl Locator<'_> {
             + 1;
         format!("{}:{line}", self.file.display())
     }
+}
+
+/// The comparison rules of a device, defaults filled in.
+fn device_rules(loc: &Locator, name: &str, d: &RawDevice) -> Result<Rules> {
+    let mut rules = Rules::default();
+    if let Some(v) = &d.volatile {
+        for rule in v.get_ref() {
+            check_volatile(rule)
+                .map_err(|e| anyhow!("{}: [[device]] `{name}` key `volatile`: {e}", loc.at(v)))?;
+        }
+        rules.volatile = v.get_ref().clone();
+    }
+    if let Some(s) = &d.shrink_limit {
+        let x = *s.get_ref();
+        if !(0.0..=1.0).contains(&x) {
+            bail!(
+                "{}: [[device]] `{name}` key `shrink-limit`: {x} is not a share between 0 and 1",
+                loc.at(s)
+            );
+        }
+        rules.shrink_limit = x;
+    }
+    if let Some(sev) = &d.severity {
+        for (class, level) in sev.get_ref() {
+            let c = Class::parse(class).ok_or_else(|| {
+                anyhow!(
+                    "{}: [[device]] `{name}` [device.severity]: `{class}` is not a class\nfix: use logic, config, recipe, values, identity, metadata or suspect",
+                    loc.at(sev)
+                )
+            })?;
+            let l = Severity::parse(level).ok_or_else(|| {
+                anyhow!(
+                    "{}: [[device]] `{name}` [device.severity] `{class}`: `{level}` is not a severity\nfix: use info, warning or critical",
+                    loc.at(sev)
+                )
+            })?;
+            rules.severity.insert(c, l);
+        }
+    }
+    Ok(rules)
 }
 
 /// Validates a modbus device's keys.
@@ -517,10 +565,12 @@ impl Config {
                     loc.at(&d.adapter)
                 ),
             };
+            let rules = device_rules(&loc, &name, d)?;
             devices.push(DeviceConfig {
                 name,
                 tags: d.tags.clone(),
                 adapter,
+                rules,
             });
         }
         let threads = match &raw.collect.threads {

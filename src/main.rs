@@ -2,11 +2,14 @@
 //! restore drills. This binary holds the CLI, config, collection orchestration and the
 //! embedded demo; storage lives in the `vault` crate and device access in `adapters`.
 
+mod baseline;
 mod collect;
 mod commands;
 mod config;
 mod demo;
+mod diff;
 mod output;
+mod review;
 mod schedule;
 mod sim;
 
@@ -68,6 +71,27 @@ enum Command {
     },
     /// Run the config's [[schedule]]s until SIGTERM or SIGINT (writes signed heartbeats)
     Daemon,
+    /// Approve, show and list baselines (signed by an approver key)
+    Baseline {
+        #[command(subcommand)]
+        action: BaselineAction,
+    },
+    /// Compare a device with its approved baseline (or two snapshots)
+    Diff {
+        device: String,
+        /// Collect the device now, read-only, without storing a snapshot
+        #[arg(long, conflicts_with = "snapshot")]
+        live: bool,
+        /// The snapshot to compare (default: the newest)
+        #[arg(long)]
+        snapshot: Option<String>,
+        /// `baseline` or a snapshot id
+        #[arg(long, default_value = "baseline")]
+        against: String,
+        /// Also write a self-contained HTML change-review page
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
     /// List the snapshots the log records
     Snapshots { device: Option<String> },
     /// Verify the log, manifests and packs with the pinned public keys
@@ -119,6 +143,31 @@ enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+enum BaselineAction {
+    /// Approve a snapshot (default: the newest) as the device's baseline
+    Approve {
+        device: String,
+        #[arg(long)]
+        snapshot: Option<String>,
+        /// The approver's private key (its public key must be trusted as approver)
+        #[arg(long, value_name = "PATH")]
+        key: PathBuf,
+        /// Change ticket
+        #[arg(long)]
+        ticket: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Approve an incomplete or suspect snapshot (recorded in the approval)
+        #[arg(long)]
+        accept_suspect: bool,
+    },
+    /// Show the device's current baseline
+    Show { device: String },
+    /// List every approval of the device
+    History { device: String },
+}
+
+#[derive(Subcommand, Debug)]
 enum ConfigAction {
     /// Validate the config and the keys it names
     Check,
@@ -167,6 +216,44 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             Ok(collect::run(&cfg, &selected, out)?.0)
         }
         Command::Daemon => schedule::daemon(load()?, out),
+        Command::Baseline { action } => match action {
+            BaselineAction::Approve {
+                device,
+                snapshot,
+                key,
+                ticket,
+                reason,
+                accept_suspect,
+            } => baseline::approve(
+                &load()?,
+                &baseline::ApproveOptions {
+                    device,
+                    snapshot: snapshot.as_deref(),
+                    key,
+                    ticket,
+                    reason,
+                    accept_suspect: *accept_suspect,
+                },
+                out,
+            ),
+            BaselineAction::Show { device } => baseline::show(&load()?, device, false, out),
+            BaselineAction::History { device } => baseline::show(&load()?, device, true, out),
+        },
+        Command::Diff {
+            device,
+            live,
+            snapshot,
+            against,
+            html,
+        } => baseline::diff(
+            &load()?,
+            device,
+            *live,
+            snapshot.as_deref(),
+            against,
+            html.as_deref(),
+            out,
+        ),
         Command::Snapshots { device } => commands::snapshots(&load()?, device.as_deref(), out),
         Command::Verify { read_data } => commands::verify(&load()?, *read_data, out),
         Command::Restore {

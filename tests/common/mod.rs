@@ -117,3 +117,39 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+impl Site {
+    /// Generates an approver key `alice` and trusts it as approver; returns its path.
+    pub fn add_approver(&self) -> PathBuf {
+        let key = self.path("site/keys/alice.key");
+        let r = self.run(&[
+            "keygen",
+            "--out",
+            key.to_str().unwrap(),
+            "--comment",
+            "Alice, process engineer",
+        ]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let mut text = std::fs::read_to_string(self.config()).unwrap();
+        text.push_str(&format!(
+            "\n[[trust]]\nname = \"alice\"\nrole = \"approver\"\npublic-key = \"{}.pub\"\n",
+            key.display()
+        ));
+        std::fs::write(self.config(), text).unwrap();
+        key
+    }
+
+    pub fn approve(&self, device: &str, key: &Path, ticket: &str) -> Run {
+        self.run(&[
+            "baseline",
+            "approve",
+            device,
+            "--key",
+            key.to_str().unwrap(),
+            "--ticket",
+            ticket,
+            "--reason",
+            "commissioning",
+        ])
+    }
+}

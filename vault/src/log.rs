@@ -211,7 +211,9 @@ pub fn parse(file_seq: u64, path: &Path, bytes: &[u8]) -> Result<Entry, String> 
         Err(e) => {
             let v: serde_json::Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
             match v.get("type").and_then(|t| t.as_str()) {
-                Some(t) if !["snapshot", "collect-failed", "heartbeat", "approval"].contains(&t) => {
+                Some(t)
+                    if !["snapshot", "collect-failed", "heartbeat", "approval"].contains(&t) =>
+                {
                     Err(t.to_string())
                 }
                 _ => return Err(format!("entry event does not parse: {e}")),

@@ -145,6 +145,23 @@ pub fn restore(
     Ok(report)
 }
 
+/// The open file of pack number `pack`, opening it on first use (at most 64 stay open).
+fn open_pack<'a>(
+    open: &'a mut HashMap<u32, File>,
+    pack: u32,
+    path: &Path,
+) -> Result<&'a mut File, VaultError> {
+    if open.len() > 64 && !open.contains_key(&pack) {
+        open.clear();
+    }
+    match open.entry(pack) {
+        std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            Ok(e.insert(File::open(path).map_err(io_err("open pack", path))?))
+        }
+    }
+}
+
 /// Refuses to write through a symbolic link that already sits inside the target.
 fn safe_parent(target: &Path, name: &str) -> Result<PathBuf, VaultError> {
     let mut dir = target.to_path_buf();
@@ -197,16 +214,8 @@ fn restore_one(
                     format!("chunk {} of `{}` is in no pack", id.short(), a.name),
                 )
             })?;
-            let pack_id = index.packs[loc.pack as usize];
-            let path = pack_path(vault.root(), &pack_id);
-            if !open.contains_key(&loc.pack) {
-                if open.len() > 64 {
-                    open.clear();
-                }
-                let f = File::open(&path).map_err(io_err("open pack", &path))?;
-                open.insert(loc.pack, f);
-            }
-            let file = open.get_mut(&loc.pack).expect("inserted above");
+            let path = pack_path(vault.root(), &index.packs[loc.pack as usize]);
+            let file = open_pack(open, loc.pack, &path)?;
             // The whole file's SHA-256 is checked below; that covers every chunk in it.
             let data = reader.read(file, &path, &loc.entry, false)?;
             if data.len() != *len as usize {
@@ -251,4 +260,43 @@ fn restore_one(
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Reads an artifact's content into memory (for comparisons), each chunk checked against
+/// its id and the whole against the artifact's SHA-256.
+///
+/// Fails when the artifact is larger than `limit`, or a chunk is missing or damaged.
+pub fn read_artifact(
+    vault: &Vault,
+    index: &Index,
+    a: &ArtifactEntry,
+    limit: u64,
+) -> Result<Vec<u8>, VaultError> {
+    if a.size > limit {
+        return Err(VaultError::Refused(format!(
+            "`{}` is {} bytes, more than the {limit} this comparison reads into memory",
+            a.name, a.size
+        )));
+    }
+    let mut reader = ChunkReader::new()?;
+    let mut out = Vec::with_capacity(a.size as usize);
+    let mut open: HashMap<u32, File> = HashMap::new();
+    for (id, _) in &a.chunks {
+        let loc = index.get(id).ok_or_else(|| {
+            crate::error::corrupt(
+                vault.root(),
+                format!("chunk {} of `{}` is in no pack", id.short(), a.name),
+            )
+        })?;
+        let path = pack_path(vault.root(), &index.packs[loc.pack as usize]);
+        let file = open_pack(&mut open, loc.pack, &path)?;
+        out.extend_from_slice(reader.read(file, &path, &loc.entry, true)?);
+    }
+    if crate::hash::Hash::of(&out) != a.sha256 {
+        return Err(crate::error::corrupt(
+            vault.root(),
+            format!("`{}` does not match its SHA-256", a.name),
+        ));
+    }
+    Ok(out)
 }

@@ -1,0 +1,313 @@
+//! Baselines: signed approvals by a named person, and comparisons against them.
+//!
+//! `baseline approve` appends an `approval` entry signed by a key the config trusts as
+//! `approver` (a collector key is refused), naming the snapshot, ticket, reason and the
+//! comparison rules in force. `diff` and `collect` compare with the newest approval using
+//! the rules recorded in it, so editing the config cannot silence detection.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use vault::manifest::ArtifactStatus;
+use vault::{ApprovalRecord, ArtifactEntry, History, Index, Manifest, Role, Vault};
+
+use crate::config::{Config, DeviceConfig};
+use crate::diff::{Class, Comparison, DiffFinding, Rules, Severity, VIEW_LIMIT, View, compare};
+use crate::output::{Out, Outcome};
+use crate::review::{Review, print, write_html};
+
+/// The rules recorded in an approval (defaults when unreadable, with a note).
+fn approved_rules(a: &ApprovalRecord) -> (Rules, Option<String>) {
+    match serde_json::from_value::<Rules>(a.rules.clone()) {
+        Ok(r) => (r, None),
+        Err(e) => (
+            Rules::default(),
+            Some(format!(
+                "the approval's rules could not be read ({e}); default rules used"
+            )),
+        ),
+    }
+}
+
+/// Compares `current` (a manifest and a way to read its contents) with the device's
+/// baseline. Without a baseline the review holds one `no-baseline` finding.
+pub fn review_against_baseline(
+    vault: &Vault,
+    index: &Index,
+    history: &History,
+    device: &DeviceConfig,
+    current: &Manifest,
+    current_label: String,
+    read_current: &crate::diff::Reader,
+) -> Result<Review> {
+    let Some(baseline) = history.baseline(&device.name) else {
+        let mut comparison = Comparison::default();
+        comparison.findings.push(DiffFinding {
+            device: device.name.clone(),
+            artifact: String::new(),
+            change: "no-baseline".into(),
+            class: Class::Config,
+            severity: Severity::Info,
+            summary: format!(
+                "`{}` has no approved baseline yet; approve one with `plcvault baseline approve {} --key APPROVER.key --ticket ID`",
+                device.name, device.name
+            ),
+            view: View::None,
+        });
+        return Ok(Review {
+            device: device.name.clone(),
+            against: "no baseline".into(),
+            current: current_label,
+            baseline: None,
+            rules_note: None,
+            comparison,
+        });
+    };
+    let (rules, mut note) = approved_rules(&baseline);
+    if note.is_none() && rules != device.rules {
+        note = Some(
+            "the config's comparison rules for this device differ from the approved ones; the approved rules are used until a new approval"
+                .into(),
+        );
+    }
+    let old = vault::manifest::load(vault.root(), &baseline.manifest)
+        .with_context(|| format!("cannot read the baseline of `{}`", device.name))?;
+    let read_old = |a: &ArtifactEntry| vault::read_artifact(vault, index, a, VIEW_LIMIT).ok();
+    let comparison = compare(&device.name, &old, current, &rules, &read_old, read_current);
+    Ok(Review {
+        device: device.name.clone(),
+        against: format!("baseline {}", baseline.snapshot),
+        current: current_label,
+        baseline: Some(baseline),
+        rules_note: note,
+        comparison,
+    })
+}
+
+/// What `baseline approve` was asked to do.
+pub struct ApproveOptions<'a> {
+    pub device: &'a str,
+    pub snapshot: Option<&'a str>,
+    pub key: &'a Path,
+    pub ticket: &'a str,
+    pub reason: &'a str,
+    pub accept_suspect: bool,
+}
+
+/// `baseline approve`.
+pub fn approve(cfg: &Config, o: &ApproveOptions, out: &Out) -> Result<Outcome> {
+    let ApproveOptions {
+        device,
+        snapshot,
+        key: key_path,
+        ticket,
+        reason,
+        accept_suspect,
+    } = *o;
+    let dev = cfg.select(&[device.to_string()], false)?[0];
+    let key = vault::SecretKey::load(key_path)?;
+    let (name, roles) = cfg.trust.lookup(&key.public()).with_context(|| {
+        format!(
+            "the key {} (fingerprint {}) is not in the config's [[trust]] list\nfix: add its .pub file as a [[trust]] entry with role = \"approver\"",
+            key_path.display(),
+            key.public().fingerprint()
+        )
+    })?;
+    if !roles.contains(&Role::Approver) {
+        bail!(
+            "the key {} is trusted as `{name}` with role {}, not approver; a collector key cannot approve a baseline\nfix: sign with the approver's own key (plcvault keygen --out approver.key, trusted with role = \"approver\")",
+            key_path.display(),
+            roles
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if ticket.trim().is_empty() {
+        bail!("an approval needs a change ticket\nfix: pass --ticket CHG-1234");
+    }
+    let vault = Vault::open(&cfg.vault.path)?;
+    let history = History::load(&vault, &cfg.trust)?;
+    let snap = history.find_snapshot(Some(&dev.name), snapshot)?;
+    let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
+    let mut suspect = Vec::new();
+    if !manifest.complete {
+        suspect.push("the collection was incomplete".to_string());
+    }
+    for a in &manifest.artifacts {
+        if a.status == ArtifactStatus::Unstable {
+            suspect.push(format!("{} kept changing while it was read", a.name));
+        }
+    }
+    if !suspect.is_empty() && !accept_suspect {
+        bail!(
+            "snapshot {} of `{}` is suspect: {}\nfix: collect again, or approve it anyway with --accept-suspect (recorded in the approval)",
+            snap.id,
+            dev.name,
+            suspect.join("; ")
+        );
+    }
+    let rules = serde_json::to_value(&dev.rules).expect("rules serialize");
+    let event = vault::log::Event::Approval {
+        device: dev.name.clone(),
+        snapshot: snap.entry,
+        manifest: snap.manifest,
+        approver: name.to_string(),
+        ticket: ticket.to_string(),
+        reason: reason.to_string(),
+        rules,
+        accepted_suspect: !suspect.is_empty(),
+    };
+    let entry = vault::log::append(vault.root(), vault.id(), &key, &event)?;
+    vault::state::remember(&cfg.vault.state, vault.id(), (entry.file_seq, entry.hash))?;
+    let history = History::load(&vault, &cfg.trust)?;
+    let record = history
+        .baseline(&dev.name)
+        .context("the approval just written is not readable")?;
+    out.record("approval", &record, || {
+        format!(
+            "approved snapshot {} of `{}` as baseline: signed by {} (key {}), ticket {}, log entry {}{}",
+            record.snapshot,
+            record.device,
+            record.approver,
+            record.key,
+            record.ticket,
+            record.seq,
+            if record.accepted_suspect { " — accepted although suspect" } else { "" }
+        )
+    });
+    Ok(Outcome::Clean)
+}
+
+fn show_record(out: &Out, r: &ApprovalRecord) {
+    out.record("approval", r, || {
+        format!(
+            "{}  snapshot {}  approved by {} (key {})  ticket {}{}{}\n    rules: {}",
+            r.time,
+            r.snapshot,
+            r.approver,
+            r.key,
+            r.ticket,
+            if r.reason.is_empty() {
+                String::new()
+            } else {
+                format!("  reason: {}", r.reason)
+            },
+            if r.accepted_suspect {
+                "  (accepted although suspect)"
+            } else {
+                ""
+            },
+            r.rules
+        )
+    });
+}
+
+/// `baseline show` and `baseline history`.
+pub fn show(cfg: &Config, device: &str, all: bool, out: &Out) -> Result<Outcome> {
+    let dev = cfg.select(&[device.to_string()], false)?[0];
+    let vault = Vault::open(&cfg.vault.path)?;
+    let history = History::load(&vault, &cfg.trust)?;
+    let list = history.approvals(Some(&dev.name));
+    if list.is_empty() {
+        out.say(format!("`{}` has no approved baseline", dev.name));
+        return Ok(Outcome::Findings);
+    }
+    if all {
+        for r in &list {
+            show_record(out, r);
+        }
+    } else {
+        let r = list.last().expect("not empty");
+        show_record(out, r);
+        let (rules, _) = approved_rules(r);
+        if rules != dev.rules {
+            out.say(
+                "note: the config's comparison rules for this device differ from the approved ones",
+            );
+        }
+    }
+    Ok(Outcome::Clean)
+}
+
+/// `diff DEVICE [--live | --snapshot ID] [--against baseline | ID] [--html FILE]`.
+pub fn diff(
+    cfg: &Config,
+    device: &str,
+    live: bool,
+    snapshot: Option<&str>,
+    against: &str,
+    html: Option<&Path>,
+    out: &Out,
+) -> Result<Outcome> {
+    let dev = cfg.select(&[device.to_string()], false)?[0];
+    let vault = Vault::open(&cfg.vault.path)?;
+    let history = History::load(&vault, &cfg.trust)?;
+    let (index, _) = Index::load(&vault, &history.committed_packs());
+    // The current side.
+    let (current, label, live_data) = if live {
+        let (m, data) = crate::collect::collect_live(dev)?;
+        (m, "live".to_string(), Some(data))
+    } else {
+        let snap = history.find_snapshot(Some(&dev.name), snapshot)?;
+        (
+            vault::manifest::load(vault.root(), &snap.manifest)?,
+            format!("snapshot {}", snap.id),
+            None,
+        )
+    };
+    let read_current = |a: &ArtifactEntry| match &live_data {
+        Some(data) => data.get(&a.name).cloned().flatten(),
+        None => vault::read_artifact(&vault, &index, a, VIEW_LIMIT).ok(),
+    };
+    let review = if against == "baseline" {
+        review_against_baseline(
+            &vault,
+            &index,
+            &history,
+            dev,
+            &current,
+            label,
+            &read_current,
+        )?
+    } else {
+        let other = history.find_snapshot(Some(&dev.name), Some(against))?;
+        let old = vault::manifest::load(vault.root(), &other.manifest)?;
+        let read_old = |a: &ArtifactEntry| vault::read_artifact(&vault, &index, a, VIEW_LIMIT).ok();
+        let comparison = compare(
+            &dev.name,
+            &old,
+            &current,
+            &dev.rules,
+            &read_old,
+            &read_current,
+        );
+        Review {
+            device: dev.name.clone(),
+            against: format!("snapshot {}", other.id),
+            current: label,
+            baseline: None,
+            rules_note: Some(
+                "compared with a snapshot, not a baseline: the config's current rules are used"
+                    .into(),
+            ),
+            comparison,
+        }
+    };
+    let reviews = vec![review];
+    print(out, &reviews, "summary");
+    if let Some(path) = html {
+        write_html(
+            path,
+            &format!("plcvault change review: {}", dev.name),
+            &reviews,
+        )?;
+        out.info(format!("wrote the change review page {}", path.display()));
+    }
+    Ok(if reviews[0].comparison.drift() {
+        Outcome::Findings
+    } else {
+        Outcome::Clean
+    })
+}

@@ -1,0 +1,852 @@
+//! Comparison of a device's state with its approved baseline (or any two snapshots):
+//! which artifacts were added, removed or changed, and inside a changed artifact the
+//! view that fits it — registers as address, old, new; text as a unified diff; binary as
+//! sizes, changed byte ranges and hashes; identification as field, old, new. Every finding
+//! has a class and a severity. The rules (volatile ranges, severities, shrink limit) are
+//! those recorded in the baseline's approval, never the config's directly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use vault::manifest::ArtifactStatus;
+use vault::{ArtifactEntry, ArtifactKind, Hash, Manifest};
+
+/// What kind of change a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Class {
+    Logic,
+    Config,
+    Recipe,
+    Values,
+    Identity,
+    Metadata,
+    Suspect,
+}
+
+impl Class {
+    pub const ALL: [Class; 7] = [
+        Class::Logic,
+        Class::Config,
+        Class::Recipe,
+        Class::Values,
+        Class::Identity,
+        Class::Metadata,
+        Class::Suspect,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Class::Logic => "logic",
+            Class::Config => "config",
+            Class::Recipe => "recipe",
+            Class::Values => "values",
+            Class::Identity => "identity",
+            Class::Metadata => "metadata",
+            Class::Suspect => "suspect",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Class> {
+        Class::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The class of a change to an artifact of `kind`.
+    pub fn of(kind: ArtifactKind) -> Class {
+        match kind {
+            ArtifactKind::Logic | ArtifactKind::Image => Class::Logic,
+            ArtifactKind::Config | ArtifactKind::Other => Class::Config,
+            ArtifactKind::Recipe => Class::Recipe,
+            ArtifactKind::Values => Class::Values,
+            ArtifactKind::Identity => Class::Identity,
+        }
+    }
+}
+
+impl fmt::Display for Class {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn parse(s: &str) -> Option<Severity> {
+        match s {
+            "info" => Some(Severity::Info),
+            "warning" => Some(Severity::Warning),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The comparison rules of a device. Recorded in an approval; diff applies the approved
+/// ones.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Rules {
+    /// Register ranges `TABLE:START-END` or `TABLE:*`, and file globs, whose changes are
+    /// expected in normal operation.
+    pub volatile: Vec<String>,
+    /// An artifact that shrinks by more than this share is suspect.
+    pub shrink_limit: f64,
+    pub severity: BTreeMap<Class, Severity>,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            volatile: Vec::new(),
+            shrink_limit: 0.5,
+            severity: Class::ALL
+                .into_iter()
+                .map(|c| (c, default_severity(c)))
+                .collect(),
+        }
+    }
+}
+
+/// Logic, identity and suspect changes are critical; values and metadata informational.
+pub fn default_severity(c: Class) -> Severity {
+    match c {
+        Class::Logic | Class::Identity | Class::Suspect => Severity::Critical,
+        Class::Config | Class::Recipe => Severity::Warning,
+        Class::Values | Class::Metadata => Severity::Info,
+    }
+}
+
+/// A parsed volatile rule.
+#[derive(Clone, Debug)]
+enum Volatile {
+    Registers { table: String, start: u32, end: u32 },
+    Files(glob::Pattern),
+}
+
+/// Parses a volatile rule; `Err` says why it is not one.
+pub fn check_volatile(rule: &str) -> Result<(), String> {
+    parse_volatile(rule).map(|_| ())
+}
+
+fn parse_volatile(rule: &str) -> Result<Volatile, String> {
+    if let Some((table, range)) = rule.split_once(':')
+        && ["holding", "input", "coils", "discrete"].contains(&table)
+    {
+        let (start, end) = if range == "*" {
+            (0, 65535)
+        } else {
+            let (a, b) = range.split_once('-').unwrap_or((range, range));
+            let a: u32 = a
+                .parse()
+                .map_err(|_| format!("`{rule}`: `{a}` is not an address"))?;
+            let b: u32 = b
+                .parse()
+                .map_err(|_| format!("`{rule}`: `{b}` is not an address"))?;
+            if a > b || b > 65535 {
+                return Err(format!(
+                    "`{rule}`: the range must run forwards within 0-65535"
+                ));
+            }
+            (a, b)
+        };
+        return Ok(Volatile::Registers {
+            table: table.to_string(),
+            start,
+            end,
+        });
+    }
+    glob::Pattern::new(rule)
+        .map(Volatile::Files)
+        .map_err(|e| format!("`{rule}` is neither TABLE:START-END nor a valid glob: {e}"))
+}
+
+/// One register (or bit) that differs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RegisterChange {
+    pub address: u32,
+    pub old: Option<u16>,
+    pub new: Option<u16>,
+}
+
+/// One identification field that differs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+/// The view of a change that fits the artifact.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "view", rename_all = "kebab-case")]
+pub enum View {
+    None,
+    Registers {
+        table: String,
+        label: String,
+        changes: Vec<RegisterChange>,
+    },
+    Text {
+        diff: String,
+    },
+    Binary {
+        old_size: u64,
+        new_size: u64,
+        old_sha256: Hash,
+        new_sha256: Hash,
+        /// Changed byte ranges `[start, end)` in the new content.
+        ranges: Vec<[u64; 2]>,
+        /// Whether ranges are exact (both read) or chunk-granular (large artifacts).
+        exact: bool,
+    },
+    Identity {
+        fields: Vec<FieldChange>,
+    },
+}
+
+/// One difference from the approved state.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DiffFinding {
+    pub device: String,
+    /// The artifact, or empty for the whole snapshot.
+    pub artifact: String,
+    /// `added`, `removed`, `changed`, `metadata`, `shrank`, `unstable`, `incomplete`,
+    /// `no-baseline`.
+    pub change: String,
+    pub class: Class,
+    pub severity: Severity,
+    pub summary: String,
+    #[serde(flatten)]
+    pub view: View,
+}
+
+/// Every artifact's status in a comparison.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ArtifactStatusLine {
+    pub device: String,
+    pub artifact: String,
+    /// `added`, `removed`, `changed`, `unchanged`, `volatile`.
+    pub status: String,
+}
+
+/// What a comparison found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Comparison {
+    pub findings: Vec<DiffFinding>,
+    pub artifacts: Vec<ArtifactStatusLine>,
+}
+
+impl Comparison {
+    /// Findings at warning or above: drift that fails the run.
+    pub fn drift(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.severity >= Severity::Warning)
+    }
+}
+
+/// Reads an artifact's content for a view (bounded; `None` when too large or unreadable).
+pub type Reader<'a> = dyn Fn(&ArtifactEntry) -> Option<Vec<u8>> + 'a;
+
+/// Contents up to this size are read for exact views.
+pub const VIEW_LIMIT: u64 = 8 * 1024 * 1024;
+
+/// Compares `new` with `old` under `rules`. `read_old` and `read_new` fetch contents for
+/// the views.
+pub fn compare(
+    device: &str,
+    old: &Manifest,
+    new: &Manifest,
+    rules: &Rules,
+    read_old: &Reader,
+    read_new: &Reader,
+) -> Comparison {
+    let volatile: Vec<Volatile> = rules
+        .volatile
+        .iter()
+        .filter_map(|r| parse_volatile(r).ok())
+        .collect();
+    let file_volatile = |name: &str| {
+        volatile
+            .iter()
+            .any(|v| matches!(v, Volatile::Files(p) if p.matches(name)))
+    };
+    let sev = |c: Class| {
+        rules
+            .severity
+            .get(&c)
+            .copied()
+            .unwrap_or(default_severity(c))
+    };
+    let a: BTreeMap<&str, &ArtifactEntry> =
+        old.artifacts.iter().map(|x| (x.name.as_str(), x)).collect();
+    let b: BTreeMap<&str, &ArtifactEntry> =
+        new.artifacts.iter().map(|x| (x.name.as_str(), x)).collect();
+    let mut out = Comparison::default();
+    let mut finding = |artifact: &str, change: &str, class: Class, summary: String, view: View| {
+        out.findings.push(DiffFinding {
+            device: device.to_string(),
+            artifact: artifact.to_string(),
+            change: change.to_string(),
+            class,
+            severity: sev(class),
+            summary,
+            view,
+        });
+    };
+    let mut statuses = Vec::new();
+    if !new.complete {
+        finding(
+            "",
+            "incomplete",
+            Class::Suspect,
+            format!(
+                "the collection was incomplete: {}",
+                if new.warnings.is_empty() {
+                    "see the snapshot's warnings".to_string()
+                } else {
+                    new.warnings.join("; ")
+                }
+            ),
+            View::None,
+        );
+    }
+    let names: std::collections::BTreeSet<&str> = a.keys().chain(b.keys()).copied().collect();
+    for name in names {
+        let status = |s: &str| ArtifactStatusLine {
+            device: device.to_string(),
+            artifact: name.to_string(),
+            status: s.to_string(),
+        };
+        if file_volatile(name) {
+            statuses.push(status("volatile"));
+            continue;
+        }
+        match (a.get(name), b.get(name)) {
+            (None, Some(n)) => {
+                statuses.push(status("added"));
+                finding(
+                    name,
+                    "added",
+                    Class::of(n.kind),
+                    format!("{name} was added ({} bytes)", n.size),
+                    View::None,
+                );
+            }
+            (Some(o), None) => {
+                statuses.push(status("removed"));
+                finding(
+                    name,
+                    "removed",
+                    Class::Suspect,
+                    format!(
+                        "{name} vanished (it was {} bytes, {} in the baseline)",
+                        o.size, o.kind
+                    ),
+                    View::None,
+                );
+            }
+            (Some(o), Some(n)) => {
+                if n.status == ArtifactStatus::Unstable {
+                    finding(
+                        name,
+                        "unstable",
+                        Class::Suspect,
+                        format!("{name} kept changing while it was read"),
+                        View::None,
+                    );
+                }
+                if o.sha256 == n.sha256 {
+                    if o.meta != n.meta {
+                        statuses.push(status("changed"));
+                        finding(
+                            name,
+                            "metadata",
+                            Class::Metadata,
+                            format!(
+                                "{name}: same content, metadata changed ({})",
+                                meta_change(o, n)
+                            ),
+                            View::None,
+                        );
+                    } else {
+                        statuses.push(status("unchanged"));
+                    }
+                    continue;
+                }
+                let view = view_of(o, n, read_old, read_new, &volatile);
+                if let View::Registers { changes, .. } = &view
+                    && changes.is_empty()
+                {
+                    // Every difference is in an approved volatile range.
+                    statuses.push(status("volatile"));
+                    continue;
+                }
+                statuses.push(status("changed"));
+                if o.size > 0 && (n.size as f64) < o.size as f64 * (1.0 - rules.shrink_limit) {
+                    finding(
+                        name,
+                        "shrank",
+                        Class::Suspect,
+                        format!(
+                            "{name} shrank from {} to {} bytes (more than {:.0}%)",
+                            o.size,
+                            n.size,
+                            rules.shrink_limit * 100.0
+                        ),
+                        View::None,
+                    );
+                }
+                let summary = summarize(name, n.kind, &view);
+                finding(name, "changed", Class::of(n.kind), summary, view);
+            }
+            (None, None) => {}
+        }
+    }
+    out.artifacts = statuses;
+    out
+}
+
+fn meta_change(o: &ArtifactEntry, n: &ArtifactEntry) -> String {
+    let mut parts = Vec::new();
+    if o.meta.mode != n.meta.mode {
+        parts.push(format!(
+            "mode {} -> {}",
+            o.meta.mode.map(|m| format!("{m:o}")).unwrap_or("-".into()),
+            n.meta.mode.map(|m| format!("{m:o}")).unwrap_or("-".into())
+        ));
+    }
+    if o.meta.mtime != n.meta.mtime {
+        parts.push("mtime".into());
+    }
+    parts.join(", ")
+}
+
+fn summarize(name: &str, kind: ArtifactKind, view: &View) -> String {
+    match view {
+        View::Registers {
+            table,
+            label,
+            changes,
+        } => {
+            let what = if label.is_empty() {
+                table.clone()
+            } else {
+                format!("{label} ({table})")
+            };
+            format!(
+                "{name}: {} {} changed in {what}",
+                changes.len(),
+                if changes.len() == 1 {
+                    "address"
+                } else {
+                    "addresses"
+                }
+            )
+        }
+        View::Text { diff } => {
+            let added = diff
+                .lines()
+                .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+                .count();
+            let removed = diff
+                .lines()
+                .filter(|l| l.starts_with('-') && !l.starts_with("---"))
+                .count();
+            format!("{name} ({kind}): {added} line(s) added, {removed} removed")
+        }
+        View::Binary {
+            old_size,
+            new_size,
+            ranges,
+            ..
+        } => format!(
+            "{name} ({kind}): {} changed byte range(s), {old_size} -> {new_size} bytes",
+            ranges.len()
+        ),
+        View::Identity { fields } => format!(
+            "{name}: identification changed ({})",
+            fields
+                .iter()
+                .map(|f| f.field.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        View::None => format!("{name} changed"),
+    }
+}
+
+/// `address,value` lines and the header fields of a canonical register text.
+fn parse_registers(text: &str) -> Option<(HashMap<String, String>, BTreeMap<u32, u16>)> {
+    let mut lines = text.lines();
+    if lines.next()? != "# plcvault modbus range v1" {
+        return None;
+    }
+    let header: HashMap<String, String> = lines
+        .next()?
+        .trim_start_matches("# ")
+        .split(' ')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let values = lines
+        .filter(|l| !l.starts_with('#') && *l != "address,value")
+        .filter_map(|l| {
+            let (a, v) = l.split_once(',')?;
+            Some((a.parse().ok()?, v.parse().ok()?))
+        })
+        .collect();
+    Some((header, values))
+}
+
+fn parse_identity(text: &str) -> Option<BTreeMap<String, String>> {
+    let mut lines = text.lines();
+    if lines.next()? != "# plcvault modbus identification v1" {
+        return None;
+    }
+    Some(
+        lines
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+fn view_of(
+    o: &ArtifactEntry,
+    n: &ArtifactEntry,
+    read_old: &Reader,
+    read_new: &Reader,
+    volatile: &[Volatile],
+) -> View {
+    let small = o.size <= VIEW_LIMIT && n.size <= VIEW_LIMIT;
+    let contents = if small {
+        read_old(o).zip(read_new(n))
+    } else {
+        None
+    };
+    let Some((old, new)) = contents else {
+        return chunk_ranges(o, n);
+    };
+    let texts = std::str::from_utf8(&old)
+        .ok()
+        .zip(std::str::from_utf8(&new).ok());
+    if let Some((ot, nt)) = texts {
+        if let (Some((h, ov)), Some((_, nv))) = (parse_registers(ot), parse_registers(nt)) {
+            let table = h.get("table").cloned().unwrap_or_default();
+            let label = h.get("label").cloned().unwrap_or_default();
+            let masked = |addr: u32| {
+                volatile.iter().any(|v| matches!(v, Volatile::Registers { table: t, start, end } if *t == table && (*start..=*end).contains(&addr)))
+            };
+            let addrs: std::collections::BTreeSet<u32> =
+                ov.keys().chain(nv.keys()).copied().collect();
+            let changes = addrs
+                .into_iter()
+                .filter(|a| ov.get(a) != nv.get(a) && !masked(*a))
+                .map(|a| RegisterChange {
+                    address: a,
+                    old: ov.get(&a).copied(),
+                    new: nv.get(&a).copied(),
+                })
+                .collect();
+            return View::Registers {
+                table,
+                label,
+                changes,
+            };
+        }
+        if let (Some(of), Some(nf)) = (parse_identity(ot), parse_identity(nt)) {
+            let keys: std::collections::BTreeSet<&String> = of.keys().chain(nf.keys()).collect();
+            return View::Identity {
+                fields: keys
+                    .into_iter()
+                    .filter(|k| of.get(*k) != nf.get(*k))
+                    .map(|k| FieldChange {
+                        field: k.clone(),
+                        old: of.get(k).cloned(),
+                        new: nf.get(k).cloned(),
+                    })
+                    .collect(),
+            };
+        }
+        if !ot.contains('\0') && !nt.contains('\0') {
+            let diff = similar::TextDiff::from_lines(ot, nt)
+                .unified_diff()
+                .context_radius(2)
+                .header(
+                    &format!("baseline/{}", o.name),
+                    &format!("current/{}", n.name),
+                )
+                .to_string();
+            return View::Text { diff };
+        }
+    }
+    // Binary: exact changed byte ranges.
+    let mut ranges: Vec<[u64; 2]> = Vec::new();
+    let common = old.len().min(new.len());
+    let mut i = 0;
+    while i < common {
+        if old[i] != new[i] {
+            let start = i;
+            while i < common && old[i] != new[i] {
+                i += 1;
+            }
+            ranges.push([start as u64, i as u64]);
+        } else {
+            i += 1;
+        }
+    }
+    if new.len() != old.len() {
+        ranges.push([common as u64, new.len().max(old.len()) as u64]);
+    }
+    View::Binary {
+        old_size: o.size,
+        new_size: n.size,
+        old_sha256: o.sha256,
+        new_sha256: n.sha256,
+        ranges,
+        exact: true,
+    }
+}
+
+/// Changed ranges at chunk granularity, from the chunk lists alone (no content read).
+fn chunk_ranges(o: &ArtifactEntry, n: &ArtifactEntry) -> View {
+    let old_ids: std::collections::HashSet<Hash> = o.chunks.iter().map(|c| c.0).collect();
+    let mut ranges: Vec<[u64; 2]> = Vec::new();
+    let mut pos = 0u64;
+    for (id, len) in &n.chunks {
+        let end = pos + *len as u64;
+        if !old_ids.contains(id) {
+            match ranges.last_mut() {
+                Some(last) if last[1] == pos => last[1] = end,
+                _ => ranges.push([pos, end]),
+            }
+        }
+        pos = end;
+    }
+    View::Binary {
+        old_size: o.size,
+        new_size: n.size,
+        old_sha256: o.sha256,
+        new_sha256: n.sha256,
+        ranges,
+        exact: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vault::manifest::{ArtifactMeta, ArtifactStatus};
+
+    fn regs(values: &[(u32, u16)], label: &str) -> Vec<u8> {
+        let mut s = format!(
+            "# plcvault modbus range v1\n# device=d unit=1 table=holding start=0 count=10 label={label}\naddress,value\n"
+        );
+        for (a, v) in values {
+            s.push_str(&format!("{a},{v}\n"));
+        }
+        s.into_bytes()
+    }
+
+    fn art(name: &str, kind: ArtifactKind, data: &[u8]) -> ArtifactEntry {
+        ArtifactEntry {
+            name: name.into(),
+            kind,
+            size: data.len() as u64,
+            sha256: Hash::of(data),
+            status: ArtifactStatus::Ok,
+            meta: ArtifactMeta::default(),
+            chunks: vec![(Hash::of(data), data.len() as u32)],
+        }
+    }
+
+    fn manifest(arts: Vec<ArtifactEntry>) -> Manifest {
+        Manifest {
+            v: 1,
+            device: "d".into(),
+            adapter: "t".into(),
+            source: "-".into(),
+            complete: true,
+            warnings: vec![],
+            artifacts: arts,
+        }
+    }
+
+    fn run(
+        old: &[(&str, ArtifactKind, Vec<u8>)],
+        new: &[(&str, ArtifactKind, Vec<u8>)],
+        rules: &Rules,
+    ) -> Comparison {
+        let store: HashMap<Hash, Vec<u8>> = old
+            .iter()
+            .chain(new.iter())
+            .map(|(_, _, d)| (Hash::of(d), d.clone()))
+            .collect();
+        let om = manifest(old.iter().map(|(n, k, d)| art(n, *k, d)).collect());
+        let nm = manifest(new.iter().map(|(n, k, d)| art(n, *k, d)).collect());
+        let read = |a: &ArtifactEntry| store.get(&a.sha256).cloned();
+        compare("d", &om, &nm, rules, &read, &read)
+    }
+
+    #[test]
+    fn registers_show_address_old_new_and_volatile_ranges_are_masked() {
+        let old = regs(&[(0, 1), (1, 2), (5, 7)], "recipes");
+        let new = regs(&[(0, 1), (1, 3), (5, 9)], "recipes");
+        let c = run(
+            &[("holding/0-9.csv", ArtifactKind::Recipe, old.clone())],
+            &[("holding/0-9.csv", ArtifactKind::Recipe, new.clone())],
+            &Rules::default(),
+        );
+        assert_eq!(c.findings.len(), 1);
+        let f = &c.findings[0];
+        assert_eq!((f.class, f.severity), (Class::Recipe, Severity::Warning));
+        let View::Registers { changes, label, .. } = &f.view else {
+            panic!("{:?}", f.view)
+        };
+        assert_eq!(label, "recipes");
+        assert_eq!(
+            changes,
+            &vec![
+                RegisterChange {
+                    address: 1,
+                    old: Some(2),
+                    new: Some(3)
+                },
+                RegisterChange {
+                    address: 5,
+                    old: Some(7),
+                    new: Some(9)
+                }
+            ]
+        );
+        // Address 5 volatile: one change left; 1 and 5 volatile: no finding.
+        let rules = Rules {
+            volatile: vec!["holding:5-5".into()],
+            ..Rules::default()
+        };
+        let c = run(
+            &[("holding/0-9.csv", ArtifactKind::Recipe, old.clone())],
+            &[("holding/0-9.csv", ArtifactKind::Recipe, new.clone())],
+            &rules,
+        );
+        let View::Registers { changes, .. } = &c.findings[0].view else {
+            panic!()
+        };
+        assert_eq!(changes.len(), 1);
+        let rules = Rules {
+            volatile: vec!["holding:0-9".into()],
+            ..Rules::default()
+        };
+        let c = run(
+            &[("holding/0-9.csv", ArtifactKind::Recipe, old)],
+            &[("holding/0-9.csv", ArtifactKind::Recipe, new)],
+            &rules,
+        );
+        assert!(c.findings.is_empty(), "{:?}", c.findings);
+        assert_eq!(c.artifacts[0].status, "volatile");
+    }
+
+    #[test]
+    fn text_binary_identity_added_removed_shrunk() {
+        let c = run(
+            &[
+                ("OB1.awl", ArtifactKind::Logic, b"A I0.0\n= Q0.0\n".to_vec()),
+                ("panel.img", ArtifactKind::Image, vec![0u8; 100]),
+                (
+                    "identity/device-identification.txt",
+                    ArtifactKind::Identity,
+                    b"# plcvault modbus identification v1\n# x\nrevision=V1.0\nvendor_name=A\n"
+                        .to_vec(),
+                ),
+                ("gone.csv", ArtifactKind::Recipe, b"x".to_vec()),
+                ("big.csv", ArtifactKind::Recipe, vec![b'a'; 1000]),
+            ],
+            &[
+                ("OB1.awl", ArtifactKind::Logic, b"A I0.1\n= Q0.0\n".to_vec()),
+                ("panel.img", ArtifactKind::Image, {
+                    let mut v = vec![0u8; 100];
+                    v[10] = 1;
+                    v[11] = 1;
+                    v[50] = 2;
+                    v
+                }),
+                (
+                    "identity/device-identification.txt",
+                    ArtifactKind::Identity,
+                    b"# plcvault modbus identification v1\n# x\nrevision=V2.0\nvendor_name=A\n"
+                        .to_vec(),
+                ),
+                ("new.st", ArtifactKind::Logic, b"x := 1;".to_vec()),
+                ("big.csv", ArtifactKind::Recipe, vec![b'a'; 100]),
+            ],
+            &Rules::default(),
+        );
+        let by = |a: &str, ch: &str| {
+            c.findings
+                .iter()
+                .find(|f| f.artifact == a && f.change == ch)
+                .unwrap_or_else(|| panic!("{a} {ch}: {:?}", c.findings))
+        };
+        let t = by("OB1.awl", "changed");
+        assert_eq!((t.class, t.severity), (Class::Logic, Severity::Critical));
+        let View::Text { diff } = &t.view else {
+            panic!()
+        };
+        assert!(
+            diff.contains("-A I0.0") && diff.contains("+A I0.1"),
+            "{diff}"
+        );
+        let View::Binary { ranges, exact, .. } = &by("panel.img", "changed").view else {
+            panic!()
+        };
+        assert_eq!((ranges.clone(), *exact), (vec![[10, 12], [50, 51]], true));
+        let View::Identity { fields } = &by("identity/device-identification.txt", "changed").view
+        else {
+            panic!()
+        };
+        assert_eq!(
+            fields,
+            &vec![FieldChange {
+                field: "revision".into(),
+                old: Some("V1.0".into()),
+                new: Some("V2.0".into())
+            }]
+        );
+        assert_eq!(by("gone.csv", "removed").class, Class::Suspect);
+        assert_eq!(by("new.st", "added").class, Class::Logic);
+        assert_eq!(by("big.csv", "shrank").class, Class::Suspect);
+    }
+
+    #[test]
+    fn volatile_rules_parse_or_say_why_not() {
+        assert!(check_volatile("holding:100-199").is_ok());
+        assert!(check_volatile("input:*").is_ok());
+        assert!(check_volatile("logs/**").is_ok());
+        assert!(check_volatile("holding:9-1").is_err());
+        assert!(check_volatile("holding:x").is_err());
+    }
+}

@@ -1,0 +1,308 @@
+//! Rendering comparisons for people and machines: a terminal view (summary first, capped
+//! details, colour only on a terminal), JSON Lines (`finding`, `artifact`, `summary`), and
+//! a self-contained HTML page for change-review paperwork.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use vault::ApprovalRecord;
+
+use crate::diff::{Comparison, DiffFinding, Severity, View};
+use crate::output::Out;
+
+/// Lines shown per finding on a terminal before "… N more".
+const MAX_LINES: usize = 20;
+
+/// One device's comparison with what it was compared against.
+#[derive(Clone, Debug, Serialize)]
+pub struct Review {
+    pub device: String,
+    /// What the current state was compared with: `baseline <id>` or `snapshot <id>`.
+    pub against: String,
+    /// The current state: `snapshot <id>` or `live`.
+    pub current: String,
+    pub baseline: Option<ApprovalRecord>,
+    /// Set when the config's rules for the device differ from the approved ones.
+    pub rules_note: Option<String>,
+    pub comparison: Comparison,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    device: &'a str,
+    against: &'a str,
+    current: &'a str,
+    findings: usize,
+    critical: usize,
+    warning: usize,
+    info: usize,
+    drift: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rules_note: &'a Option<String>,
+}
+
+impl Review {
+    fn count(&self, s: Severity) -> usize {
+        self.comparison
+            .findings
+            .iter()
+            .filter(|f| f.severity == s)
+            .count()
+    }
+
+    fn summary(&self) -> Summary<'_> {
+        Summary {
+            device: &self.device,
+            against: &self.against,
+            current: &self.current,
+            findings: self.comparison.findings.len(),
+            critical: self.count(Severity::Critical),
+            warning: self.count(Severity::Warning),
+            info: self.count(Severity::Info),
+            drift: self.comparison.drift(),
+            rules_note: &self.rules_note,
+        }
+    }
+}
+
+fn paint(on: bool, code: &str, text: &str) -> String {
+    if on {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// The lines of a finding's view, for terminals and HTML.
+pub fn view_lines(f: &DiffFinding) -> Vec<String> {
+    match &f.view {
+        View::None => Vec::new(),
+        View::Registers { table, changes, .. } => {
+            let mut v = vec![format!(
+                "{:>8}  {:>6}  {:>6}",
+                format!("{table}"),
+                "old",
+                "new"
+            )];
+            v.extend(changes.iter().map(|c| {
+                let show = |x: Option<u16>| x.map(|x| x.to_string()).unwrap_or("-".into());
+                format!("{:>8}  {:>6}  {:>6}", c.address, show(c.old), show(c.new))
+            }));
+            v
+        }
+        View::Text { diff } => diff.lines().map(str::to_string).collect(),
+        View::Binary {
+            old_size,
+            new_size,
+            old_sha256,
+            new_sha256,
+            ranges,
+            exact,
+        } => {
+            let mut v = vec![
+                format!("size    {old_size} -> {new_size} bytes"),
+                format!("sha256  {old_sha256}"),
+                format!("     -> {new_sha256}"),
+                format!(
+                    "changed byte ranges{}:",
+                    if *exact { "" } else { " (chunk granularity)" }
+                ),
+            ];
+            v.extend(
+                ranges
+                    .iter()
+                    .map(|r| format!("  {}..{} ({} bytes)", r[0], r[1], r[1] - r[0])),
+            );
+            v
+        }
+        View::Identity { fields } => fields
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}: {} -> {}",
+                    c.field,
+                    c.old.as_deref().unwrap_or("(none)"),
+                    c.new.as_deref().unwrap_or("(none)")
+                )
+            })
+            .collect(),
+    }
+}
+
+/// Prints reviews: JSON records (the per-device summary as `summary_type`), or the
+/// terminal view.
+pub fn print(out: &Out, reviews: &[Review], summary_type: &str) {
+    let color = std::io::stdout().is_terminal() && !out.json;
+    for r in reviews {
+        let s = r.summary();
+        out.record(summary_type, &s, || {
+            let head = if s.drift {
+                paint(color, "1;31", "DRIFT")
+            } else if s.findings > 0 {
+                paint(color, "33", "NOTE ")
+            } else {
+                paint(color, "32", "MATCH")
+            };
+            let mut t = format!(
+                "{head} {}: {} compared with {}: {} finding(s) ({} critical, {} warning, {} info)",
+                r.device, r.current, r.against, s.findings, s.critical, s.warning, s.info
+            );
+            if let Some(b) = &r.baseline {
+                let _ = write!(
+                    t,
+                    "\n      baseline approved by {} (key {}) on {}, ticket {}",
+                    b.approver, b.key, b.time, b.ticket
+                );
+                if !b.reason.is_empty() {
+                    let _ = write!(t, ": {}", b.reason);
+                }
+            }
+            if let Some(n) = &r.rules_note {
+                let _ = write!(t, "\n      note: {n}");
+            }
+            t
+        });
+        for f in &r.comparison.findings {
+            out.record("finding", f, || {
+                let sev = match f.severity {
+                    Severity::Critical => paint(color, "1;31", "critical"),
+                    Severity::Warning => paint(color, "33", "warning "),
+                    Severity::Info => paint(color, "2", "info    "),
+                };
+                let mut t = format!("  [{sev}] {:<9} {}", f.class.as_str(), f.summary);
+                let lines = view_lines(f);
+                for l in lines.iter().take(MAX_LINES) {
+                    let l = if color && l.starts_with('+') && !l.starts_with("+++") {
+                        paint(true, "32", l)
+                    } else if color && l.starts_with('-') && !l.starts_with("---") {
+                        paint(true, "31", l)
+                    } else {
+                        l.clone()
+                    };
+                    let _ = write!(t, "\n        {l}");
+                }
+                if lines.len() > MAX_LINES {
+                    let _ = write!(
+                        t,
+                        "\n        … {} more line(s); see --json or --html",
+                        lines.len() - MAX_LINES
+                    );
+                }
+                t
+            });
+        }
+        if out.json {
+            for a in &r.comparison.artifacts {
+                out.record("artifact", a, String::new);
+            }
+        }
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Writes a single self-contained HTML page (no scripts, no external resources) that prints
+/// well: summary, the baseline's approver and ticket, and every finding with its view.
+///
+/// Fails when the file cannot be written.
+pub fn write_html(path: &Path, title: &str, reviews: &[Review]) -> Result<()> {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>
+body{{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#111}}
+h1{{font-size:1.4em}} h2{{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #999}}
+table{{border-collapse:collapse;margin:.5em 0}} td,th{{border:1px solid #bbb;padding:.2em .5em;text-align:left;vertical-align:top}}
+.critical{{color:#a00;font-weight:bold}} .warning{{color:#a60;font-weight:bold}} .info{{color:#555}}
+pre{{background:#f4f4f4;padding:.5em;overflow-x:auto;white-space:pre-wrap}} .add{{color:#070}} .del{{color:#a00}}
+.sign{{margin-top:3em}} .sign td{{height:2.5em;min-width:14em}}
+@media print{{body{{margin:1cm}} pre{{background:none;border:1px solid #ccc}} h2{{page-break-after:avoid}} .finding{{page-break-inside:avoid}}}}
+</style></head><body><h1>{}</h1><p>Generated by plcvault {} on {}.</p>",
+        esc(title),
+        esc(title),
+        env!("CARGO_PKG_VERSION"),
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+    );
+    h.push_str("<table><tr><th>device</th><th>compared</th><th>with</th><th>critical</th><th>warning</th><th>info</th><th>result</th></tr>");
+    for r in reviews {
+        let s = r.summary();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"critical\">{}</td><td class=\"warning\">{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&r.device),
+            esc(&r.current),
+            esc(&r.against),
+            s.critical,
+            s.warning,
+            s.info,
+            if s.drift {
+                "<span class=\"critical\">drift</span>"
+            } else {
+                "matches"
+            }
+        );
+    }
+    h.push_str("</table>");
+    for r in reviews {
+        let _ = write!(h, "<h2>{}</h2>", esc(&r.device));
+        match &r.baseline {
+            Some(b) => {
+                let _ = write!(
+                    h,
+                    "<table><tr><th>baseline</th><td>snapshot {} (approval entry {}, log #{})</td></tr><tr><th>approved by</th><td>{} (key {})</td></tr><tr><th>on</th><td>{}</td></tr><tr><th>ticket</th><td>{}</td></tr><tr><th>reason</th><td>{}</td></tr></table>",
+                    esc(&b.snapshot),
+                    esc(&b.id),
+                    b.seq,
+                    esc(&b.approver),
+                    esc(&b.key),
+                    esc(&b.time),
+                    esc(&b.ticket),
+                    esc(&b.reason)
+                );
+            }
+            None => h.push_str("<p class=\"warning\">No approved baseline.</p>"),
+        }
+        if let Some(n) = &r.rules_note {
+            let _ = write!(h, "<p class=\"warning\">{}</p>", esc(n));
+        }
+        if r.comparison.findings.is_empty() {
+            h.push_str("<p>No findings: the device matches.</p>");
+        }
+        for f in &r.comparison.findings {
+            let _ = write!(
+                h,
+                "<div class=\"finding\"><p><span class=\"{}\">{}</span> <b>{}</b> — {}</p>",
+                f.severity,
+                f.severity,
+                f.class,
+                esc(&f.summary)
+            );
+            let lines = view_lines(f);
+            if !lines.is_empty() {
+                h.push_str("<pre>");
+                for l in lines {
+                    let class = if l.starts_with('+') && !l.starts_with("+++") {
+                        "add"
+                    } else if l.starts_with('-') && !l.starts_with("---") {
+                        "del"
+                    } else {
+                        ""
+                    };
+                    let _ = writeln!(h, "<span class=\"{class}\">{}</span>", esc(&l));
+                }
+                h.push_str("</pre>");
+            }
+            h.push_str("</div>");
+        }
+    }
+    h.push_str("<table class=\"sign\"><tr><th>reviewed by</th><td></td><th>date</th><td></td></tr><tr><th>approved by</th><td></td><th>ticket</th><td></td></tr></table></body></html>\n");
+    std::fs::write(path, h).with_context(|| format!("cannot write {}", path.display()))
+}

@@ -1,0 +1,264 @@
+//! Baselines, approvals and comparisons, end to end: files devices and simulated PLCs.
+
+mod common;
+
+use adapters::sim::{SimConfig, SimMap, SimPlc};
+use common::Site;
+
+fn add_plc(s: &Site, name: &str, addr: std::net::SocketAddr, extra: &str) {
+    let mut text = std::fs::read_to_string(s.config()).unwrap();
+    text.push_str(&format!(
+        "\n[[device]]\nname = \"{name}\"\nadapter = \"modbus\"\naddress = \"{addr}\"\ntimeout = \"500ms\"\nmax-requests-per-second = 500\n{extra}\n[[device.range]]\ntable = \"holding\"\nstart = 0\ncount = 200\nkind = \"recipe\"\nlabel = \"recipes\"\n\n[[device.range]]\ntable = \"coils\"\nstart = 0\ncount = 32\nkind = \"config\"\n\n[[device.range]]\ntable = \"input\"\nstart = 0\ncount = 16\nkind = \"values\"\n"
+    ));
+    std::fs::write(s.config(), text).unwrap();
+}
+
+fn findings(r: &common::Run) -> Vec<serde_json::Value> {
+    r.records("finding")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_then_drift_by_class_then_clean_after_reapproval() {
+    let s = Site::new();
+    s.write("plant/PLC1/OB1.awl", b"NETWORK 1\nA I0.0\n= Q0.0\n");
+    s.write("plant/recipes/a.csv", b"fill;500\ntemp;88\n");
+    s.write("plant/config/net.xml", &vec![b'x'; 4000]);
+    let plc = SimPlc::start("127.0.0.1:0", SimConfig::new(SimMap::generated(300, 1)))
+        .await
+        .unwrap();
+    add_plc(&s, "plc1", plc.addr(), "");
+    assert_eq!(s.run(&["collect", "--all"]).code, 0);
+
+    // A collector key cannot approve.
+    let collector = s.path("site/keys/collector.key");
+    let r = s.approve("line1", &collector, "CHG-1");
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("not approver") && r.stderr.contains("fix:"),
+        "{}",
+        r.stderr
+    );
+
+    let alice = s.add_approver();
+    for d in ["line1", "plc1"] {
+        let r = s.approve(d, &alice, "CHG-42");
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let r = s.run(&["--json", "baseline", "show", "plc1"]);
+    let a = &r.records("approval")[0];
+    assert_eq!(
+        (a["approver"].as_str(), a["ticket"].as_str()),
+        (Some("alice"), Some("CHG-42"))
+    );
+    assert!(a["rules"]["severity"]["logic"] == "critical", "{a}");
+
+    // Nothing changed: clean.
+    let r = s.run(&["--json", "collect", "--all"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(findings(&r).is_empty(), "{:?}", findings(&r));
+
+    // Behind the tool's back: logic, recipe register, coil, identification, a deleted
+    // export, a truncated export.
+    s.write("plant/PLC1/OB1.awl", b"NETWORK 1\nA I0.1\n= Q0.0\n");
+    std::fs::remove_file(s.path("plant/recipes/a.csv")).unwrap();
+    s.write("plant/config/net.xml", b"<x/>");
+    plc.set_holding(42, 4242);
+    plc.update(|c| {
+        c.map.coils[3] = !c.map.coils[3];
+        c.identity = Some(vec![
+            (0, "plcvault".into()),
+            (1, "SIM-PLC".into()),
+            (2, "V2.0".into()),
+        ]);
+    });
+    let r = s.run(&["--json", "collect", "--all"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let f = findings(&r);
+    let has = |artifact: &str, change: &str, class: &str| {
+        f.iter()
+            .any(|x| x["artifact"] == artifact && x["change"] == change && x["class"] == class)
+    };
+    assert!(has("PLC1/OB1.awl", "changed", "logic"), "{f:?}");
+    assert!(has("recipes/a.csv", "removed", "suspect"), "{f:?}");
+    assert!(has("config/net.xml", "shrank", "suspect"), "{f:?}");
+    assert!(has("holding/0-199.csv", "changed", "recipe"), "{f:?}");
+    assert!(has("coils/0-31.csv", "changed", "config"), "{f:?}");
+    assert!(
+        has("identity/device-identification.txt", "changed", "identity"),
+        "{f:?}"
+    );
+    let reg = f
+        .iter()
+        .find(|x| x["artifact"] == "holding/0-199.csv")
+        .unwrap();
+    assert_eq!(
+        reg["changes"],
+        serde_json::json!([{"address": 42, "old": SimMap::generated(300, 1).holding[42], "new": 4242}])
+    );
+    let logic = f.iter().find(|x| x["artifact"] == "PLC1/OB1.awl").unwrap();
+    assert!(
+        logic["diff"].as_str().unwrap().contains("+A I0.1"),
+        "{logic}"
+    );
+    assert_eq!(logic["severity"], "critical");
+
+    // The review page for the paperwork.
+    let html = s.path("review.html");
+    let r = s.run(&["diff", "plc1", "--html", html.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("alice") && page.contains("CHG-42") && page.contains("4242"),
+        "{page}"
+    );
+    assert!(!page.contains("<script"));
+
+    // Approve the new state: the next diff is clean.
+    for d in ["line1", "plc1"] {
+        let r = s.run(&[
+            "baseline",
+            "approve",
+            d,
+            "--key",
+            alice.to_str().unwrap(),
+            "--ticket",
+            "CHG-43",
+            "--accept-suspect",
+        ]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let r = s.run(&["--json", "diff", "plc1"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let r = s.run(&["--json", "baseline", "history", "plc1"]);
+    assert_eq!(r.records("approval").len(), 2);
+    // The whole history still verifies, approvals included.
+    assert_eq!(s.run(&["verify"]).code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_quiet_nights_give_no_findings_and_one_register_gives_exactly_one() {
+    let s = Site::new();
+    s.write("plant/OB1.awl", b"A I0.0\n");
+    s.write("plant/logs/run.log", b"started\n");
+    let plc = SimPlc::start("127.0.0.1:0", SimConfig::new(SimMap::generated(300, 2)))
+        .await
+        .unwrap();
+    add_plc(
+        &s,
+        "plc1",
+        plc.addr(),
+        "volatile = [\"input:*\", \"holding:150-199\"]",
+    );
+    let mut text = std::fs::read_to_string(s.config()).unwrap();
+    text = text.replace(
+        "\nexclude = [\"**/*.tmp\"]\n",
+        "\nexclude = [\"**/*.tmp\"]\nvolatile = [\"logs/**\"]\n",
+    );
+    std::fs::write(s.config(), text).unwrap();
+    let first = s.run(&["collect", "--all"]);
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    let alice = s.add_approver();
+    assert_eq!(s.approve("plc1", &alice, "CHG-1").code, 0);
+    assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
+    for night in 0..20u16 {
+        // Values that move in normal operation: measurements, a counter range, a log.
+        plc.update(|c| {
+            for v in c.map.input.iter_mut().take(16) {
+                *v = v.wrapping_add(night + 1);
+            }
+            c.map.holding[160] = night;
+        });
+        s.write("plant/logs/run.log", format!("night {night}\n").as_bytes());
+        let r = s.run(&["--json", "collect", "--all"]);
+        assert_eq!(r.code, 0, "night {night}: {}", r.stdout);
+        assert!(findings(&r).is_empty(), "night {night}: {:?}", findings(&r));
+    }
+    plc.set_holding(7, 999);
+    let r = s.run(&["--json", "collect", "--all"]);
+    assert_eq!(r.code, 1);
+    let f = findings(&r);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["class"], "recipe");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_rules_cannot_silence_detection_without_an_approval() {
+    let s = Site::new();
+    s.write("plant/OB1.awl", b"x");
+    let plc = SimPlc::start("127.0.0.1:0", SimConfig::new(SimMap::generated(300, 3)))
+        .await
+        .unwrap();
+    add_plc(&s, "plc1", plc.addr(), "");
+    assert_eq!(s.run(&["collect", "plc1"]).code, 0);
+    let alice = s.add_approver();
+    assert_eq!(s.approve("plc1", &alice, "CHG-7").code, 0);
+    plc.set_holding(10, 1);
+    // An attacker marks the recipe range volatile in the config…
+    let text = std::fs::read_to_string(s.config()).unwrap().replace(
+        "max-requests-per-second = 500\n",
+        "max-requests-per-second = 500\nvolatile = [\"holding:*\"]\n",
+    );
+    std::fs::write(s.config(), text).unwrap();
+    // …but the approved rules still apply.
+    let r = s.run(&["--json", "diff", "plc1", "--live"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(findings(&r).len(), 1);
+    let summary = &r.records("summary")[0];
+    assert!(
+        summary["rules_note"]
+            .as_str()
+            .unwrap()
+            .contains("differ from the approved"),
+        "{summary}"
+    );
+    // --live stored nothing.
+    assert_eq!(
+        s.run(&["--json", "snapshots", "plc1"])
+            .records("snapshot")
+            .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspect_snapshot_is_not_approved_silently() {
+    let s = Site::new();
+    // 100 registers exist; the range asks for 200: incomplete.
+    let plc = SimPlc::start("127.0.0.1:0", SimConfig::new(SimMap::generated(100, 4)))
+        .await
+        .unwrap();
+    add_plc(&s, "plc1", plc.addr(), "");
+    assert_eq!(s.run(&["collect", "plc1"]).code, 1);
+    let alice = s.add_approver();
+    let r = s.approve("plc1", &alice, "CHG-9");
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("suspect") && r.stderr.contains("--accept-suspect"),
+        "{}",
+        r.stderr
+    );
+    let r = s.run(&[
+        "--json",
+        "baseline",
+        "approve",
+        "plc1",
+        "--key",
+        alice.to_str().unwrap(),
+        "--ticket",
+        "CHG-9",
+        "--accept-suspect",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.records("approval")[0]["accepted_suspect"], true);
+}
+
+#[test]
+fn a_device_without_a_baseline_is_reported() {
+    let s = Site::new();
+    s.write("plant/OB1.awl", b"x");
+    let r = s.run(&["--json", "collect", "--all"]);
+    assert_eq!(r.code, 0);
+    let f = findings(&r);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0]["change"], "no-baseline");
+}
