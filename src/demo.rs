@@ -240,10 +240,14 @@ pub fn run(keep: Option<&Path>, out: &Out) -> Result<Outcome> {
         plcs.push(plc);
     }
 
-    out.say("\n2. A site is set up: a signing key for this collector host, a vault, and a config");
-    out.say("   that trusts only that key's public half.");
+    out.say(
+        "\n2. A site is set up: a signing key for this collector host, one for Alice, the process",
+    );
+    out.say("   engineer who approves changes, a vault, and a config that trusts only their public halves.");
     let key = vault::SecretKey::generate()?;
     key.write_pair(&site.join("keys/collector.key"), "demo collector")?;
+    let alice = site.join("keys/alice.key");
+    vault::SecretKey::generate()?.write_pair(&alice, "Alice, process engineer")?;
     let cfg_path = site.join("plcvault.toml");
     std::fs::write(
         &cfg_path,
@@ -257,6 +261,11 @@ state = "state"
 name = "collector"
 role = "collector"
 public-key = "keys/collector.key.pub"
+
+[[trust]]
+name = "alice"
+role = "approver"
+public-key = "keys/alice.key.pub"
 
 [[device]]
 name = "line1"
@@ -299,7 +308,29 @@ exclude = ["**/*.tmp"]
     }
 
     out.say(
-        "\n5. Behind the tool's back, someone lowers the sterilisation temperature of a recipe",
+        "\n5. Commissioning: Alice reviews the collection and approves it as the baseline of every",
+    );
+    out.say("   device with her own key, under change ticket CHG-1001. Approvals are signed log entries.");
+    for d in &devices {
+        let r = crate::baseline::approve(
+            &cfg,
+            &crate::baseline::ApproveOptions {
+                device: &d.name,
+                snapshot: None,
+                key: &alice,
+                ticket: "CHG-1001",
+                reason: "commissioning of line 1",
+                accept_suspect: false,
+            },
+            out,
+        )?;
+        if r != Outcome::Clean {
+            bail!("the approval of {} failed", d.name);
+        }
+    }
+
+    out.say(
+        "\n6. Behind the tool's back, someone lowers the sterilisation temperature of a recipe",
     );
     out.say(
         "   file (88 -> 72 degC), edits the conveyor logic, and writes 72 into the filler PLC's",
@@ -315,9 +346,19 @@ exclude = ["**/*.tmp"]
     std::fs::write(&logic, text)?;
     plcs[0].set_holding(STERILISE_REGISTER, 72);
 
-    out.say("\n6. The next collection sees exactly which artifacts changed (the 64 MiB image is");
-    out.say("   re-hashed too, but none of it is stored again):");
-    let (_, second) = collect(out)?;
+    out.say(
+        "\n7. The next nightly collection compares every device with its approved baseline and",
+    );
+    out.say(
+        "   reports each unauthorised change with its class (the 64 MiB image is re-hashed too,",
+    );
+    out.say("   but none of it is stored again). An alerting system sees exit code 1:");
+    let (drift, second) = collect(out)?;
+    if drift != Outcome::Findings {
+        bail!(
+            "the demo expected the nightly run to report drift (exit 1), it ended with {drift:?}"
+        );
+    }
     let expected_files = vec![
         "PLC1/FB10_Conveyor.scl".to_string(),
         "recipes/Orange_Juice_1l.csv".to_string(),
@@ -331,9 +372,54 @@ exclude = ["**/*.tmp"]
         );
     }
 
+    // The change-review page for the paperwork, outside the temporary folder.
+    let html = match keep {
+        Some(d) => d.join("change-review.html"),
+        None => {
+            std::env::temp_dir().join(format!("plcvault-demo-review-{}.html", std::process::id()))
+        }
+    };
+    let reviews = review_all(&cfg, &devices)?;
+    let classes = |d: &str| -> Vec<String> {
+        reviews
+            .iter()
+            .filter(|r| r.device == d)
+            .flat_map(|r| {
+                r.comparison
+                    .findings
+                    .iter()
+                    .map(|f| format!("{}:{}", f.class, f.artifact))
+            })
+            .collect()
+    };
+    let expected = [
+        (
+            "line1",
+            vec![
+                "logic:PLC1/FB10_Conveyor.scl",
+                "recipe:recipes/Orange_Juice_1l.csv",
+            ],
+        ),
+        ("filler-plc", vec!["recipe:holding/0-99.csv"]),
+        ("capper-plc", vec![]),
+    ];
+    for (d, want) in expected {
+        if classes(d) != want {
+            bail!(
+                "the demo expected findings {want:?} for {d}, the comparison found {:?}",
+                classes(d)
+            );
+        }
+    }
+    crate::review::write_html(&html, "plcvault change review: bottling line 1", &reviews)?;
+    out.say(format!(
+        "   The change-review page with every finding, the baseline's approver and ticket is at\n   {}",
+        html.display()
+    ));
+
     let line1_first = first_id("line1")?;
     out.say(format!(
-        "\n7. Recovery: restore the first snapshot of the exports ({line1_first}) into an empty folder"
+        "\n8. Recovery: restore the first snapshot of the exports ({line1_first}) into an empty folder"
     ));
     out.say("   and prove every file byte-identical to the plant as it was generated.");
     let restored = dir.join("restored");
@@ -407,4 +493,33 @@ exclude = ["**/*.tmp"]
         String::new,
     );
     Ok(Outcome::Clean)
+}
+
+/// Each device's newest snapshot compared with its baseline.
+fn review_all(
+    cfg: &Config,
+    devices: &[&crate::config::DeviceConfig],
+) -> Result<Vec<crate::review::Review>> {
+    let vault = vault::Vault::open(&cfg.vault.path)?;
+    let history = vault::History::load(&vault, &cfg.trust)?;
+    let (index, _) = vault::Index::load(&vault, &history.committed_packs());
+    let read = |a: &vault::ArtifactEntry| {
+        vault::read_artifact(&vault, &index, a, crate::diff::VIEW_LIMIT).ok()
+    };
+    devices
+        .iter()
+        .map(|d| {
+            let snap = history.find_snapshot(Some(&d.name), None)?;
+            let m = vault::manifest::load(vault.root(), &snap.manifest)?;
+            crate::baseline::review_against_baseline(
+                &vault,
+                &index,
+                &history,
+                d,
+                &m,
+                format!("snapshot {}", snap.id),
+                &read,
+            )
+        })
+        .collect()
 }

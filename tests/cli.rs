@@ -220,6 +220,21 @@ fn the_demo_runs_and_proves_its_restore() {
     assert!(stdout.contains("7 of 7 files byte-identical"), "{stdout}");
     assert!(stdout.contains("changed holding/0-99.csv"), "{stdout}");
     assert!(stdout.contains("register 3 = 88"), "{stdout}");
+    assert!(
+        stdout.contains("DRIFT filler-plc") && stdout.contains("[critical] logic"),
+        "{stdout}"
+    );
+    let page = stdout
+        .lines()
+        .find(|l| l.trim_start().ends_with(".html"))
+        .map(|l| l.trim().to_string())
+        .expect("the review page path");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("CHG-1001") && html.contains("sterilise_temp;72"),
+        "{page}"
+    );
+    std::fs::remove_file(page).unwrap();
 }
 
 #[test]
