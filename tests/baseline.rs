@@ -262,3 +262,90 @@ fn a_device_without_a_baseline_is_reported() {
     assert_eq!(f.len(), 1);
     assert_eq!(f[0]["change"], "no-baseline");
 }
+
+/// Against the pymodbus server: registers and coils written by "someone with a laptop",
+/// then a firmware revision change, each reported with its class.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pymodbus_register_coil_and_identification_changes_are_classified() {
+    use tokio_modbus::client::Writer;
+    let Some(py) = common::pymodbus_available("pymodbus baseline") else {
+        return;
+    };
+    let peer = common::Pymodbus::start(&py, serde_json::json!({"size": 300, "seed": 7}));
+    let s = Site::new();
+    add_plc(&s, "pm", peer.addr, "");
+    assert_eq!(s.run(&["collect", "pm"]).code, 0);
+    let alice = s.add_approver();
+    assert_eq!(s.approve("pm", &alice, "CHG-100").code, 0);
+    assert_eq!(
+        s.run(&["diff", "pm", "--live"]).code,
+        0,
+        "a fresh baseline matches the device"
+    );
+
+    // Someone writes a recipe register and an interlock coil.
+    let (holding, _, coils, _) = common::expected(300, 7);
+    let mut laptop = tokio_modbus::client::tcp::connect_slave(peer.addr, tokio_modbus::Slave(1))
+        .await
+        .unwrap();
+    laptop
+        .write_single_register(42, 4242)
+        .await
+        .unwrap()
+        .unwrap();
+    laptop
+        .write_single_coil(3, !coils[3])
+        .await
+        .unwrap()
+        .unwrap();
+    let r = s.run(&["--json", "diff", "pm", "--live"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let f = findings(&r);
+    let reg = f
+        .iter()
+        .find(|x| x["artifact"] == "holding/0-199.csv")
+        .expect("register finding");
+    assert_eq!(reg["class"], "recipe");
+    assert_eq!(
+        reg["changes"],
+        serde_json::json!([{"address": 42, "old": holding[42], "new": 4242}])
+    );
+    let coil = f
+        .iter()
+        .find(|x| x["artifact"] == "coils/0-31.csv")
+        .expect("coil finding");
+    assert_eq!(coil["class"], "config");
+    assert_eq!(coil["changes"][0]["address"], 3);
+    assert_eq!(f.len(), 2, "{f:?}");
+
+    // A controller with another firmware revision answers at the same place.
+    drop(peer);
+    let peer2 = common::Pymodbus::start(
+        &py,
+        serde_json::json!({"size": 300, "seed": 7, "revision": "4.0"}),
+    );
+    let text = std::fs::read_to_string(s.config()).unwrap();
+    let old_addr = text
+        .lines()
+        .find(|l| l.starts_with("address = "))
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        s.config(),
+        text.replace(&old_addr, &format!("address = \"{}\"", peer2.addr)),
+    )
+    .unwrap();
+    let r = s.run(&["--json", "collect", "pm"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let f = findings(&r);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["class"], "identity");
+    assert_eq!(f[0]["severity"], "critical");
+    assert_eq!(
+        f[0]["fields"],
+        serde_json::json!([{"field": "revision", "old": "3.16", "new": "4.0"}])
+    );
+    // Approve the new firmware: the next comparison is clean.
+    assert_eq!(s.approve("pm", &alice, "CHG-101").code, 0);
+    assert_eq!(s.run(&["diff", "pm", "--live"]).code, 0);
+}

@@ -1,6 +1,11 @@
 //! Helpers for the end-to-end tests: a site in a temp folder and a way to run the binary.
 #![allow(dead_code)]
 
+#[path = "../peers/pymodbus.rs"]
+mod pymodbus;
+#[allow(unused_imports)]
+pub use pymodbus::*;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -3,7 +3,7 @@
 
 usage: pymodbus_server.py SPEC_JSON
 
-SPEC_JSON: {"unit": 1, "size": 3000, "seed": 7, "identity": true}
+SPEC_JSON: {"unit": 1, "size": 3000, "seed": 7, "identity": true, "revision": "3.16"}
 Serves `size` holding registers, input registers, coils and discrete inputs with
 deterministic values (the same formula as `expected_values` below, which the Rust tests
 re-implement), binds 127.0.0.1:0, prints one JSON line {"port": N} once listening, then one
@@ -51,7 +51,7 @@ async def main():
             info_name={
                 "VendorName": "pymodbus peer",
                 "ProductCode": "PM-316",
-                "MajorMinorRevision": "3.16",
+                "MajorMinorRevision": spec.get("revision", "3.16"),
                 "ProductName": "pymodbus test server",
             }
         )
