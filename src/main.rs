@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod demo;
 mod diff;
+mod drill;
 mod output;
 mod review;
 mod schedule;
@@ -91,6 +92,19 @@ enum Command {
         /// Also write a self-contained HTML change-review page
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
+    },
+    /// Restore drill: restore the baseline (or a snapshot) into a scratch folder, read it
+    /// back, compare every hash, time it, and sign the result into the log
+    Drill {
+        devices: Vec<String>,
+        #[arg(long, conflicts_with = "devices")]
+        all: bool,
+        /// Drill this snapshot instead of the approved baseline
+        #[arg(long)]
+        snapshot: Option<String>,
+        /// Restore into DIR/DEVICE and keep it (default: a temporary folder, removed)
+        #[arg(long, value_name = "DIR")]
+        to: Option<PathBuf>,
     },
     /// List the snapshots the log records
     Snapshots { device: Option<String> },
@@ -216,6 +230,16 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             Ok(collect::run(&cfg, &selected, out)?.0)
         }
         Command::Daemon => schedule::daemon(load()?, out),
+        Command::Drill {
+            devices,
+            all,
+            snapshot,
+            to,
+        } => {
+            let cfg = load()?;
+            let selected = cfg.select(devices, *all)?;
+            drill::run(&cfg, &selected, snapshot.as_deref(), to.as_deref(), out)
+        }
         Command::Baseline { action } => match action {
             BaselineAction::Approve {
                 device,

@@ -22,6 +22,7 @@ use serde::Serialize;
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     Collect,
+    Drill,
 }
 
 impl FromStr for Action {
@@ -29,8 +30,9 @@ impl FromStr for Action {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "collect" => Ok(Action::Collect),
+            "drill" => Ok(Action::Drill),
             other => Err(format!(
-                "`{other}` is not an action of this build; use \"collect\""
+                "`{other}` is not an action of this build; use \"collect\" or \"drill\""
             )),
         }
     }
@@ -553,7 +555,12 @@ impl Executor for CliExecutor {
                     .filter(|d| job.devices.contains(&d.name))
                     .collect();
                 match job.action {
-                    Action::Collect => crate::collect::run_on(&handle, &cfg, &devices, &out),
+                    Action::Collect => {
+                        crate::collect::run_on(&handle, &cfg, &devices, &out).map(|_| ())
+                    }
+                    Action::Drill => {
+                        crate::drill::run(&cfg, &devices, None, None, &out).map(|_| ())
+                    }
                 }
             })
             .await;

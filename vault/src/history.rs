@@ -65,6 +65,23 @@ pub struct ApprovalRecord {
     pub accepted_suspect: bool,
 }
 
+/// A restore drill as the log records it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct DrillRecord {
+    pub seq: u64,
+    pub id: String,
+    pub time: String,
+    pub device: String,
+    pub snapshot: String,
+    pub target: String,
+    pub passed: bool,
+    pub artifacts: u64,
+    pub bytes: u64,
+    pub restore_ms: u64,
+    pub verify_ms: u64,
+    pub failures: Vec<crate::log::DrillFailure>,
+}
+
 /// The checked log.
 #[derive(Debug, Default)]
 pub struct History {
@@ -288,6 +305,42 @@ impl History {
                     reason: reason.clone(),
                     rules: rules.clone(),
                     accepted_suspect: *accepted_suspect,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Trusted drill records, oldest first, optionally of one device.
+    pub fn drills(&self, device: Option<&str>) -> Vec<DrillRecord> {
+        self.entries
+            .iter()
+            .filter(|c| c.trusted)
+            .filter_map(|c| match &c.entry.event {
+                Ok(Event::Drill {
+                    device: d,
+                    snapshot,
+                    target,
+                    passed,
+                    artifacts,
+                    bytes,
+                    restore_ms,
+                    verify_ms,
+                    failures,
+                    ..
+                }) if device.is_none_or(|x| x == d) => Some(DrillRecord {
+                    seq: c.entry.file_seq,
+                    id: c.entry.hash.short(),
+                    time: c.entry.header.time.clone(),
+                    device: d.clone(),
+                    snapshot: snapshot.short(),
+                    target: target.clone(),
+                    passed: *passed,
+                    artifacts: *artifacts,
+                    bytes: *bytes,
+                    restore_ms: *restore_ms,
+                    verify_ms: *verify_ms,
+                    failures: failures.clone(),
                 }),
                 _ => None,
             })

@@ -23,7 +23,7 @@ pub mod writer;
 pub use error::VaultError;
 pub use finding::{Finding, FindingKind};
 pub use hash::Hash;
-pub use history::{ApprovalRecord, History, SnapshotRecord};
+pub use history::{ApprovalRecord, DrillRecord, History, SnapshotRecord};
 pub use index::Index;
 pub use key::{PublicKey, Role, SecretKey, TrustedKey};
 pub use manifest::{ArtifactEntry, ArtifactKind, ArtifactMeta, ArtifactStatus, Manifest};

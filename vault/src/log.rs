@@ -66,15 +66,40 @@ pub enum Event {
         /// The snapshot was incomplete or suspect and approved anyway.
         accepted_suspect: bool,
     },
+    /// A restore drill: a snapshot restored, read back and compared hash by hash.
+    Drill {
+        device: String,
+        /// The drilled snapshot's log entry hash.
+        snapshot: Hash,
+        manifest: Hash,
+        /// Where it was restored: `folder` (a scratch folder) or `device:NAME`.
+        target: String,
+        passed: bool,
+        artifacts: u64,
+        bytes: u64,
+        /// Time to restore, and to read back and compare, in milliseconds.
+        restore_ms: u64,
+        verify_ms: u64,
+        /// Artifacts that failed, with why.
+        failures: Vec<DrillFailure>,
+    },
+}
+
+/// One artifact a drill could not restore or prove.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillFailure {
+    pub artifact: String,
+    pub error: String,
 }
 
 impl Event {
     /// The role a signer must have for this event.
     pub fn required_role(&self) -> Role {
         match self {
-            Event::Snapshot { .. } | Event::CollectFailed { .. } | Event::Heartbeat { .. } => {
-                Role::Collector
-            }
+            Event::Snapshot { .. }
+            | Event::CollectFailed { .. }
+            | Event::Heartbeat { .. }
+            | Event::Drill { .. } => Role::Collector,
             Event::Approval { .. } => Role::Approver,
         }
     }
@@ -85,6 +110,7 @@ impl Event {
             Event::CollectFailed { .. } => "collect-failed",
             Event::Heartbeat { .. } => "heartbeat",
             Event::Approval { .. } => "approval",
+            Event::Drill { .. } => "drill",
         }
     }
 
@@ -92,7 +118,8 @@ impl Event {
         match self {
             Event::Snapshot { device, .. }
             | Event::CollectFailed { device, .. }
-            | Event::Approval { device, .. } => Some(device),
+            | Event::Approval { device, .. }
+            | Event::Drill { device, .. } => Some(device),
             Event::Heartbeat { .. } => None,
         }
     }
@@ -212,7 +239,14 @@ pub fn parse(file_seq: u64, path: &Path, bytes: &[u8]) -> Result<Entry, String> 
             let v: serde_json::Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
             match v.get("type").and_then(|t| t.as_str()) {
                 Some(t)
-                    if !["snapshot", "collect-failed", "heartbeat", "approval"].contains(&t) =>
+                    if ![
+                        "snapshot",
+                        "collect-failed",
+                        "heartbeat",
+                        "approval",
+                        "drill",
+                    ]
+                    .contains(&t) =>
                 {
                     Err(t.to_string())
                 }
