@@ -332,3 +332,55 @@ pub fn restore(
         Outcome::Findings
     })
 }
+
+/// `restore DEVICE --target DEVICE2`: writes the snapshot onto a writable device and
+/// reads it back.
+pub fn restore_onto(
+    cfg: &Config,
+    device: &str,
+    snapshot: &str,
+    target: &str,
+    out: &Out,
+) -> Result<Outcome> {
+    let target = cfg.select(&[target.to_string()], false)?[0];
+    let vault = open_vault(cfg)?;
+    let history = History::load(&vault, &cfg.trust)?;
+    let snap = history.find_snapshot(Some(device), Some(snapshot))?;
+    let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
+    let (index, _) = Index::load(&vault, &history.committed_packs());
+    let read = |a: &vault::ArtifactEntry| -> Result<Vec<u8>> {
+        Ok(vault::read_artifact(&vault, &index, a, 64 * 1024 * 1024)?)
+    };
+    out.info(format!(
+        "writing snapshot {} of `{device}` onto `{}`",
+        snap.id, target.name
+    ));
+    let r = crate::drill::restore_to_device(&manifest, &read, target)?;
+    for f in &r.failures {
+        out.record("restore-failure", f, || {
+            format!("FAILED  {}: {}", f.artifact, f.error)
+        });
+    }
+    out.record("restore", &r, || {
+        format!(
+            "{} snapshot {} onto `{}`: {} value(s) written in {} request(s) ({:.2} s), read back in {:.2} s{}",
+            if r.failures.is_empty() { "restored" } else { "PARTLY restored" },
+            snap.id,
+            r.target,
+            r.written,
+            r.requests,
+            r.write_ms as f64 / 1000.0,
+            r.verify_ms as f64 / 1000.0,
+            if r.compared_only.is_empty() {
+                String::new()
+            } else {
+                format!("; compared, not written (read-only): {}", r.compared_only.join(", "))
+            }
+        )
+    });
+    Ok(if r.failures.is_empty() {
+        Outcome::Clean
+    } else {
+        Outcome::Findings
+    })
+}

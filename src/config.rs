@@ -94,6 +94,7 @@ struct RawDevice {
     timeout: Option<Spanned<String>>,
     retries: Option<Spanned<u32>>,
     max_requests_per_second: Option<Spanned<f64>>,
+    writable: Option<Spanned<bool>>,
     #[serde(default)]
     range: Vec<RawRange>,
     // comparison rules (take effect through an approval)
@@ -153,6 +154,8 @@ pub struct DeviceConfig {
     pub adapter: AdapterConfig,
     /// The comparison rules the config proposes; they apply once approved.
     pub rules: Rules,
+    /// Restores and drills may write to this device (a spare PLC or simulator).
+    pub writable: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -485,7 +488,8 @@ impl Config {
                     loc.at(&d.name)
                 );
             }
-            let modbus_keys: [(&str, Option<String>); 6] = [
+            let modbus_keys: [(&str, Option<String>); 7] = [
+                ("writable", d.writable.as_ref().map(|s| loc.at(s))),
                 ("address", d.address.as_ref().map(|s| loc.at(s))),
                 ("unit", d.unit.as_ref().map(|s| loc.at(s))),
                 ("timeout", d.timeout.as_ref().map(|s| loc.at(s))),
@@ -571,6 +575,7 @@ impl Config {
                 tags: d.tags.clone(),
                 adapter,
                 rules,
+                writable: d.writable.as_ref().is_some_and(|w| *w.get_ref()),
             });
         }
         let threads = match &raw.collect.threads {

@@ -56,6 +56,7 @@ pub fn run(
     devices: &[&DeviceConfig],
     snapshot: Option<&str>,
     to: Option<&Path>,
+    onto: Option<&DeviceConfig>,
     out: &Out,
 ) -> Result<Outcome> {
     let key = cfg.signing_key()?;
@@ -91,6 +92,46 @@ pub fn run(
             },
         };
         let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
+        if let Some(target) = onto {
+            out.info(format!(
+                "drill `{}`: writing snapshot {} ({}) onto `{}` and reading it back",
+                dev.name, snap.id, source, target.name
+            ));
+            let read = |a: &vault::ArtifactEntry| -> Result<Vec<u8>> {
+                Ok(vault::read_artifact(&vault, &index, a, 64 * 1024 * 1024)?)
+            };
+            let (failures, restore_ms, verify_ms) =
+                match restore_to_device(&manifest, &read, target) {
+                    Ok(r) => (r.failures, r.write_ms, r.verify_ms),
+                    Err(e) => (
+                        vec![DrillFailure {
+                            artifact: String::new(),
+                            error: format!("{e:#}")
+                                .lines()
+                                .next()
+                                .unwrap_or_default()
+                                .to_string(),
+                        }],
+                        0,
+                        0,
+                    ),
+                };
+            outcome = outcome.worst(record(
+                &vault,
+                &key,
+                cfg,
+                out,
+                dev,
+                &snap,
+                &manifest,
+                source,
+                format!("device:{}", target.name),
+                failures,
+                restore_ms,
+                verify_ms,
+            )?);
+            continue;
+        }
         let _tmp;
         let target = match to {
             Some(dir) => dir.join(&dev.name),
@@ -164,12 +205,38 @@ pub fn run(
             }
         }
         let verify_ms = t1.elapsed().as_millis() as u64;
+        let target = format!("folder:{}", target.display());
+        outcome = outcome.worst(record(
+            &vault, &key, cfg, out, dev, &snap, &manifest, source, target, failures, restore_ms,
+            verify_ms,
+        )?);
+    }
+    Ok(outcome)
+}
+
+/// Signs a drill's result into the log and prints it. `Findings` when it failed.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    vault: &Vault,
+    key: &vault::SecretKey,
+    cfg: &Config,
+    out: &Out,
+    dev: &DeviceConfig,
+    snap: &vault::SnapshotRecord,
+    manifest: &vault::Manifest,
+    source: String,
+    target: String,
+    failures: Vec<DrillFailure>,
+    restore_ms: u64,
+    verify_ms: u64,
+) -> Result<Outcome> {
+    {
         let passed = failures.is_empty();
         let event = Event::Drill {
             device: dev.name.clone(),
             snapshot: snap.entry,
             manifest: snap.manifest,
-            target: "folder".into(),
+            target: target.clone(),
             passed,
             artifacts: manifest.artifacts.len() as u64,
             bytes: manifest.total_size(),
@@ -177,14 +244,14 @@ pub fn run(
             verify_ms,
             failures: failures.clone(),
         };
-        let entry = vault::log::append(vault.root(), vault.id(), &key, &event)?;
+        let entry = vault::log::append(vault.root(), vault.id(), key, &event)?;
         vault::state::remember(&cfg.vault.state, vault.id(), (entry.file_seq, entry.hash))?;
         let secs = (restore_ms + verify_ms).max(1) as f64 / 1000.0;
         let report = DrillReport {
             device: dev.name.clone(),
             snapshot: snap.id.clone(),
             source,
-            target: target.display().to_string(),
+            target,
             passed,
             artifacts: manifest.artifacts.len() as u64,
             bytes: manifest.total_size(),
@@ -213,9 +280,141 @@ pub fn run(
             }
             s
         });
-        if !passed {
-            outcome = outcome.worst(Outcome::Findings);
+        Ok(if passed {
+            Outcome::Clean
+        } else {
+            Outcome::Findings
+        })
+    }
+}
+
+/// What restoring a snapshot onto a device did.
+#[derive(Debug, Default, Serialize)]
+pub struct DeviceRestore {
+    pub target: String,
+    pub ranges: u64,
+    pub written: u64,
+    pub requests: u64,
+    /// Read-only ranges that were compared, not written.
+    pub compared_only: Vec<String>,
+    pub write_ms: u64,
+    pub verify_ms: u64,
+    pub failures: Vec<DrillFailure>,
+}
+
+/// Writes a snapshot's register ranges onto `target` (holding registers and coils; input
+/// registers and discrete inputs are compared, not written), then reads every range back
+/// through the read-only collector and compares it value by value.
+///
+/// Fails, before a single request is sent, when the target is not a Modbus device marked
+/// `writable = true`; fails when the target cannot be reached.
+pub fn restore_to_device(
+    manifest: &vault::Manifest,
+    read: &dyn Fn(&vault::ArtifactEntry) -> Result<Vec<u8>>,
+    target: &DeviceConfig,
+) -> Result<DeviceRestore> {
+    use adapters::Collector;
+    use adapters::modbus::{ModbusCollector, ModbusWriter, RangeSpec, Table, parse_range_text};
+    let crate::config::AdapterConfig::Modbus(opts) = &target.adapter else {
+        anyhow::bail!(
+            "`{}` is not a Modbus device; restoring onto a device works for Modbus targets (restore files with --to DIR)",
+            target.name
+        );
+    };
+    let writer = ModbusWriter::new(opts.clone(), target.writable)?;
+    let mut ranges = Vec::new();
+    for a in &manifest.artifacts {
+        if !a.name.ends_with(".csv") || a.kind == vault::ArtifactKind::Identity {
+            continue;
+        }
+        let bytes = read(a)?;
+        let text = String::from_utf8(bytes).with_context(|| format!("{} is not text", a.name))?;
+        let (table, start, values) =
+            parse_range_text(&text).map_err(|e| anyhow::anyhow!("{}: {e}", a.name))?;
+        let spec = RangeSpec {
+            table,
+            start,
+            count: values.len() as u16,
+            kind: a.kind,
+            label: String::new(),
+        };
+        ranges.push((spec, values));
+    }
+    if ranges.is_empty() {
+        anyhow::bail!(
+            "the snapshot of `{}` holds no register ranges to restore",
+            manifest.device
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let t0 = Instant::now();
+    let written = runtime.block_on(writer.write(&ranges))?;
+    let write_ms = t0.elapsed().as_millis() as u64;
+    // Read back through the read-only collector, exactly the restored ranges.
+    let mut read_opts = opts.clone();
+    read_opts.identify = false;
+    read_opts.ranges = ranges.iter().map(|(r, _)| r.clone()).collect();
+    let t1 = Instant::now();
+    let back = runtime.block_on(ModbusCollector::new(read_opts)?.collect())?;
+    let verify_ms = t1.elapsed().as_millis() as u64;
+    let mut failures = Vec::new();
+    for w in &back.warnings {
+        failures.push(DrillFailure {
+            artifact: String::new(),
+            error: format!("read back: {w}"),
+        });
+    }
+    for (r, values) in &ranges {
+        let name = r.artifact_name();
+        let got = back
+            .artifacts
+            .iter()
+            .find(|a| a.name == name)
+            .and_then(|a| match &a.data {
+                adapters::SourceData::Bytes(b) => std::str::from_utf8(b)
+                    .ok()
+                    .and_then(|t| parse_range_text(t).ok()),
+                _ => None,
+            });
+        match got {
+            None => failures.push(DrillFailure {
+                artifact: name.clone(),
+                error: "could not be read back".into(),
+            }),
+            Some((_, _, got)) => {
+                let diff: Vec<String> = values
+                    .iter()
+                    .zip(&got)
+                    .enumerate()
+                    .filter(|(_, (a, b))| a != b)
+                    .take(5)
+                    .map(|(i, (a, b))| format!("{}: expected {a}, read {b}", r.start as usize + i))
+                    .collect();
+                if !diff.is_empty() {
+                    let what = if matches!(r.table, Table::Input | Table::Discrete) {
+                        "read-only table differs from the snapshot"
+                    } else {
+                        "read back differs from what was written"
+                    };
+                    failures.push(DrillFailure {
+                        artifact: name.clone(),
+                        error: format!("{what}: {}", diff.join("; ")),
+                    });
+                }
+            }
         }
     }
-    Ok(outcome)
+    Ok(DeviceRestore {
+        target: target.name.clone(),
+        ranges: ranges.len() as u64,
+        written: written.written,
+        requests: written.requests,
+        compared_only: written.skipped,
+        write_ms,
+        verify_ms,
+        failures,
+    })
 }

@@ -103,8 +103,11 @@ enum Command {
         #[arg(long)]
         snapshot: Option<String>,
         /// Restore into DIR/DEVICE and keep it (default: a temporary folder, removed)
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", conflicts_with = "target")]
         to: Option<PathBuf>,
+        /// Write the snapshot onto this device (must be `writable = true`) and read it back
+        #[arg(long, value_name = "DEVICE")]
+        target: Option<String>,
     },
     /// List the snapshots the log records
     Snapshots { device: Option<String> },
@@ -121,8 +124,17 @@ enum Command {
         #[arg(long, default_value = "latest")]
         snapshot: String,
         /// Target folder (created; must be empty unless --force)
-        #[arg(long, value_name = "DIR")]
-        to: PathBuf,
+        #[arg(
+            long,
+            value_name = "DIR",
+            required_unless_present = "target",
+            conflicts_with = "target"
+        )]
+        to: Option<PathBuf>,
+        /// Write the snapshot's registers and coils onto this device (must be
+        /// `writable = true`), then read them back
+        #[arg(long, value_name = "DEVICE")]
+        target: Option<String>,
         /// Restore into a folder that is not empty, replacing files with the same names
         #[arg(long)]
         force: bool,
@@ -235,10 +247,22 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             all,
             snapshot,
             to,
+            target,
         } => {
             let cfg = load()?;
             let selected = cfg.select(devices, *all)?;
-            drill::run(&cfg, &selected, snapshot.as_deref(), to.as_deref(), out)
+            let onto = match target {
+                Some(t) => Some(cfg.select(std::slice::from_ref(t), false)?[0]),
+                None => None,
+            };
+            drill::run(
+                &cfg,
+                &selected,
+                snapshot.as_deref(),
+                to.as_deref(),
+                onto,
+                out,
+            )
         }
         Command::Baseline { action } => match action {
             BaselineAction::Approve {
@@ -284,8 +308,16 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             device,
             snapshot,
             to,
+            target,
             force,
-        } => commands::restore(&load()?, device, snapshot, to, *force, out),
+        } => {
+            let cfg = load()?;
+            match (to, target) {
+                (Some(to), _) => commands::restore(&cfg, device, snapshot, to, *force, out),
+                (None, Some(t)) => commands::restore_onto(&cfg, device, snapshot, t, out),
+                (None, None) => unreachable!("clap requires --to or --target"),
+            }
+        }
         Command::Demo { keep } => demo::run(keep.as_deref(), out),
         Command::Sim {
             plcs,

@@ -559,7 +559,7 @@ impl Executor for CliExecutor {
                         crate::collect::run_on(&handle, &cfg, &devices, &out).map(|_| ())
                     }
                     Action::Drill => {
-                        crate::drill::run(&cfg, &devices, None, None, &out).map(|_| ())
+                        crate::drill::run(&cfg, &devices, None, None, None, &out).map(|_| ())
                     }
                 }
             })

@@ -71,3 +71,86 @@ fn a_flipped_byte_fails_the_drill_and_names_the_artifact() {
             .any(|e| e.contains("\"type\":\"drill\"") && e.contains("\"passed\":false"))
     );
 }
+
+fn add_plc(s: &Site, name: &str, addr: std::net::SocketAddr, extra: &str) {
+    let mut text = std::fs::read_to_string(s.config()).unwrap();
+    text.push_str(&format!(
+        "\n[[device]]\nname = \"{name}\"\nadapter = \"modbus\"\naddress = \"{addr}\"\ntimeout = \"500ms\"\nmax-requests-per-second = 40\nidentify = false\n{extra}\n[[device.range]]\ntable = \"holding\"\nstart = 0\ncount = 300\nkind = \"recipe\"\n\n[[device.range]]\ntable = \"coils\"\nstart = 0\ncount = 40\nkind = \"config\"\n\n[[device.range]]\ntable = \"input\"\nstart = 0\ncount = 8\nkind = \"values\"\n"
+    ));
+    std::fs::write(s.config(), text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_not_marked_writable_is_never_written() {
+    use adapters::sim::{SimConfig, SimMap, SimPlc};
+    let s = Site::new();
+    let plc = SimPlc::start("127.0.0.1:0", SimConfig::new(SimMap::generated(400, 1)))
+        .await
+        .unwrap();
+    let spare = SimPlc::start("127.0.0.1:0", SimConfig::new(SimMap::generated(400, 2)))
+        .await
+        .unwrap();
+    add_plc(&s, "plc1", plc.addr(), "");
+    add_plc(&s, "spare", spare.addr(), "");
+    assert_eq!(s.run(&["collect", "plc1"]).code, 0);
+    let r = s.run(&["restore", "plc1", "--target", "spare"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("writable = true"), "{}", r.stderr);
+    let r = s.run(&["--json", "drill", "plc1", "--target", "spare"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(r.records("drill")[0]["passed"], false);
+    assert!(
+        spare.requests().is_empty(),
+        "requests reached a non-writable device: {:?}",
+        spare.requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_onto_a_writable_spare_writes_reads_back_and_respects_the_cap() {
+    use adapters::sim::{SimConfig, SimMap, SimPlc};
+    let s = Site::new();
+    let map = SimMap::generated(400, 1);
+    let plc = SimPlc::start("127.0.0.1:0", SimConfig::new(map.clone()))
+        .await
+        .unwrap();
+    // The spare's input registers match the source (same sensors); holding and coils do not.
+    let mut spare_map = SimMap::generated(400, 9);
+    spare_map.input = map.input.clone();
+    let spare = SimPlc::start("127.0.0.1:0", SimConfig::new(spare_map))
+        .await
+        .unwrap();
+    add_plc(&s, "plc1", plc.addr(), "");
+    add_plc(&s, "spare", spare.addr(), "writable = true");
+    assert_eq!(s.run(&["collect", "plc1"]).code, 0);
+    let alice = s.add_approver();
+    assert_eq!(s.approve("plc1", &alice, "CHG-5").code, 0);
+
+    let r = s.run(&["--json", "drill", "plc1", "--target", "spare"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let d = &r.records("drill")[0];
+    assert_eq!(d["passed"], true, "{d}");
+    assert_eq!(d["target"], "device:spare");
+
+    let reqs = spare.requests();
+    let functions: std::collections::BTreeSet<u8> = reqs.iter().map(|q| q.function).collect();
+    assert!(
+        functions.contains(&16) && functions.contains(&15),
+        "{functions:?}"
+    );
+    assert!(!functions.contains(&6) && !functions.contains(&5));
+    for (i, q) in reqs.iter().enumerate() {
+        let n = reqs[i..]
+            .iter()
+            .filter(|x| x.at.duration_since(q.at) < std::time::Duration::from_secs(1))
+            .count();
+        assert!(n <= 40, "{n} requests within one second");
+    }
+    assert_eq!(spare.max_in_flight(), 1);
+    // A plain restore onto the spare works too and reads back equal.
+    let r = s.run(&["--json", "restore", "plc1", "--target", "spare"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rec = &r.records("restore")[0];
+    assert_eq!(rec["written"], 340, "{rec}");
+    assert_eq!(rec["compared_only"], serde_json::json!(["input 0-7"]));
+}

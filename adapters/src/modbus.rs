@@ -636,6 +636,200 @@ impl Collector for ModbusCollector {
     }
 }
 
+/// Registers per write request (function 16).
+pub const MAX_WRITE_REGISTERS: u16 = 123;
+/// Bits per write request (function 15).
+pub const MAX_WRITE_BITS: u16 = 1968;
+
+/// What writing back did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    pub requests: u64,
+    /// Registers and coils written.
+    pub written: u64,
+    /// Ranges of read-only tables (input registers, discrete inputs) that were not
+    /// written; they are compared after the restore instead.
+    pub skipped: Vec<String>,
+}
+
+/// Writes a snapshot's holding registers and coils back to a device, for restores and
+/// drills. A separate type from the collector, and only constructed for a device the
+/// config marks `writable = true`: a collection can never write.
+pub struct ModbusWriter {
+    opts: ModbusOptions,
+}
+
+impl ModbusWriter {
+    /// Fails, before any request is sent, when the device is not marked writable.
+    pub fn new(opts: ModbusOptions, writable: bool) -> Result<ModbusWriter, AdapterError> {
+        if !writable {
+            return Err(AdapterError::Config {
+                device: opts.device.clone(),
+                key: "writable".into(),
+                why: "the device is not marked `writable = true`; plcvault never writes to it (fix: set writable = true only on a spare PLC or simulator meant for restores and drills)".into(),
+            });
+        }
+        opts.validate()?;
+        Ok(ModbusWriter { opts })
+    }
+
+    /// Writes `values` of each range (holding: function 16; coils: function 15), paced
+    /// like reads, one request at a time, retried like reads.
+    ///
+    /// Fails when the device cannot be reached or refuses a write; what was written
+    /// before stays written (read back to see the state).
+    pub async fn write(
+        &self,
+        ranges: &[(RangeSpec, Vec<u16>)],
+    ) -> Result<WriteReport, AdapterError> {
+        let o = &self.opts;
+        let fail = |why: String| AdapterError::Unreachable {
+            device: o.device.clone(),
+            why,
+            fix: format!(
+                "check that {} is reachable and accepts writes to these addresses",
+                o.address
+            ),
+        };
+        let addr = tokio::net::lookup_host(&o.address)
+            .await
+            .map_err(|e| fail(format!("cannot resolve {}: {e}", o.address)))?
+            .next()
+            .ok_or_else(|| fail(format!("{} resolves to no address", o.address)))?;
+        let mut pacer = Pacer::new(o.max_requests_per_second);
+        let mut ctx: Option<Context> = None;
+        let mut report = WriteReport::default();
+        for (r, values) in ranges {
+            if values.len() != r.count as usize {
+                return Err(fail(format!(
+                    "{}: {} values for {} addresses",
+                    r.describe(),
+                    values.len(),
+                    r.count
+                )));
+            }
+            let (max, writable) = match r.table {
+                Table::Holding => (MAX_WRITE_REGISTERS, true),
+                Table::Coils => (MAX_WRITE_BITS, true),
+                Table::Input | Table::Discrete => (0, false),
+            };
+            if !writable {
+                report.skipped.push(r.describe());
+                continue;
+            }
+            let mut offset = 0usize;
+            while offset < values.len() {
+                let n = (values.len() - offset).min(max as usize);
+                let start = r.start + offset as u16;
+                let part = &values[offset..offset + n];
+                let req: Request<'static> = match r.table {
+                    Table::Holding => Request::WriteMultipleRegisters(start, part.to_vec().into()),
+                    _ => Request::WriteMultipleCoils(
+                        start,
+                        part.iter().map(|v| *v != 0).collect::<Vec<_>>().into(),
+                    ),
+                };
+                let mut attempt = 0;
+                loop {
+                    pacer.wait().await;
+                    report.requests += 1;
+                    if ctx.is_none() {
+                        match tokio::time::timeout(
+                            o.timeout,
+                            tcp::connect_slave(addr, Slave(o.unit)),
+                        )
+                        .await
+                        {
+                            Ok(Ok(c)) => ctx = Some(c),
+                            Ok(Err(e)) if attempt >= o.retries => {
+                                return Err(fail(format!("cannot connect: {e}")));
+                            }
+                            Err(_) if attempt >= o.retries => {
+                                return Err(fail("connection timed out".into()));
+                            }
+                            _ => {
+                                attempt += 1;
+                                continue;
+                            }
+                        }
+                    }
+                    let c = ctx.as_mut().expect("connected above");
+                    match tokio::time::timeout(o.timeout, c.call(req.clone())).await {
+                        Ok(Ok(Ok(_))) => break,
+                        Ok(Ok(Err(exc))) => {
+                            return Err(fail(format!(
+                                "{}: the device refused the write at {start} with exception {}",
+                                r.describe(),
+                                exception_name(exc)
+                            )));
+                        }
+                        _ if attempt >= o.retries => {
+                            return Err(fail(format!(
+                                "{}: no answer to the write at {start}",
+                                r.describe()
+                            )));
+                        }
+                        _ => {
+                            ctx = None;
+                            attempt += 1;
+                            tokio::time::sleep(Duration::from_millis(100 * (1 << attempt.min(5))))
+                                .await;
+                        }
+                    }
+                }
+                report.written += n as u64;
+                offset += n;
+            }
+        }
+        if let Some(mut c) = ctx {
+            let _ = tokio::time::timeout(Duration::from_millis(200), c.disconnect()).await;
+        }
+        Ok(report)
+    }
+}
+
+/// Parses the canonical text of a range back into its spec fields and values.
+///
+/// Fails when the text is not a plcvault range artifact.
+pub fn parse_range_text(text: &str) -> Result<(Table, u16, Vec<u16>), String> {
+    let mut lines = text.lines();
+    if lines.next() != Some("# plcvault modbus range v1") {
+        return Err("not a plcvault modbus range".into());
+    }
+    let header = lines.next().ok_or("no header line")?;
+    let field = |k: &str| {
+        header
+            .split(' ')
+            .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+            .map(str::to_string)
+    };
+    let table = field("table")
+        .and_then(|t| Table::parse(&t))
+        .ok_or("no table in the header")?;
+    let start: u16 = field("start")
+        .and_then(|s| s.parse().ok())
+        .ok_or("no start in the header")?;
+    let count: usize = field("count")
+        .and_then(|s| s.parse().ok())
+        .ok_or("no count in the header")?;
+    let mut values = Vec::with_capacity(count);
+    for (i, l) in lines
+        .filter(|l| *l != "address,value" && !l.starts_with('#'))
+        .enumerate()
+    {
+        let (a, v) = l.split_once(',').ok_or_else(|| format!("bad line `{l}`"))?;
+        let a: usize = a.parse().map_err(|_| format!("bad address in `{l}`"))?;
+        if a != start as usize + i {
+            return Err(format!("address {a} out of order"));
+        }
+        values.push(v.parse().map_err(|_| format!("bad value in `{l}`"))?);
+    }
+    if values.len() != count {
+        return Err(format!("{} values for count {count}", values.len()));
+    }
+    Ok((table, start, values))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
