@@ -33,6 +33,24 @@ struct RawConfig {
     schedule: Vec<RawSchedule>,
     #[serde(default)]
     daemon: RawDaemon,
+    #[serde(default)]
+    report: RawReport,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawReport {
+    backup_max_age: Option<Spanned<String>>,
+    drill_max_age: Option<Spanned<String>>,
+}
+
+/// Alarm thresholds of `plcvault report`.
+#[derive(Debug, Clone)]
+pub struct ReportConfig {
+    /// Alarm when the newest complete backup is older (default 26 h).
+    pub backup_max_age: Duration,
+    /// Alarm when no drill passed within this (default 90 days).
+    pub drill_max_age: Duration,
 }
 
 #[derive(Deserialize)]
@@ -135,6 +153,7 @@ pub struct Config {
     pub schedules: Vec<Schedule>,
     /// The timezone cron times are read in.
     pub zone: Zone,
+    pub report: ReportConfig,
 }
 
 #[derive(Debug)]
@@ -654,6 +673,31 @@ impl Config {
                 devices: selectors,
             });
         }
+        let duration =
+            |v: &Option<Spanned<String>>, key: &str, default: Duration| -> Result<Duration> {
+                match v {
+                    None => Ok(default),
+                    Some(s) => humantime::parse_duration(s.get_ref()).map_err(|e| {
+                        anyhow!(
+                            "{}: [report] key `{key}`: `{}` is not a duration ({e})",
+                            loc.at(s),
+                            s.get_ref()
+                        )
+                    }),
+                }
+            };
+        let report = ReportConfig {
+            backup_max_age: duration(
+                &raw.report.backup_max_age,
+                "backup-max-age",
+                Duration::from_secs(26 * 3600),
+            )?,
+            drill_max_age: duration(
+                &raw.report.drill_max_age,
+                "drill-max-age",
+                Duration::from_secs(90 * 86400),
+            )?,
+        };
         Ok(Config {
             file: path.to_owned(),
             vault: vault_cfg,
@@ -663,6 +707,7 @@ impl Config {
             max_devices,
             schedules,
             zone,
+            report,
         })
     }
 

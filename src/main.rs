@@ -10,6 +10,7 @@ mod demo;
 mod diff;
 mod drill;
 mod output;
+mod report;
 mod review;
 mod schedule;
 mod sim;
@@ -108,6 +109,15 @@ enum Command {
         /// Write the snapshot onto this device (must be `writable = true`) and read it back
         #[arg(long, value_name = "DEVICE")]
         target: Option<String>,
+    },
+    /// Where every device stands: backups, baselines, drift, drills, alarms
+    Report {
+        /// Also write the auditor's HTML page (IEC 62443-3-3 SR 3.4, 7.3, 7.4; NIS2)
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Also write a Prometheus textfile for node_exporter
+        #[arg(long, value_name = "FILE")]
+        prometheus: Option<PathBuf>,
     },
     /// List the snapshots the log records
     Snapshots { device: Option<String> },
@@ -242,6 +252,9 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             Ok(collect::run(&cfg, &selected, out)?.0)
         }
         Command::Daemon => schedule::daemon(load()?, out),
+        Command::Report { html, prometheus } => {
+            report::run(&load()?, html.as_deref(), prometheus.as_deref(), out)
+        }
         Command::Drill {
             devices,
             all,

@@ -47,8 +47,9 @@ pub struct SnapshotRecord {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ApprovalRecord {
     pub seq: u64,
-    /// The approval entry's hash, short.
+    /// The approval entry's hash, short, and whole.
     pub id: String,
+    pub entry: Hash,
     pub time: String,
     pub device: String,
     /// The approved snapshot's id (short log entry hash) and full hash.
@@ -70,6 +71,7 @@ pub struct ApprovalRecord {
 pub struct DrillRecord {
     pub seq: u64,
     pub id: String,
+    pub entry: Hash,
     pub time: String,
     pub device: String,
     pub snapshot: String,
@@ -294,6 +296,7 @@ impl History {
                 }) if device.is_none_or(|x| x == d) => Some(ApprovalRecord {
                     seq: c.entry.file_seq,
                     id: c.entry.hash.short(),
+                    entry: c.entry.hash,
                     time: c.entry.header.time.clone(),
                     device: d.clone(),
                     snapshot: snapshot.short(),
@@ -331,6 +334,7 @@ impl History {
                 }) if device.is_none_or(|x| x == d) => Some(DrillRecord {
                     seq: c.entry.file_seq,
                     id: c.entry.hash.short(),
+                    entry: c.entry.hash,
                     time: c.entry.header.time.clone(),
                     device: d.clone(),
                     snapshot: snapshot.short(),

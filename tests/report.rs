@@ -1,0 +1,110 @@
+//! The fleet report: statuses, alarms, the Prometheus textfile and the auditor's page.
+
+mod common;
+
+use common::Site;
+
+#[test]
+fn report_is_clean_when_backed_up_approved_and_drilled_and_alarms_fire_otherwise() {
+    let s = Site::new();
+    s.write("plant/OB1.awl", b"A I0.0\n");
+    assert_eq!(s.run(&["collect", "--all"]).code, 0);
+
+    // Collected but never approved nor drilled.
+    let r = s.run(&["--json", "report"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let d = &r.records("device-status")[0];
+    let alarms: Vec<&str> = d["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(alarms, vec!["no-passed-drill", "no-baseline"], "{d}");
+
+    let alice = s.add_approver();
+    assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
+    assert_eq!(s.run(&["drill", "line1"]).code, 0);
+    let html = s.path("audit.html");
+    let prom = s.path("plcvault.prom");
+    let r = s.run(&[
+        "--json",
+        "report",
+        "--html",
+        html.to_str().unwrap(),
+        "--prometheus",
+        prom.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let d = &r.records("device-status")[0];
+    assert_eq!(d["alarms"], serde_json::json!([]));
+    assert_eq!(d["drift"], false);
+    assert_eq!(d["last_drill"]["passed"], true);
+
+    let page = std::fs::read_to_string(&html).unwrap();
+    for needle in ["SR 3.4", "SR 7.3", "SR 7.4", "NIS2", "CHG-1", "alice"] {
+        assert!(
+            page.contains(needle),
+            "{needle} missing from the audit page"
+        );
+    }
+    let seq = d["last_drill"]["seq"].as_u64().unwrap();
+    assert!(
+        page.contains(&format!("log #{seq}")),
+        "the drill's log entry is not cited"
+    );
+    let metrics = std::fs::read_to_string(&prom).unwrap();
+    assert!(metrics.contains("plcvault_log_intact 1"), "{metrics}");
+    assert!(
+        metrics.contains("plcvault_last_drill_passed{device=\"line1\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("plcvault_drift{device=\"line1\"} 0"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("plcvault_alarm{"), "{metrics}");
+
+    // The same vault judged with tight limits: the backup is stale and the drill overdue.
+    let text = std::fs::read_to_string(s.config()).unwrap();
+    std::fs::write(
+        s.config(),
+        format!("{text}\n[report]\nbackup-max-age = \"1ms\"\ndrill-max-age = \"1ms\"\n"),
+    )
+    .unwrap();
+    let r = s.run(&["--json", "report", "--prometheus", prom.to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    let d = &r.records("device-status")[0];
+    let alarms: Vec<&str> = d["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(alarms, vec!["backup-too-old", "drill-overdue"], "{d}");
+    let metrics = std::fs::read_to_string(&prom).unwrap();
+    assert!(
+        metrics.contains("plcvault_alarm{device=\"line1\",alarm=\"drill-overdue\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_damaged_log_is_an_alarm_on_every_device() {
+    let s = Site::new();
+    s.write("plant/OB1.awl", b"x");
+    assert_eq!(s.run(&["collect", "--all"]).code, 0);
+    let entry = s.vault().join("log/00000000000000000001.entry");
+    let text = std::fs::read_to_string(&entry)
+        .unwrap()
+        .replace("\"line1\"", "\"linex\"");
+    std::fs::write(&entry, text).unwrap();
+    let r = s.run(&["--json", "report"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.records("report")[0]["log_intact"], false);
+    assert!(
+        r.records("device-status")[0]["alarms"]
+            .to_string()
+            .contains("log-integrity")
+    );
+}
