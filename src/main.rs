@@ -9,6 +9,7 @@ mod config;
 mod demo;
 mod diff;
 mod drill;
+mod evidence;
 mod output;
 mod report;
 mod review;
@@ -126,6 +127,14 @@ enum Command {
         /// Also read every pack and re-hash every chunk
         #[arg(long)]
         read_data: bool,
+        /// Verify an exported evidence folder instead of the vault
+        #[arg(long, value_name = "DIR", conflicts_with = "read_data")]
+        evidence: Option<PathBuf>,
+    },
+    /// Export evidence for an auditor (log, manifests, drills, report; signed index)
+    Evidence {
+        #[command(subcommand)]
+        action: EvidenceAction,
     },
     /// Restore a snapshot of a device into a folder
     Restore {
@@ -201,6 +210,18 @@ enum BaselineAction {
     Show { device: String },
     /// List every approval of the device
     History { device: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum EvidenceAction {
+    /// Write the evidence folder
+    Export {
+        /// Include manifests of snapshots from this date on (the log is always whole)
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -316,7 +337,14 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             out,
         ),
         Command::Snapshots { device } => commands::snapshots(&load()?, device.as_deref(), out),
-        Command::Verify { read_data } => commands::verify(&load()?, *read_data, out),
+        Command::Verify {
+            evidence: Some(dir),
+            ..
+        } => evidence::verify(&load()?, dir, out),
+        Command::Verify { read_data, .. } => commands::verify(&load()?, *read_data, out),
+        Command::Evidence {
+            action: EvidenceAction::Export { since, out: dir },
+        } => evidence::export(&load()?, since.as_deref(), dir, out),
         Command::Restore {
             device,
             snapshot,

@@ -108,3 +108,77 @@ fn a_damaged_log_is_an_alarm_on_every_device() {
             .contains("log-integrity")
     );
 }
+
+#[test]
+fn exported_evidence_verifies_elsewhere_with_public_keys_only_and_tampering_is_caught() {
+    let s = Site::new();
+    s.write("plant/OB1.awl", b"A I0.0\n");
+    assert_eq!(s.run(&["collect", "--all"]).code, 0);
+    let alice = s.add_approver();
+    assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
+    assert_eq!(s.run(&["drill", "line1"]).code, 0);
+    let ev = s.path("evidence");
+    let r = s.run(&[
+        "evidence",
+        "export",
+        "--since",
+        "2020-01-01",
+        "--out",
+        ev.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // The auditor's machine: a config with the public keys and no vault, no private key.
+    let auditor = tempfile::tempdir().unwrap();
+    for k in ["collector.key.pub", "alice.key.pub"] {
+        std::fs::copy(s.path("site/keys").join(k), auditor.path().join(k)).unwrap();
+    }
+    let cfg = auditor.path().join("auditor.toml");
+    std::fs::write(
+        &cfg,
+        "[vault]\npath = \"no-vault-here\"\n\n[[trust]]\nname = \"collector\"\nrole = \"collector\"\npublic-key = \"collector.key.pub\"\n\n[[trust]]\nname = \"alice\"\nrole = \"approver\"\npublic-key = \"alice.key.pub\"\n",
+    )
+    .unwrap();
+    let verify = || {
+        let o = std::process::Command::new(common::BIN)
+            .args([
+                "--config",
+                cfg.to_str().unwrap(),
+                "verify",
+                "--evidence",
+                ev.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let (code, stdout) = verify();
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("INTACT"), "{stdout}");
+
+    // Tampering with the report, a log entry, or adding a file is caught.
+    let page = ev.join("report.html");
+    let text = std::fs::read_to_string(&page)
+        .unwrap()
+        .replace("passed", "passsed");
+    std::fs::write(&page, text).unwrap();
+    let (code, stdout) = verify();
+    assert_eq!(code, 1);
+    assert!(stdout.contains("report.html was changed"), "{stdout}");
+
+    let entry = ev.join("log/00000000000000000001.entry");
+    let text = std::fs::read_to_string(&entry)
+        .unwrap()
+        .replace("\"line1\"", "\"linex\"");
+    std::fs::write(&entry, text).unwrap();
+    std::fs::write(ev.join("extra.txt"), b"x").unwrap();
+    let (code, stdout) = verify();
+    assert_eq!(code, 1);
+    assert!(
+        stdout.contains("bad-signature") && stdout.contains("extra.txt was added"),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,263 @@
+//! Evidence that travels: `evidence export` writes a folder an auditor checks on another
+//! machine with `plcvault verify --evidence DIR` and the public keys alone — the signed
+//! log, the manifests of the snapshots in the period, the drill results (log entries), and
+//! the report — with a signed index (`EVIDENCE.json` + `EVIDENCE.sig`) naming every file
+//! by SHA-256, so that any change, addition or removal is caught.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use vault::{Hash, History, PublicKey, Vault};
+
+use crate::config::Config;
+use crate::output::{Out, Outcome};
+
+const CONTEXT: &[u8] = b"plcvault-evidence-v1\0";
+
+#[derive(Serialize, Deserialize)]
+struct EvidenceFile {
+    path: String,
+    sha256: Hash,
+    size: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EvidenceIndex {
+    v: u32,
+    vault: String,
+    created: String,
+    since: Option<String>,
+    head_seq: Option<u64>,
+    head_hash: Option<Hash>,
+    signer: PublicKey,
+    files: Vec<EvidenceFile>,
+}
+
+fn files_under(dir: &Path, base: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            files_under(&e.path(), base, out)?;
+        } else {
+            out.push(
+                e.path()
+                    .strip_prefix(base)
+                    .unwrap_or(&e.path())
+                    .to_path_buf(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `evidence export [--since DATE] --out DIR`.
+///
+/// Fails when DIR is not empty, the vault cannot be read or the key cannot sign.
+pub fn export(cfg: &Config, since: Option<&str>, dir: &Path, out: &Out) -> Result<Outcome> {
+    let since_t = match since {
+        Some(s) => Some(
+            humantime::parse_rfc3339_weak(s)
+                .or_else(|_| humantime::parse_rfc3339_weak(&format!("{s} 00:00:00")))
+                .with_context(|| {
+                    format!(
+                        "`{s}` is not a date\nfix: write it as 2026-01-31 or 2026-01-31T00:00:00Z"
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        bail!(
+            "{} is not empty\nfix: export into a new folder",
+            dir.display()
+        );
+    }
+    let key = cfg.signing_key()?;
+    let vault = Vault::open(&cfg.vault.path)?;
+    let history = History::load(&vault, &cfg.trust)?;
+    std::fs::create_dir_all(dir.join("log"))?;
+    std::fs::create_dir_all(dir.join("manifests"))?;
+    std::fs::copy(vault.root().join("VAULT"), dir.join("VAULT"))?;
+    // The whole log: the chain verifies from entry 1.
+    for c in &history.entries {
+        let from = vault::log::entry_path(vault.root(), c.entry.file_seq);
+        std::fs::copy(&from, vault::log::entry_path(dir, c.entry.file_seq))?;
+    }
+    // Manifests of snapshots in the period, and of every baseline.
+    let in_period = |t: &str| match since_t {
+        None => true,
+        Some(s) => humantime::parse_rfc3339(t).is_ok_and(|t| t >= s),
+    };
+    let mut manifests: Vec<Hash> = history
+        .snapshots()
+        .iter()
+        .filter(|s| in_period(&s.time))
+        .map(|s| s.manifest)
+        .collect();
+    manifests.extend(history.approvals(None).iter().map(|a| a.manifest));
+    manifests.sort();
+    manifests.dedup();
+    for m in &manifests {
+        let from = vault::manifest::manifest_path(vault.root(), m);
+        std::fs::copy(&from, vault::manifest::manifest_path(dir, m))
+            .with_context(|| format!("cannot copy {}", from.display()))?;
+    }
+    // The report as of now.
+    let report = crate::report::build(cfg, SystemTime::now())?;
+    std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
+    std::fs::write(dir.join("report.html"), crate::report::html(&report))?;
+    // The signed index.
+    let mut paths = Vec::new();
+    files_under(dir, dir, &mut paths)?;
+    paths.sort();
+    let mut files = Vec::new();
+    for p in paths {
+        let bytes = std::fs::read(dir.join(&p))?;
+        files.push(EvidenceFile {
+            path: p.to_string_lossy().into_owned(),
+            sha256: Hash::of(&bytes),
+            size: bytes.len() as u64,
+        });
+    }
+    let head = history.head();
+    let index = EvidenceIndex {
+        v: 1,
+        vault: vault.id().to_string(),
+        created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        since: since.map(str::to_string),
+        head_seq: head.map(|h| h.0),
+        head_hash: head.map(|h| h.1),
+        signer: key.public(),
+        files,
+    };
+    let body = serde_json::to_vec_pretty(&index)?;
+    let mut msg = CONTEXT.to_vec();
+    msg.extend_from_slice(&body);
+    std::fs::write(dir.join("EVIDENCE.json"), &body)?;
+    std::fs::write(
+        dir.join("EVIDENCE.sig"),
+        format!("{}\n", vault::hash::hex(&key.sign(&msg))),
+    )?;
+    out.record(
+        "evidence",
+        &serde_json::json!({"dir": dir, "files": index.files.len(), "entries": history.entries.len(), "manifests": manifests.len(), "head_seq": index.head_seq}),
+        || {
+            format!(
+                "exported {} files ({} log entries, {} manifests, the report) to {}, signed by key {}\ncheck it elsewhere with: plcvault verify --evidence {}",
+                index.files.len(),
+                history.entries.len(),
+                manifests.len(),
+                dir.display(),
+                key.public().fingerprint(),
+                dir.display()
+            )
+        },
+    );
+    Ok(Outcome::Clean)
+}
+
+/// `verify --evidence DIR`: the index signature (by a trusted collector key), every
+/// file's hash, nothing added or removed, the log's signatures and chain, and every
+/// manifest the log names that the folder holds.
+///
+/// Fails when the folder has no readable index.
+pub fn verify(cfg: &Config, dir: &Path, out: &Out) -> Result<Outcome> {
+    let body = std::fs::read(dir.join("EVIDENCE.json")).with_context(|| {
+        format!(
+            "{} has no EVIDENCE.json\nfix: point at a folder written by `plcvault evidence export`",
+            dir.display()
+        )
+    })?;
+    let sig_text = std::fs::read_to_string(dir.join("EVIDENCE.sig")).unwrap_or_default();
+    let mut problems: Vec<String> = Vec::new();
+    let index: EvidenceIndex =
+        serde_json::from_slice(&body).context("EVIDENCE.json does not parse")?;
+    let mut msg = CONTEXT.to_vec();
+    msg.extend_from_slice(&body);
+    let sig: Option<[u8; 64]> = vault::hash::unhex(sig_text.trim()).and_then(|v| v.try_into().ok());
+    match cfg.trust.lookup(&index.signer) {
+        None => problems.push(format!(
+            "the index is signed by key {}, which the config does not trust",
+            index.signer.fingerprint()
+        )),
+        Some((_, roles)) if !roles.contains(&vault::Role::Collector) => {
+            problems.push("the index is signed by a key not trusted as collector".into())
+        }
+        Some(_) => {}
+    }
+    if !sig.is_some_and(|s| index.signer.verify(&msg, &s)) {
+        problems.push(
+            "EVIDENCE.sig does not verify: the index was altered or the signature is missing"
+                .into(),
+        );
+    }
+    let mut listed = std::collections::HashSet::new();
+    for f in &index.files {
+        listed.insert(f.path.clone());
+        match std::fs::read(dir.join(&f.path)) {
+            Ok(b) if Hash::of(&b) == f.sha256 && b.len() as u64 == f.size => {}
+            Ok(_) => problems.push(format!("{} was changed after export", f.path)),
+            Err(_) => problems.push(format!("{} is missing", f.path)),
+        }
+    }
+    let mut present = Vec::new();
+    files_under(dir, dir, &mut present)?;
+    for p in present {
+        let p = p.to_string_lossy().into_owned();
+        if p != "EVIDENCE.json" && p != "EVIDENCE.sig" && !listed.contains(&p) {
+            problems.push(format!("{p} was added after export"));
+        }
+    }
+    // The log itself, against the pinned keys.
+    let vault = Vault::open(dir)?;
+    let history = History::load(&vault, &cfg.trust)?;
+    problems.extend(history.findings.iter().map(|f| f.to_string()));
+    if history.head().map(|h| h.0) != index.head_seq {
+        problems.push("the log's newest entry is not the one the index names".into());
+    }
+    let mut manifests = 0;
+    for s in history.snapshots() {
+        let path = vault::manifest::manifest_path(dir, &s.manifest);
+        if path.exists() {
+            manifests += 1;
+            if let Err(e) = vault::manifest::load(dir, &s.manifest) {
+                problems.push(
+                    format!("{e}")
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    for p in &problems {
+        out.record(
+            "finding",
+            &serde_json::json!({"kind": "evidence", "message": p}),
+            || format!("FINDING [evidence] {p}"),
+        );
+    }
+    out.record(
+        "verify-evidence",
+        &serde_json::json!({"clean": problems.is_empty(), "files": index.files.len(), "entries": history.entries.len(), "manifests": manifests, "created": index.created}),
+        || {
+            format!(
+                "{}: evidence of {} ({} files, {} log entries, {} manifests) exported {}",
+                if problems.is_empty() { "INTACT" } else { "TAMPERED" },
+                index.vault,
+                index.files.len(),
+                history.entries.len(),
+                manifests,
+                index.created
+            )
+        },
+    );
+    Ok(if problems.is_empty() {
+        Outcome::Clean
+    } else {
+        Outcome::Findings
+    })
+}
