@@ -239,6 +239,20 @@ pub fn run(keep: Option<&Path>, out: &Out) -> Result<Outcome> {
         plc_cfg.push_str(&plc_config(name, plc.addr(), registers));
         plcs.push(plc);
     }
+    // A spare filler CPU on the test bench: the only device plcvault may write to.
+    let mut spare_map = SimMap::generated(100, 99);
+    spare_map.input = SimMap::generated(100, PLCS[0].2).input;
+    let spare = runtime.block_on(SimPlc::start("127.0.0.1:0", SimConfig::new(spare_map)))?;
+    out.say(format!(
+        "     {:<12} {:<22} spare filler CPU on the test bench (writable, for restore drills)",
+        "spare-filler",
+        spare.addr().to_string()
+    ));
+    plc_cfg.push_str(&plc_config("spare-filler", spare.addr(), 100).replacen(
+        "identify = true",
+        "identify = true\nwritable = true",
+        1,
+    ));
 
     out.say(
         "\n2. A site is set up: a signing key for this collector host, one for Alice, the process",
@@ -277,7 +291,9 @@ exclude = ["**/*.tmp"]
         ),
     )?;
     let cfg = Config::load(&cfg_path)?;
-    let devices = cfg.select(&[], true)?;
+    // The production devices; the spare is a restore target, not collected.
+    let devices: Vec<&crate::config::DeviceConfig> =
+        cfg.devices.iter().filter(|d| !d.writable).collect();
     let collect = |out: &Out| crate::collect::run_on(runtime.handle(), &cfg, &devices, out);
 
     out.say(
@@ -469,8 +485,39 @@ exclude = ["**/*.tmp"]
         "   the filler's approved recipe is on record: register {STERILISE_REGISTER} = 88 in holding/0-99.csv."
     ));
 
+    out.say(
+        "\n9. Recovery drills, as auditors ask for them: the exports' baseline is restored into a",
+    );
+    out.say(
+        "   scratch folder and every file's hash proved; the filler's approved baseline is written",
+    );
+    out.say(
+        "   onto the spare CPU with Modbus functions 15/16 and read back register by register.",
+    );
+    out.say("   Each result is a signed log entry.");
+    let filler: Vec<&crate::config::DeviceConfig> = devices
+        .iter()
+        .copied()
+        .filter(|d| d.name == "filler-plc")
+        .collect();
+    let others: Vec<&crate::config::DeviceConfig> = devices
+        .iter()
+        .copied()
+        .filter(|d| d.name != "filler-plc")
+        .collect();
+    let spare_cfg = cfg.select(&["spare-filler".to_string()], false)?[0];
+    let d1 = crate::drill::run(&cfg, &others, None, None, None, out)?;
+    let d2 = crate::drill::run(&cfg, &filler, None, None, Some(spare_cfg), out)?;
+    if d1 != Outcome::Clean || d2 != Outcome::Clean {
+        bail!("a demo drill failed");
+    }
+
+    out.say("\n10. Where the plant stands (what `plcvault report` prints; --html writes the auditor's page):");
+    crate::report::run(&cfg, None, None, out)?;
+
     let total = t0.elapsed().as_secs_f64();
     drop(plcs);
+    drop(spare);
     out.say(format!(
         "\nDemo finished in {total:.1} s. {}",
         match keep {

@@ -37,6 +37,8 @@ pub struct DeviceStatus {
     pub last_drill: Option<DrillRecord>,
     pub last_passed_drill: Option<DrillRecord>,
     pub alarms: Vec<String>,
+    /// A writable device never collected: a restore target, exempt from backup alarms.
+    pub restore_target: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -165,6 +167,12 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
         if !log.intact {
             alarms.push("log-integrity".to_string());
         }
+        // A writable device that is never collected is a restore target (a spare CPU or a
+        // simulator on the test bench), not a device to back up.
+        let restore_target = d.writable && last_collection.is_none();
+        if restore_target {
+            alarms.retain(|a| a == "log-integrity");
+        }
         devices.push(DeviceStatus {
             device: d.name.clone(),
             adapter: d.adapter.name(),
@@ -178,6 +186,7 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
             last_drill,
             last_passed_drill,
             alarms,
+            restore_target,
         });
     }
     Ok(Report {
@@ -345,13 +354,15 @@ Every line cites its evidence: log entry numbers and SHA-256 hashes that <code>p
     for f in &r.log.findings {
         let _ = write!(h, "<p class=\"bad\">{}</p>", esc(f));
     }
-    let devices_ok = |pred: &dyn Fn(&DeviceStatus) -> bool| r.devices.iter().all(pred);
+    let devices_ok = |pred: &dyn Fn(&DeviceStatus) -> bool| {
+        r.devices.iter().filter(|d| !d.restore_target).all(pred)
+    };
     let _ = write!(
         h,
         "<h2>IEC 62443-3-3 SR 3.4 — software and information integrity</h2><p>{}: every device has an approved baseline and its newest snapshot matches it.</p><table><tr><th>device</th><th>baseline (approval)</th><th>approved by, ticket</th><th>newest snapshot</th><th>status</th></tr>",
         ok(r.log.intact && devices_ok(&|d| d.drift == Some(false)))
     );
-    for d in &r.devices {
+    for d in r.devices.iter().filter(|d| !d.restore_target) {
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -394,7 +405,7 @@ Every line cites its evidence: log entry numbers and SHA-256 hashes that <code>p
             .is_some_and(|a| a <= r.backup_max_age_seconds))),
         humantime::format_duration(max_b)
     );
-    for d in &r.devices {
+    for d in r.devices.iter().filter(|d| !d.restore_target) {
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -432,7 +443,7 @@ Every line cites its evidence: log entry numbers and SHA-256 hashes that <code>p
         ok(drill_met),
         humantime::format_duration(max_d)
     );
-    for d in &r.devices {
+    for d in r.devices.iter().filter(|d| !d.restore_target) {
         match &d.last_drill {
             Some(x) => {
                 let _ = write!(
@@ -497,6 +508,12 @@ pub fn run(
 ) -> Result<Outcome> {
     let r = build(cfg, SystemTime::now())?;
     for d in &r.devices {
+        if d.restore_target {
+            out.record("device-status", d, || {
+                format!("{:<16} restore target (writable, not collected)", d.device)
+            });
+            continue;
+        }
         out.record("device-status", d, || {
             format!(
                 "{:<16} backup {:<24} age {:<10} baseline {:<26} drift {:<5} drill {:<28} alarms: {}",

@@ -514,6 +514,31 @@ mod daemon_tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_scheduled_drill_runs_at_its_time() {
+        let mut drill = schedule("monthly-drill", "0 3 1 * *", &["boiler"]);
+        drill.action = Action::Drill;
+        let fake = run_fake(
+            vec![drill],
+            Duration::from_secs(60),
+            Duration::from_secs(40 * 86400),
+        )
+        .await;
+        let jobs = fake.jobs.lock().unwrap();
+        let got: Vec<(SystemTime, Action, Vec<String>)> = jobs
+            .iter()
+            .map(|(t, j)| (*t, j.action, j.devices.clone()))
+            .collect();
+        let boiler = vec!["boiler".to_string()];
+        assert_eq!(
+            got,
+            vec![
+                (at("2026-12-01T03:00:00Z"), Action::Drill, boiler.clone()),
+                (at("2027-01-01T03:00:00Z"), Action::Drill, boiler),
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn shutdown_waits_for_the_running_job() {
         let fake = run_fake(
             vec![schedule("nightly", "0 2 * * *", &[])],

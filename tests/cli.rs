@@ -224,6 +224,11 @@ fn the_demo_runs_and_proves_its_restore() {
         stdout.contains("DRIFT filler-plc") && stdout.contains("[critical] logic"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("PASSED drill of `filler-plc`")
+            && stdout.contains("spare-filler     restore target"),
+        "{stdout}"
+    );
     let page = stdout
         .lines()
         .find(|l| l.trim_start().ends_with(".html"))
