@@ -520,7 +520,7 @@ mod daemon_tests {
         let fake = run_fake(
             vec![drill],
             Duration::from_secs(60),
-            Duration::from_secs(40 * 86400),
+            Duration::from_secs(41 * 86400),
         )
         .await;
         let jobs = fake.jobs.lock().unwrap();
