@@ -178,32 +178,48 @@ pub fn run(
                     .to_string(),
             }),
         }
-        // Read back: every file's SHA-256 and size against the manifest.
+        // Read back: every file's SHA-256 and size against the manifest, on all cores.
         let t1 = Instant::now();
-        for a in &manifest.artifacts {
-            if failures
-                .iter()
-                .any(|f| f.artifact == a.name || f.artifact.is_empty())
-            {
-                continue;
+        let todo: Vec<&vault::ArtifactEntry> = manifest
+            .artifacts
+            .iter()
+            .filter(|a| {
+                !failures
+                    .iter()
+                    .any(|f| f.artifact == a.name || f.artifact.is_empty())
+            })
+            .collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let found = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..cfg.threads.clamp(1, 16) {
+                s.spawn(|| {
+                    while let Some(a) =
+                        todo.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                    {
+                        let problem = match hash_file(&target.join(&a.name)) {
+                            Ok((h, n)) if h == a.sha256 && n == a.size => None,
+                            Ok((h, n)) => Some(format!(
+                                "read back {n} bytes with SHA-256 {}, expected {} bytes with {}",
+                                h.short(),
+                                a.size,
+                                a.sha256.short()
+                            )),
+                            Err(e) => Some(format!("cannot read back: {e}")),
+                        };
+                        if let Some(error) = problem {
+                            found.lock().expect("lock").push(DrillFailure {
+                                artifact: a.name.clone(),
+                                error,
+                            });
+                        }
+                    }
+                });
             }
-            match hash_file(&target.join(&a.name)) {
-                Ok((h, n)) if h == a.sha256 && n == a.size => {}
-                Ok((h, n)) => failures.push(DrillFailure {
-                    artifact: a.name.clone(),
-                    error: format!(
-                        "read back {n} bytes with SHA-256 {}, expected {} bytes with {}",
-                        h.short(),
-                        a.size,
-                        a.sha256.short()
-                    ),
-                }),
-                Err(e) => failures.push(DrillFailure {
-                    artifact: a.name.clone(),
-                    error: format!("cannot read back: {e}"),
-                }),
-            }
-        }
+        });
+        let mut found = found.into_inner().expect("lock");
+        found.sort_by(|a, b| a.artifact.cmp(&b.artifact));
+        failures.extend(found);
         let verify_ms = t1.elapsed().as_millis() as u64;
         let target = format!("folder:{}", target.display());
         outcome = outcome.worst(record(

@@ -61,6 +61,11 @@ run pv_restore "${pv[@]}" restore bench --to "$work/pv-restore"
 cmp -s "$data/hmi/panel3.img" "$work/pv-restore/hmi/panel3.img" || { echo "plcvault restore differs"; exit 1; }
 pv_size=$(du -sb "$work/site/vault" | cut -f1)
 rm -rf "$work/pv-restore"
+# A restore drill (restore, read every file back, compare every SHA-256, sign the result)
+# against a plain copy of the same files.
+run pv_drill "${pv[@]}" drill bench --to "$work/pv-drill"
+run cp_drill cp -r "$data" "$work/cp-drill"
+rm -rf "$work/pv-drill" "$work/cp-drill"
 
 have_restic=0
 if command -v restic >/dev/null; then
@@ -120,6 +125,7 @@ rs="-"; bs="-"; rr="-"
 [ "$have_borg" = 1 ] && bs="$(mib "$borg_size") MiB"
 echo "| vault size | $(mib "$pv_size") MiB | $rs | $bs | $rr |"
 echo
+printf 'drill (restore + read back + hash proof + signed record) %s s against cp -r %s s: %.2fx (target <= 1.3x)\n' "${T[pv_drill]}" "${T[cp_drill]}" "$(echo "${T[pv_drill]} / ${T[cp_drill]}" | bc -l)"
 echo "hashing floor over the same data: sha256sum ${T[sha256sum]} s, openssl ${T[openssl]} s; cp -r ${T[cp]} s"
 echo "plcvault with one 2 GiB file: collect ${T[pv_2g]} s, peak ${M[pv_2g]} MiB; restore ${T[pv_2g_restore]} s, peak ${M[pv_2g_restore]} MiB"
 echo "(machine: $(nproc) cores, $(uname -m); $(date -u +%Y-%m-%d))"
