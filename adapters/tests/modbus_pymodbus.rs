@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use adapters::modbus::{ModbusCollector, ModbusOptions, RangeSpec, Table};
-use adapters::{ArtifactKind, Collection, Collector, SourceData};
-use common::{Proxy, ProxyFaults, Pymodbus, expected, pymodbus_available};
+use adapters::{ArtifactKind, Collector};
+use common::{Proxy, ProxyFaults, Pymodbus, body, expected, pymodbus_available, values};
 use serde_json::json;
 
 fn ranges() -> Vec<RangeSpec> {
@@ -39,28 +39,6 @@ fn options(addr: std::net::SocketAddr) -> ModbusOptions {
     }
 }
 
-fn body(c: &Collection, name: &str) -> String {
-    let a = c
-        .artifacts
-        .iter()
-        .find(|a| a.name == name)
-        .unwrap_or_else(|| panic!("no artifact {name} in {:?}", c.warnings));
-    match &a.data {
-        SourceData::Bytes(b) => String::from_utf8(b.clone()).unwrap(),
-        other => panic!("{other:?}"),
-    }
-}
-
-fn pairs(text: &str) -> Vec<(usize, u16)> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && *l != "address,value")
-        .map(|l| {
-            let (a, v) = l.split_once(',').unwrap();
-            (a.parse().unwrap(), v.parse().unwrap())
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn all_four_tables_and_identification_match_what_pymodbus_serves() {
     let Some(py) = pymodbus_available("all_four_tables") else {
@@ -74,16 +52,16 @@ async fn all_four_tables_and_identification_match_what_pymodbus_serves() {
         .unwrap();
     assert!(c.complete, "{:?}", c.warnings);
     let (holding, input, coils, discrete) = expected(3000, 7);
-    let h = pairs(&body(&c, "holding/0-399.csv"));
+    let h = values(&body(&c, "holding/0-399.csv"));
     assert_eq!(h.len(), 400);
     assert!(h.iter().all(|(a, v)| holding[*a] == *v));
-    let i = pairs(&body(&c, "input/100-229.csv"));
+    let i = values(&body(&c, "input/100-229.csv"));
     assert_eq!(i.len(), 130);
     assert!(i.iter().all(|(a, v)| input[*a] == *v));
-    let co = pairs(&body(&c, "coils/0-2499.csv"));
+    let co = values(&body(&c, "coils/0-2499.csv"));
     assert_eq!(co.len(), 2500);
     assert!(co.iter().all(|(a, v)| coils[*a] == (*v == 1)));
-    let d = pairs(&body(&c, "discrete/7-39.csv"));
+    let d = values(&body(&c, "discrete/7-39.csv"));
     assert!(d.iter().all(|(a, v)| discrete[*a] == (*v == 1)));
     let id = body(&c, "identity/device-identification.txt");
     assert!(
@@ -179,7 +157,7 @@ async fn a_connection_dropped_mid_collection_is_retried() {
     assert!(c.complete, "{:?}", c.warnings);
     let (holding, ..) = expected(3000, 7);
     assert!(
-        pairs(&body(&c, "holding/0-399.csv"))
+        values(&body(&c, "holding/0-399.csv"))
             .iter()
             .all(|(a, v)| holding[*a] == *v)
     );

@@ -2,9 +2,12 @@
 
 use std::time::Duration;
 
+mod common;
+
 use adapters::modbus::{ModbusCollector, ModbusOptions, RangeSpec, Table};
 use adapters::sim::{Faults, SimConfig, SimMap, SimPlc};
-use adapters::{ArtifactKind, Collection, Collector, SourceData};
+use adapters::{ArtifactKind, Collector};
+use common::{body, values};
 
 fn ranges() -> Vec<RangeSpec> {
     let r = |table, start, count, kind| RangeSpec {
@@ -35,28 +38,6 @@ fn options(sim: &SimPlc, ranges: Vec<RangeSpec>) -> ModbusOptions {
     }
 }
 
-fn text(c: &Collection, name: &str) -> String {
-    let a = c
-        .artifacts
-        .iter()
-        .find(|a| a.name == name)
-        .unwrap_or_else(|| panic!("no {name}: {c:?}"));
-    match &a.data {
-        SourceData::Bytes(b) => String::from_utf8(b.clone()).unwrap(),
-        other => panic!("{other:?}"),
-    }
-}
-
-fn values(t: &str) -> Vec<(u32, u16)> {
-    t.lines()
-        .filter(|l| !l.starts_with('#') && *l != "address,value")
-        .map(|l| {
-            let (a, v) = l.split_once(',').unwrap();
-            (a.parse().unwrap(), v.parse().unwrap())
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn reads_all_four_tables_and_identification() {
     let map = SimMap::generated(3000, 7);
@@ -70,21 +51,17 @@ async fn reads_all_four_tables_and_identification() {
         .unwrap();
     assert!(c.complete, "{:?}", c.warnings);
     assert_eq!(c.artifacts.len(), 5);
-    let holding = values(&text(&c, "holding/0-299.csv"));
+    let holding = values(&body(&c, "holding/0-299.csv"));
     assert_eq!(holding.len(), 300);
-    assert!(holding.iter().all(|(a, v)| map.holding[*a as usize] == *v));
-    let coils = values(&text(&c, "coils/0-2099.csv"));
+    assert!(holding.iter().all(|(a, v)| map.holding[*a] == *v));
+    let coils = values(&body(&c, "coils/0-2099.csv"));
     assert_eq!(coils.len(), 2100);
-    assert!(
-        coils
-            .iter()
-            .all(|(a, v)| map.coils[*a as usize] == (*v == 1))
-    );
-    let input = values(&text(&c, "input/10-29.csv"));
+    assert!(coils.iter().all(|(a, v)| map.coils[*a] == (*v == 1)));
+    let input = values(&body(&c, "input/10-29.csv"));
     assert_eq!(input[0], (10, map.input[10]));
-    let discrete = values(&text(&c, "discrete/5-13.csv"));
+    let discrete = values(&body(&c, "discrete/5-13.csv"));
     assert_eq!(discrete.len(), 9);
-    let id = text(&c, "identity/device-identification.txt");
+    let id = body(&c, "identity/device-identification.txt");
     assert!(
         id.contains("vendor_name=plcvault") && id.contains("product_name=Simulated PLC"),
         "{id}"

@@ -4,6 +4,7 @@
 
 #[path = "../../../tests/peers/pymodbus.rs"]
 mod pymodbus;
+#[allow(unused_imports)]
 pub use pymodbus::*;
 
 use std::net::SocketAddr;
@@ -83,4 +84,28 @@ impl Proxy {
         });
         Proxy { addr, task }
     }
+}
+
+/// The text of an in-memory artifact of a collection.
+pub fn body(c: &adapters::Collection, name: &str) -> String {
+    let a = c
+        .artifacts
+        .iter()
+        .find(|a| a.name == name)
+        .unwrap_or_else(|| panic!("no artifact {name} in {:?}", c.warnings));
+    match &a.data {
+        adapters::SourceData::Bytes(b) => String::from_utf8(b.clone()).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The `address,value` pairs of a canonical range text.
+pub fn values(t: &str) -> Vec<(usize, u16)> {
+    t.lines()
+        .filter(|l| !l.starts_with('#') && *l != "address,value")
+        .map(|l| {
+            let (a, v) = l.split_once(',').unwrap();
+            (a.parse().unwrap(), v.parse().unwrap())
+        })
+        .collect()
 }
