@@ -184,7 +184,12 @@ pub fn verify(
     let snapshots = history.snapshots();
     report.snapshots = snapshots.len() as u64;
     let mut usage: HashMap<Hash, Vec<Usage>> = HashMap::new();
+    // An unchanged device names the same manifest night after night: check each once.
+    let mut checked = HashSet::new();
     for s in &snapshots {
+        if !checked.insert(s.manifest) {
+            continue;
+        }
         let path = manifest::manifest_path(vault.root(), &s.manifest);
         let m: Manifest = match manifest::load(vault.root(), &s.manifest) {
             Ok(m) => m,
