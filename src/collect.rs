@@ -522,6 +522,8 @@ type ArtifactOutcome = Result<Option<ArtifactEntry>, String>;
 
 /// Files up to this size are read into memory once, hashed, and stored from memory.
 const IN_MEMORY: u64 = 8 * 1024 * 1024;
+/// Files larger than this are chunked on one thread and packed on another.
+const PIPELINE_FROM: u64 = 32 * 1024 * 1024;
 
 /// Stores one artifact. `Ok(Err(warning))` when the source could not be read (the
 /// snapshot becomes incomplete); `Err` when the vault failed.
@@ -574,7 +576,11 @@ fn store_artifact(
                     }
                     f.rewind().map_err(StoreError::Source)?;
                 }
-                writer.store(scratch, f)
+                if size > PIPELINE_FROM {
+                    writer.store_pipelined(scratch, f)
+                } else {
+                    writer.store(scratch, f)
+                }
             };
             match read_stable(path, READ_ATTEMPTS, READ_PAUSE, read) {
                 Ok(r) => {

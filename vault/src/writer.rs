@@ -31,6 +31,7 @@ pub struct Scratch {
     chunker: Chunker,
     cctx: zstd::bulk::Compressor<'static>,
     out: Vec<u8>,
+    level: i32,
 }
 
 impl Scratch {
@@ -43,6 +44,7 @@ impl Scratch {
                 std::path::Path::new("vault"),
             ))?,
             out: Vec::new(),
+            level,
         })
     }
 }
@@ -167,6 +169,79 @@ impl<'a> Writer<'a> {
             sha256,
             chunks,
             new_bytes,
+        })
+    }
+
+    /// Like `store`, for large streams: chunk boundaries and the whole-stream SHA-256 are
+    /// computed on this thread while a helper thread hashes, compresses and packs the
+    /// chunks, so one large file uses two cores. Memory stays bounded (four chunks in
+    /// flight).
+    ///
+    /// Fails as `store` does.
+    pub fn store_pipelined<R: Read>(
+        &self,
+        scratch: &mut Scratch,
+        reader: R,
+    ) -> Result<Stored, StoreError> {
+        use std::sync::mpsc;
+        let level = scratch.level;
+        let mut hasher = Sha256::new();
+        let mut lens = Vec::new();
+        std::thread::scope(|s| {
+            let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
+            let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
+            let helper = s.spawn(move || -> Result<(Vec<Hash>, u64), VaultError> {
+                let mut helper_scratch = Scratch::new(level)?;
+                let mut ids = Vec::new();
+                let mut new_bytes = 0u64;
+                for buf in rx {
+                    let id = Hash::of(&buf);
+                    if self.put_chunk(
+                        &mut helper_scratch.cctx,
+                        &mut helper_scratch.out,
+                        id,
+                        &buf,
+                    )? {
+                        new_bytes += buf.len() as u64;
+                    }
+                    ids.push(id);
+                    let _ = back_tx.send(buf);
+                }
+                Ok((ids, new_bytes))
+            });
+            let read = scratch
+                .chunker
+                .for_each(reader, |data, _| -> Result<(), ()> {
+                    hasher.update(data);
+                    lens.push(data.len() as u32);
+                    let mut buf = back_rx.try_recv().unwrap_or_default();
+                    buf.clear();
+                    buf.extend_from_slice(data);
+                    // The helper stopped (a vault error): stop reading; its error is reported.
+                    tx.send(buf).map_err(|_| ())
+                });
+            drop(tx);
+            let helped = helper
+                .join()
+                .expect("the store helper thread does not panic");
+            let (ids, new_bytes) = helped?;
+            let size = match read {
+                Ok(n) => n,
+                Err(ChunkError::Read(e)) => return Err(StoreError::Source(e)),
+                Err(ChunkError::Sink(())) => {
+                    return Err(StoreError::Vault(VaultError::Refused(
+                        "the chunk writer stopped early".into(),
+                    )));
+                }
+            };
+            self.new_bytes
+                .fetch_add(new_bytes, std::sync::atomic::Ordering::Relaxed);
+            Ok(Stored {
+                size,
+                sha256: Hash::from_hasher(std::mem::take(&mut hasher)),
+                chunks: ids.into_iter().zip(lens.iter().copied()).collect(),
+                new_bytes,
+            })
         })
     }
 

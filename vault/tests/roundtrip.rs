@@ -164,3 +164,28 @@ fn lookup_reuses_known_content_only_while_its_chunks_exist() {
     writer.remember(&m);
     assert!(writer.lookup(&sha, data.len() as u64).is_none());
 }
+
+/// The pipelined store (a helper thread packs chunks) gives exactly what `store` gives,
+/// and the stored content restores.
+#[test]
+fn pipelined_store_matches_plain_store() {
+    let f = Fixture::new();
+    let history = History::load(&f.vault, &f.trust).unwrap();
+    let (index, _) = Index::load(&f.vault, &history.committed_packs());
+    let writer = vault::Writer::new(&f.vault, &index);
+    let mut scratch = vault::Scratch::new(1).unwrap();
+    for (i, len) in [0usize, 10, 300_000, 9 * 1024 * 1024 + 3]
+        .into_iter()
+        .enumerate()
+    {
+        let data = noise(len, 40 + i as u64);
+        let a = writer.store_pipelined(&mut scratch, &data[..]).unwrap();
+        let b = writer.store(&mut scratch, &data[..]).unwrap();
+        assert_eq!(
+            (a.size, a.sha256, &a.chunks),
+            (b.size, b.sha256, &b.chunks),
+            "length {len}"
+        );
+        assert_eq!(a.sha256, vault::Hash::of(&data));
+    }
+}
