@@ -315,6 +315,20 @@ pub fn prometheus(r: &Report) -> String {
     m
 }
 
+/// `90 days`, `26 h`, `45 min` — what an auditor reads, not `2months 29days 2h`.
+fn limit(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 86400 && s.is_multiple_of(86400) {
+        format!("{} days", s / 86400)
+    } else if s >= 3600 && s.is_multiple_of(3600) {
+        format!("{} h", s / 3600)
+    } else if s >= 60 && s.is_multiple_of(60) {
+        format!("{} min", s / 60)
+    } else {
+        humantime::format_duration(d).to_string()
+    }
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -403,7 +417,7 @@ Every line cites its evidence: log entry numbers and SHA-256 hashes that <code>p
         ok(devices_ok(&|d| d
             .backup_age_seconds
             .is_some_and(|a| a <= r.backup_max_age_seconds))),
-        humantime::format_duration(max_b)
+        limit(max_b)
     );
     for d in r.devices.iter().filter(|d| !d.restore_target) {
         let _ = write!(
@@ -441,7 +455,7 @@ Every line cites its evidence: log entry numbers and SHA-256 hashes that <code>p
         h,
         "<h2>IEC 62443-3-3 SR 7.4 — control system recovery and reconstitution</h2><p>{}: every device's backup was restored, read back and proved hash-equal within {}.</p><table><tr><th>device</th><th>last drill</th><th>result</th><th>time to restore</th><th>target</th><th>evidence</th></tr>",
         ok(drill_met),
-        humantime::format_duration(max_d)
+        limit(max_d)
     );
     for d in r.devices.iter().filter(|d| !d.restore_target) {
         match &d.last_drill {
@@ -480,7 +494,7 @@ Every line cites its evidence: log entry numbers and SHA-256 hashes that <code>p
             && devices_ok(&|d| d
                 .backup_age_seconds
                 .is_some_and(|a| a <= r.backup_max_age_seconds))),
-        humantime::format_duration(max_d)
+        limit(max_d)
     );
     h.push_str("<h2>Alarms</h2><ul>");
     let mut any = false;
