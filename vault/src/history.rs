@@ -233,6 +233,14 @@ impl History {
         Ok(h)
     }
 
+    /// Trusted entries with an event this version knows, oldest first.
+    fn trusted(&self) -> impl Iterator<Item = (&Checked, &Event)> {
+        self.entries
+            .iter()
+            .filter(|c| c.trusted)
+            .filter_map(|c| c.entry.event.as_ref().ok().map(|ev| (c, ev)))
+    }
+
     /// The newest entry file's number and hash.
     pub fn head(&self) -> Option<(u64, Hash)> {
         self.entries
@@ -246,11 +254,9 @@ impl History {
 
     /// Trusted snapshot entries, oldest first.
     pub fn snapshots(&self) -> Vec<SnapshotRecord> {
-        self.entries
-            .iter()
-            .filter(|c| c.trusted)
-            .filter_map(|c| match &c.entry.event {
-                Ok(Event::Snapshot {
+        self.trusted()
+            .filter_map(|(c, ev)| match ev {
+                Event::Snapshot {
                     device,
                     started,
                     finished,
@@ -259,7 +265,7 @@ impl History {
                     artifacts,
                     bytes,
                     ..
-                }) => Some(SnapshotRecord {
+                } => Some(SnapshotRecord {
                     id: c.entry.hash.short(),
                     entry: c.entry.hash,
                     seq: c.entry.file_seq,
@@ -280,11 +286,9 @@ impl History {
 
     /// Trusted approvals, oldest first, optionally of one device.
     pub fn approvals(&self, device: Option<&str>) -> Vec<ApprovalRecord> {
-        self.entries
-            .iter()
-            .filter(|c| c.trusted)
-            .filter_map(|c| match &c.entry.event {
-                Ok(Event::Approval {
+        self.trusted()
+            .filter_map(|(c, ev)| match ev {
+                Event::Approval {
                     device: d,
                     snapshot,
                     manifest,
@@ -293,7 +297,7 @@ impl History {
                     rules,
                     accepted_suspect,
                     ..
-                }) if device.is_none_or(|x| x == d) => Some(ApprovalRecord {
+                } if device.is_none_or(|x| x == d) => Some(ApprovalRecord {
                     seq: c.entry.file_seq,
                     id: c.entry.hash.short(),
                     entry: c.entry.hash,
@@ -316,11 +320,9 @@ impl History {
 
     /// Trusted drill records, oldest first, optionally of one device.
     pub fn drills(&self, device: Option<&str>) -> Vec<DrillRecord> {
-        self.entries
-            .iter()
-            .filter(|c| c.trusted)
-            .filter_map(|c| match &c.entry.event {
-                Ok(Event::Drill {
+        self.trusted()
+            .filter_map(|(c, ev)| match ev {
+                Event::Drill {
                     device: d,
                     snapshot,
                     target,
@@ -331,7 +333,7 @@ impl History {
                     verify_ms,
                     failures,
                     ..
-                }) if device.is_none_or(|x| x == d) => Some(DrillRecord {
+                } if device.is_none_or(|x| x == d) => Some(DrillRecord {
                     seq: c.entry.file_seq,
                     id: c.entry.hash.short(),
                     entry: c.entry.hash,
@@ -358,11 +360,9 @@ impl History {
 
     /// Packs named by trusted snapshot entries.
     pub fn committed_packs(&self) -> Vec<PackRef> {
-        self.entries
-            .iter()
-            .filter(|c| c.trusted)
-            .flat_map(|c| match &c.entry.event {
-                Ok(Event::Snapshot { packs, .. }) => packs.clone(),
+        self.trusted()
+            .flat_map(|(_, ev)| match ev {
+                Event::Snapshot { packs, .. } => packs.clone(),
                 _ => Vec::new(),
             })
             .collect()
