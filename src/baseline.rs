@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use vault::manifest::ArtifactStatus;
-use vault::{ApprovalRecord, ArtifactEntry, History, Index, Manifest, Role, Vault};
+use vault::{ApprovalRecord, ArtifactEntry, History, Index, Manifest, Vault};
 
 use crate::config::{Config, DeviceConfig};
 use crate::diff::{Class, Comparison, DiffFinding, Rules, Severity, VIEW_LIMIT, View, compare};
@@ -105,30 +105,19 @@ pub fn approve(cfg: &Config, o: &ApproveOptions, out: &Out) -> Result<Outcome> {
         accept_suspect,
     } = *o;
     let dev = cfg.select(&[device.to_string()], false)?[0];
-    let key = vault::SecretKey::load(key_path)?;
-    let (name, roles) = cfg.trust.lookup(&key.public()).with_context(|| {
-        format!(
-            "the key {} (fingerprint {}) is not in the config's [[trust]] list\nfix: add its .pub file as a [[trust]] entry with role = \"approver\"",
-            key_path.display(),
-            key.public().fingerprint()
-        )
-    })?;
-    if !roles.contains(&Role::Approver) {
-        bail!(
-            "the key {} is trusted as `{name}` with role {}, not approver; a collector key cannot approve a baseline\nfix: sign with the approver's own key (plcvault keygen --out approver.key, trusted with role = \"approver\")",
-            key_path.display(),
-            roles
-                .iter()
-                .map(|r| r.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    let (key, name) = cfg.approver_key(key_path)?;
     if ticket.trim().is_empty() {
         bail!("an approval needs a change ticket\nfix: pass --ticket CHG-1234");
     }
-    let vault = Vault::open(&cfg.vault.path)?;
+    let vault = cfg.vault_for_writing(false)?;
+    vault::guard::check(&vault)?;
     let history = History::load(&vault, &cfg.trust)?;
+    if !history.findings.is_empty() {
+        bail!(
+            "refusing to approve: the log has {} integrity finding(s), so the newest trusted snapshot may not be the newest one collected\nfix: run `plcvault verify`, repair the vault, then approve",
+            history.findings.len()
+        );
+    }
     let snap = history.find_snapshot(Some(&dev.name), snapshot)?;
     let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
     let mut suspect = Vec::new();
@@ -159,8 +148,7 @@ pub fn approve(cfg: &Config, o: &ApproveOptions, out: &Out) -> Result<Outcome> {
         rules,
         accepted_suspect: !suspect.is_empty(),
     };
-    let entry = vault::log::append(vault.root(), vault.id(), &key, &event)?;
-    vault::state::remember(&cfg.vault.state, vault.id(), (entry.file_seq, entry.hash))?;
+    vault::guard::append(&vault, &key, &event)?;
     let history = History::load(&vault, &cfg.trust)?;
     let record = history
         .baseline(&dev.name)
@@ -245,6 +233,14 @@ pub fn diff(
     let vault = Vault::open(&cfg.vault.path)?;
     let history = History::load(&vault, &cfg.trust)?;
     let (index, _) = Index::load(&vault, &history.committed_packs());
+    // Untrusted entries are never acted on; say so rather than silently comparing an older
+    // snapshot (or an older baseline) than the log shows.
+    let untrusted = history.findings.len();
+    if untrusted > 0 {
+        out.warn(format!(
+            "the log has {untrusted} integrity finding(s): entries that do not verify are left out, so this comparison may use an older snapshot or baseline than the log shows — run `plcvault verify`"
+        ));
+    }
     // The current side.
     let (current, label, live_data) = if live {
         let (m, data) = crate::collect::collect_live(dev)?;
@@ -305,7 +301,7 @@ pub fn diff(
         )?;
         out.info(format!("wrote the change review page {}", path.display()));
     }
-    Ok(if reviews[0].comparison.drift() {
+    Ok(if reviews[0].comparison.drift() || untrusted > 0 {
         Outcome::Findings
     } else {
         Outcome::Clean

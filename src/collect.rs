@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use adapters::files::{FilesCollector, StableError, read_stable};
+use adapters::files::{BoundedFile, FilesCollector, StableError, read_stable};
 use adapters::modbus::ModbusCollector;
 use adapters::{ArtifactSource, Collection, Collector, SourceData};
 use vault::log::Event;
@@ -119,8 +119,12 @@ pub fn run_on(
 ) -> Result<(Outcome, Vec<DeviceReport>)> {
     let started = Instant::now();
     let key = cfg.signing_key()?;
-    let vault = Vault::open_or_create(&cfg.vault.path)
+    let vault = cfg
+        .vault_for_writing(true)
         .with_context(|| format!("cannot open the vault at {}", cfg.vault.path.display()))?;
+    // Refuse before reading any device: a log that does not extend the remembered head is
+    // not written to (the same check runs again before every append).
+    vault::guard::check(&vault)?;
     let history = History::load(&vault, &cfg.trust)?;
     if !history.findings.is_empty() {
         out.warn(format!(
@@ -150,7 +154,7 @@ pub fn run_on(
         handle.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let started = Instant::now();
-            let result = collect_one(&device).await;
+            let result = collect_guarded(device).await;
             let _ = tx.send(Collected {
                 index: i,
                 result,
@@ -163,7 +167,6 @@ pub fn run_on(
     let progress = Progress::new(out, devices.len());
     let mut reports = Vec::new();
     let mut outcome = Outcome::Clean;
-    let mut head = None;
     for collected in rx {
         let ctx = StoreContext {
             vault: &vault,
@@ -183,7 +186,6 @@ pub fn run_on(
         let mut review = None;
         let mut report = match result {
             Ok((mut r, committed, manifest)) => {
-                head = Some((committed.entry.file_seq, committed.entry.hash));
                 if let (Some(prev), Some(old)) = (&previous, &previous_manifest) {
                     r.changes = Some(compare(old, &manifest, &prev.id));
                 }
@@ -220,9 +222,8 @@ pub fn run_on(
                     device: device.name.clone(),
                     error: error.clone(),
                 };
-                match vault::log::append(vault.root(), vault.id(), &key, &event) {
-                    Ok(entry) => head = Some((entry.file_seq, entry.hash)),
-                    Err(le) => out.warn(format!("could not record the failure in the log: {le}")),
+                if let Err(le) = vault::guard::append(&vault, &key, &event) {
+                    out.warn(format!("could not record the failure in the log: {le}"));
                 }
                 DeviceReport::failed(&device.name, error)
             }
@@ -246,11 +247,6 @@ pub fn run_on(
         progress.show(reports.len());
     }
     progress.clear();
-    if let Some(head) = head
-        && let Err(e) = vault::state::remember(&cfg.vault.state, vault.id(), head)
-    {
-        out.warn(format!("could not update the verifier state: {e}"));
-    }
     let summary = RunSummary {
         devices: reports.len(),
         ok: reports.iter().filter(|r| r.status == "ok").count(),
@@ -362,6 +358,28 @@ fn print_device(out: &Out, r: &DeviceReport) {
         }
         s
     });
+}
+
+/// Runs the device's adapter in a task of its own, so that a panic in one adapter becomes
+/// that device's failure (a signed `collect-failed`), never a device silently missing.
+async fn collect_guarded(device: DeviceConfig) -> Result<Collection> {
+    let name = device.name.clone();
+    match tokio::spawn(async move { collect_one(&device).await }).await {
+        Ok(r) => r,
+        Err(e) => {
+            let why = match e.try_into_panic() {
+                Ok(p) => p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into()),
+                Err(e) => e.to_string(),
+            };
+            Err(anyhow::anyhow!(
+                "the collector of `{name}` crashed ({why}); nothing was stored for it\nfix: this is a bug in plcvault; report it with the device's config"
+            ))
+        }
+    }
 }
 
 /// Runs the device's adapter.
@@ -560,9 +578,9 @@ fn store_artifact(
             Err(StoreError::Source(e)) => Ok(Err(format!("cannot read {}: {e}", src.name))),
             Err(StoreError::Vault(e)) => Err(e.into()),
         },
-        SourceData::File(path) => {
-            let read = |f: &mut std::fs::File| -> Result<vault::Stored, StoreError> {
-                let size = f.metadata().map_err(StoreError::Source)?.len();
+        SourceData::File(file) => {
+            let read = |f: &mut BoundedFile| -> Result<vault::Stored, StoreError> {
+                let size = f.len();
                 if size <= IN_MEMORY {
                     buf.clear();
                     f.read_to_end(buf).map_err(StoreError::Source)?;
@@ -582,7 +600,7 @@ fn store_artifact(
                     writer.store(scratch, f)
                 }
             };
-            match read_stable(path, READ_ATTEMPTS, READ_PAUSE, read) {
+            match read_stable(file, READ_ATTEMPTS, READ_PAUSE, read) {
                 Ok(r) => {
                     let status = if r.stable {
                         ArtifactStatus::Ok
@@ -597,6 +615,9 @@ fn store_artifact(
                         src.name
                     )))
                 }
+                Err(StableError::Swapped(why)) => {
+                    Ok(Err(format!("{} was not stored: {why}", src.name)))
+                }
                 Err(StableError::Read(StoreError::Vault(e))) => Err(e.into()),
             }
         }
@@ -604,7 +625,7 @@ fn store_artifact(
 }
 
 /// SHA-256 and length of a stream, read in 1 MiB pieces through `buf`.
-fn hash_stream(f: &mut std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<(vault::Hash, u64)> {
+fn hash_stream(f: &mut impl Read, buf: &mut Vec<u8>) -> std::io::Result<(vault::Hash, u64)> {
     use sha2::Digest;
     buf.resize(1024 * 1024, 0);
     let mut h = sha2::Sha256::new();
@@ -700,7 +721,7 @@ pub fn collect_live(device: &DeviceConfig) -> Result<(Manifest, LiveData)> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let collection = runtime.block_on(collect_one(device))?;
+    let collection = runtime.block_on(collect_guarded(device.clone()))?;
     let mut complete = collection.complete;
     let mut warnings = collection.warnings.clone();
     let mut artifacts = Vec::new();
@@ -708,10 +729,11 @@ pub fn collect_live(device: &DeviceConfig) -> Result<(Manifest, LiveData)> {
     for src in &collection.artifacts {
         let described = match &src.data {
             SourceData::Bytes(b) => describe(&b[..]).map(|(s, c)| (s, c, true, src.meta.clone())),
-            SourceData::File(path) => {
-                match read_stable(path, READ_ATTEMPTS, READ_PAUSE, |f| describe(f)) {
+            SourceData::File(file) => {
+                match read_stable(file, READ_ATTEMPTS, READ_PAUSE, |f| describe(f)) {
                     Ok(r) => Ok((r.value.0, r.value.1, r.stable, r.meta)),
                     Err(StableError::Io(e)) | Err(StableError::Read(e)) => Err(e),
+                    Err(StableError::Swapped(why)) => Err(std::io::Error::other(why)),
                 }
             }
         };

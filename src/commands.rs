@@ -147,8 +147,27 @@ pub fn config_check(cfg: &Config, out: &Out) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
+/// Opens the vault for reading; a missing vault that the verifier state remembers is named
+/// as such (lost, not "not yet created").
 fn open_vault(cfg: &Config) -> Result<Vault> {
-    Ok(Vault::open(&cfg.vault.path)?)
+    match Vault::open(&cfg.vault.path) {
+        Err(vault::VaultError::NotAVault { path }) => {
+            if let Some((id, mem)) = vault::state::remembered(&cfg.vault.state)?
+                .into_iter()
+                .next()
+            {
+                return Err(vault::VaultError::RememberedVaultMissing {
+                    path,
+                    id,
+                    seq: mem.seq,
+                    seen: mem.seen,
+                }
+                .into());
+            }
+            Err(vault::VaultError::NotAVault { path }.into())
+        }
+        r => Ok(r?),
+    }
 }
 
 pub fn snapshots(cfg: &Config, device: Option<&str>, out: &Out) -> Result<Outcome> {
@@ -272,7 +291,7 @@ pub fn restore(
     device: &str,
     snapshot: &str,
     to: &Path,
-    force: bool,
+    (force, keep_special_bits): (bool, bool),
     out: &Out,
 ) -> Result<Outcome> {
     let vault = open_vault(cfg)?;
@@ -299,6 +318,7 @@ pub fn restore(
         &RestoreOptions {
             force,
             threads: cfg.threads,
+            keep_special_bits,
         },
     )?;
     let secs = t0.elapsed().as_secs_f64();

@@ -258,14 +258,19 @@ fn modbus_device(loc: &Locator, name: &str, d: &RawDevice) -> Result<ModbusOptio
         );
     };
     let a = address.get_ref();
-    let port_ok = a
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
-    if !port_ok {
-        bail!(
+    match a.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && !port.is_empty() => {
+            if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+                bail!(
+                    "{}: [[device]] `{name}` key `address`: port `{port}` in `{a}` is not a TCP port\nfix: use a port from 1 to 65535 (Modbus TCP is 502)",
+                    loc.at(address)
+                );
+            }
+        }
+        _ => bail!(
             "{}: [[device]] `{name}` key `address`: `{a}` has no port\nfix: write host:port, e.g. \"{a}:502\"",
             loc.at(address)
-        );
+        ),
     }
     let timeout = match &d.timeout {
         None => Duration::from_secs(2),
@@ -303,12 +308,14 @@ fn modbus_device(loc: &Locator, name: &str, d: &RawDevice) -> Result<ModbusOptio
                 loc.at(&r.start)
             );
         }
-        if count == 0 || start + count - 1 > 65535 {
+        if count == 0 || count > 65535 || start as u64 + count as u64 - 1 > 65535 {
             bail!(
-                "{}: [[device]] `{name}` [[device.range]] key `count`: {}\nfix: a range holds 1 or more addresses and ends at 65535 at the latest",
+                "{}: [[device]] `{name}` [[device.range]] key `count`: {}\nfix: a range holds 1 to 65,535 addresses and ends at 65535 at the latest; split larger ones",
                 loc.at(&r.count),
                 if count == 0 {
                     "count is 0".to_string()
+                } else if count > 65535 {
+                    format!("count {count} is more than one range can hold")
                 } else {
                     format!("{start} + {count} runs past address 65535")
                 }
@@ -484,6 +491,19 @@ impl Config {
                     loc.at(&t.public_key)
                 )
             })?;
+            if let Some(other) = keys.iter().find(|k: &&TrustedKey| k.key == key) {
+                bail!(
+                    "{}: [[trust]] `{name}` names the same public key as `{}` (fingerprint {}){}\nfix: give every person and host a key of its own (plcvault keygen); keep approver keys off the collector host",
+                    loc.at(&t.public_key),
+                    other.name,
+                    key.fingerprint(),
+                    if other.role != role {
+                        "; one key trusted as both collector and approver would let the collector host approve its own snapshots"
+                    } else {
+                        ""
+                    }
+                );
+            }
             keys.push(TrustedKey { name, role, key });
         }
 
@@ -729,6 +749,47 @@ impl Config {
             );
         }
         Ok(key)
+    }
+
+    /// An approver's signing key and the name `[[trust]]` gives it.
+    ///
+    /// Fails when the key cannot be loaded, is not trusted, or is not trusted as approver.
+    pub fn approver_key(&self, key_path: &Path) -> Result<(vault::SecretKey, String)> {
+        let key = vault::SecretKey::load(key_path)?;
+        let (name, roles) = self.trust.lookup(&key.public()).with_context(|| {
+            format!(
+                "the key {} (fingerprint {}) is not in the config's [[trust]] list\nfix: add its .pub file as a [[trust]] entry with role = \"approver\"",
+                key_path.display(),
+                key.public().fingerprint()
+            )
+        })?;
+        if !roles.contains(&vault::Role::Approver) {
+            bail!(
+                "the key {} is trusted as `{name}` with role {}, not approver; a collector key cannot approve\nfix: sign with the approver's own key (plcvault keygen --out approver.key, trusted with role = \"approver\")",
+                key_path.display(),
+                roles
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let name = name.to_string();
+        Ok((key, name))
+    }
+
+    /// The vault opened for appending, guarded by the verifier state: a write onto a log
+    /// that was rolled back, cut, rewritten or replaced is refused. With `create`, a missing
+    /// vault is created — unless the state remembers one, which then was lost.
+    ///
+    /// Fails when the vault cannot be opened (or created).
+    pub fn vault_for_writing(&self, create: bool) -> Result<vault::Vault> {
+        let v = if create {
+            vault::guard::open_for_append(&self.vault.path, &self.vault.state)?
+        } else {
+            vault::Vault::open(&self.vault.path)?.remembering(&self.vault.state)
+        };
+        Ok(v)
     }
 
     /// Devices named on the command line, or all with `--all`.

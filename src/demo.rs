@@ -189,8 +189,9 @@ pub fn run(keep: Option<&Path>, out: &Out) -> Result<Outcome> {
                     d.display()
                 );
             }
-            std::fs::create_dir_all(d)?;
-            d.to_owned()
+            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+            // Absolute, since the demo's config and simulators refer to it from elsewhere.
+            std::fs::canonicalize(d).with_context(|| format!("cannot resolve {}", d.display()))?
         }
         None => {
             _tmp = tempfile::Builder::new()
@@ -390,7 +391,7 @@ exclude = ["**/*.tmp"]
 
     // The change-review page for the paperwork, outside the temporary folder.
     let html = match keep {
-        Some(d) => d.join("change-review.html"),
+        Some(_) => dir.join("change-review.html"),
         None => {
             std::env::temp_dir().join(format!("plcvault-demo-review-{}.html", std::process::id()))
         }
@@ -444,7 +445,7 @@ exclude = ["**/*.tmp"]
         "line1",
         &line1_first,
         &restored.join("line1"),
-        false,
+        (false, false),
         out,
     )?;
     if r != Outcome::Clean {
@@ -470,7 +471,7 @@ exclude = ["**/*.tmp"]
         "filler-plc",
         &first_id("filler-plc")?,
         &restored.join("filler-plc"),
-        false,
+        (false, false),
         out,
     )?;
     if r != Outcome::Clean {
@@ -521,9 +522,9 @@ exclude = ["**/*.tmp"]
     out.say(format!(
         "\nDemo finished in {total:.1} s. {}",
         match keep {
-            Some(d) => format!(
+            Some(_) => format!(
                 "Everything is kept in {}; try: plcvault --config {} snapshots (the simulated PLCs have stopped)",
-                d.display(),
+                dir.display(),
                 cfg_path.display()
             ),
             None => "The temporary folder has been removed (use --keep DIR to keep it).".into(),

@@ -60,7 +60,9 @@ pub fn run(
     out: &Out,
 ) -> Result<Outcome> {
     let key = cfg.signing_key()?;
-    let vault = Vault::open(&cfg.vault.path)?;
+    let vault = cfg.vault_for_writing(false)?;
+    // A drill's record is appended to the log: refuse before restoring anything.
+    vault::guard::check(&vault)?;
     let history = History::load(&vault, &cfg.trust)?;
     let (index, _) = Index::load(&vault, &history.committed_packs());
     let mut outcome = Outcome::Clean;
@@ -119,7 +121,6 @@ pub fn run(
             outcome = outcome.worst(record(
                 &vault,
                 &key,
-                cfg,
                 out,
                 dev,
                 &snap,
@@ -136,9 +137,7 @@ pub fn run(
         let target = match to {
             Some(dir) => dir.join(&dev.name),
             None => {
-                _tmp = tempfile::Builder::new()
-                    .prefix("plcvault-drill-")
-                    .tempdir()?;
+                _tmp = scratch_dir(&cfg.vault.state)?;
                 _tmp.path().join(&dev.name)
             }
         };
@@ -160,6 +159,7 @@ pub fn run(
             &RestoreOptions {
                 force: false,
                 threads: cfg.threads,
+                keep_special_bits: false,
             },
         );
         let restore_ms = t0.elapsed().as_millis() as u64;
@@ -223,11 +223,41 @@ pub fn run(
         let verify_ms = t1.elapsed().as_millis() as u64;
         let target = format!("folder:{}", target.display());
         outcome = outcome.worst(record(
-            &vault, &key, cfg, out, dev, &snap, &manifest, source, target, failures, restore_ms,
+            &vault, &key, out, dev, &snap, &manifest, source, target, failures, restore_ms,
             verify_ms,
         )?);
     }
     Ok(outcome)
+}
+
+/// A scratch folder for a drill into no named folder: under `<state>/drills/` (beside the
+/// verifier memory, on a disk the site chose, not the temp folder), named with this
+/// process's id. Folders that drills killed midway left behind (their process is gone) are
+/// removed first.
+///
+/// Fails when the folder cannot be created.
+fn scratch_dir(state: &std::path::Path) -> Result<tempfile::TempDir> {
+    let base = state.join("drills");
+    std::fs::create_dir_all(&base)
+        .with_context(|| format!("cannot create the drill scratch folder {}", base.display()))?;
+    if let Ok(rd) = std::fs::read_dir(&base) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix("plcvault-drill-")
+                .and_then(|r| r.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok());
+            if let Some(pid) = pid
+                && pid != std::process::id()
+                && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    Ok(tempfile::Builder::new()
+        .prefix(&format!("plcvault-drill-{}-", std::process::id()))
+        .tempdir_in(&base)?)
 }
 
 /// Signs a drill's result into the log and prints it. `Findings` when it failed.
@@ -235,7 +265,6 @@ pub fn run(
 fn record(
     vault: &Vault,
     key: &vault::SecretKey,
-    cfg: &Config,
     out: &Out,
     dev: &DeviceConfig,
     snap: &vault::SnapshotRecord,
@@ -260,8 +289,7 @@ fn record(
             verify_ms,
             failures: failures.clone(),
         };
-        let entry = vault::log::append(vault.root(), vault.id(), key, &event)?;
-        vault::state::remember(&cfg.vault.state, vault.id(), (entry.file_seq, entry.hash))?;
+        let entry = vault::guard::append(vault, key, &event)?;
         let secs = (restore_ms + verify_ms).max(1) as f64 / 1000.0;
         let report = DrillReport {
             device: dev.name.clone(),

@@ -76,7 +76,17 @@ pub fn export(cfg: &Config, since: Option<&str>, dir: &Path, out: &Out) -> Resul
     }
     let key = cfg.signing_key()?;
     let vault = Vault::open(&cfg.vault.path)?;
+    // Evidence from a rolled-back, rewritten or replaced vault would certify a history the
+    // verifier knows to be incomplete: refuse, as writers do.
+    vault::guard::check(&vault.clone().remembering(&cfg.vault.state))
+        .context("refusing to export evidence")?;
     let history = History::load(&vault, &cfg.trust)?;
+    if !history.findings.is_empty() {
+        bail!(
+            "refusing to export evidence: the log has {} integrity finding(s)\nfix: run `plcvault verify` and repair the vault first; evidence certifies an intact history",
+            history.findings.len()
+        );
+    }
     std::fs::create_dir_all(dir.join("log"))?;
     std::fs::create_dir_all(dir.join("manifests"))?;
     std::fs::copy(vault.root().join("VAULT"), dir.join("VAULT"))?;

@@ -11,6 +11,7 @@ mod diff;
 mod drill;
 mod evidence;
 mod output;
+mod recover;
 mod report;
 mod review;
 mod schedule;
@@ -131,6 +132,16 @@ enum Command {
         #[arg(long, value_name = "DIR", conflicts_with = "read_data")]
         evidence: Option<PathBuf>,
     },
+    /// Accept, signed by an approver, a log state that writers refuse: an older vault copy
+    /// put back on purpose, a lost vault replaced by a new one, entries dated by a wrong clock
+    Recover {
+        /// The approver's private key (its public key must be trusted as approver)
+        #[arg(long, value_name = "PATH")]
+        key: PathBuf,
+        /// Why (recorded in the log)
+        #[arg(long)]
+        reason: String,
+    },
     /// Export evidence for an auditor (log, manifests, drills, report; signed index)
     Evidence {
         #[command(subcommand)]
@@ -157,6 +168,9 @@ enum Command {
         /// Restore into a folder that is not empty, replacing files with the same names
         #[arg(long)]
         force: bool,
+        /// Keep setuid, setgid and sticky bits recorded with files (dropped by default)
+        #[arg(long)]
+        keep_special_bits: bool,
     },
     /// Serve simulated PLCs (Modbus TCP on 127.0.0.1) until SIGTERM or SIGINT
     Sim {
@@ -243,7 +257,7 @@ fn main() -> ExitCode {
             let text = format!("{e:#}");
             let (what, fix): (Vec<&str>, Vec<&str>) =
                 text.lines().partition(|l| !l.starts_with("fix:"));
-            eprintln!("error: {}", what.join("\n       "));
+            eprintln!("error: {}", output::printable(&what.join("\n       ")));
             for f in fix {
                 eprintln!("{f}");
             }
@@ -342,6 +356,7 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             ..
         } => evidence::verify(&load()?, dir, out),
         Command::Verify { read_data, .. } => commands::verify(&load()?, *read_data, out),
+        Command::Recover { key, reason } => recover::run(&load()?, key, reason, out),
         Command::Evidence {
             action: EvidenceAction::Export { since, out: dir },
         } => evidence::export(&load()?, since.as_deref(), dir, out),
@@ -351,10 +366,18 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             to,
             target,
             force,
+            keep_special_bits,
         } => {
             let cfg = load()?;
             match (to, target) {
-                (Some(to), _) => commands::restore(&cfg, device, snapshot, to, *force, out),
+                (Some(to), _) => commands::restore(
+                    &cfg,
+                    device,
+                    snapshot,
+                    to,
+                    (*force, *keep_special_bits),
+                    out,
+                ),
                 (None, Some(t)) => commands::restore_onto(&cfg, device, snapshot, t, out),
                 (None, None) => unreachable!("clap requires --to or --target"),
             }

@@ -1,6 +1,7 @@
 //! Output: results on stdout (text, or JSON Lines with `--json`), logs and progress on
 //! stderr; and the exit status, where the worst outcome of a run wins.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use serde::Serialize;
@@ -26,9 +27,51 @@ pub struct Out {
     pub verbose: bool,
 }
 
+/// Characters a terminal would act on rather than show: control characters (escape
+/// sequences, carriage returns, backspaces) and the bidirectional overrides that make text
+/// read differently from its bytes (U+202E).
+fn acts_on_terminal(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+fn escape_with(s: &str, also: impl Fn(char) -> bool) -> Cow<'_, str> {
+    let bad = |c: char| acts_on_terminal(c) || also(c);
+    if !s.chars().any(bad) {
+        return Cow::Borrowed(s);
+    }
+    let mut o = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if bad(c) {
+            let _ = std::fmt::Write::write_fmt(&mut o, format_args!("\\u{{{:x}}}", c as u32));
+        } else {
+            o.push(c);
+        }
+    }
+    Cow::Owned(o)
+}
+
+/// Text for a terminal: control characters and bidi overrides shown as `\u{1b}`, so that
+/// a file name or a device's identification string cannot move the cursor, recolour or
+/// reorder what the reader sees. Newlines and tabs are kept.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    escape_with(s, |_| false)
+}
+
+/// `printable`, and newlines shown too: for one value (a name) inside a line.
+pub fn printable_inline(s: &str) -> Cow<'_, str> {
+    escape_with(s, |c| c == '\n')
+}
+
 impl Out {
-    /// One result: a JSON line `{"type": ty, "data": data}`, or the human text.
+    /// One result: a JSON line `{"type": ty, "data": data}`, or the human text (made
+    /// printable, see `printable`).
     pub fn record<T: Serialize>(&self, ty: &str, data: &T, human: impl FnOnce() -> String) {
+        self.record_painted(ty, data, || printable(&human()).into_owned());
+    }
+
+    /// `record` for text the caller made printable itself and may have coloured.
+    pub fn record_painted<T: Serialize>(&self, ty: &str, data: &T, human: impl FnOnce() -> String) {
         let mut stdout = std::io::stdout().lock();
         let line = if self.json {
             format!(
@@ -50,26 +93,26 @@ impl Out {
     /// Human-only text on stdout (nothing in JSON mode).
     pub fn say(&self, text: impl AsRef<str>) {
         if !self.json {
-            let _ = writeln!(std::io::stdout().lock(), "{}", text.as_ref());
+            let _ = writeln!(std::io::stdout().lock(), "{}", printable(text.as_ref()));
         }
     }
 
     /// Progress and logs on stderr, unless `-q`.
     pub fn info(&self, text: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", text.as_ref());
+            eprintln!("{}", printable(text.as_ref()));
         }
     }
 
     /// Detail on stderr with `-v` only.
     pub fn debug(&self, text: impl AsRef<str>) {
         if self.verbose && !self.quiet {
-            eprintln!("{}", text.as_ref());
+            eprintln!("{}", printable(text.as_ref()));
         }
     }
 
     pub fn warn(&self, text: impl AsRef<str>) {
-        eprintln!("warning: {}", text.as_ref());
+        eprintln!("warning: {}", printable(text.as_ref()));
     }
 }
 
@@ -92,6 +135,16 @@ pub fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Regression (issue 8, case 13): device strings printed raw escape sequences.
+    #[test]
+    fn terminal_text_shows_control_characters_instead_of_obeying_them() {
+        assert_eq!(printable("OB1\x1b[2J.awl\r"), "OB1\\u{1b}[2J.awl\\u{d}");
+        assert_eq!(printable("a\u{202e}txt.exe"), "a\\u{202e}txt.exe");
+        assert_eq!(printable("line\n\tnext"), "line\n\tnext");
+        assert_eq!(printable_inline("a\nb"), "a\\u{a}b");
+        assert!(matches!(printable("plain"), Cow::Borrowed(_)));
+    }
 
     #[test]
     fn bytes_and_outcomes() {

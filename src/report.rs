@@ -37,6 +37,9 @@ pub struct DeviceStatus {
     pub last_drill: Option<DrillRecord>,
     pub last_passed_drill: Option<DrillRecord>,
     pub alarms: Vec<String>,
+    /// Why the comparison with the baseline could not run (damaged vault), if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison_error: Option<String>,
     /// A writable device never collected: a restore target, exempt from backup alarms.
     pub restore_target: bool,
 }
@@ -64,6 +67,13 @@ fn age(now: SystemTime, time: &str) -> Option<Duration> {
     humantime::parse_rfc3339(time)
         .ok()
         .map(|t| now.duration_since(t).unwrap_or_default())
+}
+
+/// Writes `text` to `path` through a temp file beside it and a rename.
+fn write_textfile(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp-plcvault");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Builds the report.
@@ -116,28 +126,48 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
                     _ => None,
                 });
         let baseline = history.baseline(&d.name);
+        let mut comparison_error = None;
         let (drift, drift_findings) = match (&baseline, &last_collection) {
             (Some(_), Some(s)) => {
-                let m = vault::manifest::load(vault.root(), &s.manifest)?;
-                let read = |a: &vault::ArtifactEntry| {
-                    vault::read_artifact(&vault, &index, a, crate::diff::VIEW_LIMIT).ok()
-                };
-                let rv = crate::baseline::review_against_baseline(
-                    &vault,
-                    &index,
-                    &history,
-                    d,
-                    &m,
-                    s.id.clone(),
-                    &read,
-                )?;
-                let n = rv
-                    .comparison
-                    .findings
-                    .iter()
-                    .filter(|f| f.severity >= crate::diff::Severity::Warning)
-                    .count();
-                (Some(n > 0), n)
+                // A damaged vault is reported, never a reason to report nothing: a
+                // comparison that cannot run is an alarm of its own.
+                let compared = vault::manifest::load(vault.root(), &s.manifest)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|m| {
+                        let read = |a: &vault::ArtifactEntry| {
+                            vault::read_artifact(&vault, &index, a, crate::diff::VIEW_LIMIT).ok()
+                        };
+                        crate::baseline::review_against_baseline(
+                            &vault,
+                            &index,
+                            &history,
+                            d,
+                            &m,
+                            s.id.clone(),
+                            &read,
+                        )
+                    });
+                match compared {
+                    Ok(rv) => {
+                        let n = rv
+                            .comparison
+                            .findings
+                            .iter()
+                            .filter(|f| f.severity >= crate::diff::Severity::Warning)
+                            .count();
+                        (Some(n > 0), n)
+                    }
+                    Err(e) => {
+                        comparison_error = Some(
+                            format!("{e:#}")
+                                .lines()
+                                .next()
+                                .unwrap_or_default()
+                                .to_string(),
+                        );
+                        (None, 0)
+                    }
+                }
             }
             _ => (None, 0),
         };
@@ -164,6 +194,9 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
         if drift == Some(true) {
             alarms.push("drift".to_string());
         }
+        if comparison_error.is_some() {
+            alarms.push("comparison-failed".to_string());
+        }
         if !log.intact {
             alarms.push("log-integrity".to_string());
         }
@@ -186,6 +219,7 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
             last_drill,
             last_passed_drill,
             alarms,
+            comparison_error,
             restore_target,
         });
     }
@@ -226,6 +260,11 @@ pub fn prometheus(r: &Report) -> String {
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             .map(|d| d.as_secs_f64())
     };
+    gauge(
+        "report_success",
+        "1 when the report could be built.",
+        vec![(String::new(), 1.0)],
+    );
     gauge(
         "log_intact",
         "1 when every signature, chain link, pack and manifest checks out.",
@@ -520,7 +559,26 @@ pub fn run(
     prom_out: Option<&Path>,
     out: &Out,
 ) -> Result<Outcome> {
-    let r = build(cfg, SystemTime::now())?;
+    let r = match build(cfg, SystemTime::now()) {
+        Ok(r) => r,
+        Err(e) => {
+            // Never leave an older textfile claiming all is well: an alerting rule on
+            // `plcvault_log_intact` or `plcvault_report_success` must fire.
+            if let Some(p) = prom_out {
+                let text = format!(
+                    "# HELP plcvault_report_success 1 when the report could be built.\n# TYPE plcvault_report_success gauge\nplcvault_report_success 0\n# HELP plcvault_log_intact 1 when verification found nothing.\n# TYPE plcvault_log_intact gauge\nplcvault_log_intact 0\n# HELP plcvault_report_timestamp_seconds When the report ran.\n# TYPE plcvault_report_timestamp_seconds gauge\nplcvault_report_timestamp_seconds {}\n",
+                    SystemTime::now()
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0)
+                );
+                if let Err(we) = write_textfile(p, &text) {
+                    out.warn(format!("{we:#}"));
+                }
+            }
+            return Err(e);
+        }
+    };
     for d in &r.devices {
         if d.restore_target {
             out.record("device-status", d, || {
@@ -553,17 +611,12 @@ pub fn run(
         &serde_json::json!({"generated": r.generated, "log_intact": r.log.intact, "entries": r.log.entries, "devices": r.devices.len(), "alarms": r.devices.iter().map(|d| d.alarms.len()).sum::<usize>()}),
         || format!("log {}: {} entries; {} device(s)", if r.log.intact { "intact" } else { "DAMAGED" }, r.log.entries, r.devices.len()),
     );
-    let write_atomic = |path: &Path, text: &str| -> Result<()> {
-        let tmp = path.with_extension("tmp-plcvault");
-        std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
-    };
     if let Some(p) = html_out {
-        write_atomic(p, &html(&r))?;
+        write_textfile(p, &html(&r))?;
         out.info(format!("wrote the audit report {}", p.display()));
     }
     if let Some(p) = prom_out {
-        write_atomic(p, &prometheus(&r))?;
+        write_textfile(p, &prometheus(&r))?;
         out.info(format!("wrote the Prometheus textfile {}", p.display()));
     }
     let alarms = r.devices.iter().any(|d| !d.alarms.is_empty());

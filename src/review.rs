@@ -68,6 +68,11 @@ impl Review {
     }
 }
 
+/// Device-supplied text made printable before it is coloured (see `output::printable`).
+fn pi(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::output::printable_inline(s)
+}
+
 fn paint(on: bool, code: &str, text: &str) -> String {
     if on {
         format!("\x1b[{code}m{text}\x1b[0m")
@@ -138,7 +143,7 @@ pub fn print(out: &Out, reviews: &[Review], summary_type: &str) {
     let color = std::io::stdout().is_terminal() && !out.json;
     for r in reviews {
         let s = r.summary();
-        out.record(summary_type, &s, || {
+        out.record_painted(summary_type, &s, || {
             let head = if s.drift {
                 paint(color, "1;31", "DRIFT")
             } else if s.findings > 0 {
@@ -148,33 +153,43 @@ pub fn print(out: &Out, reviews: &[Review], summary_type: &str) {
             };
             let mut t = format!(
                 "{head} {}: {} compared with {}: {} finding(s) ({} critical, {} warning, {} info)",
-                r.device, r.current, r.against, s.findings, s.critical, s.warning, s.info
+                pi(&r.device),
+                pi(&r.current),
+                pi(&r.against),
+                s.findings,
+                s.critical,
+                s.warning,
+                s.info
             );
             if let Some(b) = &r.baseline {
                 let _ = write!(
                     t,
                     "\n      baseline approved by {} (key {}) on {}, ticket {}",
-                    b.approver, b.key, b.time, b.ticket
+                    pi(&b.approver),
+                    b.key,
+                    pi(&b.time),
+                    pi(&b.ticket)
                 );
                 if !b.reason.is_empty() {
-                    let _ = write!(t, ": {}", b.reason);
+                    let _ = write!(t, ": {}", pi(&b.reason));
                 }
             }
             if let Some(n) = &r.rules_note {
-                let _ = write!(t, "\n      note: {n}");
+                let _ = write!(t, "\n      note: {}", pi(n));
             }
             t
         });
         for f in &r.comparison.findings {
-            out.record("finding", f, || {
+            out.record_painted("finding", f, || {
                 let sev = match f.severity {
                     Severity::Critical => paint(color, "1;31", "critical"),
                     Severity::Warning => paint(color, "33", "warning "),
                     Severity::Info => paint(color, "2", "info    "),
                 };
-                let mut t = format!("  [{sev}] {:<9} {}", f.class.as_str(), f.summary);
+                let mut t = format!("  [{sev}] {:<9} {}", f.class.as_str(), pi(&f.summary));
                 let lines = view_lines(f);
                 for l in lines.iter().take(MAX_LINES) {
+                    let l = &pi(l).into_owned();
                     let l = if color && l.starts_with('+') && !l.starts_with("+++") {
                         paint(true, "32", l)
                     } else if color && l.starts_with('-') && !l.starts_with("---") {

@@ -603,16 +603,14 @@ impl Executor for CliExecutor {
         Box::pin(async move {
             let r = tokio::task::spawn_blocking(move || -> Result<u64> {
                 let key = cfg.signing_key()?;
-                let vault = vault::Vault::open_or_create(&cfg.vault.path)?;
-                let entry = vault::log::append(
-                    vault.root(),
-                    vault.id(),
+                let vault = cfg.vault_for_writing(true)?;
+                let entry = vault::guard::append(
+                    &vault,
                     &key,
                     &vault::log::Event::Heartbeat {
                         note: format!("plcvault daemon alive, {} schedule(s)", cfg.schedules.len()),
                     },
                 )?;
-                vault::state::remember(&cfg.vault.state, vault.id(), (entry.file_seq, entry.hash))?;
                 Ok(entry.file_seq)
             })
             .await;

@@ -14,7 +14,8 @@ use std::time::Duration;
 use glob::{MatchOptions, Pattern};
 
 use crate::{
-    AdapterError, ArtifactKind, ArtifactMeta, ArtifactSource, Collection, Collector, SourceData,
+    AdapterError, ArtifactKind, ArtifactMeta, ArtifactSource, Collection, Collector, FileRef,
+    SourceData,
 };
 
 const MATCH: MatchOptions = MatchOptions {
@@ -199,11 +200,18 @@ impl FilesCollector {
                     .push(format!("skipped {name}: not a regular file"));
                 continue;
             };
+            let rel = path.strip_prefix(&canon_root).unwrap_or(&path).to_owned();
             out.artifacts.push(ArtifactSource {
                 kind: self.kind_of(&name),
                 meta: file_meta(&meta),
                 name,
-                data: SourceData::File(path),
+                data: SourceData::File(FileRef {
+                    root: canon_root.clone(),
+                    rel,
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                    size: meta.len(),
+                }),
                 size_hint: Some(meta.len()),
             });
         }
@@ -271,31 +279,161 @@ pub struct StableRead<T> {
 /// Why a stable read failed.
 #[derive(Debug)]
 pub enum StableError<E> {
-    /// The file could not be opened or examined.
+    /// The file could not be opened or examined (vanished, unreadable).
     Io(std::io::Error),
+    /// The file at the listed place is no longer the file that was listed: replaced by a
+    /// link, a FIFO, a device or another file. Nothing of it was read.
+    Swapped(String),
     /// The reading closure failed.
     Read(E),
 }
 
-/// Opens `path` read-only and runs `read` on it; if the file changed while it was read
-/// (size, mtime, ctime or identity), tries again, up to `attempts` times, pausing `pause`
-/// between tries. Returns the last result and whether it was stable.
+/// An open file that reads no further than its size when it was opened: a file that grows
+/// while it is read is caught by the stability check, never read without end.
+pub struct BoundedFile {
+    file: File,
+    limit: u64,
+    pos: u64,
+}
+
+impl BoundedFile {
+    /// The size when opened: the most this reader returns.
+    pub fn len(&self) -> u64 {
+        self.limit
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.limit == 0
+    }
+}
+
+impl std::io::Read for BoundedFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.limit.saturating_sub(self.pos);
+        if left == 0 {
+            return Ok(0);
+        }
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let got = self.file.read(&mut buf[..n])?;
+        self.pos += got as u64;
+        Ok(got)
+    }
+}
+
+impl std::io::Seek for BoundedFile {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.pos = self.file.seek(to)?;
+        Ok(self.pos)
+    }
+}
+
+/// Opens `rel` beneath `root` one component at a time without following any link
+/// (`openat` with `O_NOFOLLOW`; `rel` is canonical, so a link found on the way was swapped
+/// in after listing), non-blocking so that a FIFO cannot hang the collection.
 ///
-/// Fails when the file cannot be opened or `read` fails.
+/// Fails with the operating system's error; `ELOOP` means a link was met.
+pub fn open_beneath(root: &Path, rel: &Path) -> std::io::Result<File> {
+    use rustix::fs::{CWD, Mode, OFlags, openat};
+    use std::path::Component;
+    let mut fd = openat(
+        CWD,
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let parts: Vec<Component> = rel.components().collect();
+    if parts.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "empty path beneath the device folder",
+        ));
+    }
+    for (i, part) in parts.iter().enumerate() {
+        let Component::Normal(name) = part else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "`{}` is not a plain path beneath the device folder",
+                    rel.display()
+                ),
+            ));
+        };
+        let last = i + 1 == parts.len();
+        let flags = OFlags::RDONLY
+            | OFlags::NOFOLLOW
+            | OFlags::CLOEXEC
+            | if last {
+                OFlags::NONBLOCK | OFlags::NOCTTY
+            } else {
+                OFlags::DIRECTORY
+            };
+        fd = openat(&fd, *name, flags, Mode::empty())?;
+    }
+    Ok(File::from(fd))
+}
+
+/// Opens the listed file and checks, on the open file, that it is the one listed.
+fn open_listed<E>(file: &FileRef) -> Result<(File, Metadata), StableError<E>> {
+    let path = file.path();
+    let f = match open_beneath(&file.root, &file.rel) {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Err(StableError::Swapped(format!(
+                "{} (or a folder on its path) was replaced by a symbolic link after it was listed",
+                path.display()
+            )));
+        }
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) => {
+            return Err(StableError::Swapped(format!(
+                "a folder on the path of {} was replaced after it was listed",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(StableError::Io(e)),
+    };
+    let m = f.metadata().map_err(StableError::Io)?;
+    if !m.file_type().is_file() {
+        return Err(StableError::Swapped(format!(
+            "{} is now {}, not the regular file that was listed",
+            path.display(),
+            vault::fsread::describe_type(m.file_type())
+        )));
+    }
+    if (m.dev(), m.ino()) != (file.dev, file.ino) {
+        return Err(StableError::Swapped(format!(
+            "{} is another file than the one listed (replaced between listing and reading)",
+            path.display()
+        )));
+    }
+    Ok((f, m))
+}
+
+/// Opens the listed file (see `open_beneath`; only the regular file with the listed device
+/// and inode is read) and runs `read` on it, bounded by its size at opening; if the file
+/// changed while it was read (size, mtime, ctime or identity), tries again, up to
+/// `attempts` times, pausing `pause` between tries. Returns the last result and whether it
+/// was stable.
+///
+/// Fails when the file cannot be opened, is no longer the listed file, or `read` fails.
 pub fn read_stable<T, E>(
-    path: &Path,
+    file: &FileRef,
     attempts: u32,
     pause: Duration,
-    mut read: impl FnMut(&mut File) -> Result<T, E>,
+    mut read: impl FnMut(&mut BoundedFile) -> Result<T, E>,
 ) -> Result<StableRead<T>, StableError<E>> {
+    let path = file.path();
     let mut n = 0;
     loop {
         n += 1;
-        let mut f = File::open(path).map_err(StableError::Io)?;
-        let before = f.metadata().map_err(StableError::Io)?;
-        let value = read(&mut f).map_err(StableError::Read)?;
-        let after = f.metadata().map_err(StableError::Io)?;
-        let on_disk = fs::metadata(path).map_err(StableError::Io)?;
+        let (f, before) = open_listed(file)?;
+        let mut bounded = BoundedFile {
+            file: f,
+            limit: before.len(),
+            pos: 0,
+        };
+        let value = read(&mut bounded).map_err(StableError::Read)?;
+        let after = bounded.file.metadata().map_err(StableError::Io)?;
+        let on_disk = fs::symlink_metadata(&path).map_err(StableError::Io)?;
         let stable = fingerprint(&before) == fingerprint(&after)
             && fingerprint(&after) == fingerprint(&on_disk);
         if stable || n >= attempts.max(1) {
@@ -381,6 +519,111 @@ mod tests {
         assert!(err.contains("exclude"), "{err}");
     }
 
+    fn listed(root: &Path, rel: &str) -> FileRef {
+        let root = fs::canonicalize(root).unwrap();
+        let m = fs::metadata(root.join(rel)).unwrap();
+        FileRef {
+            root,
+            rel: rel.into(),
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.len(),
+        }
+    }
+
+    fn read_all(f: &mut BoundedFile) -> std::io::Result<Vec<u8>> {
+        let mut v = Vec::new();
+        f.read_to_end(&mut v)?;
+        Ok(v)
+    }
+
+    fn swapped(r: Result<StableRead<Vec<u8>>, StableError<std::io::Error>>) -> String {
+        match r {
+            Err(StableError::Swapped(why)) => why,
+            Err(StableError::Io(e)) => panic!("io error, not a swap: {e}"),
+            Err(StableError::Read(e)) => panic!("read error, not a swap: {e}"),
+            Ok(r) => panic!("read {} bytes of a swapped file", r.value.len()),
+        }
+    }
+
+    // Regression (issue 8, case 3): a listed file replaced before it is read must not be
+    // read through a link, block on a FIFO, or read a device without end.
+    #[test]
+    fn a_file_swapped_after_listing_is_never_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(dir.path().join("collector.key"), b"SECRET").unwrap();
+        let quick = Duration::from_millis(1);
+        for (i, swap) in ["link-to-key", "fifo", "dev-zero", "other-file", "dir-link"]
+            .iter()
+            .enumerate()
+        {
+            let rel = format!("sub/f{i}.awl");
+            let path = root.join(&rel);
+            fs::write(&path, b"A I0.0").unwrap();
+            let listed = listed(&root, &rel);
+            if *swap == "other-file" {
+                // Written beside it while the listed file still exists (so it cannot reuse
+                // the inode number), then renamed over it, as editors save.
+                let tmp = root.join("sub/.save.tmp");
+                fs::write(&tmp, b"A I0.0 other inode").unwrap();
+                fs::rename(&tmp, &path).unwrap();
+            } else {
+                fs::remove_file(&path).unwrap();
+            }
+            match *swap {
+                "link-to-key" => {
+                    std::os::unix::fs::symlink(dir.path().join("collector.key"), &path).unwrap()
+                }
+                "fifo" => assert!(
+                    std::process::Command::new("mkfifo")
+                        .arg(&path)
+                        .status()
+                        .unwrap()
+                        .success()
+                ),
+                "dev-zero" => std::os::unix::fs::symlink("/dev/zero", &path).unwrap(),
+                "other-file" => {}
+                _ => {
+                    // A folder on the path becomes a link to a folder holding the key.
+                    let real = dir.path().join(format!("elsewhere{i}"));
+                    fs::create_dir_all(&real).unwrap();
+                    fs::write(real.join(format!("f{i}.awl")), b"SECRET").unwrap();
+                    fs::rename(root.join("sub"), dir.path().join(format!("old{i}"))).unwrap();
+                    std::os::unix::fs::symlink(&real, root.join("sub")).unwrap();
+                }
+            }
+            let why = swapped(read_stable(&listed, 3, quick, read_all));
+            assert!(
+                why.contains(&format!("f{i}.awl")) || why.contains("sub"),
+                "{swap}: {why}"
+            );
+            if *swap == "dir-link" {
+                fs::remove_file(root.join("sub")).unwrap();
+                fs::rename(dir.path().join(format!("old{i}")), root.join("sub")).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_growing_file_is_read_no_further_than_its_size_at_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("log.csv"), b"0123456789").unwrap();
+        let file = listed(dir.path(), "log.csv");
+        let r = read_stable(&file, 1, Duration::from_millis(1), |f| {
+            use std::io::Write;
+            let mut grow = fs::OpenOptions::new()
+                .append(true)
+                .open(dir.path().join("log.csv"))?;
+            grow.write_all(&[b'x'; 100_000])?;
+            read_all(f)
+        })
+        .unwrap();
+        assert_eq!(r.value, b"0123456789");
+        assert!(!r.stable, "a file that grew while read is not stable");
+    }
+
     #[test]
     fn a_file_that_keeps_changing_is_reported_unstable() {
         let dir = tempfile::tempdir().unwrap();
@@ -388,10 +631,10 @@ mod tests {
         fs::write(&path, b"1").unwrap();
         let mut i = 0;
         let r = read_stable(
-            &path,
+            &listed(dir.path(), "live.csv"),
             3,
             Duration::from_millis(1),
-            |f| -> std::io::Result<String> {
+            |f: &mut BoundedFile| -> std::io::Result<String> {
                 let mut s = String::new();
                 f.read_to_string(&mut s)?;
                 i += 1;
@@ -405,10 +648,10 @@ mod tests {
         assert_eq!(r.attempts, 3);
 
         let r = read_stable(
-            &path,
+            &listed(dir.path(), "live.csv"),
             3,
             Duration::from_millis(1),
-            |f| -> std::io::Result<String> {
+            |f: &mut BoundedFile| -> std::io::Result<String> {
                 let mut s = String::new();
                 f.read_to_string(&mut s)?;
                 Ok(s)

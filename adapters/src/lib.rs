@@ -24,7 +24,29 @@ pub enum SourceData {
     /// Already read (registers, identification records).
     Bytes(Vec<u8>),
     /// A file to be streamed, with a stability check (see `files::read_stable`).
-    File(PathBuf),
+    File(FileRef),
+}
+
+/// A file as it was listed: where it lies beneath the device folder and which file it was,
+/// so that reading it opens exactly that file, never one swapped in since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRef {
+    /// The device folder, canonical.
+    pub root: PathBuf,
+    /// The file's canonical path relative to `root` (for a followed link, its target's).
+    pub rel: PathBuf,
+    /// Device and inode at listing.
+    pub dev: u64,
+    pub ino: u64,
+    /// Size at listing.
+    pub size: u64,
+}
+
+impl FileRef {
+    /// The full path, for messages.
+    pub fn path(&self) -> PathBuf {
+        self.root.join(&self.rel)
+    }
 }
 
 /// One named byte stream from a device.

@@ -133,6 +133,16 @@ impl RangeSpec {
     }
 }
 
+/// The range of `max-requests-per-second`: slower than one request per 100 s makes a
+/// collection pointless, faster than 1,000 floods any controller.
+pub const MIN_RATE: f64 = 0.01;
+pub const MAX_RATE: f64 = 1000.0;
+/// The range of `timeout`.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+/// The most `retries`.
+pub const MAX_RETRIES: u32 = 10;
+
 /// Settings of one Modbus device.
 #[derive(Clone, Debug)]
 pub struct ModbusOptions {
@@ -150,20 +160,38 @@ pub struct ModbusOptions {
 impl ModbusOptions {
     /// Checks what the config parser cannot: ranges inside the address space, counts,
     /// overlaps, rates. Each error names the setting.
+    /// Fails when a setting is out of its range (rates, timeouts, retries, ranges).
     pub fn validate(&self) -> Result<(), AdapterError> {
         let bad = |key: &str, why: String| AdapterError::Config {
             device: self.device.clone(),
             key: key.to_string(),
             why,
         };
-        if !(self.max_requests_per_second > 0.0 && self.max_requests_per_second <= 1000.0) {
+        if !(MIN_RATE..=MAX_RATE).contains(&self.max_requests_per_second) {
             return Err(bad(
                 "max-requests-per-second",
-                format!("{} is not between 0 and 1000", self.max_requests_per_second),
+                format!(
+                    "{} is not between {MIN_RATE} (one request per 100 s) and {MAX_RATE}",
+                    self.max_requests_per_second
+                ),
             ));
         }
-        if self.timeout.is_zero() {
-            return Err(bad("timeout", "must be more than zero".into()));
+        if self.timeout < MIN_TIMEOUT || self.timeout > MAX_TIMEOUT {
+            return Err(bad(
+                "timeout",
+                format!(
+                    "{} is not between {} and {}",
+                    humantime::format_duration(self.timeout),
+                    humantime::format_duration(MIN_TIMEOUT),
+                    humantime::format_duration(MAX_TIMEOUT)
+                ),
+            ));
+        }
+        if self.retries > MAX_RETRIES {
+            return Err(bad(
+                "retries",
+                format!("{} is more than {MAX_RETRIES}", self.retries),
+            ));
         }
         if self.ranges.is_empty() && !self.identify {
             return Err(bad(

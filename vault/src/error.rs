@@ -44,6 +44,26 @@ pub enum VaultError {
     Contended(u32),
     #[error("{0}")]
     Refused(String),
+    #[error(
+        "refusing to write: {why}\nfix: find out what happened to the vault first (`plcvault verify` \
+         names it). If a good copy exists, put it back. If this state is deliberate (an older \
+         copy restored on purpose), have an approver record that in the log with \
+         `plcvault recover --key APPROVER.key --reason TEXT`; writing resumes after that"
+    )]
+    HeadMismatch { why: String },
+    #[error(
+        "there is no vault at {path}, but the verifier state remembers vault {id} (entry {seq}, \
+         seen {seen}): the vault was deleted, moved or its disk not mounted\nfix: mount or put \
+         back the vault (or a copy of it); if it is truly lost, start a new one with \
+         `plcvault recover --key APPROVER.key --reason TEXT`, which records in the new log \
+         which vault it replaces"
+    )]
+    RememberedVaultMissing {
+        path: PathBuf,
+        id: String,
+        seq: u64,
+        seen: String,
+    },
 }
 
 /// Shorthand: a closure mapping an `io::Error` to `VaultError::Io` for `op` on `path`.

@@ -28,6 +28,12 @@ pub enum FindingKind {
     Rollback,
     /// The log's history differs from the head this verifier saw before.
     Diverged,
+    /// The vault is not the one the verifier remembers (deleted and created anew, swapped).
+    ReplacedVault,
+    /// An entry is dated ahead of the verifier's clock (beyond the allowed skew).
+    FutureTime,
+    /// An entry is dated before the entry it follows (beyond the allowed skew).
+    TimeBackwards,
     /// The newest entry is older than the expected run interval.
     Stale,
     /// A manifest named by the log is missing.
@@ -61,6 +67,9 @@ impl FindingKind {
             FindingKind::WrongVault => "wrong-vault",
             FindingKind::Rollback => "rollback",
             FindingKind::Diverged => "diverged",
+            FindingKind::ReplacedVault => "replaced-vault",
+            FindingKind::FutureTime => "future-time",
+            FindingKind::TimeBackwards => "time-backwards",
             FindingKind::Stale => "stale",
             FindingKind::MissingManifest => "missing-manifest",
             FindingKind::CorruptManifest => "corrupt-manifest",

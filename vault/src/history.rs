@@ -84,6 +84,26 @@ pub struct DrillRecord {
     pub failures: Vec<crate::log::DrillFailure>,
 }
 
+/// A finding an approver accepted in a trusted `recovery` entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AcceptedRecord {
+    pub seq: u64,
+    pub time: String,
+    pub approver: String,
+    pub reason: String,
+    pub accepted: crate::log::Accepted,
+}
+
+impl AcceptedRecord {
+    /// The note verify prints instead of the finding.
+    pub fn note(&self, f: &Finding) -> String {
+        format!(
+            "{} (accepted by {} in log entry {} on {}: {})",
+            f.message, self.approver, self.seq, self.time, self.reason
+        )
+    }
+}
+
 /// The checked log.
 #[derive(Debug, Default)]
 pub struct History {
@@ -349,6 +369,25 @@ impl History {
                     failures: failures.clone(),
                 }),
                 _ => None,
+            })
+            .collect()
+    }
+
+    /// Findings accepted by trusted `recovery` entries, oldest first.
+    pub fn accepted(&self) -> Vec<AcceptedRecord> {
+        self.trusted()
+            .flat_map(|(c, ev)| match ev {
+                Event::Recovery { accepted, reason } => accepted
+                    .iter()
+                    .map(|a| AcceptedRecord {
+                        seq: c.entry.file_seq,
+                        time: c.entry.header.time.clone(),
+                        approver: c.signer_name.clone().unwrap_or_default(),
+                        reason: reason.clone(),
+                        accepted: a.clone(),
+                    })
+                    .collect(),
+                _ => Vec::new(),
             })
             .collect()
     }

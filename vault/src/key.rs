@@ -109,10 +109,22 @@ impl PublicKey {
             .and_then(unhex)
             .and_then(|v| v.try_into().ok())
             .ok_or_else(|| bad("the key is not 64 hex digits"))?;
-        VerifyingKey::from_bytes(&bytes)
-            .map_err(|_| bad("the key is not a valid Ed25519 point"))?;
+        check_point(&bytes).map_err(bad)?;
         Ok(PublicKey(bytes))
     }
+}
+
+/// A public key must be a point on the curve, not of small order (such a key verifies
+/// signatures it never made), and canonically encoded (one key, one spelling).
+fn check_point(bytes: &[u8; 32]) -> Result<(), &'static str> {
+    let vk = VerifyingKey::from_bytes(bytes).map_err(|_| "the key is not a valid Ed25519 point")?;
+    if vk.is_weak() {
+        return Err("the key is a small-order point (a weak key that verifies forged signatures)");
+    }
+    if vk.to_edwards().compress().to_bytes() != *bytes {
+        return Err("the key is not canonically encoded");
+    }
+    Ok(())
 }
 
 impl fmt::Display for PublicKey {
@@ -280,6 +292,40 @@ pub struct TrustedKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pub_file(dir: &Path, name: &str, bytes: &[u8; 32]) -> PathBuf {
+        let p = dir.join(name);
+        fs::write(&p, format!("{PUBLIC_TAG} {}\n", hex(bytes))).unwrap();
+        p
+    }
+
+    // Regression (issue 8, case 13): small-order and non-canonical keys were accepted.
+    #[test]
+    fn small_order_and_non_canonical_public_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let e = PublicKey::load(&pub_file(dir.path(), "id.pub", &identity)).unwrap_err();
+        assert!(e.to_string().contains("small-order"), "{e}");
+        // y = p + k for small k spells the same y as k: non-canonical where it decodes.
+        let mut refused = 0;
+        for k in 0u8..19 {
+            for sign in [0u8, 0x80] {
+                let mut b = [0xffu8; 32];
+                b[0] = 0xed + k;
+                b[31] = 0x7f | sign;
+                if VerifyingKey::from_bytes(&b).is_ok_and(|vk| !vk.is_weak()) {
+                    let e = PublicKey::load(&pub_file(dir.path(), "nc.pub", &b)).unwrap_err();
+                    assert!(e.to_string().contains("canonical"), "{e}");
+                    refused += 1;
+                }
+            }
+        }
+        assert!(
+            refused > 0,
+            "no non-canonical encoding decoded; the test proves nothing"
+        );
+    }
 
     #[test]
     fn generate_write_load_sign_verify() {

@@ -7,6 +7,8 @@ pub mod atomic;
 pub mod chunker;
 pub mod error;
 pub mod finding;
+pub mod fsread;
+pub mod guard;
 pub mod hash;
 pub mod history;
 pub mod index;

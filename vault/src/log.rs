@@ -83,6 +83,31 @@ pub enum Event {
         /// Artifacts that failed, with why.
         failures: Vec<DrillFailure>,
     },
+    /// An approver accepted a state of the log that verify reports (an older copy put back
+    /// on purpose, a lost vault replaced, a clock that was wrong), so that writing can go on
+    /// and every later verifier sees who accepted what and why.
+    Recovery {
+        accepted: Vec<Accepted>,
+        reason: String,
+    },
+}
+
+/// One verification finding an approver accepted in a `recovery` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// The finding's kind (`rollback`, `diverged`, `replaced-vault`, `future-time`,
+    /// `time-backwards`).
+    pub kind: String,
+    /// The entry number it is about, where it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// For a head the verifier remembered: that vault's id and the entry's hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<Hash>,
+    /// The finding's message as verify printed it.
+    pub message: String,
 }
 
 /// One artifact a drill could not restore or prove.
@@ -100,7 +125,7 @@ impl Event {
             | Event::CollectFailed { .. }
             | Event::Heartbeat { .. }
             | Event::Drill { .. } => Role::Collector,
-            Event::Approval { .. } => Role::Approver,
+            Event::Approval { .. } | Event::Recovery { .. } => Role::Approver,
         }
     }
 
@@ -111,6 +136,7 @@ impl Event {
             Event::Heartbeat { .. } => "heartbeat",
             Event::Approval { .. } => "approval",
             Event::Drill { .. } => "drill",
+            Event::Recovery { .. } => "recovery",
         }
     }
 
@@ -120,7 +146,7 @@ impl Event {
             | Event::CollectFailed { device, .. }
             | Event::Approval { device, .. }
             | Event::Drill { device, .. } => Some(device),
-            Event::Heartbeat { .. } => None,
+            Event::Heartbeat { .. } | Event::Recovery { .. } => None,
         }
     }
 }
@@ -245,6 +271,7 @@ pub fn parse(file_seq: u64, path: &Path, bytes: &[u8]) -> Result<Entry, String> 
                         "heartbeat",
                         "approval",
                         "drill",
+                        "recovery",
                     ]
                     .contains(&t) =>
                 {
@@ -265,14 +292,27 @@ pub fn parse(file_seq: u64, path: &Path, bytes: &[u8]) -> Result<Entry, String> 
     })
 }
 
-/// Reads entry `seq`. The outer `Err` is an I/O failure; the inner one a malformed entry.
+/// The largest log entry file this version reads: entries are one line of JSON (a drill
+/// with many failures is the largest), far below this.
+pub const MAX_ENTRY_SIZE: u64 = 4 * 1024 * 1024;
+
+/// Reads entry `seq`. The outer `Err` is an I/O failure; the inner one a malformed entry
+/// (including a file that is not a regular file, or too large to be an entry).
 ///
 /// Fails when the file cannot be read.
 pub fn read(root: &Path, seq: u64) -> Result<(Vec<u8>, Result<Entry, String>), VaultError> {
     let path = entry_path(root, seq);
-    let bytes = fs::read(&path).map_err(io_err("read log entry", &path))?;
-    let parsed = parse(seq, &path, &bytes);
-    Ok((bytes, parsed))
+    match crate::fsread::read_regular(&path, MAX_ENTRY_SIZE) {
+        Ok(bytes) => {
+            let parsed = parse(seq, &path, &bytes);
+            Ok((bytes, parsed))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            let why = e.to_string();
+            Ok((Vec::new(), Err(why)))
+        }
+        Err(e) => Err(io_err("read log entry", &path)(e)),
+    }
 }
 
 /// Serializes and signs an entry body.
@@ -286,11 +326,11 @@ pub fn encode(header: &Header, event: &Event, key: &SecretKey) -> Vec<u8> {
     out
 }
 
-/// Appends `event`, signed by `key`, after the newest entry. Retries when another writer
-/// takes the next number first.
+/// Appends without consulting the verifier state: for tests, and for a `recovery` entry,
+/// which is what makes a log that does not extend the memory writable again.
 ///
 /// Fails on I/O errors, or with `Contended` after many lost races.
-pub fn append(
+pub fn append_unguarded(
     root: &Path,
     vault_id: &str,
     key: &SecretKey,
@@ -303,7 +343,8 @@ pub fn append(
         let (seq, prev) = match seqs.last() {
             Some(&last) => {
                 let path = entry_path(root, last);
-                let bytes = fs::read(&path).map_err(io_err("read log entry", &path))?;
+                let bytes = crate::fsread::read_regular(&path, MAX_ENTRY_SIZE)
+                    .map_err(io_err("read log entry", &path))?;
                 (last + 1, Some(Hash::of(&bytes)))
             }
             None => (1, None),

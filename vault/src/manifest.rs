@@ -163,6 +163,9 @@ impl Manifest {
 }
 
 /// `manifests/<hex>.json`
+/// The largest manifest this version reads (about 200,000 artifacts).
+pub const MAX_MANIFEST_SIZE: u64 = 256 * 1024 * 1024;
+
 pub fn manifest_path(root: &Path, id: &Hash) -> std::path::PathBuf {
     root.join("manifests").join(format!("{}.json", id.to_hex()))
 }
@@ -172,7 +175,8 @@ pub fn manifest_path(root: &Path, id: &Hash) -> std::path::PathBuf {
 /// Fails when it is missing, unreadable, or does not match `id`.
 pub fn load(root: &Path, id: &Hash) -> Result<Manifest, VaultError> {
     let path = manifest_path(root, id);
-    let bytes = std::fs::read(&path).map_err(io_err("read manifest", &path))?;
+    let bytes = crate::fsread::read_regular(&path, MAX_MANIFEST_SIZE)
+        .map_err(io_err("read manifest", &path))?;
     Manifest::from_bytes(&bytes, id, &path)
 }
 

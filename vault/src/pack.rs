@@ -173,7 +173,7 @@ impl PackWriter {
 ///
 /// Fails when the file cannot be read or its header, footer or trailer is malformed.
 pub fn read_trailer(path: &Path) -> Result<(u64, Vec<PackEntry>), VaultError> {
-    let mut f = File::open(path).map_err(io_err("open", path))?;
+    let mut f = crate::fsread::open_regular(path).map_err(io_err("open", path))?;
     let size = f.metadata().map_err(io_err("stat", path))?.len();
     if size < HEADER_LEN + FOOTER_LEN as u64 {
         return Err(corrupt(path, format!("pack is truncated ({size} bytes)")));

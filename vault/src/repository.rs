@@ -22,6 +22,9 @@ const MARKER: &str = "plcvault vault\nformat 1\n";
 pub struct Vault {
     root: PathBuf,
     id: String,
+    /// The verifier's memory (outside the vault). When set, every append first checks
+    /// that the log still holds the remembered head, and then advances it.
+    state: Option<PathBuf>,
 }
 
 impl Vault {
@@ -30,7 +33,9 @@ impl Vault {
     /// Fails when `root` has no VAULT file or a format this version cannot read.
     pub fn open(root: &Path) -> Result<Vault, VaultError> {
         let marker = root.join("VAULT");
-        let text = match fs::read_to_string(&marker) {
+        let text = match crate::fsread::read_regular(&marker, 4096)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+        {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(VaultError::NotAVault {
@@ -59,7 +64,20 @@ impl Vault {
         Ok(Vault {
             root: root.to_owned(),
             id,
+            state: None,
         })
+    }
+
+    /// The same vault, guarded by the verifier memory in `state_dir`: appends refuse a
+    /// rolled-back, truncated, diverged or replaced log, and advance the memory.
+    pub fn remembering(mut self, state_dir: &Path) -> Vault {
+        self.state = Some(state_dir.to_owned());
+        self
+    }
+
+    /// The verifier memory this vault is guarded by, if any.
+    pub fn state_dir(&self) -> Option<&Path> {
+        self.state.as_deref()
     }
 
     /// Creates a vault at `root` (which may exist but must not hold a vault), or opens the

@@ -22,6 +22,9 @@ pub struct RestoreOptions {
     /// replaced).
     pub force: bool,
     pub threads: usize,
+    /// Keep setuid, setgid and sticky bits recorded with a file (dropped by default: a
+    /// restored export must not come back as a program that runs with its owner's rights).
+    pub keep_special_bits: bool,
 }
 
 impl Default for RestoreOptions {
@@ -29,6 +32,7 @@ impl Default for RestoreOptions {
         RestoreOptions {
             force: false,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            keep_special_bits: false,
         }
     }
 }
@@ -124,7 +128,11 @@ pub fn restore(
                     let Some(a) = manifest.artifacts.get(i) else {
                         break;
                     };
-                    let result = restore_one(vault, index, a, target, &mut reader, &mut open);
+                    let result = restore_one(vault, index, a, target, &mut reader, &mut open)
+                        .and_then(|path| match opts.keep_special_bits {
+                            true => set_mode(&path, a),
+                            false => Ok(()),
+                        });
                     let mut r = report.lock().expect("report lock");
                     match result {
                         Ok(()) => {
@@ -157,7 +165,7 @@ fn open_pack<'a>(
     match open.entry(pack) {
         std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
         std::collections::hash_map::Entry::Vacant(e) => {
-            Ok(e.insert(File::open(path).map_err(io_err("open pack", path))?))
+            Ok(e.insert(crate::fsread::open_regular(path).map_err(io_err("open pack", path))?))
         }
     }
 }
@@ -189,6 +197,16 @@ fn safe_parent(target: &Path, name: &str) -> Result<PathBuf, VaultError> {
     Ok(dir)
 }
 
+/// Gives a restored file its recorded setuid, setgid and sticky bits too (when asked).
+fn set_mode(path: &Path, a: &ArtifactEntry) -> Result<(), VaultError> {
+    if let Some(mode) = a.meta.mode {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(io_err("set mode of", path))?;
+    }
+    Ok(())
+}
+
+/// Restores one artifact; returns its final path.
 fn restore_one(
     vault: &Vault,
     index: &Index,
@@ -196,7 +214,7 @@ fn restore_one(
     target: &Path,
     reader: &mut ChunkReader,
     open: &mut HashMap<u32, File>,
-) -> Result<(), VaultError> {
+) -> Result<PathBuf, VaultError> {
     let dir = safe_parent(target, &a.name)?;
     let final_path = target.join(&a.name);
     let tmp = dir.join(crate::atomic::unique_name(".plcvault-restore"));
@@ -234,7 +252,9 @@ fn restore_one(
             ));
         }
         if let Some(mode) = a.meta.mode {
-            out.set_permissions(fs::Permissions::from_mode(mode & 0o7777))
+            // Only the permission bits here: special bits are set on the final name (see
+            // `set_mode`), where the caller decides.
+            out.set_permissions(fs::Permissions::from_mode(mode & 0o777))
                 .map_err(io_err("set mode of", &tmp))?;
         }
         if let Some(t) = a
@@ -254,7 +274,8 @@ fn restore_one(
                 final_path.display()
             )));
         }
-        fs::rename(&tmp, &final_path).map_err(io_err("rename into place", &final_path))
+        fs::rename(&tmp, &final_path).map_err(io_err("rename into place", &final_path))?;
+        Ok(final_path.clone())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -2,7 +2,13 @@
 //!
 //! A vault copied back from an older backup, or a log cut short, shows up as a head older
 //! than the remembered one (`rollback`); a rewritten history as a different entry at the
-//! remembered number (`diverged`). The file is `<state>/<vault id>.head`, JSON.
+//! remembered number (`diverged`); a vault deleted and created anew, or swapped for
+//! another, as a vault id the memory does not know while it remembers another
+//! (`replaced-vault`). The file is `<state>/<vault id>.head`, JSON.
+//!
+//! Writers check the memory before every append and refuse to write onto such a log
+//! (`guard::check`), then advance it; only `plcvault recover`, signed by an approver, moves the
+//! memory to a head that does not extend the remembered one (`replace`).
 
 use std::path::{Path, PathBuf};
 
@@ -21,8 +27,15 @@ pub struct HeadMemory {
     pub seen: String,
 }
 
+/// Verifier state files are a few hundred bytes; anything larger is not one.
+const MAX_STATE_FILE: u64 = 64 * 1024;
+
 fn head_path(state_dir: &Path, vault_id: &str) -> PathBuf {
     state_dir.join(format!("{vault_id}.head"))
+}
+
+fn is_vault_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The remembered head, if any.
@@ -30,7 +43,7 @@ fn head_path(state_dir: &Path, vault_id: &str) -> PathBuf {
 /// Fails when the state file exists but cannot be read or parsed.
 pub fn load(state_dir: &Path, vault_id: &str) -> Result<Option<HeadMemory>, VaultError> {
     let path = head_path(state_dir, vault_id);
-    match std::fs::read(&path) {
+    match crate::fsread::read_regular(&path, MAX_STATE_FILE) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
             corrupt(
                 &path,
@@ -42,37 +55,172 @@ pub fn load(state_dir: &Path, vault_id: &str) -> Result<Option<HeadMemory>, Vaul
     }
 }
 
-/// Compares the log with the remembered head.
-pub fn check(remembered: &HeadMemory, history: &History) -> Vec<Finding> {
-    let newest = history.head().map(|(s, _)| s).unwrap_or(0);
-    match history
-        .entries
-        .iter()
-        .find(|c| c.entry.file_seq == remembered.seq)
-    {
-        Some(c) if c.entry.hash == remembered.hash => Vec::new(),
-        Some(_) => vec![
-            Finding::new(
-                FindingKind::Diverged,
-                format!(
-                    "log entry {} differs from the one this verifier saw on {} (history rewritten, or an older vault copy written to since)",
-                    remembered.seq, remembered.seen
-                ),
-            )
-            .seq(remembered.seq),
-        ],
-        None if newest < remembered.seq => vec![
-            Finding::new(
-                FindingKind::Rollback,
-                format!(
-                    "the log ends at entry {newest}, but this verifier saw entry {} on {} (vault rolled back to an older copy, or log truncated)",
-                    remembered.seq, remembered.seen
-                ),
-            )
-            .seq(remembered.seq),
-        ],
-        // The remembered entry is missing inside the log: the gap finding covers it.
-        None => Vec::new(),
+/// Every vault the state folder remembers, by id.
+///
+/// Fails when the folder exists but cannot be listed, or a state file is damaged.
+pub fn remembered(state_dir: &Path) -> Result<Vec<(String, HeadMemory)>, VaultError> {
+    let rd = match std::fs::read_dir(state_dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("list", state_dir)(e)),
+    };
+    let mut out = Vec::new();
+    for item in rd {
+        let item = item.map_err(io_err("list", state_dir))?;
+        let name = item.file_name().to_string_lossy().into_owned();
+        if let Some(id) = name.strip_suffix(".head").filter(|id| is_vault_id(id))
+            && let Some(mem) = load(state_dir, id)?
+        {
+            out.push((id.to_string(), mem));
+        }
+    }
+    out.sort_by(|a, b| b.1.seen.cmp(&a.1.seen).then(a.0.cmp(&b.0)));
+    Ok(out)
+}
+
+/// What the state folder knows, read before the log is listed (so that a writer appending
+/// meanwhile can only make the log look newer than the memory, never older).
+#[derive(Clone, Debug, Default)]
+pub struct Memory {
+    /// This vault's remembered head.
+    pub this: Option<HeadMemory>,
+    /// Other vaults the folder remembers (newest first).
+    pub others: Vec<(String, HeadMemory)>,
+}
+
+impl Memory {
+    /// Fails when the state folder or one of its files cannot be read.
+    pub fn load(state_dir: &Path, vault_id: &str) -> Result<Memory, VaultError> {
+        let mut all = remembered(state_dir)?;
+        let this = all
+            .iter()
+            .position(|(id, _)| id == vault_id)
+            .map(|i| all.remove(i).1);
+        Ok(Memory { this, others: all })
+    }
+
+    /// How the log, whose newest entry number is `newest` and whose entry `n` hashes to
+    /// `hash_at(n)`, stands against the memory. `None` when it extends it.
+    pub fn problem(
+        &self,
+        newest: u64,
+        hash_at: impl Fn(u64) -> Option<Hash>,
+    ) -> Option<HeadProblem> {
+        match &self.this {
+            None => self.others.first().map(|(id, mem)| HeadProblem::Replaced {
+                other: id.clone(),
+                remembered: mem.clone(),
+            }),
+            Some(mem) => match hash_at(mem.seq) {
+                Some(h) if h == mem.hash => None,
+                Some(found) => Some(HeadProblem::Diverged {
+                    remembered: mem.clone(),
+                    found,
+                }),
+                None if newest < mem.seq => Some(HeadProblem::Rollback {
+                    remembered: mem.clone(),
+                    newest,
+                }),
+                // The remembered entry is missing inside the log: the gap finding covers
+                // it, and a writer refuses below.
+                None => Some(HeadProblem::Rollback {
+                    remembered: mem.clone(),
+                    newest,
+                }),
+            },
+        }
+    }
+
+    /// Findings for verify: the memory against the checked log.
+    pub fn findings(&self, history: &History) -> Vec<Finding> {
+        let newest = history.head().map(|(s, _)| s).unwrap_or(0);
+        let hash_at = |seq: u64| {
+            history
+                .entries
+                .iter()
+                .find(|c| c.entry.file_seq == seq)
+                .map(|c| c.entry.hash)
+        };
+        match self.problem(newest, hash_at) {
+            // A remembered entry missing inside the log is reported as the gap.
+            Some(HeadProblem::Rollback { remembered, .. }) if remembered.seq <= newest => {
+                Vec::new()
+            }
+            Some(p) => vec![p.finding()],
+            None => Vec::new(),
+        }
+    }
+}
+
+/// A log that does not extend what the verifier remembers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeadProblem {
+    Rollback {
+        remembered: HeadMemory,
+        newest: u64,
+    },
+    Diverged {
+        remembered: HeadMemory,
+        found: Hash,
+    },
+    Replaced {
+        other: String,
+        remembered: HeadMemory,
+    },
+}
+
+impl HeadProblem {
+    pub fn kind(&self) -> FindingKind {
+        match self {
+            HeadProblem::Rollback { .. } => FindingKind::Rollback,
+            HeadProblem::Diverged { .. } => FindingKind::Diverged,
+            HeadProblem::Replaced { .. } => FindingKind::ReplacedVault,
+        }
+    }
+
+    /// The remembered head this problem is about: (vault id or None for this vault, memory).
+    pub fn remembered(&self) -> &HeadMemory {
+        match self {
+            HeadProblem::Rollback { remembered, .. }
+            | HeadProblem::Diverged { remembered, .. }
+            | HeadProblem::Replaced { remembered, .. } => remembered,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            HeadProblem::Rollback { remembered, newest } if remembered.seq > *newest => format!(
+                "the log ends at entry {newest}, but this verifier saw entry {} ({}) on {} (vault rolled back to an older copy, or log truncated)",
+                remembered.seq,
+                remembered.hash.short(),
+                remembered.seen
+            ),
+            HeadProblem::Rollback { remembered, .. } => format!(
+                "log entry {} ({}), which this verifier saw on {}, is missing (log cut)",
+                remembered.seq,
+                remembered.hash.short(),
+                remembered.seen
+            ),
+            HeadProblem::Diverged { remembered, found } => format!(
+                "log entry {} is {}, but this verifier saw {} there on {} (history rewritten, or an older vault copy written to since)",
+                remembered.seq,
+                found.short(),
+                remembered.hash.short(),
+                remembered.seen
+            ),
+            HeadProblem::Replaced { other, remembered } => format!(
+                "this vault is unknown to the verifier state, which remembers vault {other} (entry {}, seen {}): the vault was deleted and created anew, or swapped for another",
+                remembered.seq, remembered.seen
+            ),
+        }
+    }
+
+    pub fn finding(&self) -> Finding {
+        let f = Finding::new(self.kind(), self.message());
+        match self {
+            HeadProblem::Replaced { .. } => f,
+            _ => f.seq(self.remembered().seq),
+        }
     }
 }
 
@@ -85,11 +233,18 @@ pub fn remember(state_dir: &Path, vault_id: &str, head: (u64, Hash)) -> Result<(
     {
         return Ok(());
     }
+    replace(state_dir, vault_id, head)
+}
+
+/// Records `head` as seen, whatever was remembered: for a deliberate recovery only.
+///
+/// Fails when the state folder cannot be written.
+pub fn replace(state_dir: &Path, vault_id: &str, head: (u64, Hash)) -> Result<(), VaultError> {
     std::fs::create_dir_all(state_dir).map_err(io_err("create", state_dir))?;
     let mem = HeadMemory {
         seq: head.0,
         hash: head.1,
-        seen: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        seen: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
     };
     let bytes = serde_json::to_vec_pretty(&mem).expect("head memory serializes");
     let path = head_path(state_dir, vault_id);

@@ -32,8 +32,14 @@ pub struct VerifyOptions {
     /// Remember the head after a check that found the log intact.
     pub update_state: bool,
     pub now: SystemTime,
+    /// How far an entry's time may run ahead of `now`, or behind the entry before it,
+    /// before it is a finding (clocks of two hosts, NTP corrections).
+    pub clock_skew: Duration,
     pub threads: usize,
 }
+
+/// The default clock skew allowed between entries and the verifier.
+pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(300);
 
 impl Default for VerifyOptions {
     fn default() -> Self {
@@ -43,6 +49,7 @@ impl Default for VerifyOptions {
             state_dir: None,
             update_state: true,
             now: SystemTime::now(),
+            clock_skew: DEFAULT_CLOCK_SKEW,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
@@ -73,6 +80,8 @@ fn log_level(kind: FindingKind) -> bool {
     !matches!(
         kind,
         FindingKind::Stale
+            | FindingKind::FutureTime
+            | FindingKind::TimeBackwards
             | FindingKind::MissingManifest
             | FindingKind::CorruptManifest
             | FindingKind::MissingPack
@@ -100,7 +109,14 @@ pub fn verify(
     trust: &Trust,
     opts: &VerifyOptions,
 ) -> Result<VerifyReport, VaultError> {
+    // The memory is read before the log is listed: a writer appending meanwhile can then
+    // only make the log look newer than the memory, never older.
+    let memory = match &opts.state_dir {
+        Some(dir) => Some(state::Memory::load(dir, vault.id())?),
+        None => None,
+    };
     let history = History::load(vault, trust)?;
+    let accepted = history.accepted();
     let mut report = VerifyReport {
         findings: history.findings.clone(),
         entries: history.entries.len() as u64,
@@ -115,14 +131,94 @@ pub fn verify(
         ));
     }
 
-    // The remembered head and staleness.
-    if let Some(dir) = &opts.state_dir
-        && let Some(mem) = state::load(dir, vault.id())?
-    {
-        report.findings.extend(state::check(&mem, &history));
+    // The remembered head.
+    if let Some(memory) = &memory {
+        for f in memory.findings(&history) {
+            let problem = memory.problem(report.head_seq.unwrap_or(0), |seq| {
+                history
+                    .entries
+                    .iter()
+                    .find(|c| c.entry.file_seq == seq)
+                    .map(|c| c.entry.hash)
+            });
+            let hit = problem.as_ref().and_then(|p| {
+                let mem = p.remembered();
+                let other = match p {
+                    state::HeadProblem::Replaced { other, .. } => Some(other.as_str()),
+                    _ => None,
+                };
+                // The same lost head may look like a rollback to one verifier and like a
+                // divergence to another (entries were appended since): the head decides.
+                accepted.iter().find(|a| {
+                    ["rollback", "diverged", "replaced-vault"].contains(&a.accepted.kind.as_str())
+                        && a.accepted.seq == Some(mem.seq)
+                        && a.accepted.hash == Some(mem.hash)
+                        && other.is_none_or(|o| a.accepted.vault.as_deref() == Some(o))
+                })
+            });
+            match hit {
+                Some(a) => report.notes.push(a.note(&f)),
+                None => report.findings.push(f),
+            }
+        }
     }
+
+    // Clocks: an entry from the future would switch off the stale check; one dated before
+    // its predecessor hides when things happened.
+    let mut clock = Vec::new();
+    let mut before: Option<(u64, SystemTime)> = None;
+    let mut newest_sane = None;
+    for c in &history.entries {
+        let Some(t) = c.entry.time() else { continue };
+        let seq = c.entry.file_seq;
+        if t > opts.now + opts.clock_skew {
+            clock.push(
+                Finding::new(
+                    FindingKind::FutureTime,
+                    format!(
+                        "log entry {seq} is dated {}, {} ahead of this verifier's clock (a writer's clock was wrong, or the entry was made to look fresh)",
+                        c.entry.header.time,
+                        humantime::format_duration(Duration::from_secs(
+                            t.duration_since(opts.now).unwrap_or_default().as_secs()
+                        ))
+                    ),
+                )
+                .seq(seq),
+            );
+        } else {
+            newest_sane = Some(t);
+        }
+        if let Some((p, pt)) = before
+            && t + opts.clock_skew < pt
+        {
+            clock.push(
+                Finding::new(
+                    FindingKind::TimeBackwards,
+                    format!(
+                        "log entry {seq} is dated {}, {} before entry {p} that it follows (a writer's clock went back)",
+                        c.entry.header.time,
+                        humantime::format_duration(Duration::from_secs(
+                            pt.duration_since(t).unwrap_or_default().as_secs()
+                        ))
+                    ),
+                )
+                .seq(seq),
+            );
+        }
+        before = Some((seq, t));
+    }
+    for f in clock {
+        match accepted
+            .iter()
+            .find(|a| a.accepted.kind == f.kind.as_str() && a.accepted.seq == f.seq)
+        {
+            Some(a) => report.notes.push(a.note(&f)),
+            None => report.findings.push(f),
+        }
+    }
+
     if let Some(limit) = opts.stale_after {
-        match history.newest_time() {
+        match newest_sane.or_else(|| history.newest_time()) {
             Some(t) => {
                 if let Ok(age) = opts.now.duration_since(t)
                     && age > limit
@@ -299,8 +395,13 @@ pub fn verify(
     if opts.update_state
         && let (Some(dir), Some(head)) = (&opts.state_dir, history.head())
         && !report.findings.iter().any(|f| log_level(f.kind))
+        && let Err(e) = state::remember(dir, vault.id(), head)
     {
-        state::remember(dir, vault.id(), head)?;
+        report.notes.push(format!(
+            "the head (entry {}) could not be remembered: {e}; until it is, a rollback to before it goes unnoticed by this verifier (make {} writable)",
+            head.0,
+            dir.display()
+        ));
     }
     Ok(report)
 }
@@ -336,7 +437,10 @@ fn read_data(
                     let path = pack::pack_path(vault.root(), pack_id);
                     let mut local = Vec::new();
                     let (mut chunks, mut bytes) = (0u64, 0u64);
-                    match std::fs::read(&path) {
+                    match crate::fsread::open_regular(&path).and_then(|mut f| {
+                        let mut v = Vec::new();
+                        std::io::Read::read_to_end(&mut f, &mut v).map(|_| v)
+                    }) {
                         Err(e) => local.push(
                             Finding::new(
                                 FindingKind::MissingPack,

@@ -17,7 +17,7 @@ use crate::error::{VaultError, io_err};
 use crate::hash::Hash;
 use crate::index::Index;
 use crate::key::SecretKey;
-use crate::log::{self, Entry, Event, PackRef};
+use crate::log::{Entry, Event, PackRef};
 use crate::manifest::{self, Manifest};
 use crate::pack::{Codec, PackInfo, PackWriter, TARGET_SIZE};
 use crate::repository::Vault;
@@ -385,7 +385,7 @@ impl<'a> Writer<'a> {
             bytes: manifest.total_size(),
             packs: packs.clone(),
         };
-        let entry = log::append(self.vault.root(), self.vault.id(), key, &event)?;
+        let entry = crate::guard::append(self.vault, key, &event)?;
         Ok(Committed {
             entry,
             manifest: id,

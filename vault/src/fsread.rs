@@ -1,0 +1,99 @@
+//! Reading files whose bytes come from outside: only regular files, never blocking on a
+//! FIFO or device, never more than a stated limit.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+
+/// What a non-regular file is, for messages.
+pub fn describe_type(ft: std::fs::FileType) -> &'static str {
+    if ft.is_dir() {
+        "a folder"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "a device node"
+    } else if ft.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Opens `path` for reading without blocking (a FIFO opens at once) and checks, on the
+/// open file, that it is a regular file.
+///
+/// Fails with `InvalidData` naming what the file is when it is not a regular file.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let ft = f.metadata()?.file_type();
+    if !ft.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} is {}, not a regular file",
+                path.display(),
+                describe_type(ft)
+            ),
+        ));
+    }
+    Ok(f)
+}
+
+/// Reads a whole regular file of at most `max` bytes.
+///
+/// Fails when the file is not regular, is larger than `max`, or cannot be read.
+pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let f = open_regular(path)?;
+    let len = f.metadata()?.len();
+    if len > max {
+        return Err(too_large(path, len, max));
+    }
+    let mut out = Vec::with_capacity(len as usize);
+    f.take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(too_large(path, out.len() as u64, max));
+    }
+    Ok(out)
+}
+
+fn too_large(path: &Path, len: u64, max: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "{} is {len} bytes, more than the {max} such a file can hold",
+            path.display()
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_and_folder_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let e = read_regular(&fifo, 100).unwrap_err();
+        assert!(e.to_string().contains("a FIFO"), "{e}");
+        let e = read_regular(dir.path(), 100).unwrap_err();
+        assert!(e.to_string().contains("a folder"), "{e}");
+        let f = dir.path().join("big");
+        std::fs::write(&f, vec![0u8; 101]).unwrap();
+        let e = read_regular(&f, 100).unwrap_err();
+        assert!(e.to_string().contains("101 bytes"), "{e}");
+        assert_eq!(read_regular(&f, 101).unwrap().len(), 101);
+    }
+}
