@@ -409,6 +409,29 @@ struct StoreContext<'a> {
     out: &'a Out,
 }
 
+/// Leaves out artifacts whose names a manifest cannot hold (the same rule `verify` and
+/// `restore` enforce, `vault::manifest::check_name`), with a warning: the snapshot is then
+/// incomplete, never a signed manifest that its readers reject.
+fn admissible(mut collection: Collection) -> Collection {
+    let mut warnings = Vec::new();
+    collection
+        .artifacts
+        .retain(|a| match vault::manifest::check_name(&a.name) {
+            Ok(()) => true,
+            Err(why) => {
+                warnings.push(format!(
+                    "skipped {why}: a name the vault cannot hold (rename the file to collect it)"
+                ));
+                false
+            }
+        });
+    if !warnings.is_empty() {
+        collection.complete = false;
+        collection.warnings.extend(warnings);
+    }
+    collection
+}
+
 /// Streams a collection into the vault on worker threads and commits the snapshot.
 fn store(
     ctx: &StoreContext,
@@ -416,6 +439,7 @@ fn store(
     collection: Collection,
     previous: Option<&Manifest>,
 ) -> Result<(DeviceReport, vault::writer::Committed, Manifest)> {
+    let collection = admissible(collection);
     let StoreContext {
         vault,
         index,
@@ -721,7 +745,7 @@ pub fn collect_live(device: &DeviceConfig) -> Result<(Manifest, LiveData)> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let collection = runtime.block_on(collect_guarded(device.clone()))?;
+    let collection = admissible(runtime.block_on(collect_guarded(device.clone()))?);
     let mut complete = collection.complete;
     let mut warnings = collection.warnings.clone();
     let mut artifacts = Vec::new();

@@ -288,6 +288,9 @@ pub fn compare(
         .iter()
         .filter_map(|r| parse_volatile(r).ok())
         .collect();
+    // The view comes from what the collector recorded (the adapter), never from the bytes:
+    // a workstation file that starts like register text is still a file.
+    let registers = old.adapter == "modbus" && new.adapter == "modbus";
     let file_volatile = |name: &str| {
         volatile
             .iter()
@@ -396,7 +399,7 @@ pub fn compare(
                     }
                     continue;
                 }
-                let view = view_of(o, n, read_old, read_new, &volatile);
+                let view = view_of(o, n, read_old, read_new, &volatile, registers);
                 if let View::Registers { changes, .. } = &view
                     && changes.is_empty()
                 {
@@ -541,6 +544,7 @@ fn view_of(
     read_old: &Reader,
     read_new: &Reader,
     volatile: &[Volatile],
+    registers: bool,
 ) -> View {
     let small = o.size <= VIEW_LIMIT && n.size <= VIEW_LIMIT;
     let contents = if small {
@@ -555,7 +559,9 @@ fn view_of(
         .ok()
         .zip(std::str::from_utf8(&new).ok());
     if let Some((ot, nt)) = texts {
-        if let (Some((h, ov)), Some((_, nv))) = (parse_registers(ot), parse_registers(nt)) {
+        if registers
+            && let (Some((h, ov)), Some((_, nv))) = (parse_registers(ot), parse_registers(nt))
+        {
             let table = h.get("table").cloned().unwrap_or_default();
             let label = h.get("label").cloned().unwrap_or_default();
             let masked = |addr: u32| {
@@ -563,7 +569,7 @@ fn view_of(
             };
             let addrs: std::collections::BTreeSet<u32> =
                 ov.keys().chain(nv.keys()).copied().collect();
-            let changes = addrs
+            let changes: Vec<RegisterChange> = addrs
                 .into_iter()
                 .filter(|a| ov.get(a) != nv.get(a) && !masked(*a))
                 .map(|a| RegisterChange {
@@ -572,25 +578,41 @@ fn view_of(
                     new: nv.get(&a).copied(),
                 })
                 .collect();
-            return View::Registers {
-                table,
-                label,
-                changes,
-            };
-        }
-        if let (Some(of), Some(nf)) = (parse_identity(ot), parse_identity(nt)) {
-            let keys: std::collections::BTreeSet<&String> = of.keys().chain(nf.keys()).collect();
-            return View::Identity {
-                fields: keys
-                    .into_iter()
-                    .filter(|k| of.get(*k) != nf.get(*k))
-                    .map(|k| FieldChange {
-                        field: k.clone(),
-                        old: of.get(k).cloned(),
-                        new: nf.get(k).cloned(),
+            // Changed bytes always yield a finding unless an approved rule masks them:
+            // a difference outside the masked values (header, other lines) falls through
+            // to the text view below.
+            let unmasked = |t: &'_ str| -> Vec<String> {
+                t.lines()
+                    .filter(|l| {
+                        l.split_once(',')
+                            .and_then(|(a, _)| a.parse::<u32>().ok())
+                            .is_none_or(|a| !masked(a))
                     })
-                    .collect(),
+                    .map(str::to_string)
+                    .collect()
             };
+            if !changes.is_empty() || unmasked(ot) == unmasked(nt) {
+                return View::Registers {
+                    table,
+                    label,
+                    changes,
+                };
+            }
+        }
+        if registers && let (Some(of), Some(nf)) = (parse_identity(ot), parse_identity(nt)) {
+            let keys: std::collections::BTreeSet<&String> = of.keys().chain(nf.keys()).collect();
+            let fields: Vec<FieldChange> = keys
+                .into_iter()
+                .filter(|k| of.get(*k) != nf.get(*k))
+                .map(|k| FieldChange {
+                    field: k.clone(),
+                    old: of.get(k).cloned(),
+                    new: nf.get(k).cloned(),
+                })
+                .collect();
+            if !fields.is_empty() {
+                return View::Identity { fields };
+            }
         }
         if !ot.contains('\0') && !nt.contains('\0') {
             let diff = similar::TextDiff::from_lines(ot, nt)
@@ -685,10 +707,14 @@ mod tests {
     }
 
     fn manifest(arts: Vec<ArtifactEntry>) -> Manifest {
+        manifest_of("modbus", arts)
+    }
+
+    fn manifest_of(adapter: &str, arts: Vec<ArtifactEntry>) -> Manifest {
         Manifest {
             v: 1,
             device: "d".into(),
-            adapter: "t".into(),
+            adapter: adapter.into(),
             source: "-".into(),
             complete: true,
             warnings: vec![],
@@ -839,6 +865,63 @@ mod tests {
         assert_eq!(by("gone.csv", "removed").class, Class::Suspect);
         assert_eq!(by("new.st", "added").class, Class::Logic);
         assert_eq!(by("big.csv", "shrank").class, Class::Suspect);
+    }
+
+    // Regression (issue 18, case 1): a files artifact that starts like register text was
+    // parsed as registers, and a changed logic line became "volatile", no finding.
+    #[test]
+    fn a_magic_first_line_hides_nothing() {
+        let fake = |body: &str| {
+            format!("# plcvault modbus range v1\n# device=d unit=1 table=holding start=0 count=1 label=x\naddress,value\n0,1\n{body}")
+                .into_bytes()
+        };
+        let old = art(
+            "logic/FB1.st",
+            ArtifactKind::Logic,
+            &fake("Q := I1 AND I2;\n"),
+        );
+        let new = art(
+            "logic/FB1.st",
+            ArtifactKind::Logic,
+            &fake("Q := I1 OR TRUE;\n"),
+        );
+        let data: HashMap<Hash, Vec<u8>> = [
+            (old.sha256, fake("Q := I1 AND I2;\n")),
+            (new.sha256, fake("Q := I1 OR TRUE;\n")),
+        ]
+        .into_iter()
+        .collect();
+        let read = |a: &ArtifactEntry| data.get(&a.sha256).cloned();
+        for adapter in ["files", "modbus"] {
+            let c = compare(
+                "d",
+                &manifest_of(adapter, vec![old.clone()]),
+                &manifest_of(adapter, vec![new.clone()]),
+                &Rules::default(),
+                &read,
+                &read,
+            );
+            assert_eq!(c.findings.len(), 1, "{adapter}: {:?}", c.findings);
+            let f = &c.findings[0];
+            assert_eq!((f.class, f.severity), (Class::Logic, Severity::Critical));
+            let View::Text { diff } = &f.view else {
+                panic!("{adapter}: {:?}", f.view)
+            };
+            assert!(diff.contains("+Q := I1 OR TRUE;"), "{diff}");
+        }
+        // A volatile rule masks register values, not other bytes.
+        let c = compare(
+            "d",
+            &manifest_of("modbus", vec![old.clone()]),
+            &manifest_of("modbus", vec![new.clone()]),
+            &Rules {
+                volatile: vec!["holding:*".into()],
+                ..Rules::default()
+            },
+            &read,
+            &read,
+        );
+        assert_eq!(c.findings.len(), 1, "{:?}", c.findings);
     }
 
     #[test]

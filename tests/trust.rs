@@ -775,3 +775,37 @@ fn file_names_with_escape_sequences_are_shown_escaped() {
         r.stdout
     );
 }
+
+// Issue 18, case 2: a name the format cannot hold never reaches a signed manifest.
+#[test]
+fn a_backslash_in_a_file_name_is_skipped_not_stored_into_a_damaged_vault() {
+    let s = Site::new();
+    s.write("plant/PLC1/OB1.awl", b"A I0.0\n");
+    s.write("plant/PLC1/OB2\\x.awl", b"A I0.1\n");
+    let r = s.run(&["--json", "collect", "line1"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let dev = &r.records("device")[0];
+    assert_eq!(dev["status"], "incomplete", "{dev}");
+    assert!(dev["warnings"].to_string().contains("backslash"), "{dev}");
+    let r = s.run(&["verify"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let out = s.path("restored");
+    let r = s.run(&["restore", "line1", "--to", out.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(out.join("PLC1/OB1.awl").exists());
+}
+
+// Issue 18, case 5: a file whose name is not UTF-8 makes the snapshot incomplete.
+#[test]
+fn a_name_that_is_not_utf8_makes_the_snapshot_incomplete() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Site::new();
+    s.write("plant/OB1.awl", b"A I0.0\n");
+    let odd = s
+        .path("plant")
+        .join(std::ffi::OsStr::from_bytes(b"OB\xff.awl"));
+    std::fs::write(odd, b"A I0.1\n").unwrap();
+    let r = s.run(&["--json", "collect", "line1"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(r.records("device")[0]["status"], "incomplete");
+}

@@ -147,9 +147,11 @@ impl FilesCollector {
             let rel = item.path().strip_prefix(&canon_root).unwrap_or(item.path());
             let Some(name) = rel.to_str().map(|s| s.to_string()) else {
                 out.warnings.push(format!(
-                    "skipped {}: the name is not UTF-8",
+                    "skipped {}: the name is not UTF-8 (rename the file to collect it)",
                     rel.to_string_lossy()
                 ));
+                // A file left out is never a complete snapshot.
+                out.complete = false;
                 continue;
             };
             if !self.wanted(&name) {
