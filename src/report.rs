@@ -14,6 +14,7 @@ use vault::{ApprovalRecord, DrillRecord, History, Index, SnapshotRecord, Vault, 
 
 use crate::config::Config;
 use crate::output::{Out, Outcome};
+use crate::review::CSP;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Failure {
@@ -386,7 +387,7 @@ pub fn html(r: &Report) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>plcvault backup and recovery report</title><style>
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{CSP}<title>plcvault backup and recovery report</title><style>
 body{{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#111}} h1{{font-size:1.4em}} h2{{font-size:1.15em;margin-top:1.5em;border-bottom:1px solid #999}}
 table{{border-collapse:collapse}} td,th{{border:1px solid #bbb;padding:.2em .5em;text-align:left;vertical-align:top}} code{{font-size:12px}}
 .ok{{color:#070;font-weight:bold}} .bad{{color:#a00;font-weight:bold}} @media print{{body{{margin:1cm}}}}

@@ -217,6 +217,10 @@ pub fn print(out: &Out, reviews: &[Review], summary_type: &str) {
     }
 }
 
+/// Defence in depth for every HTML page: no script, no external resource, no form, no
+/// frame may run or load, whatever an escaped value might still carry.
+pub const CSP: &str = "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'\">";
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -232,7 +236,7 @@ pub fn write_html(path: &Path, title: &str, reviews: &[Review]) -> Result<()> {
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{CSP}<title>{}</title><style>
 body{{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#111}}
 h1{{font-size:1.4em}} h2{{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #999}}
 table{{border-collapse:collapse;margin:.5em 0}} td,th{{border:1px solid #bbb;padding:.2em .5em;text-align:left;vertical-align:top}}

@@ -112,6 +112,7 @@ async fn approval_then_drift_by_class_then_clean_after_reapproval() {
         "{page}"
     );
     assert!(!page.contains("<script"));
+    assert!(page.contains("Content-Security-Policy"), "issue 18, case 9");
 
     // Approve the new state: the next diff is clean.
     for d in ["line1", "plc1"] {

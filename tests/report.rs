@@ -42,7 +42,15 @@ fn report_is_clean_when_backed_up_approved_and_drilled_and_alarms_fire_otherwise
     assert_eq!(d["last_drill"]["passed"], true);
 
     let page = std::fs::read_to_string(&html).unwrap();
-    for needle in ["SR 3.4", "SR 7.3", "SR 7.4", "NIS2", "CHG-1", "alice"] {
+    for needle in [
+        "SR 3.4",
+        "SR 7.3",
+        "SR 7.4",
+        "NIS2",
+        "CHG-1",
+        "alice",
+        "Content-Security-Policy\" content=\"default-src 'none'",
+    ] {
         assert!(
             page.contains(needle),
             "{needle} missing from the audit page"
