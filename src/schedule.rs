@@ -221,15 +221,20 @@ pub async fn run_daemon(
     tokio::pin!(shutdown);
     loop {
         let now = wall();
-        let next = opts
+        // Every schedule due at the earliest next instant fires then, not only the first.
+        let upcoming: Vec<(SystemTime, usize)> = opts
             .schedules
             .iter()
             .enumerate()
             .filter_map(|(i, s)| next_after(&s.cron, now, opts.zone).map(|t| (t, i)))
-            .min();
+            .collect();
+        let next = upcoming.iter().map(|u| u.0).min().map(|t| {
+            let due: Vec<usize> = upcoming.iter().filter(|u| u.0 == t).map(|u| u.1).collect();
+            (t, due)
+        });
         let beat_at = last_beat + opts.heartbeat_every;
         let (wake, fire) = match next {
-            Some((t, i)) if to_instant(t) <= beat_at => (to_instant(t), Some((t, i))),
+            Some((t, due)) if to_instant(t) <= beat_at => (to_instant(t), Some((t, due))),
             _ => (beat_at, None),
         };
         tokio::select! {
@@ -238,57 +243,74 @@ pub async fn run_daemon(
             _ = tokio::time::sleep_until(wake) => {}
             Some(_) = jobs.join_next(), if !jobs.is_empty() => continue,
         }
-        let Some((due, i)) = fire else {
+        let Some((due, indices)) = fire else {
             exec.heartbeat().await;
             last_beat = tokio::time::Instant::now();
             continue;
         };
-        let s = &opts.schedules[i];
-        let wanted = select(&s.devices, &opts.devices);
-        let (run, skipped): (Vec<String>, Vec<String>) = {
-            let mut b = busy.lock().expect("busy lock");
-            let (run, skipped): (Vec<String>, Vec<String>) =
-                wanted.into_iter().partition(|d| !b.contains(d));
-            b.extend(run.iter().cloned());
-            (run, skipped)
-        };
         let due_text = humantime::format_rfc3339_seconds(due).to_string();
-        if !skipped.is_empty() {
+        // Devices still running from an earlier instant are skipped (overrun); schedules
+        // due at this same instant run one after another, so a device in two of them (a
+        // nightly collect and a weekly drill) gets both, in config order.
+        let busy_before: HashSet<String> = busy.lock().expect("busy lock").clone();
+        let mut batch = Vec::new();
+        let mut claimed: Vec<String> = Vec::new();
+        for i in indices {
+            let s = &opts.schedules[i];
+            let wanted = select(&s.devices, &opts.devices);
+            let (run, skipped): (Vec<String>, Vec<String>) =
+                wanted.into_iter().partition(|d| !busy_before.contains(d));
+            if !skipped.is_empty() {
+                exec.report(
+                    "overrun",
+                    format!(
+                        "schedule `{}` due {due_text}: {} still running from an earlier run; skipped this time",
+                        s.name,
+                        skipped.join(", ")
+                    ),
+                    serde_json::json!({"schedule": s.name, "due": due_text, "skipped": skipped}),
+                );
+            }
+            if run.is_empty() {
+                continue;
+            }
+            for d in &run {
+                if !claimed.contains(d) {
+                    claimed.push(d.clone());
+                }
+            }
+            let job = Job {
+                schedule: s.name.clone(),
+                action: s.action,
+                devices: run,
+                due: due_text.clone(),
+            };
             exec.report(
-                "overrun",
+                "job",
                 format!(
-                    "schedule `{}` due {due_text}: {} still running from an earlier run; skipped this time",
-                    s.name,
-                    skipped.join(", ")
+                    "schedule `{}`: {:?} {}",
+                    job.schedule,
+                    job.action,
+                    job.devices.join(", ")
                 ),
-                serde_json::json!({"schedule": s.name, "due": due_text, "skipped": skipped}),
+                serde_json::to_value(&job).expect("jobs serialize"),
             );
+            batch.push(job);
         }
-        if run.is_empty() {
+        if batch.is_empty() {
             continue;
         }
-        let job = Job {
-            schedule: s.name.clone(),
-            action: s.action,
-            devices: run.clone(),
-            due: due_text,
-        };
-        exec.report(
-            "job",
-            format!(
-                "schedule `{}`: {:?} {}",
-                job.schedule,
-                job.action,
-                job.devices.join(", ")
-            ),
-            serde_json::to_value(&job).expect("jobs serialize"),
-        );
+        busy.lock()
+            .expect("busy lock")
+            .extend(claimed.iter().cloned());
         let exec2 = exec.clone();
         let busy2 = busy.clone();
         jobs.spawn(async move {
-            exec2.run(job).await;
+            for job in batch {
+                exec2.run(job).await;
+            }
             let mut b = busy2.lock().expect("busy lock");
-            for d in &run {
+            for d in &claimed {
                 b.remove(d);
             }
         });
@@ -480,6 +502,53 @@ mod daemon_tests {
         for w in beats.windows(2) {
             assert!(w[1].duration_since(w[0]).unwrap() <= Duration::from_secs(26 * 3600));
         }
+    }
+
+    // Regression (issue 18, case 3): of schedules due at the same instant only one fired.
+    #[tokio::test(start_paused = true)]
+    async fn schedules_due_at_the_same_instant_all_fire() {
+        let mut weekly = schedule("weekly-drill", "0 2 * * 0", &["line1-plc"]);
+        weekly.action = Action::Drill;
+        let fake = run_fake(
+            vec![
+                schedule("nightly", "0 2 * * *", &["line1-*"]),
+                weekly,
+                schedule("every-minute", "* * * * *", &["boiler"]),
+                schedule("every-2", "*/2 * * * *", &["boiler"]),
+            ],
+            Duration::from_secs(1),
+            // 2026-11-22 is a Sunday: run until 02:05 that day.
+            Duration::from_secs(2 * 3600 + 5 * 60),
+        )
+        .await;
+        let jobs = fake.jobs.lock().unwrap();
+        let named = |n: &str| jobs.iter().filter(|j| j.1.schedule == n).count();
+        assert_eq!(named("nightly"), 1);
+        assert_eq!(
+            named("weekly-drill"),
+            1,
+            "the weekly drill fired with the nightly collect"
+        );
+        let at2: Vec<&str> = jobs
+            .iter()
+            .filter(|j| j.0 >= at("2026-11-22T02:00:00Z") && j.0 < at("2026-11-22T02:00:30Z"))
+            .map(|j| j.1.schedule.as_str())
+            .collect();
+        assert!(
+            at2.contains(&"nightly") && at2.contains(&"weekly-drill"),
+            "{at2:?}"
+        );
+        // Every minute and every two minutes on the same device: both fire on even minutes.
+        assert_eq!(named("every-minute"), 124, "00:01 to 02:04");
+        assert_eq!(named("every-2"), 62, "00:02 to 02:04");
+        let overruns = fake
+            .reports
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.0 == "overrun")
+            .count();
+        assert_eq!(overruns, 0);
     }
 
     #[tokio::test(start_paused = true)]
