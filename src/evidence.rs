@@ -55,6 +55,14 @@ fn files_under(dir: &Path, base: &Path, out: &mut Vec<PathBuf>) -> std::io::Resu
 /// `evidence export [--since DATE] --out DIR`.
 ///
 /// Fails when DIR is not empty, the vault cannot be read or the key cannot sign.
+/// Copies a vault file that must be a regular file (never blocks on a FIFO in its place).
+fn copy_regular(from: impl AsRef<Path>, to: impl AsRef<Path>) -> Result<()> {
+    let (from, to) = (from.as_ref(), to.as_ref());
+    let bytes = vault::fsread::read_regular(from, vault::manifest::MAX_MANIFEST_SIZE)
+        .with_context(|| format!("cannot read {}", from.display()))?;
+    std::fs::write(to, bytes).with_context(|| format!("cannot write {}", to.display()))
+}
+
 pub fn export(cfg: &Config, since: Option<&str>, dir: &Path, out: &Out) -> Result<Outcome> {
     let since_t = match since {
         Some(s) => Some(
@@ -89,11 +97,11 @@ pub fn export(cfg: &Config, since: Option<&str>, dir: &Path, out: &Out) -> Resul
     }
     std::fs::create_dir_all(dir.join("log"))?;
     std::fs::create_dir_all(dir.join("manifests"))?;
-    std::fs::copy(vault.root().join("VAULT"), dir.join("VAULT"))?;
+    copy_regular(vault.root().join("VAULT"), dir.join("VAULT"))?;
     // The whole log: the chain verifies from entry 1.
     for c in &history.entries {
         let from = vault::log::entry_path(vault.root(), c.entry.file_seq);
-        std::fs::copy(&from, vault::log::entry_path(dir, c.entry.file_seq))?;
+        copy_regular(&from, vault::log::entry_path(dir, c.entry.file_seq))?;
     }
     // Manifests of snapshots in the period, and of every baseline.
     let in_period = |t: &str| match since_t {
@@ -111,7 +119,7 @@ pub fn export(cfg: &Config, since: Option<&str>, dir: &Path, out: &Out) -> Resul
     manifests.dedup();
     for m in &manifests {
         let from = vault::manifest::manifest_path(vault.root(), m);
-        std::fs::copy(&from, vault::manifest::manifest_path(dir, m))
+        copy_regular(&from, vault::manifest::manifest_path(dir, m))
             .with_context(|| format!("cannot copy {}", from.display()))?;
     }
     // The report as of now.

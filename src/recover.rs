@@ -122,6 +122,9 @@ pub fn run(cfg: &Config, key_path: &Path, reason: &str, out: &Out) -> Result<Out
     };
     let entry = vault::log::append_unguarded(vault.root(), vault.id(), &key, &event)?;
     vault::state::replace(state, vault.id(), (entry.file_seq, entry.hash))?;
+    // The vaults this one replaces are retired: should one of them come back, it is a
+    // vault the state does not know, a `replaced-vault` finding, and not written to.
+    vault::state::retire_others(state, vault.id())?;
     for a in &accepted {
         out.record(
             "recovered",

@@ -231,6 +231,15 @@ fn replaced_vault_is_noticed(s: &Site, device: &str) {
     assert_eq!(s.run(&["collect", device]).code, 0);
     let r = s.run(&["verify"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+
+    // The replaced vault coming back is not the vault the state knows now.
+    let v2 = s.path("v2");
+    std::fs::rename(s.vault(), &v2).unwrap();
+    copy_dir(&other, &s.vault());
+    let r = s.run(&["--json", "verify"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(kinds(&r), ["replaced-vault"], "{}", r.stdout);
+    assert_eq!(s.run(&["collect", device]).code, 2);
 }
 
 #[test]
@@ -399,10 +408,23 @@ fn a_future_dated_entry_is_a_finding_and_ages_are_never_negative() {
     let r = s.run(&["--json", "verify"]);
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert_eq!(kinds(&r), ["future-time"], "{}", r.stdout);
-    // The next entry, from a correct clock, goes back in time.
+    // The next entry, from a correct clock, is compared with the newest entry not in the
+    // future: no second finding for the same wrong clock.
     assert_eq!(s.run(&["collect", "line1"]).code, 0);
     let r = s.run(&["--json", "verify"]);
-    assert_eq!(kinds(&r), ["future-time", "time-backwards"], "{}", r.stdout);
+    assert_eq!(kinds(&r), ["future-time"], "{}", r.stdout);
+    // A clock that goes back against a sane entry is named.
+    append_dated(
+        &s,
+        std::time::SystemTime::now() - Duration::from_secs(3 * 86400),
+    );
+    let r = s.run(&["--json", "verify"]);
+    assert_eq!(
+        kinds(&r),
+        ["future-time", "time-backwards", "stale"],
+        "{}",
+        r.stdout
+    );
     let r = s.run(&["--json", "report"]);
     assert_eq!(r.code, 1);
     let dev = &r.records("device-status")[0];

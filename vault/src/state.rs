@@ -236,6 +236,21 @@ pub fn remember(state_dir: &Path, vault_id: &str, head: (u64, Hash)) -> Result<(
     replace(state_dir, vault_id, head)
 }
 
+/// Retires the memory of every vault but `keep` (renamed to `<id>.retired`, kept for the
+/// record): after a recovery that replaced a vault, the old one coming back is unknown.
+///
+/// Fails when the state folder cannot be listed or a file renamed.
+pub fn retire_others(state_dir: &Path, keep: &str) -> Result<(), VaultError> {
+    for (id, _) in remembered(state_dir)? {
+        if id != keep {
+            let from = head_path(state_dir, &id);
+            let to = state_dir.join(format!("{id}.retired"));
+            std::fs::rename(&from, &to).map_err(io_err("retire", &from))?;
+        }
+    }
+    crate::atomic::sync_dir(state_dir).map_err(io_err("sync", state_dir))
+}
+
 /// Records `head` as seen, whatever was remembered: for a deliberate recovery only.
 ///
 /// Fails when the state folder cannot be written.

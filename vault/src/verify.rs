@@ -205,7 +205,11 @@ pub fn verify(
                 .seq(seq),
             );
         }
-        before = Some((seq, t));
+        // A future-dated entry is its own finding; the entries after it are compared with
+        // the newest entry that is not in the future.
+        if t <= opts.now + opts.clock_skew {
+            before = Some((seq, t));
+        }
     }
     for f in clock {
         match accepted
