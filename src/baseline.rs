@@ -110,13 +110,21 @@ pub fn approve(cfg: &Config, o: &ApproveOptions, out: &Out) -> Result<Outcome> {
         bail!("an approval needs a change ticket\nfix: pass --ticket CHG-1234");
     }
     let vault = cfg.vault_for_writing(false)?;
-    vault::guard::check(&vault)?;
     let history = History::load(&vault, &cfg.trust)?;
     if !history.findings.is_empty() {
-        bail!(
-            "refusing to approve: the log has {} integrity finding(s), so the newest trusted snapshot may not be the newest one collected\nfix: run `plcvault verify`, repair the vault, then approve",
+        // "The newest" cannot be told on a damaged log; a snapshot the approver names (and
+        // reviewed) can still be approved, since damage that cannot be repaired (a signed
+        // entry altered) must not block approvals for good.
+        if snapshot.is_none_or(|s| s == "latest") {
+            bail!(
+                "refusing to approve: the log has {} integrity finding(s), so the newest trusted snapshot may not be the newest one collected\nfix: run `plcvault verify`; repair the vault, or approve the snapshot you reviewed by its id with --snapshot ID",
+                history.findings.len()
+            );
+        }
+        out.warn(format!(
+            "the log has {} integrity finding(s) (see `plcvault verify`); approving the named snapshot anyway",
             history.findings.len()
-        );
+        ));
     }
     let snap = history.find_snapshot(Some(&dev.name), snapshot)?;
     let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
@@ -195,7 +203,7 @@ fn show_record(out: &Out, r: &ApprovalRecord) {
 /// `baseline show` and `baseline history`.
 pub fn show(cfg: &Config, device: &str, all: bool, out: &Out) -> Result<Outcome> {
     let dev = cfg.select(&[device.to_string()], false)?[0];
-    let vault = Vault::open(&cfg.vault.path)?;
+    let vault = cfg.vault_for_reading()?;
     let history = History::load(&vault, &cfg.trust)?;
     let list = history.approvals(Some(&dev.name));
     if list.is_empty() {
@@ -230,7 +238,7 @@ pub fn diff(
     out: &Out,
 ) -> Result<Outcome> {
     let dev = cfg.select(&[device.to_string()], false)?[0];
-    let vault = Vault::open(&cfg.vault.path)?;
+    let vault = cfg.vault_for_reading()?;
     let history = History::load(&vault, &cfg.trust)?;
     let (index, _) = Index::load(&vault, &history.committed_packs());
     // Untrusted entries are never acted on; say so rather than silently comparing an older

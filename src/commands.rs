@@ -147,31 +147,8 @@ pub fn config_check(cfg: &Config, out: &Out) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
-/// Opens the vault for reading; a missing vault that the verifier state remembers is named
-/// as such (lost, not "not yet created").
-fn open_vault(cfg: &Config) -> Result<Vault> {
-    match Vault::open(&cfg.vault.path) {
-        Err(vault::VaultError::NotAVault { path }) => {
-            if let Some((id, mem)) = vault::state::remembered(&cfg.vault.state)?
-                .into_iter()
-                .next()
-            {
-                return Err(vault::VaultError::RememberedVaultMissing {
-                    path,
-                    id,
-                    seq: mem.seq,
-                    seen: mem.seen,
-                }
-                .into());
-            }
-            Err(vault::VaultError::NotAVault { path }.into())
-        }
-        r => Ok(r?),
-    }
-}
-
 pub fn snapshots(cfg: &Config, device: Option<&str>, out: &Out) -> Result<Outcome> {
-    let vault = open_vault(cfg)?;
+    let vault = cfg.vault_for_reading()?;
     let history = History::load(&vault, &cfg.trust)?;
     if !history.findings.is_empty() {
         out.warn(format!(
@@ -209,7 +186,7 @@ pub fn snapshots(cfg: &Config, device: Option<&str>, out: &Out) -> Result<Outcom
 }
 
 pub fn verify(cfg: &Config, read_data: bool, out: &Out) -> Result<Outcome> {
-    let vault = open_vault(cfg)?;
+    let vault = cfg.vault_for_reading()?;
     let t0 = Instant::now();
     out.info(format!(
         "verifying {}{}",
@@ -294,7 +271,7 @@ pub fn restore(
     (force, keep_special_bits): (bool, bool),
     out: &Out,
 ) -> Result<Outcome> {
-    let vault = open_vault(cfg)?;
+    let vault = cfg.vault_for_reading()?;
     let history = History::load(&vault, &cfg.trust)?;
     let snap = history.find_snapshot(Some(device), Some(snapshot))?;
     let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
@@ -363,7 +340,7 @@ pub fn restore_onto(
     out: &Out,
 ) -> Result<Outcome> {
     let target = cfg.select(&[target.to_string()], false)?[0];
-    let vault = open_vault(cfg)?;
+    let vault = cfg.vault_for_reading()?;
     let history = History::load(&vault, &cfg.trust)?;
     let snap = history.find_snapshot(Some(device), Some(snapshot))?;
     let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;

@@ -198,7 +198,38 @@ struct Locator<'a> {
     text: &'a str,
 }
 
+const MINUTE: Duration = Duration::from_secs(60);
+const YEAR: Duration = Duration::from_secs(366 * 86400);
+
 impl Locator<'_> {
+    /// A duration from the config, between `min` and `max`; `what` names the key.
+    ///
+    /// Fails when it does not parse or is out of range, naming file, line and key.
+    fn duration(
+        &self,
+        d: &Spanned<String>,
+        what: &str,
+        min: Duration,
+        max: Duration,
+    ) -> Result<Duration> {
+        let text = d.get_ref();
+        let v = humantime::parse_duration(text).map_err(|e| {
+            anyhow!(
+                "{}: {what}: `{text}` is not a duration ({e})\nfix: write it like \"26h\" or \"2days\"",
+                self.at(d)
+            )
+        })?;
+        if v < min || v > max {
+            bail!(
+                "{}: {what}: `{text}` is outside {} to {}",
+                self.at(d),
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            );
+        }
+        Ok(v)
+    }
+
     fn at<T>(&self, s: &Spanned<T>) -> String {
         let line = self.text[..s.span().start.min(self.text.len())]
             .bytes()
@@ -428,13 +459,7 @@ impl Config {
         }
         let stale_after = match &v.stale_after {
             None => Duration::from_secs(26 * 3600),
-            Some(s) => humantime::parse_duration(s.get_ref()).map_err(|e| {
-                anyhow!(
-                    "{}: [vault] key `stale-after`: `{}` is not a duration ({e})\nfix: write it like \"26h\" or \"2days\"",
-                    loc.at(s),
-                    s.get_ref()
-                )
-            })?,
+            Some(d) => loc.duration(d, "[vault] key `stale-after`", MINUTE, YEAR)?,
         };
         let compression_level = match &v.compression_level {
             None => vault::writer::DEFAULT_LEVEL,
@@ -697,13 +722,12 @@ impl Config {
             |v: &Option<Spanned<String>>, key: &str, default: Duration| -> Result<Duration> {
                 match v {
                     None => Ok(default),
-                    Some(s) => humantime::parse_duration(s.get_ref()).map_err(|e| {
-                        anyhow!(
-                            "{}: [report] key `{key}`: `{}` is not a duration ({e})",
-                            loc.at(s),
-                            s.get_ref()
-                        )
-                    }),
+                    Some(d) => loc.duration(
+                        d,
+                        &format!("[report] key `{key}`"),
+                        Duration::from_millis(1),
+                        10 * YEAR,
+                    ),
                 }
             };
         let report = ReportConfig {
@@ -778,17 +802,47 @@ impl Config {
         Ok((key, name))
     }
 
-    /// The vault opened for appending, guarded by the verifier state: a write onto a log
-    /// that was rolled back, cut, rewritten or replaced is refused. With `create`, a missing
-    /// vault is created — unless the state remembers one, which then was lost.
+    /// Opens the vault for reading; a missing vault that the verifier state remembers is
+    /// named as such (lost, not "not yet created").
     ///
-    /// Fails when the vault cannot be opened (or created).
+    /// Fails when there is no vault, or it cannot be opened.
+    pub fn vault_for_reading(&self) -> Result<vault::Vault> {
+        match vault::Vault::open(&self.vault.path) {
+            Err(vault::VaultError::NotAVault { path }) => {
+                if let Some((id, mem)) = vault::state::remembered(&self.vault.state)?
+                    .into_iter()
+                    .next()
+                {
+                    return Err(vault::VaultError::RememberedVaultMissing {
+                        path,
+                        id,
+                        seq: mem.seq,
+                        seen: mem.seen,
+                    }
+                    .into());
+                }
+                Err(vault::VaultError::NotAVault { path }.into())
+            }
+            r => Ok(r?),
+        }
+    }
+
+    /// The vault opened for appending, guarded by the verifier state, and checked before
+    /// anything runs: the state folder must be writable (so that no entry is committed
+    /// whose head cannot be remembered), and a log that was rolled back, cut, rewritten or
+    /// replaced is refused (the same check runs again before every append). With `create`,
+    /// a missing vault is created — unless the state remembers one, which then was lost.
+    ///
+    /// Fails when the vault cannot be opened (or created), the state folder cannot be
+    /// written, or the log does not extend the remembered head.
     pub fn vault_for_writing(&self, create: bool) -> Result<vault::Vault> {
+        vault::state::check_writable(&self.vault.state)?;
         let v = if create {
             vault::guard::open_for_append(&self.vault.path, &self.vault.state)?
         } else {
             vault::Vault::open(&self.vault.path)?.remembering(&self.vault.state)
         };
+        vault::guard::check(&v)?;
         Ok(v)
     }
 

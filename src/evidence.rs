@@ -83,7 +83,7 @@ pub fn export(cfg: &Config, since: Option<&str>, dir: &Path, out: &Out) -> Resul
         );
     }
     let key = cfg.signing_key()?;
-    let vault = Vault::open(&cfg.vault.path)?;
+    let vault = cfg.vault_for_reading()?;
     // Evidence from a rolled-back, rewritten or replaced vault would certify a history the
     // verifier knows to be incomplete: refuse, as writers do.
     vault::guard::check(&vault.clone().remembering(&cfg.vault.state))

@@ -50,13 +50,10 @@ pub fn run(cfg: &Config, key_path: &Path, reason: &str, out: &Out) -> Result<Out
         let vault = vault::Vault::open(root)?;
         let memory = Memory::load(state, vault.id())?;
         let history = History::load(&vault, &cfg.trust)?;
-        let newest = history.head().map(|h| h.0).unwrap_or(0);
-        if let Some(p) = memory.problem(newest, |seq| {
-            history
-                .entries
-                .iter()
-                .find(|c| c.entry.file_seq == seq)
-                .map(|c| c.entry.hash)
+        // Unlike verify, a remembered entry missing inside the log counts here: writers
+        // refuse it, so a recovery must be able to accept it.
+        if let Some(p) = memory.problem(history.head().map_or(0, |h| h.0), |seq| {
+            history.hash_of(seq)
         }) {
             accepted.push(accepted_head(&p));
         }

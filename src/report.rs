@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use vault::log::Event;
-use vault::{ApprovalRecord, DrillRecord, History, Index, SnapshotRecord, Vault, VerifyOptions};
+use vault::{ApprovalRecord, DrillRecord, History, Index, SnapshotRecord, VerifyOptions};
 
 use crate::config::Config;
 use crate::output::{Out, Outcome};
@@ -81,7 +81,7 @@ fn write_textfile(path: &Path, text: &str) -> Result<()> {
 ///
 /// Fails when the vault cannot be read.
 pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
-    let vault = Vault::open(&cfg.vault.path)?;
+    let vault = cfg.vault_for_reading()?;
     let history = History::load(&vault, &cfg.trust)?;
     let (index, _) = Index::load(&vault, &history.committed_packs());
     let verify = vault::verify(

@@ -476,6 +476,17 @@ mod daemon_tests {
         fake
     }
 
+    impl Fake {
+        fn count_reports(&self, ty: &str) -> usize {
+            self.reports
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|r| r.0 == ty)
+                .count()
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn nightly_schedule_fires_at_2am_and_heartbeats_fill_the_gaps() {
         let fake = run_fake(
@@ -541,13 +552,7 @@ mod daemon_tests {
         // Every minute and every two minutes on the same device: both fire on even minutes.
         assert_eq!(named("every-minute"), 124, "00:01 to 02:04");
         assert_eq!(named("every-2"), 62, "00:02 to 02:04");
-        let overruns = fake
-            .reports
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.0 == "overrun")
-            .count();
+        let overruns = fake.count_reports("overrun");
         assert_eq!(overruns, 0);
     }
 
@@ -572,13 +577,7 @@ mod daemon_tests {
             vec![at("2026-11-22T00:10:00Z"), at("2026-11-22T00:40:00Z")],
             "runs must not overlap"
         );
-        let overruns = fake
-            .reports
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.0 == "overrun")
-            .count();
+        let overruns = fake.count_reports("overrun");
         assert_eq!(overruns, 3, "00:20, 00:30 and 00:50 were skipped");
     }
 

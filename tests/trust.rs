@@ -121,22 +121,11 @@ fn rollback_is_refused_by_every_writer(s: &Site, device: &str) {
 
 /// The same site seen by an auditor's verifier with a state folder of its own.
 fn auditor(s: &Site, args: &[&str]) -> common::Run {
-    let cfg = s.path("site/auditor.toml");
+    let mut cfg = s.path("site/auditor.toml");
     if !cfg.exists() {
-        let text = std::fs::read_to_string(s.config())
-            .unwrap()
-            .replace("state = \"state\"", "state = \"auditor-state\"");
-        assert!(text.contains("auditor-state"), "{text}");
-        std::fs::write(&cfg, text).unwrap();
+        cfg = s.config_with_state("auditor.toml", "auditor-state");
     }
-    common::Run::from_output(
-        std::process::Command::new(common::BIN)
-            .arg("--config")
-            .arg(&cfg)
-            .args(args)
-            .output()
-            .unwrap(),
-    )
+    s.run_with(&cfg, args)
 }
 
 #[test]
@@ -167,6 +156,14 @@ fn the_newest_entry_renamed_away_is_a_rollback_and_refused() {
     assert_eq!(s.run(&["verify"]).code, 0);
     let newest = s.vault().join("log/00000000000000000002.entry");
     std::fs::rename(&newest, s.path("hidden.entry")).unwrap();
+    let r = s.run(&["--json", "verify"]);
+    assert_eq!(kinds(&r), ["rollback"], "{}", r.stdout);
+    // Junk memory of some other vault in the state folder changes nothing.
+    std::fs::write(
+        s.path("site/state/0123456789abcdef0123456789abcdef.head"),
+        b"junk",
+    )
+    .unwrap();
     let r = s.run(&["--json", "verify"]);
     assert_eq!(kinds(&r), ["rollback"], "{}", r.stdout);
     let r = s.run(&["collect", "line1"]);
@@ -260,25 +257,24 @@ fn pymodbus_deleted_or_swapped_vault_is_noticed() {
     replaced_vault_is_noticed(&s, "pm");
 }
 
-/// Runs `collect` with a deadline: a collection that hangs (on a FIFO) fails the test.
-fn collect_within(s: &Site, limit: Duration) -> common::Run {
+/// Runs plcvault with `args` and a deadline: a command that hangs (on a FIFO) fails the
+/// test.
+fn run_within(s: &Site, args: &[&str], limit: Duration) -> common::Run {
     let mut child = s
-        .command(&["--json", "collect", "line1"])
+        .command(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let t0 = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return common::Run::from_output(child.wait_with_output().unwrap());
-        }
+    while child.try_wait().unwrap().is_none() {
         if t0.elapsed() > limit {
             let _ = child.kill();
-            panic!("collect hung for {limit:?} (a FIFO swapped in?)");
+            panic!("{args:?} hung for {limit:?} (on a FIFO?)");
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    common::Run::from_output(child.wait_with_output().unwrap())
 }
 
 /// While collections run, one listed file keeps being swapped for a link to the
@@ -333,7 +329,7 @@ fn files_swapped_during_collection_are_never_read_from_outside() {
     };
     let mut swapped_warnings = 0;
     for _ in 0..15 {
-        let r = collect_within(&s, Duration::from_secs(60));
+        let r = run_within(&s, &["--json", "collect", "line1"], Duration::from_secs(60));
         assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
         let dev = &r.records("device")[0];
         let warnings = dev["warnings"].to_string();
@@ -560,6 +556,15 @@ fn out_of_range_numbers_are_refused_by_config_check() {
         assert_eq!(r.code, 2, "{key} = {value}: {}", r.stdout);
         assert!(r.stderr.contains(expect), "{key} = {value}: {}", r.stderr);
     }
+    // stale-after = "0s" made the daemon write a heartbeat every few milliseconds.
+    let s = Site::new();
+    let text = std::fs::read_to_string(s.config())
+        .unwrap()
+        .replace("stale-after = \"26h\"", "stale-after = \"0s\"");
+    std::fs::write(s.config(), text).unwrap();
+    let r = s.run(&["config", "check"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("stale-after"), "{}", r.stderr);
     let s = Site::new();
     let mut text = std::fs::read_to_string(s.config()).unwrap();
     text.push_str("\n[[device]]\nname = \"plc\"\nadapter = \"modbus\"\naddress = \"127.0.0.1:502\"\n\n[[device.range]]\ntable = \"holding\"\nstart = 0\ncount = 65536\n");
@@ -575,18 +580,8 @@ fn verify_with_an_unwritable_state_folder_reports_and_says_so() {
     let s = Site::new();
     s.write("plant/a.awl", b"A");
     assert_eq!(s.run(&["collect", "line1"]).code, 0);
-    let text = std::fs::read_to_string(s.config())
-        .unwrap()
-        .replace("state = \"state\"", "state = \"/proc/plcvault-no-state\"");
-    std::fs::write(s.path("site/ro.toml"), text).unwrap();
-    let r = common::Run::from_output(
-        std::process::Command::new(common::BIN)
-            .arg("--config")
-            .arg(s.path("site/ro.toml"))
-            .args(["--json", "verify"])
-            .output()
-            .unwrap(),
-    );
+    let ro = s.config_with_state("ro.toml", "/proc/plcvault-no-state");
+    let r = s.run_with(&ro, &["--json", "verify"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(r.records("verify")[0]["clean"], true);
     assert!(
@@ -597,6 +592,11 @@ fn verify_with_an_unwritable_state_folder_reports_and_says_so() {
         "{}",
         r.stdout
     );
+    // A writer refuses up front: nothing is committed whose head it could not remember.
+    let r = s.run_with(&ro, &["collect", "line1"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("cannot be written"), "{}", r.stderr);
+    assert!(!s.vault().join("log/00000000000000000002.entry").exists());
 }
 
 // Case 9: restore drops setuid, setgid and sticky bits unless asked.
@@ -666,21 +666,7 @@ fn a_fifo_or_folder_in_place_of_a_vault_file_is_damage_not_a_hang() {
     ));
     std::fs::remove_file(&manifest).unwrap();
     std::fs::create_dir(&manifest).unwrap();
-    let mut child = s
-        .command(&["--json", "verify"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "verify hung on a FIFO"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let r = common::Run::from_output(child.wait_with_output().unwrap());
+    let r = run_within(&s, &["--json", "verify"], Duration::from_secs(30));
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     let k = kinds(&r);
     assert!(k.contains(&"malformed-entry".to_string()), "{k:?}");
@@ -724,7 +710,8 @@ fn tampered_log_makes_diff_say_so_and_approve_refuse() {
     assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
     s.write("plant/a.awl", b"B");
     assert_eq!(s.run(&["collect", "line1"]).code, 1);
-    // The newest snapshot entry is altered: its signature no longer verifies.
+    assert_eq!(s.run(&["collect", "line1"]).code, 1);
+    // An older snapshot entry is altered: its signature no longer verifies.
     let newest = s.vault().join("log/00000000000000000003.entry");
     let text = std::fs::read_to_string(&newest).unwrap();
     std::fs::write(&newest, text.replacen("\"line1\"", "\"line1 \"", 1)).unwrap();
@@ -734,6 +721,25 @@ fn tampered_log_makes_diff_say_so_and_approve_refuse() {
     let r = s.approve("line1", &alice, "CHG-2");
     assert_eq!(r.code, 2, "{}", r.stdout);
     assert!(r.stderr.contains("refusing to"), "{}", r.stderr);
+    // A snapshot the approver names can still be approved: a signed entry that was
+    // altered can never be repaired, and must not block approvals for good.
+    let first = s.run(&["--json", "snapshots", "line1"]).records("snapshot")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s.run(&[
+        "baseline",
+        "approve",
+        "line1",
+        "--snapshot",
+        &first,
+        "--key",
+        alice.to_str().unwrap(),
+        "--ticket",
+        "CHG-3",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("integrity finding"), "{}", r.stderr);
     let out = s.path("evidence");
     let r = s.run(&["evidence", "export", "--out", out.to_str().unwrap()]);
     assert_eq!(r.code, 2);

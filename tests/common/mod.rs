@@ -93,6 +93,26 @@ impl Site {
         Run::from(self.command(args).output().unwrap())
     }
 
+    /// A copy of the config named `name` whose `[vault] state` is `state` (another
+    /// verifier of the same vault); returns its path.
+    pub fn config_with_state(&self, name: &str, state: &str) -> PathBuf {
+        let cfg = self.path(&format!("site/{name}"));
+        let text = std::fs::read_to_string(self.config())
+            .unwrap()
+            .replace("state = \"state\"", &format!("state = \"{state}\""));
+        assert!(text.contains(state), "{text}");
+        std::fs::write(&cfg, text).unwrap();
+        cfg
+    }
+
+    /// Runs the binary with another config.
+    pub fn run_with(&self, config: &Path, args: &[&str]) -> Run {
+        let mut c = Command::new(BIN);
+        c.arg("--config").arg(config).args(args);
+        c.env_remove("PLCVAULT_CONFIG");
+        Run::from(c.output().unwrap())
+    }
+
     pub fn vault(&self) -> PathBuf {
         self.path("site/vault")
     }

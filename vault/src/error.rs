@@ -52,6 +52,12 @@ pub enum VaultError {
     )]
     HeadMismatch { why: String },
     #[error(
+        "the verifier state folder {path} cannot be written ({source}); nothing was written to the \
+         vault, since the head of what would be written could not be remembered\nfix: make the \
+         folder writable by this user, or point [vault] state at a folder that is"
+    )]
+    StateNotWritable { path: PathBuf, source: io::Error },
+    #[error(
         "there is no vault at {path}, but the verifier state remembers vault {id} (entry {seq}, \
          seen {seen}): the vault was deleted, moved or its disk not mounted\nfix: mount or put \
          back the vault (or a copy of it); if it is truly lost, start a new one with \

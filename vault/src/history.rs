@@ -261,6 +261,14 @@ impl History {
             .filter_map(|c| c.entry.event.as_ref().ok().map(|ev| (c, ev)))
     }
 
+    /// The hash of the entry in file `seq`, if it was readable and well formed.
+    pub fn hash_of(&self, seq: u64) -> Option<Hash> {
+        self.entries
+            .iter()
+            .find(|c| c.entry.file_seq == seq)
+            .map(|c| c.entry.hash)
+    }
+
     /// The newest entry file's number and hash.
     pub fn head(&self) -> Option<(u64, Hash)> {
         self.entries

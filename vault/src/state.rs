@@ -57,7 +57,7 @@ pub fn load(state_dir: &Path, vault_id: &str) -> Result<Option<HeadMemory>, Vaul
 
 /// Every vault the state folder remembers, by id.
 ///
-/// Fails when the folder exists but cannot be listed, or a state file is damaged.
+/// Fails when the folder exists but cannot be listed.
 pub fn remembered(state_dir: &Path) -> Result<Vec<(String, HeadMemory)>, VaultError> {
     let rd = match std::fs::read_dir(state_dir) {
         Ok(rd) => rd,
@@ -68,8 +68,10 @@ pub fn remembered(state_dir: &Path) -> Result<Vec<(String, HeadMemory)>, VaultEr
     for item in rd {
         let item = item.map_err(io_err("list", state_dir))?;
         let name = item.file_name().to_string_lossy().into_owned();
+        // A damaged memory of some vault is skipped here (it names no head to compare
+        // with); the memory of the vault at hand is loaded strictly by `load`.
         if let Some(id) = name.strip_suffix(".head").filter(|id| is_vault_id(id))
-            && let Some(mem) = load(state_dir, id)?
+            && let Ok(Some(mem)) = load(state_dir, id)
         {
             out.push((id.to_string(), mem));
         }
@@ -91,12 +93,10 @@ pub struct Memory {
 impl Memory {
     /// Fails when the state folder or one of its files cannot be read.
     pub fn load(state_dir: &Path, vault_id: &str) -> Result<Memory, VaultError> {
-        let mut all = remembered(state_dir)?;
-        let this = all
-            .iter()
-            .position(|(id, _)| id == vault_id)
-            .map(|i| all.remove(i).1);
-        Ok(Memory { this, others: all })
+        let this = load(state_dir, vault_id)?;
+        let mut others = remembered(state_dir)?;
+        others.retain(|(id, _)| id != vault_id);
+        Ok(Memory { this, others })
     }
 
     /// How the log, whose newest entry number is `newest` and whose entry `n` hashes to
@@ -131,23 +131,13 @@ impl Memory {
         }
     }
 
-    /// Findings for verify: the memory against the checked log.
-    pub fn findings(&self, history: &History) -> Vec<Finding> {
-        let newest = history.head().map(|(s, _)| s).unwrap_or(0);
-        let hash_at = |seq: u64| {
-            history
-                .entries
-                .iter()
-                .find(|c| c.entry.file_seq == seq)
-                .map(|c| c.entry.hash)
-        };
-        match self.problem(newest, hash_at) {
-            // A remembered entry missing inside the log is reported as the gap.
-            Some(HeadProblem::Rollback { remembered, .. }) if remembered.seq <= newest => {
-                Vec::new()
-            }
-            Some(p) => vec![p.finding()],
-            None => Vec::new(),
+    /// The memory against the checked log. A remembered entry missing inside the log is
+    /// not a problem here: the gap finding reports it.
+    pub fn problem_in(&self, history: &History) -> Option<HeadProblem> {
+        let newest = history.head().map_or(0, |(s, _)| s);
+        match self.problem(newest, |seq| history.hash_of(seq)) {
+            Some(HeadProblem::Rollback { remembered, .. }) if remembered.seq <= newest => None,
+            p => p,
         }
     }
 }
@@ -234,6 +224,23 @@ pub fn remember(state_dir: &Path, vault_id: &str, head: (u64, Hash)) -> Result<(
         return Ok(());
     }
     replace(state_dir, vault_id, head)
+}
+
+/// Checks that the state folder can be written (creating it), before a writer commits
+/// anything whose head it must then remember.
+///
+/// Fails with `StateNotWritable` naming the folder and the error.
+pub fn check_writable(state_dir: &Path) -> Result<(), VaultError> {
+    let probe = std::fs::create_dir_all(state_dir)
+        .and_then(|()| crate::atomic::create_temp(state_dir, "probe"))
+        .and_then(|(f, path)| {
+            drop(f);
+            std::fs::remove_file(path)
+        });
+    probe.map_err(|source| VaultError::StateNotWritable {
+        path: state_dir.to_owned(),
+        source,
+    })
 }
 
 /// Retires the memory of every vault but `keep` (renamed to `<id>.retired`, kept for the

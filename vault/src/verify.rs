@@ -132,63 +132,36 @@ pub fn verify(
     }
 
     // The remembered head.
-    if let Some(memory) = &memory {
-        for f in memory.findings(&history) {
-            let problem = memory.problem(report.head_seq.unwrap_or(0), |seq| {
-                history
-                    .entries
-                    .iter()
-                    .find(|c| c.entry.file_seq == seq)
-                    .map(|c| c.entry.hash)
-            });
-            let hit = problem.as_ref().and_then(|p| {
-                let mem = p.remembered();
-                let other = match p {
-                    state::HeadProblem::Replaced { other, .. } => Some(other.as_str()),
-                    _ => None,
-                };
-                // The same lost head may look like a rollback to one verifier and like a
-                // divergence to another (entries were appended since): the head decides.
-                accepted.iter().find(|a| {
-                    ["rollback", "diverged", "replaced-vault"].contains(&a.accepted.kind.as_str())
-                        && a.accepted.seq == Some(mem.seq)
-                        && a.accepted.hash == Some(mem.hash)
-                        && other.is_none_or(|o| a.accepted.vault.as_deref() == Some(o))
-                })
-            });
-            match hit {
-                Some(a) => report.notes.push(a.note(&f)),
-                None => report.findings.push(f),
-            }
+    if let Some(p) = memory.as_ref().and_then(|m| m.problem_in(&history)) {
+        let mem = p.remembered();
+        let other = match &p {
+            state::HeadProblem::Replaced { other, .. } => Some(other.as_str()),
+            _ => None,
+        };
+        // The same lost head may look like a rollback to one verifier and like a
+        // divergence to another (entries were appended since): the head decides.
+        let hit = accepted.iter().find(|a| {
+            ["rollback", "diverged", "replaced-vault"].contains(&a.accepted.kind.as_str())
+                && a.accepted.seq == Some(mem.seq)
+                && a.accepted.hash == Some(mem.hash)
+                && other.is_none_or(|o| a.accepted.vault.as_deref() == Some(o))
+        });
+        match hit {
+            Some(a) => report.notes.push(a.note(&p.finding())),
+            None => report.findings.push(p.finding()),
         }
     }
 
     // Clocks: an entry from the future would switch off the stale check; one dated before
-    // its predecessor hides when things happened.
+    // its predecessor hides when things happened. Entries are compared with the newest
+    // earlier entry that is not in the future (a future-dated entry is its own finding).
+    let ahead = opts.now + opts.clock_skew;
     let mut clock = Vec::new();
-    let mut before: Option<(u64, SystemTime)> = None;
-    let mut newest_sane = None;
+    let mut sane: Option<(u64, SystemTime)> = None;
     for c in &history.entries {
         let Some(t) = c.entry.time() else { continue };
         let seq = c.entry.file_seq;
-        if t > opts.now + opts.clock_skew {
-            clock.push(
-                Finding::new(
-                    FindingKind::FutureTime,
-                    format!(
-                        "log entry {seq} is dated {}, {} ahead of this verifier's clock (a writer's clock was wrong, or the entry was made to look fresh)",
-                        c.entry.header.time,
-                        humantime::format_duration(Duration::from_secs(
-                            t.duration_since(opts.now).unwrap_or_default().as_secs()
-                        ))
-                    ),
-                )
-                .seq(seq),
-            );
-        } else {
-            newest_sane = Some(t);
-        }
-        if let Some((p, pt)) = before
+        if let Some((p, pt)) = sane
             && t + opts.clock_skew < pt
         {
             clock.push(
@@ -197,18 +170,26 @@ pub fn verify(
                     format!(
                         "log entry {seq} is dated {}, {} before entry {p} that it follows (a writer's clock went back)",
                         c.entry.header.time,
-                        humantime::format_duration(Duration::from_secs(
-                            pt.duration_since(t).unwrap_or_default().as_secs()
-                        ))
+                        whole_seconds(pt.duration_since(t).unwrap_or_default())
                     ),
                 )
                 .seq(seq),
             );
         }
-        // A future-dated entry is its own finding; the entries after it are compared with
-        // the newest entry that is not in the future.
-        if t <= opts.now + opts.clock_skew {
-            before = Some((seq, t));
+        if t > ahead {
+            clock.push(
+                Finding::new(
+                    FindingKind::FutureTime,
+                    format!(
+                        "log entry {seq} is dated {}, {} ahead of this verifier's clock (a writer's clock was wrong, or the entry was made to look fresh)",
+                        c.entry.header.time,
+                        whole_seconds(t.duration_since(opts.now).unwrap_or_default())
+                    ),
+                )
+                .seq(seq),
+            );
+        } else {
+            sane = Some((seq, t));
         }
     }
     for f in clock {
@@ -220,6 +201,7 @@ pub fn verify(
             None => report.findings.push(f),
         }
     }
+    let newest_sane = sane.map(|s| s.1);
 
     if let Some(limit) = opts.stale_after {
         match newest_sane.or_else(|| history.newest_time()) {
@@ -408,6 +390,11 @@ pub fn verify(
         ));
     }
     Ok(report)
+}
+
+/// A duration to the second, for messages.
+fn whole_seconds(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_secs(d.as_secs()))
 }
 
 fn first_line(s: &str) -> &str {
