@@ -251,7 +251,7 @@ pub fn diff(
     }
     // The current side.
     let (current, label, live_data) = if live {
-        let (m, data) = crate::collect::collect_live(dev)?;
+        let (m, data) = crate::device::collect_live(dev)?;
         (m, "live".to_string(), Some(data))
     } else {
         let snap = history.find_snapshot(Some(&dev.name), snapshot)?;

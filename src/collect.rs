@@ -8,20 +8,20 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use adapters::files::{BoundedFile, FilesCollector, StableError, read_stable};
-use adapters::modbus::ModbusCollector;
-use adapters::{ArtifactSource, Collection, Collector, SourceData};
+use adapters::files::{BoundedFile, StableError, read_stable};
+use adapters::{ArtifactSource, Collection, SourceData};
 use vault::log::Event;
 use vault::manifest::{ArtifactEntry, ArtifactStatus};
 use vault::writer::StoreError;
 use vault::{History, Index, Manifest, Scratch, SecretKey, Vault, Writer};
 
-use crate::config::{AdapterConfig, Config, DeviceConfig};
+use crate::config::{Config, DeviceConfig};
+use crate::device::{READ_ATTEMPTS, READ_PAUSE, adapter_source, admissible, collect_guarded};
 use crate::output::{Out, Outcome, human_bytes};
 
 /// What changed against the device's previous snapshot.
@@ -76,10 +76,6 @@ pub struct RunSummary {
     pub stored_bytes: u64,
     pub duration_ms: u64,
 }
-
-/// How often a file that changes while being read is read again.
-const READ_ATTEMPTS: u32 = 3;
-const READ_PAUSE: Duration = Duration::from_millis(200);
 
 /// Collects `devices` into the configured vault and prints a record per device and a
 /// summary, on a runtime of its own.
@@ -357,46 +353,6 @@ fn print_device(out: &Out, r: &DeviceReport) {
     });
 }
 
-/// Runs the device's adapter in a task of its own, so that a panic in one adapter becomes
-/// that device's failure (a signed `collect-failed`), never a device silently missing.
-async fn collect_guarded(device: DeviceConfig) -> Result<Collection> {
-    let name = device.name.clone();
-    match tokio::spawn(async move { collect_one(&device).await }).await {
-        Ok(r) => r,
-        Err(e) => {
-            let why = match e.try_into_panic() {
-                Ok(p) => p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown panic".into()),
-                Err(e) => e.to_string(),
-            };
-            Err(anyhow::anyhow!(
-                "the collector of `{name}` crashed ({why}); nothing was stored for it\nfix: this is a bug in plcvault; report it with the device's config"
-            ))
-        }
-    }
-}
-
-/// Runs the device's adapter.
-async fn collect_one(device: &DeviceConfig) -> Result<Collection> {
-    match &device.adapter {
-        AdapterConfig::Files(opts) => Ok(FilesCollector::new(opts.clone())?.collect().await?),
-        AdapterConfig::Modbus(opts) => Ok(ModbusCollector::new(opts.clone())?.collect().await?),
-    }
-}
-
-fn adapter_source(device: &DeviceConfig) -> (String, String) {
-    match &device.adapter {
-        AdapterConfig::Files(o) => ("files".into(), o.root.display().to_string()),
-        AdapterConfig::Modbus(o) => (
-            "modbus".into(),
-            format!("modbus://{} unit {}", o.address, o.unit),
-        ),
-    }
-}
-
 /// What every device's storing step shares.
 struct StoreContext<'a> {
     vault: &'a Vault,
@@ -404,29 +360,6 @@ struct StoreContext<'a> {
     key: &'a SecretKey,
     cfg: &'a Config,
     out: &'a Out,
-}
-
-/// Leaves out artifacts whose names a manifest cannot hold (the same rule `verify` and
-/// `restore` enforce, `vault::manifest::check_name`), with a warning: the snapshot is then
-/// incomplete, never a signed manifest that its readers reject.
-fn admissible(mut collection: Collection) -> Collection {
-    let mut warnings = Vec::new();
-    collection
-        .artifacts
-        .retain(|a| match vault::manifest::check_name(&a.name) {
-            Ok(()) => true,
-            Err(why) => {
-                warnings.push(format!(
-                    "skipped {why}: a name the vault cannot hold (rename the file to collect it)"
-                ));
-                false
-            }
-        });
-    if !warnings.is_empty() {
-        collection.complete = false;
-        collection.warnings.extend(warnings);
-    }
-    collection
 }
 
 /// Streams a collection into the vault on worker threads and commits the snapshot.
@@ -693,105 +626,4 @@ pub fn compare(old: &Manifest, new: &Manifest, prev_id: &str) -> Changes {
             .map(|(k, _)| k.to_string())
             .collect(),
     }
-}
-
-/// Size, SHA-256, chunk list and (when small) the content of a stream, without storing it.
-fn describe<R: Read>(reader: R) -> std::io::Result<(vault::Stored, Option<Vec<u8>>)> {
-    use sha2::Digest;
-    let mut chunker = vault::chunker::Chunker::new();
-    let mut hasher = sha2::Sha256::new();
-    let mut chunks = Vec::new();
-    let mut content = Some(Vec::new());
-    let size = chunker
-        .for_each(reader, |c, _| -> Result<(), ()> {
-            hasher.update(c);
-            chunks.push((vault::Hash::of(c), c.len() as u32));
-            if let Some(buf) = &mut content {
-                if buf.len() as u64 + c.len() as u64 > crate::diff::VIEW_LIMIT {
-                    content = None;
-                } else {
-                    buf.extend_from_slice(c);
-                }
-            }
-            Ok(())
-        })
-        .map_err(|e| match e {
-            vault::chunker::ChunkError::Read(e) => e,
-            vault::chunker::ChunkError::Sink(()) => std::io::Error::other("unreachable"),
-        })?;
-    Ok((
-        vault::Stored {
-            size,
-            sha256: vault::Hash::from_hasher(hasher),
-            chunks,
-            new_bytes: 0,
-        },
-        content,
-    ))
-}
-
-/// Live contents by artifact name (`None` when too large to hold for a view).
-pub type LiveData = HashMap<String, Option<Vec<u8>>>;
-
-/// Collects a device through its read-only adapter without storing anything: a manifest of
-/// what it holds now, and the contents for comparison views.
-///
-/// Fails when the device cannot be reached at all.
-pub fn collect_live(device: &DeviceConfig) -> Result<(Manifest, LiveData)> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let collection = admissible(runtime.block_on(collect_guarded(device.clone()))?);
-    let mut complete = collection.complete;
-    let mut warnings = collection.warnings.clone();
-    let mut artifacts = Vec::new();
-    let mut data = HashMap::new();
-    for src in &collection.artifacts {
-        let described = match &src.data {
-            SourceData::Bytes(b) => describe(&b[..]).map(|(s, c)| (s, c, true, src.meta.clone())),
-            SourceData::File(file) => {
-                match read_stable(file, READ_ATTEMPTS, READ_PAUSE, |f| describe(f)) {
-                    Ok(r) => Ok((r.value.0, r.value.1, r.stable, r.meta)),
-                    Err(StableError::Io(e)) | Err(StableError::Read(e)) => Err(e),
-                    Err(StableError::Swapped(why)) => Err(std::io::Error::other(why)),
-                }
-            }
-        };
-        match described {
-            Ok((stored, content, stable, meta)) => {
-                data.insert(src.name.clone(), content);
-                artifacts.push(ArtifactEntry {
-                    name: src.name.clone(),
-                    kind: src.kind,
-                    size: stored.size,
-                    sha256: stored.sha256,
-                    status: if stable {
-                        ArtifactStatus::Ok
-                    } else {
-                        ArtifactStatus::Unstable
-                    },
-                    meta,
-                    chunks: stored.chunks,
-                });
-            }
-            Err(e) => {
-                complete = false;
-                warnings.push(format!("cannot read {}: {e}", src.name));
-            }
-        }
-    }
-    let (adapter, source) = adapter_source(device);
-    Ok((
-        Manifest {
-            v: vault::manifest::MANIFEST_VERSION,
-            device: device.name.clone(),
-            adapter,
-            source,
-            complete,
-            warnings,
-            artifacts,
-        },
-        data,
-    ))
 }

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use toml::Spanned;
 use vault::{ArtifactKind, PublicKey, Role, Trust, TrustedKey};
 
+use crate::calendar::{Action, Schedule, Zone, parse_cron, select};
 use crate::diff::{Class, Rules, Severity, check_volatile};
-use crate::schedule::{Action, Schedule, Zone, parse_cron, select};
 use adapters::files::FilesOptions;
 use adapters::modbus::{ModbusOptions, RangeSpec, Table};
 use std::collections::BTreeMap;

@@ -3,10 +3,12 @@
 //! embedded demo; storage lives in the `vault` crate and device access in `adapters`.
 
 mod baseline;
+mod calendar;
 mod collect;
 mod commands;
 mod config;
 mod demo;
+mod device;
 mod diff;
 mod drill;
 mod evidence;

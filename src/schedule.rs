@@ -1,5 +1,4 @@
-//! Schedules and the daemon that runs them: cron expressions (standard 5-field crontab
-//! lines, or 6/7 fields with seconds), device selection by name glob or tag, no overlapping
+//! The daemon that runs the config's schedules (see `calendar`): no overlapping
 //! runs per device, overruns logged, signed heartbeats so that a quiet plant is not taken
 //! for a cut log, and a clean stop on SIGTERM or SIGINT that lets the write in progress end.
 //!
@@ -9,140 +8,13 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Result, anyhow, bail};
-use chrono::{DateTime, Local, Utc};
+use anyhow::{Result, bail};
 use serde::Serialize;
 
-/// What a schedule does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Action {
-    Collect,
-    Drill,
-}
-
-impl FromStr for Action {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "collect" => Ok(Action::Collect),
-            "drill" => Ok(Action::Drill),
-            other => Err(format!(
-                "`{other}` is not an action of this build; use \"collect\" or \"drill\""
-            )),
-        }
-    }
-}
-
-/// Which timezone cron times are read in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Zone {
-    Local,
-    Utc,
-}
-
-/// A validated schedule.
-#[derive(Clone, Debug)]
-pub struct Schedule {
-    pub name: String,
-    pub expr: String,
-    pub cron: cron::Schedule,
-    pub action: Action,
-    /// Name globs and `tag:NAME` selectors; empty means every device.
-    pub devices: Vec<String>,
-}
-
-/// Translates a cron expression to the `cron` crate's dialect: a standard 5-field crontab
-/// line gets a `0` seconds field, and its day-of-week numbers (0 or 7 = Sunday, 1 =
-/// Monday) become the crate's (1 = Sunday … 7 = Saturday). Six or seven fields are taken
-/// as they are (seconds first, the crate's numbering).
-///
-/// Fails with a message naming the problem.
-pub fn parse_cron(expr: &str) -> Result<cron::Schedule> {
-    let fields: Vec<&str> = expr.split_whitespace().collect();
-    let text = match fields.len() {
-        5 => {
-            let dow = crontab_dow(fields[4])?;
-            format!(
-                "0 {} {} {} {} {}",
-                fields[0], fields[1], fields[2], fields[3], dow
-            )
-        }
-        6 | 7 => fields.join(" "),
-        n => bail!(
-            "`{expr}` has {n} fields; write a crontab line (5 fields: minute hour day month weekday) or 6/7 fields starting with seconds"
-        ),
-    };
-    cron::Schedule::from_str(&text)
-        .map_err(|e| anyhow!("`{expr}` is not a valid cron expression: {e}"))
-}
-
-/// A crontab day-of-week field in the `cron` crate's numbering.
-fn crontab_dow(field: &str) -> Result<String> {
-    if field == "*" || field == "?" || field.chars().any(|c| c.is_ascii_alphabetic()) {
-        return Ok(field.to_string());
-    }
-    let mut days = std::collections::BTreeSet::new();
-    for part in field.split(',') {
-        let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (
-                r,
-                s.parse::<u32>()
-                    .map_err(|_| anyhow!("bad step in weekday `{part}`"))?,
-            ),
-            None => (part, 1),
-        };
-        if step == 0 {
-            bail!("step 0 in weekday `{part}`");
-        }
-        let (lo, hi) = if range == "*" {
-            (0, 6)
-        } else if let Some((a, b)) = range.split_once('-') {
-            (parse_day(a)?, parse_day(b)?)
-        } else {
-            let d = parse_day(range)?;
-            (d, if part.contains('/') { 7 } else { d })
-        };
-        if lo > hi {
-            bail!("weekday range `{range}` runs backwards");
-        }
-        let mut d = lo;
-        while d <= hi {
-            days.insert(d % 7);
-            d += step;
-        }
-    }
-    Ok(days
-        .iter()
-        .map(|d| (d + 1).to_string())
-        .collect::<Vec<_>>()
-        .join(","))
-}
-
-fn parse_day(s: &str) -> Result<u32> {
-    match s.parse::<u32>() {
-        Ok(d) if d <= 7 => Ok(d),
-        _ => bail!("`{s}` is not a weekday number (0-7, 0 and 7 are Sunday)"),
-    }
-}
-
-/// The next time `cron` fires after `now`.
-pub fn next_after(cron: &cron::Schedule, now: SystemTime, zone: Zone) -> Option<SystemTime> {
-    match zone {
-        Zone::Utc => cron
-            .after(&DateTime::<Utc>::from(now))
-            .next()
-            .map(SystemTime::from),
-        Zone::Local => cron
-            .after(&DateTime::<Local>::from(now))
-            .next()
-            .map(SystemTime::from),
-    }
-}
+use crate::calendar::{Action, Schedule, Zone, next_after, select};
 
 /// One firing of a schedule.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -176,21 +48,6 @@ pub struct DaemonOptions {
     pub heartbeat_every: Duration,
     /// Wall time at start; the daemon's clock advances with tokio's.
     pub start: SystemTime,
-}
-
-/// Names of the devices a schedule selects.
-pub fn select(selectors: &[String], devices: &[(String, Vec<String>)]) -> Vec<String> {
-    devices
-        .iter()
-        .filter(|(name, tags)| {
-            selectors.is_empty()
-                || selectors.iter().any(|s| match s.strip_prefix("tag:") {
-                    Some(tag) => tags.iter().any(|t| t == tag),
-                    None => glob::Pattern::new(s).is_ok_and(|p| p.matches(name)),
-                })
-        })
-        .map(|(n, _)| n.clone())
-        .collect()
 }
 
 /// Runs the schedules until `shutdown` resolves, then waits for running jobs to finish.
@@ -333,66 +190,130 @@ pub async fn run_daemon(
     );
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The daemon as the CLI runs it: jobs call the collection engine, heartbeats append
+/// signed entries, reports go to stderr and (with `--json`) stdout.
+struct CliExecutor {
+    cfg: Arc<crate::config::Config>,
+    out: crate::output::Out,
+    handle: tokio::runtime::Handle,
+}
 
-    #[test]
-    fn crontab_lines_are_translated() {
-        assert_eq!(crontab_dow("1-5").unwrap(), "2,3,4,5,6");
-        assert_eq!(crontab_dow("0").unwrap(), "1");
-        assert_eq!(crontab_dow("7").unwrap(), "1");
-        assert_eq!(crontab_dow("5-7").unwrap(), "1,6,7");
-        assert_eq!(crontab_dow("*/2").unwrap(), "1,3,5,7");
-        assert_eq!(crontab_dow("MON-FRI").unwrap(), "MON-FRI");
-        assert!(crontab_dow("8").is_err());
-        assert!(parse_cron("0 2 * *").is_err());
-        assert!(parse_cron("61 2 * * *").is_err());
+impl Executor for CliExecutor {
+    fn run(&self, job: Job) -> BoxFuture {
+        let cfg = self.cfg.clone();
+        let out = self.out;
+        let handle = self.handle.clone();
+        Box::pin(async move {
+            let result = tokio::task::spawn_blocking(move || {
+                let devices: Vec<&crate::config::DeviceConfig> = cfg
+                    .devices
+                    .iter()
+                    .filter(|d| job.devices.contains(&d.name))
+                    .collect();
+                match job.action {
+                    Action::Collect => {
+                        crate::collect::run_on(&handle, &cfg, &devices, &out).map(|_| ())
+                    }
+                    Action::Drill => {
+                        crate::drill::run(&cfg, &devices, None, None, None, &out).map(|_| ())
+                    }
+                }
+            })
+            .await;
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => out.warn(format!("scheduled run failed: {e:#}")),
+                Err(e) => out.warn(format!("scheduled run crashed: {e}")),
+            }
+        })
     }
 
-    fn at(s: &str) -> SystemTime {
-        humantime::parse_rfc3339(s).unwrap()
+    fn heartbeat(&self) -> BoxFuture {
+        let cfg = self.cfg.clone();
+        let out = self.out;
+        Box::pin(async move {
+            let r = tokio::task::spawn_blocking(move || -> Result<u64> {
+                let key = cfg.signing_key()?;
+                let vault = cfg.vault_for_writing(true)?;
+                let entry = vault::guard::append(
+                    &vault,
+                    &key,
+                    &vault::log::Event::Heartbeat {
+                        note: format!("plcvault daemon alive, {} schedule(s)", cfg.schedules.len()),
+                    },
+                )?;
+                Ok(entry.file_seq)
+            })
+            .await;
+            match r {
+                Ok(Ok(seq)) => out.debug(format!("heartbeat written as log entry {seq}")),
+                Ok(Err(e)) => out.warn(format!("heartbeat failed: {e:#}")),
+                Err(e) => out.warn(format!("heartbeat crashed: {e}")),
+            }
+        })
     }
 
-    #[test]
-    fn next_fire_times_follow_crontab_meaning() {
-        let nightly = parse_cron("0 2 * * *").unwrap();
-        assert_eq!(
-            next_after(&nightly, at("2026-11-22T02:00:00Z"), Zone::Utc),
-            Some(at("2026-11-23T02:00:00Z"))
-        );
-        // 2026-11-22 is a Sunday; weekdays 1-5 means Monday to Friday.
-        let weekdays = parse_cron("30 6 * * 1-5").unwrap();
-        assert_eq!(
-            next_after(&weekdays, at("2026-11-21T07:00:00Z"), Zone::Utc),
-            Some(at("2026-11-23T06:30:00Z"))
-        );
-        let with_seconds = parse_cron("*/10 * * * * *").unwrap();
-        assert_eq!(
-            next_after(&with_seconds, at("2026-11-22T00:00:01Z"), Zone::Utc),
-            Some(at("2026-11-22T00:00:10Z"))
-        );
+    fn report(&self, kind: &str, message: String, data: serde_json::Value) {
+        self.out.info(format!("daemon: {message}"));
+        self.out.record(kind, &data, String::new);
     }
+}
 
-    #[test]
-    fn selectors_match_globs_and_tags() {
-        let devices = vec![
-            ("line1-plc".to_string(), vec![]),
-            ("line1-hmi".to_string(), vec!["packaging".to_string()]),
-            ("line2-plc".to_string(), vec!["packaging".to_string()]),
-            ("boiler".to_string(), vec![]),
-        ];
-        assert_eq!(
-            select(&["line1-*".into(), "tag:packaging".into()], &devices),
-            vec!["line1-plc", "line1-hmi", "line2-plc"]
+/// `plcvault daemon`: runs the config's schedules until SIGTERM or SIGINT.
+///
+/// Fails when the config has no schedule, no key, or the runtime cannot start.
+pub fn daemon(
+    cfg: crate::config::Config,
+    out: &crate::output::Out,
+) -> Result<crate::output::Outcome> {
+    if cfg.schedules.is_empty() {
+        bail!(
+            "{} has no [[schedule]]\nfix: add one, e.g.\n[[schedule]]\nname = \"nightly\"\ncron = \"0 2 * * *\"\naction = \"collect\"",
+            cfg.file.display()
         );
-        assert_eq!(select(&[], &devices).len(), 4);
     }
+    cfg.signing_key()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let opts = DaemonOptions {
+        schedules: cfg.schedules.clone(),
+        devices: cfg
+            .devices
+            .iter()
+            .map(|d| (d.name.clone(), d.tags.clone()))
+            .collect(),
+        zone: cfg.zone,
+        heartbeat_every: cfg.vault.stale_after / 2,
+        start: SystemTime::now(),
+    };
+    let exec = Arc::new(CliExecutor {
+        cfg: Arc::new(cfg),
+        out: *out,
+        handle: runtime.handle().clone(),
+    });
+    runtime.block_on(async move {
+        let shutdown = async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return std::future::pending::<()>().await,
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        run_daemon(opts, exec, shutdown).await;
+    });
+    Ok(crate::output::Outcome::Clean)
 }
 
 #[cfg(test)]
 mod daemon_tests {
     use super::*;
+    use crate::calendar::parse_cron;
 
     /// Records what the daemon asks for; jobs take `job_time` of (paused) tokio time.
     struct Fake {
@@ -625,124 +546,4 @@ mod daemon_tests {
             "{reports:?}"
         );
     }
-}
-
-/// The daemon as the CLI runs it: jobs call the collection engine, heartbeats append
-/// signed entries, reports go to stderr and (with `--json`) stdout.
-struct CliExecutor {
-    cfg: Arc<crate::config::Config>,
-    out: crate::output::Out,
-    handle: tokio::runtime::Handle,
-}
-
-impl Executor for CliExecutor {
-    fn run(&self, job: Job) -> BoxFuture {
-        let cfg = self.cfg.clone();
-        let out = self.out;
-        let handle = self.handle.clone();
-        Box::pin(async move {
-            let result = tokio::task::spawn_blocking(move || {
-                let devices: Vec<&crate::config::DeviceConfig> = cfg
-                    .devices
-                    .iter()
-                    .filter(|d| job.devices.contains(&d.name))
-                    .collect();
-                match job.action {
-                    Action::Collect => {
-                        crate::collect::run_on(&handle, &cfg, &devices, &out).map(|_| ())
-                    }
-                    Action::Drill => {
-                        crate::drill::run(&cfg, &devices, None, None, None, &out).map(|_| ())
-                    }
-                }
-            })
-            .await;
-            match result {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => out.warn(format!("scheduled run failed: {e:#}")),
-                Err(e) => out.warn(format!("scheduled run crashed: {e}")),
-            }
-        })
-    }
-
-    fn heartbeat(&self) -> BoxFuture {
-        let cfg = self.cfg.clone();
-        let out = self.out;
-        Box::pin(async move {
-            let r = tokio::task::spawn_blocking(move || -> Result<u64> {
-                let key = cfg.signing_key()?;
-                let vault = cfg.vault_for_writing(true)?;
-                let entry = vault::guard::append(
-                    &vault,
-                    &key,
-                    &vault::log::Event::Heartbeat {
-                        note: format!("plcvault daemon alive, {} schedule(s)", cfg.schedules.len()),
-                    },
-                )?;
-                Ok(entry.file_seq)
-            })
-            .await;
-            match r {
-                Ok(Ok(seq)) => out.debug(format!("heartbeat written as log entry {seq}")),
-                Ok(Err(e)) => out.warn(format!("heartbeat failed: {e:#}")),
-                Err(e) => out.warn(format!("heartbeat crashed: {e}")),
-            }
-        })
-    }
-
-    fn report(&self, kind: &str, message: String, data: serde_json::Value) {
-        self.out.info(format!("daemon: {message}"));
-        self.out.record(kind, &data, String::new);
-    }
-}
-
-/// `plcvault daemon`: runs the config's schedules until SIGTERM or SIGINT.
-///
-/// Fails when the config has no schedule, no key, or the runtime cannot start.
-pub fn daemon(
-    cfg: crate::config::Config,
-    out: &crate::output::Out,
-) -> Result<crate::output::Outcome> {
-    if cfg.schedules.is_empty() {
-        bail!(
-            "{} has no [[schedule]]\nfix: add one, e.g.\n[[schedule]]\nname = \"nightly\"\ncron = \"0 2 * * *\"\naction = \"collect\"",
-            cfg.file.display()
-        );
-    }
-    cfg.signing_key()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let opts = DaemonOptions {
-        schedules: cfg.schedules.clone(),
-        devices: cfg
-            .devices
-            .iter()
-            .map(|d| (d.name.clone(), d.tags.clone()))
-            .collect(),
-        zone: cfg.zone,
-        heartbeat_every: cfg.vault.stale_after / 2,
-        start: SystemTime::now(),
-    };
-    let exec = Arc::new(CliExecutor {
-        cfg: Arc::new(cfg),
-        out: *out,
-        handle: runtime.handle().clone(),
-    });
-    runtime.block_on(async move {
-        let shutdown = async {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => return std::future::pending::<()>().await,
-                };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        };
-        run_daemon(opts, exec, shutdown).await;
-    });
-    Ok(crate::output::Outcome::Clean)
 }

@@ -1,0 +1,185 @@
+//! Reading a device through its adapter: the adapter run in a task of its own (a panic is
+//! that device's failure), names the vault cannot hold left out, what the record says
+//! about the source, and a live read that stores nothing (for `diff --live`).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use adapters::files::{FilesCollector, StableError, read_stable};
+use adapters::modbus::ModbusCollector;
+use adapters::{Collection, Collector, SourceData};
+use vault::Manifest;
+use vault::manifest::{ArtifactEntry, ArtifactStatus};
+
+use crate::config::{AdapterConfig, DeviceConfig};
+
+/// How often a file that changes while being read is read again.
+pub const READ_ATTEMPTS: u32 = 3;
+pub const READ_PAUSE: Duration = Duration::from_millis(200);
+
+/// Runs the device's adapter in a task of its own, so that a panic in one adapter becomes
+/// that device's failure (a signed `collect-failed`), never a device silently missing.
+pub async fn collect_guarded(device: DeviceConfig) -> Result<Collection> {
+    let name = device.name.clone();
+    match tokio::spawn(async move { collect_one(&device).await }).await {
+        Ok(r) => r,
+        Err(e) => {
+            let why = match e.try_into_panic() {
+                Ok(p) => p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into()),
+                Err(e) => e.to_string(),
+            };
+            Err(anyhow::anyhow!(
+                "the collector of `{name}` crashed ({why}); nothing was stored for it\nfix: this is a bug in plcvault; report it with the device's config"
+            ))
+        }
+    }
+}
+
+/// Runs the device's adapter.
+async fn collect_one(device: &DeviceConfig) -> Result<Collection> {
+    match &device.adapter {
+        AdapterConfig::Files(opts) => Ok(FilesCollector::new(opts.clone())?.collect().await?),
+        AdapterConfig::Modbus(opts) => Ok(ModbusCollector::new(opts.clone())?.collect().await?),
+    }
+}
+
+pub fn adapter_source(device: &DeviceConfig) -> (String, String) {
+    match &device.adapter {
+        AdapterConfig::Files(o) => ("files".into(), o.root.display().to_string()),
+        AdapterConfig::Modbus(o) => (
+            "modbus".into(),
+            format!("modbus://{} unit {}", o.address, o.unit),
+        ),
+    }
+}
+
+/// Leaves out artifacts whose names a manifest cannot hold (the same rule `verify` and
+/// `restore` enforce, `vault::manifest::check_name`), with a warning: the snapshot is then
+/// incomplete, never a signed manifest that its readers reject.
+pub fn admissible(mut collection: Collection) -> Collection {
+    let mut warnings = Vec::new();
+    collection
+        .artifacts
+        .retain(|a| match vault::manifest::check_name(&a.name) {
+            Ok(()) => true,
+            Err(why) => {
+                warnings.push(format!(
+                    "skipped {why}: a name the vault cannot hold (rename the file to collect it)"
+                ));
+                false
+            }
+        });
+    if !warnings.is_empty() {
+        collection.complete = false;
+        collection.warnings.extend(warnings);
+    }
+    collection
+}
+
+/// Size, SHA-256, chunk list and (when small) the content of a stream, without storing it.
+fn describe<R: Read>(reader: R) -> std::io::Result<(vault::Stored, Option<Vec<u8>>)> {
+    use sha2::Digest;
+    let mut chunker = vault::chunker::Chunker::new();
+    let mut hasher = sha2::Sha256::new();
+    let mut chunks = Vec::new();
+    let mut content = Some(Vec::new());
+    let size = chunker
+        .for_each(reader, |c, _| -> Result<(), ()> {
+            hasher.update(c);
+            chunks.push((vault::Hash::of(c), c.len() as u32));
+            if let Some(buf) = &mut content {
+                if buf.len() as u64 + c.len() as u64 > crate::diff::VIEW_LIMIT {
+                    content = None;
+                } else {
+                    buf.extend_from_slice(c);
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| match e {
+            vault::chunker::ChunkError::Read(e) => e,
+            vault::chunker::ChunkError::Sink(()) => std::io::Error::other("unreachable"),
+        })?;
+    Ok((
+        vault::Stored {
+            size,
+            sha256: vault::Hash::from_hasher(hasher),
+            chunks,
+            new_bytes: 0,
+        },
+        content,
+    ))
+}
+
+/// Live contents by artifact name (`None` when too large to hold for a view).
+pub type LiveData = HashMap<String, Option<Vec<u8>>>;
+
+/// Collects a device through its read-only adapter without storing anything: a manifest of
+/// what it holds now, and the contents for comparison views.
+///
+/// Fails when the device cannot be reached at all.
+pub fn collect_live(device: &DeviceConfig) -> Result<(Manifest, LiveData)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let collection = admissible(runtime.block_on(collect_guarded(device.clone()))?);
+    let mut complete = collection.complete;
+    let mut warnings = collection.warnings.clone();
+    let mut artifacts = Vec::new();
+    let mut data = HashMap::new();
+    for src in &collection.artifacts {
+        let described = match &src.data {
+            SourceData::Bytes(b) => describe(&b[..]).map(|(s, c)| (s, c, true, src.meta.clone())),
+            SourceData::File(file) => {
+                match read_stable(file, READ_ATTEMPTS, READ_PAUSE, |f| describe(f)) {
+                    Ok(r) => Ok((r.value.0, r.value.1, r.stable, r.meta)),
+                    Err(StableError::Io(e)) | Err(StableError::Read(e)) => Err(e),
+                    Err(StableError::Swapped(why)) => Err(std::io::Error::other(why)),
+                }
+            }
+        };
+        match described {
+            Ok((stored, content, stable, meta)) => {
+                data.insert(src.name.clone(), content);
+                artifacts.push(ArtifactEntry {
+                    name: src.name.clone(),
+                    kind: src.kind,
+                    size: stored.size,
+                    sha256: stored.sha256,
+                    status: if stable {
+                        ArtifactStatus::Ok
+                    } else {
+                        ArtifactStatus::Unstable
+                    },
+                    meta,
+                    chunks: stored.chunks,
+                });
+            }
+            Err(e) => {
+                complete = false;
+                warnings.push(format!("cannot read {}: {e}", src.name));
+            }
+        }
+    }
+    let (adapter, source) = adapter_source(device);
+    Ok((
+        Manifest {
+            v: vault::manifest::MANIFEST_VERSION,
+            device: device.name.clone(),
+            adapter,
+            source,
+            complete,
+            warnings,
+            artifacts,
+        },
+        data,
+    ))
+}
