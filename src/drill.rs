@@ -245,9 +245,15 @@ fn scratch_dir(state: &std::path::Path) -> Result<tempfile::TempDir> {
                 .strip_prefix("plcvault-drill-")
                 .and_then(|r| r.split('-').next())
                 .and_then(|p| p.parse::<u32>().ok());
+            // Alive means a plcvault process with that id (an id reused by another program
+            // does not keep a leftover).
+            let alive = |pid: u32| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "plcvault")
+            };
             if let Some(pid) = pid
                 && pid != std::process::id()
-                && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                && !alive(pid)
             {
                 let _ = std::fs::remove_dir_all(e.path());
             }

@@ -88,13 +88,24 @@ pub fn export(cfg: &Config, since: Option<&str>, dir: &Path, out: &Out) -> Resul
     // verifier knows to be incomplete: refuse, as writers do.
     vault::guard::check(&vault.clone().remembering(&cfg.vault.state))
         .context("refusing to export evidence")?;
-    let history = History::load(&vault, &cfg.trust)?;
-    if !history.findings.is_empty() {
+    // Evidence certifies an intact history: the log, every manifest and every pack.
+    let check = vault::verify(
+        &vault,
+        &cfg.trust,
+        &vault::VerifyOptions {
+            update_state: false,
+            threads: cfg.threads,
+            ..Default::default()
+        },
+    )?;
+    if !check.is_clean() {
         bail!(
-            "refusing to export evidence: the log has {} integrity finding(s)\nfix: run `plcvault verify` and repair the vault first; evidence certifies an intact history",
-            history.findings.len()
+            "refusing to export evidence: verify finds {} problem(s), first: {}\nfix: run `plcvault verify` and repair the vault first; evidence certifies an intact history",
+            check.findings.len(),
+            check.findings[0]
         );
     }
+    let history = History::load(&vault, &cfg.trust)?;
     std::fs::create_dir_all(dir.join("log"))?;
     std::fs::create_dir_all(dir.join("manifests"))?;
     copy_regular(vault.root().join("VAULT"), dir.join("VAULT"))?;

@@ -686,6 +686,9 @@ fn drill_scratch_lives_under_the_state_folder_and_leftovers_are_removed() {
     let leftover = drills.join("plcvault-drill-999999999-abc");
     std::fs::create_dir_all(leftover.join("line1")).unwrap();
     std::fs::write(leftover.join("line1/a.awl"), vec![0u8; 1 << 20]).unwrap();
+    // And one whose process id now belongs to another program (pid 1 is never plcvault).
+    let reused = drills.join("plcvault-drill-1-abc");
+    std::fs::create_dir_all(&reused).unwrap();
     let r = s.run(&["drill", "line1"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(
@@ -836,4 +839,39 @@ fn a_name_that_is_not_utf8_makes_the_snapshot_incomplete() {
     let r = s.run(&["--json", "collect", "line1"]);
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert_eq!(r.records("device")[0]["status"], "incomplete");
+}
+
+// Evidence certifies an intact vault, not only an intact log.
+#[test]
+fn evidence_is_not_exported_from_a_vault_with_a_damaged_manifest() {
+    let s = Site::new();
+    s.write("plant/a.awl", b"A");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    for m in common::files_under(&s.vault().join("manifests")) {
+        std::fs::write(m, b"{}").unwrap();
+    }
+    let out = s.path("evidence");
+    let r = s.run(&["evidence", "export", "--out", out.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("refusing to export") && r.stderr.contains("corrupt-manifest"),
+        "{}",
+        r.stderr
+    );
+    assert!(!out.join("EVIDENCE.json").exists());
+}
+
+// An I/O error is named once, not repeated by the error chain.
+#[test]
+fn an_io_error_is_printed_once() {
+    let s = Site::new();
+    s.write("plant/a.awl", b"A");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    for m in common::files_under(&s.vault().join("manifests")) {
+        std::fs::remove_file(m).unwrap();
+    }
+    let out = s.path("restored");
+    let r = s.run(&["restore", "line1", "--to", out.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert_eq!(r.stderr.matches("os error 2").count(), 1, "{}", r.stderr);
 }

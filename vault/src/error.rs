@@ -10,11 +10,13 @@ use crate::key::KeyError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
-    #[error("cannot {op} {path}: {source}")]
+    // The I/O error is part of the message and deliberately not a `#[source]`: printed as
+    // a chain (`{:#}`), it would appear twice.
+    #[error("cannot {op} {path}: {error}")]
     Io {
         op: &'static str,
         path: PathBuf,
-        source: io::Error,
+        error: io::Error,
     },
     #[error(
         "{path} is damaged: {why}\nfix: run `plcvault verify --read-data` to see all that is affected, \
@@ -52,11 +54,17 @@ pub enum VaultError {
     )]
     HeadMismatch { why: String },
     #[error(
-        "the verifier state folder {path} cannot be written ({source}); nothing was written to the \
+        "the verifier state {path} is damaged: {why}\nfix: if a copy of the state folder exists, \
+         put it back; otherwise delete the file: the next verify then trusts the vault as it \
+         finds it (a rollback made before then goes unnoticed on this host)"
+    )]
+    StateDamaged { path: PathBuf, why: String },
+    #[error(
+        "the verifier state folder {path} cannot be written ({error}); nothing was written to the \
          vault, since the head of what would be written could not be remembered\nfix: make the \
          folder writable by this user, or point [vault] state at a folder that is"
     )]
-    StateNotWritable { path: PathBuf, source: io::Error },
+    StateNotWritable { path: PathBuf, error: io::Error },
     #[error(
         "there is no vault at {path}, but the verifier state remembers vault {id} (entry {seq}, \
          seen {seen}): the vault was deleted, moved or its disk not mounted\nfix: mount or put \
@@ -74,10 +82,10 @@ pub enum VaultError {
 
 /// Shorthand: a closure mapping an `io::Error` to `VaultError::Io` for `op` on `path`.
 pub fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> VaultError + 'a {
-    move |source| VaultError::Io {
+    move |error| VaultError::Io {
         op,
         path: path.to_owned(),
-        source,
+        error,
     }
 }
 

@@ -21,15 +21,15 @@ const PUBLIC_TAG: &str = "plcvault-ed25519-public-v1";
 /// What can go wrong with a key file.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("cannot read key file {path}: {source}")]
+    #[error("cannot read key file {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("cannot write key file {path}: {source}")]
+    #[error("cannot write key file {path}: {error}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(
         "private key {path} is readable by others (mode {mode:o})\n\
@@ -91,9 +91,9 @@ impl PublicKey {
     ///
     /// Fails when the file cannot be read or does not hold a plcvault public key.
     pub fn load(path: &Path) -> Result<PublicKey, KeyError> {
-        let text = fs::read_to_string(path).map_err(|source| KeyError::Read {
+        let text = fs::read_to_string(path).map_err(|error| KeyError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         let bad = |why: &str| KeyError::Format {
             path: path.to_owned(),
@@ -188,7 +188,7 @@ impl SecretKey {
         }
         let werr = |p: &Path| {
             let p = p.to_owned();
-            move |source| KeyError::Write { path: p, source }
+            move |error| KeyError::Write { path: p, error }
         };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(parent).map_err(werr(parent))?;
@@ -215,9 +215,9 @@ impl SecretKey {
     ///
     /// Fails when the file is missing, too open, or not a plcvault secret key.
     pub fn load(path: &Path) -> Result<SecretKey, KeyError> {
-        let rerr = |source| KeyError::Read {
+        let rerr = |error| KeyError::Read {
             path: path.to_owned(),
-            source,
+            error,
         };
         let meta = fs::metadata(path).map_err(rerr)?;
         let mode = meta.permissions().mode() & 0o777;

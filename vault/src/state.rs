@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{VaultError, corrupt, io_err};
+use crate::error::{VaultError, io_err};
 use crate::finding::{Finding, FindingKind};
 use crate::hash::Hash;
 use crate::history::History;
@@ -44,13 +44,19 @@ fn is_vault_id(s: &str) -> bool {
 pub fn load(state_dir: &Path, vault_id: &str) -> Result<Option<HeadMemory>, VaultError> {
     let path = head_path(state_dir, vault_id);
     match crate::fsread::read_regular(&path, MAX_STATE_FILE) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            corrupt(
-                &path,
-                format!("verifier state does not parse: {e}; if you trust the vault as it is now, delete the file and verify again"),
-            )
-        }),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| VaultError::StateDamaged {
+                    path: path.clone(),
+                    why: format!("it does not parse ({e})"),
+                })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(VaultError::StateDamaged {
+            path: path.clone(),
+            why: e.to_string(),
+        }),
         Err(e) => Err(io_err("read", &path)(e)),
     }
 }
@@ -237,9 +243,9 @@ pub fn check_writable(state_dir: &Path) -> Result<(), VaultError> {
             drop(f);
             std::fs::remove_file(path)
         });
-    probe.map_err(|source| VaultError::StateNotWritable {
+    probe.map_err(|error| VaultError::StateNotWritable {
         path: state_dir.to_owned(),
-        source,
+        error,
     })
 }
 

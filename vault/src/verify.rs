@@ -239,7 +239,7 @@ pub fn verify(
     for p in problems {
         let path = pack::pack_path(vault.root(), &p.pack.id);
         let kind = match &p.error {
-            VaultError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            VaultError::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
                 FindingKind::MissingPack
             }
             VaultError::Corrupt { why, .. }
@@ -275,7 +275,7 @@ pub fn verify(
         let path = manifest::manifest_path(vault.root(), &s.manifest);
         let m: Manifest = match manifest::load(vault.root(), &s.manifest) {
             Ok(m) => m,
-            Err(VaultError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(VaultError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
                 report.findings.push(
                     Finding::new(
                         FindingKind::MissingManifest,
