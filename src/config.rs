@@ -633,7 +633,16 @@ impl Config {
                     loc.at(&d.adapter)
                 ),
             };
-            let rules = device_rules(&loc, &name, d)?;
+            let mut rules = device_rules(&loc, &name, d)?;
+            // What decides a class is bound to the approval like the other rules.
+            rules.kinds = match &adapter {
+                AdapterConfig::Files(o) => o.kinds.clone(),
+                AdapterConfig::Modbus(o) => o
+                    .ranges
+                    .iter()
+                    .map(|r| (r.artifact_name(), r.kind))
+                    .collect(),
+            };
             devices.push(DeviceConfig {
                 name,
                 tags: d.tags.clone(),

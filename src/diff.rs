@@ -114,12 +114,18 @@ pub struct Rules {
     /// An artifact that shrinks by more than this share is suspect.
     pub shrink_limit: f64,
     pub severity: BTreeMap<Class, Severity>,
+    /// The artifact kinds the config assigned (a files device's `[[device.kind]]` globs, a
+    /// Modbus device's range kinds), first match wins. Bound to the approval, so that a
+    /// config edit cannot lower the class of a change. Absent in approvals before it.
+    #[serde(default)]
+    pub kinds: Vec<(String, ArtifactKind)>,
 }
 
 impl Default for Rules {
     fn default() -> Self {
         Rules {
             volatile: Vec::new(),
+            kinds: Vec::new(),
             shrink_limit: 0.5,
             severity: Class::ALL
                 .into_iter()
@@ -319,6 +325,29 @@ pub fn compare(
             view,
         });
     };
+    // The class of a change is the gravest of the kinds the artifact has in the baseline,
+    // in the new snapshot, and under the approved kind rules (for a files device, then by
+    // extension): a config edit may raise a class, never lower one.
+    let kind_rules: Vec<(glob::Pattern, ArtifactKind)> = rules
+        .kinds
+        .iter()
+        .filter_map(|(g, k)| glob::Pattern::new(g).ok().map(|p| (p, *k)))
+        .collect();
+    let files = new.adapter == "files";
+    let class_of = |name: &str, kinds: &[ArtifactKind]| -> Class {
+        let approved = kind_rules
+            .iter()
+            .find(|(p, _)| p.matches_with(name, adapters::files::MATCH))
+            .map(|(_, k)| *k)
+            .or_else(|| files.then(|| adapters::files::default_kind(name)));
+        kinds
+            .iter()
+            .copied()
+            .chain(approved)
+            .map(Class::of)
+            .max_by_key(|c| (sev(*c), *c == Class::Logic))
+            .unwrap_or(Class::Config)
+    };
     let mut statuses = Vec::new();
     if !new.complete {
         finding(
@@ -343,7 +372,9 @@ pub fn compare(
             artifact: name.to_string(),
             status: s.to_string(),
         };
-        if file_volatile(name) {
+        // Volatile globs cover content changes of what existed at approval; an artifact
+        // added or removed is always a finding.
+        if file_volatile(name) && a.contains_key(name) && b.contains_key(name) {
             statuses.push(status("volatile"));
             continue;
         }
@@ -353,7 +384,7 @@ pub fn compare(
                 finding(
                     name,
                     "added",
-                    Class::of(n.kind),
+                    class_of(name, &[n.kind]),
                     format!("{name} was added ({} bytes)", n.size),
                     View::None,
                 );
@@ -423,7 +454,13 @@ pub fn compare(
                     );
                 }
                 let summary = summarize(name, n.kind, &view);
-                finding(name, "changed", Class::of(n.kind), summary, view);
+                finding(
+                    name,
+                    "changed",
+                    class_of(name, &[o.kind, n.kind]),
+                    summary,
+                    view,
+                );
             }
             (None, None) => {}
         }

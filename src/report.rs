@@ -38,6 +38,9 @@ pub struct DeviceStatus {
     pub last_drill: Option<DrillRecord>,
     pub last_passed_drill: Option<DrillRecord>,
     pub alarms: Vec<String>,
+    /// Set when the config's comparison rules or kinds differ from the approved ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules_note: Option<String>,
     /// Why the comparison with the baseline could not run (damaged vault), if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comparison_error: Option<String>,
@@ -128,6 +131,7 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
                 });
         let baseline = history.baseline(&d.name);
         let mut comparison_error = None;
+        let mut rules_note = None;
         let (drift, drift_findings) = match (&baseline, &last_collection) {
             (Some(_), Some(s)) => {
                 // A damaged vault is reported, never a reason to report nothing: a
@@ -150,6 +154,7 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
                     });
                 match compared {
                     Ok(rv) => {
+                        rules_note = rv.rules_note.clone();
                         let n = rv
                             .comparison
                             .findings
@@ -220,6 +225,7 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
             last_drill,
             last_passed_drill,
             alarms,
+            rules_note,
             comparison_error,
             restore_target,
         });
@@ -588,6 +594,11 @@ pub fn run(
             continue;
         }
         out.record("device-status", d, || {
+            let note = d
+                .rules_note
+                .as_ref()
+                .map(|n| format!("\n                 note: {n}"))
+                .unwrap_or_default();
             format!(
                 "{:<16} backup {:<24} age {:<10} baseline {:<26} drift {:<5} drill {:<28} alarms: {}",
                 d.device,
@@ -604,7 +615,7 @@ pub fn run(
                     .map(|x| format!("{} {}", if x.passed { "passed" } else { "FAILED" }, &x.time[..10.min(x.time.len())]))
                     .unwrap_or("none".into()),
                 if d.alarms.is_empty() { "none".to_string() } else { d.alarms.join(", ") }
-            )
+            ) + &note
         });
     }
     out.record(

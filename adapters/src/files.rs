@@ -18,7 +18,8 @@ use crate::{
     SourceData,
 };
 
-const MATCH: MatchOptions = MatchOptions {
+/// How globs of a files device match names: `*` stays within one folder.
+pub const MATCH: MatchOptions = MatchOptions {
     case_sensitive: true,
     require_literal_separator: true,
     require_literal_leading_dot: false,

@@ -1,0 +1,154 @@
+//! The comparison protects itself from what it watches (issue 18): a change on the floor
+//! always yields a finding, whatever the bytes look like and whatever the config now says.
+
+mod common;
+
+use common::Site;
+
+fn findings(r: &common::Run) -> Vec<serde_json::Value> {
+    r.records("finding")
+}
+
+/// A files device with an approved baseline of `files`.
+fn approved(files: &[(&str, &[u8])]) -> (Site, std::path::PathBuf) {
+    let s = Site::new();
+    for (name, data) in files {
+        s.write(&format!("plant/{name}"), data);
+    }
+    let alice = s.add_approver();
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
+    (s, alice)
+}
+
+const MAGIC: &str = "# plcvault modbus range v1\n# device=d unit=1 table=holding start=0 count=1 label=x\naddress,value\n0,1\n";
+
+// Case 1, end to end: collect, report and the HTML page all name the change.
+#[test]
+fn a_file_imitating_register_text_still_reports_its_change() {
+    let (s, _) = approved(&[
+        (
+            "logic/FB1.st",
+            format!("{MAGIC}Q := I1 AND I2;\n").as_bytes(),
+        ),
+        (
+            "config/safety.ini",
+            format!("{MAGIC}estop_bypass=0\n").as_bytes(),
+        ),
+    ]);
+    s.write(
+        "plant/logic/FB1.st",
+        format!("{MAGIC}Q := I1 OR TRUE;\n").as_bytes(),
+    );
+    s.write(
+        "plant/config/safety.ini",
+        format!("{MAGIC}estop_bypass=1\n").as_bytes(),
+    );
+    let r = s.run(&["--json", "collect", "line1"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let f = findings(&r);
+    let of = |a: &str| {
+        f.iter()
+            .find(|x| x["artifact"] == a)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(of("logic/FB1.st")["class"], "logic", "{f:?}");
+    assert_eq!(of("logic/FB1.st")["severity"], "critical");
+    assert_eq!(of("config/safety.ini")["class"], "config", "{f:?}");
+    assert_eq!(of("logic/FB1.st")["view"], "text");
+    let r = s.run(&["--json", "report"]);
+    assert_eq!(r.records("device-status")[0]["drift"], true, "{}", r.stdout);
+    let page = s.path("review.html");
+    let r = s.run(&["diff", "line1", "--html", page.to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("I1 OR TRUE") && html.contains("estop_bypass=1"),
+        "{html}"
+    );
+}
+
+// Case 4: a kind rule added to the config without an approval silences nothing, and every
+// collect, diff and report says the rules differ.
+#[test]
+fn kind_rules_added_without_approval_do_not_lower_a_class() {
+    let (s, _) = approved(&[("PLC1/FB10.scl", b"A I0.0\n= Q0.0\n")]);
+    let mut cfg = std::fs::read_to_string(s.config()).unwrap();
+    cfg.push_str("\n[[device.kind]]\nmatch = \"**\"\nkind = \"values\"\n");
+    std::fs::write(s.config(), cfg).unwrap();
+    s.write("plant/PLC1/FB10.scl", b"A I0.0\n= Q0.1\n");
+    s.write("plant/PLC1/FB11.scl", b"new block\n");
+    let r = s.run(&["--json", "collect", "line1"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let f = findings(&r);
+    for a in ["PLC1/FB10.scl", "PLC1/FB11.scl"] {
+        let x = f
+            .iter()
+            .find(|x| x["artifact"] == a)
+            .unwrap_or_else(|| panic!("{a}: {f:?}"));
+        assert_eq!(
+            (x["class"].as_str(), x["severity"].as_str()),
+            (Some("logic"), Some("critical")),
+            "{x}"
+        );
+    }
+    let note = |r: &common::Run, ty: &str| {
+        r.records(ty).iter().any(|v| {
+            v["rules_note"]
+                .as_str()
+                .is_some_and(|n| n.contains("differ"))
+        })
+    };
+    assert!(note(&r, "comparison"), "{}", r.stdout);
+    let r = s.run(&["--json", "diff", "line1"]);
+    assert!(note(&r, "summary"), "{}", r.stdout);
+    let r = s.run(&["--json", "report"]);
+    assert!(note(&r, "device-status"), "{}", r.stdout);
+    let r = s.run(&["report"]);
+    assert!(
+        r.stdout.contains("note: the config's comparison rules"),
+        "{}",
+        r.stdout
+    );
+}
+
+// Case 5: volatile globs cover content changes, not files added or removed.
+#[test]
+fn a_volatile_glob_does_not_hide_an_added_or_removed_file() {
+    let (s, _) = approved(&[
+        ("logs/run.log", b"day 1\n"),
+        ("logs/old.log", b"x\n"),
+        ("OB1.awl", b"A\n"),
+    ]);
+    let mut cfg = std::fs::read_to_string(s.config()).unwrap();
+    // After the device's own `exclude` line (the starter config has one in a comment).
+    let at = cfg.rfind("exclude = [\"**/*.tmp\"]\n").unwrap() + "exclude = [\"**/*.tmp\"]\n".len();
+    cfg.insert_str(at, "volatile = [\"logs/**\"]\n");
+    std::fs::write(s.config(), cfg).unwrap();
+    let alice = s.path("site/keys/alice.key");
+    let r = s.run(&["collect", "line1"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(s.approve("line1", &alice, "CHG-2").code, 0);
+    s.write("plant/logs/run.log", b"day 2\n");
+    let r = s.run(&["--json", "collect", "line1"]);
+    assert_eq!(
+        r.code, 0,
+        "a volatile file's content change is expected: {}",
+        r.stdout
+    );
+    s.write("plant/logs/evil.scl", b"FUNCTION_BLOCK evil\n");
+    std::fs::remove_file(s.path("plant/logs/old.log")).unwrap();
+    let r = s.run(&["--json", "collect", "line1"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let f = findings(&r);
+    let change = |a: &str| {
+        f.iter()
+            .find(|x| x["artifact"] == a)
+            .map(|x| x["change"].clone())
+    };
+    assert_eq!(change("logs/evil.scl"), Some("added".into()), "{f:?}");
+    assert_eq!(change("logs/old.log"), Some("removed".into()), "{f:?}");
+    let evil = f.iter().find(|x| x["artifact"] == "logs/evil.scl").unwrap();
+    assert_eq!(evil["class"], "logic");
+}
