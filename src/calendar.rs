@@ -7,7 +7,8 @@ use std::str::FromStr;
 use std::time::SystemTime;
 
 use anyhow::{Result, anyhow, bail};
-use chrono::{DateTime, Local, Utc};
+use chrono::{DateTime, TimeZone, Utc};
+use jiff::tz::AmbiguousOffset;
 use serde::Serialize;
 
 /// What a schedule does.
@@ -32,10 +33,30 @@ impl FromStr for Action {
 }
 
 /// Which timezone cron times are read in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Zone {
+    /// The host's timezone (`/etc/localtime`, or `TZ`).
     Local,
     Utc,
+    /// An IANA zone from the system's tz database, e.g. `Europe/Berlin`.
+    Named(jiff::tz::TimeZone),
+}
+
+impl Zone {
+    /// `local`, `utc`, or an IANA zone name.
+    ///
+    /// Fails when the name is not in the system's tz database.
+    pub fn parse(name: &str) -> Result<Zone> {
+        match name {
+            "local" => Ok(Zone::Local),
+            "utc" | "UTC" => Ok(Zone::Utc),
+            other => jiff::tz::TimeZone::get(other).map(Zone::Named).map_err(|e| {
+                anyhow!(
+                    "`{other}` is not a timezone this host knows ({e})\nfix: use \"local\", \"utc\" or an IANA name such as \"Europe/Berlin\" (see /usr/share/zoneinfo; Debian's package tzdata)"
+                )
+            }),
+        }
+    }
 }
 
 /// A validated schedule.
@@ -123,18 +144,69 @@ fn parse_day(s: &str) -> Result<u32> {
     }
 }
 
-/// The next time `cron` fires after `now`.
-pub fn next_after(cron: &cron::Schedule, now: SystemTime, zone: Zone) -> Option<SystemTime> {
-    match zone {
-        Zone::Utc => cron
-            .after(&DateTime::<Utc>::from(now))
-            .next()
-            .map(SystemTime::from),
-        Zone::Local => cron
-            .after(&DateTime::<Local>::from(now))
-            .next()
-            .map(SystemTime::from),
+/// The next time `cron` fires after `now`, its fields read as wall-clock time in `zone`.
+///
+/// Across daylight-saving changes: a firing whose local time does not exist (spring
+/// forward) happens at the first valid time after the gap, as Vixie cron and systemd timers
+/// do; one whose local time occurs twice (fall back) happens once, at the first.
+pub fn next_after(cron: &cron::Schedule, now: SystemTime, zone: &Zone) -> Option<SystemTime> {
+    let tz = match zone {
+        Zone::Utc => {
+            return cron
+                .after(&DateTime::<Utc>::from(now))
+                .next()
+                .map(SystemTime::from);
+        }
+        Zone::Local => jiff::tz::TimeZone::system(),
+        Zone::Named(tz) => tz.clone(),
+    };
+    let ts = jiff::Timestamp::try_from(now).ok()?;
+    let civil = tz.to_datetime(ts);
+    // Cron runs on the local wall clock: step through its firings as civil times (a UTC
+    // clock stands in for "no zone"), then place each in the zone.
+    let naive = to_naive(civil)?;
+    for next in cron.after(&Utc.from_utc_datetime(&naive)).take(16) {
+        let c = from_naive(next.naive_utc())?;
+        let at = match tz.to_ambiguous_timestamp(c).offset() {
+            AmbiguousOffset::Unambiguous { offset } => offset.to_timestamp(c).ok()?,
+            AmbiguousOffset::Fold { before, .. } => before.to_timestamp(c).ok()?,
+            AmbiguousOffset::Gap { before, .. } => {
+                // The instant the gap starts: the clock jumps from there.
+                let inside = before.to_timestamp(c).ok()?;
+                tz.preceding(inside).next()?.timestamp()
+            }
+        };
+        let at = SystemTime::try_from(at).ok()?;
+        // The second pass through a fold names a firing that already happened.
+        if at > now {
+            return Some(at);
+        }
     }
+    None
+}
+
+fn to_naive(c: jiff::civil::DateTime) -> Option<chrono::NaiveDateTime> {
+    chrono::NaiveDate::from_ymd_opt(c.year().into(), c.month() as u32, c.day() as u32)?
+        .and_hms_nano_opt(
+            c.hour() as u32,
+            c.minute() as u32,
+            c.second() as u32,
+            c.subsec_nanosecond() as u32,
+        )
+}
+
+fn from_naive(n: chrono::NaiveDateTime) -> Option<jiff::civil::DateTime> {
+    use chrono::{Datelike, Timelike};
+    jiff::civil::DateTime::new(
+        i16::try_from(n.year()).ok()?,
+        n.month() as i8,
+        n.day() as i8,
+        n.hour() as i8,
+        n.minute() as i8,
+        n.second() as i8,
+        0,
+    )
+    .ok()
 }
 
 /// Names of the devices a schedule selects.
@@ -177,20 +249,105 @@ mod tests {
     fn next_fire_times_follow_crontab_meaning() {
         let nightly = parse_cron("0 2 * * *").unwrap();
         assert_eq!(
-            next_after(&nightly, at("2026-11-22T02:00:00Z"), Zone::Utc),
+            next_after(&nightly, at("2026-11-22T02:00:00Z"), &Zone::Utc),
             Some(at("2026-11-23T02:00:00Z"))
         );
         // 2026-11-22 is a Sunday; weekdays 1-5 means Monday to Friday.
         let weekdays = parse_cron("30 6 * * 1-5").unwrap();
         assert_eq!(
-            next_after(&weekdays, at("2026-11-21T07:00:00Z"), Zone::Utc),
+            next_after(&weekdays, at("2026-11-21T07:00:00Z"), &Zone::Utc),
             Some(at("2026-11-23T06:30:00Z"))
         );
         let with_seconds = parse_cron("*/10 * * * * *").unwrap();
         assert_eq!(
-            next_after(&with_seconds, at("2026-11-22T00:00:01Z"), Zone::Utc),
+            next_after(&with_seconds, at("2026-11-22T00:00:01Z"), &Zone::Utc),
             Some(at("2026-11-22T00:00:10Z"))
         );
+    }
+
+    /// Every firing of `cron` in `zone` from `from` to `to`.
+    fn firings(cron: &str, zone: &str, from: &str, to: &str) -> Vec<SystemTime> {
+        let cron = parse_cron(cron).unwrap();
+        let zone = Zone::parse(zone).unwrap();
+        let mut t = at(from);
+        let mut out = Vec::new();
+        while let Some(n) = next_after(&cron, t, &zone) {
+            if n > at(to) {
+                break;
+            }
+            out.push(n);
+            t = n;
+        }
+        out
+    }
+
+    // Regression (issue 18, case 7): the nightly run on the spring-forward night was
+    // skipped. Vixie cron and systemd run it at the first valid time after the gap, and a
+    // time that occurs twice in autumn once.
+    #[test]
+    fn daylight_saving_changes_neither_skip_nor_double_a_run() {
+        // Berlin: 2026-03-29 02:00 CET -> 03:00 CEST; 2026-10-25 03:00 CEST -> 02:00 CET.
+        assert_eq!(
+            firings(
+                "30 2 * * *",
+                "Europe/Berlin",
+                "2026-03-27T12:00:00Z",
+                "2026-03-31T00:00:00Z"
+            ),
+            vec![
+                at("2026-03-28T01:30:00Z"), // 02:30 CET
+                at("2026-03-29T01:00:00Z"), // 02:30 does not exist: 03:00 CEST
+                at("2026-03-30T00:30:00Z"), // 02:30 CEST
+            ]
+        );
+        assert_eq!(
+            firings(
+                "30 2 * * *",
+                "Europe/Berlin",
+                "2026-10-24T12:00:00Z",
+                "2026-10-26T12:00:00Z"
+            ),
+            vec![
+                at("2026-10-25T00:30:00Z"), // the first 02:30 (CEST), not the second
+                at("2026-10-26T01:30:00Z"),
+            ]
+        );
+        // New York: 2026-03-08 02:00 EST -> 03:00 EDT; 2026-11-01 02:00 EDT -> 01:00 EST.
+        assert_eq!(
+            firings(
+                "30 2 * * *",
+                "America/New_York",
+                "2026-03-07T12:00:00Z",
+                "2026-03-09T12:00:00Z"
+            ),
+            vec![at("2026-03-08T07:00:00Z"), at("2026-03-09T06:30:00Z")]
+        );
+        assert_eq!(
+            firings(
+                "30 1 * * *",
+                "America/New_York",
+                "2026-10-31T12:00:00Z",
+                "2026-11-02T12:00:00Z"
+            ),
+            vec![at("2026-11-01T05:30:00Z"), at("2026-11-02T06:30:00Z")]
+        );
+        // In the repeated hour a job runs once per wall-clock time (Vixie cron would run a
+        // job with a wildcard hour twice there; a skipped extra run is the safer side).
+        let hourly = firings(
+            "15 * * * *",
+            "Europe/Berlin",
+            "2026-10-24T23:00:00Z",
+            "2026-10-25T03:00:00Z",
+        );
+        assert_eq!(
+            hourly,
+            vec![
+                at("2026-10-24T23:15:00Z"), // 01:15 CEST
+                at("2026-10-25T00:15:00Z"), // 02:15 CEST (02:15 CET is not run again)
+                at("2026-10-25T02:15:00Z"), // 03:15 CET
+            ]
+        );
+        assert!(Zone::parse("Mars/Olympus").is_err());
     }
 
     #[test]

@@ -664,18 +664,10 @@ impl Config {
                 loc.at(t)
             ),
         };
-        let zone = match raw
-            .daemon
-            .timezone
-            .as_ref()
-            .map(|z| (z, z.get_ref().as_str()))
-        {
-            None | Some((_, "local")) => Zone::Local,
-            Some((_, "utc" | "UTC")) => Zone::Utc,
-            Some((z, other)) => bail!(
-                "{}: [daemon] key `timezone`: `{other}` is not supported\nfix: use \"local\" (the host's timezone) or \"utc\"",
-                loc.at(z)
-            ),
+        let zone = match &raw.daemon.timezone {
+            None => Zone::Local,
+            Some(z) => Zone::parse(z.get_ref())
+                .map_err(|e| anyhow!("{}: [daemon] key `timezone`: {e:#}", loc.at(z)))?,
         };
         let names_tags: Vec<(String, Vec<String>)> = devices
             .iter()

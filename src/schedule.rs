@@ -32,8 +32,8 @@ type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub trait Executor: Send + Sync + 'static {
     /// Runs a job to its end.
     fn run(&self, job: Job) -> BoxFuture;
-    /// Writes a signed heartbeat entry.
-    fn heartbeat(&self) -> BoxFuture;
+    /// Writes a signed heartbeat entry with `note`.
+    fn heartbeat(&self, note: String) -> BoxFuture;
     /// Reports what the daemon does (a log line and a JSON record).
     fn report(&self, kind: &str, message: String, data: serde_json::Value);
 }
@@ -46,9 +46,15 @@ pub struct DaemonOptions {
     pub zone: Zone,
     /// A heartbeat is written when nothing else was for this long (half the stale limit).
     pub heartbeat_every: Duration,
-    /// Wall time at start; the daemon's clock advances with tokio's.
-    pub start: SystemTime,
+    /// The wall clock, read again every time the next firing is computed (an NTP step or
+    /// a suspend moves it against the monotonic clock).
+    pub clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
 }
+
+/// How often the daemon re-reads the wall clock while it waits.
+const RECHECK: Duration = Duration::from_secs(60);
+/// A difference between wall and monotonic time beyond this is a clock step.
+const STEP: Duration = Duration::from_secs(30);
 
 /// Runs the schedules until `shutdown` resolves, then waits for running jobs to finish.
 pub async fn run_daemon(
@@ -56,9 +62,7 @@ pub async fn run_daemon(
     exec: Arc<dyn Executor>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let t0 = tokio::time::Instant::now();
-    let wall = move || opts.start + (tokio::time::Instant::now() - t0);
-    let to_instant = move |t: SystemTime| t0 + t.duration_since(opts.start).unwrap_or_default();
+    let wall = || (opts.clock)();
     let busy: Arc<Mutex<HashSet<String>>> = Arc::new(Mutex::new(HashSet::new()));
     let mut jobs = tokio::task::JoinSet::new();
     let mut last_beat = tokio::time::Instant::now();
@@ -74,25 +78,56 @@ pub async fn run_daemon(
             "schedules": opts.schedules.iter().map(|s| serde_json::json!({"name": s.name, "cron": s.expr})).collect::<Vec<_>>(),
         }),
     );
-    exec.heartbeat().await;
+    exec.heartbeat(heartbeat_note(&opts)).await;
     tokio::pin!(shutdown);
+    let mut last = (wall(), tokio::time::Instant::now());
     loop {
         let now = wall();
+        let mono = tokio::time::Instant::now();
+        // A wall clock that moved unlike the monotonic one was stepped (NTP correcting a
+        // wrong RTC, a suspend): say so, in the log too, and plan from the new time.
+        let wall_moved = now.duration_since(last.0).map_err(|e| e.duration());
+        let mono_moved = mono - last.1;
+        let step = match wall_moved {
+            Ok(w) if w > mono_moved + STEP => Some(format!("forward by {}", secs(w - mono_moved))),
+            Ok(w) if w + STEP < mono_moved => Some(format!("back by {}", secs(mono_moved - w))),
+            Err(back) => Some(format!("back by {}", secs(back + mono_moved))),
+            _ => None,
+        };
+        last = (now, mono);
+        if let Some(how) = step {
+            let text = format!(
+                "the wall clock stepped {how} (now {}); schedules follow the new time",
+                humantime::format_rfc3339_seconds(now)
+            );
+            exec.report("clock-step", text.clone(), serde_json::json!({"step": how}));
+            exec.heartbeat(text).await;
+            last_beat = tokio::time::Instant::now();
+        }
+        let to_instant = |t: SystemTime| mono + t.duration_since(now).unwrap_or_default();
         // Every schedule due at the earliest next instant fires then, not only the first.
         let upcoming: Vec<(SystemTime, usize)> = opts
             .schedules
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| next_after(&s.cron, now, opts.zone).map(|t| (t, i)))
+            .filter_map(|(i, s)| next_after(&s.cron, now, &opts.zone).map(|t| (t, i)))
             .collect();
         let next = upcoming.iter().map(|u| u.0).min().map(|t| {
             let due: Vec<usize> = upcoming.iter().filter(|u| u.0 == t).map(|u| u.1).collect();
             (t, due)
         });
         let beat_at = last_beat + opts.heartbeat_every;
+        // Wake for the next firing or heartbeat, but at least every RECHECK to read the
+        // wall clock again.
+        let recheck = mono + RECHECK;
         let (wake, fire) = match next {
             Some((t, due)) if to_instant(t) <= beat_at => (to_instant(t), Some((t, due))),
             _ => (beat_at, None),
+        };
+        let (wake, fire) = if wake > recheck {
+            (recheck, None)
+        } else {
+            (wake, fire)
         };
         tokio::select! {
             biased;
@@ -100,11 +135,18 @@ pub async fn run_daemon(
             _ = tokio::time::sleep_until(wake) => {}
             Some(_) = jobs.join_next(), if !jobs.is_empty() => continue,
         }
+        if wake == recheck && fire.is_none() && wake < beat_at {
+            continue;
+        }
         let Some((due, indices)) = fire else {
-            exec.heartbeat().await;
+            exec.heartbeat(heartbeat_note(&opts)).await;
             last_beat = tokio::time::Instant::now();
             continue;
         };
+        // Planned on the wall clock as it was: if it went back meanwhile, plan again.
+        if wall() + Duration::from_secs(1) < due {
+            continue;
+        }
         let due_text = humantime::format_rfc3339_seconds(due).to_string();
         // Devices still running from an earlier instant are skipped (overrun); schedules
         // due at this same instant run one after another, so a device in two of them (a
@@ -190,6 +232,17 @@ pub async fn run_daemon(
     );
 }
 
+fn heartbeat_note(opts: &DaemonOptions) -> String {
+    format!(
+        "plcvault daemon alive, {} schedule(s)",
+        opts.schedules.len()
+    )
+}
+
+fn secs(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_secs(d.as_secs()))
+}
+
 /// The daemon as the CLI runs it: jobs call the collection engine, heartbeats append
 /// signed entries, reports go to stderr and (with `--json`) stdout.
 struct CliExecutor {
@@ -228,20 +281,15 @@ impl Executor for CliExecutor {
         })
     }
 
-    fn heartbeat(&self) -> BoxFuture {
+    fn heartbeat(&self, note: String) -> BoxFuture {
         let cfg = self.cfg.clone();
         let out = self.out;
         Box::pin(async move {
             let r = tokio::task::spawn_blocking(move || -> Result<u64> {
                 let key = cfg.signing_key()?;
                 let vault = cfg.vault_for_writing(true)?;
-                let entry = vault::guard::append(
-                    &vault,
-                    &key,
-                    &vault::log::Event::Heartbeat {
-                        note: format!("plcvault daemon alive, {} schedule(s)", cfg.schedules.len()),
-                    },
-                )?;
+                let entry =
+                    vault::guard::append(&vault, &key, &vault::log::Event::Heartbeat { note })?;
                 Ok(entry.file_seq)
             })
             .await;
@@ -284,9 +332,9 @@ pub fn daemon(
             .iter()
             .map(|d| (d.name.clone(), d.tags.clone()))
             .collect(),
-        zone: cfg.zone,
+        zone: cfg.zone.clone(),
         heartbeat_every: cfg.vault.stale_after / 2,
-        start: SystemTime::now(),
+        clock: Arc::new(SystemTime::now),
     };
     let exec = Arc::new(CliExecutor {
         cfg: Arc::new(cfg),
@@ -323,12 +371,21 @@ mod daemon_tests {
         jobs: Mutex<Vec<(SystemTime, Job)>>,
         finished: Mutex<Vec<SystemTime>>,
         beats: Mutex<Vec<SystemTime>>,
+        notes: Mutex<Vec<String>>,
         reports: Mutex<Vec<(String, String)>>,
+        /// Seconds the wall clock was stepped (negative: back).
+        step: Mutex<i64>,
     }
 
     impl Fake {
         fn now(&self) -> SystemTime {
-            self.start + (tokio::time::Instant::now() - self.t0)
+            let t = self.start + (tokio::time::Instant::now() - self.t0);
+            let step = *self.step.lock().unwrap();
+            if step >= 0 {
+                t + Duration::from_secs(step as u64)
+            } else {
+                t - Duration::from_secs(step.unsigned_abs())
+            }
         }
     }
 
@@ -338,8 +395,9 @@ mod daemon_tests {
             let d = self.job_time;
             Box::pin(async move { tokio::time::sleep(d).await })
         }
-        fn heartbeat(&self) -> BoxFuture {
+        fn heartbeat(&self, note: String) -> BoxFuture {
             self.beats.lock().unwrap().push(self.now());
+            self.notes.lock().unwrap().push(note);
             Box::pin(async {})
         }
         fn report(&self, kind: &str, message: String, _data: serde_json::Value) {
@@ -369,7 +427,18 @@ mod daemon_tests {
         job_time: Duration,
         run_for: Duration,
     ) -> Arc<Fake> {
-        let start = at("2026-11-22T00:00:00Z");
+        run_fake_at("2026-11-22T00:00:00Z", schedules, job_time, &[], run_for).await
+    }
+
+    /// `run_fake` from `start`, with the wall clock stepped by `steps` (after, seconds).
+    async fn run_fake_at(
+        start: &str,
+        schedules: Vec<Schedule>,
+        job_time: Duration,
+        steps: &[(Duration, i64)],
+        run_for: Duration,
+    ) -> Arc<Fake> {
+        let start = at(start);
         let fake = Arc::new(Fake {
             start,
             t0: tokio::time::Instant::now(),
@@ -377,7 +446,9 @@ mod daemon_tests {
             jobs: Mutex::new(vec![]),
             finished: Mutex::new(vec![]),
             beats: Mutex::new(vec![]),
+            notes: Mutex::new(vec![]),
             reports: Mutex::new(vec![]),
+            step: Mutex::new(0),
         });
         let opts = DaemonOptions {
             schedules,
@@ -388,10 +459,25 @@ mod daemon_tests {
             ],
             zone: Zone::Utc,
             heartbeat_every: Duration::from_secs(13 * 3600),
-            start,
+            clock: {
+                let f = fake.clone();
+                Arc::new(move || f.now())
+            },
         };
         let exec: Arc<dyn Executor> = fake.clone();
-        run_daemon(opts, exec, tokio::time::sleep(run_for)).await;
+        let script = {
+            let fake = fake.clone();
+            let steps = steps.to_vec();
+            async move {
+                let t0 = tokio::time::Instant::now();
+                for (after, by) in steps {
+                    tokio::time::sleep_until(t0 + after).await;
+                    *fake.step.lock().unwrap() += by;
+                }
+                tokio::time::sleep_until(t0 + run_for).await;
+            }
+        };
+        run_daemon(opts, exec, script).await;
         // The daemon returns only once running jobs have finished.
         fake.finished.lock().unwrap().push(fake.now());
         fake
@@ -475,6 +561,44 @@ mod daemon_tests {
         assert_eq!(named("every-2"), 62, "00:02 to 02:04");
         let overruns = fake.count_reports("overrun");
         assert_eq!(overruns, 0);
+    }
+
+    // Regression (issue 18, case 6): the daemon kept its start-time clock, so after the
+    // wall clock was stepped back three hours the run "due 02:00Z" happened at 22:59:55Z.
+    #[tokio::test(start_paused = true)]
+    async fn a_stepped_wall_clock_is_followed_and_logged() {
+        let fake = run_fake_at(
+            "2026-11-22T01:59:50Z",
+            vec![schedule("nightly", "0 2 * * *", &["boiler"])],
+            Duration::from_secs(1),
+            // Five seconds in, NTP corrects a clock that ran three hours ahead.
+            &[(Duration::from_secs(5), -3 * 3600)],
+            Duration::from_secs(4 * 3600),
+        )
+        .await;
+        let jobs = fake.jobs.lock().unwrap();
+        assert_eq!(
+            jobs.len(),
+            1,
+            "{:?}",
+            jobs.iter().map(|j| j.0).collect::<Vec<_>>()
+        );
+        let ran = jobs[0].0;
+        assert!(
+            ran >= at("2026-11-22T02:00:00Z") && ran < at("2026-11-22T02:01:05Z"),
+            "ran at {}",
+            humantime::format_rfc3339_seconds(ran)
+        );
+        assert_eq!(fake.count_reports("clock-step"), 1);
+        assert!(
+            fake.notes
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|n| n.contains("stepped back by 3h")),
+            "{:?}",
+            fake.notes.lock().unwrap()
+        );
     }
 
     #[tokio::test(start_paused = true)]
