@@ -240,7 +240,7 @@ pub fn diff(
     let dev = cfg.select(&[device.to_string()], false)?[0];
     let vault = cfg.vault_for_reading()?;
     let history = History::load(&vault, &cfg.trust)?;
-    let (index, _) = Index::load(&vault, &history.committed_packs());
+    let (index, _) = Index::load(&vault, &history.packs_for_reading());
     // Untrusted entries are never acted on; say so rather than silently comparing an older
     // snapshot (or an older baseline) than the log shows.
     let untrusted = history.findings.len();

@@ -332,8 +332,10 @@ fn print_device(out: &Out, r: &DeviceReport) {
                 human_bytes(r.new_bytes)
             ),
         };
+        // Names and warnings come from the device: one line each, whatever they hold.
+        let pi = crate::output::printable_inline;
         for w in &r.warnings {
-            s.push_str(&format!("\n        warning: {w}"));
+            s.push_str(&format!("\n        warning: {}", pi(w)));
         }
         if let Some(c) = &r.changes {
             if c.is_empty() {
@@ -345,7 +347,7 @@ fn print_device(out: &Out, r: &DeviceReport) {
                 ("changed", &c.changed),
             ] {
                 for n in names {
-                    s.push_str(&format!("\n        {label:<8}{n}"));
+                    s.push_str(&format!("\n        {label:<8}{}", pi(n)));
                 }
             }
         }

@@ -550,7 +550,7 @@ fn review_all(
 ) -> Result<Vec<crate::review::Review>> {
     let vault = vault::Vault::open(&cfg.vault.path)?;
     let history = vault::History::load(&vault, &cfg.trust)?;
-    let (index, _) = vault::Index::load(&vault, &history.committed_packs());
+    let (index, _) = vault::Index::load(&vault, &history.packs_for_reading());
     let read = |a: &vault::ArtifactEntry| {
         vault::read_artifact(&vault, &index, a, crate::diff::VIEW_LIMIT).ok()
     };

@@ -62,7 +62,7 @@ pub fn run(
     let key = cfg.signing_key()?;
     let vault = cfg.vault_for_writing(false)?;
     let history = History::load(&vault, &cfg.trust)?;
-    let (index, _) = Index::load(&vault, &history.committed_packs());
+    let (index, _) = Index::load(&vault, &history.packs_for_reading());
     let mut outcome = Outcome::Clean;
     for dev in devices {
         let (snap, source) = match snapshot {
@@ -136,7 +136,7 @@ pub fn run(
             Some(dir) => dir.join(&dev.name),
             None => {
                 _tmp = scratch_dir(&cfg.vault.state)?;
-                _tmp.path().join(&dev.name)
+                _tmp.dir.path().join(&dev.name)
             }
         };
         out.info(format!(
@@ -228,40 +228,85 @@ pub fn run(
     Ok(outcome)
 }
 
+/// A drill's scratch folder and the lock that marks it in use.
+struct Scratch {
+    dir: tempfile::TempDir,
+    lock: std::path::PathBuf,
+    _held: std::fs::File,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.lock);
+    }
+}
+
+/// Takes the exclusive lock on `path` without waiting; `Ok(None)` when another process
+/// holds it.
+fn try_lock(path: &std::path::Path) -> std::io::Result<Option<std::fs::File>> {
+    use rustix::fs::{FlockOperation, flock};
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    match flock(&f, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(f)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A scratch folder for a drill into no named folder: under `<state>/drills/` (beside the
-/// verifier memory, on a disk the site chose, not the temp folder), named with this
-/// process's id. Folders that drills killed midway left behind (their process is gone) are
-/// removed first.
+/// verifier memory, on a disk the site chose, not the temp folder), held with a lock file
+/// beside it (`flock`, released by the kernel when the process ends, however it ends).
+/// Folders whose lock nobody holds (drills killed midway) are removed first; a folder
+/// without a lock file only once it is an hour old.
 ///
 /// Fails when the folder cannot be created.
-fn scratch_dir(state: &std::path::Path) -> Result<tempfile::TempDir> {
+fn scratch_dir(state: &std::path::Path) -> Result<Scratch> {
     let base = state.join("drills");
     std::fs::create_dir_all(&base)
         .with_context(|| format!("cannot create the drill scratch folder {}", base.display()))?;
     if let Ok(rd) = std::fs::read_dir(&base) {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let pid = name
-                .strip_prefix("plcvault-drill-")
-                .and_then(|r| r.split('-').next())
-                .and_then(|p| p.parse::<u32>().ok());
-            // Alive means a plcvault process with that id (an id reused by another program
-            // does not keep a leftover).
-            let alive = |pid: u32| {
-                std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .is_ok_and(|c| c.trim() == "plcvault")
+            if !name.starts_with("plcvault-drill-") || name.ends_with(".lock") {
+                continue;
+            }
+            let lock = base.join(format!("{name}.lock"));
+            let dead = if lock.exists() {
+                matches!(try_lock(&lock), Ok(Some(_)))
+            } else {
+                e.metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > std::time::Duration::from_secs(3600))
             };
-            if let Some(pid) = pid
-                && pid != std::process::id()
-                && !alive(pid)
-            {
+            if dead {
                 let _ = std::fs::remove_dir_all(e.path());
+                let _ = std::fs::remove_file(&lock);
             }
         }
     }
-    Ok(tempfile::Builder::new()
-        .prefix(&format!("plcvault-drill-{}-", std::process::id()))
-        .tempdir_in(&base)?)
+    let dir = tempfile::Builder::new()
+        .prefix("plcvault-drill-")
+        .tempdir_in(&base)?;
+    let name = dir
+        .path()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let lock = base.join(format!("{name}.lock"));
+    let held = try_lock(&lock)
+        .with_context(|| format!("cannot lock {}", lock.display()))?
+        .with_context(|| format!("{} is locked by another process", lock.display()))?;
+    Ok(Scratch {
+        dir,
+        lock,
+        _held: held,
+    })
 }
 
 /// Signs a drill's result into the log and prints it. `Findings` when it failed.

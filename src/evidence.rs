@@ -106,8 +106,10 @@ pub fn export(cfg: &Config, since: Option<&str>, dir: &Path, out: &Out) -> Resul
         );
     }
     let history = History::load(&vault, &cfg.trust)?;
-    std::fs::create_dir_all(dir.join("log"))?;
-    std::fs::create_dir_all(dir.join("manifests"))?;
+    for sub in ["log", "manifests"] {
+        std::fs::create_dir_all(dir.join(sub))
+            .with_context(|| format!("cannot create {}", dir.join(sub).display()))?;
+    }
     copy_regular(vault.root().join("VAULT"), dir.join("VAULT"))?;
     // The whole log: the chain verifies from entry 1.
     for c in &history.entries {

@@ -24,6 +24,7 @@ fn accepted_head(p: &HeadProblem) -> Accepted {
         seq: Some(mem.seq),
         vault: match p {
             HeadProblem::Replaced { other, .. } => Some(other.clone()),
+            HeadProblem::Retired { id, .. } => Some(id.clone()),
             _ => None,
         },
         hash: Some(mem.hash),
@@ -43,6 +44,8 @@ pub fn run(cfg: &Config, key_path: &Path, reason: &str, out: &Out) -> Result<Out
     }
     let (key, approver) = cfg.approver_key(key_path)?;
     let state = &cfg.vault.state;
+    // A recovery moves the memory: it must be writable before anything is written.
+    vault::state::check_writable(state)?;
     let root = &cfg.vault.path;
 
     let mut accepted = Vec::new();

@@ -86,7 +86,7 @@ fn write_textfile(path: &Path, text: &str) -> Result<()> {
 pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
     let vault = cfg.vault_for_reading()?;
     let history = History::load(&vault, &cfg.trust)?;
-    let (index, _) = Index::load(&vault, &history.committed_packs());
+    let (index, _) = Index::load(&vault, &history.packs_for_reading());
     let verify = vault::verify(
         &vault,
         &cfg.trust,

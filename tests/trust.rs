@@ -237,6 +237,17 @@ fn replaced_vault_is_noticed(s: &Site, device: &str) {
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert_eq!(kinds(&r), ["replaced-vault"], "{}", r.stdout);
     assert_eq!(s.run(&["collect", device]).code, 2);
+    // Even with the new vault's memory lost, the retired one stays retired.
+    for f in common::files_under(&s.path("site/state")) {
+        if f.extension().is_some_and(|e| e == "head") {
+            std::fs::remove_file(f).unwrap();
+        }
+    }
+    let r = s.run(&["--json", "verify"]);
+    assert_eq!(kinds(&r), ["replaced-vault"], "{}", r.stdout);
+    let r = s.run(&["collect", device]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("come back"), "{}", r.stderr);
 }
 
 #[test]
@@ -682,14 +693,28 @@ fn drill_scratch_lives_under_the_state_folder_and_leftovers_are_removed() {
     assert_eq!(s.run(&["collect", "line1"]).code, 0);
     assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
     let drills = s.path("site/state/drills");
-    // A drill killed midway (its process long gone) left this behind.
-    let leftover = drills.join("plcvault-drill-999999999-abc");
+    // A drill killed midway left its folder and its lock file, which nobody holds now.
+    let leftover = drills.join("plcvault-drill-killed");
     std::fs::create_dir_all(leftover.join("line1")).unwrap();
     std::fs::write(leftover.join("line1/a.awl"), vec![0u8; 1 << 20]).unwrap();
-    // And one whose process id now belongs to another program (pid 1 is never plcvault).
-    let reused = drills.join("plcvault-drill-1-abc");
-    std::fs::create_dir_all(&reused).unwrap();
+    std::fs::write(drills.join("plcvault-drill-killed.lock"), b"").unwrap();
+    // Another drill is running (its lock is held), whatever its process is called.
+    let running = drills.join("plcvault-drill-running");
+    std::fs::create_dir_all(&running).unwrap();
+    let lock = drills.join("plcvault-drill-running.lock");
+    let mut holder = std::process::Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !lock.exists() && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
     let r = s.run(&["drill", "line1"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stderr.contains(&drills.display().to_string()),
@@ -700,7 +725,16 @@ fn drill_scratch_lives_under_the_state_folder_and_leftovers_are_removed() {
         !leftover.exists(),
         "the leftover of a killed drill was removed"
     );
-    assert_eq!(std::fs::read_dir(&drills).unwrap().count(), 0);
+    assert!(running.exists(), "a running drill's folder is kept");
+    let left: Vec<_> = std::fs::read_dir(&drills)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        left.len(),
+        2,
+        "only the running drill's folder and lock: {left:?}"
+    );
 }
 
 // Case 13: the weak spots.
@@ -790,6 +824,7 @@ fn file_names_with_escape_sequences_are_shown_escaped() {
     let s = Site::new();
     s.write("plant/a\x1b[2Jb\u{202e}lmx.awl", b"A");
     let alice = s.add_approver();
+    let forged = s.path("plant/b\nOK      fake: snapshot 000 (0 artifacts).awl");
     assert_eq!(s.run(&["collect", "line1"]).code, 0);
     assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
     s.write("plant/a\x1b[2Jb\u{202e}lmx.awl", b"B");
@@ -802,6 +837,14 @@ fn file_names_with_escape_sequences_are_shown_escaped() {
     );
     assert!(
         r.stdout.contains("a\\u{1b}[2Jb\\u{202e}lmx.awl"),
+        "{}",
+        r.stdout
+    );
+    // A newline in a name cannot forge a line of the output.
+    std::fs::write(&forged, b"x").unwrap();
+    let r = s.run(&["collect", "line1"]);
+    assert!(
+        !r.stdout.lines().any(|l| l.starts_with("OK      fake")),
         "{}",
         r.stdout
     );
@@ -874,4 +917,28 @@ fn an_io_error_is_printed_once() {
     let r = s.run(&["restore", "line1", "--to", out.to_str().unwrap()]);
     assert_eq!(r.code, 2);
     assert_eq!(r.stderr.matches("os error 2").count(), 1, "{}", r.stderr);
+}
+
+// Second red-team pass: one altered old entry made later, intact snapshots that reuse its
+// chunks unrestorable (their pack was named only by the altered entry).
+#[test]
+fn a_damaged_old_entry_does_not_make_later_snapshots_unrestorable() {
+    let s = Site::new();
+    s.write("plant/hmi/panel.img", &common::noise(2 * 1024 * 1024, 9));
+    s.write("plant/OB1.awl", b"A\n");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    s.write("plant/OB1.awl", b"B\n");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let first = s.vault().join("log/00000000000000000001.entry");
+    let text = std::fs::read_to_string(&first).unwrap();
+    std::fs::write(&first, text.replacen("\"time\":\"2", "\"time\":\"1", 1)).unwrap();
+    let r = s.run(&["--json", "verify"]);
+    assert_eq!(kinds(&r), ["bad-signature", "broken-chain"], "{}", r.stdout);
+    let out = s.path("restored");
+    let r = s.run(&["restore", "line1", "--to", out.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        std::fs::read(out.join("hmi/panel.img")).unwrap(),
+        common::noise(2 * 1024 * 1024, 9)
+    );
 }

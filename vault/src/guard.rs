@@ -42,7 +42,7 @@ pub fn check(vault: &Vault) -> Result<(), VaultError> {
         return Ok(());
     };
     let memory = state::Memory::load(dir, vault.id())?;
-    if memory.this.is_none() && memory.others.is_empty() {
+    if memory.this.is_none() && memory.retired.is_none() && memory.others.is_empty() {
         return Ok(());
     }
     let (seqs, _) = crate::log::list(vault.root())?;

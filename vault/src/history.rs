@@ -405,7 +405,23 @@ impl History {
         self.approvals(Some(device)).pop()
     }
 
-    /// Packs named by trusted snapshot entries.
+    /// Packs to read chunks from: those named by any well-formed snapshot entry, trusted
+    /// or not. Reading is safe from any pack (every chunk read is checked against its
+    /// SHA-256, which a trusted manifest names), and one damaged old entry must not make
+    /// later snapshots that reuse its chunks unrestorable. Writers deduplicate only
+    /// against `committed_packs`, so no new snapshot comes to depend on a pack that only
+    /// an untrusted entry names.
+    pub fn packs_for_reading(&self) -> Vec<PackRef> {
+        self.entries
+            .iter()
+            .flat_map(|c| match &c.entry.event {
+                Ok(Event::Snapshot { packs, .. }) => packs.clone(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// Packs named by trusted snapshot entries: what writers deduplicate against.
     pub fn committed_packs(&self) -> Vec<PackRef> {
         self.trusted()
             .flat_map(|(_, ev)| match ev {

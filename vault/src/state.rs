@@ -34,6 +34,10 @@ fn head_path(state_dir: &Path, vault_id: &str) -> PathBuf {
     state_dir.join(format!("{vault_id}.head"))
 }
 
+fn retired_path(state_dir: &Path, vault_id: &str) -> PathBuf {
+    state_dir.join(format!("{vault_id}.retired"))
+}
+
 fn is_vault_id(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -90,8 +94,12 @@ pub fn remembered(state_dir: &Path) -> Result<Vec<(String, HeadMemory)>, VaultEr
 /// meanwhile can only make the log look newer than the memory, never older).
 #[derive(Clone, Debug, Default)]
 pub struct Memory {
+    /// This vault's id.
+    pub id: String,
     /// This vault's remembered head.
     pub this: Option<HeadMemory>,
+    /// This vault's memory as a recovery retired it (it was replaced by another vault).
+    pub retired: Option<HeadMemory>,
     /// Other vaults the folder remembers (newest first).
     pub others: Vec<(String, HeadMemory)>,
 }
@@ -102,7 +110,16 @@ impl Memory {
         let this = load(state_dir, vault_id)?;
         let mut others = remembered(state_dir)?;
         others.retain(|(id, _)| id != vault_id);
-        Ok(Memory { this, others })
+        let retired =
+            crate::fsread::read_regular(&retired_path(state_dir, vault_id), MAX_STATE_FILE)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+        Ok(Memory {
+            id: vault_id.to_string(),
+            this,
+            retired,
+            others,
+        })
     }
 
     /// How the log, whose newest entry number is `newest` and whose entry `n` hashes to
@@ -113,6 +130,10 @@ impl Memory {
         hash_at: impl Fn(u64) -> Option<Hash>,
     ) -> Option<HeadProblem> {
         match &self.this {
+            None if self.retired.is_some() => Some(HeadProblem::Retired {
+                id: self.id.clone(),
+                remembered: self.retired.clone().expect("checked"),
+            }),
             None => self.others.first().map(|(id, mem)| HeadProblem::Replaced {
                 other: id.clone(),
                 remembered: mem.clone(),
@@ -163,6 +184,11 @@ pub enum HeadProblem {
         other: String,
         remembered: HeadMemory,
     },
+    /// This very vault was replaced by a recovery, and has come back.
+    Retired {
+        id: String,
+        remembered: HeadMemory,
+    },
 }
 
 impl HeadProblem {
@@ -170,7 +196,9 @@ impl HeadProblem {
         match self {
             HeadProblem::Rollback { .. } => FindingKind::Rollback,
             HeadProblem::Diverged { .. } => FindingKind::Diverged,
-            HeadProblem::Replaced { .. } => FindingKind::ReplacedVault,
+            HeadProblem::Replaced { .. } | HeadProblem::Retired { .. } => {
+                FindingKind::ReplacedVault
+            }
         }
     }
 
@@ -179,7 +207,8 @@ impl HeadProblem {
         match self {
             HeadProblem::Rollback { remembered, .. }
             | HeadProblem::Diverged { remembered, .. }
-            | HeadProblem::Replaced { remembered, .. } => remembered,
+            | HeadProblem::Replaced { remembered, .. }
+            | HeadProblem::Retired { remembered, .. } => remembered,
         }
     }
 
@@ -204,6 +233,10 @@ impl HeadProblem {
                 remembered.hash.short(),
                 remembered.seen
             ),
+            HeadProblem::Retired { remembered, .. } => format!(
+                "this vault was replaced by a new one in a recovery (its memory, entry {} seen {}, was retired): an old vault has come back",
+                remembered.seq, remembered.seen
+            ),
             HeadProblem::Replaced { other, remembered } => format!(
                 "this vault is unknown to the verifier state, which remembers vault {other} (entry {}, seen {}): the vault was deleted and created anew, or swapped for another",
                 remembered.seq, remembered.seen
@@ -214,7 +247,7 @@ impl HeadProblem {
     pub fn finding(&self) -> Finding {
         let f = Finding::new(self.kind(), self.message());
         match self {
-            HeadProblem::Replaced { .. } => f,
+            HeadProblem::Replaced { .. } | HeadProblem::Retired { .. } => f,
             _ => f.seq(self.remembered().seq),
         }
     }
@@ -257,7 +290,7 @@ pub fn retire_others(state_dir: &Path, keep: &str) -> Result<(), VaultError> {
     for (id, _) in remembered(state_dir)? {
         if id != keep {
             let from = head_path(state_dir, &id);
-            let to = state_dir.join(format!("{id}.retired"));
+            let to = retired_path(state_dir, &id);
             std::fs::rename(&from, &to).map_err(io_err("retire", &from))?;
         }
     }

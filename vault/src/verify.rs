@@ -136,6 +136,7 @@ pub fn verify(
         let mem = p.remembered();
         let other = match &p {
             state::HeadProblem::Replaced { other, .. } => Some(other.as_str()),
+            state::HeadProblem::Retired { id, .. } => Some(id.as_str()),
             _ => None,
         };
         // The same lost head may look like a rollback to one verifier and like a
@@ -155,12 +156,22 @@ pub fn verify(
     // Clocks: an entry from the future would switch off the stale check; one dated before
     // its predecessor hides when things happened. Entries are compared with the newest
     // earlier entry that is not in the future (a future-dated entry is its own finding).
+    // Only trusted entries count (an altered entry's time means nothing), and an entry an
+    // approver accepted as future-dated is never a reference, even once its date has passed.
     let ahead = opts.now + opts.clock_skew;
+    let accepted_future: HashSet<u64> = accepted
+        .iter()
+        .filter(|a| a.accepted.kind == FindingKind::FutureTime.as_str())
+        .filter_map(|a| a.accepted.seq)
+        .collect();
     let mut clock = Vec::new();
     let mut sane: Option<(u64, SystemTime)> = None;
-    for c in &history.entries {
+    for c in history.entries.iter().filter(|c| c.trusted) {
         let Some(t) = c.entry.time() else { continue };
         let seq = c.entry.file_seq;
+        if accepted_future.contains(&seq) {
+            continue;
+        }
         if let Some((p, pt)) = sane
             && t + opts.clock_skew < pt
         {
@@ -201,6 +212,25 @@ pub fn verify(
             None => report.findings.push(f),
         }
     }
+    // Every recovery stays visible, also to a verifier that never saw what it accepted.
+    for c in history.entries.iter().filter(|c| c.trusted) {
+        if let Ok(crate::log::Event::Recovery { accepted, reason }) = &c.entry.event {
+            report.notes.push(format!(
+                "log entry {} is a recovery signed by {} on {}: accepted {}; reason: {reason}",
+                c.entry.file_seq,
+                c.signer_name.as_deref().unwrap_or("?"),
+                c.entry.header.time,
+                accepted
+                    .iter()
+                    .map(|a| match a.seq {
+                        Some(s) => format!("{} at entry {s}", a.kind),
+                        None => a.kind.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
     let newest_sane = sane.map(|s| s.1);
 
     if let Some(limit) = opts.stale_after {
@@ -225,11 +255,12 @@ pub fn verify(
         }
     }
 
-    // Packs named by the log.
+    // Packs named by the log (by any well-formed snapshot entry: chunks of a trusted
+    // snapshot may live in a pack an older, damaged entry added).
     let packs: Vec<PackRef> = {
         let mut seen = HashSet::new();
         history
-            .committed_packs()
+            .packs_for_reading()
             .into_iter()
             .filter(|p| seen.insert(p.id))
             .collect()
