@@ -24,7 +24,15 @@ pub const READ_PAUSE: Duration = Duration::from_millis(200);
 /// that device's failure (a signed `collect-failed`), never a device silently missing.
 pub async fn collect_guarded(device: DeviceConfig) -> Result<Collection> {
     let name = device.name.clone();
-    match tokio::spawn(async move { collect_one(&device).await }).await {
+    guarded(&name, async move { collect_one(&device).await }).await
+}
+
+/// Runs `work` in a task of its own; a panic becomes an error naming the device.
+async fn guarded<T: Send + 'static>(
+    name: &str,
+    work: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    match tokio::spawn(work).await {
         Ok(r) => r,
         Err(e) => {
             let why = match e.try_into_panic() {
@@ -182,4 +190,26 @@ pub fn collect_live(device: &DeviceConfig) -> Result<(Manifest, LiveData)> {
         },
         data,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Regression (issue 8, case 7): a panic in one device's task dropped the device
+    // silently (exit 0, no log entry); now it is that device's error, which `collect`
+    // records as a signed `collect-failed`.
+    #[tokio::test]
+    async fn a_panicking_collector_becomes_an_error_naming_the_device() {
+        let r: Result<()> = guarded("plc7", async {
+            let rate = 1e-300f64;
+            let _ = Duration::from_secs_f64(1.0 / rate);
+            Ok(())
+        })
+        .await;
+        let e = format!("{:#}", r.unwrap_err());
+        assert!(e.contains("`plc7` crashed") && e.contains("fix:"), "{e}");
+        let ok: Result<u8> = guarded("plc8", async { Ok(8) }).await;
+        assert_eq!(ok.unwrap(), 8);
+    }
 }
