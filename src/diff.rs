@@ -215,7 +215,15 @@ pub enum View {
         changes: Vec<RegisterChange>,
     },
     Text {
+        /// Unified hunks (`@@` headers and ` `, `-`, `+` lines; no file header, so every
+        /// line's first character is its kind), at most `MAX_VIEW_LINES` lines.
         diff: String,
+        /// Lines added and removed in the whole diff.
+        added: usize,
+        removed: usize,
+        /// Set when the diff was cut or hit its time limit.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     Binary {
         old_size: u64,
@@ -226,6 +234,9 @@ pub enum View {
         ranges: Vec<[u64; 2]>,
         /// Whether ranges are exact (both read) or chunk-granular (large artifacts).
         exact: bool,
+        /// Set when the ranges were cut, or a text was too large for a line diff.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     Identity {
         fields: Vec<FieldChange>,
@@ -506,15 +517,7 @@ fn summarize(name: &str, kind: ArtifactKind, view: &View) -> String {
                 }
             )
         }
-        View::Text { diff } => {
-            let added = diff
-                .lines()
-                .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
-                .count();
-            let removed = diff
-                .lines()
-                .filter(|l| l.starts_with('-') && !l.starts_with("---"))
-                .count();
+        View::Text { added, removed, .. } => {
             format!("{name} ({kind}): {added} line(s) added, {removed} removed")
         }
         View::Binary {
@@ -652,19 +655,90 @@ fn view_of(
             }
         }
         if !ot.contains('\0') && !nt.contains('\0') {
-            let diff = similar::TextDiff::from_lines(ot, nt)
-                .unified_diff()
-                .context_radius(2)
-                .header(
-                    &format!("baseline/{}", o.name),
-                    &format!("current/{}", n.name),
-                )
-                .to_string();
-            return View::Text { diff };
+            if ot.len().max(nt.len()) as u64 <= LINE_DIFF_LIMIT {
+                return text_view(ot, nt);
+            }
+            return byte_ranges(
+                o,
+                n,
+                &old,
+                &new,
+                Some(format!(
+                    "{} bytes of text is more than a line diff is made for ({LINE_DIFF_LIMIT}); changed byte ranges shown",
+                    ot.len().max(nt.len())
+                )),
+            );
         }
     }
-    // Binary: exact changed byte ranges.
+    byte_ranges(o, n, &old, &new, None)
+}
+
+/// Texts up to this size get a line diff; larger ones changed byte ranges.
+pub const LINE_DIFF_LIMIT: u64 = 4 * 1024 * 1024;
+/// A line diff stops refining after this long (the result stays correct, maybe not minimal).
+const LINE_DIFF_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+/// The most lines a text view keeps, and the most byte ranges a binary view lists.
+pub const MAX_VIEW_LINES: usize = 2000;
+pub const MAX_RANGES: usize = 1000;
+
+/// A bounded line diff: a deadline on the matching, a cap on the lines kept, counts from
+/// the diff itself (never from how lines look), and line ends kept so that a CR/LF-only
+/// change stays visible.
+fn text_view(ot: &str, nt: &str) -> View {
+    let t0 = std::time::Instant::now();
+    let td = similar::TextDiff::configure()
+        .timeout(LINE_DIFF_TIMEOUT)
+        .diff_lines(ot, nt);
+    let (mut added, mut removed) = (0, 0);
+    for c in td.iter_all_changes() {
+        match c.tag() {
+            similar::ChangeTag::Insert => added += 1,
+            similar::ChangeTag::Delete => removed += 1,
+            similar::ChangeTag::Equal => {}
+        }
+    }
+    let slow = t0.elapsed() >= LINE_DIFF_TIMEOUT;
+    let mut diff = String::new();
+    let (mut kept, mut cut) = (0usize, 0usize);
+    for hunk in td.unified_diff().context_radius(2).iter_hunks() {
+        let block = hunk.to_string();
+        for line in block.split_inclusive('\n') {
+            if kept < MAX_VIEW_LINES {
+                diff.push_str(line);
+                kept += 1;
+            } else {
+                cut += 1;
+            }
+        }
+    }
+    let mut notes = Vec::new();
+    if slow {
+        notes.push(
+            "the line diff reached its time limit: the changes shown are real but may not be the fewest"
+                .to_string(),
+        );
+    }
+    if cut > 0 {
+        notes.push(format!("{cut} more line(s) of the diff are not shown"));
+    }
+    View::Text {
+        diff,
+        added,
+        removed,
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
+    }
+}
+
+/// Exact changed byte ranges (at most `MAX_RANGES` listed).
+fn byte_ranges(
+    o: &ArtifactEntry,
+    n: &ArtifactEntry,
+    old: &[u8],
+    new: &[u8],
+    note: Option<String>,
+) -> View {
     let mut ranges: Vec<[u64; 2]> = Vec::new();
+    let mut more = 0usize;
     let common = old.len().min(new.len());
     let mut i = 0;
     while i < common {
@@ -673,13 +747,21 @@ fn view_of(
             while i < common && old[i] != new[i] {
                 i += 1;
             }
-            ranges.push([start as u64, i as u64]);
+            if ranges.len() < MAX_RANGES {
+                ranges.push([start as u64, i as u64]);
+            } else {
+                more += 1;
+            }
         } else {
             i += 1;
         }
     }
     if new.len() != old.len() {
         ranges.push([common as u64, new.len().max(old.len()) as u64]);
+    }
+    let mut notes: Vec<String> = note.into_iter().collect();
+    if more > 0 {
+        notes.push(format!("{more} more changed range(s) not listed"));
     }
     View::Binary {
         old_size: o.size,
@@ -688,6 +770,7 @@ fn view_of(
         new_sha256: n.sha256,
         ranges,
         exact: true,
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
     }
 }
 
@@ -713,6 +796,7 @@ fn chunk_ranges(o: &ArtifactEntry, n: &ArtifactEntry) -> View {
         new_sha256: n.sha256,
         ranges,
         exact: false,
+        note: None,
     }
 }
 
@@ -876,7 +960,7 @@ mod tests {
         };
         let t = by("OB1.awl", "changed");
         assert_eq!((t.class, t.severity), (Class::Logic, Severity::Critical));
-        let View::Text { diff } = &t.view else {
+        let View::Text { diff, .. } = &t.view else {
             panic!()
         };
         assert!(
@@ -941,7 +1025,7 @@ mod tests {
             assert_eq!(c.findings.len(), 1, "{adapter}: {:?}", c.findings);
             let f = &c.findings[0];
             assert_eq!((f.class, f.severity), (Class::Logic, Severity::Critical));
-            let View::Text { diff } = &f.view else {
+            let View::Text { diff, .. } = &f.view else {
                 panic!("{adapter}: {:?}", f.view)
             };
             assert!(diff.contains("+Q := I1 OR TRUE;"), "{diff}");
@@ -959,6 +1043,102 @@ mod tests {
             &read,
         );
         assert_eq!(c.findings.len(), 1, "{:?}", c.findings);
+    }
+
+    fn random_ab_lines(bytes: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        let mut out = Vec::with_capacity(bytes);
+        while out.len() < bytes {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.extend_from_slice(if x & 1 == 0 { b"A\n" } else { b"B\n" });
+        }
+        out
+    }
+
+    // Regression (issue 18, case 8): an 8 MiB file of random A/B lines took 63 s of CPU,
+    // 443 MB and 25 MB of JSON to compare.
+    #[test]
+    fn text_diffs_are_bounded_in_size_time_and_output() {
+        // Larger than a line diff is made for: byte ranges, capped, and said so.
+        let big_old = random_ab_lines(8 << 20, 1);
+        let big_new = random_ab_lines(8 << 20, 2);
+        let c = run(
+            &[("log.txt", ArtifactKind::Other, big_old)],
+            &[("log.txt", ArtifactKind::Other, big_new)],
+            &Rules::default(),
+        );
+        let View::Binary { ranges, note, .. } = &c.findings[0].view else {
+            panic!("{:?}", c.findings[0].view)
+        };
+        assert!(ranges.len() <= MAX_RANGES + 1, "{}", ranges.len());
+        let note = note.as_deref().unwrap_or_default();
+        assert!(
+            note.contains("line diff") && note.contains("not listed"),
+            "{note}"
+        );
+        // Within the limit: a line diff with a deadline, and a capped view.
+        let c = run(
+            &[("log.txt", ArtifactKind::Other, random_ab_lines(1 << 20, 3))],
+            &[("log.txt", ArtifactKind::Other, random_ab_lines(1 << 20, 4))],
+            &Rules::default(),
+        );
+        let View::Text {
+            diff,
+            added,
+            removed,
+            note,
+        } = &c.findings[0].view
+        else {
+            panic!("{:?}", c.findings[0].view)
+        };
+        assert!(diff.lines().count() <= MAX_VIEW_LINES);
+        assert!(*added > 0 && *removed > 0);
+        assert!(
+            note.as_deref().is_some_and(|n| n.contains("not shown")),
+            "{note:?}"
+        );
+    }
+
+    // Issue 18, case 8: lines starting with `--` or `++` were shown as `---`/`+++` and left
+    // out of the counts; a CR/LF-only change was invisible.
+    #[test]
+    fn text_views_count_every_line_and_show_line_ends() {
+        let c = run(
+            &[(
+                "a.st",
+                ArtifactKind::Logic,
+                b"x := 1;\n-- old comment\n".to_vec(),
+            )],
+            &[("a.st", ArtifactKind::Logic, b"x := 1;\n++ new\n".to_vec())],
+            &Rules::default(),
+        );
+        let f = &c.findings[0];
+        let View::Text {
+            diff,
+            added,
+            removed,
+            ..
+        } = &f.view
+        else {
+            panic!()
+        };
+        assert_eq!((*added, *removed), (1, 1), "{diff}");
+        assert!(
+            f.summary.contains("1 line(s) added, 1 removed"),
+            "{}",
+            f.summary
+        );
+        assert!(diff.starts_with("@@"), "no file header: {diff}");
+        let c = run(
+            &[("b.st", ArtifactKind::Logic, b"A I0.0\r\n".to_vec())],
+            &[("b.st", ArtifactKind::Logic, b"A I0.0\n".to_vec())],
+            &Rules::default(),
+        );
+        let lines = crate::review::view_lines(&c.findings[0]);
+        assert!(lines.iter().any(|l| l == "-A I0.0\r"), "{lines:?}");
+        assert!(lines.iter().any(|l| l == "+A I0.0"), "{lines:?}");
     }
 
     #[test]

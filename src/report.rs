@@ -14,7 +14,7 @@ use vault::{ApprovalRecord, DrillRecord, History, Index, SnapshotRecord, VerifyO
 
 use crate::config::Config;
 use crate::output::{Out, Outcome};
-use crate::review::CSP;
+use crate::review::{CSP, esc};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Failure {
@@ -373,12 +373,6 @@ fn limit(d: Duration) -> String {
     } else {
         humantime::format_duration(d).to_string()
     }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// The auditor's page.

@@ -98,7 +98,15 @@ pub fn view_lines(f: &DiffFinding) -> Vec<String> {
             }));
             v
         }
-        View::Text { diff } => diff.lines().map(str::to_string).collect(),
+        View::Text { diff, note, .. } => {
+            // Line ends stay (a CR that changed is shown, escaped, by the printers).
+            let mut v: Vec<String> = diff
+                .split_inclusive('\n')
+                .map(|l| l.strip_suffix('\n').unwrap_or(l).to_string())
+                .collect();
+            v.extend(note.iter().map(|n| format!("({n})")));
+            v
+        }
         View::Binary {
             old_size,
             new_size,
@@ -106,6 +114,7 @@ pub fn view_lines(f: &DiffFinding) -> Vec<String> {
             new_sha256,
             ranges,
             exact,
+            note,
         } => {
             let mut v = vec![
                 format!("size    {old_size} -> {new_size} bytes"),
@@ -121,6 +130,7 @@ pub fn view_lines(f: &DiffFinding) -> Vec<String> {
                     .iter()
                     .map(|r| format!("  {}..{} ({} bytes)", r[0], r[1], r[1] - r[0])),
             );
+            v.extend(note.iter().map(|n| format!("({n})")));
             v
         }
         View::Identity { fields } => fields
@@ -190,9 +200,11 @@ pub fn print(out: &Out, reviews: &[Review], summary_type: &str) {
                 let lines = view_lines(f);
                 for l in lines.iter().take(MAX_LINES) {
                     let l = &pi(l).into_owned();
-                    let l = if color && l.starts_with('+') && !l.starts_with("+++") {
+                    // A text view has no file header: a line's first character is its kind.
+                    let text = matches!(f.view, View::Text { .. });
+                    let l = if color && text && l.starts_with('+') {
                         paint(true, "32", l)
-                    } else if color && l.starts_with('-') && !l.starts_with("---") {
+                    } else if color && text && l.starts_with('-') {
                         paint(true, "31", l)
                     } else {
                         l.clone()
@@ -221,8 +233,11 @@ pub fn print(out: &Out, reviews: &[Review], summary_type: &str) {
 /// frame may run or load, whatever an escaped value might still carry.
 pub const CSP: &str = "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'\">";
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
+/// HTML text: control characters and bidirectional overrides made visible (as on the
+/// terminal), then the markup characters escaped.
+pub fn esc(s: &str) -> String {
+    crate::output::printable_inline(s)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
@@ -307,10 +322,11 @@ pre{{background:#f4f4f4;padding:.5em;overflow-x:auto;white-space:pre-wrap}} .add
             let lines = view_lines(f);
             if !lines.is_empty() {
                 h.push_str("<pre>");
+                let text = matches!(f.view, View::Text { .. });
                 for l in lines {
-                    let class = if l.starts_with('+') && !l.starts_with("+++") {
+                    let class = if text && l.starts_with('+') {
                         "add"
-                    } else if l.starts_with('-') && !l.starts_with("---") {
+                    } else if text && l.starts_with('-') {
                         "del"
                     } else {
                         ""
