@@ -1141,6 +1141,87 @@ mod tests {
         assert!(lines.iter().any(|l| l == "+A I0.0"), "{lines:?}");
     }
 
+    // Issue 18: for random artifacts of every adapter and kind, any byte change (outside
+    // volatile rules; here there are none) gives at least one finding, whatever the content
+    // looks like — including content that imitates register or identification text.
+    #[test]
+    fn property_any_changed_byte_gives_a_finding() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n.max(1)
+        };
+        let kinds = ArtifactKind::ALL;
+        for case in 0..600 {
+            let adapter = ["files", "modbus"][rnd(2) as usize];
+            let kind = kinds[rnd(kinds.len() as u64) as usize];
+            let len = 1 + rnd(3000) as usize;
+            let old: Vec<u8> = match rnd(5) {
+                0 => (0..len).map(|_| rnd(256) as u8).collect(),
+                1 => (0..len).map(|_| b"AB \n;:=-+"[rnd(9) as usize]).collect(),
+                2 => {
+                    let mut t = String::from(
+                        "# plcvault modbus range v1\n# device=d unit=1 table=holding start=0 count=50 label=x\naddress,value\n",
+                    );
+                    for a in 0..50 {
+                        t.push_str(&format!("{a},{}\n", rnd(65536)));
+                    }
+                    t.into_bytes()
+                }
+                3 => format!(
+                    "# plcvault modbus identification v1\n# x\nrevision=V{}\nvendor_name=A\n",
+                    rnd(100)
+                )
+                .into_bytes(),
+                _ => format!("{}\n", "NETWORK 1\n A I0.0\n".repeat(1 + rnd(50) as usize))
+                    .into_bytes(),
+            };
+            let mut new = old.clone();
+            match rnd(3) {
+                0 => {
+                    let i = rnd(new.len() as u64) as usize;
+                    new[i] ^= 1 + rnd(255) as u8;
+                }
+                1 => {
+                    let i = rnd(new.len() as u64 + 1) as usize;
+                    new.insert(i, rnd(256) as u8);
+                }
+                _ => {
+                    let i = rnd(new.len() as u64) as usize;
+                    new.remove(i);
+                }
+            }
+            if new == old {
+                continue;
+            }
+            let name = [
+                "a.st",
+                "holding/0-49.csv",
+                "identity/device-identification.txt",
+                "x.bin",
+            ][rnd(4) as usize];
+            let (o, n) = (art(name, kind, &old), art(name, kind, &new));
+            let data: HashMap<Hash, Vec<u8>> = [(o.sha256, old.clone()), (n.sha256, new.clone())]
+                .into_iter()
+                .collect();
+            let read = |a: &ArtifactEntry| data.get(&a.sha256).cloned();
+            let c = compare(
+                "d",
+                &manifest_of(adapter, vec![o]),
+                &manifest_of(adapter, vec![n]),
+                &Rules::default(),
+                &read,
+                &read,
+            );
+            assert!(
+                !c.findings.is_empty(),
+                "case {case}: {adapter} {kind:?} {name}: a changed byte gave no finding"
+            );
+        }
+    }
+
     #[test]
     fn volatile_rules_parse_or_say_why_not() {
         assert!(check_volatile("holding:100-199").is_ok());
