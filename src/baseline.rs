@@ -40,8 +40,25 @@ pub fn review_against_baseline(
     current_label: String,
     read_current: &crate::diff::Reader,
 ) -> Result<Review> {
-    let Some(baseline) = history.baseline(&device.name) else {
+    let baseline = history.baseline(&device.name);
+    // An untrusted (altered, malformed, missing) entry after the baseline may have been a
+    // newer approval: a comparison with an older baseline is then suspect, never quiet.
+    let doubts = history.doubts_after(baseline.as_ref().map_or(0, |b| b.seq));
+    let doubt = (!doubts.is_empty()).then(|| DiffFinding {
+        device: device.name.clone(),
+        artifact: String::new(),
+        change: "untrusted-log".into(),
+        class: Class::Suspect,
+        severity: Severity::Critical,
+        summary: format!(
+            "the comparison may use an older baseline than was approved: {} — run `plcvault verify`",
+            doubts.join("; ")
+        ),
+        view: View::None,
+    });
+    let Some(baseline) = baseline else {
         let mut comparison = Comparison::default();
+        comparison.findings.extend(doubt);
         comparison.findings.push(DiffFinding {
             device: device.name.clone(),
             artifact: String::new(),
@@ -73,7 +90,8 @@ pub fn review_against_baseline(
     let old = vault::manifest::load(vault.root(), &baseline.manifest)
         .with_context(|| format!("cannot read the baseline of `{}`", device.name))?;
     let read_old = |a: &ArtifactEntry| vault::read_artifact(vault, index, a, VIEW_LIMIT).ok();
-    let comparison = compare(&device.name, &old, current, &rules, &read_old, read_current);
+    let mut comparison = compare(&device.name, &old, current, &rules, &read_old, read_current);
+    comparison.findings.splice(0..0, doubt);
     Ok(Review {
         device: device.name.clone(),
         against: format!("baseline {}", baseline.snapshot),

@@ -177,6 +177,7 @@ pub fn run_on(
             .result
             .and_then(|collection| store(&ctx, device, collection, previous_manifest.as_ref()));
         let mut review = None;
+        let mut compare_failed = false;
         let mut report = match result {
             Ok((mut r, committed, manifest)) => {
                 if let (Some(prev), Some(old)) = (&previous, &previous_manifest) {
@@ -203,9 +204,13 @@ pub fn run_on(
                     &read,
                 ) {
                     Ok(rv) => review = Some(rv),
-                    Err(e) => r
-                        .warnings
-                        .push(format!("could not compare with the baseline: {e:#}")),
+                    Err(e) => {
+                        // Not knowing is not "no drift": the run says so (exit 1).
+                        compare_failed = true;
+                        r.warnings.push(format!(
+                            "could not compare with the baseline (the vault is damaged; run `plcvault verify`): {e:#}"
+                        ));
+                    }
                 }
                 r
             }
@@ -227,6 +232,9 @@ pub fn run_on(
             "incomplete" => Outcome::Findings,
             _ => Outcome::Failed,
         });
+        if compare_failed {
+            outcome = outcome.worst(Outcome::Findings);
+        }
         if review.as_ref().is_some_and(|r| r.comparison.drift()) {
             outcome = outcome.worst(Outcome::Findings);
             report.drift = true;

@@ -195,13 +195,22 @@ pub fn export(cfg: &Config, since: Option<&str>, dir: &Path, out: &Out) -> Resul
 ///
 /// Fails when the folder has no readable index.
 pub fn verify(cfg: &Config, dir: &Path, out: &Out) -> Result<Outcome> {
-    let body = std::fs::read(dir.join("EVIDENCE.json")).with_context(|| {
+    // Everything in the folder comes from outside: regular files only, never more than
+    // the index says (a FIFO or a link to /dev/zero is a problem, not a hang).
+    let read = |p: &Path, max: u64| vault::fsread::read_regular(p, max);
+    let body = read(
+        &dir.join("EVIDENCE.json"),
+        vault::manifest::MAX_MANIFEST_SIZE,
+    )
+    .with_context(|| {
         format!(
             "{} has no EVIDENCE.json\nfix: point at a folder written by `plcvault evidence export`",
             dir.display()
         )
     })?;
-    let sig_text = std::fs::read_to_string(dir.join("EVIDENCE.sig")).unwrap_or_default();
+    let sig_text = read(&dir.join("EVIDENCE.sig"), 4096)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let mut problems: Vec<String> = Vec::new();
     let index: EvidenceIndex =
         serde_json::from_slice(&body).context("EVIDENCE.json does not parse")?;
@@ -227,10 +236,13 @@ pub fn verify(cfg: &Config, dir: &Path, out: &Out) -> Result<Outcome> {
     let mut listed = std::collections::HashSet::new();
     for f in &index.files {
         listed.insert(f.path.clone());
-        match std::fs::read(dir.join(&f.path)) {
+        match read(&dir.join(&f.path), f.size) {
             Ok(b) if Hash::of(&b) == f.sha256 && b.len() as u64 == f.size => {}
             Ok(_) => problems.push(format!("{} was changed after export", f.path)),
-            Err(_) => problems.push(format!("{} is missing", f.path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                problems.push(format!("{} is missing", f.path))
+            }
+            Err(e) => problems.push(format!("{} was changed after export ({e})", f.path)),
         }
     }
     let mut present = Vec::new();

@@ -290,7 +290,12 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
         }
         Command::Daemon => schedule::daemon(load()?, out),
         Command::Report { html, prometheus } => {
-            report::run(&load()?, html.as_deref(), prometheus.as_deref(), out)
+            let cfg = load().inspect_err(|_| {
+                if let Some(p) = prometheus {
+                    report::write_failed_metrics(p, out);
+                }
+            })?;
+            report::run(&cfg, html.as_deref(), prometheus.as_deref(), out)
         }
         Command::Drill {
             devices,

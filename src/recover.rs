@@ -98,6 +98,20 @@ pub fn run(cfg: &Config, key_path: &Path, reason: &str, out: &Out) -> Result<Out
         vault
     } else {
         let remembered = vault::state::remembered(state)?;
+        if remembered.is_empty() && vault::state::remembers_any(state) {
+            let vault = vault::Vault::open_or_create(root)?;
+            accepted.push(Accepted {
+                kind: "replaced-vault".into(),
+                seq: None,
+                vault: None,
+                hash: None,
+                message: format!(
+                    "no vault at {}, and the state's memory of the earlier one is damaged",
+                    root.display()
+                ),
+            });
+            return finish(cfg, &vault, &key, &approver, reason, accepted, out);
+        }
         let Some((id, mem)) = remembered.into_iter().next() else {
             bail!(
                 "there is no vault at {} and the verifier state remembers none: nothing to recover\nfix: `plcvault collect` creates a new vault",
@@ -112,6 +126,20 @@ pub fn run(cfg: &Config, key_path: &Path, reason: &str, out: &Out) -> Result<Out
         vault
     };
 
+    finish(cfg, &vault, &key, &approver, reason, accepted, out)
+}
+
+/// Signs the recovery entry, moves the memory to it and retires replaced vaults.
+fn finish(
+    cfg: &Config,
+    vault: &vault::Vault,
+    key: &vault::SecretKey,
+    approver: &str,
+    reason: &str,
+    accepted: Vec<Accepted>,
+    out: &Out,
+) -> Result<Outcome> {
+    let state = &cfg.vault.state;
     if accepted.is_empty() {
         out.say("nothing to recover: the log extends the remembered head and no entry's time is out of order");
         return Ok(Outcome::Clean);
@@ -120,7 +148,7 @@ pub fn run(cfg: &Config, key_path: &Path, reason: &str, out: &Out) -> Result<Out
         accepted: accepted.clone(),
         reason: reason.to_string(),
     };
-    let entry = vault::log::append_unguarded(vault.root(), vault.id(), &key, &event)?;
+    let entry = vault::log::append_unguarded(vault.root(), vault.id(), key, &event)?;
     vault::state::replace(state, vault.id(), (entry.file_seq, entry.hash))?;
     // The vaults this one replaces are retired: should one of them come back, it is a
     // vault the state does not know, a `replaced-vault` finding, and not written to.

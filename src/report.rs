@@ -73,6 +73,22 @@ fn age(now: SystemTime, time: &str) -> Option<Duration> {
         .map(|t| now.duration_since(t).unwrap_or_default())
 }
 
+/// When the report cannot be built (no vault, a config that does not load): never leave
+/// an older textfile claiming all is well; an alerting rule on `plcvault_log_intact` or
+/// `plcvault_report_success` must fire.
+pub fn write_failed_metrics(path: &Path, out: &Out) {
+    let text = format!(
+        "# HELP plcvault_report_success 1 when the report could be built.\n# TYPE plcvault_report_success gauge\nplcvault_report_success 0\n# HELP plcvault_log_intact 1 when verification found nothing.\n# TYPE plcvault_log_intact gauge\nplcvault_log_intact 0\n# HELP plcvault_report_timestamp_seconds When the report ran.\n# TYPE plcvault_report_timestamp_seconds gauge\nplcvault_report_timestamp_seconds {}\n",
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    );
+    if let Err(we) = write_textfile(path, &text) {
+        out.warn(format!("{we:#}"));
+    }
+}
+
 /// Writes `text` to `path` through a temp file beside it and a rename.
 fn write_textfile(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("tmp-plcvault");
@@ -106,11 +122,20 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
         findings: verify.findings.iter().map(|f| f.to_string()).collect(),
     };
     let snapshots = history.snapshots();
+    let ahead = |time: &str| {
+        humantime::parse_rfc3339(time).is_ok_and(|t| t > now + vault::verify::DEFAULT_CLOCK_SKEW)
+    };
     let mut devices = Vec::new();
     for d in &cfg.devices {
         let mine: Vec<&SnapshotRecord> = snapshots.iter().filter(|s| s.device == d.name).collect();
         let last_collection = mine.last().map(|s| (*s).clone());
-        let last_good_backup = mine.iter().rev().find(|s| s.complete).map(|s| (*s).clone());
+        // A backup dated ahead of this clock (a writer's clock was wrong, even if accepted
+        // in a recovery) does not count as recent: alarms look at the ones dated before now.
+        let last_good_backup = mine
+            .iter()
+            .rev()
+            .find(|s| s.complete && !ahead(&s.time))
+            .map(|s| (*s).clone());
         let backup_age = last_good_backup.as_ref().and_then(|s| age(now, &s.time));
         let backup_age_seconds = backup_age.map(|a| a.as_secs());
         let last_failure =
@@ -179,7 +204,11 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
         };
         let drills = history.drills(Some(&d.name));
         let last_drill = drills.last().cloned();
-        let last_passed_drill = drills.iter().rev().find(|r| r.passed).cloned();
+        let last_passed_drill = drills
+            .iter()
+            .rev()
+            .find(|r| r.passed && !ahead(&r.time))
+            .cloned();
         let mut alarms = Vec::new();
         match backup_age {
             None => alarms.push("no-good-backup".to_string()),
@@ -563,19 +592,8 @@ pub fn run(
     let r = match build(cfg, SystemTime::now()) {
         Ok(r) => r,
         Err(e) => {
-            // Never leave an older textfile claiming all is well: an alerting rule on
-            // `plcvault_log_intact` or `plcvault_report_success` must fire.
             if let Some(p) = prom_out {
-                let text = format!(
-                    "# HELP plcvault_report_success 1 when the report could be built.\n# TYPE plcvault_report_success gauge\nplcvault_report_success 0\n# HELP plcvault_log_intact 1 when verification found nothing.\n# TYPE plcvault_log_intact gauge\nplcvault_log_intact 0\n# HELP plcvault_report_timestamp_seconds When the report ran.\n# TYPE plcvault_report_timestamp_seconds gauge\nplcvault_report_timestamp_seconds {}\n",
-                    SystemTime::now()
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .map(|d| d.as_secs())
-                        .unwrap_or(0)
-                );
-                if let Err(we) = write_textfile(p, &text) {
-                    out.warn(format!("{we:#}"));
-                }
+                write_failed_metrics(p, out);
             }
             return Err(e);
         }

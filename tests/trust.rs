@@ -942,3 +942,191 @@ fn a_damaged_old_entry_does_not_make_later_snapshots_unrestorable() {
         common::noise(2 * 1024 * 1024, 9)
     );
 }
+
+// Third red-team pass: a one-byte edit to an approval made collect compare with an older
+// baseline (or with none) and exit 0.
+#[test]
+fn an_altered_approval_makes_the_comparison_suspect_not_quiet() {
+    let s = Site::new();
+    s.write("plant/PLC1/FB1.scl", b"A I0.0\n");
+    let alice = s.add_approver();
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
+    s.write("plant/PLC1/FB1.scl", b"A I0.1\n");
+    assert_eq!(s.run(&["collect", "line1"]).code, 1);
+    assert_eq!(s.approve("line1", &alice, "SAFETY-FIX").code, 0);
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    // The attacker alters the newest approval and puts the superseded program back.
+    let approval = s.vault().join("log/00000000000000000004.entry");
+    let text = std::fs::read_to_string(&approval).unwrap();
+    assert!(text.contains("SAFETY-FIX"));
+    std::fs::write(&approval, text.replace("SAFETY-FIX", "SAFETY-FIY")).unwrap();
+    s.write("plant/PLC1/FB1.scl", b"A I0.0\n");
+    let r = s.run(&["--json", "collect", "line1"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let f = r.records("finding");
+    assert!(
+        f.iter()
+            .any(|x| x["change"] == "untrusted-log" && x["severity"] == "critical"),
+        "{f:?}"
+    );
+    // A new approval after the damage clears the doubt.
+    let id = s.run(&["--json", "snapshots", "line1"]).records("snapshot");
+    let newest = id.last().unwrap()["id"].as_str().unwrap().to_string();
+    let r = s.run(&[
+        "baseline",
+        "approve",
+        "line1",
+        "--snapshot",
+        &newest,
+        "--key",
+        alice.to_str().unwrap(),
+        "--ticket",
+        "CHG-9",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = s.run(&["--json", "collect", "line1"]);
+    assert!(
+        !r.records("finding")
+            .iter()
+            .any(|x| x["change"] == "untrusted-log"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn collect_that_cannot_compare_with_the_baseline_exits_1() {
+    let s = Site::new();
+    s.write("plant/PLC1/FB1.scl", b"A I0.0\n");
+    let alice = s.add_approver();
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
+    for m in common::files_under(&s.vault().join("manifests")) {
+        std::fs::remove_file(m).unwrap();
+    }
+    s.write("plant/PLC1/FB1.scl", b"A I0.0 OR TRUE\n");
+    let r = s.run(&["collect", "line1"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("could not compare"), "{}", r.stdout);
+}
+
+// A snapshot dated ahead of the clock (even one accepted in a recovery) is not "the last
+// backup": alarms look at backups dated before now.
+#[test]
+fn a_future_dated_snapshot_is_not_a_recent_backup() {
+    let s = Site::new();
+    s.write("plant/a.awl", b"A");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    // Entry 2: the same snapshot, signed with a clock a year ahead.
+    let vault = vault::Vault::open(&s.vault()).unwrap();
+    let key = vault::SecretKey::load(&s.path("site/keys/collector.key")).unwrap();
+    let first = vault::log::entry_path(vault.root(), 1);
+    let bytes = std::fs::read(&first).unwrap();
+    let e = vault::log::parse(1, &first, &bytes).unwrap();
+    let header = vault::log::Header {
+        seq: 2,
+        prev: Some(vault::Hash::of(&bytes)),
+        time: humantime::format_rfc3339_millis(
+            std::time::SystemTime::now() + Duration::from_secs(365 * 86400),
+        )
+        .to_string(),
+        ..e.header.clone()
+    };
+    let entry = vault::log::encode(&header, e.event.as_ref().unwrap(), &key);
+    std::fs::write(vault::log::entry_path(vault.root(), 2), entry).unwrap();
+    let mut cfg = std::fs::read_to_string(s.config()).unwrap();
+    cfg.push_str("\n[report]\nbackup-max-age = \"1ms\"\n");
+    std::fs::write(s.config(), cfg).unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    let r = s.run(&["--json", "report"]);
+    let dev = &r.records("device-status")[0];
+    assert!(
+        dev["alarms"].to_string().contains("backup-too-old"),
+        "{dev}"
+    );
+    assert_eq!(dev["last_good_backup"]["seq"], 1, "{dev}");
+}
+
+#[test]
+fn verify_evidence_never_hangs_or_reads_without_end() {
+    let s = Site::new();
+    s.write("plant/a.awl", b"A");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let ev = s.path("evidence");
+    let r = s.run(&["evidence", "export", "--out", ev.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    std::fs::remove_file(ev.join("report.html")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", ev.join("report.html")).unwrap();
+    std::fs::remove_file(ev.join("report.json")).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(ev.join("report.json"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let r = run_within(
+        &s,
+        &["verify", "--evidence", ev.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("report.html") && r.stdout.contains("report.json"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_damaged_memory_still_stops_a_silent_new_vault() {
+    let s = Site::new();
+    s.write("plant/a.awl", b"A");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let id = vault::Vault::open(&s.vault()).unwrap().id().to_string();
+    std::fs::write(
+        s.path(&format!("site/state/{id}.head")),
+        b"{\"seq\": 4, \"hash\": \"zz\"",
+    )
+    .unwrap();
+    std::fs::remove_dir_all(s.vault()).unwrap();
+    let r = s.run(&["collect", "line1"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(!s.vault().join("VAULT").exists());
+    let alice = s.add_approver();
+    let r = s.run(&[
+        "recover",
+        "--key",
+        alice.to_str().unwrap(),
+        "--reason",
+        "disk lost",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    assert_eq!(s.run(&["verify"]).code, 0);
+}
+
+#[test]
+fn report_with_a_broken_config_still_rewrites_the_metrics() {
+    let s = Site::new();
+    s.write("plant/a.awl", b"A");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let prom = s.path("ok.prom");
+    s.run(&["report", "--prometheus", prom.to_str().unwrap()]);
+    assert!(
+        std::fs::read_to_string(&prom)
+            .unwrap()
+            .contains("plcvault_report_success 1")
+    );
+    let mut cfg = std::fs::read_to_string(s.config()).unwrap();
+    cfg.push_str("\nbogus = 1\n");
+    std::fs::write(s.config(), cfg).unwrap();
+    let r = s.run(&["report", "--prometheus", prom.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(
+        text.contains("plcvault_report_success 0") && text.contains("plcvault_log_intact 0"),
+        "{text}"
+    );
+}

@@ -28,6 +28,14 @@ pub fn open_for_append(root: &Path, state_dir: &Path) -> Result<Vault, VaultErro
                 seen: mem.seen,
             });
         }
+        if state::remembers_any(state_dir) {
+            return Err(VaultError::RememberedVaultMissing {
+                path: root.to_owned(),
+                id: "(its memory is damaged)".into(),
+                seq: 0,
+                seen: "?".into(),
+            });
+        }
     }
     Ok(Vault::open_or_create(root)?.remembering(state_dir))
 }

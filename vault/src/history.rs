@@ -400,6 +400,37 @@ impl History {
             .collect()
     }
 
+    /// Why a device's newest trusted approval, at entry `after`, may not be its newest
+    /// approval: every later entry that cannot be trusted (altered, of an unknown signer,
+    /// malformed, missing). Nothing an untrusted entry says (its type, its device) is
+    /// believed, so any of them may have been an approval. Empty when nothing casts doubt;
+    /// a new approval after the damage clears it.
+    pub fn doubts_after(&self, after: u64) -> Vec<String> {
+        let mut seqs: Vec<u64> = self
+            .entries
+            .iter()
+            .filter(|c| !c.trusted && c.entry.file_seq > after)
+            .map(|c| c.entry.file_seq)
+            .collect();
+        seqs.extend(
+            self.findings
+                .iter()
+                .filter(|f| {
+                    matches!(
+                        f.kind,
+                        FindingKind::MalformedEntry | FindingKind::MissingEntry
+                    )
+                })
+                .filter_map(|f| f.seq)
+                .filter(|s| *s > after),
+        );
+        seqs.sort_unstable();
+        seqs.dedup();
+        seqs.iter()
+            .map(|s| format!("log entry {s} cannot be trusted"))
+            .collect()
+    }
+
     /// The device's baseline: its newest trusted approval.
     pub fn baseline(&self, device: &str) -> Option<ApprovalRecord> {
         self.approvals(Some(device)).pop()

@@ -90,6 +90,19 @@ pub fn remembered(state_dir: &Path) -> Result<Vec<(String, HeadMemory)>, VaultEr
     Ok(out)
 }
 
+/// Whether the state folder holds the memory of any vault, readable or not: a damaged
+/// memory still means a vault was here.
+pub fn remembers_any(state_dir: &Path) -> bool {
+    std::fs::read_dir(state_dir).is_ok_and(|rd| {
+        rd.flatten().any(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".head"))
+                .is_some_and(is_vault_id)
+        })
+    })
+}
+
 /// What the state folder knows, read before the log is listed (so that a writer appending
 /// meanwhile can only make the log look newer than the memory, never older).
 #[derive(Clone, Debug, Default)]
@@ -287,7 +300,17 @@ pub fn check_writable(state_dir: &Path) -> Result<(), VaultError> {
 ///
 /// Fails when the state folder cannot be listed or a file renamed.
 pub fn retire_others(state_dir: &Path, keep: &str) -> Result<(), VaultError> {
-    for (id, _) in remembered(state_dir)? {
+    let ids: Vec<String> = std::fs::read_dir(state_dir)
+        .map_err(io_err("list", state_dir))?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_string();
+            name.strip_suffix(".head")
+                .filter(|id| is_vault_id(id))
+                .map(str::to_string)
+        })
+        .collect();
+    for id in ids {
         if id != keep {
             let from = head_path(state_dir, &id);
             let to = retired_path(state_dir, &id);
