@@ -1136,9 +1136,10 @@ mod tests {
             &[("b.st", ArtifactKind::Logic, b"A I0.0\n".to_vec())],
             &Rules::default(),
         );
-        let lines = crate::review::view_lines(&c.findings[0]);
-        assert!(lines.iter().any(|l| l == "-A I0.0\r"), "{lines:?}");
-        assert!(lines.iter().any(|l| l == "+A I0.0"), "{lines:?}");
+        let View::Text { diff, .. } = &c.findings[0].view else {
+            panic!()
+        };
+        assert!(diff.contains("-A I0.0\r\n+A I0.0\n"), "{diff:?}");
     }
 
     // Issue 18: for random artifacts of every adapter and kind, any byte change (outside

@@ -341,3 +341,32 @@ pre{{background:#f4f4f4;padding:.5em;overflow-x:auto;white-space:pre-wrap}} .add
     h.push_str("<table class=\"sign\"><tr><th>reviewed by</th><td></td><th>date</th><td></td></tr><tr><th>approved by</th><td></td><th>ticket</th><td></td></tr></table></body></html>\n");
     std::fs::write(path, h).with_context(|| format!("cannot write {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::Class;
+
+    // Issue 18, case 8: a CR/LF-only change must stay visible in the review.
+    #[test]
+    fn text_view_lines_keep_carriage_returns_and_html_shows_them() {
+        let f = DiffFinding {
+            device: "d".into(),
+            artifact: "b.st".into(),
+            change: "changed".into(),
+            class: Class::Logic,
+            severity: Severity::Critical,
+            summary: "b.st changed".into(),
+            view: View::Text {
+                diff: "@@ -1 +1 @@\n-A I0.0\r\n+A I0.0\n".into(),
+                added: 1,
+                removed: 1,
+                note: None,
+            },
+        };
+        let lines = view_lines(&f);
+        assert_eq!(lines, ["@@ -1 +1 @@", "-A I0.0\r", "+A I0.0"]);
+        assert_eq!(esc(&lines[1]), "-A I0.0\\u{d}");
+        assert_eq!(esc("a\u{202e}b<"), "a\\u{202e}b&lt;");
+    }
+}
