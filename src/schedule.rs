@@ -202,17 +202,23 @@ pub async fn run_daemon(
         busy.lock()
             .expect("busy lock")
             .extend(claimed.iter().cloned());
-        let exec2 = exec.clone();
-        let busy2 = busy.clone();
-        jobs.spawn(async move {
-            for job in batch {
-                exec2.run(job).await;
-            }
-            let mut b = busy2.lock().expect("busy lock");
-            for d in &claimed {
-                b.remove(d);
-            }
-        });
+        // Jobs that share a device run one after another, in config order; the others run
+        // side by side. A device is free again as soon as no job left in its chain names it.
+        for chain in chains(batch) {
+            let exec2 = exec.clone();
+            let busy2 = busy.clone();
+            jobs.spawn(async move {
+                for i in 0..chain.len() {
+                    exec2.run(chain[i].clone()).await;
+                    let later: HashSet<&String> =
+                        chain[i + 1..].iter().flat_map(|j| &j.devices).collect();
+                    let mut b = busy2.lock().expect("busy lock");
+                    for d in chain[i].devices.iter().filter(|d| !later.contains(d)) {
+                        b.remove(d);
+                    }
+                }
+            });
+        }
         // A job counts as activity in the log: the next heartbeat can wait.
         last_beat = tokio::time::Instant::now();
     }
@@ -230,6 +236,36 @@ pub async fn run_daemon(
         "stopped".into(),
         serde_json::json!({"event": "stopped"}),
     );
+}
+
+/// Splits jobs due at one instant into chains: jobs that share a device (directly or
+/// through another job) form one chain, in their order.
+fn chains(batch: Vec<Job>) -> Vec<Vec<Job>> {
+    let mut chains: Vec<Vec<Job>> = Vec::new();
+    for job in batch {
+        let touching: Vec<usize> = chains
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                c.iter()
+                    .any(|j| j.devices.iter().any(|d| job.devices.contains(d)))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        match touching.first() {
+            None => chains.push(vec![job]),
+            Some(&first) => {
+                // Merge every chain the job touches into the first (order kept: a job
+                // waits for all earlier jobs it shares devices with).
+                for &i in touching[1..].iter().rev() {
+                    let merged = chains.remove(i);
+                    chains[first].extend(merged);
+                }
+                chains[first].push(job);
+            }
+        }
+    }
+    chains
 }
 
 fn heartbeat_note(opts: &DaemonOptions) -> String {
@@ -561,6 +597,36 @@ mod daemon_tests {
         assert_eq!(named("every-2"), 62, "00:02 to 02:04");
         let overruns = fake.count_reports("overrun");
         assert_eq!(overruns, 0);
+    }
+
+    // Jobs due together that share no device run side by side; those that share one run
+    // one after the other and never overlap.
+    #[tokio::test(start_paused = true)]
+    async fn jobs_due_together_run_side_by_side_unless_they_share_a_device() {
+        let fake = run_fake(
+            vec![
+                schedule("a", "0 2 * * *", &["line1-plc"]),
+                schedule("b", "0 2 * * *", &["boiler"]),
+                schedule("c", "0 2 * * *", &["line1-plc"]),
+            ],
+            Duration::from_secs(600),
+            Duration::from_secs(3 * 3600),
+        )
+        .await;
+        let jobs = fake.jobs.lock().unwrap();
+        let started = |n: &str| jobs.iter().find(|j| j.1.schedule == n).unwrap().0;
+        assert_eq!(started("a"), at("2026-11-22T02:00:00Z"));
+        assert_eq!(
+            started("b"),
+            at("2026-11-22T02:00:00Z"),
+            "no shared device: no wait"
+        );
+        assert_eq!(
+            started("c"),
+            at("2026-11-22T02:10:00Z"),
+            "after a, which shares its device"
+        );
+        assert_eq!(fake.count_reports("overrun"), 0);
     }
 
     // Regression (issue 18, case 6): the daemon kept its start-time clock, so after the
