@@ -222,6 +222,11 @@ fn show_record(out: &Out, r: &ApprovalRecord) {
 pub fn show(cfg: &Config, device: &str, all: bool, out: &Out) -> Result<Outcome> {
     let dev = cfg.select(&[device.to_string()], false)?[0];
     let vault = cfg.vault_for_reading()?;
+    if let Some(d) = cfg.head_doubt(&vault) {
+        out.warn(format!(
+            "{d}; newer approvals may be missing — run `plcvault verify`"
+        ));
+    }
     let history = History::load(&vault, &cfg.trust)?;
     let list = history.approvals(Some(&dev.name));
     if list.is_empty() {
@@ -260,11 +265,19 @@ pub fn diff(
     let history = History::load(&vault, &cfg.trust)?;
     let (index, _) = Index::load(&vault, &history.packs_for_reading());
     // Untrusted entries are never acted on; say so rather than silently comparing an older
-    // snapshot (or an older baseline) than the log shows.
-    let untrusted = history.findings.len();
-    if untrusted > 0 {
+    // snapshot (or an older baseline) than the log shows. Entries missing at the end of
+    // the log are found through the remembered head.
+    let head_doubt = cfg.head_doubt(&vault);
+    let untrusted = history.findings.len() + usize::from(head_doubt.is_some());
+    if let Some(d) = &head_doubt {
         out.warn(format!(
-            "the log has {untrusted} integrity finding(s): entries that do not verify are left out, so this comparison may use an older snapshot or baseline than the log shows — run `plcvault verify`"
+            "{d}; this comparison may use an older snapshot or baseline than was written — run `plcvault verify`"
+        ));
+    }
+    if !history.findings.is_empty() {
+        out.warn(format!(
+            "the log has {} integrity finding(s): entries that do not verify are left out, so this comparison may use an older snapshot or baseline than the log shows — run `plcvault verify`",
+            history.findings.len()
         ));
     }
     // The current side.
@@ -317,6 +330,21 @@ pub fn diff(
             comparison,
         }
     };
+    let mut review = review;
+    if let Some(d) = head_doubt {
+        review.comparison.findings.insert(
+            0,
+            DiffFinding {
+                device: dev.name.clone(),
+                artifact: String::new(),
+                change: "untrusted-log".into(),
+                class: Class::Suspect,
+                severity: Severity::Critical,
+                summary: format!("the log does not extend what this host saw: {d}"),
+                view: View::None,
+            },
+        );
+    }
     let reviews = vec![review];
     print(out, &reviews, "summary");
     if let Some(path) = html {

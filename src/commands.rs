@@ -147,8 +147,18 @@ pub fn config_check(cfg: &Config, out: &Out) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
+/// Warns when the log does not extend the head this host remembers: "latest" may not be.
+fn warn_if_doubtful(cfg: &Config, vault: &Vault, out: &Out) {
+    if let Some(d) = cfg.head_doubt(vault) {
+        out.warn(format!(
+            "{d}; newer snapshots may be missing — run `plcvault verify`"
+        ));
+    }
+}
+
 pub fn snapshots(cfg: &Config, device: Option<&str>, out: &Out) -> Result<Outcome> {
     let vault = cfg.vault_for_reading()?;
+    warn_if_doubtful(cfg, &vault, out);
     let history = History::load(&vault, &cfg.trust)?;
     if !history.findings.is_empty() {
         out.warn(format!(
@@ -272,6 +282,7 @@ pub fn restore(
     out: &Out,
 ) -> Result<Outcome> {
     let vault = cfg.vault_for_reading()?;
+    warn_if_doubtful(cfg, &vault, out);
     let history = History::load(&vault, &cfg.trust)?;
     let snap = history.find_snapshot(Some(device), Some(snapshot))?;
     let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
@@ -341,6 +352,7 @@ pub fn restore_onto(
 ) -> Result<Outcome> {
     let target = cfg.select(&[target.to_string()], false)?[0];
     let vault = cfg.vault_for_reading()?;
+    warn_if_doubtful(cfg, &vault, out);
     let history = History::load(&vault, &cfg.trust)?;
     let snap = history.find_snapshot(Some(device), Some(snapshot))?;
     let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;

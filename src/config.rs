@@ -822,10 +822,35 @@ impl Config {
                     }
                     .into());
                 }
+                if vault::state::remembers_any(&self.vault.state) {
+                    return Err(vault::VaultError::RememberedVaultMissing {
+                        path,
+                        id: "(its memory is damaged)".into(),
+                        seq: 0,
+                        seen: "?".into(),
+                    }
+                    .into());
+                }
                 Err(vault::VaultError::NotAVault { path }.into())
             }
             r => Ok(r?),
         }
+    }
+
+    /// Why what a reader sees may not be the whole history: the log does not extend the
+    /// head the verifier state remembers (rolled back, cut, rewritten, replaced). `None`
+    /// when it does. Readers warn with it instead of quietly using older entries.
+    pub fn head_doubt(&self, vault: &vault::Vault) -> Option<String> {
+        vault::guard::check(&vault.clone().remembering(&self.vault.state))
+            .err()
+            .map(|e| {
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or_default();
+                first
+                    .strip_prefix("refusing to write: ")
+                    .unwrap_or(first)
+                    .to_string()
+            })
     }
 
     /// The vault opened for appending, guarded by the verifier state, and checked before

@@ -91,6 +91,17 @@ pub fn run(
                 }
             },
         };
+        if snapshot.is_none() {
+            let after = history.baseline(&dev.name).map_or(0, |b| b.seq);
+            let doubts = history.doubts_after(after);
+            if !doubts.is_empty() {
+                out.warn(format!(
+                    "`{}`: {}; a newer approval may be among them, so this drill may prove an older state — run `plcvault verify`",
+                    dev.name,
+                    doubts.join("; ")
+                ));
+            }
+        }
         let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
         if let Some(target) = onto {
             out.info(format!(

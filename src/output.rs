@@ -32,7 +32,16 @@ pub struct Out {
 /// read differently from its bytes (U+202E).
 fn acts_on_terminal(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t')
-        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+        || matches!(
+            c,
+            // Bidirectional overrides and marks.
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+            // Invisible: zero-width and joiners, word joiner and invisible operators, BOM,
+            // soft hyphen, line and paragraph separators, tags, Hangul and Mongolian fillers.
+            | '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}'
+            | '\u{2028}' | '\u{2029}' | '\u{E0000}'..='\u{E007F}' | '\u{3164}' | '\u{115F}'
+            | '\u{1160}' | '\u{FFA0}' | '\u{180E}'
+        )
 }
 
 fn escape_with(s: &str, also: impl Fn(char) -> bool) -> Cow<'_, str> {
@@ -141,6 +150,7 @@ mod tests {
     fn terminal_text_shows_control_characters_instead_of_obeying_them() {
         assert_eq!(printable("OB1\x1b[2J.awl\r"), "OB1\\u{1b}[2J.awl\\u{d}");
         assert_eq!(printable("a\u{202e}txt.exe"), "a\\u{202e}txt.exe");
+        assert_eq!(printable("OB\u{200b}1\u{feff}"), "OB\\u{200b}1\\u{feff}");
         assert_eq!(printable("line\n\tnext"), "line\n\tnext");
         assert_eq!(printable_inline("a\nb"), "a\\u{a}b");
         assert!(matches!(printable("plain"), Cow::Borrowed(_)));

@@ -1130,3 +1130,71 @@ fn report_with_a_broken_config_still_rewrites_the_metrics() {
         "{text}"
     );
 }
+
+// Fourth red-team pass: readers (diff, snapshots) quietly used older entries when the
+// newest were deleted; the remembered head says they are missing.
+#[test]
+fn diff_on_a_log_cut_below_the_remembered_head_is_suspect() {
+    let s = Site::new();
+    s.write("plant/PLC1/FB1.scl", b"A I0.0\n");
+    let alice = s.add_approver();
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
+    s.write("plant/PLC1/FB1.scl", b"A I0.1\n");
+    assert_eq!(s.run(&["collect", "line1"]).code, 1);
+    assert_eq!(s.approve("line1", &alice, "CHG-2").code, 0);
+    std::fs::remove_file(s.vault().join("log/00000000000000000004.entry")).unwrap();
+    let r = s.run(&["--json", "diff", "line1"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.records("finding")
+            .iter()
+            .any(|f| f["change"] == "untrusted-log"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("rollback"), "{}", r.stderr);
+    let r = s.run(&["snapshots", "line1"]);
+    assert!(r.stderr.contains("may be missing"), "{}", r.stderr);
+}
+
+// Fourth red-team pass: a validly signed entry from an older copy of the vault, put in
+// place of the newest approval, silently removed it (only the chain breaks).
+#[test]
+fn an_entry_spliced_in_from_an_older_copy_makes_the_comparison_suspect() {
+    let s = Site::new();
+    s.write("plant/PLC1/FB1.scl", b"A I0.0\n");
+    let alice = s.add_approver();
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
+    copy_dir(&s.vault(), &s.path("site/vault-old"));
+    // The older copy grows a branch of its own (entries 3 and 4, validly signed).
+    let old_cfg = s.config_with_state("old.toml", "state-old");
+    let text = std::fs::read_to_string(&old_cfg)
+        .unwrap()
+        .replace("path = \"vault\"", "path = \"vault-old\"");
+    std::fs::write(&old_cfg, text).unwrap();
+    assert_eq!(s.run_with(&old_cfg, &["collect", "line1"]).code, 0);
+    assert_eq!(s.run_with(&old_cfg, &["collect", "line1"]).code, 0);
+    // The real vault: a new program, approved as entry 4, then a night (entry 5).
+    s.write("plant/PLC1/FB1.scl", b"A I0.1\n");
+    assert_eq!(s.run(&["collect", "line1"]).code, 1);
+    assert_eq!(s.approve("line1", &alice, "CHG-2").code, 0);
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    // The attacker puts the old branch's entry 4 over the approval, and the old program back.
+    std::fs::copy(
+        s.path("site/vault-old/log/00000000000000000004.entry"),
+        s.vault().join("log/00000000000000000004.entry"),
+    )
+    .unwrap();
+    s.write("plant/PLC1/FB1.scl", b"A I0.0\n");
+    let r = s.run(&["--json", "collect", "line1"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.records("finding")
+            .iter()
+            .any(|f| f["change"] == "untrusted-log" && f["severity"] == "critical"),
+        "{}",
+        r.stdout
+    );
+}

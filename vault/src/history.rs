@@ -402,7 +402,7 @@ impl History {
 
     /// Why a device's newest trusted approval, at entry `after`, may not be its newest
     /// approval: every later entry that cannot be trusted (altered, of an unknown signer,
-    /// malformed, missing). Nothing an untrusted entry says (its type, its device) is
+    /// malformed, missing, or where the hash chain breaks). Nothing an untrusted entry says (its type, its device) is
     /// believed, so any of them may have been an approval. Empty when nothing casts doubt;
     /// a new approval after the damage clears it.
     pub fn doubts_after(&self, after: u64) -> Vec<String> {
@@ -415,10 +415,16 @@ impl History {
         seqs.extend(
             self.findings
                 .iter()
+                // A chain break or a moved entry means entries from elsewhere (an older copy,
+                // another vault) were put in: validly signed, yet not this history.
                 .filter(|f| {
                     matches!(
                         f.kind,
-                        FindingKind::MalformedEntry | FindingKind::MissingEntry
+                        FindingKind::MalformedEntry
+                            | FindingKind::MissingEntry
+                            | FindingKind::BrokenChain
+                            | FindingKind::Reordered
+                            | FindingKind::WrongVault
                     )
                 })
                 .filter_map(|f| f.seq)
