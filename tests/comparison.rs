@@ -152,3 +152,75 @@ fn a_volatile_glob_does_not_hide_an_added_or_removed_file() {
     let evil = f.iter().find(|x| x["artifact"] == "logs/evil.scl").unwrap();
     assert_eq!(evil["class"], "logic");
 }
+
+// Case 3, end to end: a collect and a drill due at the same instant both run through
+// `plcvault daemon`, and the report and its HTML page show both.
+#[test]
+fn the_daemon_runs_coinciding_collect_and_drill_schedules() {
+    let (s, _) = approved(&[("OB1.awl", b"A I0.0\n")]);
+    let mut text = std::fs::read_to_string(s.config()).unwrap();
+    text.push_str("\n[daemon]\ntimezone = \"utc\"\n\n[[schedule]]\nname = \"collect\"\ncron = \"*/2 * * * * *\"\naction = \"collect\"\n\n[[schedule]]\nname = \"drill\"\ncron = \"*/2 * * * * *\"\naction = \"drill\"\n");
+    std::fs::write(s.config(), text).unwrap();
+    let child = s
+        .command(&["--json", "daemon"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let count = |ty: &str| {
+        common::files_under(&s.vault().join("log"))
+            .iter()
+            .filter(|p| {
+                std::fs::read_to_string(p).is_ok_and(|e| e.contains(&format!("\"type\":\"{ty}\"")))
+            })
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    while count("drill") < 2 || count("snapshot") < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "in 40 s the daemon wrote {} drills and {} snapshots",
+            count("drill"),
+            count("snapshot")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let jobs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "job")
+        .map(|v| v["data"].clone())
+        .collect();
+    // Every due instant ran both schedules.
+    let mut by_due: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for j in &jobs {
+        by_due
+            .entry(j["due"].as_str().unwrap().to_string())
+            .or_default()
+            .push(j["schedule"].as_str().unwrap().to_string());
+    }
+    assert!(by_due.values().all(|v| v.len() == 2), "{by_due:?}");
+    let page = s.path("audit.html");
+    let r = s.run(&["--json", "report", "--html", page.to_str().unwrap()]);
+    assert_eq!(
+        r.records("device-status")[0]["last_drill"]["passed"],
+        true,
+        "{}",
+        r.stdout
+    );
+    let seq = r.records("device-status")[0]["last_drill"]["seq"]
+        .as_u64()
+        .unwrap();
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("<span class=\"ok\">passed</span>") && html.contains(&format!("log #{seq} ")),
+        "{html}"
+    );
+}
