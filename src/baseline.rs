@@ -361,3 +361,105 @@ pub fn diff(
         Outcome::Clean
     })
 }
+
+/// What a comparison with the baseline concluded, kept by `collect` in the state folder
+/// (`<state>/reviews/`) so that `report` need not compare the same snapshot again. It is
+/// signed with the collector key and used only when a trusted collector key signed it, for
+/// exactly the snapshot, the approval and the config rules it was made with, and never
+/// when the log has doubts; anything else is compared anew.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReviewSummary {
+    /// SHA-256 over what decided it: snapshot entry, approval entry, the config's rules.
+    pub key: String,
+    /// Findings at warning or above.
+    pub serious: usize,
+    pub rules_note: Option<String>,
+}
+
+/// A summary as kept: its JSON, the signer and the signature over
+/// `plcvault-review-v1\0` + the JSON.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SignedSummary {
+    summary: String,
+    signer: vault::PublicKey,
+    signature: String,
+}
+
+const SUMMARY_CONTEXT: &[u8] = b"plcvault-review-v1\0";
+
+/// The key of a comparison of `snapshot` with `approval` under the device's config rules.
+pub fn summary_key(
+    snapshot: &vault::Hash,
+    approval: &vault::Hash,
+    device: &DeviceConfig,
+) -> String {
+    let rules = serde_json::to_string(&device.rules).expect("rules serialize");
+    vault::Hash::of(
+        format!(
+            "plcvault-review-v1\0{snapshot}\0{approval}\0{}\0{rules}",
+            device.name
+        )
+        .as_bytes(),
+    )
+    .to_hex()
+}
+
+fn summary_path(state: &Path, device: &str) -> std::path::PathBuf {
+    state.join("reviews").join(format!(
+        "{}.json",
+        vault::Hash::of(device.as_bytes()).to_hex()
+    ))
+}
+
+/// Keeps what `review` concluded, signed. Failing to keep it only costs a later comparison.
+pub fn store_summary(state: &Path, key: String, review: &Review, signer: &vault::SecretKey) {
+    let summary = ReviewSummary {
+        key,
+        serious: review
+            .comparison
+            .findings
+            .iter()
+            .filter(|f| f.severity >= Severity::Warning)
+            .count(),
+        rules_note: review.rules_note.clone(),
+    };
+    let json = serde_json::to_string(&summary).expect("summaries serialize");
+    let mut msg = SUMMARY_CONTEXT.to_vec();
+    msg.extend_from_slice(json.as_bytes());
+    let signed = SignedSummary {
+        signature: vault::hash::hex(&signer.sign(&msg)),
+        signer: signer.public(),
+        summary: json,
+    };
+    let path = summary_path(state, &review.device);
+    if let Some(dir) = path.parent()
+        && std::fs::create_dir_all(dir).is_ok()
+    {
+        let bytes = serde_json::to_vec(&signed).expect("summaries serialize");
+        let _ = vault::atomic::write_replace(dir, &path, &bytes);
+    }
+}
+
+/// The kept summary for `key`, if there is one signed by a key `trust` names as collector.
+pub fn cached_summary(
+    state: &Path,
+    trust: &vault::Trust,
+    device: &str,
+    key: &str,
+) -> Option<ReviewSummary> {
+    let bytes = vault::fsread::read_regular(&summary_path(state, device), 64 * 1024).ok()?;
+    let signed: SignedSummary = serde_json::from_slice(&bytes).ok()?;
+    let (_, roles) = trust.lookup(&signed.signer)?;
+    if !roles.contains(&vault::Role::Collector) {
+        return None;
+    }
+    let sig: [u8; 64] = vault::hash::unhex(&signed.signature)?.try_into().ok()?;
+    let mut msg = SUMMARY_CONTEXT.to_vec();
+    msg.extend_from_slice(signed.summary.as_bytes());
+    if !signed.signer.verify(&msg, &sig) {
+        return None;
+    }
+    serde_json::from_str::<ReviewSummary>(&signed.summary)
+        .ok()
+        .filter(|s| s.key == key)
+}

@@ -203,7 +203,17 @@ pub fn run_on(
                     format!("snapshot {}", committed.entry.hash.short()),
                     &read,
                 ) {
-                    Ok(rv) => review = Some(rv),
+                    Ok(rv) => {
+                        if let Some(b) = &rv.baseline {
+                            let id = crate::baseline::summary_key(
+                                &committed.entry.hash,
+                                &b.entry,
+                                device,
+                            );
+                            crate::baseline::store_summary(&cfg.vault.state, id, &rv, &key);
+                        }
+                        review = Some(rv)
+                    }
                     Err(e) => {
                         // Not knowing is not "no drift": the run says so (exit 1).
                         compare_failed = true;

@@ -38,6 +38,9 @@ pub struct DeviceStatus {
     pub last_drill: Option<DrillRecord>,
     pub last_passed_drill: Option<DrillRecord>,
     pub alarms: Vec<String>,
+    /// The drift figures come from the comparison `collect` made and signed for this very
+    /// snapshot (false: compared by this report).
+    pub compared_at_collect: bool,
     /// Set when the config's comparison rules or kinds differ from the approved ones.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rules_note: Option<String>,
@@ -157,7 +160,24 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
         let baseline = history.baseline(&d.name);
         let mut comparison_error = None;
         let mut rules_note = None;
+        let mut compared_at_collect = false;
         let (drift, drift_findings) = match (&baseline, &last_collection) {
+            // What collect concluded about this very snapshot, approval and rules, when the
+            // log is intact and casts no doubt on the baseline.
+            (Some(b), Some(s))
+                if log.intact
+                    && history.doubts_after(b.seq).is_empty()
+                    && let Some(c) = crate::baseline::cached_summary(
+                        &cfg.vault.state,
+                        &cfg.trust,
+                        &d.name,
+                        &crate::baseline::summary_key(&s.entry, &b.entry, d),
+                    ) =>
+            {
+                rules_note = c.rules_note;
+                compared_at_collect = true;
+                (Some(c.serious > 0), c.serious)
+            }
             (Some(_), Some(s)) => {
                 // A damaged vault is reported, never a reason to report nothing: a
                 // comparison that cannot run is an alarm of its own.
@@ -254,6 +274,7 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
             last_drill,
             last_passed_drill,
             alarms,
+            compared_at_collect,
             rules_note,
             comparison_error,
             restore_target,

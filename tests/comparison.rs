@@ -224,3 +224,45 @@ fn the_daemon_runs_coinciding_collect_and_drill_schedules() {
         "{html}"
     );
 }
+
+// Case 8: report uses the comparison collect made (signed, for exactly that snapshot,
+// approval and rules) instead of comparing again; anything else is compared anew.
+#[test]
+fn report_uses_the_signed_comparison_of_collect_and_recomputes_otherwise() {
+    let (s, _) = approved(&[("PLC1/FB1.scl", b"A I0.0\n")]);
+    s.write("plant/PLC1/FB1.scl", b"A I0.1\n");
+    assert_eq!(s.run(&["collect", "line1"]).code, 1);
+    let kept = common::files_under(&s.path("site/state/reviews"));
+    assert_eq!(kept.len(), 1, "collect keeps its comparison");
+    let status = |s: &Site| s.run(&["--json", "report"]).records("device-status")[0].clone();
+    let drift = |s: &Site| status(s)["drift"].clone();
+    assert_eq!(drift(&s), true);
+    assert_eq!(status(&s)["compared_at_collect"], true);
+    // A summary that was not signed by a trusted collector key is not used: forging
+    // "no drift" in the state folder changes nothing.
+    let text = std::fs::read_to_string(&kept[0]).unwrap();
+    let forged = text.replace("\\\"serious\\\":1", "\\\"serious\\\":0");
+    assert_ne!(forged, text, "{text}");
+    std::fs::write(&kept[0], forged).unwrap();
+    assert_eq!(
+        drift(&s),
+        true,
+        "a forged summary is ignored and the comparison made anew"
+    );
+    assert_eq!(status(&s)["compared_at_collect"], false);
+    // New rules in the config: the key differs, the comparison is made anew and notes it.
+    let cfg = std::fs::read_to_string(s.config()).unwrap();
+    let at = cfg.rfind("exclude = [\"**/*.tmp\"]\n").unwrap() + "exclude = [\"**/*.tmp\"]\n".len();
+    let mut cfg2 = cfg.clone();
+    cfg2.insert_str(at, "volatile = [\"logs/**\"]\n");
+    std::fs::write(s.config(), cfg2).unwrap();
+    let r = s.run(&["--json", "report"]);
+    let dev = &r.records("device-status")[0];
+    assert_eq!(dev["drift"], true);
+    assert!(
+        dev["rules_note"]
+            .as_str()
+            .is_some_and(|n| n.contains("differ")),
+        "{dev}"
+    );
+}
