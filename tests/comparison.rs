@@ -111,6 +111,16 @@ fn kind_rules_added_without_approval_do_not_lower_a_class() {
         "{}",
         r.stdout
     );
+    let page = s.path("review.html");
+    let r = s.run(&["diff", "line1", "--html", page.to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("PLC1/FB11.scl")
+            && html.contains("critical")
+            && html.contains("differ from the approved"),
+        "{html}"
+    );
 }
 
 // Case 5: volatile globs cover content changes, not files added or removed.
