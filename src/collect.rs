@@ -94,6 +94,14 @@ pub fn run(
     run_on(runtime.handle(), cfg, devices, out)
 }
 
+/// A device as stored: its report, and for a snapshot its entry hash and manifest (for
+/// the comparison that follows).
+type Stored<'a> = (
+    DeviceReport,
+    &'a DeviceConfig,
+    Option<(vault::Hash, Manifest)>,
+);
+
 /// What a device task hands to the storing loop.
 struct Collected {
     index: usize,
@@ -158,8 +166,8 @@ pub fn run_on(
     drop(tx);
 
     let progress = Progress::new(out, devices.len());
-    let mut reports = Vec::new();
-    let mut outcome = Outcome::Clean;
+    // Stored as they arrive; compared with their baselines afterwards, side by side.
+    let mut stored: Vec<Stored> = Vec::new();
     for collected in rx {
         let ctx = StoreContext {
             vault: &vault,
@@ -176,9 +184,7 @@ pub fn run_on(
         let result = collected
             .result
             .and_then(|collection| store(&ctx, device, collection, previous_manifest.as_ref()));
-        let mut review = None;
-        let mut compare_failed = false;
-        let mut report = match result {
+        let (mut report, done) = match result {
             Ok((mut r, committed, manifest)) => {
                 if let (Some(prev), Some(old)) = (&previous, &previous_manifest) {
                     r.changes = Some(compare(old, &manifest, &prev.id));
@@ -191,38 +197,7 @@ pub fn run_on(
                         index.add_pack(p.id, &entries);
                     }
                 }
-                let read = |a: &ArtifactEntry| {
-                    vault::read_artifact(&vault, &index, a, crate::diff::VIEW_LIMIT).ok()
-                };
-                match crate::baseline::review_against_baseline(
-                    &vault,
-                    &index,
-                    &history,
-                    device,
-                    &manifest,
-                    format!("snapshot {}", committed.entry.hash.short()),
-                    &read,
-                ) {
-                    Ok(rv) => {
-                        if let Some(b) = &rv.baseline {
-                            let id = crate::baseline::summary_key(
-                                &committed.entry.hash,
-                                &b.entry,
-                                device,
-                            );
-                            crate::baseline::store_summary(&cfg.vault.state, id, &rv, &key);
-                        }
-                        review = Some(rv)
-                    }
-                    Err(e) => {
-                        // Not knowing is not "no drift": the run says so (exit 1).
-                        compare_failed = true;
-                        r.warnings.push(format!(
-                            "could not compare with the baseline (the vault is damaged; run `plcvault verify`): {e:#}"
-                        ));
-                    }
-                }
-                r
+                (r, Some((committed.entry.hash, manifest)))
             }
             Err(e) => {
                 let error = format!("{e:#}");
@@ -233,31 +208,85 @@ pub fn run_on(
                 if let Err(le) = vault::guard::append(&vault, &key, &event) {
                     out.warn(format!("could not record the failure in the log: {le}"));
                 }
-                DeviceReport::failed(&device.name, error)
+                (DeviceReport::failed(&device.name, error), None)
             }
         };
         report.duration_ms = collected.started.elapsed().as_millis() as u64;
+        stored.push((report, device, done));
+        progress.show(stored.len());
+    }
+    progress.clear();
+
+    // Every stored device against its baseline, on all threads.
+    let next = AtomicUsize::new(0);
+    let reviews: Mutex<Vec<Option<Result<crate::review::Review>>>> =
+        Mutex::new((0..stored.len()).map(|_| None).collect());
+    std::thread::scope(|sc| {
+        for _ in 0..cfg.threads.clamp(1, stored.len().max(1)) {
+            sc.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((_, device, done)) = stored.get(i) else {
+                        return;
+                    };
+                    let Some((entry, manifest)) = done else {
+                        continue;
+                    };
+                    let read = |a: &ArtifactEntry| {
+                        vault::read_artifact(&vault, &index, a, crate::diff::VIEW_LIMIT).ok()
+                    };
+                    let rv = crate::baseline::review_against_baseline(
+                        &vault,
+                        &index,
+                        &history,
+                        device,
+                        manifest,
+                        format!("snapshot {}", entry.short()),
+                        &read,
+                    );
+                    if let Ok(rv) = &rv
+                        && let Some(b) = &rv.baseline
+                    {
+                        let id = crate::baseline::summary_key(entry, &b.entry, device);
+                        crate::baseline::store_summary(&cfg.vault.state, id, rv, &key);
+                    }
+                    reviews.lock().expect("reviews lock")[i] = Some(rv);
+                }
+            });
+        }
+    });
+    let reviews = reviews.into_inner().expect("reviews lock");
+
+    let mut reports = Vec::new();
+    let mut outcome = Outcome::Clean;
+    for ((mut report, _, _), review) in stored.into_iter().zip(reviews) {
         outcome = outcome.worst(match report.status {
             "ok" => Outcome::Clean,
             "incomplete" => Outcome::Findings,
             _ => Outcome::Failed,
         });
-        if compare_failed {
-            outcome = outcome.worst(Outcome::Findings);
-        }
+        let review = match review {
+            Some(Ok(rv)) => Some(rv),
+            Some(Err(e)) => {
+                // Not knowing is not "no drift": the run says so (exit 1).
+                outcome = outcome.worst(Outcome::Findings);
+                report.warnings.push(format!(
+                    "could not compare with the baseline (the vault is damaged; run `plcvault verify`): {e:#}"
+                ));
+                None
+            }
+            None => None,
+        };
         if review.as_ref().is_some_and(|r| r.comparison.drift()) {
             outcome = outcome.worst(Outcome::Findings);
             report.drift = true;
         }
-        progress.clear();
         print_device(out, &report);
         if let Some(rv) = review {
             crate::review::print(out, &[rv], "comparison");
         }
         reports.push(report);
-        progress.show(reports.len());
     }
-    progress.clear();
     let summary = RunSummary {
         devices: reports.len(),
         ok: reports.iter().filter(|r| r.status == "ok").count(),
