@@ -86,12 +86,7 @@ pub fn run(
     devices: &[&DeviceConfig],
     out: &Out,
 ) -> Result<(Outcome, Vec<DeviceReport>)> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    run_on(runtime.handle(), cfg, devices, out)
+    run_on(&crate::runtime::handle()?, cfg, devices, out)
 }
 
 /// A device as stored: its report, and for a snapshot its entry hash and manifest (for
@@ -191,10 +186,11 @@ pub fn run_on(
                 }
                 // The new packs join the index so that the comparison can read them.
                 for p in &committed.packs {
-                    if let Ok((_, entries)) =
-                        vault::pack::read_trailer(&vault::pack::pack_path(vault.root(), &p.id))
-                    {
-                        index.add_pack(p.id, &entries);
+                    if let Ok((_, entries)) = vault::pack::read_trailer(
+                        &vault::pack::pack_path(vault.root(), &p.id),
+                        Some(p.size),
+                    ) {
+                        index.add_pack(p.id, p.size, &entries);
                     }
                 }
                 (r, Some((committed.entry.hash, manifest)))

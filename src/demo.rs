@@ -200,10 +200,7 @@ pub fn run(keep: Option<&Path>, out: &Out) -> Result<Outcome> {
             _tmp.path().to_owned()
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = crate::runtime::get()?;
     let plant = dir.join("plant/line1");
     let site = dir.join("site");
     out.say(format!(

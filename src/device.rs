@@ -134,11 +134,7 @@ pub type LiveData = HashMap<String, Option<Vec<u8>>>;
 ///
 /// Fails when the device cannot be reached at all.
 pub fn collect_live(device: &DeviceConfig) -> Result<(Manifest, LiveData)> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let collection = admissible(runtime.block_on(collect_guarded(device.clone()))?);
+    let collection = admissible(crate::runtime::block_on(collect_guarded(device.clone()))??);
     let mut complete = collection.complete;
     let mut warnings = collection.warnings.clone();
     let mut artifacts = Vec::new();

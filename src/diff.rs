@@ -5,7 +5,7 @@
 //! has a class and a severity. The rules (volatile ranges, severities, shrink limit) are
 //! those recorded in the baseline's approval, never the config's directly.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use anyhow::Result;
@@ -541,27 +541,14 @@ fn summarize(name: &str, kind: ArtifactKind, view: &View) -> String {
     }
 }
 
-/// `address,value` lines and the header fields of a canonical register text.
-fn parse_registers(text: &str) -> Option<(HashMap<String, String>, BTreeMap<u32, u16>)> {
-    let mut lines = text.lines();
-    if lines.next()? != "# plcvault modbus range v1" {
-        return None;
-    }
-    let header: HashMap<String, String> = lines
-        .next()?
-        .trim_start_matches("# ")
-        .split(' ')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+/// The header and values of a canonical register text, by address, read with the same
+/// strict parser the collector's writer uses (`adapters::modbus::parse_range_text`).
+fn parse_registers(text: &str) -> Option<(adapters::modbus::RangeText, BTreeMap<u32, u16>)> {
+    let r = adapters::modbus::parse_range_text(text).ok()?;
+    let values = (u32::from(r.start)..)
+        .zip(r.values.iter().copied())
         .collect();
-    let values = lines
-        .filter(|l| !l.starts_with('#') && *l != "address,value")
-        .filter_map(|l| {
-            let (a, v) = l.split_once(',')?;
-            Some((a.parse().ok()?, v.parse().ok()?))
-        })
-        .collect();
-    Some((header, values))
+    Some((r, values))
 }
 
 fn parse_identity(text: &str) -> Option<BTreeMap<String, String>> {
@@ -602,8 +589,8 @@ fn view_of(
         if registers
             && let (Some((h, ov)), Some((_, nv))) = (parse_registers(ot), parse_registers(nt))
         {
-            let table = h.get("table").cloned().unwrap_or_default();
-            let label = h.get("label").cloned().unwrap_or_default();
+            let table = h.table.as_str().to_string();
+            let label = h.label.clone();
             let masked = |addr: u32| {
                 volatile.iter().any(|v| matches!(v, Volatile::Registers { table: t, start, end } if *t == table && (*start..=*end).contains(&addr)))
             };
@@ -803,16 +790,23 @@ fn chunk_ranges(o: &ArtifactEntry, n: &ArtifactEntry) -> View {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
     use vault::manifest::{ArtifactMeta, ArtifactStatus};
 
+    /// Register text of holding 0..10 as the collector writes it: `values` set, the rest 0.
     fn regs(values: &[(u32, u16)], label: &str) -> Vec<u8> {
-        let mut s = format!(
-            "# plcvault modbus range v1\n# device=d unit=1 table=holding start=0 count=10 label={label}\naddress,value\n"
-        );
+        let mut all = [0u16; 10];
         for (a, v) in values {
-            s.push_str(&format!("{a},{v}\n"));
+            all[*a as usize] = *v;
         }
-        s.into_bytes()
+        let spec = adapters::modbus::RangeSpec {
+            table: adapters::modbus::Table::Holding,
+            start: 0,
+            count: 10,
+            kind: ArtifactKind::Recipe,
+            label: label.into(),
+        };
+        adapters::modbus::range_text("d", 1, &spec, &all)
     }
 
     fn art(name: &str, kind: ArtifactKind, data: &[u8]) -> ArtifactEntry {
@@ -857,6 +851,35 @@ mod tests {
         let nm = manifest(new.iter().map(|(n, k, d)| art(n, *k, d)).collect());
         let read = |a: &ArtifactEntry| store.get(&a.sha256).cloned();
         compare("d", &om, &nm, rules, &read, &read)
+    }
+
+    // Issue 9, case 5: the label is shown whole, and a label cannot change the table a
+    // volatile rule is matched against.
+    #[test]
+    fn register_labels_are_shown_whole_and_cannot_forge_the_table() {
+        let label = "interlocks enabled table=coils";
+        let old = regs(&[(4, 1)], label);
+        let new = regs(&[(4, 0)], label);
+        let rules = Rules {
+            volatile: vec!["coils:0-9".into()],
+            ..Rules::default()
+        };
+        let c = run(
+            &[("holding/0-9.csv", ArtifactKind::Recipe, old)],
+            &[("holding/0-9.csv", ArtifactKind::Recipe, new)],
+            &rules,
+        );
+        assert_eq!(c.findings.len(), 1, "{:?}", c.findings);
+        let View::Registers {
+            table,
+            label: shown,
+            changes,
+        } = &c.findings[0].view
+        else {
+            panic!("{:?}", c.findings[0].view)
+        };
+        assert_eq!((table.as_str(), shown.as_str()), ("holding", label));
+        assert_eq!(changes.len(), 1);
     }
 
     #[test]

@@ -230,7 +230,12 @@ pub fn run(
         found.sort_by(|a, b| a.artifact.cmp(&b.artifact));
         failures.extend(found);
         let verify_ms = t1.elapsed().as_millis() as u64;
-        let target = format!("folder:{}", target.display());
+        // What the user asked for, not where this run happened to put it: the folder as
+        // given on the command line, or `scratch` (a temp folder removed afterwards).
+        let target = match to {
+            Some(dir) => format!("folder:{}", dir.join(&dev.name).display()),
+            None => "scratch".to_string(),
+        };
         outcome = outcome.worst(record(
             &vault, &key, out, dev, &snap, &manifest, source, target, failures, restore_ms,
             verify_ms,
@@ -418,7 +423,9 @@ pub fn restore_to_device(
     target: &DeviceConfig,
 ) -> Result<DeviceRestore> {
     use adapters::Collector;
-    use adapters::modbus::{ModbusCollector, ModbusWriter, RangeSpec, Table, parse_range_text};
+    use adapters::modbus::{
+        ModbusCollector, ModbusWriter, RangeSpec, RangeText, Table, parse_range_text,
+    };
     let crate::config::AdapterConfig::Modbus(opts) = &target.adapter else {
         anyhow::bail!(
             "`{}` is not a Modbus device; restoring onto a device works for Modbus targets (restore files with --to DIR)",
@@ -433,11 +440,11 @@ pub fn restore_to_device(
         }
         let bytes = read(a)?;
         let text = String::from_utf8(bytes).with_context(|| format!("{} is not text", a.name))?;
-        let (table, start, values) =
-            parse_range_text(&text).map_err(|e| anyhow::anyhow!("{}: {e}", a.name))?;
+        let parsed = parse_range_text(&text).map_err(|e| anyhow::anyhow!("{}: {e}", a.name))?;
+        let values = parsed.values;
         let spec = RangeSpec {
-            table,
-            start,
+            table: parsed.table,
+            start: parsed.start,
             count: values.len() as u16,
             kind: a.kind,
             label: String::new(),
@@ -450,19 +457,15 @@ pub fn restore_to_device(
             manifest.device
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
     let t0 = Instant::now();
-    let written = runtime.block_on(writer.write(&ranges))?;
+    let written = crate::runtime::block_on(writer.write(&ranges))??;
     let write_ms = t0.elapsed().as_millis() as u64;
     // Read back through the read-only collector, exactly the restored ranges.
     let mut read_opts = opts.clone();
     read_opts.identify = false;
     read_opts.ranges = ranges.iter().map(|(r, _)| r.clone()).collect();
     let t1 = Instant::now();
-    let back = runtime.block_on(ModbusCollector::new(read_opts)?.collect())?;
+    let back = crate::runtime::block_on(ModbusCollector::new(read_opts)?.collect())??;
     let verify_ms = t1.elapsed().as_millis() as u64;
     let mut failures = Vec::new();
     for w in &back.warnings {
@@ -488,7 +491,7 @@ pub fn restore_to_device(
                 artifact: name.clone(),
                 error: "could not be read back".into(),
             }),
-            Some((_, _, got)) => {
+            Some(RangeText { values: got, .. }) => {
                 let diff: Vec<String> = values
                     .iter()
                     .zip(&got)

@@ -15,8 +15,12 @@ use crate::config::Config;
 use crate::output::{Out, Outcome};
 
 const CONTEXT: &[u8] = b"plcvault-evidence-v1\0";
+/// The largest `EVIDENCE.json` read, and the most files it may list.
+pub const MAX_INDEX_SIZE: u64 = 64 * 1024 * 1024;
+pub const MAX_INDEX_FILES: usize = 1_000_000;
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct EvidenceFile {
     path: String,
     sha256: Hash,
@@ -24,6 +28,7 @@ struct EvidenceFile {
 }
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct EvidenceIndex {
     v: u32,
     vault: String,
@@ -198,11 +203,7 @@ pub fn verify(cfg: &Config, dir: &Path, out: &Out) -> Result<Outcome> {
     // Everything in the folder comes from outside: regular files only, never more than
     // the index says (a FIFO or a link to /dev/zero is a problem, not a hang).
     let read = |p: &Path, max: u64| vault::fsread::read_regular(p, max);
-    let body = read(
-        &dir.join("EVIDENCE.json"),
-        vault::manifest::MAX_MANIFEST_SIZE,
-    )
-    .with_context(|| {
+    let body = read(&dir.join("EVIDENCE.json"), MAX_INDEX_SIZE).with_context(|| {
         format!(
             "{} has no EVIDENCE.json\nfix: point at a folder written by `plcvault evidence export`",
             dir.display()
@@ -212,8 +213,24 @@ pub fn verify(cfg: &Config, dir: &Path, out: &Out) -> Result<Outcome> {
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
     let mut problems: Vec<String> = Vec::new();
-    let index: EvidenceIndex =
-        serde_json::from_slice(&body).context("EVIDENCE.json does not parse")?;
+    let index: EvidenceIndex = serde_json::from_slice(&body).context(
+        "EVIDENCE.json does not parse: the index was altered or is not from plcvault\nfix: \
+         export the evidence again from the vault",
+    )?;
+    if index.v != 1 {
+        bail!(
+            "EVIDENCE.json is version {}; this plcvault reads version 1\nfix: check it with the \
+             plcvault release that exported it",
+            index.v
+        );
+    }
+    if index.files.len() > MAX_INDEX_FILES {
+        bail!(
+            "EVIDENCE.json lists {} files, more than the {MAX_INDEX_FILES} an export holds\nfix: \
+             the index was altered; export the evidence again",
+            index.files.len()
+        );
+    }
     let mut msg = CONTEXT.to_vec();
     msg.extend_from_slice(&body);
     let sig: Option<[u8; 64]> = vault::hash::unhex(sig_text.trim()).and_then(|v| v.try_into().ok());
@@ -236,6 +253,14 @@ pub fn verify(cfg: &Config, dir: &Path, out: &Out) -> Result<Outcome> {
     let mut listed = std::collections::HashSet::new();
     for f in &index.files {
         listed.insert(f.path.clone());
+        // A path that leaves the folder is never read: the index names only its own files.
+        if let Err(why) = vault::manifest::check_name(&f.path) {
+            problems.push(format!(
+                "the index names a file outside the evidence folder: {}",
+                crate::output::printable_inline(&why)
+            ));
+            continue;
+        }
         match read(&dir.join(&f.path), f.size) {
             Ok(b) if Hash::of(&b) == f.sha256 && b.len() as u64 == f.size => {}
             Ok(_) => problems.push(format!("{} was changed after export", f.path)),
@@ -257,7 +282,14 @@ pub fn verify(cfg: &Config, dir: &Path, out: &Out) -> Result<Outcome> {
     let vault = Vault::open(dir)?;
     let history = History::load(&vault, &cfg.trust)?;
     problems.extend(history.findings.iter().map(|f| f.to_string()));
-    if history.head().map(|h| h.0) != index.head_seq {
+    if vault.id() != index.vault {
+        problems.push(format!(
+            "the index is for vault {}, the folder holds vault {}",
+            crate::output::printable_inline(&index.vault),
+            vault.id()
+        ));
+    }
+    if history.head() != index.head_seq.zip(index.head_hash) {
         problems.push("the log's newest entry is not the one the index names".into());
     }
     let mut manifests = 0;

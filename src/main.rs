@@ -16,6 +16,7 @@ mod output;
 mod recover;
 mod report;
 mod review;
+mod runtime;
 mod schedule;
 mod sim;
 

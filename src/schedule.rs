@@ -357,10 +357,7 @@ pub fn daemon(
         );
     }
     cfg.signing_key()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = crate::runtime::get()?;
     let opts = DaemonOptions {
         schedules: cfg.schedules.clone(),
         devices: cfg

@@ -45,10 +45,7 @@ pub fn run(opts: &SimOptions, out: &Out) -> Result<Outcome> {
         ),
         None => None,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = crate::runtime::get()?;
     let mut plcs = Vec::new();
     let mut snippet = String::new();
     for i in 0..opts.plcs {

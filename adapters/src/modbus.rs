@@ -486,23 +486,92 @@ impl Session {
     }
 }
 
+/// The first line of a range's canonical text.
+pub const RANGE_MAGIC: &str = "# plcvault modbus range v1";
+
 /// The canonical text of one range: a header naming device, unit, table and range, then
 /// `address,value` lines in address order.
+///
+/// The header's fields come in a fixed order and the label is the rest of the line,
+/// escaped (`\\`, `\n`, `\r`, `\u{..}` for other control characters), so no label can
+/// forge another field or cut the line. `parse_range_text` reads it back exactly.
 pub fn range_text(device: &str, unit: u8, r: &RangeSpec, values: &[u16]) -> Vec<u8> {
     let mut s = String::with_capacity(values.len() * 10 + 200);
-    s.push_str("# plcvault modbus range v1\n");
+    s.push_str(RANGE_MAGIC);
+    s.push('\n');
     s.push_str(&format!(
         "# device={device} unit={unit} table={} start={} count={} label={}\n",
         r.table,
         r.start,
         r.count,
-        r.label.replace('\n', " ")
+        escape_label(&r.label)
     ));
     s.push_str("address,value\n");
     for (i, v) in values.iter().enumerate() {
         s.push_str(&format!("{},{v}\n", r.start as u32 + i as u32));
     }
     s.into_bytes()
+}
+
+/// A label as the header holds it: backslash, line breaks and control characters escaped.
+pub fn escape_label(label: &str) -> String {
+    let mut out = String::with_capacity(label.len());
+    for c in label.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The label an escaped header value stands for.
+///
+/// Fails on an escape `escape_label` never writes.
+pub fn unescape_label(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('\\') => out.push('\\'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('u') => {
+                let rest = chars.as_str();
+                let code = rest
+                    .strip_prefix('{')
+                    .and_then(|r| r.split_once('}'))
+                    .filter(|(hex, _)| (1..=6).contains(&hex.len()))
+                    .and_then(|(hex, _)| u32::from_str_radix(hex, 16).ok())
+                    .and_then(char::from_u32)
+                    .ok_or("bad \\u{..} escape in the label")?;
+                out.push(code);
+                let used = rest.find('}').map_or(rest.len(), |i| i + 1);
+                chars = rest[used..].chars();
+            }
+            _ => return Err("bad escape in the label".into()),
+        }
+    }
+    Ok(out)
+}
+
+/// A range's canonical text, read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RangeText {
+    pub device: String,
+    pub unit: u8,
+    pub table: Table,
+    pub start: u16,
+    pub label: String,
+    /// The values of addresses `start`, `start + 1`, … in order.
+    pub values: Vec<u16>,
 }
 
 /// Name of an identification object (Modbus spec, table of objects 0x00-0x06).
@@ -816,46 +885,77 @@ impl ModbusWriter {
     }
 }
 
-/// Parses the canonical text of a range back into its spec fields and values.
+/// Parses the canonical text of a range (as `range_text` writes it) back into its fields
+/// and values: the one parser the collector's writer and the diff share.
 ///
-/// Fails when the text is not a plcvault range artifact.
-pub fn parse_range_text(text: &str) -> Result<(Table, u16, Vec<u16>), String> {
-    let mut lines = text.lines();
-    if lines.next() != Some("# plcvault modbus range v1") {
+/// Strict and bounded: the header's fields in their order, every address from `start` on
+/// exactly once and in order, `count` values that fit the 65,536 addresses of a table.
+///
+/// Fails, saying what is wrong, when the text is not such an artifact.
+pub fn parse_range_text(text: &str) -> Result<RangeText, String> {
+    let body = text
+        .strip_suffix('\n')
+        .ok_or("the text does not end with a newline (cut?)")?;
+    let mut lines = body.split('\n');
+    if lines.next() != Some(RANGE_MAGIC) {
         return Err("not a plcvault modbus range".into());
     }
     let header = lines.next().ok_or("no header line")?;
-    let field = |k: &str| {
-        header
-            .split(' ')
-            .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
-            .map(str::to_string)
+    let field = |rest: &str, key: &str| -> Result<(String, String), String> {
+        let rest = rest
+            .strip_prefix(key)
+            .and_then(|r| r.strip_prefix('='))
+            .ok_or_else(|| format!("the header has no `{key}=` where it belongs"))?;
+        let (value, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+        Ok((value.to_string(), rest.to_string()))
     };
-    let table = field("table")
-        .and_then(|t| Table::parse(&t))
-        .ok_or("no table in the header")?;
-    let start: u16 = field("start")
-        .and_then(|s| s.parse().ok())
-        .ok_or("no start in the header")?;
-    let count: usize = field("count")
-        .and_then(|s| s.parse().ok())
-        .ok_or("no count in the header")?;
-    let mut values = Vec::with_capacity(count);
-    for (i, l) in lines
-        .filter(|l| *l != "address,value" && !l.starts_with('#'))
-        .enumerate()
-    {
+    let rest = header
+        .strip_prefix("# ")
+        .ok_or("the header does not start with `# `")?;
+    let (device, rest) = field(rest, "device")?;
+    let (unit, rest) = field(&rest, "unit")?;
+    let (table, rest) = field(&rest, "table")?;
+    let (start, rest) = field(&rest, "start")?;
+    let (count, rest) = field(&rest, "count")?;
+    let label = rest
+        .strip_prefix("label=")
+        .ok_or("the header has no `label=` where it belongs")?;
+    let unit: u8 = unit.parse().map_err(|_| format!("bad unit `{unit}`"))?;
+    let table = Table::parse(&table).ok_or_else(|| format!("unknown table `{table}`"))?;
+    let start: u16 = start.parse().map_err(|_| format!("bad start `{start}`"))?;
+    let count: u32 = count.parse().map_err(|_| format!("bad count `{count}`"))?;
+    if u32::from(start) + count > 65_536 {
+        return Err(format!(
+            "start {start} + count {count} is past address 65535"
+        ));
+    }
+    if lines.next() != Some("address,value") {
+        return Err("no `address,value` line".into());
+    }
+    let mut values = Vec::with_capacity(count.min(65_536) as usize);
+    for l in lines {
+        if values.len() as u32 >= count {
+            return Err(format!("more than {count} values"));
+        }
         let (a, v) = l.split_once(',').ok_or_else(|| format!("bad line `{l}`"))?;
-        let a: usize = a.parse().map_err(|_| format!("bad address in `{l}`"))?;
-        if a != start as usize + i {
-            return Err(format!("address {a} out of order"));
+        let a: u32 = a.parse().map_err(|_| format!("bad address in `{l}`"))?;
+        let want = u32::from(start) + values.len() as u32;
+        if a != want {
+            return Err(format!("address {a} is not the next one ({want})"));
         }
         values.push(v.parse().map_err(|_| format!("bad value in `{l}`"))?);
     }
-    if values.len() != count {
+    if values.len() as u32 != count {
         return Err(format!("{} values for count {count}", values.len()));
     }
-    Ok((table, start, values))
+    Ok(RangeText {
+        device,
+        unit,
+        table,
+        start,
+        label: unescape_label(label)?,
+        values,
+    })
 }
 
 #[cfg(test)]
@@ -946,6 +1046,76 @@ mod tests {
         );
         assert!(t.contains("table=holding start=100 count=3"));
         assert_eq!(r.artifact_name(), "holding/100-102.csv");
+    }
+
+    // Issue 9, case 5: a label with spaces was cut at its first word in the diff, and a
+    // label holding `table=coils` overrode the table.
+    #[test]
+    fn hostile_labels_round_trip_and_forge_nothing() {
+        let hostile = [
+            "interlocks enabled",
+            "x table=coils start=7 count=1",
+            " label=y",
+            "two\nlines\r\n100,9",
+            "back\\slash \\n not a newline",
+            "tab\tand nul\0 and bell\u{7} and NEL\u{85}",
+            "unicode ümlaut — ✓ \u{202e}rtl",
+            "",
+            "trailing space ",
+            "\\u{41}",
+        ];
+        for label in hostile {
+            let mut r = range(Table::Input, 10, 2);
+            r.label = label.to_string();
+            let text = String::from_utf8(range_text("plc-1", 3, &r, &[1, 65535])).unwrap();
+            assert_eq!(
+                text.lines().count(),
+                5,
+                "one header line for {label:?}:\n{text}"
+            );
+            let back = parse_range_text(&text).unwrap_or_else(|e| panic!("{label:?}: {e}"));
+            assert_eq!(
+                back,
+                RangeText {
+                    device: "plc-1".into(),
+                    unit: 3,
+                    table: Table::Input,
+                    start: 10,
+                    label: label.to_string(),
+                    values: vec![1, 65535],
+                },
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_range_texts_are_refused_not_guessed() {
+        let good =
+            String::from_utf8(range_text("p", 1, &range(Table::Holding, 0, 2), &[5, 6])).unwrap();
+        assert!(parse_range_text(&good).is_ok());
+        let bad = [
+            good.replace("count=2", "count=18446744073709551615"),
+            good.replace("count=2", "count=65537"),
+            good.replace("start=0 count=2", "start=65535 count=2"),
+            good.replace("1,6\n", "1,65536\n"),
+            good.replace("1,6\n", "2,6\n"),
+            good.replace("1,6\n", "1,6\n2,7\n"),
+            good.replace("1,6\n", ""),
+            good.trim_end().to_string(),
+            good.replace("table=holding ", "label=a table=holding "),
+            good.replace("label=r", "label=bad\\q"),
+            good.replace("label=r", "label=\\u{110000}"),
+            good.replace("label=r", "label=\\u{41"),
+            good.replace("address,value\n", ""),
+            good.replace("# device", "#device"),
+            good.replace("unit=1", "unit=256"),
+            good.replace("holding", "coilz"),
+            String::new(),
+        ];
+        for (i, text) in bad.iter().enumerate() {
+            assert!(parse_range_text(text).is_err(), "case {i} parsed:\n{text}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -29,6 +29,12 @@ pub enum VaultError {
     )]
     NotAVault { path: PathBuf },
     #[error(
+        "the vault marker {path} is damaged: {why}\nfix: put VAULT back from a copy of this \
+         vault. Its `id` line must be the `vault` field every log entry carries (see the first \
+         line of log/00000000000000000001.entry); `plcvault verify` checks the rest once it opens"
+    )]
+    MarkerDamaged { path: PathBuf, why: String },
+    #[error(
         "vault {path} uses format {found}; this plcvault reads format 1\nfix: use the plcvault \
          release that wrote this vault"
     )]

@@ -22,6 +22,8 @@ pub struct ChunkLoc {
 #[derive(Default, Debug)]
 pub struct Index {
     pub packs: Vec<Hash>,
+    /// Each pack's size as the log names it (the file had it when indexed).
+    pub pack_sizes: Vec<u64>,
     map: HashMap<Hash, ChunkLoc>,
 }
 
@@ -44,15 +46,8 @@ impl Index {
                 continue;
             }
             let path = pack::pack_path(vault.root(), &p.id);
-            match pack::read_trailer(&path) {
-                Ok((size, _)) if size != p.size => problems.push(PackProblem {
-                    pack: p.clone(),
-                    error: crate::error::corrupt(
-                        &path,
-                        format!("pack is {size} bytes, the log says {}", p.size),
-                    ),
-                }),
-                Ok((_, entries)) => index.add_pack(p.id, &entries),
+            match pack::read_trailer(&path, Some(p.size)) {
+                Ok((_, entries)) => index.add_pack(p.id, p.size, &entries),
                 Err(error) => problems.push(PackProblem {
                     pack: p.clone(),
                     error,
@@ -62,9 +57,10 @@ impl Index {
         (index, problems)
     }
 
-    pub fn add_pack(&mut self, id: Hash, entries: &[PackEntry]) {
+    pub fn add_pack(&mut self, id: Hash, size: u64, entries: &[PackEntry]) {
         let n = self.packs.len() as u32;
         self.packs.push(id);
+        self.pack_sizes.push(size);
         for e in entries {
             self.map
                 .entry(e.id)

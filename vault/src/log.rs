@@ -259,6 +259,12 @@ pub fn parse(file_seq: u64, path: &Path, bytes: &[u8]) -> Result<Entry, String> 
         .ok_or("signature line is not 128 hex digits")?;
     let header: Header =
         serde_json::from_str(body).map_err(|e| format!("entry header does not parse: {e}"))?;
+    if header.v != ENTRY_VERSION {
+        return Err(format!(
+            "entry version {} is not {ENTRY_VERSION} (this plcvault reads format 1)",
+            header.v
+        ));
+    }
     let event = match serde_json::from_str::<Event>(body) {
         Ok(ev) => Ok(ev),
         Err(e) => {

@@ -154,6 +154,15 @@ impl Manifest {
         if m.v != MANIFEST_VERSION {
             return Err(corrupt(path, format!("manifest version {} is not 1", m.v)));
         }
+        if m.artifacts.len() > MAX_ARTIFACTS {
+            return Err(corrupt(
+                path,
+                format!(
+                    "manifest lists {} artifacts, more than the {MAX_ARTIFACTS} this version reads",
+                    m.artifacts.len()
+                ),
+            ));
+        }
         Ok(m)
     }
 
@@ -162,10 +171,37 @@ impl Manifest {
     }
 }
 
-/// `manifests/<hex>.json`
 /// The largest manifest this version reads (about 200,000 artifacts).
 pub const MAX_MANIFEST_SIZE: u64 = 256 * 1024 * 1024;
+/// The most artifacts one manifest may list.
+pub const MAX_ARTIFACTS: usize = 1_000_000;
 
+/// Checks that an artifact's chunk lengths are each 1 to `MAX_PLAIN_LEN` bytes and add
+/// up, without overflow, to its size.
+///
+/// Fails with a message saying which rule is broken.
+pub fn check_chunk_lengths(a: &ArtifactEntry) -> Result<(), String> {
+    let max = crate::pack::MAX_PLAIN_LEN;
+    if let Some((_, len)) = a.chunks.iter().find(|(_, len)| *len == 0 || *len > max) {
+        return Err(format!(
+            "a chunk of {len} bytes is listed; chunks are 1 to {max} bytes"
+        ));
+    }
+    let sum = a
+        .chunks
+        .iter()
+        .try_fold(0u64, |sum, (_, len)| sum.checked_add(u64::from(*len)));
+    match sum {
+        Some(sum) if sum == a.size => Ok(()),
+        Some(sum) => Err(format!(
+            "chunks add up to {sum} bytes, the manifest says {}",
+            a.size
+        )),
+        None => Err("chunk lengths overflow when added".into()),
+    }
+}
+
+/// `manifests/<hex>.json`
 pub fn manifest_path(root: &Path, id: &Hash) -> std::path::PathBuf {
     root.join("manifests").join(format!("{}.json", id.to_hex()))
 }

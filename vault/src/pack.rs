@@ -169,13 +169,46 @@ impl PackWriter {
     }
 }
 
-/// Reads and checks a pack's trailer. Returns the file size and the entries.
+/// The largest plain chunk (the chunker's maximum); a trailer entry claiming more is damage.
+pub const MAX_PLAIN_LEN: u32 = crate::chunker::MAX_SIZE as u32;
+
+/// Reads and checks a pack's trailer. Returns the file size and the entries. With
+/// `expected_size` (the size the log names) a file of another size is refused before
+/// anything else is read.
+///
+/// Every number in the footer and trailer is checked before it is used: the trailer lies
+/// inside the file, `count` entries fit in it exactly, the entries cover the data without
+/// gaps, and every chunk is at most `MAX_PLAIN_LEN` bytes (stored raw at exactly its plain
+/// length, or compressed to fewer bytes). Memory used is bounded by the file size.
 ///
 /// Fails when the file cannot be read or its header, footer or trailer is malformed.
-pub fn read_trailer(path: &Path) -> Result<(u64, Vec<PackEntry>), VaultError> {
-    let mut f = crate::fsread::open_regular(path).map_err(io_err("open", path))?;
+pub fn read_trailer(
+    path: &Path,
+    expected_size: Option<u64>,
+) -> Result<(u64, Vec<PackEntry>), VaultError> {
+    let f = crate::fsread::open_regular(path).map_err(io_err("open", path))?;
     let size = f.metadata().map_err(io_err("stat", path))?.len();
-    if size < HEADER_LEN + FOOTER_LEN as u64 {
+    if let Some(expected) = expected_size.filter(|&e| e != size) {
+        return Err(corrupt(
+            path,
+            format!("pack is {size} bytes, the log says {expected}"),
+        ));
+    }
+    let entries = parse_trailer(f, size, path)?;
+    Ok((size, entries))
+}
+
+/// Checks the header, footer and trailer of a pack of `size` bytes read from `f` (a file,
+/// or the pack's bytes already in memory), and returns the trailer's entries.
+///
+/// Fails when they are malformed or cannot be read.
+pub fn parse_trailer<R: Read + Seek>(
+    mut f: R,
+    size: u64,
+    path: &Path,
+) -> Result<Vec<PackEntry>, VaultError> {
+    let footer_len = FOOTER_LEN as u64;
+    if size < HEADER_LEN + footer_len {
         return Err(corrupt(path, format!("pack is truncated ({size} bytes)")));
     }
     let mut header = [0u8; 12];
@@ -184,26 +217,40 @@ pub fn read_trailer(path: &Path) -> Result<(u64, Vec<PackEntry>), VaultError> {
         return Err(corrupt(path, "pack header is not PLCVPACK version 1"));
     }
     let mut footer = [0u8; FOOTER_LEN];
-    f.seek(SeekFrom::End(-(FOOTER_LEN as i64)))
+    f.seek(SeekFrom::Start(size - footer_len))
         .and_then(|_| f.read_exact(&mut footer))
         .map_err(io_err("read", path))?;
     if &footer[16..24] != FOOTER_MAGIC {
         return Err(corrupt(path, "pack footer is missing (truncated pack?)"));
     }
     let trailer_offset = u64::from_le_bytes(footer[0..8].try_into().expect("8 bytes"));
-    let count = u32::from_le_bytes(footer[8..12].try_into().expect("4 bytes")) as u64;
-    if trailer_offset < HEADER_LEN
-        || trailer_offset + count * ENTRY_LEN as u64 + FOOTER_LEN as u64 != size
-    {
-        return Err(corrupt(path, "pack trailer does not match the file size"));
+    let count = u64::from(u32::from_le_bytes(
+        footer[8..12].try_into().expect("4 bytes"),
+    ));
+    // The trailer runs from `trailer_offset` to the footer: it must lie inside the file
+    // and hold exactly `count` entries. No arithmetic here can wrap.
+    let trailer_len = (size - footer_len).checked_sub(trailer_offset);
+    match trailer_len {
+        Some(len) if trailer_offset >= HEADER_LEN && len == count * ENTRY_LEN as u64 => {}
+        _ => {
+            return Err(corrupt(
+                path,
+                format!(
+                    "pack trailer does not match the file size (footer claims {count} entries \
+                     at offset {trailer_offset} in a file of {size} bytes)"
+                ),
+            ));
+        }
     }
-    let mut trailer = vec![0u8; (count as usize) * ENTRY_LEN];
     f.seek(SeekFrom::Start(trailer_offset))
-        .and_then(|_| f.read_exact(&mut trailer))
         .map_err(io_err("read", path))?;
-    let mut entries = Vec::with_capacity(count as usize);
+    let mut reader = std::io::BufReader::with_capacity(64 * 1024, f);
+    // Grows as entries are read, never sized from `count` alone.
+    let mut entries = Vec::new();
     let mut expected_offset = HEADER_LEN;
-    for raw in trailer.chunks_exact(ENTRY_LEN) {
+    let mut raw = [0u8; ENTRY_LEN];
+    for n in 0..count {
+        reader.read_exact(&mut raw).map_err(io_err("read", path))?;
         let e = PackEntry {
             id: Hash(raw[0..32].try_into().expect("32 bytes")),
             offset: u64::from_le_bytes(raw[32..40].try_into().expect("8 bytes")),
@@ -216,15 +263,41 @@ pub fn read_trailer(path: &Path) -> Result<(u64, Vec<PackEntry>), VaultError> {
             },
         };
         if e.offset != expected_offset {
-            return Err(corrupt(path, "pack trailer offsets are not contiguous"));
+            return Err(corrupt(
+                path,
+                format!("pack trailer entry {n} is not where the previous chunk ended"),
+            ));
         }
-        expected_offset += e.stored_len as u64;
+        let lengths_ok = e.plain_len >= 1
+            && e.plain_len <= MAX_PLAIN_LEN
+            && match e.codec {
+                Codec::Raw => e.stored_len == e.plain_len,
+                Codec::Zstd => e.stored_len >= 1 && e.stored_len < e.plain_len,
+            };
+        if !lengths_ok {
+            return Err(corrupt(
+                path,
+                format!(
+                    "pack trailer entry {n} has impossible lengths (stored {}, plain {}, at \
+                     most {MAX_PLAIN_LEN})",
+                    e.stored_len, e.plain_len
+                ),
+            ));
+        }
+        // Both terms are below 2^33 here, and the sum is compared with the trailer offset.
+        expected_offset += u64::from(e.stored_len);
+        if expected_offset > trailer_offset {
+            return Err(corrupt(
+                path,
+                "pack trailer entries run past the pack's data",
+            ));
+        }
         entries.push(e);
     }
     if expected_offset != trailer_offset {
         return Err(corrupt(path, "pack trailer does not cover the pack's data"));
     }
-    Ok((size, entries))
+    Ok(entries)
 }
 
 /// Reusable buffers for reading chunks back.
@@ -257,6 +330,9 @@ impl ChunkReader {
         entry: &PackEntry,
         check_id: bool,
     ) -> Result<&[u8], VaultError> {
+        if entry.stored_len > MAX_PLAIN_LEN || entry.plain_len > MAX_PLAIN_LEN {
+            return Err(corrupt(path, "chunk is larger than the format allows"));
+        }
         self.stored.resize(entry.stored_len as usize, 0);
         file.seek(SeekFrom::Start(entry.offset))
             .and_then(|_| file.read_exact(&mut self.stored))
@@ -285,11 +361,13 @@ impl ChunkReader {
         let plain: &[u8] = match entry.codec {
             Codec::Raw => &self.stored,
             Codec::Zstd => {
-                self.plain.clear();
-                self.plain.reserve(entry.plain_len as usize);
+                // The output buffer is exactly `plain_len` (at most MAX_PLAIN_LEN) bytes:
+                // a frame that would decompress to more fails instead of growing it.
+                let want = (entry.plain_len.min(MAX_PLAIN_LEN)) as usize;
+                self.plain.resize(want, 0);
                 let n = self
                     .dctx
-                    .decompress_to_buffer(&self.stored[..], &mut self.plain)
+                    .decompress_to_buffer(&self.stored[..], &mut self.plain[..want])
                     .map_err(|e| {
                         corrupt(
                             path,

@@ -45,21 +45,33 @@ impl Vault {
             Err(e) => return Err(io_err("read", &marker)(e)),
         };
         let Some(rest) = text.strip_prefix(MARKER) else {
-            let found = text
-                .lines()
-                .nth(1)
-                .unwrap_or("an unknown format")
-                .to_string();
-            return Err(VaultError::Version {
-                path: root.to_owned(),
-                found,
+            // Another release's marker has the same first line and a well-formed `format N`
+            // line; anything else (empty, cut, garbled) is damage, not a newer format.
+            let mut lines = text.lines();
+            let format = (lines.next() == Some("plcvault vault"))
+                .then(|| lines.next())
+                .flatten()
+                .and_then(|l| l.strip_prefix("format "))
+                .filter(|n| !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()));
+            return Err(match format {
+                Some(n) => VaultError::Version {
+                    path: root.to_owned(),
+                    found: n.to_string(),
+                },
+                None => VaultError::MarkerDamaged {
+                    path: marker.clone(),
+                    why: "it is empty or does not begin `plcvault vault` / `format 1`".into(),
+                },
             });
         };
         let id = rest
             .lines()
             .find_map(|l| l.strip_prefix("id "))
             .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-            .ok_or_else(|| crate::error::corrupt(&marker, "VAULT file has no valid `id` line"))?
+            .ok_or_else(|| VaultError::MarkerDamaged {
+                path: marker.clone(),
+                why: "it has no valid `id` line (32 hex digits)".into(),
+            })?
             .to_string();
         Ok(Vault {
             root: root.to_owned(),

@@ -312,6 +312,12 @@ pub fn read_artifact(
         let path = pack_path(vault.root(), &index.packs[loc.pack as usize]);
         let file = open_pack(&mut open, loc.pack, &path)?;
         out.extend_from_slice(reader.read(file, &path, &loc.entry, true)?);
+        if out.len() as u64 > a.size {
+            return Err(crate::error::corrupt(
+                vault.root(),
+                format!("the chunks of `{}` hold more than its size", a.name),
+            ));
+        }
     }
     if crate::hash::Hash::of(&out) != a.sha256 {
         return Err(crate::error::corrupt(

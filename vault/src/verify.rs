@@ -363,12 +363,10 @@ pub fn verify(
                     .findings
                     .push(bad(format!("snapshot {} lists `{}` twice", s.id, a.name)));
             }
-            let sum: u64 = a.chunks.iter().map(|c| c.1 as u64).sum();
-            if sum != a.size {
-                report.findings.push(bad(format!(
-                    "`{}` in snapshot {}: chunks add up to {sum} bytes, the manifest says {}",
-                    a.name, s.id, a.size
-                )));
+            if let Err(why) = manifest::check_chunk_lengths(a) {
+                report
+                    .findings
+                    .push(bad(format!("`{}` in snapshot {}: {why}", a.name, s.id)));
             }
             let mut missing = 0usize;
             for (id, len) in &a.chunks {
@@ -456,13 +454,12 @@ fn read_data(
                     let Some(pack_id) = index.packs.get(i) else {
                         break;
                     };
+                    let size = index.pack_sizes.get(i).copied().unwrap_or(0);
                     let path = pack::pack_path(vault.root(), pack_id);
                     let mut local = Vec::new();
                     let (mut chunks, mut bytes) = (0u64, 0u64);
-                    match crate::fsread::open_regular(&path).and_then(|mut f| {
-                        let mut v = Vec::new();
-                        std::io::Read::read_to_end(&mut f, &mut v).map(|_| v)
-                    }) {
+                    // At most the size the log names: a pack that grew is read no further.
+                    match crate::fsread::read_regular(&path, size) {
                         Err(e) => local.push(
                             Finding::new(
                                 FindingKind::MissingPack,
@@ -483,20 +480,37 @@ fn read_data(
                                     .path(path.display()),
                                 );
                             }
-                            // The trailer was checked when the index was built.
-                            if let Ok((_, entries)) = pack::read_trailer(&path) {
-                                for e in &entries {
-                                    let end = (e.offset + e.stored_len as u64) as usize;
-                                    let ok = data
-                                        .get(e.offset as usize..end)
-                                        .map(|stored| reader.decode_from(stored, &path, e).is_ok())
-                                        .unwrap_or(false);
-                                    chunks += 1;
-                                    bytes += e.plain_len as u64;
-                                    if !ok {
-                                        local.push(corrupt_chunk_finding(&e.id, pack_id, usage, &path));
+                            // The same bytes that were hashed; the trailer was checked
+                            // when the index was built, and is checked again here.
+                            let cursor = std::io::Cursor::new(&data[..]);
+                            match pack::parse_trailer(cursor, data.len() as u64, &path) {
+                                Ok(entries) => {
+                                    for e in &entries {
+                                        let ok = usize::try_from(e.offset)
+                                            .ok()
+                                            .and_then(|start| {
+                                                data.get(start..)?.get(..e.stored_len as usize)
+                                            })
+                                            .map(|stored| {
+                                                reader.decode_from(stored, &path, e).is_ok()
+                                            })
+                                            .unwrap_or(false);
+                                        chunks += 1;
+                                        bytes += u64::from(e.plain_len);
+                                        if !ok {
+                                            local.push(corrupt_chunk_finding(
+                                                &e.id, pack_id, usage, &path,
+                                            ));
+                                        }
                                     }
                                 }
+                                Err(e) => local.push(
+                                    Finding::new(
+                                        FindingKind::CorruptPack,
+                                        format!("pack {}: {e}", pack_id.short()),
+                                    )
+                                    .path(path.display()),
+                                ),
                             }
                         }
                     }
