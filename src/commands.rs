@@ -208,7 +208,7 @@ pub fn verify(cfg: &Config, read_data: bool, out: &Out) -> Result<Outcome> {
         &cfg.trust,
         &VerifyOptions {
             read_data,
-            stale_after: Some(cfg.vault.stale_after),
+            stale_after: cfg.vault.stale_after,
             state_dir: Some(cfg.vault.state.clone()),
             threads: cfg.threads,
             ..Default::default()

@@ -162,7 +162,8 @@ pub struct VaultConfig {
     /// This host's signing key, when the config names one.
     pub key: Option<PathBuf>,
     pub state: PathBuf,
-    pub stale_after: Duration,
+    /// `None` (`stale-after = "off"`): never report the log as stale (an archived copy).
+    pub stale_after: Option<Duration>,
     pub compression_level: i32,
 }
 
@@ -458,8 +459,10 @@ impl Config {
             );
         }
         let stale_after = match &v.stale_after {
-            None => Duration::from_secs(26 * 3600),
-            Some(d) => loc.duration(d, "[vault] key `stale-after`", MINUTE, YEAR)?,
+            None => Some(Duration::from_secs(26 * 3600)),
+            // An archived or offline copy: its newest entry is old by design.
+            Some(d) if d.get_ref() == "off" => None,
+            Some(d) => Some(loc.duration(d, "[vault] key `stale-after`", MINUTE, YEAR)?),
         };
         let compression_level = match &v.compression_level {
             None => vault::writer::DEFAULT_LEVEL,
@@ -952,7 +955,7 @@ exclude = ["**/*.tmp"]
         let c = parse(GOOD).unwrap();
         assert!(c.vault.path.ends_with("vault") && c.vault.path.is_absolute());
         assert!(c.vault.state.ends_with("state"));
-        assert_eq!(c.vault.stale_after, Duration::from_secs(26 * 3600));
+        assert_eq!(c.vault.stale_after, Some(Duration::from_secs(26 * 3600)));
         assert_eq!(c.trust.keys.len(), 1);
         let AdapterConfig::Files(f) = &c.devices[0].adapter else {
             panic!("a files device")

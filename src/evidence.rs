@@ -233,7 +233,12 @@ pub fn verify(cfg: &Config, dir: &Path, out: &Out) -> Result<Outcome> {
     }
     let mut msg = CONTEXT.to_vec();
     msg.extend_from_slice(&body);
-    let sig: Option<[u8; 64]> = vault::hash::unhex(sig_text.trim()).and_then(|v| v.try_into().ok());
+    // Exactly 128 lower-case hex digits and a newline, as export writes it.
+    let sig: Option<[u8; 64]> = sig_text
+        .strip_suffix('\n')
+        .filter(|h| h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .and_then(vault::hash::unhex)
+        .and_then(|v| v.try_into().ok());
     match cfg.trust.lookup(&index.signer) {
         None => problems.push(format!(
             "the index is signed by key {}, which the config does not trust",

@@ -110,7 +110,7 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
         &vault,
         &cfg.trust,
         &VerifyOptions {
-            stale_after: Some(cfg.vault.stale_after),
+            stale_after: cfg.vault.stale_after,
             state_dir: Some(cfg.vault.state.clone()),
             update_state: false,
             now,

@@ -366,7 +366,11 @@ pub fn daemon(
             .map(|d| (d.name.clone(), d.tags.clone()))
             .collect(),
         zone: cfg.zone.clone(),
-        heartbeat_every: cfg.vault.stale_after / 2,
+        heartbeat_every: cfg
+            .vault
+            .stale_after
+            .unwrap_or(Duration::from_secs(26 * 3600))
+            / 2,
         clock: Arc::new(SystemTime::now),
     };
     let exec = Arc::new(CliExecutor {

@@ -597,7 +597,9 @@ pub fn identity_text(device: &str, unit: u8, objects: &[(u8, String)]) -> Vec<u8
         s.push_str(&format!(
             "{}={}\n",
             object_name(*id),
-            value.replace(['\n', '\r'], " ")
+            // Escaped as range labels are: a value cannot forge a line, and no two
+            // different values read the same.
+            escape_label(value)
         ));
     }
     s.into_bytes()
@@ -924,7 +926,7 @@ pub fn parse_range_text(text: &str) -> Result<RangeText, String> {
     let table = Table::parse(&table).ok_or_else(|| format!("unknown table `{table}`"))?;
     let start: u16 = start.parse().map_err(|_| format!("bad start `{start}`"))?;
     let count: u32 = count.parse().map_err(|_| format!("bad count `{count}`"))?;
-    if u32::from(start) + count > 65_536 {
+    if u64::from(start) + u64::from(count) > 65_536 {
         return Err(format!(
             "start {start} + count {count} is past address 65535"
         ));
@@ -1097,6 +1099,8 @@ mod tests {
         let bad = [
             good.replace("count=2", "count=18446744073709551615"),
             good.replace("count=2", "count=65537"),
+            good.replace("count=2", "count=4294967295"),
+            good.replace("start=0 count=2", "start=65535 count=4294967295"),
             good.replace("start=0 count=2", "start=65535 count=2"),
             good.replace("1,6\n", "1,65536\n"),
             good.replace("1,6\n", "2,6\n"),

@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests: a site in a temp folder and a way to run the binary.
 #![allow(dead_code)]
 
+pub mod fixtures;
 #[path = "../peers/pymodbus.rs"]
 mod pymodbus;
 #[allow(unused_imports)]

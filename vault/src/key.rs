@@ -91,7 +91,7 @@ impl PublicKey {
     ///
     /// Fails when the file cannot be read or does not hold a plcvault public key.
     pub fn load(path: &Path) -> Result<PublicKey, KeyError> {
-        let text = fs::read_to_string(path).map_err(|error| KeyError::Read {
+        let text = read_key_file(path).map_err(|error| KeyError::Read {
             path: path.to_owned(),
             error,
         })?;
@@ -112,6 +112,14 @@ impl PublicKey {
         check_point(&bytes).map_err(bad)?;
         Ok(PublicKey(bytes))
     }
+}
+
+/// A key file's text: a regular file of at most 4 KiB (a FIFO or a device named in the
+/// config is an error, never a hang), UTF-8.
+fn read_key_file(path: &Path) -> std::io::Result<String> {
+    let bytes = crate::fsread::read_regular(path, 4096)?;
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "the file is not text"))
 }
 
 /// A public key must be a point on the curve, not of small order (such a key verifies
@@ -227,7 +235,7 @@ impl SecretKey {
                 mode,
             });
         }
-        let text = fs::read_to_string(path).map_err(rerr)?;
+        let text = read_key_file(path).map_err(rerr)?;
         let bad = |why: &str| KeyError::Format {
             path: path.to_owned(),
             what: "private",

@@ -254,9 +254,13 @@ pub fn parse(file_seq: u64, path: &Path, bytes: &[u8]) -> Result<Entry, String> 
     let Some((body, sig_hex)) = rest.split_once('\n') else {
         return Err("entry has no signature line (truncated?)".into());
     };
-    let signature: [u8; 64] = unhex(sig_hex)
+    // One entry, one spelling: lower-case hex only, so that no byte of an entry file can
+    // change without its signature or the chain noticing.
+    let signature: [u8; 64] = Some(sig_hex)
+        .filter(|h| h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .and_then(unhex)
         .and_then(|v| v.try_into().ok())
-        .ok_or("signature line is not 128 hex digits")?;
+        .ok_or("signature line is not 128 lower-case hex digits")?;
     let header: Header =
         serde_json::from_str(body).map_err(|e| format!("entry header does not parse: {e}"))?;
     if header.v != ENTRY_VERSION {
