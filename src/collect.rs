@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use adapters::files::{BoundedFile, StableError, read_stable};
-use adapters::{ArtifactSource, Collection, SourceData};
+use adapters::{ArtifactSource, Collection, SourceData, StreamError};
 use vault::log::Event;
 use vault::manifest::{ArtifactEntry, ArtifactStatus};
 use vault::writer::StoreError;
@@ -59,6 +59,9 @@ pub struct DeviceReport {
     pub warnings: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The kind of failure, when the adapter told it (`unreachable`, `timeout`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes: Option<Changes>,
     /// Something outside the approved baseline was found (see the `finding` records).
@@ -142,7 +145,7 @@ pub fn run_on(
         out.debug(format!(
             "collecting `{}` ({})",
             device.name,
-            device.adapter.name()
+            device.adapter_name()
         ));
         let device = (*device).clone();
         let tx = tx.clone();
@@ -197,14 +200,20 @@ pub fn run_on(
             }
             Err(e) => {
                 let error = format!("{e:#}");
+                let kind = e
+                    .downcast_ref::<adapters::AdapterError>()
+                    .map(|a| a.kind().to_string());
                 let event = Event::CollectFailed {
                     device: device.name.clone(),
                     error: error.clone(),
+                    kind: kind.clone(),
                 };
                 if let Err(le) = vault::guard::append(&vault, &key, &event) {
                     out.warn(format!("could not record the failure in the log: {le}"));
                 }
-                (DeviceReport::failed(&device.name, error), None)
+                let mut r = DeviceReport::failed(&device.name, error);
+                r.error_kind = kind;
+                (r, None)
             }
         };
         report.duration_ms = collected.started.elapsed().as_millis() as u64;
@@ -351,6 +360,7 @@ impl DeviceReport {
             duration_ms: 0,
             warnings: Vec::new(),
             error: Some(error),
+            error_kind: None,
             changes: None,
             drift: false,
         }
@@ -528,6 +538,7 @@ fn store(
         duration_ms: 0,
         warnings,
         error: None,
+        error_kind: None,
         changes: None,
         drift: false,
     };
@@ -618,6 +629,28 @@ fn store_artifact(
                     Ok(Err(format!("{} was not stored: {why}", src.name)))
                 }
                 Err(StableError::Read(StoreError::Vault(e))) => Err(e.into()),
+            }
+        }
+        SourceData::Stream(stream) => {
+            match adapters::read_stream(stream.as_ref(), READ_ATTEMPTS, READ_PAUSE, |r| {
+                writer.store(scratch, r)
+            }) {
+                Ok(r) => {
+                    let status = if r.stable {
+                        ArtifactStatus::Ok
+                    } else {
+                        ArtifactStatus::Unstable
+                    };
+                    Ok(Ok(Some(entry(r.value, status, src.meta.clone()))))
+                }
+                Err(StreamError::Open(e)) | Err(StreamError::Read(StoreError::Source(e))) => {
+                    Ok(Err(format!(
+                        "cannot read {} ({}): {e}",
+                        src.name,
+                        stream.describe()
+                    )))
+                }
+                Err(StreamError::Read(StoreError::Vault(e))) => Err(e.into()),
             }
         }
     }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use vault::{History, Index, RestoreOptions, SecretKey, Vault, VerifyOptions};
 
-use crate::config::{AdapterConfig, Config};
+use crate::config::Config;
 use crate::output::{Out, Outcome, human_bytes};
 
 pub fn keygen(path: &Path, comment: &str, out: &Out) -> Result<Outcome> {
@@ -111,14 +111,8 @@ pub fn config_check(cfg: &Config, out: &Out) -> Result<Outcome> {
         warnings.push("no [[device]] is configured".into());
     }
     for d in &cfg.devices {
-        if let AdapterConfig::Files(f) = &d.adapter
-            && !f.root.is_dir()
-        {
-            warnings.push(format!(
-                "device `{}`: folder {} does not exist (yet)",
-                d.name,
-                f.root.display()
-            ));
+        for w in d.adapter.collector.preflight() {
+            warnings.push(format!("device `{}`: {w}", d.name));
         }
     }
     out.record(

@@ -8,12 +8,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use toml::Spanned;
-use vault::{ArtifactKind, PublicKey, Role, Trust, TrustedKey};
+use vault::{PublicKey, Role, Trust, TrustedKey};
 
 use crate::calendar::{Action, Schedule, Zone, parse_cron, select};
 use crate::diff::{Class, Rules, Severity, check_volatile};
-use adapters::files::FilesOptions;
-use adapters::modbus::{ModbusOptions, RangeSpec, Table};
 use std::collections::BTreeMap;
 
 /// Where the config is looked for when neither `--config` nor `PLCVAULT_CONFIG` names one.
@@ -93,52 +91,30 @@ struct RawCollect {
     max_devices: Option<Spanned<usize>>,
 }
 
+/// The keys every `[[device]]` has; the rest of the table belongs to its adapter, which
+/// reads it itself (`adapters::registry`), unknown keys refused there.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 struct RawDevice {
     name: Spanned<String>,
     adapter: Spanned<String>,
     #[serde(default)]
     tags: Vec<String>,
-    path: Option<Spanned<String>>,
-    include: Option<Spanned<Vec<String>>>,
-    exclude: Option<Spanned<Vec<String>>>,
-    #[serde(default)]
-    kind: Vec<RawKindRule>,
-    // modbus
-    address: Option<Spanned<String>>,
-    unit: Option<Spanned<u8>>,
-    identify: Option<bool>,
-    timeout: Option<Spanned<String>>,
-    retries: Option<Spanned<u32>>,
-    max_requests_per_second: Option<Spanned<f64>>,
-    writable: Option<Spanned<bool>>,
-    #[serde(default)]
-    range: Vec<RawRange>,
     // comparison rules (take effect through an approval)
     volatile: Option<Spanned<Vec<String>>>,
     shrink_limit: Option<Spanned<f64>>,
     severity: Option<Spanned<BTreeMap<String, String>>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawRange {
-    table: Spanned<String>,
-    start: Spanned<u32>,
-    count: Spanned<u32>,
-    kind: Option<Spanned<String>>,
-    #[serde(default)]
-    label: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RawKindRule {
-    #[serde(rename = "match")]
-    pattern: Spanned<String>,
-    kind: Spanned<String>,
-}
+/// The keys of `RawDevice`, which the adapter does not see.
+const COMMON_DEVICE_KEYS: [&str; 6] = [
+    "name",
+    "adapter",
+    "tags",
+    "volatile",
+    "shrink-limit",
+    "severity",
+];
 
 /// The validated config.
 #[derive(Debug)]
@@ -171,25 +147,21 @@ pub struct VaultConfig {
 pub struct DeviceConfig {
     pub name: String,
     pub tags: Vec<String>,
-    pub adapter: AdapterConfig,
+    /// The device as its adapter built it: collector, writer, write permit, kinds.
+    pub adapter: adapters::Device,
     /// The comparison rules the config proposes; they apply once approved.
     pub rules: Rules,
-    /// Restores and drills may write to this device (a spare PLC or simulator).
-    pub writable: bool,
 }
 
-#[derive(Debug, Clone)]
-pub enum AdapterConfig {
-    Files(FilesOptions),
-    Modbus(ModbusOptions),
-}
+impl DeviceConfig {
+    /// The adapter's name as the config writes it.
+    pub fn adapter_name(&self) -> &'static str {
+        self.adapter.collector.adapter()
+    }
 
-impl AdapterConfig {
-    pub fn name(&self) -> &'static str {
-        match self {
-            AdapterConfig::Files(_) => "files",
-            AdapterConfig::Modbus(_) => "modbus",
-        }
+    /// Restores and drills may write to this device (`writable = true`).
+    pub fn writable(&self) -> bool {
+        self.adapter.permit.is_some()
     }
 }
 
@@ -232,7 +204,11 @@ impl Locator<'_> {
     }
 
     fn at<T>(&self, s: &Spanned<T>) -> String {
-        let line = self.text[..s.span().start.min(self.text.len())]
+        self.at_span(s.span())
+    }
+
+    fn at_span(&self, span: std::ops::Range<usize>) -> String {
+        let line = self.text[..span.start.min(self.text.len())]
             .bytes()
             .filter(|&b| b == b'\n')
             .count()
@@ -282,109 +258,69 @@ fn device_rules(loc: &Locator, name: &str, d: &RawDevice) -> Result<Rules> {
 }
 
 /// Validates a modbus device's keys.
-fn modbus_device(loc: &Locator, name: &str, d: &RawDevice) -> Result<ModbusOptions> {
-    let Some(address) = &d.address else {
-        bail!(
-            "{}: [[device]] `{name}` (adapter modbus) needs key `address`\nfix: add address = \"10.1.1.10:502\"",
-            loc.at(&d.name)
-        );
+/// The adapter's part of each `[[device]]` table (the common keys taken out), spans kept.
+///
+/// Fails when the text does not parse (it did once already, so this does not happen).
+fn device_tables(text: &str) -> Result<Vec<adapters::settings::DeviceTable<'_>>> {
+    let doc = toml::de::DeTable::parse(text).map_err(|e| anyhow!("{}", e.message()))?;
+    let Some(devices) = doc.get_ref().get("device") else {
+        return Ok(Vec::new());
     };
-    let a = address.get_ref();
-    match a.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && !port.is_empty() => {
-            if !port.parse::<u16>().is_ok_and(|p| p > 0) {
-                bail!(
-                    "{}: [[device]] `{name}` key `address`: port `{port}` in `{a}` is not a TCP port\nfix: use a port from 1 to 65535 (Modbus TCP is 502)",
-                    loc.at(address)
-                );
-            }
-        }
-        _ => bail!(
-            "{}: [[device]] `{name}` key `address`: `{a}` has no port\nfix: write host:port, e.g. \"{a}:502\"",
-            loc.at(address)
-        ),
-    }
-    let timeout = match &d.timeout {
-        None => Duration::from_secs(2),
-        Some(t) => humantime::parse_duration(t.get_ref()).map_err(|e| {
-            anyhow!(
-                "{}: [[device]] `{name}` key `timeout`: `{}` is not a duration ({e})\nfix: write it like \"2s\" or \"500ms\"",
-                loc.at(t),
-                t.get_ref()
-            )
-        })?,
+    let toml::de::DeValue::Array(list) = devices.get_ref() else {
+        return Ok(Vec::new());
     };
-    let mut ranges = Vec::new();
-    for r in &d.range {
-        let table = Table::parse(r.table.get_ref()).ok_or_else(|| {
-            anyhow!(
-                "{}: [[device]] `{name}` [[device.range]] key `table`: `{}` is not a table\nfix: use holding, input, coils or discrete",
-                loc.at(&r.table),
-                r.table.get_ref()
-            )
-        })?;
-        let kind: ArtifactKind = match &r.kind {
-            Some(k) => k.get_ref().parse().map_err(|e| {
-                anyhow!(
-                    "{}: [[device]] `{name}` [[device.range]] key `kind`: {e}",
-                    loc.at(k)
-                )
-            })?,
-            None => ArtifactKind::Values,
-        };
-        let start = *r.start.get_ref();
-        let count = *r.count.get_ref();
-        if start > 65535 {
-            bail!(
-                "{}: [[device]] `{name}` [[device.range]] key `start`: {start} is past address 65535",
-                loc.at(&r.start)
-            );
-        }
-        if count == 0 || count > 65535 || start as u64 + count as u64 - 1 > 65535 {
-            bail!(
-                "{}: [[device]] `{name}` [[device.range]] key `count`: {}\nfix: a range holds 1 to 65,535 addresses and ends at 65535 at the latest; split larger ones",
-                loc.at(&r.count),
-                if count == 0 {
-                    "count is 0".to_string()
-                } else if count > 65535 {
-                    format!("count {count} is more than one range can hold")
-                } else {
-                    format!("{start} + {count} runs past address 65535")
+    Ok(list
+        .iter()
+        .map(|t| {
+            let mut t = t.clone();
+            if let toml::de::DeValue::Table(table) = t.get_mut() {
+                let mut rest = toml::de::DeTable::new();
+                for (k, v) in table.iter() {
+                    if !COMMON_DEVICE_KEYS.contains(&k.get_ref().as_ref()) {
+                        rest.insert(k.clone(), v.clone());
+                    }
                 }
-            );
-        }
-        ranges.push(RangeSpec {
-            table,
-            start: start as u16,
-            count: count as u16,
-            kind,
-            label: r.label.clone(),
-        });
-    }
-    let opts = ModbusOptions {
-        device: name.to_string(),
-        address: a.clone(),
-        unit: d.unit.as_ref().map(|u| *u.get_ref()).unwrap_or(1),
-        identify: d.identify.unwrap_or(true),
-        timeout,
-        retries: d.retries.as_ref().map(|r| *r.get_ref()).unwrap_or(2),
-        max_requests_per_second: d
-            .max_requests_per_second
-            .as_ref()
-            .map(|r| *r.get_ref())
-            .unwrap_or(20.0),
-        ranges,
+                *table = rest;
+            }
+            t
+        })
+        .collect())
+}
+
+/// An adapter's settings error as the config's: file and line, device, message; an
+/// unknown key said as a key that does not apply to this adapter.
+fn settings_error(
+    loc: &Locator,
+    d: &RawDevice,
+    table: &adapters::settings::DeviceTable<'_>,
+    e: adapters::settings::SettingsError,
+) -> anyhow::Error {
+    let name = d.name.get_ref();
+    let adapter = d.adapter.get_ref();
+    // A key that belongs to no part of the table is an error at that key; a missing one,
+    // at the device's name.
+    let at = match e.span {
+        Some(span) if span != table.span() => loc.at_span(span),
+        _ if e.message.contains("`adapter`") => loc.at(&d.adapter),
+        _ => loc.at(&d.name),
     };
-    opts.validate().map_err(|e| {
-        anyhow!(
-            "{}: {e}",
-            d.range
-                .first()
-                .map(|r| loc.at(&r.table))
-                .unwrap_or_else(|| loc.at(&d.name))
-        )
-    })?;
-    Ok(opts)
+    let message = match e
+        .message
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split_once('`'))
+    {
+        Some((key, rest)) => {
+            let takes = rest
+                .split_once("expected one of ")
+                .map(|(_, l)| format!(" (adapter {adapter} takes {})", l.trim()))
+                .unwrap_or_default();
+            format!(
+                "key `{key}` does not apply to adapter {adapter}{takes}\nfix: remove it, or check the `adapter` of this device"
+            )
+        }
+        None => e.message,
+    };
+    anyhow!("{at}: [[device]] `{name}` {message}")
 }
 
 /// `p` made absolute and lexically normalised (`.` and `..` removed), for comparisons.
@@ -537,7 +473,8 @@ impl Config {
 
         let mut devices = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for d in &raw.device {
+        let tables = device_tables(text)?;
+        for (i, d) in raw.device.iter().enumerate() {
             let name = d.name.get_ref().clone();
             if name.is_empty()
                 || !name
@@ -555,103 +492,23 @@ impl Config {
                     loc.at(&d.name)
                 );
             }
-            let modbus_keys: [(&str, Option<String>); 7] = [
-                ("writable", d.writable.as_ref().map(|s| loc.at(s))),
-                ("address", d.address.as_ref().map(|s| loc.at(s))),
-                ("unit", d.unit.as_ref().map(|s| loc.at(s))),
-                ("timeout", d.timeout.as_ref().map(|s| loc.at(s))),
-                ("retries", d.retries.as_ref().map(|s| loc.at(s))),
-                (
-                    "max-requests-per-second",
-                    d.max_requests_per_second.as_ref().map(|s| loc.at(s)),
-                ),
-                ("range", d.range.first().map(|r| loc.at(&r.table))),
-            ];
-            let files_keys: [(&str, Option<String>); 4] = [
-                ("path", d.path.as_ref().map(|s| loc.at(s))),
-                ("include", d.include.as_ref().map(|s| loc.at(s))),
-                ("exclude", d.exclude.as_ref().map(|s| loc.at(s))),
-                ("kind", d.kind.first().map(|k| loc.at(&k.kind))),
-            ];
-            let misplaced = |keys: &[(&str, Option<String>)], adapter: &str| -> Result<()> {
-                if let Some((key, Some(at))) = keys.iter().find(|(_, at)| at.is_some()) {
-                    bail!(
-                        "{at}: [[device]] `{name}` key `{key}` does not apply to adapter {adapter}\nfix: remove it, or check the `adapter` of this device"
-                    );
-                }
-                Ok(())
+            let table = tables.get(i).cloned().ok_or_else(|| {
+                anyhow!("{}: [[device]] `{name}` cannot be read", loc.at(&d.name))
+            })?;
+            let ctx = adapters::settings::Context {
+                device: &name,
+                base,
             };
-            let adapter = match d.adapter.get_ref().as_str() {
-                "modbus" => {
-                    misplaced(&files_keys, "modbus")?;
-                    AdapterConfig::Modbus(modbus_device(&loc, &name, d)?)
-                }
-                "files" => {
-                    misplaced(&modbus_keys, "files")?;
-                    let Some(path) = &d.path else {
-                        bail!(
-                            "{}: [[device]] `{name}` (adapter files) needs key `path`\nfix: add path = \"/folder/with/exports\"",
-                            loc.at(&d.name)
-                        );
-                    };
-                    let mut kinds = Vec::new();
-                    for k in &d.kind {
-                        let kind: ArtifactKind = k.kind.get_ref().parse().map_err(|e| {
-                            anyhow!(
-                                "{}: [[device]] `{name}` [[device.kind]] key `kind`: {e}",
-                                loc.at(&k.kind)
-                            )
-                        })?;
-                        kinds.push((k.pattern.get_ref().clone(), kind));
-                    }
-                    let opts = FilesOptions {
-                        device: name.clone(),
-                        root: resolve(path.get_ref()),
-                        include: d
-                            .include
-                            .as_ref()
-                            .map(|s| s.get_ref().clone())
-                            .unwrap_or_else(|| vec!["**/*".into()]),
-                        exclude: d
-                            .exclude
-                            .as_ref()
-                            .map(|s| s.get_ref().clone())
-                            .unwrap_or_default(),
-                        kinds,
-                    };
-                    // Compile the globs now so that a bad one is a config error.
-                    adapters::files::FilesCollector::new(opts.clone()).map_err(|e| {
-                        let at = match e.to_string() {
-                            m if m.contains("`include`") => d.include.as_ref().map(|s| loc.at(s)),
-                            m if m.contains("`exclude`") => d.exclude.as_ref().map(|s| loc.at(s)),
-                            _ => None,
-                        }
-                        .unwrap_or_else(|| loc.at(&d.name));
-                        anyhow!("{at}: {e}")
-                    })?;
-                    AdapterConfig::Files(opts)
-                }
-                other => bail!(
-                    "{}: [[device]] `{name}` key `adapter`: `{other}` is not an adapter of this build\nfix: use \"files\" or \"modbus\"",
-                    loc.at(&d.adapter)
-                ),
-            };
+            let adapter = adapters::registry::build(d.adapter.get_ref(), table.clone(), &ctx)
+                .map_err(|e| settings_error(&loc, d, &table, e))?;
             let mut rules = device_rules(&loc, &name, d)?;
             // What decides a class is bound to the approval like the other rules.
-            rules.kinds = match &adapter {
-                AdapterConfig::Files(o) => o.kinds.clone(),
-                AdapterConfig::Modbus(o) => o
-                    .ranges
-                    .iter()
-                    .map(|r| (r.artifact_name(), r.kind))
-                    .collect(),
-            };
+            rules.kinds = adapter.kinds.clone();
             devices.push(DeviceConfig {
                 name,
                 tags: d.tags.clone(),
                 adapter,
                 rules,
-                writable: d.writable.as_ref().is_some_and(|w| *w.get_ref()),
             });
         }
         let threads = match &raw.collect.threads {
@@ -957,10 +814,10 @@ exclude = ["**/*.tmp"]
         assert!(c.vault.state.ends_with("state"));
         assert_eq!(c.vault.stale_after, Some(Duration::from_secs(26 * 3600)));
         assert_eq!(c.trust.keys.len(), 1);
-        let AdapterConfig::Files(f) = &c.devices[0].adapter else {
-            panic!("a files device")
-        };
-        assert_eq!(f.include, vec!["**/*"]);
+        let d = &c.devices[0];
+        assert_eq!(d.adapter_name(), "files");
+        assert_eq!(d.adapter.collector.source(), "/srv/eng/line1");
+        assert!(!d.writable());
     }
 
     #[test]

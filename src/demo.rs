@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-use adapters::sim::{SimConfig, SimMap, SimPlc};
+use adapters::modbus::sim::{SimConfig, SimMap, SimPlc};
 
 use crate::config::Config;
 use crate::output::{Out, Outcome, human_bytes};
@@ -291,7 +291,7 @@ exclude = ["**/*.tmp"]
     let cfg = Config::load(&cfg_path)?;
     // The production devices; the spare is a restore target, not collected.
     let devices: Vec<&crate::config::DeviceConfig> =
-        cfg.devices.iter().filter(|d| !d.writable).collect();
+        cfg.devices.iter().filter(|d| !d.writable()).collect();
     let collect = |out: &Out| crate::collect::run_on(runtime.handle(), &cfg, &devices, out);
 
     out.say(

@@ -8,13 +8,12 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use adapters::files::{FilesCollector, StableError, read_stable};
-use adapters::modbus::ModbusCollector;
-use adapters::{Collection, Collector, SourceData};
+use adapters::files::{StableError, read_stable};
+use adapters::{Collection, SourceData};
 use vault::Manifest;
 use vault::manifest::{ArtifactEntry, ArtifactStatus};
 
-use crate::config::{AdapterConfig, DeviceConfig};
+use crate::config::DeviceConfig;
 
 /// How often a file that changes while being read is read again.
 pub const READ_ATTEMPTS: u32 = 3;
@@ -52,20 +51,13 @@ async fn guarded<T: Send + 'static>(
 
 /// Runs the device's adapter.
 async fn collect_one(device: &DeviceConfig) -> Result<Collection> {
-    match &device.adapter {
-        AdapterConfig::Files(opts) => Ok(FilesCollector::new(opts.clone())?.collect().await?),
-        AdapterConfig::Modbus(opts) => Ok(ModbusCollector::new(opts.clone())?.collect().await?),
-    }
+    Ok(device.adapter.collector.collect().await?)
 }
 
+/// The adapter's name and where the data comes from, for the manifest.
 pub fn adapter_source(device: &DeviceConfig) -> (String, String) {
-    match &device.adapter {
-        AdapterConfig::Files(o) => ("files".into(), o.root.display().to_string()),
-        AdapterConfig::Modbus(o) => (
-            "modbus".into(),
-            format!("modbus://{} unit {}", o.address, o.unit),
-        ),
-    }
+    let c = &device.adapter.collector;
+    (c.adapter().to_string(), c.source())
 }
 
 /// Leaves out artifacts whose names a manifest cannot hold (the same rule `verify` and
@@ -147,6 +139,16 @@ pub fn collect_live(device: &DeviceConfig) -> Result<(Manifest, LiveData)> {
                     Ok(r) => Ok((r.value.0, r.value.1, r.stable, r.meta)),
                     Err(StableError::Io(e)) | Err(StableError::Read(e)) => Err(e),
                     Err(StableError::Swapped(why)) => Err(std::io::Error::other(why)),
+                }
+            }
+            SourceData::Stream(stream) => {
+                match adapters::read_stream(stream.as_ref(), READ_ATTEMPTS, READ_PAUSE, |r| {
+                    describe(r)
+                }) {
+                    Ok(r) => Ok((r.value.0, r.value.1, r.stable, src.meta.clone())),
+                    Err(adapters::StreamError::Open(e)) | Err(adapters::StreamError::Read(e)) => {
+                        Err(e)
+                    }
                 }
             }
         };

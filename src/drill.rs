@@ -411,117 +411,63 @@ pub struct DeviceRestore {
     pub failures: Vec<DrillFailure>,
 }
 
-/// Writes a snapshot's register ranges onto `target` (holding registers and coils; input
-/// registers and discrete inputs are compared, not written), then reads every range back
-/// through the read-only collector and compares it value by value.
+/// Writes a snapshot onto `target` through its adapter's writer (Modbus: holding
+/// registers and coils written, input registers and discrete inputs compared), then reads
+/// it back through the read-only collector and compares it.
 ///
-/// Fails, before a single request is sent, when the target is not a Modbus device marked
-/// `writable = true`; fails when the target cannot be reached.
+/// Fails, before a single request is sent, when the target's adapter cannot write or the
+/// config does not mark it `writable = true`; fails when the target cannot be reached.
 pub fn restore_to_device(
     manifest: &vault::Manifest,
     read: &dyn Fn(&vault::ArtifactEntry) -> Result<Vec<u8>>,
     target: &DeviceConfig,
 ) -> Result<DeviceRestore> {
-    use adapters::Collector;
-    use adapters::modbus::{
-        ModbusCollector, ModbusWriter, RangeSpec, RangeText, Table, parse_range_text,
-    };
-    let crate::config::AdapterConfig::Modbus(opts) = &target.adapter else {
+    let Some(writer) = &target.adapter.writer else {
         anyhow::bail!(
-            "`{}` is not a Modbus device; restoring onto a device works for Modbus targets (restore files with --to DIR)",
+            "`{}` is a {} device, and that adapter cannot write; restoring onto a device works for Modbus targets (restore files with --to DIR)",
+            target.name,
+            target.adapter_name()
+        );
+    };
+    let Some(permit) = &target.adapter.permit else {
+        anyhow::bail!(
+            "device `{}`: invalid setting `writable`: the device is not marked `writable = true`; plcvault never writes to it (fix: set writable = true only on a spare PLC or simulator meant for restores and drills)",
             target.name
         );
     };
-    let writer = ModbusWriter::new(opts.clone(), target.writable)?;
-    let mut ranges = Vec::new();
+    let mut items = Vec::new();
     for a in &manifest.artifacts {
-        if !a.name.ends_with(".csv") || a.kind == vault::ArtifactKind::Identity {
-            continue;
+        if writer.takes(&a.name, a.kind) {
+            items.push(adapters::RestoreItem {
+                name: a.name.clone(),
+                kind: a.kind,
+                bytes: read(a)?,
+            });
         }
-        let bytes = read(a)?;
-        let text = String::from_utf8(bytes).with_context(|| format!("{} is not text", a.name))?;
-        let parsed = parse_range_text(&text).map_err(|e| anyhow::anyhow!("{}: {e}", a.name))?;
-        let values = parsed.values;
-        let spec = RangeSpec {
-            table: parsed.table,
-            start: parsed.start,
-            count: values.len() as u16,
-            kind: a.kind,
-            label: String::new(),
-        };
-        ranges.push((spec, values));
     }
-    if ranges.is_empty() {
+    if items.is_empty() {
         anyhow::bail!(
-            "the snapshot of `{}` holds no register ranges to restore",
-            manifest.device
+            "the snapshot of `{}` holds nothing `{}` can take",
+            manifest.device,
+            target.name
         );
     }
-    let t0 = Instant::now();
-    let written = crate::runtime::block_on(writer.write(&ranges))??;
-    let write_ms = t0.elapsed().as_millis() as u64;
-    // Read back through the read-only collector, exactly the restored ranges.
-    let mut read_opts = opts.clone();
-    read_opts.identify = false;
-    read_opts.ranges = ranges.iter().map(|(r, _)| r.clone()).collect();
-    let t1 = Instant::now();
-    let back = crate::runtime::block_on(ModbusCollector::new(read_opts)?.collect())??;
-    let verify_ms = t1.elapsed().as_millis() as u64;
-    let mut failures = Vec::new();
-    for w in &back.warnings {
-        failures.push(DrillFailure {
-            artifact: String::new(),
-            error: format!("read back: {w}"),
-        });
-    }
-    for (r, values) in &ranges {
-        let name = r.artifact_name();
-        let got = back
-            .artifacts
-            .iter()
-            .find(|a| a.name == name)
-            .and_then(|a| match &a.data {
-                adapters::SourceData::Bytes(b) => std::str::from_utf8(b)
-                    .ok()
-                    .and_then(|t| parse_range_text(t).ok()),
-                _ => None,
-            });
-        match got {
-            None => failures.push(DrillFailure {
-                artifact: name.clone(),
-                error: "could not be read back".into(),
-            }),
-            Some(RangeText { values: got, .. }) => {
-                let diff: Vec<String> = values
-                    .iter()
-                    .zip(&got)
-                    .enumerate()
-                    .filter(|(_, (a, b))| a != b)
-                    .take(5)
-                    .map(|(i, (a, b))| format!("{}: expected {a}, read {b}", r.start as usize + i))
-                    .collect();
-                if !diff.is_empty() {
-                    let what = if matches!(r.table, Table::Input | Table::Discrete) {
-                        "read-only table differs from the snapshot"
-                    } else {
-                        "read back differs from what was written"
-                    };
-                    failures.push(DrillFailure {
-                        artifact: name.clone(),
-                        error: format!("{what}: {}", diff.join("; ")),
-                    });
-                }
-            }
-        }
-    }
+    let r = crate::runtime::block_on(writer.restore(&items, permit))??;
     Ok(DeviceRestore {
         target: target.name.clone(),
-        ranges: ranges.len() as u64,
-        written: written.written,
-        requests: written.requests,
-        compared_only: written.skipped,
-        write_ms,
-        verify_ms,
-        failures,
+        ranges: r.items,
+        written: r.written,
+        requests: r.requests,
+        compared_only: r.compared_only,
+        write_ms: r.write_ms,
+        verify_ms: r.verify_ms,
+        failures: r
+            .failures
+            .into_iter()
+            .map(|f| DrillFailure {
+                artifact: f.artifact,
+                error: f.error,
+            })
+            .collect(),
     })
 }

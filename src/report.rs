@@ -148,7 +148,7 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
                 .rev()
                 .filter(|c| c.trusted)
                 .find_map(|c| match &c.entry.event {
-                    Ok(Event::CollectFailed { device, error }) if *device == d.name => {
+                    Ok(Event::CollectFailed { device, error, .. }) if *device == d.name => {
                         Some(Failure {
                             seq: c.entry.file_seq,
                             time: c.entry.header.time.clone(),
@@ -257,13 +257,13 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
         }
         // A writable device that is never collected is a restore target (a spare CPU or a
         // simulator on the test bench), not a device to back up.
-        let restore_target = d.writable && last_collection.is_none();
+        let restore_target = d.writable() && last_collection.is_none();
         if restore_target {
             alarms.retain(|a| a == "log-integrity");
         }
         devices.push(DeviceStatus {
             device: d.name.clone(),
-            adapter: d.adapter.name(),
+            adapter: d.adapter_name(),
             last_collection,
             last_good_backup,
             backup_age_seconds,

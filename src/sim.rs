@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use adapters::sim::{SimConfig, SimMap, SimPlc};
+use adapters::modbus::sim::{SimConfig, SimMap, SimPlc};
 use anyhow::{Context, Result};
 use serde::Serialize;
 

@@ -82,7 +82,7 @@ fn add_plc(s: &Site, name: &str, addr: std::net::SocketAddr, extra: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_not_marked_writable_is_never_written() {
-    use adapters::sim::{SimConfig, SimMap, SimPlc};
+    use adapters::modbus::sim::{SimConfig, SimMap, SimPlc};
     let s = Site::new();
     let plc = SimPlc::start("127.0.0.1:0", SimConfig::new(SimMap::generated(400, 1)))
         .await
@@ -108,7 +108,7 @@ async fn a_device_not_marked_writable_is_never_written() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drill_onto_a_writable_spare_writes_reads_back_and_respects_the_cap() {
-    use adapters::sim::{SimConfig, SimMap, SimPlc};
+    use adapters::modbus::sim::{SimConfig, SimMap, SimPlc};
     let s = Site::new();
     let map = SimMap::generated(400, 1);
     let plc = SimPlc::start("127.0.0.1:0", SimConfig::new(map.clone()))

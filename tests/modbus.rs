@@ -2,7 +2,7 @@
 
 mod common;
 
-use adapters::sim::{SimConfig, SimMap, SimPlc};
+use adapters::modbus::sim::{SimConfig, SimMap, SimPlc};
 use common::Site;
 
 fn add_plc(s: &Site, name: &str, addr: std::net::SocketAddr, extra: &str) {

@@ -414,7 +414,10 @@ class Verifier:
             if a["kind"] not in kinds or a["status"] not in ("ok", "unstable"):
                 return False
             meta = a.get("meta", {})
-            if not isinstance(meta, dict) or not set(meta) <= {"mode", "mtime"}:
+            if not isinstance(meta, dict) or not set(meta) <= {"mode", "mtime", "extra"}:
+                return False
+            extra = meta.get("extra", {})
+            if not isinstance(extra, dict) or not all(isinstance(v, str) for v in extra.values()):
                 return False
             if "mode" in meta and meta["mode"] is not None and not type_ok(meta["mode"], INT):
                 return False

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 mod common;
 
+use adapters::modbus::sim::{Faults, SimConfig, SimMap, SimPlc};
 use adapters::modbus::{ModbusCollector, ModbusOptions, RangeSpec, Table};
-use adapters::sim::{Faults, SimConfig, SimMap, SimPlc};
 use adapters::{ArtifactKind, Collector};
 use common::{body, values};
 

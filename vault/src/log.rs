@@ -47,7 +47,14 @@ pub enum Event {
         packs: Vec<PackRef>,
     },
     /// A collection failed; nothing was stored for the device in this run.
-    CollectFailed { device: String, error: String },
+    CollectFailed {
+        device: String,
+        error: String,
+        /// What kind of failure (`unreachable`, `timeout`, `refused`, `auth`, `identity`,
+        /// `protocol`, `config`), when the adapter said; absent in older entries.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<String>,
+    },
     /// The collector was alive; written so a quiet plant is not mistaken for a cut log.
     Heartbeat { note: String },
     /// A named person approved a snapshot as the device's baseline, with the comparison

@@ -85,6 +85,11 @@ pub struct ArtifactMeta {
     /// Modification time, RFC 3339, for files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtime: Option<String>,
+    /// What an adapter records about an artifact beyond these (a block's author, a tag's
+    /// CIP type, a server's file date), by name; absent when empty, so manifests of
+    /// adapters that record nothing are unchanged.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub extra: std::collections::BTreeMap<String, String>,
 }
 
 /// Whether an artifact was read whole.

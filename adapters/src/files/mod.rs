@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use glob::{MatchOptions, Pattern};
 
+pub(crate) mod settings;
+
 use crate::{
-    AdapterError, ArtifactKind, ArtifactMeta, ArtifactSource, Collection, Collector, FileRef,
-    SourceData,
+    AdapterError, ArtifactKind, ArtifactMeta, ArtifactSource, BoxFuture, Collection, Collector,
+    FileRef, SourceData,
 };
 
 /// How globs of a files device match names: `*` stays within one folder.
@@ -230,6 +232,7 @@ pub fn file_meta(m: &Metadata) -> ArtifactMeta {
             .modified()
             .ok()
             .map(|t| humantime::format_rfc3339_nanos(t).to_string()),
+        ..ArtifactMeta::default()
     }
 }
 
@@ -243,9 +246,19 @@ impl Collector for FilesCollector {
     fn read_functions(&self) -> &'static [&'static str] {
         &["open(O_RDONLY)", "read", "stat", "readdir"]
     }
-    async fn collect(&self) -> Result<Collection, AdapterError> {
+    fn preflight(&self) -> Vec<String> {
+        if self.opts.root.is_dir() {
+            Vec::new()
+        } else {
+            vec![format!(
+                "folder {} does not exist (yet)",
+                self.opts.root.display()
+            )]
+        }
+    }
+    fn collect(&self) -> BoxFuture<'_, Result<Collection, AdapterError>> {
         // Directory walks block; keep them off the async worker threads.
-        tokio::task::block_in_place(|| self.scan())
+        Box::pin(async move { tokio::task::block_in_place(|| self.scan()) })
     }
 }
 
