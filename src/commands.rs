@@ -252,8 +252,13 @@ pub fn verify(cfg: &Config, read_data: bool, out: &Out) -> Result<Outcome> {
                 } else {
                     String::new()
                 },
-                if report.is_clean() {
-                    "every signature, hash and chain link checks out".to_string()
+                if report.is_clean() && read_data {
+                    "every signature, hash and chain link checks out, and every byte was re-read"
+                        .to_string()
+                } else if report.is_clean() {
+                    "every signature, hash and chain link checks out; pack contents were not \
+                     re-read (run `verify --read-data` for that)"
+                        .to_string()
                 } else {
                     format!("{} finding(s)", report.findings.len())
                 }
@@ -318,13 +323,21 @@ pub fn restore(
         }),
         || {
             format!(
-                "{} {} of {} artifacts ({}) of snapshot {} in {:.2} s; every chunk and file matched its SHA-256",
+                "{} {} of {} artifacts ({}) of snapshot {} in {:.2} s; {}",
                 if report.failed.is_empty() { "restored" } else { "PARTLY restored" },
                 report.artifacts,
                 manifest.artifacts.len(),
                 human_bytes(report.bytes),
                 snap.id,
-                secs
+                secs,
+                if report.failed.is_empty() {
+                    "every chunk and file matched its SHA-256".to_string()
+                } else {
+                    format!(
+                        "{} failed (see above) and were not written; the rest matched their SHA-256",
+                        report.failed.len()
+                    )
+                }
             )
         },
     );

@@ -586,8 +586,12 @@ fn view_of(
         .ok()
         .zip(std::str::from_utf8(&new).ok());
     if let Some((ot, nt)) = texts {
+        // The register view only for the same device, unit, table, start and label: a
+        // changed header is shown as the text change it is.
         if registers
-            && let (Some((h, ov)), Some((_, nv))) = (parse_registers(ot), parse_registers(nt))
+            && let (Some((h, ov)), Some((nh, nv))) = (parse_registers(ot), parse_registers(nt))
+            && (&h.device, h.unit, h.table, h.start, &h.label)
+                == (&nh.device, nh.unit, nh.table, nh.start, &nh.label)
         {
             let table = h.table.as_str().to_string();
             let label = h.label.clone();
@@ -880,6 +884,27 @@ mod tests {
         };
         assert_eq!((table.as_str(), shown.as_str()), ("holding", label));
         assert_eq!(changes.len(), 1);
+    }
+
+    // Red-team of issue 9: a changed label (or unit, device) with a changed value showed
+    // only the value, under the old label.
+    #[test]
+    fn a_changed_range_header_is_shown_not_hidden_behind_the_values() {
+        let old = regs(&[(4, 1)], "interlocks enabled");
+        let new = regs(&[(4, 0)], "interlocks DISABLED");
+        let c = run(
+            &[("holding/0-9.csv", ArtifactKind::Recipe, old)],
+            &[("holding/0-9.csv", ArtifactKind::Recipe, new)],
+            &Rules::default(),
+        );
+        assert_eq!(c.findings.len(), 1, "{:?}", c.findings);
+        let View::Text { diff, .. } = &c.findings[0].view else {
+            panic!("{:?}", c.findings[0].view)
+        };
+        assert!(
+            diff.contains("interlocks DISABLED") && diff.contains("+4,0"),
+            "{diff}"
+        );
     }
 
     #[test]

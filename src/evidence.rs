@@ -18,6 +18,8 @@ const CONTEXT: &[u8] = b"plcvault-evidence-v1\0";
 /// The largest `EVIDENCE.json` read, and the most files it may list.
 pub const MAX_INDEX_SIZE: u64 = 64 * 1024 * 1024;
 pub const MAX_INDEX_FILES: usize = 1_000_000;
+/// The largest file an evidence folder holds (a manifest at most).
+pub const MAX_EVIDENCE_FILE: u64 = vault::manifest::MAX_MANIFEST_SIZE;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -266,8 +268,17 @@ pub fn verify(cfg: &Config, dir: &Path, out: &Out) -> Result<Outcome> {
             ));
             continue;
         }
-        match read(&dir.join(&f.path), f.size) {
-            Ok(b) if Hash::of(&b) == f.sha256 && b.len() as u64 == f.size => {}
+        if f.size > MAX_EVIDENCE_FILE {
+            problems.push(format!(
+                "{} is listed with {} bytes, more than any evidence file holds ({MAX_EVIDENCE_FILE})",
+                crate::output::printable_inline(&f.path),
+                f.size
+            ));
+            continue;
+        }
+        // Hashed in pieces: memory stays small whatever the index claims.
+        match vault::fsread::hash_regular(&dir.join(&f.path), f.size) {
+            Ok((h, n)) if h == f.sha256 && n == f.size => {}
             Ok(_) => problems.push(format!("{} was changed after export", f.path)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 problems.push(format!("{} is missing", f.path))

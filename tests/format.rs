@@ -169,7 +169,7 @@ fn every_damaged_fixture_produces_its_finding_and_both_verifiers_agree() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 20, "{cases:?}");
+    assert!(cases.len() >= 26, "{cases:?}");
     let mut cases: Vec<Option<String>> = cases.into_iter().map(Some).collect();
     cases.insert(0, None);
     for case in &cases {
@@ -232,6 +232,13 @@ fn every_damaged_fixture_produces_its_finding_and_both_verifiers_agree() {
         }
         if let Some(py) = &py {
             let theirs = python_verify(py, &vault, &["--read-data"]);
+            if expect == "error" {
+                assert!(
+                    theirs.stdout.contains("damaged"),
+                    "{name}: the independent verifier failed for another reason: {}",
+                    theirs.stdout
+                );
+            }
             assert_eq!(
                 theirs.code, ours.code,
                 "{name}: the independent verifier exits {} ({}), plcvault {}",

@@ -181,6 +181,43 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>, binary_layout: bool) -> String {
     }
 }
 
+/// Damage of the vault's structure: a file replaced by a link to /dev/zero or a FIFO, an
+/// entry file renamed to a number no entry has, or a stray entry-shaped file added.
+fn structural(rng: &mut Rng, vault: &Path, target: &Path) -> String {
+    let entry = |n: u64| vault.join(format!("log/{n:020}.entry"));
+    match rng.below(4) {
+        0 => {
+            std::fs::remove_file(target).unwrap();
+            std::os::unix::fs::symlink("/dev/zero", target).unwrap();
+            format!("{} replaced by a link to /dev/zero", target.display())
+        }
+        1 => {
+            std::fs::remove_file(target).unwrap();
+            let ok = Command::new("mkfifo")
+                .arg(target)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "mkfifo");
+            format!("{} replaced by a FIFO", target.display())
+        }
+        2 => {
+            let to = [0, u64::MAX, i64::MAX as u64 + 1][rng.below(3) as usize];
+            let name = if to == u64::MAX {
+                vault.join("log/99999999999999999999.entry")
+            } else {
+                entry(to)
+            };
+            std::fs::rename(entry(1 + rng.below(5)), &name).unwrap();
+            format!("an entry renamed to {}", name.display())
+        }
+        _ => {
+            std::fs::copy(entry(1 + rng.below(5)), entry(7 + rng.below(1000))).unwrap();
+            "an entry copied past a gap".into()
+        }
+    }
+}
+
 fn files_under(root: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = walkdir::WalkDir::new(root)
         .into_iter()
@@ -262,14 +299,20 @@ fn damaged_files_end_in_a_finding_or_an_error_never_a_crash() {
                 )
             }
         };
-        let before = std::fs::read(&target).unwrap();
-        let mut bytes = before.clone();
-        let is_pack = target.extension().is_some_and(|e| e == "pack");
-        let what = mutate(&mut rng, &mut bytes, is_pack);
-        if bytes == before {
-            continue;
-        }
-        std::fs::write(&target, &bytes).unwrap();
+        let what = if kind == "vault" && rng.below(5) == 0 {
+            // Structural damage: what no byte edit makes.
+            structural(&mut rng, &vault, &target)
+        } else {
+            let before = std::fs::read(&target).unwrap();
+            let mut bytes = before.clone();
+            let is_pack = target.extension().is_some_and(|e| e == "pack");
+            let what = mutate(&mut rng, &mut bytes, is_pack);
+            if bytes == before {
+                continue;
+            }
+            std::fs::write(&target, &bytes).unwrap();
+            what
+        };
         cases += 1;
         let what = format!(
             "seed {seed} ({kind} {}: {what}; replay with PLCVAULT_MUTATION_SEED={seed})",
@@ -309,6 +352,8 @@ fn damaged_files_end_in_a_finding_or_an_error_never_a_crash() {
             &what,
         );
         run_bounded(dir.path(), &cfg, &["diff", "line1"], &[0, 1, 2], &what);
+        run_bounded(dir.path(), &cfg, &["snapshots"], &[0, 1, 2], &what);
+        run_bounded(dir.path(), &cfg, &["report"], &[0, 1, 2], &what);
     }
     assert!(cases > 0);
     eprintln!(
@@ -511,4 +556,83 @@ fn the_issue_case_a_footer_claiming_four_billion_entries_is_a_corrupt_pack() {
             .any(|l| l.contains("[corrupt-pack]") && l.contains(&pack)),
         "{stdout}"
     );
+}
+
+/// A log grown by 20 entries of almost 4 MiB each, signed by a key nobody trusts: every
+/// reader stays under the memory limit (entries are checked one by one, and what an
+/// untrusted entry holds is not kept).
+#[test]
+fn a_log_of_large_untrusted_entries_stays_within_the_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let root = assemble(None, dir.path());
+    let v = vault::Vault::open(&root).unwrap();
+    let rogue = vault::SecretKey::generate().unwrap();
+    for _ in 0..20 {
+        vault::log::append_unguarded(
+            &root,
+            v.id(),
+            &rogue,
+            &vault::log::Event::Heartbeat {
+                note: "x".repeat(4 * 1024 * 1024 - 1000),
+            },
+        )
+        .unwrap();
+    }
+    for args in [
+        &["verify"][..],
+        &["snapshots"],
+        &["report"],
+        &["diff", "line1"],
+        &["restore", "line1", "--to", "restored"],
+    ] {
+        run_bounded(
+            dir.path(),
+            &cfg,
+            args,
+            &[0, 1, 2],
+            "large untrusted entries",
+        );
+    }
+}
+
+/// A pack named by an untrusted entry with a size of 10 GiB (a sparse file) is refused
+/// by its size, never read into memory.
+#[test]
+fn a_huge_pack_named_by_an_untrusted_entry_is_not_read_into_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let root = assemble(None, dir.path());
+    let v = vault::Vault::open(&root).unwrap();
+    let id = vault::Hash::of(b"a pack that is not");
+    let path = vault::pack::pack_path(&root, &id);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(10 << 30).unwrap();
+    let rogue = vault::SecretKey::generate().unwrap();
+    vault::log::append_unguarded(
+        &root,
+        v.id(),
+        &rogue,
+        &vault::log::Event::Snapshot {
+            device: "line1".into(),
+            started: "2026-12-01T00:00:00Z".into(),
+            finished: "2026-12-01T00:00:01Z".into(),
+            manifest: vault::Hash::of(b"none"),
+            manifest_size: 1,
+            complete: true,
+            artifacts: 0,
+            bytes: 0,
+            packs: vec![vault::log::PackRef { id, size: 10 << 30 }],
+        },
+    )
+    .unwrap();
+    let code = run_bounded(
+        dir.path(),
+        &cfg,
+        &["verify", "--read-data"],
+        &[1],
+        "10 GiB pack",
+    );
+    assert_eq!(code, 1);
 }

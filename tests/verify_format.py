@@ -64,6 +64,55 @@ class Unreadable(Exception):
     pass
 
 
+U32, U64 = (1 << 32) - 1, (1 << 64) - 1
+MAX_SEQ = (1 << 63) - 1
+MAX_DEPTH = 127
+
+
+def _pairs(pairs):
+    keys = [k for k, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError("a key appears twice")
+    return dict(pairs)
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text):
+    v = float(text)
+    if v in (float("inf"), float("-inf")):
+        raise ValueError("number out of range")
+    return v
+
+
+def _sane(v, depth=0):
+    """Strings are valid UTF-8 (no lone surrogates), nesting at most MAX_DEPTH."""
+    if isinstance(v, (dict, list)):
+        if depth + 1 > MAX_DEPTH:
+            raise ValueError("nested too deep")
+        items = v.items() if isinstance(v, dict) else enumerate(v)
+        for k, x in items:
+            if isinstance(k, str):
+                k.encode("utf-8")
+            _sane(x, depth + 1)
+    elif isinstance(v, str):
+        v.encode("utf-8")
+
+
+def strict_json(raw):
+    """JSON as FORMAT.md allows it: no repeated key at any level, no NaN or infinities,
+    valid UTF-8, at most 127 levels deep. Raises ValueError otherwise."""
+    try:
+        v = json.loads(raw, object_pairs_hook=_pairs, parse_constant=_no_constant,
+                       parse_float=_finite)
+        _sane(v)
+    except (RecursionError, UnicodeEncodeError, UnicodeDecodeError) as e:
+        raise ValueError(str(e))
+    return v
+
+
 def is_hash(v):
     return isinstance(v, str) and HEX64.match(v) is not None
 
@@ -74,7 +123,7 @@ def type_ok(v, t):
     if t == STR:
         return isinstance(v, str)
     if t == INT:
-        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= U64
     if t == BOOL:
         return isinstance(v, bool)
     if t == LIST:
@@ -148,12 +197,13 @@ class Verifier:
         except UnicodeDecodeError:
             raise Unreadable("the VAULT marker is damaged (not UTF-8)")
         if lines[:2] != ["plcvault vault", "format 1"]:
-            if lines[0] == "plcvault vault" and len(lines) > 1 and re.fullmatch(r"format \d{1,9}", lines[1]):
+            if (lines[0] == "plcvault vault" and len(lines) > 1
+                    and re.fullmatch(r"format \d{1,9}", lines[1]) and lines[1] != "format 1"):
                 raise Unreadable(f"the vault uses another format ({lines[1]})")
             raise Unreadable("the VAULT marker is empty or damaged")
         ids = [l[3:] for l in lines[2:] if l.startswith("id ")]
         if not ids or not re.fullmatch(r"[0-9a-fA-F]{32}", ids[0]):
-            raise Unreadable("the VAULT marker has no valid id line")
+            raise Unreadable("the VAULT marker is damaged: no valid id line")
         self.id = ids[0]
 
     # --- the log ---------------------------------------------------------------------
@@ -172,17 +222,19 @@ class Verifier:
         if not re.fullmatch(r"[0-9a-f]{128}", sig_hex):
             return "signature line is not 128 lower-case hex digits"
         try:
-            b = json.loads(body)
+            b = strict_json(body)
         except ValueError:
-            return "body is not JSON"
+            return "body is not JSON as the format allows"
         if not isinstance(b, dict):
             return "body is not an object"
         header = {"v": INT, "vault": STR, "seq": INT, "time": STR, "signer": STR}
         for k, t in header.items():
             if k not in b or not type_ok(b[k], t):
                 return f"header field {k} missing or of the wrong type"
-        if not re.fullmatch(r"[0-9a-fA-F]{64}", b["signer"]):
-            return "signer is not a public key"
+        if not re.fullmatch(r"[0-9a-f]{64}", b["signer"]):
+            return "signer is not a public key in lower-case hex"
+        if b["v"] > U32:
+            return "v is out of range"
         if b.get("prev") is not None and not is_hash(b["prev"]):
             return "prev is not a hash"
         if b["v"] != 1:
@@ -196,14 +248,35 @@ class Verifier:
                 for p in b["packs"]:
                     if not (isinstance(p, dict) and is_hash(p.get("id")) and type_ok(p.get("size"), INT)):
                         return "snapshot packs are not {id, size}"
+            if t == "drill":
+                for f in b["failures"]:
+                    if not (isinstance(f, dict) and isinstance(f.get("artifact"), str)
+                            and isinstance(f.get("error"), str)):
+                        return "drill failures are not {artifact, error}"
+            if t == "collect-failed" and b.get("kind") is not None and not isinstance(b["kind"], str):
+                return "collect-failed kind is not a string"
+            if t == "recovery":
+                for a in b["accepted"]:
+                    ok = (isinstance(a, dict) and isinstance(a.get("kind"), str)
+                          and isinstance(a.get("message"), str)
+                          and (a.get("seq") is None or type_ok(a["seq"], INT))
+                          and (a.get("vault") is None or isinstance(a["vault"], str))
+                          and (a.get("hash") is None or is_hash(a["hash"])))
+                    if not ok:
+                        return "recovery accepted items are not {kind, seq?, vault?, hash?, message}"
         elif not isinstance(t, str):
             return "no event type"
         return b, bytes.fromhex(sig_hex), body.encode()
 
     def read_log(self):
         logdir = os.path.join(self.root, "log")
+        if os.path.lexists(logdir) and not os.path.isdir(logdir):
+            raise Unreadable(f"{logdir} is not a folder")
         names = os.listdir(logdir) if os.path.isdir(logdir) else []
-        seqs = sorted(int(n[:20]) for n in names if re.fullmatch(r"\d{20}\.entry", n))
+        shaped = [int(n[:20]) for n in names if re.fullmatch(r"\d{20}\.entry", n)]
+        for n in sorted(x for x in shaped if not 1 <= x <= MAX_SEQ):
+            self.find("malformed-entry", f"log/{n:020}.entry is not a valid entry number")
+        seqs = sorted(x for x in shaped if 1 <= x <= MAX_SEQ)
         self.entries = []  # (n, body, hash, trusted)
         expected, prev = 1, None
         for n in seqs:
@@ -320,6 +393,7 @@ class Verifier:
     def index_packs(self):
         """Reads the trailers of the packs every well-formed snapshot entry names."""
         self.index, self.packs, seen = {}, [], set()
+        self.versions, self.versions_seen = [], set()
         for _, b, _, _ in self.entries:
             if b.get("type") != "snapshot":
                 continue
@@ -333,7 +407,10 @@ class Verifier:
                     continue
                 try:
                     data = read_regular(path, p["size"])
-                except Unreadable as e:
+                except FileNotFoundError:
+                    self.find("missing-pack", f"pack {p['id'][:12]} is missing")
+                    continue
+                except (Unreadable, OSError) as e:
                     kind = "truncated-pack" if "over the limit" in str(e) else "corrupt-pack"
                     self.find(kind, f"pack {p['id'][:12]}: {e}")
                     continue
@@ -346,8 +423,8 @@ class Verifier:
                     self.find(kind, f"pack {p['id'][:12]}: {entries}")
                     continue
                 self.packs.append((p["id"], p["size"]))
-                for e in entries:
-                    self.index.setdefault(e[0], e[3])
+                for cid, off, stored, plain, codec in entries:
+                    self.index.setdefault(cid, (p["id"], off, stored, plain, codec))
 
     @staticmethod
     def decompress(stored, plain_len):
@@ -360,10 +437,14 @@ class Verifier:
             p = subprocess.Popen(["zstd", "-d", "-c", "-q", "--no-progress"], stdin=f,
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             out = p.stdout.read(plain_len + 1)
-            p.kill()
-            p.wait()
+            if len(out) == plain_len:
+                # The whole output, and zstd must end cleanly (trailing garbage fails).
+                ok = p.wait() == 0
+            else:
+                p.kill()
+                p.wait()
+                ok = False
             p.stdout.close()
-            ok = len(out) == plain_len and p.returncode in (0, -9)
         return out if ok else None
 
     def read_data(self):
@@ -385,6 +466,26 @@ class Verifier:
                 out = raw if codec == 0 else self.decompress(raw, plain)
                 if out is None or len(out) != plain or hashlib.sha256(out).hexdigest() != cid:
                     self.find("corrupt-chunk", f"chunk {cid[:12]} in pack {pid[:12]} is damaged")
+        # Every distinct artifact version, hashed whole from its chunks.
+        for n, a in self.versions:
+            h = hashlib.sha256()
+            ok = True
+            for cid, _ in a["chunks"]:
+                pid, off, stored, plain, codec = self.index[cid]
+                try:
+                    with open(self.pack_path(pid), "rb") as f:
+                        f.seek(off)
+                        raw = f.read(stored)
+                except OSError:
+                    ok = False
+                    break
+                out = raw if codec == 0 else self.decompress(raw, plain)
+                if out is None or hashlib.sha256(out).hexdigest() != cid:
+                    ok = False
+                    break
+                h.update(out)
+            if ok and h.hexdigest() != a["sha256"]:
+                self.find("bad-manifest", f"entry {n}: {a['name']!r} does not hash to its sha256")
 
     # --- manifests -------------------------------------------------------------------
     @staticmethod
@@ -419,7 +520,8 @@ class Verifier:
             extra = meta.get("extra", {})
             if not isinstance(extra, dict) or not all(isinstance(v, str) for v in extra.values()):
                 return False
-            if "mode" in meta and meta["mode"] is not None and not type_ok(meta["mode"], INT):
+            if "mode" in meta and meta["mode"] is not None and not (
+                    type_ok(meta["mode"], INT) and meta["mode"] <= U32):
                 return False
             if "mtime" in meta and meta["mtime"] is not None and not isinstance(meta["mtime"], str):
                 return False
@@ -441,14 +543,17 @@ class Verifier:
                 continue
             try:
                 raw = read_regular(path, LIMITS["manifest"])
-            except Unreadable as e:
+            except FileNotFoundError:
+                self.find("missing-manifest", f"manifest of entry {n} is missing")
+                continue
+            except (Unreadable, OSError) as e:
                 self.find("corrupt-manifest", f"manifest of entry {n}: {e}")
                 continue
             if hashlib.sha256(raw).hexdigest() != b["manifest"]:
                 self.find("corrupt-manifest", f"manifest of entry {n} does not match its hash")
                 continue
             try:
-                m = json.loads(raw)
+                m = strict_json(raw)
             except ValueError:
                 m = None
             if not self.manifest_shape(m) or m["v"] != 1 or len(m["artifacts"]) > MAX_ARTIFACTS:
@@ -456,6 +561,9 @@ class Verifier:
                 continue
             if m["device"] != b["device"]:
                 self.find("bad-manifest", f"manifest of entry {n} names another device")
+            names_in_order = [a["name"] for a in m["artifacts"]]
+            if any(x > y for x, y in zip(names_in_order, names_in_order[1:])):
+                self.find("bad-manifest", f"entry {n}: the artifacts are not sorted by name")
             names = set()
             for a in m["artifacts"]:
                 if not self.name_ok(a["name"]):
@@ -466,8 +574,13 @@ class Verifier:
                 lens = [c[1] for c in a["chunks"]]
                 if any(not 1 <= x <= MAX_CHUNK for x in lens) or sum(lens) != a["size"]:
                     self.find("bad-manifest", f"entry {n}: chunks of {a['name']!r} do not add up")
-                if any(self.index.get(cid) != ln for cid, ln in a["chunks"]):
+                if any(self.index.get(cid, (None,) * 5)[3] != ln for cid, ln in a["chunks"]):
                     self.find("missing-chunk", f"entry {n}: {a['name']!r} has chunks in no readable pack")
+                else:
+                    version = (a["sha256"], json.dumps(a["chunks"]))
+                    if version not in self.versions_seen:
+                        self.versions_seen.add(version)
+                        self.versions.append((n, a))
 
 
 def verify_vault(root, trust, read_data, stale_after, now):
@@ -486,7 +599,7 @@ def verify_evidence(root, trust, now):
     """The evidence bundle rules of FORMAT.md, then the log and manifests it holds."""
     problems = []
     raw = read_regular(os.path.join(root, "EVIDENCE.json"), LIMITS["evidence"])
-    index = json.loads(raw)
+    index = strict_json(raw)
     fields = {"v", "vault", "created", "since", "head_seq", "head_hash", "signer", "files"}
     if not isinstance(index, dict) or set(index) != fields or index["v"] != 1:
         raise Unreadable("EVIDENCE.json is not an evidence index of version 1")
@@ -509,6 +622,9 @@ def verify_evidence(root, trust, now):
             problems.append(f"the index names a path outside the folder: {p!r}")
             continue
         listed.add(p)
+        if not type_ok(f.get("size"), INT) or f["size"] > LIMITS["manifest"]:
+            problems.append(f"{p} is listed larger than any evidence file")
+            continue
         try:
             data = read_regular(os.path.join(root, p), f["size"])
             if hashlib.sha256(data).hexdigest() != f["sha256"] or len(data) != f["size"]:

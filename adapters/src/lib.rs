@@ -21,6 +21,8 @@ pub use vault::manifest::{ArtifactKind, ArtifactMeta};
 pub mod device;
 #[cfg(feature = "files")]
 pub mod files;
+#[cfg(feature = "ftp")]
+pub mod ftp;
 #[cfg(feature = "modbus")]
 pub mod modbus;
 pub mod pace;

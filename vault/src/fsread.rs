@@ -63,6 +63,35 @@ pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// SHA-256 and length of a regular file of at most `max` bytes, read in pieces (memory
+/// stays small whatever the size).
+///
+/// Fails when the file is not regular, is larger than `max`, or cannot be read.
+pub fn hash_regular(path: &Path, max: u64) -> io::Result<(crate::Hash, u64)> {
+    use sha2::Digest;
+    let f = open_regular(path)?;
+    let len = f.metadata()?.len();
+    if len > max {
+        return Err(too_large(path, len, max));
+    }
+    let mut f = f.take(max + 1);
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut n = 0u64;
+    loop {
+        let got = f.read(&mut buf)?;
+        if got == 0 {
+            break;
+        }
+        n += got as u64;
+        hasher.update(&buf[..got]);
+    }
+    if n > max {
+        return Err(too_large(path, n, max));
+    }
+    Ok((crate::Hash::from_hasher(hasher), n))
+}
+
 fn too_large(path: &Path, len: u64, max: u64) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,

@@ -92,9 +92,16 @@ impl Serialize for Hash {
     }
 }
 
+/// Stored hashes (in log entries, manifests, state and evidence files) are lower-case hex,
+/// exactly 64 digits: one value, one spelling, so no stored byte can change unnoticed.
 impl<'de> Deserialize<'de> for Hash {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
+        if !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(serde::de::Error::custom(format!(
+                "`{s}` is not a SHA-256 digest in lower-case hex"
+            )));
+        }
         s.parse().map_err(serde::de::Error::custom)
     }
 }

@@ -124,6 +124,15 @@ impl History {
             strays,
             ..History::default()
         };
+        for s in h.strays.iter().filter(|s| log::looks_like_entry(s)) {
+            h.findings.push(Finding::new(
+                FindingKind::MalformedEntry,
+                format!(
+                    "log/{s} is not a valid entry number (1 to {}): a log file put there by hand",
+                    log::MAX_SEQ
+                ),
+            ));
+        }
         let mut prev: Option<(u64, Hash)> = None;
         let mut expected = 1u64;
         for seq in seqs {
@@ -244,6 +253,8 @@ impl History {
                 );
             }
             prev = Some((seq, entry.hash));
+            let mut entry = entry;
+            entry.slim(trusted);
             h.entries.push(Checked {
                 entry,
                 signer_name,

@@ -64,9 +64,11 @@ mod pk_hex {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
         let s = String::deserialize(d)?;
-        crate::hash::unhex(&s)
+        Some(&s)
+            .filter(|s| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .and_then(|s| crate::hash::unhex(s))
             .and_then(|v| v.try_into().ok())
-            .ok_or_else(|| serde::de::Error::custom("public key must be 64 hex digits"))
+            .ok_or_else(|| serde::de::Error::custom("public key must be 64 lower-case hex digits"))
     }
 }
 

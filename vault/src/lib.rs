@@ -12,6 +12,7 @@ pub mod guard;
 pub mod hash;
 pub mod history;
 pub mod index;
+pub mod json;
 pub mod key;
 pub mod log;
 pub mod manifest;

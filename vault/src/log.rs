@@ -205,9 +205,22 @@ impl Entry {
         humantime::parse_rfc3339(&self.header.time).ok()
     }
 
-    /// The exact stored body bytes.
+    /// The exact stored body bytes (empty once `slim` has run).
     pub fn body(&self) -> &[u8] {
         &self.body
+    }
+
+    /// Frees what only the checks needed, once they are done: the body bytes, and for an
+    /// entry that is not trusted every field but a snapshot's pack list (which readers
+    /// still index). Keeps a log of large untrusted entries from filling memory.
+    pub fn slim(&mut self, trusted: bool) {
+        self.body = Vec::new();
+        if !trusted {
+            match &self.event {
+                Ok(Event::Snapshot { .. }) | Err(_) => {}
+                Ok(ev) => self.event = Err(ev.type_name().to_string()),
+            }
+        }
     }
 }
 
@@ -222,8 +235,18 @@ pub fn entry_path(root: &Path, seq: u64) -> PathBuf {
     root.join("log").join(format!("{seq:020}.entry"))
 }
 
-/// The sequence numbers present in `log/`, ascending, and the names of files there that
-/// are not entries.
+/// The largest entry number (so that `n + 1` never overflows).
+pub const MAX_SEQ: u64 = i64::MAX as u64;
+
+/// Whether a file name in `log/` has the shape of an entry (20 digits, `.entry`), whatever
+/// its number.
+pub fn looks_like_entry(name: &str) -> bool {
+    name.strip_suffix(".entry")
+        .is_some_and(|s| s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The sequence numbers present in `log/` (1 to `MAX_SEQ`), ascending, and the names of
+/// files there that are not entries (including entry-shaped names out of that range).
 ///
 /// Fails when the folder cannot be listed.
 pub fn list(root: &Path) -> Result<(Vec<u64>, Vec<String>), VaultError> {
@@ -242,6 +265,7 @@ pub fn list(root: &Path) -> Result<(Vec<u64>, Vec<String>), VaultError> {
             .strip_suffix(".entry")
             .filter(|s| s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|s| s.parse::<u64>().ok())
+            .filter(|n| (1..=MAX_SEQ).contains(n))
         {
             Some(seq) => seqs.push(seq),
             None => strays.push(name),
@@ -268,6 +292,8 @@ pub fn parse(file_seq: u64, path: &Path, bytes: &[u8]) -> Result<Entry, String> 
         .and_then(unhex)
         .and_then(|v| v.try_into().ok())
         .ok_or("signature line is not 128 lower-case hex digits")?;
+    crate::json::check_no_repeated_keys(body.as_bytes())
+        .map_err(|e| format!("entry body is not well-formed JSON: {e}"))?;
     let header: Header =
         serde_json::from_str(body).map_err(|e| format!("entry header does not parse: {e}"))?;
     if header.v != ENTRY_VERSION {

@@ -154,6 +154,8 @@ impl Manifest {
                 "manifest does not match the SHA-256 the log names",
             ));
         }
+        crate::json::check_no_repeated_keys(bytes)
+            .map_err(|e| corrupt(path, format!("manifest does not parse: {e}")))?;
         let m: Manifest = serde_json::from_slice(bytes)
             .map_err(|e| corrupt(path, format!("manifest does not parse: {e}")))?;
         if m.v != MANIFEST_VERSION {
@@ -216,6 +218,16 @@ pub fn manifest_path(root: &Path, id: &Hash) -> std::path::PathBuf {
 /// Fails when it is missing, unreadable, or does not match `id`.
 pub fn load(root: &Path, id: &Hash) -> Result<Manifest, VaultError> {
     let path = manifest_path(root, id);
+    // Hashed in pieces first: a large file put in a manifest's place is damage found
+    // without holding it in memory; only the genuine manifest is read whole.
+    let (hash, _) = crate::fsread::hash_regular(&path, MAX_MANIFEST_SIZE)
+        .map_err(io_err("read manifest", &path))?;
+    if hash != *id {
+        return Err(corrupt(
+            &path,
+            "manifest does not match the SHA-256 the log names",
+        ));
+    }
     let bytes = crate::fsread::read_regular(&path, MAX_MANIFEST_SIZE)
         .map_err(io_err("read manifest", &path))?;
     Manifest::from_bytes(&bytes, id, &path)

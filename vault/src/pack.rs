@@ -21,8 +21,13 @@ pub const FOOTER_MAGIC: &[u8; 8] = b"PLCVEND1";
 pub const HEADER_LEN: u64 = 12;
 pub const ENTRY_LEN: usize = 49;
 pub const FOOTER_LEN: usize = 24;
-/// A pack is closed once it holds this many bytes.
+/// A pack is closed once it holds this many bytes, or this many chunks.
 pub const TARGET_SIZE: u64 = 32 * 1024 * 1024;
+pub const TARGET_ENTRIES: usize = 100_000;
+/// The largest pack a reader accepts, and the most chunks in one (writers stay far below
+/// both): a pack the log names with a larger size is damage, never read.
+pub const MAX_PACK_SIZE: u64 = 1024 * 1024 * 1024;
+pub const MAX_PACK_ENTRIES: u64 = 1_000_000;
 
 /// How a chunk's bytes are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,6 +130,11 @@ impl PackWriter {
         self.entries.is_empty()
     }
 
+    /// Chunks added so far.
+    pub fn entries(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Writes the trailer, syncs, and renames the pack to `packs/xx/<sha256>.pack`.
     ///
     /// Fails on a write, sync or rename error; the temp file is removed then.
@@ -208,6 +218,12 @@ pub fn parse_trailer<R: Read + Seek>(
     path: &Path,
 ) -> Result<Vec<PackEntry>, VaultError> {
     let footer_len = FOOTER_LEN as u64;
+    if size > MAX_PACK_SIZE {
+        return Err(corrupt(
+            path,
+            format!("pack is {size} bytes, more than the {MAX_PACK_SIZE} a pack can hold"),
+        ));
+    }
     if size < HEADER_LEN + footer_len {
         return Err(corrupt(path, format!("pack is truncated ({size} bytes)")));
     }
@@ -231,7 +247,10 @@ pub fn parse_trailer<R: Read + Seek>(
     // and hold exactly `count` entries. No arithmetic here can wrap.
     let trailer_len = (size - footer_len).checked_sub(trailer_offset);
     match trailer_len {
-        Some(len) if trailer_offset >= HEADER_LEN && len == count * ENTRY_LEN as u64 => {}
+        Some(len)
+            if trailer_offset >= HEADER_LEN
+                && count <= MAX_PACK_ENTRIES
+                && len == count * ENTRY_LEN as u64 => {}
         _ => {
             return Err(corrupt(
                 path,

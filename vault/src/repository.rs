@@ -54,6 +54,13 @@ impl Vault {
                 .and_then(|l| l.strip_prefix("format "))
                 .filter(|n| !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()));
             return Err(match format {
+                // `format 1` that did not match exactly: other line ends, extra spaces.
+                Some("1") => VaultError::MarkerDamaged {
+                    path: marker.clone(),
+                    why:
+                        "its lines are not exactly `plcvault vault` / `format 1` (other line ends?)"
+                            .into(),
+                },
                 Some(n) => VaultError::Version {
                     path: root.to_owned(),
                     found: n.to_string(),

@@ -283,6 +283,33 @@ fn restore_one(
     result
 }
 
+/// The SHA-256 of an artifact's content as its chunks give it, read chunk by chunk (each
+/// checked against its id), never held whole.
+///
+/// Fails when a chunk is missing or damaged.
+pub fn hash_artifact(
+    vault: &Vault,
+    index: &Index,
+    a: &ArtifactEntry,
+    reader: &mut ChunkReader,
+) -> Result<crate::Hash, VaultError> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut open: HashMap<u32, File> = HashMap::new();
+    for (id, _) in &a.chunks {
+        let loc = index.get(id).ok_or_else(|| {
+            crate::error::corrupt(
+                vault.root(),
+                format!("chunk {} of `{}` is in no pack", id.short(), a.name),
+            )
+        })?;
+        let path = pack_path(vault.root(), &index.packs[loc.pack as usize]);
+        let file = open_pack(&mut open, loc.pack, &path)?;
+        hasher.update(reader.read(file, &path, &loc.entry, true)?);
+    }
+    Ok(crate::Hash::from_hasher(hasher))
+}
+
 /// Reads an artifact's content into memory (for comparisons), each chunk checked against
 /// its id and the whole against the artifact's SHA-256.
 ///

@@ -13,10 +13,10 @@ use serde::Serialize;
 use crate::error::VaultError;
 use crate::finding::{Finding, FindingKind};
 use crate::hash::Hash;
-use crate::history::History;
+use crate::history::{History, SnapshotRecord};
 use crate::index::Index;
 use crate::log::PackRef;
-use crate::manifest::{self, Manifest, check_name};
+use crate::manifest::{self, ArtifactEntry, Manifest, check_name};
 use crate::pack::{self, ChunkReader};
 use crate::repository::{Trust, Vault};
 use crate::state;
@@ -299,6 +299,9 @@ pub fn verify(
     let mut usage: HashMap<Hash, Vec<Usage>> = HashMap::new();
     // An unchanged device names the same manifest night after night: check each once.
     let mut checked = HashSet::new();
+    // With all data read: every distinct artifact version, to hash whole from its chunks.
+    let mut to_hash: Vec<(SnapshotRecord, ArtifactEntry)> = Vec::new();
+    let mut seen_versions = HashSet::new();
     for s in &snapshots {
         if !checked.insert(s.manifest) {
             continue;
@@ -350,6 +353,12 @@ pub fn verify(
                 s.id, s.device, m.device
             )));
         }
+        if m.artifacts.windows(2).any(|w| w[0].name > w[1].name) {
+            report.findings.push(bad(format!(
+                "snapshot {}: the manifest's artifacts are not sorted by name",
+                s.id
+            )));
+        }
         let mut names = HashSet::new();
         for a in &m.artifacts {
             if let Err(why) = check_name(&a.name) {
@@ -381,6 +390,15 @@ pub fn verify(
                     artifact: a.name.clone(),
                 });
             }
+            if missing == 0
+                && opts.read_data
+                && seen_versions.insert((
+                    a.sha256,
+                    Hash::of(&serde_json::to_vec(&a.chunks).unwrap_or_default()),
+                ))
+            {
+                to_hash.push((s.clone(), a.clone()));
+            }
             if missing > 0 {
                 report.findings.push(
                     Finding::new(
@@ -403,6 +421,7 @@ pub fn verify(
 
     if opts.read_data {
         read_data(vault, &index, opts.threads, &usage, &mut report);
+        artifact_hashes(vault, &index, opts.threads, &to_hash, &mut report);
     }
 
     leftovers(vault, &packs, &snapshots, &mut report);
@@ -458,17 +477,29 @@ fn read_data(
                     let path = pack::pack_path(vault.root(), pack_id);
                     let mut local = Vec::new();
                     let (mut chunks, mut bytes) = (0u64, 0u64);
-                    // At most the size the log names: a pack that grew is read no further.
-                    match crate::fsread::read_regular(&path, size) {
+                    // One pass through the file, in order, never holding more than a
+                    // chunk: the whole file hashed, every chunk decoded and checked.
+                    match read_pack_streaming(&path, size, pack_id, &mut reader) {
                         Err(e) => local.push(
                             Finding::new(
-                                FindingKind::MissingPack,
-                                format!("pack {} cannot be read: {e}", pack_id.short()),
+                                match &e {
+                                    VaultError::Io { error, .. }
+                                        if error.kind() == std::io::ErrorKind::NotFound =>
+                                    {
+                                        FindingKind::MissingPack
+                                    }
+                                    _ => FindingKind::CorruptPack,
+                                },
+                                format!(
+                                    "pack {} cannot be read: {}",
+                                    pack_id.short(),
+                                    first_line(&e.to_string())
+                                ),
                             )
                             .path(path.display()),
                         ),
-                        Ok(data) => {
-                            if Hash::of(&data) != *pack_id {
+                        Ok(pass) => {
+                            if !pass.hash_ok {
                                 local.push(
                                     Finding::new(
                                         FindingKind::CorruptPack,
@@ -480,37 +511,10 @@ fn read_data(
                                     .path(path.display()),
                                 );
                             }
-                            // The same bytes that were hashed; the trailer was checked
-                            // when the index was built, and is checked again here.
-                            let cursor = std::io::Cursor::new(&data[..]);
-                            match pack::parse_trailer(cursor, data.len() as u64, &path) {
-                                Ok(entries) => {
-                                    for e in &entries {
-                                        let ok = usize::try_from(e.offset)
-                                            .ok()
-                                            .and_then(|start| {
-                                                data.get(start..)?.get(..e.stored_len as usize)
-                                            })
-                                            .map(|stored| {
-                                                reader.decode_from(stored, &path, e).is_ok()
-                                            })
-                                            .unwrap_or(false);
-                                        chunks += 1;
-                                        bytes += u64::from(e.plain_len);
-                                        if !ok {
-                                            local.push(corrupt_chunk_finding(
-                                                &e.id, pack_id, usage, &path,
-                                            ));
-                                        }
-                                    }
-                                }
-                                Err(e) => local.push(
-                                    Finding::new(
-                                        FindingKind::CorruptPack,
-                                        format!("pack {}: {e}", pack_id.short()),
-                                    )
-                                    .path(path.display()),
-                                ),
+                            chunks += pass.chunks;
+                            bytes += pass.bytes;
+                            for id in &pass.bad {
+                                local.push(corrupt_chunk_finding(id, pack_id, usage, &path));
                             }
                         }
                     }
@@ -528,6 +532,117 @@ fn read_data(
     let mut found = found.into_inner().expect("findings lock");
     found.sort_by(|a, b| a.message.cmp(&b.message));
     report.findings.extend(found);
+}
+
+/// With all data read: every distinct artifact version hashed whole from its chunks,
+/// against the SHA-256 its manifest gives (what restore checks before a file gets its
+/// name). A mismatch is a manifest its collector signed wrongly.
+fn artifact_hashes(
+    vault: &Vault,
+    index: &Index,
+    threads: usize,
+    todo: &[(SnapshotRecord, ArtifactEntry)],
+    report: &mut VerifyReport,
+) {
+    let next = AtomicUsize::new(0);
+    let found = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, 16) {
+            s.spawn(|| {
+                let Ok(mut reader) = ChunkReader::new() else {
+                    return;
+                };
+                while let Some((snap, a)) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    // A chunk that cannot be read is reported by the pack checks already.
+                    if let Ok(h) = crate::restore::hash_artifact(vault, index, a, &mut reader)
+                        && h != a.sha256
+                    {
+                        found.lock().expect("findings lock").push(
+                            Finding::new(
+                                FindingKind::BadManifest,
+                                format!(
+                                    "`{}` in snapshot {} of `{}`: its chunks hash to {}, the manifest says {} (restore would refuse it)",
+                                    a.name,
+                                    snap.id,
+                                    snap.device,
+                                    h.short(),
+                                    a.sha256.short()
+                                ),
+                            )
+                            .seq(snap.seq)
+                            .device(&snap.device)
+                            .snapshot(&snap.id),
+                        );
+                    }
+                }
+            });
+        }
+    });
+    let mut found = found.into_inner().expect("findings lock");
+    found.sort_by(|a, b| a.message.cmp(&b.message));
+    report.findings.extend(found);
+}
+
+/// What one streaming pass through a pack found.
+struct PackPass {
+    hash_ok: bool,
+    chunks: u64,
+    bytes: u64,
+    /// Chunks that do not decompress to their length and id.
+    bad: Vec<Hash>,
+}
+
+/// Reads the pack of `size` bytes at `path` once, front to back: its SHA-256 against `id`,
+/// and every chunk through `reader` (at most one chunk in memory).
+///
+/// Fails when the file cannot be read or its trailer is malformed.
+fn read_pack_streaming(
+    path: &std::path::Path,
+    size: u64,
+    id: &Hash,
+    reader: &mut ChunkReader,
+) -> Result<PackPass, VaultError> {
+    use sha2::Digest;
+    use std::io::Read;
+    let (_, entries) = pack::read_trailer(path, Some(size))?;
+    let mut f = crate::fsread::open_regular(path)
+        .map_err(crate::error::io_err("open", path))?
+        .take(size);
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; pack::HEADER_LEN as usize];
+    let mut pass = PackPass {
+        hash_ok: false,
+        chunks: 0,
+        bytes: 0,
+        bad: Vec::new(),
+    };
+    let read_err = crate::error::io_err("read", path);
+    f.read_exact(&mut buf).map_err(read_err)?;
+    hasher.update(&buf);
+    for e in &entries {
+        buf.resize(e.stored_len as usize, 0);
+        f.read_exact(&mut buf)
+            .map_err(crate::error::io_err("read", path))?;
+        hasher.update(&buf);
+        pass.chunks += 1;
+        pass.bytes += u64::from(e.plain_len);
+        if reader.decode_from(&buf, path, e).is_err() {
+            pass.bad.push(e.id);
+        }
+    }
+    // The trailer and footer, in pieces.
+    buf.resize(64 * 1024, 0);
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(crate::error::io_err("read", path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    pass.hash_ok = Hash::from_hasher(hasher) == *id;
+    Ok(pass)
 }
 
 fn corrupt_chunk_finding(

@@ -318,7 +318,7 @@ impl<'a> Writer<'a> {
             pack.abandon();
             return Err(e);
         }
-        if pack.len() >= TARGET_SIZE {
+        if pack.len() >= TARGET_SIZE || pack.entries() >= crate::pack::TARGET_ENTRIES {
             let info = pack.finish(self.vault.root())?;
             self.finished
                 .lock()

@@ -1019,10 +1019,24 @@ pub fn parse_range_text(text: &str) -> Result<RangeText, String> {
     let label = rest
         .strip_prefix("label=")
         .ok_or("the header has no `label=` where it belongs")?;
-    let unit: u8 = unit.parse().map_err(|_| format!("bad unit `{unit}`"))?;
+    // Numbers are plain decimal digits (no sign, no spaces), names as the config allows.
+    fn number<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, String> {
+        Some(text)
+            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| format!("bad {what} `{text}`"))
+    }
+    if device.is_empty()
+        || !device
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(format!("bad device name `{device}`"));
+    }
+    let unit: u8 = number(&unit, "unit")?;
     let table = Table::parse(&table).ok_or_else(|| format!("unknown table `{table}`"))?;
-    let start: u16 = start.parse().map_err(|_| format!("bad start `{start}`"))?;
-    let count: u32 = count.parse().map_err(|_| format!("bad count `{count}`"))?;
+    let start: u16 = number(&start, "start")?;
+    let count: u32 = number(&count, "count")?;
     if u64::from(start) + u64::from(count) > 65_536 {
         return Err(format!(
             "start {start} + count {count} is past address 65535"
@@ -1037,12 +1051,16 @@ pub fn parse_range_text(text: &str) -> Result<RangeText, String> {
             return Err(format!("more than {count} values"));
         }
         let (a, v) = l.split_once(',').ok_or_else(|| format!("bad line `{l}`"))?;
-        let a: u32 = a.parse().map_err(|_| format!("bad address in `{l}`"))?;
+        let a: u32 = number(a, "address").map_err(|e| format!("{e} in `{l}`"))?;
         let want = u32::from(start) + values.len() as u32;
         if a != want {
             return Err(format!("address {a} is not the next one ({want})"));
         }
-        values.push(v.parse().map_err(|_| format!("bad value in `{l}`"))?);
+        let v: u16 = number(v, "value").map_err(|e| format!("{e} in `{l}`"))?;
+        if table.is_bits() && v > 1 {
+            return Err(format!("bad line `{l}`"));
+        }
+        values.push(v);
     }
     if values.len() as u32 != count {
         return Err(format!("{} values for count {count}", values.len()));
@@ -1212,6 +1230,10 @@ mod tests {
             good.replace("# device", "#device"),
             good.replace("unit=1", "unit=256"),
             good.replace("holding", "coilz"),
+            good.replace("unit=1", "unit=+1"),
+            good.replace("device=p ", "device=p/q "),
+            good.replace("1,6\n", "1,+6\n"),
+            String::from_utf8(range_text("p", 1, &range(Table::Coils, 0, 2), &[1, 2])).unwrap(),
             String::new(),
         ];
         for (i, text) in bad.iter().enumerate() {
