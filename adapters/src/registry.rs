@@ -14,6 +14,8 @@ pub const ADAPTERS: &[(&str, Build)] = &[
     ("files", crate::files::settings::build),
     #[cfg(feature = "modbus")]
     ("modbus", crate::modbus::settings::build),
+    #[cfg(feature = "ftp")]
+    ("ftp", crate::ftp::settings::build),
 ];
 
 /// The adapters of this build, by name.

@@ -45,7 +45,7 @@ pub struct FilesCollector {
     kinds: Vec<(Pattern, ArtifactKind)>,
 }
 
-fn compile(device: &str, key: &str, globs: &[String]) -> Result<Vec<Pattern>, AdapterError> {
+pub fn compile(device: &str, key: &str, globs: &[String]) -> Result<Vec<Pattern>, AdapterError> {
     globs
         .iter()
         .map(|g| {

@@ -92,13 +92,62 @@ pub enum TlsTrust {
     Authorities(Vec<CertificateDer<'static>>),
 }
 
+/// Where the password comes from: read when connecting, never kept in the config's text,
+/// never printed.
+#[derive(Clone)]
+pub enum Password {
+    /// `anonymous` logins: the conventional e-mail-like password.
+    Anonymous,
+    File(std::path::PathBuf),
+    Env(String),
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Password::Anonymous => f.write_str("Anonymous"),
+            Password::File(p) => write!(f, "File({})", p.display()),
+            Password::Env(v) => write!(f, "Env({v})"),
+        }
+    }
+}
+
+impl Password {
+    /// The password now.
+    ///
+    /// Fails (as a login failure) when the file cannot be read or the variable is unset.
+    pub fn read(&self) -> Result<String, FtpError> {
+        match self {
+            Password::Anonymous => Ok("plcvault@".into()),
+            Password::File(p) => {
+                let bytes = vault::fsread::read_regular(p, 4096).map_err(|e| {
+                    FtpError::Auth(format!(
+                        "cannot read the password file {}: {e}",
+                        p.display()
+                    ))
+                })?;
+                String::from_utf8(bytes)
+                    .map(|t| t.trim_end_matches(['\r', '\n']).to_string())
+                    .map_err(|_| {
+                        FtpError::Auth(format!("the password file {} is not text", p.display()))
+                    })
+            }
+            Password::Env(v) => std::env::var(v).map_err(|_| {
+                FtpError::Auth(format!(
+                    "the environment variable `{v}` (password-env) is not set"
+                ))
+            }),
+        }
+    }
+}
+
 /// The connection settings.
 #[derive(Clone, Debug)]
 pub struct Endpoint {
     pub address: String,
     pub tls: Option<TlsTrust>,
     pub user: String,
-    pub password: String,
+    pub password: Password,
     pub timeout: Duration,
 }
 
@@ -388,7 +437,8 @@ impl Session {
         match user.code {
             230 => {}
             331 | 332 => {
-                let pass = s.command("PASS", &ep.password)?;
+                let password = ep.password.read()?;
+                let pass = s.command("PASS", &password)?;
                 if !(200..300).contains(&pass.code) {
                     return Err(FtpError::Auth(format!(
                         "the server refused the login of `{}` ({} {})",

@@ -1,0 +1,196 @@
+//! The `ftp` adapter's part of a `[[device]]` table.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::client::{Endpoint, Password, TlsTrust};
+use super::{FtpCollector, FtpOptions};
+use crate::device::Device;
+use crate::files::settings::KindRule;
+use crate::settings::{self, Context, DeviceTable, SettingsError, Spanned};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FtpSettings {
+    address: Option<Spanned<String>>,
+    protocol: Option<Spanned<String>>,
+    tls_fingerprint: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
+    user: Option<String>,
+    password_file: Option<Spanned<String>>,
+    password_env: Option<Spanned<String>>,
+    root: Option<Spanned<String>>,
+    include: Option<Spanned<Vec<String>>>,
+    exclude: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    kind: Vec<KindRule>,
+    timeout: Option<Spanned<String>>,
+    retries: Option<Spanned<u32>>,
+    max_requests_per_second: Option<Spanned<f64>>,
+    max_files: Option<Spanned<usize>>,
+    max_depth: Option<Spanned<usize>>,
+}
+
+/// `AA:BB:...` or 64 hex digits, as `openssl x509 -fingerprint -sha256` prints it.
+fn parse_fingerprint(s: &str) -> Option<[u8; 32]> {
+    let hex: String = s.chars().filter(|c| *c != ':').collect();
+    vault::hash::unhex(&hex).and_then(|v| v.try_into().ok())
+}
+
+/// Builds an FTP device from its settings.
+///
+/// Fails naming the key (and its place) that is missing, unknown or invalid.
+pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsError> {
+    let whole = table.clone();
+    let s: FtpSettings = settings::parse(table)?;
+    let Some(address) = &s.address else {
+        return Err(SettingsError::table(
+            &whole,
+            "(adapter ftp) needs key `address`\nfix: add address = \"10.1.1.20:21\"",
+        ));
+    };
+    let mut addr = address.get_ref().clone();
+    if addr
+        .rsplit_once(':')
+        .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+    {
+        addr.push_str(":21");
+    }
+    let tls = match s.protocol.as_ref().map(|p| p.get_ref().as_str()) {
+        None | Some("ftp") => {
+            if let Some(k) = s.tls_fingerprint.as_ref().or(s.ca_file.as_ref()) {
+                return Err(SettingsError::at(
+                    k,
+                    "a TLS setting with protocol ftp (plain)\nfix: set protocol = \"ftps\", or remove it",
+                ));
+            }
+            None
+        }
+        Some("ftps") => match (&s.tls_fingerprint, &s.ca_file) {
+            // Empty: nothing pinned yet; the connection is refused and the server's
+            // fingerprint printed, to be checked and pinned.
+            (Some(fp), None) if fp.get_ref().is_empty() => Some(TlsTrust::Pinned([0; 32])),
+            (Some(fp), None) => Some(TlsTrust::Pinned(parse_fingerprint(fp.get_ref()).ok_or_else(|| {
+                SettingsError::at(fp, "key `tls-fingerprint`: not a SHA-256 fingerprint (64 hex digits, colons allowed)")
+            })?)),
+            (None, Some(ca)) => {
+                let path = ctx.resolve(ca.get_ref());
+                let text = vault::fsread::read_regular(&path, 1024 * 1024).map_err(|e| {
+                    SettingsError::at(ca, format!("key `ca-file`: cannot read {}: {e}", path.display()))
+                })?;
+                use rustls::pki_types::pem::PemObject;
+                let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(&text)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| SettingsError::at(ca, format!("key `ca-file`: {e}")))?;
+                if certs.is_empty() {
+                    return Err(SettingsError::at(ca, "key `ca-file`: no certificate in it"));
+                }
+                Some(TlsTrust::Authorities(certs))
+            }
+            _ => {
+                return Err(SettingsError::table(
+                    &whole,
+                    "(protocol ftps) needs exactly one of `tls-fingerprint` and `ca-file`\nfix: pin the server's certificate: set tls-fingerprint = \"\" once: plcvault refuses the server and prints its fingerprint, to check and pin",
+                ));
+            }
+        },
+        Some(other) => {
+            let p = s.protocol.as_ref().expect("matched");
+            return Err(SettingsError::at(
+                p,
+                format!("key `protocol`: `{other}` is not ftp or ftps (SFTP is not in this release)"),
+            ));
+        }
+    };
+    let password = match (&s.password_file, &s.password_env) {
+        (Some(f), None) => Password::File(ctx.resolve(f.get_ref())),
+        (None, Some(v)) => Password::Env(v.get_ref().clone()),
+        (None, None) => Password::Anonymous,
+        (Some(f), Some(_)) => {
+            return Err(SettingsError::at(
+                f,
+                "`password-file` and `password-env` both given\nfix: keep one",
+            ));
+        }
+    };
+    let timeout = match &s.timeout {
+        None => Duration::from_secs(10),
+        Some(t) => settings::duration(
+            t,
+            "timeout",
+            Duration::from_millis(10),
+            Duration::from_secs(600),
+        )?,
+    };
+    let rate = s
+        .max_requests_per_second
+        .as_ref()
+        .map_or(10.0, |r| *r.get_ref());
+    if !(0.01..=1000.0).contains(&rate) {
+        let r = s.max_requests_per_second.as_ref().expect("given");
+        return Err(SettingsError::at(
+            r,
+            format!("key `max-requests-per-second`: {rate} is not between 0.01 and 1000"),
+        ));
+    }
+    let retries = s.retries.as_ref().map_or(2, |r| *r.get_ref());
+    if retries > 10 {
+        return Err(SettingsError::at(
+            s.retries.as_ref().expect("given"),
+            "key `retries`: more than 10",
+        ));
+    }
+    let root = s
+        .root
+        .as_ref()
+        .map_or("/".to_string(), |r| r.get_ref().clone());
+    if !root.starts_with('/') || root.split('/').any(|c| c == "..") {
+        return Err(SettingsError::at(
+            s.root.as_ref().expect("given"),
+            "key `root`: must be an absolute remote folder without `..`",
+        ));
+    }
+    let mut kinds = Vec::new();
+    for k in &s.kind {
+        kinds.push((
+            k.pattern.get_ref().clone(),
+            settings::kind(&k.kind, "kind")?,
+        ));
+    }
+    let opts = FtpOptions {
+        device: ctx.device.to_string(),
+        endpoint: Endpoint {
+            address: addr,
+            tls,
+            user: s.user.clone().unwrap_or_else(|| "anonymous".into()),
+            password,
+            timeout,
+        },
+        root,
+        include: s
+            .include
+            .as_ref()
+            .map_or_else(|| vec!["**/*".into()], |v| v.get_ref().clone()),
+        exclude: s
+            .exclude
+            .as_ref()
+            .map_or_else(Vec::new, |v| v.get_ref().clone()),
+        kinds: kinds.clone(),
+        max_files: s.max_files.as_ref().map_or(100_000, |v| *v.get_ref()),
+        max_depth: s.max_depth.as_ref().map_or(32, |v| *v.get_ref()),
+        retries,
+        max_requests_per_second: rate,
+    };
+    let collector = FtpCollector::new(opts).map_err(|e| SettingsError {
+        span: Some(whole.span()),
+        message: e.to_string(),
+    })?;
+    Ok(Device {
+        collector: Arc::new(collector),
+        writer: None,
+        permit: None,
+        kinds,
+    })
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""pyftpdlib (an FTP server nobody on this team wrote) as a test peer.
+
+    ftp_server.py ROOT COMMAND_LOG [--tls DIR] [--user NAME:PASSWORD]
+
+Serves ROOT on 127.0.0.1 (a free port) and writes every command it receives, one JSON line
+each, to COMMAND_LOG. The user has every permission, so a write would succeed if a client
+sent one: the log is the proof that none was sent. With --tls a throw-away self-signed
+certificate is made in DIR and explicit FTPS (AUTH TLS) offered. Prints `PORT <n>` and,
+with --tls, `FINGERPRINT <SHA-256 of the certificate, AA:BB:...>`, then serves until killed.
+"""
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import sys
+
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
+from pyftpdlib.servers import FTPServer
+
+
+def make_cert(d):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    os.makedirs(d, exist_ok=True)
+    certfile, keyfile = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    with open(certfile, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(keyfile, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return certfile, keyfile, ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("root")
+    ap.add_argument("log")
+    ap.add_argument("--tls")
+    ap.add_argument("--user", default="plc:secret")
+    args = ap.parse_args()
+    log = open(args.log, "a", buffering=1)
+    base = TLS_FTPHandler if args.tls else FTPHandler
+
+    class Recording(base):
+        def pre_process_command(self, line, cmd, arg):
+            log.write(json.dumps({"cmd": cmd, "arg": arg}) + "\n")
+            return super().pre_process_command(line, cmd, arg)
+
+    user, password = args.user.split(":", 1)
+    auth = DummyAuthorizer()
+    auth.add_user(user, password, args.root, perm="elradfmwMT")
+    Recording.authorizer = auth
+    Recording.passive_ports = None
+    fingerprint = None
+    if args.tls:
+        Recording.certfile, Recording.keyfile, fingerprint = make_cert(args.tls)
+        Recording.tls_control_required = True
+        Recording.tls_data_required = True
+    server = FTPServer(("127.0.0.1", 0), Recording)
+    print("PORT", server.socket.getsockname()[1], flush=True)
+    if fingerprint:
+        print("FINGERPRINT", fingerprint, flush=True)
+    server.serve_forever(handle_exit=True)
+
+
+if __name__ == "__main__":
+    import logging
+    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    main()
