@@ -50,11 +50,16 @@ fn python(test: &str) -> Option<PathBuf> {
 
 impl Peer {
     fn start(py: &Path, root: &Path, tls: Option<&Path>) -> Peer {
+        Peer::with_faults(py, root, tls, &[])
+    }
+
+    fn with_faults(py: &Path, root: &Path, tls: Option<&Path>, faults: &[&str]) -> Peer {
         let log = root.with_extension("commands.jsonl");
         let mut cmd = Command::new(py);
         cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/ftp_server.py"))
             .arg(root)
-            .arg(&log);
+            .arg(&log)
+            .args(faults);
         if let Some(d) = tls {
             cmd.arg("--tls").arg(d);
         }
@@ -82,6 +87,21 @@ impl Peer {
             fingerprint,
             log,
         }
+    }
+
+    /// The commands the server received with their arguments.
+    fn commands_with_args(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["cmd"].as_str().unwrap().to_string(),
+                    v["arg"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
     }
 
     /// The commands the server received, in order.
@@ -268,4 +288,146 @@ fn a_wrong_password_is_a_login_failure_and_a_dead_server_is_unreachable() {
     let r = s.run(&["--json", "collect", "panel4"]);
     let d = &r.records("device")[0];
     assert_eq!(d["error_kind"], "unreachable", "{d}");
+}
+
+#[test]
+fn hostile_listing_entries_are_skipped_and_a_huge_listing_is_bounded() {
+    let Some(py) = python("hostile_listing") else {
+        return;
+    };
+    let s = Site::new();
+    let root = s.path("server");
+    let files = plant(&root);
+    let peer = Peer::with_faults(&py, &root, None, &["--hostile"]);
+    add_ftp(&s, "panel5", peer.port, "");
+    let r = s.run(&["--json", "collect", "panel5"]);
+    assert_eq!(
+        r.code, 1,
+        "a listing that names other places is an incomplete snapshot: {}",
+        r.stdout
+    );
+    let d = &r.records("device")[0];
+    assert_eq!(d["artifacts"].as_u64(), Some(files.len() as u64), "{d}");
+    let w = d["warnings"].to_string();
+    assert!(w.contains("../etc/passwd") && w.contains("a/b"), "{w}");
+    let fetched: Vec<String> = peer
+        .commands_with_args()
+        .into_iter()
+        .filter(|(c, _)| c == "RETR")
+        .map(|(_, a)| a)
+        .collect();
+    assert!(
+        fetched
+            .iter()
+            .all(|a| !a.contains("..") && !a.ends_with("/a/b")),
+        "{fetched:?}"
+    );
+
+    let many = Peer::with_faults(&py, &root, None, &["--many", "100000"]);
+    add_ftp(&s, "panel6", many.port, "max-files = 1000");
+    let t0 = std::time::Instant::now();
+    let r = s.run(&["--json", "collect", "panel6"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let w = r.records("device")[0]["warnings"].to_string();
+    assert!(w.contains("max-files"), "{w}");
+    assert!(t0.elapsed() < Duration::from_secs(60), "{:?}", t0.elapsed());
+}
+
+#[test]
+fn a_download_cut_short_is_fetched_again_and_one_that_keeps_growing_is_unstable() {
+    let Some(py) = python("cut_short") else {
+        return;
+    };
+    let s = Site::new();
+    let root = s.path("server");
+    let files = plant(&root);
+    let peer = Peer::with_faults(
+        &py,
+        &root,
+        None,
+        &["--truncate-once", "panel.img", "--grow", "OB1.awl"],
+    );
+    add_ftp(&s, "panel7", peer.port, "");
+    let r = s.run(&["--json", "collect", "panel7"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let snaps = s
+        .run(&["--json", "snapshots", "panel7"])
+        .records("snapshot");
+    assert_eq!(snaps[0]["complete"], false);
+    // The image, cut short once, is stored whole; the file that keeps growing is marked.
+    let out = s.path("restored7");
+    let r = s.run(&["restore", "panel7", "--to", out.to_str().unwrap()]);
+    assert!(r.code <= 1, "{}", r.stderr);
+    let img = files
+        .iter()
+        .find(|(n, _)| n.ends_with("panel.img"))
+        .unwrap();
+    assert_eq!(std::fs::read(out.join(&img.0)).unwrap(), img.1);
+    let retr = |name: &str| {
+        peer.commands_with_args()
+            .iter()
+            .filter(|(c, a)| c == "RETR" && a.ends_with(name))
+            .count()
+    };
+    assert_eq!(retr("panel.img"), 2, "fetched again after it came short");
+    assert_eq!(retr("OB1.awl"), 3, "three tries, then unstable");
+    let m = s.run(&[
+        "--json",
+        "diff",
+        "panel7",
+        "--against",
+        snaps[0]["id"].as_str().unwrap(),
+    ]);
+    assert!(m.code <= 2, "{}", m.stderr);
+}
+
+#[test]
+fn a_stalling_server_times_out_and_a_large_file_streams_in_flat_memory() {
+    let Some(py) = python("stall") else { return };
+    let s = Site::new();
+    let root = s.path("server");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("OB1.awl"), b"NETWORK 1\n").unwrap();
+    let peer = Peer::with_faults(&py, &root, None, &["--stall", "OB1.awl"]);
+    add_ftp(&s, "panel8", peer.port, "");
+    let text = std::fs::read_to_string(s.config())
+        .unwrap()
+        .replace("timeout = \"5s\"", "timeout = \"1s\"\nretries = 0");
+    std::fs::write(s.config(), text).unwrap();
+    let t0 = std::time::Instant::now();
+    let r = s.run(&["--json", "collect", "panel8"]);
+    assert!(r.code == 1 || r.code == 2, "{}", r.stdout);
+    assert!(r.stdout.contains("in time"), "{}", r.stdout);
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    drop(peer);
+
+    // 200 MiB through FTP under an address-space limit that a copy held whole would break.
+    let s = Site::new();
+    let root = s.path("server");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("image.bin"), common::noise(200 * 1024 * 1024, 3)).unwrap();
+    let peer = Peer::start(&py, &root, None);
+    add_ftp(&s, "panel9", peer.port, "");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 184320 && exec \"$0\" \"$@\"")
+        .arg(common::BIN)
+        .args([
+            "--config",
+            s.config().to_str().unwrap(),
+            "--json",
+            "collect",
+            "panel9",
+        ])
+        .env("MALLOC_ARENA_MAX", "2")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"status\":\"ok\""), "{stdout}");
 }

@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
 """pyftpdlib (an FTP server nobody on this team wrote) as a test peer.
 
-    ftp_server.py ROOT COMMAND_LOG [--tls DIR] [--user NAME:PASSWORD]
+    ftp_server.py ROOT COMMAND_LOG [--tls DIR] [--user NAME:PASSWORD] [faults]
+
+Faults, for the adapter's tests: --hostile (listings also name `../etc/passwd`, `a/b` and
+`..`), --many N (listings start with N made-up entries), --truncate-once NAME (the first
+download of NAME ends early, as a server that lost the file's tail), --grow NAME (every
+download of NAME is longer than its listing), --stall NAME (a download of NAME blocks the
+server for 5 s).
 
 Serves ROOT on 127.0.0.1 (a free port) and writes every command it receives, one JSON line
 each, to COMMAND_LOG. The user has every permission, so a write would succeed if a client
@@ -17,7 +23,10 @@ import json
 import os
 import sys
 
+import time
+
 from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.filesystems import AbstractedFS
 from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
 from pyftpdlib.servers import FTPServer
 
@@ -58,7 +67,56 @@ def main():
     ap.add_argument("log")
     ap.add_argument("--tls")
     ap.add_argument("--user", default="plc:secret")
+    ap.add_argument("--hostile", action="store_true")
+    ap.add_argument("--many", type=int, default=0)
+    ap.add_argument("--truncate-once")
+    ap.add_argument("--grow")
+    ap.add_argument("--stall")
     args = ap.parse_args()
+    truncated = set()
+
+    class Wrapped:
+        """A file that reads differently: cut short, or longer than it is."""
+
+        def __init__(self, f, cut=None, extra=b""):
+            self.f, self.cut, self.extra, self.name, self.done = f, cut, extra, f.name, 0
+
+        def read(self, n=-1):
+            b = self.f.read(n)
+            if self.cut is not None:
+                b = b[: max(0, self.cut - self.done)]
+            if not b and self.extra:
+                b, self.extra = self.extra, b""
+            self.done += len(b)
+            return b
+
+        def close(self):
+            self.f.close()
+
+        @property
+        def closed(self):
+            return self.f.closed
+
+    class FaultyFS(AbstractedFS):
+        def format_mlsx(self, basedir, listing, perms, facts, ignore_err=True):
+            for i in range(args.many):
+                yield f"type=file;size=1; made-up-{i}\r\n".encode()
+            if args.hostile:
+                for name in ("../etc/passwd", "a/b", ".."):
+                    yield f"type=file;size=5; {name}\r\n".encode()
+            yield from super().format_mlsx(basedir, listing, perms, facts, ignore_err)
+
+        def open(self, filename, mode):
+            f = super().open(filename, mode)
+            base = os.path.basename(filename)
+            if base == args.truncate_once and filename not in truncated:
+                truncated.add(filename)
+                return Wrapped(f, cut=100)
+            if base == args.grow:
+                return Wrapped(f, extra=b"grown")
+            if base == args.stall:
+                time.sleep(5)
+            return f
     log = open(args.log, "a", buffering=1)
     base = TLS_FTPHandler if args.tls else FTPHandler
 
@@ -71,6 +129,7 @@ def main():
     auth = DummyAuthorizer()
     auth.add_user(user, password, args.root, perm="elradfmwMT")
     Recording.authorizer = auth
+    Recording.abstracted_fs = FaultyFS
     Recording.passive_ports = None
     fingerprint = None
     if args.tls:
