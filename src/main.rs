@@ -2,23 +2,11 @@
 //! restore drills. This binary holds the CLI, config, collection orchestration and the
 //! embedded demo; storage lives in the `vault` crate and device access in `adapters`.
 
-mod baseline;
-mod calendar;
-mod collect;
-mod commands;
 mod config;
-mod demo;
-mod device;
-mod diff;
-mod drill;
-mod evidence;
+mod ops;
 mod output;
-mod recover;
-mod report;
 mod review;
 mod runtime;
-mod schedule;
-mod sim;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -279,24 +267,24 @@ fn main() -> ExitCode {
 fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
     let load = || config::Config::load(&config::locate(cli.config.as_deref()));
     match &cli.command {
-        Command::Keygen { out: path, comment } => commands::keygen(path, comment, out),
-        Command::Init { dir } => commands::init(dir, out),
+        Command::Keygen { out: path, comment } => ops::commands::keygen(path, comment, out),
+        Command::Init { dir } => ops::commands::init(dir, out),
         Command::Config {
             action: ConfigAction::Check,
-        } => commands::config_check(&load()?, out),
+        } => ops::commands::config_check(&load()?, out),
         Command::Collect { devices, all } => {
             let cfg = load()?;
             let selected = cfg.select(devices, *all)?;
-            Ok(collect::run(&cfg, &selected, out)?.0)
+            Ok(ops::collect::run(&cfg, &selected, out)?.0)
         }
-        Command::Daemon => schedule::daemon(load()?, out),
+        Command::Daemon => ops::schedule::daemon(load()?, out),
         Command::Report { html, prometheus } => {
             let cfg = load().inspect_err(|_| {
                 if let Some(p) = prometheus {
-                    report::write_failed_metrics(p, out);
+                    review::report::write_failed_metrics(p, out);
                 }
             })?;
-            report::run(&cfg, html.as_deref(), prometheus.as_deref(), out)
+            review::report::run(&cfg, html.as_deref(), prometheus.as_deref(), out)
         }
         Command::Drill {
             devices,
@@ -311,7 +299,7 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
                 Some(t) => Some(cfg.select(std::slice::from_ref(t), false)?[0]),
                 None => None,
             };
-            drill::run(
+            ops::drill::run(
                 &cfg,
                 &selected,
                 snapshot.as_deref(),
@@ -328,9 +316,9 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
                 ticket,
                 reason,
                 accept_suspect,
-            } => baseline::approve(
+            } => review::baseline::approve(
                 &load()?,
-                &baseline::ApproveOptions {
+                &review::baseline::ApproveOptions {
                     device,
                     snapshot: snapshot.as_deref(),
                     key,
@@ -340,8 +328,10 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
                 },
                 out,
             ),
-            BaselineAction::Show { device } => baseline::show(&load()?, device, false, out),
-            BaselineAction::History { device } => baseline::show(&load()?, device, true, out),
+            BaselineAction::Show { device } => review::baseline::show(&load()?, device, false, out),
+            BaselineAction::History { device } => {
+                review::baseline::show(&load()?, device, true, out)
+            }
         },
         Command::Diff {
             device,
@@ -349,25 +339,35 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             snapshot,
             against,
             html,
-        } => baseline::diff(
-            &load()?,
-            device,
-            *live,
-            snapshot.as_deref(),
-            against,
-            html.as_deref(),
-            out,
-        ),
-        Command::Snapshots { device } => commands::snapshots(&load()?, device.as_deref(), out),
+        } => {
+            let cfg = load()?;
+            // A live read is an operation on the device; the review only compares.
+            let live = if *live {
+                let dev = cfg.select(std::slice::from_ref(device), false)?[0];
+                Some(ops::device::collect_live(dev)?)
+            } else {
+                None
+            };
+            review::baseline::diff(
+                &cfg,
+                device,
+                live,
+                snapshot.as_deref(),
+                against,
+                html.as_deref(),
+                out,
+            )
+        }
+        Command::Snapshots { device } => ops::commands::snapshots(&load()?, device.as_deref(), out),
         Command::Verify {
             evidence: Some(dir),
             ..
-        } => evidence::verify(&load()?, dir, out),
-        Command::Verify { read_data, .. } => commands::verify(&load()?, *read_data, out),
-        Command::Recover { key, reason } => recover::run(&load()?, key, reason, out),
+        } => review::evidence::verify(&load()?, dir, out),
+        Command::Verify { read_data, .. } => ops::commands::verify(&load()?, *read_data, out),
+        Command::Recover { key, reason } => ops::recover::run(&load()?, key, reason, out),
         Command::Evidence {
             action: EvidenceAction::Export { since, out: dir },
-        } => evidence::export(&load()?, since.as_deref(), dir, out),
+        } => review::evidence::export(&load()?, since.as_deref(), dir, out),
         Command::Restore {
             device,
             snapshot,
@@ -378,7 +378,7 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
         } => {
             let cfg = load()?;
             match (to, target) {
-                (Some(to), _) => commands::restore(
+                (Some(to), _) => ops::commands::restore(
                     &cfg,
                     device,
                     snapshot,
@@ -386,11 +386,11 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
                     (*force, *keep_special_bits),
                     out,
                 ),
-                (None, Some(t)) => commands::restore_onto(&cfg, device, snapshot, t, out),
+                (None, Some(t)) => ops::commands::restore_onto(&cfg, device, snapshot, t, out),
                 (None, None) => unreachable!("clap requires --to or --target"),
             }
         }
-        Command::Demo { keep } => demo::run(keep.as_deref(), out),
+        Command::Demo { keep } => ops::demo::run(keep.as_deref(), out),
         Command::Sim {
             plcs,
             registers,
@@ -398,8 +398,8 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             write_config,
             max_requests_per_second,
             response_delay,
-        } => sim::run(
-            &sim::SimOptions {
+        } => ops::sim::run(
+            &ops::sim::SimOptions {
                 plcs: *plcs,
                 registers: *registers,
                 map: map.as_deref(),

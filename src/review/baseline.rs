@@ -12,9 +12,11 @@ use vault::manifest::ArtifactStatus;
 use vault::{ApprovalRecord, ArtifactEntry, History, Index, Manifest, Vault};
 
 use crate::config::{Config, DeviceConfig};
-use crate::diff::{Class, Comparison, DiffFinding, Rules, Severity, VIEW_LIMIT, View, compare};
 use crate::output::{Out, Outcome};
-use crate::review::{Review, print, write_html};
+use crate::review::diff::{
+    Class, Comparison, DiffFinding, Rules, Severity, VIEW_LIMIT, View, compare,
+};
+use crate::review::html::{Review, print, write_html};
 
 /// The rules recorded in an approval (defaults when unreadable, with a note).
 fn approved_rules(a: &ApprovalRecord) -> (Rules, Option<String>) {
@@ -38,7 +40,7 @@ pub fn review_against_baseline(
     device: &DeviceConfig,
     current: &Manifest,
     current_label: String,
-    read_current: &crate::diff::Reader,
+    read_current: &crate::review::diff::Reader,
 ) -> Result<Review> {
     let baseline = history.baseline(&device.name);
     // An untrusted (altered, malformed, missing) entry after the baseline may have been a
@@ -254,7 +256,7 @@ pub fn show(cfg: &Config, device: &str, all: bool, out: &Out) -> Result<Outcome>
 pub fn diff(
     cfg: &Config,
     device: &str,
-    live: bool,
+    live: Option<(vault::Manifest, crate::review::diff::LiveData)>,
     snapshot: Option<&str>,
     against: &str,
     html: Option<&Path>,
@@ -281,8 +283,7 @@ pub fn diff(
         ));
     }
     // The current side.
-    let (current, label, live_data) = if live {
-        let (m, data) = crate::device::collect_live(dev)?;
+    let (current, label, live_data) = if let Some((m, data)) = live {
         (m, "live".to_string(), Some(data))
     } else {
         let snap = history.find_snapshot(Some(&dev.name), snapshot)?;

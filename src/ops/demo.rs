@@ -169,7 +169,7 @@ label = "live measurements"
     )
 }
 
-fn changed_of(reports: &[crate::collect::DeviceReport], device: &str) -> Vec<String> {
+fn changed_of(reports: &[crate::ops::collect::DeviceReport], device: &str) -> Vec<String> {
     reports
         .iter()
         .find(|r| r.device == device)
@@ -292,7 +292,7 @@ exclude = ["**/*.tmp"]
     // The production devices; the spare is a restore target, not collected.
     let devices: Vec<&crate::config::DeviceConfig> =
         cfg.devices.iter().filter(|d| !d.writable()).collect();
-    let collect = |out: &Out| crate::collect::run_on(runtime.handle(), &cfg, &devices, out);
+    let collect = |out: &Out| crate::ops::collect::run_on(runtime.handle(), &cfg, &devices, out);
 
     out.say(
         "\n3. Nightly collection: every file is hashed (SHA-256), cut into chunks, compressed and",
@@ -316,7 +316,7 @@ exclude = ["**/*.tmp"]
     out.say(
         "\n4. Audit: verify every signature, every chain link and re-read every byte of the vault.",
     );
-    let v = crate::commands::verify(&cfg, true, out)?;
+    let v = crate::ops::commands::verify(&cfg, true, out)?;
     if v != Outcome::Clean {
         bail!("verification of a fresh vault found damage");
     }
@@ -326,9 +326,9 @@ exclude = ["**/*.tmp"]
     );
     out.say("   device with her own key, under change ticket CHG-1001. Approvals are signed log entries.");
     for d in &devices {
-        let r = crate::baseline::approve(
+        let r = crate::review::baseline::approve(
             &cfg,
-            &crate::baseline::ApproveOptions {
+            &crate::review::baseline::ApproveOptions {
                 device: &d.name,
                 snapshot: None,
                 key: &alice,
@@ -425,7 +425,7 @@ exclude = ["**/*.tmp"]
             );
         }
     }
-    crate::review::write_html(&html, "plcvault change review: bottling line 1", &reviews)?;
+    crate::review::html::write_html(&html, "plcvault change review: bottling line 1", &reviews)?;
     out.say(format!(
         "   The change-review page with every finding, the baseline's approver and ticket is at\n   {}",
         html.display()
@@ -437,7 +437,7 @@ exclude = ["**/*.tmp"]
     ));
     out.say("   and prove every file byte-identical to the plant as it was generated.");
     let restored = dir.join("restored");
-    let r = crate::commands::restore(
+    let r = crate::ops::commands::restore(
         &cfg,
         "line1",
         &line1_first,
@@ -463,7 +463,7 @@ exclude = ["**/*.tmp"]
         "   {identical} of {} files byte-identical (SHA-256 of each restored file equals the hash taken at generation);",
         originals.len()
     ));
-    let r = crate::commands::restore(
+    let r = crate::ops::commands::restore(
         &cfg,
         "filler-plc",
         &first_id("filler-plc")?,
@@ -504,14 +504,14 @@ exclude = ["**/*.tmp"]
         .filter(|d| d.name != "filler-plc")
         .collect();
     let spare_cfg = cfg.select(&["spare-filler".to_string()], false)?[0];
-    let d1 = crate::drill::run(&cfg, &others, None, None, None, out)?;
-    let d2 = crate::drill::run(&cfg, &filler, None, None, Some(spare_cfg), out)?;
+    let d1 = crate::ops::drill::run(&cfg, &others, None, None, None, out)?;
+    let d2 = crate::ops::drill::run(&cfg, &filler, None, None, Some(spare_cfg), out)?;
     if d1 != Outcome::Clean || d2 != Outcome::Clean {
         bail!("a demo drill failed");
     }
 
     out.say("\n10. Where the plant stands (what `plcvault report` prints; --html writes the auditor's page):");
-    crate::report::run(&cfg, None, None, out)?;
+    crate::review::report::run(&cfg, None, None, out)?;
 
     let total = t0.elapsed().as_secs_f64();
     drop(plcs);
@@ -544,19 +544,19 @@ exclude = ["**/*.tmp"]
 fn review_all(
     cfg: &Config,
     devices: &[&crate::config::DeviceConfig],
-) -> Result<Vec<crate::review::Review>> {
+) -> Result<Vec<crate::review::html::Review>> {
     let vault = vault::Vault::open(&cfg.vault.path)?;
     let history = vault::History::load(&vault, &cfg.trust)?;
     let (index, _) = vault::Index::load(&vault, &history.packs_for_reading());
     let read = |a: &vault::ArtifactEntry| {
-        vault::read_artifact(&vault, &index, a, crate::diff::VIEW_LIMIT).ok()
+        vault::read_artifact(&vault, &index, a, crate::review::diff::VIEW_LIMIT).ok()
     };
     devices
         .iter()
         .map(|d| {
             let snap = history.find_snapshot(Some(&d.name), None)?;
             let m = vault::manifest::load(vault.root(), &snap.manifest)?;
-            crate::baseline::review_against_baseline(
+            crate::review::baseline::review_against_baseline(
                 &vault,
                 &index,
                 &history,

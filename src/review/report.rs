@@ -14,7 +14,7 @@ use vault::{ApprovalRecord, DrillRecord, History, Index, SnapshotRecord, VerifyO
 
 use crate::config::Config;
 use crate::output::{Out, Outcome};
-use crate::review::{CSP, esc};
+use crate::review::html::{CSP, esc};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Failure {
@@ -167,11 +167,11 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
             (Some(b), Some(s))
                 if log.intact
                     && history.doubts_after(b.seq).is_empty()
-                    && let Some(c) = crate::baseline::cached_summary(
+                    && let Some(c) = crate::review::baseline::cached_summary(
                         &cfg.vault.state,
                         &cfg.trust,
                         &d.name,
-                        &crate::baseline::summary_key(&s.entry, &b.entry, d),
+                        &crate::review::baseline::summary_key(&s.entry, &b.entry, d),
                     ) =>
             {
                 rules_note = c.rules_note;
@@ -185,9 +185,10 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
                     .map_err(anyhow::Error::from)
                     .and_then(|m| {
                         let read = |a: &vault::ArtifactEntry| {
-                            vault::read_artifact(&vault, &index, a, crate::diff::VIEW_LIMIT).ok()
+                            vault::read_artifact(&vault, &index, a, crate::review::diff::VIEW_LIMIT)
+                                .ok()
                         };
-                        crate::baseline::review_against_baseline(
+                        crate::review::baseline::review_against_baseline(
                             &vault,
                             &index,
                             &history,
@@ -204,7 +205,7 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
                             .comparison
                             .findings
                             .iter()
-                            .filter(|f| f.severity >= crate::diff::Severity::Warning)
+                            .filter(|f| f.severity >= crate::review::diff::Severity::Warning)
                             .count();
                         (Some(n > 0), n)
                     }

@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use vault::ApprovalRecord;
 
-use crate::diff::{Comparison, DiffFinding, Severity, View};
 use crate::output::Out;
+use crate::review::diff::{Comparison, DiffFinding, Severity, View};
 
 /// Lines shown per finding on a terminal before "… N more".
 const MAX_LINES: usize = 20;
@@ -345,7 +345,7 @@ pre{{background:#f4f4f4;padding:.5em;overflow-x:auto;white-space:pre-wrap}} .add
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diff::Class;
+    use crate::review::diff::Class;
 
     // Issue 18, case 8: a CR/LF-only change must stay visible in the review.
     #[test]

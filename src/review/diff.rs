@@ -6,187 +6,14 @@
 //! those recorded in the baseline's approval, never the config's directly.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use anyhow::Result;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+pub use crate::config::rules::{
+    Class, Rules, Severity, Volatile, default_severity, parse_volatile,
+};
 use vault::manifest::ArtifactStatus;
 use vault::{ArtifactEntry, ArtifactKind, Hash, Manifest};
-
-/// What kind of change a finding is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Class {
-    Logic,
-    Config,
-    Recipe,
-    Values,
-    Identity,
-    Metadata,
-    Suspect,
-}
-
-impl Class {
-    pub const ALL: [Class; 7] = [
-        Class::Logic,
-        Class::Config,
-        Class::Recipe,
-        Class::Values,
-        Class::Identity,
-        Class::Metadata,
-        Class::Suspect,
-    ];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Class::Logic => "logic",
-            Class::Config => "config",
-            Class::Recipe => "recipe",
-            Class::Values => "values",
-            Class::Identity => "identity",
-            Class::Metadata => "metadata",
-            Class::Suspect => "suspect",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Class> {
-        Class::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-
-    /// The class of a change to an artifact of `kind`.
-    pub fn of(kind: ArtifactKind) -> Class {
-        match kind {
-            ArtifactKind::Logic | ArtifactKind::Image => Class::Logic,
-            ArtifactKind::Config | ArtifactKind::Other => Class::Config,
-            ArtifactKind::Recipe => Class::Recipe,
-            ArtifactKind::Values => Class::Values,
-            ArtifactKind::Identity => Class::Identity,
-        }
-    }
-}
-
-impl fmt::Display for Class {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub fn parse(s: &str) -> Option<Severity> {
-        match s {
-            "info" => Some(Severity::Info),
-            "warning" => Some(Severity::Warning),
-            "critical" => Some(Severity::Critical),
-            _ => None,
-        }
-    }
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The comparison rules of a device. Recorded in an approval; diff applies the approved
-/// ones.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Rules {
-    /// Register ranges `TABLE:START-END` or `TABLE:*`, and file globs, whose changes are
-    /// expected in normal operation.
-    pub volatile: Vec<String>,
-    /// An artifact that shrinks by more than this share is suspect.
-    pub shrink_limit: f64,
-    pub severity: BTreeMap<Class, Severity>,
-    /// The artifact kinds the config assigned (a files device's `[[device.kind]]` globs, a
-    /// Modbus device's range kinds), first match wins. Bound to the approval, so that a
-    /// config edit cannot lower the class of a change. Absent in approvals before it.
-    #[serde(default)]
-    pub kinds: Vec<(String, ArtifactKind)>,
-}
-
-impl Default for Rules {
-    fn default() -> Self {
-        Rules {
-            volatile: Vec::new(),
-            kinds: Vec::new(),
-            shrink_limit: 0.5,
-            severity: Class::ALL
-                .into_iter()
-                .map(|c| (c, default_severity(c)))
-                .collect(),
-        }
-    }
-}
-
-/// Logic, identity and suspect changes are critical; values and metadata informational.
-pub fn default_severity(c: Class) -> Severity {
-    match c {
-        Class::Logic | Class::Identity | Class::Suspect => Severity::Critical,
-        Class::Config | Class::Recipe => Severity::Warning,
-        Class::Values | Class::Metadata => Severity::Info,
-    }
-}
-
-/// A parsed volatile rule.
-#[derive(Clone, Debug)]
-enum Volatile {
-    Registers { table: String, start: u32, end: u32 },
-    Files(glob::Pattern),
-}
-
-/// Parses a volatile rule; `Err` says why it is not one.
-pub fn check_volatile(rule: &str) -> Result<(), String> {
-    parse_volatile(rule).map(|_| ())
-}
-
-fn parse_volatile(rule: &str) -> Result<Volatile, String> {
-    if let Some((table, range)) = rule.split_once(':')
-        && ["holding", "input", "coils", "discrete"].contains(&table)
-    {
-        let (start, end) = if range == "*" {
-            (0, 65535)
-        } else {
-            let (a, b) = range.split_once('-').unwrap_or((range, range));
-            let a: u32 = a
-                .parse()
-                .map_err(|_| format!("`{rule}`: `{a}` is not an address"))?;
-            let b: u32 = b
-                .parse()
-                .map_err(|_| format!("`{rule}`: `{b}` is not an address"))?;
-            if a > b || b > 65535 {
-                return Err(format!(
-                    "`{rule}`: the range must run forwards within 0-65535"
-                ));
-            }
-            (a, b)
-        };
-        return Ok(Volatile::Registers {
-            table: table.to_string(),
-            start,
-            end,
-        });
-    }
-    glob::Pattern::new(rule)
-        .map(Volatile::Files)
-        .map_err(|e| format!("`{rule}` is neither TABLE:START-END nor a valid glob: {e}"))
-}
 
 /// One register (or bit) that differs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -286,6 +113,9 @@ impl Comparison {
 
 /// Reads an artifact's content for a view (bounded; `None` when too large or unreadable).
 pub type Reader<'a> = dyn Fn(&ArtifactEntry) -> Option<Vec<u8>> + 'a;
+
+/// Contents of a live read by artifact name (`None` when too large to hold for a view).
+pub type LiveData = std::collections::HashMap<String, Option<Vec<u8>>>;
 
 /// Contents up to this size are read for exact views.
 pub const VIEW_LIMIT: u64 = 8 * 1024 * 1024;
@@ -794,6 +624,7 @@ fn chunk_ranges(o: &ArtifactEntry, n: &ArtifactEntry) -> View {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::rules::check_volatile;
     use std::collections::HashMap;
     use vault::manifest::{ArtifactMeta, ArtifactStatus};
 

@@ -95,7 +95,7 @@ fn describe<R: Read>(reader: R) -> std::io::Result<(vault::Stored, Option<Vec<u8
             hasher.update(c);
             chunks.push((vault::Hash::of(c), c.len() as u32));
             if let Some(buf) = &mut content {
-                if buf.len() as u64 + c.len() as u64 > crate::diff::VIEW_LIMIT {
+                if buf.len() as u64 + c.len() as u64 > crate::review::diff::VIEW_LIMIT {
                     content = None;
                 } else {
                     buf.extend_from_slice(c);
@@ -119,7 +119,7 @@ fn describe<R: Read>(reader: R) -> std::io::Result<(vault::Stored, Option<Vec<u8
 }
 
 /// Live contents by artifact name (`None` when too large to hold for a view).
-pub type LiveData = HashMap<String, Option<Vec<u8>>>;
+pub use crate::review::diff::LiveData;
 
 /// Collects a device through its read-only adapter without storing anything: a manifest of
 /// what it holds now, and the contents for comparison views.

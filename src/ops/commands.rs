@@ -371,7 +371,7 @@ pub fn restore_onto(
         "writing snapshot {} of `{device}` onto `{}`",
         snap.id, target.name
     ));
-    let r = crate::drill::restore_to_device(&manifest, &read, target)?;
+    let r = crate::ops::drill::restore_to_device(&manifest, &read, target)?;
     for f in &r.failures {
         out.record("restore-failure", f, || {
             format!("FAILED  {}: {}", f.artifact, f.error)

@@ -143,9 +143,12 @@ pub fn export(cfg: &Config, since: Option<&str>, dir: &Path, out: &Out) -> Resul
             .with_context(|| format!("cannot copy {}", from.display()))?;
     }
     // The report as of now.
-    let report = crate::report::build(cfg, SystemTime::now())?;
+    let report = crate::review::report::build(cfg, SystemTime::now())?;
     std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
-    std::fs::write(dir.join("report.html"), crate::report::html(&report))?;
+    std::fs::write(
+        dir.join("report.html"),
+        crate::review::report::html(&report),
+    )?;
     // The signed index.
     let mut paths = Vec::new();
     files_under(dir, dir, &mut paths)?;

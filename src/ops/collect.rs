@@ -21,7 +21,7 @@ use vault::writer::StoreError;
 use vault::{History, Index, Manifest, Scratch, SecretKey, Vault, Writer};
 
 use crate::config::{Config, DeviceConfig};
-use crate::device::{READ_ATTEMPTS, READ_PAUSE, adapter_source, admissible, collect_guarded};
+use crate::ops::device::{READ_ATTEMPTS, READ_PAUSE, adapter_source, admissible, collect_guarded};
 use crate::output::{Out, Outcome, human_bytes};
 
 /// What changed against the device's previous snapshot.
@@ -224,7 +224,7 @@ pub fn run_on(
 
     // Every stored device against its baseline, on all threads.
     let next = AtomicUsize::new(0);
-    let reviews: Mutex<Vec<Option<Result<crate::review::Review>>>> =
+    let reviews: Mutex<Vec<Option<Result<crate::review::html::Review>>>> =
         Mutex::new((0..stored.len()).map(|_| None).collect());
     std::thread::scope(|sc| {
         for _ in 0..cfg.threads.clamp(1, stored.len().max(1)) {
@@ -238,9 +238,10 @@ pub fn run_on(
                         continue;
                     };
                     let read = |a: &ArtifactEntry| {
-                        vault::read_artifact(&vault, &index, a, crate::diff::VIEW_LIMIT).ok()
+                        vault::read_artifact(&vault, &index, a, crate::review::diff::VIEW_LIMIT)
+                            .ok()
                     };
-                    let rv = crate::baseline::review_against_baseline(
+                    let rv = crate::review::baseline::review_against_baseline(
                         &vault,
                         &index,
                         &history,
@@ -252,8 +253,8 @@ pub fn run_on(
                     if let Ok(rv) = &rv
                         && let Some(b) = &rv.baseline
                     {
-                        let id = crate::baseline::summary_key(entry, &b.entry, device);
-                        crate::baseline::store_summary(&cfg.vault.state, id, rv, &key);
+                        let id = crate::review::baseline::summary_key(entry, &b.entry, device);
+                        crate::review::baseline::store_summary(&cfg.vault.state, id, rv, &key);
                     }
                     reviews.lock().expect("reviews lock")[i] = Some(rv);
                 }
@@ -288,7 +289,7 @@ pub fn run_on(
         }
         print_device(out, &report);
         if let Some(rv) = review {
-            crate::review::print(out, &[rv], "comparison");
+            crate::review::html::print(out, &[rv], "comparison");
         }
         reports.push(report);
     }

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Result, bail};
 use serde::Serialize;
 
-use crate::calendar::{Action, Schedule, Zone, next_after, select};
+use crate::config::calendar::{Action, Schedule, Zone, next_after, select};
 
 /// One firing of a schedule.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -301,10 +301,10 @@ impl Executor for CliExecutor {
                     .collect();
                 match job.action {
                     Action::Collect => {
-                        crate::collect::run_on(&handle, &cfg, &devices, &out).map(|_| ())
+                        crate::ops::collect::run_on(&handle, &cfg, &devices, &out).map(|_| ())
                     }
                     Action::Drill => {
-                        crate::drill::run(&cfg, &devices, None, None, None, &out).map(|_| ())
+                        crate::ops::drill::run(&cfg, &devices, None, None, None, &out).map(|_| ())
                     }
                 }
             })
@@ -398,7 +398,7 @@ pub fn daemon(
 #[cfg(test)]
 mod daemon_tests {
     use super::*;
-    use crate::calendar::parse_cron;
+    use crate::config::calendar::parse_cron;
 
     /// Records what the daemon asks for; jobs take `job_time` of (paused) tokio time.
     struct Fake {

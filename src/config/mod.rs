@@ -2,6 +2,9 @@
 //! (paths against the config's folder, keys loaded, globs compiled). Every error names
 //! the file, the line and the key.
 
+pub mod calendar;
+pub mod rules;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,8 +13,8 @@ use serde::Deserialize;
 use toml::Spanned;
 use vault::{PublicKey, Role, Trust, TrustedKey};
 
-use crate::calendar::{Action, Schedule, Zone, parse_cron, select};
-use crate::diff::{Class, Rules, Severity, check_volatile};
+use crate::config::calendar::{Action, Schedule, Zone, parse_cron, select};
+use crate::config::rules::{Class, Rules, Severity, check_volatile};
 use std::collections::BTreeMap;
 
 /// Where the config is looked for when neither `--config` nor `PLCVAULT_CONFIG` names one.
@@ -888,7 +891,7 @@ exclude = ["**/*.tmp"]
 
     #[test]
     fn the_shipped_example_config_parses() {
-        let text = include_str!("../config.example.toml");
+        let text = include_str!("../../config.example.toml");
         let dir = tempfile::tempdir().unwrap();
         write_key(dir.path());
         vault::SecretKey::generate()

@@ -1,0 +1,12 @@
+//! Operations: everything that reads devices or writes the vault on a schedule or on
+//! request — collect, restore drills, the daemon, live reads, recovery, the small commands,
+//! the demo and the simulator. Imports `review` and `config`, never the CLI.
+
+pub mod collect;
+pub mod commands;
+pub mod demo;
+pub mod device;
+pub mod drill;
+pub mod recover;
+pub mod schedule;
+pub mod sim;
