@@ -636,3 +636,86 @@ fn a_huge_pack_named_by_an_untrusted_entry_is_not_read_into_memory() {
     );
     assert_eq!(code, 1);
 }
+
+/// Forged entries whose large strings sit in header fields or event fields (where a
+/// reader might keep or echo them), a pack of 300,000 tiny chunks, and 50,000 small forged
+/// entries: every reader stays under the memory limit.
+#[test]
+fn forged_entries_cannot_fill_memory_through_any_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let root = assemble(None, dir.path());
+    let v = vault::Vault::open(&root).unwrap();
+    let rogue = vault::SecretKey::generate().unwrap();
+    let signer = rogue.public().to_hex();
+    let big = "x".repeat(4 * 1024 * 1024 - 4096);
+    let base = std::fs::read_dir(root.join("log")).unwrap().count() as u64;
+    let mut n = base;
+    let mut write = |body: String| {
+        n += 1;
+        let sig = rogue.sign(&vault::log::signed_message(body.as_bytes()));
+        let text = format!("{body}\n{}\n", vault::hash::hex(&sig));
+        std::fs::write(vault::log::entry_path(&root, n), text).unwrap();
+    };
+    let head = |seq: u64| {
+        format!(
+            r#""v":1,"vault":"{}","seq":{seq},"prev":null,"time":"2026-12-01T00:00:00.000Z","signer":"{signer}""#,
+            v.id()
+        )
+    };
+    for i in 0..3 {
+        let s = base + 1 + i * 7;
+        write(format!(
+            r#"{{"v":1,"vault":"{big}","seq":{s},"prev":null,"time":"t","signer":"{signer}","type":"heartbeat","note":""}}"#
+        ));
+        write(
+            format!(
+                r#"{{{},"type":"heartbeat","note":"","x":"{big}"}}"#,
+                head(s + 1)
+            )
+            .replace(r#""prev":null"#, &format!(r#""prev":"{big}""#)),
+        );
+        write(format!(
+            r#"{{"v":1,"vault":"{}","seq":"{big}","prev":null,"time":"t","signer":"{signer}","type":"heartbeat","note":""}}"#,
+            v.id()
+        ));
+        write(
+            format!(r#"{{{},"type":"heartbeat","note":""}}"#, head(s + 3))
+                .replace("2026-12-01T00:00:00.000Z", &big),
+        );
+        write(format!(r#"{{{},"type":"{big}"}}"#, head(s + 4)));
+        write(format!(
+            r#"{{{},"type":"collect-failed","device":"{big}","error":""}}"#,
+            head(s + 5)
+        ));
+        let zeros = vec!["0"; 1_000_000].join(",");
+        write(format!(
+            r#"{{{},"type":"heartbeat","note":"","x":[{zeros}]}}"#,
+            head(s + 6)
+        ));
+    }
+    for args in [
+        &["verify"][..],
+        &["snapshots"],
+        &["report"],
+        &["diff", "line1"],
+    ] {
+        run_bounded(dir.path(), &cfg, args, &[0, 1, 2], "forged fields");
+    }
+    // 50,000 small forged entries after those.
+    let assembled = assemble(None, dir.path());
+    let mut seq = std::fs::read_dir(assembled.join("log")).unwrap().count() as u64;
+    for _ in 0..50_000 {
+        seq += 1;
+        let body = format!(r#"{{{},"type":"heartbeat","note":"n"}}"#, head(seq));
+        let sig = rogue.sign(&vault::log::signed_message(body.as_bytes()));
+        std::fs::write(
+            vault::log::entry_path(&assembled, seq),
+            format!("{body}\n{}\n", vault::hash::hex(&sig)),
+        )
+        .unwrap();
+    }
+    for args in [&["verify"][..], &["snapshots"], &["report"]] {
+        run_bounded(dir.path(), &cfg, args, &[0, 1, 2], "50,000 forged entries");
+    }
+}

@@ -30,6 +30,12 @@ from nacl.signing import VerifyKey
 LOG_CONTEXT = b"plcvault-log-entry-v1\x00"
 EVIDENCE_CONTEXT = b"plcvault-evidence-v1\x00"
 MAX_CHUNK = 4_194_304
+MAX_PACK = 128 << 20
+MAX_PACK_ENTRIES = 1_000_000
+MAX_UNTRUSTED_CHUNKS = 100_000
+MAX_ENTRY_VALUES = 250_000
+MAX_PER_KIND = 1000
+MAX_CHUNK_FINDINGS = 100
 LIMITS = {"VAULT": 4096, "entry": 4 << 20, "manifest": 256 << 20, "evidence": 64 << 20}
 MAX_ARTIFACTS = 1_000_000
 MAX_EVIDENCE_FILES = 1_000_000
@@ -88,7 +94,13 @@ def _finite(text):
 
 
 def _sane(v, depth=0):
-    """Strings are valid UTF-8 (no lone surrogates), nesting at most MAX_DEPTH."""
+    """Strings are valid UTF-8 (no lone surrogates), nesting at most MAX_DEPTH, every number
+    within the range of a 64-bit float."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        try:
+            float(v)
+        except OverflowError:
+            raise ValueError("number out of range")
     if isinstance(v, (dict, list)):
         if depth + 1 > MAX_DEPTH:
             raise ValueError("nested too deep")
@@ -99,6 +111,14 @@ def _sane(v, depth=0):
             _sane(x, depth + 1)
     elif isinstance(v, str):
         v.encode("utf-8")
+
+
+def count_values(v):
+    if isinstance(v, dict):
+        return 1 + sum(count_values(x) for x in v.values())
+    if isinstance(v, list):
+        return 1 + sum(count_values(x) for x in v)
+    return 1
 
 
 def strict_json(raw):
@@ -167,7 +187,9 @@ def sig_ok(pub_hex, msg, sig):
 
 
 def parse_time(s):
-    m = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?Z", s or "")
+    if not isinstance(s, str) or not 20 <= len(s) <= 40:
+        return None
+    m = re.fullmatch(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?Z", s)
     if not m:
         return None
     try:
@@ -225,6 +247,8 @@ class Verifier:
             b = strict_json(body)
         except ValueError:
             return "body is not JSON as the format allows"
+        if count_values(b) > MAX_ENTRY_VALUES:
+            return "body holds more values than an entry may"
         if not isinstance(b, dict):
             return "body is not an object"
         header = {"v": INT, "vault": STR, "seq": INT, "time": STR, "signer": STR}
@@ -235,15 +259,23 @@ class Verifier:
             return "signer is not a public key in lower-case hex"
         if b["v"] > U32:
             return "v is out of range"
-        if b.get("prev") is not None and not is_hash(b["prev"]):
-            return "prev is not a hash"
         if b["v"] != 1:
             return f"entry version {b['v']} is not 1"
+        if not re.fullmatch(r"[0-9a-fA-F]{32}", b["vault"]):
+            return "vault is not a vault id"
+        if parse_time(b["time"]) is None:
+            return "time is not RFC 3339 UTC"
         t = b.get("type")
+        if not isinstance(t, str) or not re.fullmatch(r"[a-z0-9-]{1,64}", t):
+            return "no event type"
+        if b.get("prev") is not None and not is_hash(b["prev"]):
+            return "prev is not a hash"
         if t in EVENT_FIELDS:
             for k, ft in EVENT_FIELDS[t].items():
                 if k not in b or not type_ok(b[k], ft):
                     return f"{t} field {k} missing or of the wrong type"
+            if "device" in EVENT_FIELDS[t] and not re.fullmatch(r"[A-Za-z0-9._-]{1,255}", b["device"]):
+                return "device is not a device name"
             if t == "snapshot":
                 for p in b["packs"]:
                     if not (isinstance(p, dict) and is_hash(p.get("id")) and type_ok(p.get("size"), INT)):
@@ -264,8 +296,6 @@ class Verifier:
                           and (a.get("hash") is None or is_hash(a["hash"])))
                     if not ok:
                         return "recovery accepted items are not {kind, seq?, vault?, hash?, message}"
-        elif not isinstance(t, str):
-            return "no event type"
         return b, bytes.fromhex(sig_hex), body.encode()
 
     def read_log(self):
@@ -273,7 +303,7 @@ class Verifier:
         if os.path.lexists(logdir) and not os.path.isdir(logdir):
             raise Unreadable(f"{logdir} is not a folder")
         names = os.listdir(logdir) if os.path.isdir(logdir) else []
-        shaped = [int(n[:20]) for n in names if re.fullmatch(r"\d{20}\.entry", n)]
+        shaped = [int(n[:20]) for n in names if re.fullmatch(r"[0-9]{20}\.entry", n)]
         for n in sorted(x for x in shaped if not 1 <= x <= MAX_SEQ):
             self.find("malformed-entry", f"log/{n:020}.entry is not a valid entry number")
         seqs = sorted(x for x in shaped if 1 <= x <= MAX_SEQ)
@@ -358,6 +388,8 @@ class Verifier:
     def parse_trailer(data):
         """The trailer entries, or a string naming the broken invariant."""
         size = len(data)
+        if size > MAX_PACK:
+            return "larger than a pack can be"
         if size < 36:
             return "truncated"
         if data[:8] != b"PLCVPACK" or int.from_bytes(data[8:12], "little") != 1:
@@ -366,7 +398,7 @@ class Verifier:
             return "truncated: no footer"
         t = int.from_bytes(data[-24:-16], "little")
         n = int.from_bytes(data[-16:-12], "little")
-        if not (12 <= t <= size - 24) or size - 24 - t != 49 * n:
+        if not (12 <= t <= size - 24) or n > MAX_PACK_ENTRIES or size - 24 - t != 49 * n:
             return "trailer does not match the size"
         entries, at = [], 12
         for i in range(n):
@@ -394,7 +426,10 @@ class Verifier:
         """Reads the trailers of the packs every well-formed snapshot entry names."""
         self.index, self.packs, seen = {}, [], set()
         self.versions, self.versions_seen = [], set()
-        for _, b, _, _ in self.entries:
+        budget = MAX_UNTRUSTED_CHUNKS
+        # Packs of trusted snapshots first, then those only untrusted entries name.
+        order = [e for e in self.entries if e[3]] + [e for e in self.entries if not e[3]]
+        for _, b, _, trusted in order:
             if b.get("type") != "snapshot":
                 continue
             for p in b["packs"]:
@@ -422,6 +457,11 @@ class Verifier:
                     kind = "truncated-pack" if entries.startswith("truncated") else "corrupt-pack"
                     self.find(kind, f"pack {p['id'][:12]}: {entries}")
                     continue
+                if not trusted:
+                    if len(entries) > budget:
+                        self.find("corrupt-pack", f"pack {p['id'][:12]}: not indexed, over the untrusted budget")
+                        continue
+                    budget -= len(entries)
                 self.packs.append((p["id"], p["size"]))
                 for cid, off, stored, plain, codec in entries:
                     self.index.setdefault(cid, (p["id"], off, stored, plain, codec))
@@ -434,7 +474,7 @@ class Verifier:
         with tempfile.TemporaryFile() as f:
             f.write(stored)
             f.seek(0)
-            p = subprocess.Popen(["zstd", "-d", "-c", "-q", "--no-progress"], stdin=f,
+            p = subprocess.Popen(["zstd", "-d", "-c", "-q", "--no-progress", "--format=zstd"], stdin=f,
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             out = p.stdout.read(plain_len + 1)
             if len(out) == plain_len:
@@ -461,11 +501,16 @@ class Verifier:
             if isinstance(entries, str):
                 self.find("corrupt-pack", f"pack {pid[:12]}: {entries}")
                 continue
+            bad = 0
             for cid, off, stored, plain, codec in entries:
                 raw = data[off:off + stored]
                 out = raw if codec == 0 else self.decompress(raw, plain)
                 if out is None or len(out) != plain or hashlib.sha256(out).hexdigest() != cid:
-                    self.find("corrupt-chunk", f"chunk {cid[:12]} in pack {pid[:12]} is damaged")
+                    bad += 1
+                    if bad <= MAX_CHUNK_FINDINGS:
+                        self.find("corrupt-chunk", f"chunk {cid[:12]} in pack {pid[:12]} is damaged")
+            if bad > MAX_CHUNK_FINDINGS:
+                self.find("corrupt-chunk", f"pack {pid[:12]}: {bad - MAX_CHUNK_FINDINGS} more damaged chunks")
         # Every distinct artifact version, hashed whole from its chunks.
         for n, a in self.versions:
             h = hashlib.sha256()
@@ -583,6 +628,18 @@ class Verifier:
                         self.versions.append((n, a))
 
 
+def cap_per_kind(findings):
+    """The first MAX_PER_KIND findings of each kind, and one more saying how many followed."""
+    out, seen = [], {}
+    for f in findings:
+        seen[f["kind"]] = seen.get(f["kind"], 0) + 1
+        if seen[f["kind"]] <= MAX_PER_KIND:
+            out.append(f)
+    for kind in sorted(k for k, n in seen.items() if n > MAX_PER_KIND):
+        out.append({"kind": kind, "message": f"{seen[kind] - MAX_PER_KIND} more findings of this kind"})
+    return out
+
+
 def verify_vault(root, trust, read_data, stale_after, now):
     v = Verifier(root, trust)
     v.open()
@@ -603,8 +660,18 @@ def verify_evidence(root, trust, now):
     fields = {"v", "vault", "created", "since", "head_seq", "head_hash", "signer", "files"}
     if not isinstance(index, dict) or set(index) != fields or index["v"] != 1:
         raise Unreadable("EVIDENCE.json is not an evidence index of version 1")
-    if len(index["files"]) > MAX_EVIDENCE_FILES:
-        raise Unreadable("EVIDENCE.json lists too many files")
+    if not isinstance(index["files"], list) or len(index["files"]) > MAX_EVIDENCE_FILES:
+        raise Unreadable("EVIDENCE.json does not parse: files")
+    for f in index["files"]:
+        if not (isinstance(f, dict) and set(f) == {"path", "sha256", "size"}
+                and isinstance(f["path"], str) and is_hash(f["sha256"]) and type_ok(f["size"], INT)):
+            raise Unreadable("EVIDENCE.json does not parse: a files item")
+    if not (isinstance(index["vault"], str) and isinstance(index["created"], str)
+            and (index["since"] is None or isinstance(index["since"], str))
+            and (index["head_seq"] is None or type_ok(index["head_seq"], INT))
+            and (index["head_hash"] is None or is_hash(index["head_hash"]))
+            and isinstance(index["signer"], str) and re.fullmatch(r"[0-9a-f]{64}", index["signer"])):
+        raise Unreadable("EVIDENCE.json does not parse")
     try:
         sig_text = read_regular(os.path.join(root, "EVIDENCE.sig"), 4096).decode()
         sig = bytes.fromhex(sig_text[:-1]) if re.fullmatch(r"[0-9a-f]{128}\n", sig_text) else b""
@@ -683,10 +750,10 @@ def main():
             print(json.dumps({"summary": "tampered" if problems else "intact"}))
             sys.exit(1 if problems else 0)
         v = verify_vault(args.path, trust, args.read_data, args.stale_after, time.time())
-    except (Unreadable, OSError, ValueError, KeyError, TypeError) as e:
+    except (Unreadable, OSError, ValueError, KeyError, TypeError, RecursionError) as e:
         print(json.dumps({"error": str(e)}))
         sys.exit(2)
-    for f in v.findings:
+    for f in cap_per_kind(v.findings):
         print(json.dumps(f))
     print(json.dumps({"summary": "damaged" if v.findings else "intact", "entries": len(v.entries)}))
     sys.exit(1 if v.findings else 0)

@@ -285,7 +285,7 @@ pub fn restore(
     let history = History::load(&vault, &cfg.trust)?;
     let snap = history.find_snapshot(Some(device), Some(snapshot))?;
     let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
-    let (index, problems) = Index::load(&vault, &history.packs_for_reading());
+    let (index, problems) = Index::load_reading(&vault, &history);
     for p in &problems {
         out.warn(p.error.to_string().lines().next().unwrap_or_default());
     }
@@ -363,7 +363,7 @@ pub fn restore_onto(
     let history = History::load(&vault, &cfg.trust)?;
     let snap = history.find_snapshot(Some(device), Some(snapshot))?;
     let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
-    let (index, _) = Index::load(&vault, &history.packs_for_reading());
+    let (index, _) = Index::load_reading(&vault, &history);
     let read = |a: &vault::ArtifactEntry| -> Result<Vec<u8>> {
         Ok(vault::read_artifact(&vault, &index, a, 64 * 1024 * 1024)?)
     };

@@ -547,7 +547,7 @@ fn review_all(
 ) -> Result<Vec<crate::review::html::Review>> {
     let vault = vault::Vault::open(&cfg.vault.path)?;
     let history = vault::History::load(&vault, &cfg.trust)?;
-    let (index, _) = vault::Index::load(&vault, &history.packs_for_reading());
+    let (index, _) = vault::Index::load_reading(&vault, &history);
     let read = |a: &vault::ArtifactEntry| {
         vault::read_artifact(&vault, &index, a, crate::review::diff::VIEW_LIMIT).ok()
     };

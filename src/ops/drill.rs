@@ -62,7 +62,7 @@ pub fn run(
     let key = cfg.signing_key()?;
     let vault = cfg.vault_for_writing(false)?;
     let history = History::load(&vault, &cfg.trust)?;
-    let (index, _) = Index::load(&vault, &history.packs_for_reading());
+    let (index, _) = Index::load_reading(&vault, &history);
     let mut outcome = Outcome::Clean;
     for dev in devices {
         let (snap, source) = match snapshot {

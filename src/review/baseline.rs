@@ -265,7 +265,7 @@ pub fn diff(
     let dev = cfg.select(&[device.to_string()], false)?[0];
     let vault = cfg.vault_for_reading()?;
     let history = History::load(&vault, &cfg.trust)?;
-    let (index, _) = Index::load(&vault, &history.packs_for_reading());
+    let (index, _) = Index::load_reading(&vault, &history);
     // Untrusted entries are never acted on; say so rather than silently comparing an older
     // snapshot (or an older baseline) than the log shows. Entries missing at the end of
     // the log are found through the remembered head.

@@ -218,6 +218,11 @@ pub fn verify(cfg: &Config, dir: &Path, out: &Out) -> Result<Outcome> {
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
     let mut problems: Vec<String> = Vec::new();
+    vault::json::check_no_repeated_keys(&body).map_err(|e| {
+        anyhow::anyhow!(
+            "EVIDENCE.json does not parse ({e}): the index was altered or is not from plcvault\nfix: export the evidence again from the vault"
+        )
+    })?;
     let index: EvidenceIndex = serde_json::from_slice(&body).context(
         "EVIDENCE.json does not parse: the index was altered or is not from plcvault\nfix: \
          export the evidence again from the vault",

@@ -104,8 +104,8 @@ fn write_textfile(path: &Path, text: &str) -> Result<()> {
 /// Fails when the vault cannot be read.
 pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
     let vault = cfg.vault_for_reading()?;
-    let history = History::load(&vault, &cfg.trust)?;
-    let (index, _) = Index::load(&vault, &history.packs_for_reading());
+    // Verify first: its own reading of the log is dropped before this one is made, so a
+    // long log is held once, not twice.
     let verify = vault::verify(
         &vault,
         &cfg.trust,
@@ -117,6 +117,8 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
             ..Default::default()
         },
     )?;
+    let history = History::load(&vault, &cfg.trust)?;
+    let (index, _) = Index::load_reading(&vault, &history);
     let log = LogStatus {
         intact: verify.is_clean(),
         entries: verify.entries,

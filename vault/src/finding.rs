@@ -5,7 +5,7 @@ use std::fmt;
 use serde::Serialize;
 
 /// The kinds of damage verification tells apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FindingKind {
     /// A log entry cannot be read or parsed.
@@ -136,5 +136,58 @@ impl Finding {
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "[{}] {}", self.kind, self.message)
+    }
+}
+
+/// Findings kept one by one per kind; the rest are counted in one more finding of that kind.
+pub const MAX_PER_KIND: usize = 1000;
+
+/// Keeps the first `MAX_PER_KIND` findings of each kind and adds, per kind that had more,
+/// one finding saying how many more there were: a log padded with forged entries cannot
+/// fill memory or bury the report.
+pub fn cap_per_kind(findings: Vec<Finding>) -> Vec<Finding> {
+    let mut sink = Sink::default();
+    for f in findings {
+        sink.push(f);
+    }
+    sink.finish()
+}
+
+/// Collects findings with the per-kind cap applied as they arrive, so that memory stays
+/// bounded while a long, damaged log is read.
+#[derive(Default)]
+pub struct Sink {
+    list: Vec<Finding>,
+    counts: std::collections::HashMap<FindingKind, usize>,
+}
+
+impl Sink {
+    pub fn push(&mut self, f: Finding) {
+        let n = self.counts.entry(f.kind).or_default();
+        *n += 1;
+        if *n <= MAX_PER_KIND {
+            self.list.push(f);
+        }
+    }
+
+    /// The findings kept, and one per kind that had more, counting the rest.
+    pub fn finish(self) -> Vec<Finding> {
+        let mut out = self.list;
+        let mut more: Vec<(FindingKind, usize)> = self
+            .counts
+            .into_iter()
+            .filter(|(_, n)| *n > MAX_PER_KIND)
+            .collect();
+        more.sort();
+        for (kind, n) in more {
+            out.push(Finding::new(
+                kind,
+                format!(
+                    "{} more findings of this kind (the first {MAX_PER_KIND} are listed)",
+                    n - MAX_PER_KIND
+                ),
+            ));
+        }
+        out
     }
 }

@@ -133,6 +133,10 @@ impl History {
                 ),
             ));
         }
+        let mut sink = crate::finding::Sink::default();
+        for f in std::mem::take(&mut h.findings) {
+            sink.push(f);
+        }
         let mut prev: Option<(u64, Hash)> = None;
         let mut expected = 1u64;
         for seq in seqs {
@@ -142,7 +146,7 @@ impl History {
                 } else {
                     format!("entries {expected} to {} are", seq - 1)
                 };
-                h.findings.push(
+                sink.push(
                     Finding::new(
                         FindingKind::MissingEntry,
                         format!("{range} missing from the log (deleted?)"),
@@ -156,7 +160,7 @@ impl History {
             let entry = match parsed {
                 Ok(e) => e,
                 Err(why) => {
-                    h.findings.push(
+                    sink.push(
                         Finding::new(
                             FindingKind::MalformedEntry,
                             format!("log entry {seq} is malformed: {why}"),
@@ -171,8 +175,7 @@ impl History {
             let mut trusted = true;
             let mut flag = |kind, msg: String| {
                 trusted = false;
-                h.findings
-                    .push(Finding::new(kind, msg).seq(seq).path(path.display()));
+                sink.push(Finding::new(kind, msg).seq(seq).path(path.display()));
             };
             if entry.header.seq != seq {
                 flag(
@@ -240,7 +243,7 @@ impl History {
                 _ => false,
             };
             if !chain_ok {
-                h.findings.push(
+                sink.push(
                     Finding::new(
                         FindingKind::BrokenChain,
                         format!(
@@ -261,6 +264,7 @@ impl History {
                 trusted,
             });
         }
+        h.findings = sink.finish();
         Ok(h)
     }
 

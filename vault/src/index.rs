@@ -12,6 +12,9 @@ use crate::log::PackRef;
 use crate::pack::{self, PackEntry};
 use crate::repository::Vault;
 
+/// The most chunks indexed from packs that only untrusted log entries name.
+pub const MAX_UNTRUSTED_CHUNKS: usize = 100_000;
+
 /// A chunk's place: which pack (by position in `Index::packs`) and where in it.
 #[derive(Clone, Copy, Debug)]
 pub struct ChunkLoc {
@@ -52,6 +55,41 @@ impl Index {
                     pack: p.clone(),
                     error,
                 }),
+            }
+        }
+        (index, problems)
+    }
+
+    /// The packs a reader may take chunks from: every pack a trusted snapshot entry names,
+    /// and packs named only by entries that are not trusted (damage stays where it is)
+    /// up to `MAX_UNTRUSTED_CHUNKS` chunks in all, so that forged entries naming many
+    /// packs of tiny chunks cannot fill memory. Packs over that budget are problems.
+    pub fn load_reading(vault: &Vault, history: &crate::History) -> (Index, Vec<PackProblem>) {
+        let trusted = history.committed_packs();
+        let named: std::collections::HashSet<Hash> = trusted.iter().map(|p| p.id).collect();
+        let (mut index, mut problems) = Index::load(vault, &trusted);
+        let mut budget = MAX_UNTRUSTED_CHUNKS;
+        let mut seen = named;
+        for p in history.packs_for_reading() {
+            if !seen.insert(p.id) {
+                continue;
+            }
+            let path = pack::pack_path(vault.root(), &p.id);
+            match pack::read_trailer(&path, Some(p.size)) {
+                Ok((_, entries)) if entries.len() <= budget => {
+                    budget -= entries.len();
+                    index.add_pack(p.id, p.size, &entries);
+                }
+                Ok(_) => problems.push(PackProblem {
+                    pack: p.clone(),
+                    error: crate::error::corrupt(
+                        &path,
+                        format!(
+                            "not indexed: packs named only by untrusted entries hold more than {MAX_UNTRUSTED_CHUNKS} chunks"
+                        ),
+                    ),
+                }),
+                Err(error) => problems.push(PackProblem { pack: p, error }),
             }
         }
         (index, problems)

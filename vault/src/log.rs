@@ -292,21 +292,52 @@ pub fn parse(file_seq: u64, path: &Path, bytes: &[u8]) -> Result<Entry, String> 
         .and_then(unhex)
         .and_then(|v| v.try_into().ok())
         .ok_or("signature line is not 128 lower-case hex digits")?;
-    crate::json::check_no_repeated_keys(body.as_bytes())
-        .map_err(|e| format!("entry body is not well-formed JSON: {e}"))?;
-    let header: Header =
-        serde_json::from_str(body).map_err(|e| format!("entry header does not parse: {e}"))?;
+    crate::json::check(body.as_bytes(), Some(MAX_ENTRY_VALUES))
+        .map_err(|e| format!("entry body is not well-formed JSON: {}", clip(&e)))?;
+    let header: Header = serde_json::from_str(body)
+        .map_err(|e| format!("entry header does not parse: {}", clip(&e.to_string())))?;
     if header.v != ENTRY_VERSION {
         return Err(format!(
             "entry version {} is not {ENTRY_VERSION} (this plcvault reads format 1)",
             header.v
         ));
     }
+    if !(header.vault.len() == 32 && header.vault.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return Err("entry `vault` is not a vault id (32 hex digits)".into());
+    }
+    if !is_entry_time(&header.time) {
+        return Err("entry `time` is not RFC 3339 UTC (YYYY-MM-DDTHH:MM:SS[.fraction]Z)".into());
+    }
+    #[derive(Deserialize)]
+    struct TypeOnly {
+        #[serde(rename = "type")]
+        ty: Option<String>,
+    }
+    let ty = serde_json::from_str::<TypeOnly>(body)
+        .ok()
+        .and_then(|t| t.ty)
+        .filter(|t| {
+            !t.is_empty()
+                && t.len() <= 64
+                && t.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+        .ok_or("entry `type` is missing or not a type name (a-z, 0-9, -)")?;
     let event = match serde_json::from_str::<Event>(body) {
-        Ok(ev) => Ok(ev),
+        Ok(ev) => {
+            if let Some(d) = ev.device()
+                && !is_device_name(d)
+            {
+                return Err(
+                    "entry `device` is not a device name (letters, digits, - _ .; at most 255)"
+                        .into(),
+                );
+            }
+            Ok(ev)
+        }
         Err(e) => {
-            let v: serde_json::Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
-            match v.get("type").and_then(|t| t.as_str()) {
+            let e = clip(&e.to_string());
+            match Some(ty.as_str()) {
                 Some(t)
                     if ![
                         "snapshot",
@@ -333,6 +364,53 @@ pub fn parse(file_seq: u64, path: &Path, bytes: &[u8]) -> Result<Entry, String> 
         signature,
         body: body.as_bytes().to_vec(),
     })
+}
+
+/// The most JSON values (numbers, strings, array and object items) one entry body may
+/// hold: a parse of it then stays small in memory.
+pub const MAX_ENTRY_VALUES: usize = 250_000;
+
+/// An error message cut to a length that cannot fill a report (serde echoes input).
+fn clip(s: &str) -> String {
+    if s.len() <= 300 {
+        return s.to_string();
+    }
+    let mut end = 300;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z` in ASCII digits, seconds at most 59.
+pub fn is_entry_time(t: &str) -> bool {
+    let b = t.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let shape = b.len() >= 20
+        && b.len() <= 40
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b[b.len() - 1] == b'Z'
+        && (b.len() == 20 || (b[19] == b'.' && b.len() > 21 && digits(20..b.len() - 1)));
+    shape && &t[17..19] <= "59"
+}
+
+/// A device name as the config allows it.
+pub fn is_device_name(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= 255
+        && d.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 /// The largest log entry file this version reads: entries are one line of JSON (a drill

@@ -26,7 +26,7 @@ pub const TARGET_SIZE: u64 = 32 * 1024 * 1024;
 pub const TARGET_ENTRIES: usize = 100_000;
 /// The largest pack a reader accepts, and the most chunks in one (writers stay far below
 /// both): a pack the log names with a larger size is damage, never read.
-pub const MAX_PACK_SIZE: u64 = 1024 * 1024 * 1024;
+pub const MAX_PACK_SIZE: u64 = 128 * 1024 * 1024;
 pub const MAX_PACK_ENTRIES: u64 = 1_000_000;
 
 /// How a chunk's bytes are stored.
@@ -357,6 +357,25 @@ impl ChunkReader {
             .and_then(|_| file.read_exact(&mut self.stored))
             .map_err(io_err("read", path))?;
         self.decode(path, entry, check_id)
+    }
+
+    /// Whether stored bytes in hand decode to the entry's length and id, without copying
+    /// them (verify's streaming read).
+    pub fn check(&mut self, stored: &[u8], entry: &PackEntry) -> bool {
+        let want = entry.plain_len as usize;
+        if entry.plain_len > MAX_PLAIN_LEN || stored.len() != entry.stored_len as usize {
+            return false;
+        }
+        match entry.codec {
+            Codec::Raw => stored.len() == want && Hash::of(stored) == entry.id,
+            Codec::Zstd => {
+                self.plain.resize(want, 0);
+                matches!(
+                    self.dctx.decompress_to_buffer(stored, &mut self.plain[..want]),
+                    Ok(n) if n == want && Hash::of(&self.plain[..n]) == entry.id
+                )
+            }
+        }
     }
 
     /// Decodes stored bytes already in hand (`stored`) and checks them against the entry.

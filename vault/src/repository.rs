@@ -33,10 +33,11 @@ impl Vault {
     /// Fails when `root` has no VAULT file or a format this version cannot read.
     pub fn open(root: &Path) -> Result<Vault, VaultError> {
         let marker = root.join("VAULT");
-        let text = match crate::fsread::read_regular(&marker, 4096)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-        {
-            Ok(t) => t,
+        let text = match crate::fsread::read_regular(&marker, 4096) {
+            Ok(b) => String::from_utf8(b).map_err(|_| VaultError::MarkerDamaged {
+                path: marker.clone(),
+                why: "it is not UTF-8 text".into(),
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(VaultError::NotAVault {
                     path: root.to_owned(),
@@ -47,7 +48,7 @@ impl Vault {
         let Some(rest) = text.strip_prefix(MARKER) else {
             // Another release's marker has the same first line and a well-formed `format N`
             // line; anything else (empty, cut, garbled) is damage, not a newer format.
-            let mut lines = text.lines();
+            let mut lines = text.split('\n');
             let format = (lines.next() == Some("plcvault vault"))
                 .then(|| lines.next())
                 .flatten()
@@ -72,7 +73,7 @@ impl Vault {
             });
         };
         let id = rest
-            .lines()
+            .split('\n')
             .find_map(|l| l.strip_prefix("id "))
             .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
             .ok_or_else(|| VaultError::MarkerDamaged {

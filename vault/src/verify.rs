@@ -266,7 +266,7 @@ pub fn verify(
             .collect()
     };
     report.packs = packs.len() as u64;
-    let (index, problems) = Index::load(vault, &packs);
+    let (index, problems) = Index::load_reading(vault, &history);
     for p in problems {
         let path = pack::pack_path(vault.root(), &p.pack.id);
         let kind = match &p.error {
@@ -437,6 +437,7 @@ pub fn verify(
             dir.display()
         ));
     }
+    report.findings = crate::finding::cap_per_kind(std::mem::take(&mut report.findings));
     Ok(report)
 }
 
@@ -461,8 +462,9 @@ fn read_data(
     let next = AtomicUsize::new(0);
     let found = Mutex::new(Vec::new());
     let counts = Mutex::new((0u64, 0u64));
+    let same_file: Mutex<HashMap<(u64, u64), Hash>> = Mutex::new(HashMap::new());
     std::thread::scope(|s| {
-        for _ in 0..threads.clamp(1, 16) {
+        for _ in 0..threads.clamp(1, READ_THREADS) {
             s.spawn(|| {
                 let mut reader = match ChunkReader::new() {
                     Ok(r) => r,
@@ -477,6 +479,28 @@ fn read_data(
                     let path = pack::pack_path(vault.root(), pack_id);
                     let mut local = Vec::new();
                     let (mut chunks, mut bytes) = (0u64, 0u64);
+                    // The same file under two names (hard links) is read once.
+                    if let Ok(m) = std::fs::metadata(&path) {
+                        use std::os::unix::fs::MetadataExt;
+                        let mut files = same_file.lock().expect("files lock");
+                        if let Some(first) = files.get(&(m.dev(), m.ino())) {
+                            local.push(
+                                Finding::new(
+                                    FindingKind::CorruptPack,
+                                    format!(
+                                        "pack {} is the same file as pack {} (a hard link): at most one can be right",
+                                        pack_id.short(),
+                                        Hash::short(first)
+                                    ),
+                                )
+                                .path(path.display()),
+                            );
+                            drop(files);
+                            found.lock().expect("findings lock").extend(local);
+                            continue;
+                        }
+                        files.insert((m.dev(), m.ino()), *pack_id);
+                    }
                     // One pass through the file, in order, never holding more than a
                     // chunk: the whole file hashed, every chunk decoded and checked.
                     match read_pack_streaming(&path, size, pack_id, &mut reader) {
@@ -516,6 +540,19 @@ fn read_data(
                             for id in &pass.bad {
                                 local.push(corrupt_chunk_finding(id, pack_id, usage, &path));
                             }
+                            if pass.more_bad > 0 {
+                                local.push(
+                                    Finding::new(
+                                        FindingKind::CorruptChunk,
+                                        format!(
+                                            "pack {}: {} more damaged chunks (the first {MAX_CHUNK_FINDINGS} are listed)",
+                                            pack_id.short(),
+                                            pass.more_bad
+                                        ),
+                                    )
+                                    .path(path.display()),
+                                );
+                            }
                         }
                     }
                     found.lock().expect("findings lock").extend(local);
@@ -547,7 +584,7 @@ fn artifact_hashes(
     let next = AtomicUsize::new(0);
     let found = Mutex::new(Vec::new());
     std::thread::scope(|s| {
-        for _ in 0..threads.clamp(1, 16) {
+        for _ in 0..threads.clamp(1, READ_THREADS) {
             s.spawn(|| {
                 let Ok(mut reader) = ChunkReader::new() else {
                     return;
@@ -583,14 +620,23 @@ fn artifact_hashes(
     report.findings.extend(found);
 }
 
+/// Threads that read all data at once, at most: each holds two chunk buffers (8 MiB), so
+/// memory stays bounded whatever the host's core count; more would not read faster.
+const READ_THREADS: usize = 4;
+
 /// What one streaming pass through a pack found.
 struct PackPass {
     hash_ok: bool,
     chunks: u64,
     bytes: u64,
-    /// Chunks that do not decompress to their length and id.
+    /// Chunks that do not decompress to their length and id (the first ones), and how many
+    /// more there are.
     bad: Vec<Hash>,
+    more_bad: u64,
 }
+
+/// Damaged chunks reported one by one per pack; more are counted in one finding.
+const MAX_CHUNK_FINDINGS: usize = 100;
 
 /// Reads the pack of `size` bytes at `path` once, front to back: its SHA-256 against `id`,
 /// and every chunk through `reader` (at most one chunk in memory).
@@ -615,6 +661,7 @@ fn read_pack_streaming(
         chunks: 0,
         bytes: 0,
         bad: Vec::new(),
+        more_bad: 0,
     };
     let read_err = crate::error::io_err("read", path);
     f.read_exact(&mut buf).map_err(read_err)?;
@@ -626,8 +673,12 @@ fn read_pack_streaming(
         hasher.update(&buf);
         pass.chunks += 1;
         pass.bytes += u64::from(e.plain_len);
-        if reader.decode_from(&buf, path, e).is_err() {
-            pass.bad.push(e.id);
+        if !reader.check(&buf, e) {
+            if pass.bad.len() < MAX_CHUNK_FINDINGS {
+                pass.bad.push(e.id);
+            } else {
+                pass.more_bad += 1;
+            }
         }
     }
     // The trailer and footer, in pieces.

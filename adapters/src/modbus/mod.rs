@@ -1065,14 +1065,29 @@ pub fn parse_range_text(text: &str) -> Result<RangeText, String> {
     if values.len() as u32 != count {
         return Err(format!("{} values for count {count}", values.len()));
     }
-    Ok(RangeText {
+    let parsed = RangeText {
         device,
         unit,
         table,
         start,
         label: unescape_label(label)?,
         values,
-    })
+    };
+    // Canonical or nothing: written again, it must be these exact bytes (no leading zeros,
+    // no needless escapes), so no two texts read as the same range.
+    let spec = RangeSpec {
+        table,
+        start,
+        count: parsed.values.len() as u16,
+        kind: ArtifactKind::Values,
+        label: parsed.label.clone(),
+    };
+    if parsed.values.is_empty()
+        || range_text(&parsed.device, unit, &spec, &parsed.values) != text.as_bytes()
+    {
+        return Err("not in canonical form (leading zeros, needless escapes?)".into());
+    }
+    Ok(parsed)
 }
 
 #[cfg(test)]
@@ -1233,6 +1248,11 @@ mod tests {
             good.replace("unit=1", "unit=+1"),
             good.replace("device=p ", "device=p/q "),
             good.replace("1,6\n", "1,+6\n"),
+            good.replace("unit=1", "unit=001"),
+            good.replace("start=0 ", "start=00 "),
+            good.replace("1,6\n", "01,6\n"),
+            good.replace("1,6\n", "1,06\n"),
+            good.replace("label=r", "label=\\u{72}"),
             String::from_utf8(range_text("p", 1, &range(Table::Coils, 0, 2), &[1, 2])).unwrap(),
             String::new(),
         ];
