@@ -223,45 +223,33 @@ pub fn run_on(
     progress.clear();
 
     // Every stored device against its baseline, on all threads.
-    let next = AtomicUsize::new(0);
-    let reviews: Mutex<Vec<Option<Result<crate::review::html::Review>>>> =
-        Mutex::new((0..stored.len()).map(|_| None).collect());
-    std::thread::scope(|sc| {
-        for _ in 0..cfg.threads.clamp(1, stored.len().max(1)) {
-            sc.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((_, device, done)) = stored.get(i) else {
-                        return;
-                    };
-                    let Some((entry, manifest)) = done else {
-                        continue;
-                    };
-                    let read = |a: &ArtifactEntry| {
-                        vault::read_artifact(&vault, &index, a, crate::review::diff::VIEW_LIMIT)
-                            .ok()
-                    };
-                    let rv = crate::review::baseline::review_against_baseline(
-                        &vault,
-                        &index,
-                        &history,
-                        device,
-                        manifest,
-                        format!("snapshot {}", entry.short()),
-                        &read,
-                    );
-                    if let Ok(rv) = &rv
-                        && let Some(b) = &rv.baseline
-                    {
-                        let id = crate::review::baseline::summary_key(entry, &b.entry, device);
-                        crate::review::baseline::store_summary(&cfg.vault.state, id, rv, &key);
-                    }
-                    reviews.lock().expect("reviews lock")[i] = Some(rv);
-                }
-            });
-        }
-    });
-    let reviews = reviews.into_inner().expect("reviews lock");
+    let reviews: Vec<Option<Result<crate::review::html::Review>>> = vault::parallel::map_with(
+        &stored,
+        cfg.threads,
+        || (),
+        |_, (_, device, done)| {
+            let (entry, manifest) = done.as_ref()?;
+            let read = |a: &ArtifactEntry| {
+                vault::read_artifact(&vault, &index, a, crate::review::diff::VIEW_LIMIT).ok()
+            };
+            let rv = crate::review::baseline::review_against_baseline(
+                &vault,
+                &index,
+                &history,
+                device,
+                manifest,
+                format!("snapshot {}", entry.short()),
+                &read,
+            );
+            if let Ok(rv) = &rv
+                && let Some(b) = &rv.baseline
+            {
+                let id = crate::review::baseline::summary_key(entry, &b.entry, device);
+                crate::review::baseline::store_summary(&cfg.vault.state, id, rv, &key);
+            }
+            Some(rv)
+        },
+    );
 
     let mut reports = Vec::new();
     let mut outcome = Outcome::Clean;
@@ -599,7 +587,8 @@ fn store_artifact(
                 }
                 if previous_size == Some(size) {
                     // Probably unchanged: one hashing pass decides.
-                    let (sha256, len) = hash_stream(f, buf).map_err(StoreError::Source)?;
+                    let (sha256, len) =
+                        vault::fsread::hash_reader(f, buf).map_err(StoreError::Source)?;
                     if let Some(s) = writer.lookup(&sha256, len) {
                         return Ok(s);
                     }
@@ -653,25 +642,6 @@ fn store_artifact(
                 }
                 Err(StreamError::Read(StoreError::Vault(e))) => Err(e.into()),
             }
-        }
-    }
-}
-
-/// SHA-256 and length of a stream, read in 1 MiB pieces through `buf`.
-fn hash_stream(f: &mut impl Read, buf: &mut Vec<u8>) -> std::io::Result<(vault::Hash, u64)> {
-    use sha2::Digest;
-    buf.resize(1024 * 1024, 0);
-    let mut h = sha2::Sha256::new();
-    let mut len = 0u64;
-    loop {
-        match f.read(buf) {
-            Ok(0) => return Ok((vault::Hash::from_hasher(h), len)),
-            Ok(n) => {
-                h.update(&buf[..n]);
-                len += n as u64;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
         }
     }
 }

@@ -3,13 +3,11 @@
 //! time the recovery, and append a signed `drill` entry with the result. A backup nobody
 //! has restored is a hope, not a control (NIS2, IEC 62443-3-3 SR 7.3/7.4).
 
-use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use sha2::Digest;
 use vault::log::{DrillFailure, Event};
 use vault::{History, Index, RestoreOptions, Vault};
 
@@ -33,21 +31,6 @@ struct DrillReport {
 }
 
 /// SHA-256 and size of a file, read in 1 MiB pieces.
-fn hash_file(path: &Path) -> std::io::Result<(vault::Hash, u64)> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1024 * 1024];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf)?;
-        if k == 0 {
-            return Ok((vault::Hash::from_hasher(h), n));
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-}
-
 /// `plcvault drill`: drills each device into `to/DEVICE` (or a temporary folder).
 ///
 /// Fails (exit 2) when the vault or key cannot be opened; a failed drill is exit 1.
@@ -198,35 +181,30 @@ pub fn run(
                     .any(|f| f.artifact == a.name || f.artifact.is_empty())
             })
             .collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let found = std::sync::Mutex::new(Vec::new());
-        std::thread::scope(|s| {
-            for _ in 0..cfg.threads.clamp(1, 16) {
-                s.spawn(|| {
-                    while let Some(a) =
-                        todo.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-                    {
-                        let problem = match hash_file(&target.join(&a.name)) {
-                            Ok((h, n)) if h == a.sha256 && n == a.size => None,
-                            Ok((h, n)) => Some(format!(
-                                "read back {n} bytes with SHA-256 {}, expected {} bytes with {}",
-                                h.short(),
-                                a.size,
-                                a.sha256.short()
-                            )),
-                            Err(e) => Some(format!("cannot read back: {e}")),
-                        };
-                        if let Some(error) = problem {
-                            found.lock().expect("lock").push(DrillFailure {
-                                artifact: a.name.clone(),
-                                error,
-                            });
-                        }
-                    }
-                });
-            }
-        });
-        let mut found = found.into_inner().expect("lock");
+        let mut found: Vec<DrillFailure> = vault::parallel::map_with(
+            &todo,
+            cfg.threads.clamp(1, 16),
+            || (),
+            |_, a| {
+                let error = match vault::fsread::hash_regular(&target.join(&a.name), u64::MAX) {
+                    Ok((h, n)) if h == a.sha256 && n == a.size => return None,
+                    Ok((h, n)) => format!(
+                        "read back {n} bytes with SHA-256 {}, expected {} bytes with {}",
+                        h.short(),
+                        a.size,
+                        a.sha256.short()
+                    ),
+                    Err(e) => format!("cannot read back: {e}"),
+                };
+                Some(DrillFailure {
+                    artifact: a.name.clone(),
+                    error,
+                })
+            },
+        )
+        .into_iter()
+        .flatten()
+        .collect();
         found.sort_by(|a, b| a.artifact.cmp(&b.artifact));
         failures.extend(found);
         let verify_ms = t1.elapsed().as_millis() as u64;

@@ -63,33 +63,43 @@ pub fn read_regular(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// SHA-256 and length of everything `r` yields, read in 1 MiB pieces through `buf`
+/// (interrupted reads retried): the one streaming hash every reader of files uses.
+///
+/// Fails when a read fails.
+pub fn hash_reader(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<(crate::Hash, u64)> {
+    use sha2::Digest;
+    buf.resize(1024 * 1024, 0);
+    let mut hasher = sha2::Sha256::new();
+    let mut n = 0u64;
+    loop {
+        match r.read(buf) {
+            Ok(0) => return Ok((crate::Hash::from_hasher(hasher), n)),
+            Ok(k) => {
+                hasher.update(&buf[..k]);
+                n += k as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// SHA-256 and length of a regular file of at most `max` bytes, read in pieces (memory
 /// stays small whatever the size).
 ///
 /// Fails when the file is not regular, is larger than `max`, or cannot be read.
 pub fn hash_regular(path: &Path, max: u64) -> io::Result<(crate::Hash, u64)> {
-    use sha2::Digest;
     let f = open_regular(path)?;
     let len = f.metadata()?.len();
     if len > max {
         return Err(too_large(path, len, max));
     }
-    let mut f = f.take(max + 1);
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut n = 0u64;
-    loop {
-        let got = f.read(&mut buf)?;
-        if got == 0 {
-            break;
-        }
-        n += got as u64;
-        hasher.update(&buf[..got]);
-    }
+    let (hash, n) = hash_reader(&mut f.take(max.saturating_add(1)), &mut Vec::new())?;
     if n > max {
         return Err(too_large(path, n, max));
     }
-    Ok((crate::Hash::from_hasher(hasher), n))
+    Ok((hash, n))
 }
 
 fn too_large(path: &Path, len: u64, max: u64) -> io::Error {

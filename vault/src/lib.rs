@@ -17,6 +17,7 @@ pub mod key;
 pub mod log;
 pub mod manifest;
 pub mod pack;
+pub mod parallel;
 pub mod repository;
 pub mod restore;
 pub mod state;

@@ -5,8 +5,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -102,53 +100,35 @@ pub fn restore(
         }
         Err(e) => return Err(io_err("open", target)(e)),
     }
-    let next = AtomicUsize::new(0);
-    let report = Mutex::new(RestoreReport::default());
-    let threads = opts.threads.clamp(1, 16);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                let mut reader = match ChunkReader::new() {
-                    Ok(r) => r,
-                    Err(e) => {
-                        report
-                            .lock()
-                            .expect("report lock")
-                            .failed
-                            .push(RestoreFailure {
-                                name: "*".into(),
-                                error: e.to_string(),
-                            });
-                        return;
-                    }
-                };
-                let mut open: HashMap<u32, File> = HashMap::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(a) = manifest.artifacts.get(i) else {
-                        break;
-                    };
-                    let result = restore_one(vault, index, a, target, &mut reader, &mut open)
-                        .and_then(|path| match opts.keep_special_bits {
-                            true => set_mode(&path, a),
-                            false => Ok(()),
-                        });
-                    let mut r = report.lock().expect("report lock");
-                    match result {
-                        Ok(()) => {
-                            r.artifacts += 1;
-                            r.bytes += a.size;
-                        }
-                        Err(e) => r.failed.push(RestoreFailure {
-                            name: a.name.clone(),
-                            error: e.to_string(),
-                        }),
-                    }
+    let results = crate::parallel::map_with(
+        &manifest.artifacts,
+        opts.threads.clamp(1, 16),
+        || (ChunkReader::new(), HashMap::<u32, File>::new()),
+        |(reader, open), a| {
+            let reader = reader
+                .as_mut()
+                .map_err(|e| VaultError::Refused(e.to_string()))?;
+            restore_one(vault, index, a, target, reader, open).and_then(|path| {
+                match opts.keep_special_bits {
+                    true => set_mode(&path, a),
+                    false => Ok(()),
                 }
-            });
+            })
+        },
+    );
+    let mut report = RestoreReport::default();
+    for (a, result) in manifest.artifacts.iter().zip(results) {
+        match result {
+            Ok(()) => {
+                report.artifacts += 1;
+                report.bytes += a.size;
+            }
+            Err(e) => report.failed.push(RestoreFailure {
+                name: a.name.clone(),
+                error: e.to_string(),
+            }),
         }
-    });
-    let mut report = report.into_inner().expect("report lock");
+    }
     report.failed.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(report)
 }

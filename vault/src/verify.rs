@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -459,114 +458,104 @@ fn read_data(
     usage: &HashMap<Hash, Vec<Usage>>,
     report: &mut VerifyReport,
 ) {
-    let next = AtomicUsize::new(0);
-    let found = Mutex::new(Vec::new());
-    let counts = Mutex::new((0u64, 0u64));
     let same_file: Mutex<HashMap<(u64, u64), Hash>> = Mutex::new(HashMap::new());
-    std::thread::scope(|s| {
-        for _ in 0..threads.clamp(1, READ_THREADS) {
-            s.spawn(|| {
-                let mut reader = match ChunkReader::new() {
-                    Ok(r) => r,
-                    Err(_) => return,
-                };
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(pack_id) = index.packs.get(i) else {
-                        break;
-                    };
-                    let size = index.pack_sizes.get(i).copied().unwrap_or(0);
-                    let path = pack::pack_path(vault.root(), pack_id);
-                    let mut local = Vec::new();
-                    let (mut chunks, mut bytes) = (0u64, 0u64);
-                    // The same file under two names (hard links) is read once.
-                    if let Ok(m) = std::fs::metadata(&path) {
-                        use std::os::unix::fs::MetadataExt;
-                        let mut files = same_file.lock().expect("files lock");
-                        if let Some(first) = files.get(&(m.dev(), m.ino())) {
-                            local.push(
-                                Finding::new(
-                                    FindingKind::CorruptPack,
-                                    format!(
-                                        "pack {} is the same file as pack {} (a hard link): at most one can be right",
-                                        pack_id.short(),
-                                        Hash::short(first)
-                                    ),
-                                )
-                                .path(path.display()),
-                            );
-                            drop(files);
-                            found.lock().expect("findings lock").extend(local);
-                            continue;
-                        }
-                        files.insert((m.dev(), m.ino()), *pack_id);
-                    }
-                    // One pass through the file, in order, never holding more than a
-                    // chunk: the whole file hashed, every chunk decoded and checked.
-                    match read_pack_streaming(&path, size, pack_id, &mut reader) {
-                        Err(e) => local.push(
+    let items: Vec<usize> = (0..index.packs.len()).collect();
+    let results = crate::parallel::map_with(
+        &items,
+        threads.clamp(1, READ_THREADS),
+        ChunkReader::new,
+        |reader, &i| {
+            let Ok(reader) = reader.as_mut() else {
+                return (Vec::new(), 0, 0);
+            };
+            let pack_id = &index.packs[i];
+            let size = index.pack_sizes.get(i).copied().unwrap_or(0);
+            let path = pack::pack_path(vault.root(), pack_id);
+            let mut local = Vec::new();
+            let (mut chunks, mut bytes) = (0u64, 0u64);
+            // The same file under two names (hard links) is read once.
+            if let Ok(m) = std::fs::metadata(&path) {
+                use std::os::unix::fs::MetadataExt;
+                let mut files = same_file.lock().expect("files lock");
+                if let Some(first) = files.get(&(m.dev(), m.ino())) {
+                    local.push(
+                        Finding::new(
+                            FindingKind::CorruptPack,
+                            format!(
+                                "pack {} is the same file as pack {} (a hard link): at most one can be right",
+                                pack_id.short(),
+                                Hash::short(first)
+                            ),
+                        )
+                        .path(path.display()),
+                    );
+                    return (local, 0, 0);
+                }
+                files.insert((m.dev(), m.ino()), *pack_id);
+            }
+            // One pass through the file, in order, never holding more than a
+            // chunk: the whole file hashed, every chunk decoded and checked.
+            match read_pack_streaming(&path, size, pack_id, reader) {
+                Err(e) => local.push(
+                    Finding::new(
+                        match &e {
+                            VaultError::Io { error, .. }
+                                if error.kind() == std::io::ErrorKind::NotFound =>
+                            {
+                                FindingKind::MissingPack
+                            }
+                            _ => FindingKind::CorruptPack,
+                        },
+                        format!(
+                            "pack {} cannot be read: {}",
+                            pack_id.short(),
+                            first_line(&e.to_string())
+                        ),
+                    )
+                    .path(path.display()),
+                ),
+                Ok(pass) => {
+                    if !pass.hash_ok {
+                        local.push(
                             Finding::new(
-                                match &e {
-                                    VaultError::Io { error, .. }
-                                        if error.kind() == std::io::ErrorKind::NotFound =>
-                                    {
-                                        FindingKind::MissingPack
-                                    }
-                                    _ => FindingKind::CorruptPack,
-                                },
+                                FindingKind::CorruptPack,
                                 format!(
-                                    "pack {} cannot be read: {}",
-                                    pack_id.short(),
-                                    first_line(&e.to_string())
+                                    "pack {} does not match its SHA-256 (its bytes changed)",
+                                    pack_id.short()
                                 ),
                             )
                             .path(path.display()),
-                        ),
-                        Ok(pass) => {
-                            if !pass.hash_ok {
-                                local.push(
-                                    Finding::new(
-                                        FindingKind::CorruptPack,
-                                        format!(
-                                            "pack {} does not match its SHA-256 (its bytes changed)",
-                                            pack_id.short()
-                                        ),
-                                    )
-                                    .path(path.display()),
-                                );
-                            }
-                            chunks += pass.chunks;
-                            bytes += pass.bytes;
-                            for id in &pass.bad {
-                                local.push(corrupt_chunk_finding(id, pack_id, usage, &path));
-                            }
-                            if pass.more_bad > 0 {
-                                local.push(
-                                    Finding::new(
-                                        FindingKind::CorruptChunk,
-                                        format!(
-                                            "pack {}: {} more damaged chunks (the first {MAX_CHUNK_FINDINGS} are listed)",
-                                            pack_id.short(),
-                                            pass.more_bad
-                                        ),
-                                    )
-                                    .path(path.display()),
-                                );
-                            }
-                        }
+                        );
                     }
-                    found.lock().expect("findings lock").extend(local);
-                    let mut c = counts.lock().expect("counts lock");
-                    c.0 += chunks;
-                    c.1 += bytes;
+                    chunks += pass.chunks;
+                    bytes += pass.bytes;
+                    for id in &pass.bad {
+                        local.push(corrupt_chunk_finding(id, pack_id, usage, &path));
+                    }
+                    if pass.more_bad > 0 {
+                        local.push(
+                            Finding::new(
+                                FindingKind::CorruptChunk,
+                                format!(
+                                    "pack {}: {} more damaged chunks (the first {MAX_CHUNK_FINDINGS} are listed)",
+                                    pack_id.short(),
+                                    pass.more_bad
+                                ),
+                            )
+                            .path(path.display()),
+                        );
+                    }
                 }
-            });
-        }
-    });
-    let (chunks, bytes) = counts.into_inner().expect("counts lock");
-    report.chunks_checked = chunks;
-    report.bytes_checked = bytes;
-    let mut found = found.into_inner().expect("findings lock");
+            }
+            (local, chunks, bytes)
+        },
+    );
+    let mut found = Vec::new();
+    for (local, chunks, bytes) in results {
+        found.extend(local);
+        report.chunks_checked += chunks;
+        report.bytes_checked += bytes;
+    }
     found.sort_by(|a, b| a.message.cmp(&b.message));
     report.findings.extend(found);
 }
@@ -581,41 +570,33 @@ fn artifact_hashes(
     todo: &[(SnapshotRecord, ArtifactEntry)],
     report: &mut VerifyReport,
 ) {
-    let next = AtomicUsize::new(0);
-    let found = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..threads.clamp(1, READ_THREADS) {
-            s.spawn(|| {
-                let Ok(mut reader) = ChunkReader::new() else {
-                    return;
-                };
-                while let Some((snap, a)) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    // A chunk that cannot be read is reported by the pack checks already.
-                    if let Ok(h) = crate::restore::hash_artifact(vault, index, a, &mut reader)
-                        && h != a.sha256
-                    {
-                        found.lock().expect("findings lock").push(
-                            Finding::new(
-                                FindingKind::BadManifest,
-                                format!(
-                                    "`{}` in snapshot {} of `{}`: its chunks hash to {}, the manifest says {} (restore would refuse it)",
-                                    a.name,
-                                    snap.id,
-                                    snap.device,
-                                    h.short(),
-                                    a.sha256.short()
-                                ),
-                            )
-                            .seq(snap.seq)
-                            .device(&snap.device)
-                            .snapshot(&snap.id),
-                        );
-                    }
-                }
-            });
-        }
-    });
-    let mut found = found.into_inner().expect("findings lock");
+    let results = crate::parallel::map_with(
+        todo,
+        threads.clamp(1, READ_THREADS),
+        ChunkReader::new,
+        |reader, (snap, a)| {
+            let reader = reader.as_mut().ok()?;
+            // A chunk that cannot be read is reported by the pack checks already.
+            let h = crate::restore::hash_artifact(vault, index, a, reader).ok()?;
+            (h != a.sha256).then(|| {
+                Finding::new(
+                    FindingKind::BadManifest,
+                    format!(
+                        "`{}` in snapshot {} of `{}`: its chunks hash to {}, the manifest says {} (restore would refuse it)",
+                        a.name,
+                        snap.id,
+                        snap.device,
+                        h.short(),
+                        a.sha256.short()
+                    ),
+                )
+                .seq(snap.seq)
+                .device(&snap.device)
+                .snapshot(&snap.id)
+            })
+        },
+    );
+    let mut found: Vec<Finding> = results.into_iter().flatten().collect();
     found.sort_by(|a, b| a.message.cmp(&b.message));
     report.findings.extend(found);
 }
