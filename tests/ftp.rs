@@ -431,3 +431,54 @@ fn a_stalling_server_times_out_and_a_large_file_streams_in_flat_memory() {
     );
     assert!(stdout.contains("\"status\":\"ok\""), "{stdout}");
 }
+
+#[test]
+fn a_server_streaming_past_the_listed_size_is_cut_off_and_a_failed_download_is_never_spliced() {
+    let Some(py) = python("endless_and_splice") else {
+        return;
+    };
+    let s = Site::new();
+    let root = s.path("server");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("endless.bin"), b"ten bytes!").unwrap();
+    std::fs::write(root.join("swap.bin"), vec![b'A'; 2000]).unwrap();
+    let peer = Peer::with_faults(
+        &py,
+        &root,
+        None,
+        &["--endless", "endless.bin", "--cut-then-change", "swap.bin"],
+    );
+    add_ftp(&s, "panel10", peer.port, "");
+    let t0 = std::time::Instant::now();
+    let r = s.run(&["--json", "collect", "panel10"]);
+    assert_eq!(
+        r.code, 1,
+        "a file longer than listed is unstable: {}{}",
+        r.stdout, r.stderr
+    );
+    assert!(t0.elapsed() < Duration::from_secs(60), "{:?}", t0.elapsed());
+    // The vault holds no runaway data: three capped tries of an 11-byte read.
+    let vault_bytes: u64 = walk_size(&s.vault());
+    assert!(
+        vault_bytes < 1024 * 1024,
+        "{vault_bytes} bytes in the vault"
+    );
+    let out = s.path("restored10");
+    let r = s.run(&["restore", "panel10", "--to", out.to_str().unwrap()]);
+    assert!(r.code <= 1, "{}", r.stderr);
+    // The download that failed after 100 bytes was fetched again whole: all of the second
+    // version, none of the first.
+    assert_eq!(
+        std::fs::read(out.join("swap.bin")).unwrap(),
+        vec![b'B'; 2000]
+    );
+}
+
+fn walk_size(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}

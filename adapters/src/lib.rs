@@ -97,23 +97,44 @@ pub enum StreamError<E> {
 }
 
 /// Reads `source` with `read`, again (up to `attempts` times, `pause` apart) when the
-/// bytes read differ in number from the size the listing gave: the source changed while it
-/// was read. The last read is kept and marked unstable, as the files adapter does.
+/// bytes read differ in number from the size the listing gave (the source changed while it
+/// was read: the last read is kept and marked unstable, as the files adapter does), or
+/// when opening or reading it failed in a way `retry` says another try may fix (a dropped
+/// connection). Every try reads from the first byte into a fresh `read`.
 ///
-/// Fails when the stream cannot be opened or `read` fails.
+/// Fails when the stream cannot be opened or `read` fails, after the tries.
 pub fn read_stream<T, E>(
     source: &dyn OpenStream,
     attempts: u32,
     pause: std::time::Duration,
+    retry: impl Fn(&E) -> bool,
     mut read: impl FnMut(&mut dyn Read) -> Result<T, E>,
 ) -> Result<StreamRead<T>, StreamError<E>> {
     let mut attempt = 1;
     loop {
+        let last = attempt >= attempts.max(1);
+        let opened = match source.open() {
+            Ok(r) => r,
+            Err(_) if !last => {
+                attempt += 1;
+                std::thread::sleep(pause);
+                continue;
+            }
+            Err(e) => return Err(StreamError::Open(e)),
+        };
         let mut counted = Counted {
-            inner: source.open().map_err(StreamError::Open)?,
+            inner: opened,
             n: 0,
         };
-        let value = read(&mut counted).map_err(StreamError::Read)?;
+        let value = match read(&mut counted) {
+            Ok(v) => v,
+            Err(e) if !last && retry(&e) => {
+                attempt += 1;
+                std::thread::sleep(pause);
+                continue;
+            }
+            Err(e) => return Err(StreamError::Read(e)),
+        };
         let stable = source.listed_size().is_none_or(|s| s == counted.n);
         if stable || attempt >= attempts.max(1) {
             return Ok(StreamRead { value, stable });
@@ -354,14 +375,14 @@ mod tests {
             opens: Mutex::new(0),
             changes: 1,
         };
-        let r = read_stream(&s, 3, pause, read_all).unwrap();
+        let r = read_stream(&s, 3, pause, |_| true, read_all).unwrap();
         assert_eq!((r.value, r.stable, *s.opens.lock().unwrap()), (10, true, 2));
         let s = Changing {
             listed: 10,
             opens: Mutex::new(0),
             changes: 9,
         };
-        let r = read_stream(&s, 3, pause, read_all).unwrap();
+        let r = read_stream(&s, 3, pause, |_| true, read_all).unwrap();
         assert_eq!(
             (r.value, r.stable, *s.opens.lock().unwrap()),
             (11, false, 3)

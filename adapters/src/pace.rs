@@ -23,6 +23,18 @@ impl Pacer {
         }
     }
 
+    /// Waits, blocking the thread, for the next free slot and takes it (for adapters whose
+    /// client blocks, on the orchestrator's worker threads).
+    pub fn wait_blocking(&mut self) {
+        if let Some(next) = self.next {
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            }
+        }
+        self.next = Some(Instant::now() + self.interval);
+    }
+
     /// Waits for the next free slot and takes it.
     pub async fn wait(&mut self) {
         if let Some(next) = self.next {

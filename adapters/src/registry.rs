@@ -8,19 +8,49 @@ use crate::settings::{Context, DeviceTable, SettingsError};
 /// Builds a device from its adapter's part of the config.
 type Build = fn(DeviceTable<'_>, &Context) -> Result<Device, SettingsError>;
 
-/// Every adapter of this build: its name in the config, and what builds it.
-pub const ADAPTERS: &[(&str, Build)] = &[
+/// One adapter: its name in the config, what builds it, and whether its artifacts are
+/// files by name (then a file's extension gives its class when no approved rule does, so
+/// that a config edit can raise a class but never lower it).
+pub struct Adapter {
+    pub name: &'static str,
+    pub build: Build,
+    pub files_by_name: bool,
+}
+
+/// Every adapter of this build.
+pub const ADAPTERS: &[Adapter] = &[
     #[cfg(feature = "files")]
-    ("files", crate::files::settings::build),
+    Adapter {
+        name: "files",
+        build: crate::files::settings::build,
+        files_by_name: true,
+    },
     #[cfg(feature = "modbus")]
-    ("modbus", crate::modbus::settings::build),
+    Adapter {
+        name: "modbus",
+        build: crate::modbus::settings::build,
+        files_by_name: false,
+    },
     #[cfg(feature = "ftp")]
-    ("ftp", crate::ftp::settings::build),
+    Adapter {
+        name: "ftp",
+        build: crate::ftp::settings::build,
+        files_by_name: true,
+    },
 ];
 
 /// The adapters of this build, by name.
 pub fn names() -> Vec<&'static str> {
-    ADAPTERS.iter().map(|(n, _)| *n).collect()
+    ADAPTERS.iter().map(|a| a.name).collect()
+}
+
+/// Whether the artifacts an adapter (by the name a manifest records) collects are files
+/// by name. Unknown adapters: yes (the stricter choice: the extension may raise a class).
+pub fn files_by_name(adapter: &str) -> bool {
+    ADAPTERS
+        .iter()
+        .find(|a| a.name == adapter)
+        .is_none_or(|a| a.files_by_name)
 }
 
 /// Builds the device `ctx.device` with adapter `adapter` from `table`.
@@ -31,8 +61,8 @@ pub fn build(
     table: DeviceTable<'_>,
     ctx: &Context,
 ) -> Result<Device, SettingsError> {
-    match ADAPTERS.iter().find(|(n, _)| *n == adapter) {
-        Some((_, build)) => build(table, ctx),
+    match ADAPTERS.iter().find(|a| a.name == adapter) {
+        Some(a) => (a.build)(table, ctx),
         None => Err(SettingsError {
             span: None,
             message: format!(

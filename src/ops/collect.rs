@@ -622,9 +622,17 @@ fn store_artifact(
             }
         }
         SourceData::Stream(stream) => {
-            match adapters::read_stream(stream.as_ref(), READ_ATTEMPTS, READ_PAUSE, |r| {
-                writer.store(scratch, r)
-            }) {
+            // A source that failed mid-read (a dropped connection) is read again from its
+            // first byte; a vault error is not retried.
+            let source_error = |e: &StoreError| matches!(e, StoreError::Source(_));
+            let store = |r: &mut dyn Read| writer.store(scratch, r);
+            match adapters::read_stream(
+                stream.as_ref(),
+                READ_ATTEMPTS,
+                READ_PAUSE,
+                source_error,
+                store,
+            ) {
                 Ok(r) => {
                     let status = if r.stable {
                         ArtifactStatus::Ok

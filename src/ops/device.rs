@@ -142,9 +142,13 @@ pub fn collect_live(device: &DeviceConfig) -> Result<(Manifest, LiveData)> {
                 }
             }
             SourceData::Stream(stream) => {
-                match adapters::read_stream(stream.as_ref(), READ_ATTEMPTS, READ_PAUSE, |r| {
-                    describe(r)
-                }) {
+                match adapters::read_stream(
+                    stream.as_ref(),
+                    READ_ATTEMPTS,
+                    READ_PAUSE,
+                    |_| true,
+                    |r| describe(r),
+                ) {
                     Ok(r) => Ok((r.value.0, r.value.1, r.stable, src.meta.clone())),
                     Err(adapters::StreamError::Open(e)) | Err(adapters::StreamError::Read(e)) => {
                         Err(e)

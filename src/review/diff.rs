@@ -174,7 +174,7 @@ pub fn compare(
         .iter()
         .filter_map(|(g, k)| glob::Pattern::new(g).ok().map(|p| (p, *k)))
         .collect();
-    let files = new.adapter == "files";
+    let files = adapters::registry::files_by_name(&new.adapter);
     let class_of = |name: &str, kinds: &[ArtifactKind]| -> Class {
         let approved = kind_rules
             .iter()

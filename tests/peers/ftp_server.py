@@ -72,6 +72,8 @@ def main():
     ap.add_argument("--truncate-once")
     ap.add_argument("--grow")
     ap.add_argument("--stall")
+    ap.add_argument("--endless")
+    ap.add_argument("--cut-then-change")
     args = ap.parse_args()
     truncated = set()
 
@@ -97,6 +99,30 @@ def main():
         def closed(self):
             return self.f.closed
 
+    class Endless:
+        """A download that never ends (a server streaming past the listed size)."""
+
+        def __init__(self, f):
+            self.f, self.name = f, f.name
+
+        def read(self, n=65536):
+            return b"E" * (n if n and n > 0 else 65536)
+
+        def close(self):
+            self.f.close()
+
+        @property
+        def closed(self):
+            return self.f.closed
+
+    class CutWithError(Wrapped):
+        """The first 100 bytes, then the transfer fails (the server answers 426)."""
+
+        def read(self, n=-1):
+            if self.done >= 100:
+                raise OSError("disk gone")
+            return super().read(n)
+
     class FaultyFS(AbstractedFS):
         def format_mlsx(self, basedir, listing, perms, facts, ignore_err=True):
             for i in range(args.many):
@@ -116,6 +142,19 @@ def main():
                 return Wrapped(f, extra=b"grown")
             if base == args.stall:
                 time.sleep(5)
+            if base == args.endless:
+                return Endless(f)
+            if base == args.cut_then_change:
+                if filename not in truncated:
+                    truncated.add(filename)
+                    return CutWithError(f, cut=None)
+                # Later downloads: other content of the same length.
+                data = f.read()
+                f.close()
+                import io
+                b = io.BytesIO(b"B" * len(data))
+                b.name = filename
+                return b
             return f
     log = open(args.log, "a", buffering=1)
     base = TLS_FTPHandler if args.tls else FTPHandler

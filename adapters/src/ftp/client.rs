@@ -9,6 +9,8 @@ use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use crate::pace::Pacer;
+
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 /// The only commands this client sends.
@@ -16,6 +18,9 @@ pub const ALLOWED: &[&str] = &[
     "USER", "PASS", "AUTH", "PBSZ", "PROT", "FEAT", "OPTS", "TYPE", "PWD", "CWD", "PASV", "EPSV",
     "LIST", "MLSD", "NLST", "SIZE", "MDTM", "RETR", "QUIT",
 ];
+
+/// The most bytes of one folder's listing held.
+pub const MAX_LISTING_BYTES: usize = 16 * 1024 * 1024;
 
 /// The longest reply or listing line read (a longer one is garbage).
 pub const MAX_LINE: usize = 8192;
@@ -39,6 +44,8 @@ pub enum FtpError {
     Identity(String),
     /// The server sent what the protocol does not allow (a bad reply, a too long line).
     Protocol(String),
+    /// A listing over the bounds (`max-files`, 16 MiB); the session must be dropped.
+    TooLarge(String),
 }
 
 impl std::fmt::Display for FtpError {
@@ -52,7 +59,10 @@ impl std::fmt::Display for FtpError {
             } => {
                 write!(f, "the server answered {code} to {command}: {text}")
             }
-            FtpError::Auth(w) | FtpError::Identity(w) | FtpError::Protocol(w) => write!(f, "{w}"),
+            FtpError::Auth(w)
+            | FtpError::Identity(w)
+            | FtpError::Protocol(w)
+            | FtpError::TooLarge(w) => write!(f, "{w}"),
         }
     }
 }
@@ -155,6 +165,12 @@ pub struct Endpoint {
 pub enum Conn {
     Plain(TcpStream),
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    /// While the control connection is handed to TLS.
+    Closed,
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the connection is closed")
 }
 
 impl Read for Conn {
@@ -162,6 +178,7 @@ impl Read for Conn {
         match self {
             Conn::Plain(s) => s.read(buf),
             Conn::Tls(s) => s.read(buf),
+            Conn::Closed => Err(closed()),
         }
     }
 }
@@ -171,12 +188,14 @@ impl Write for Conn {
         match self {
             Conn::Plain(s) => s.write(buf),
             Conn::Tls(s) => s.write(buf),
+            Conn::Closed => Err(closed()),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Conn::Plain(s) => s.flush(),
             Conn::Tls(s) => s.flush(),
+            Conn::Closed => Err(closed()),
         }
     }
 }
@@ -197,32 +216,9 @@ pub struct Session {
     timeout: Duration,
     /// Commands sent, for the record.
     pub commands: u64,
-    pacer: BlockingPacer,
+    /// The device's pacer, shared by every connection to it (a reconnect does not reset it).
+    pacer: Arc<std::sync::Mutex<crate::pace::Pacer>>,
     pub features: Vec<String>,
-}
-
-/// Spaces command starts at least `1 / rate` apart, blocking.
-pub struct BlockingPacer {
-    interval: Duration,
-    next: Option<Instant>,
-}
-
-impl BlockingPacer {
-    pub fn new(rate: f64) -> BlockingPacer {
-        BlockingPacer {
-            interval: Duration::from_secs_f64(1.0 / rate),
-            next: None,
-        }
-    }
-    pub fn wait(&mut self) {
-        if let Some(next) = self.next {
-            let now = Instant::now();
-            if next > now {
-                std::thread::sleep(next - now);
-            }
-        }
-        self.next = Some(Instant::now() + self.interval);
-    }
 }
 
 /// SHA-256 of a certificate, as `AA:BB:...` (how `openssl x509 -fingerprint -sha256` prints it).
@@ -355,12 +351,45 @@ fn wrap_tls(
 
 /// Reads one line (without CRLF), at most `MAX_LINE` bytes.
 pub fn read_line(r: &mut impl BufRead) -> Result<Option<String>, FtpError> {
+    read_line_by(r, None)
+}
+
+/// Reads one line, giving up at `deadline` (a server that sends a byte now and then
+/// cannot keep a reply open for hours: each read also has the socket's timeout).
+pub fn read_line_by(
+    r: &mut impl BufRead,
+    deadline: Option<Instant>,
+) -> Result<Option<String>, FtpError> {
     let mut buf = Vec::new();
-    let n = r
-        .by_ref()
-        .take(MAX_LINE as u64 + 2)
-        .read_until(b'\n', &mut buf)
-        .map_err(FtpError::io)?;
+    loop {
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(FtpError::Io {
+                why: "the server did not finish a line in time".into(),
+                timed_out: true,
+            });
+        }
+        let chunk = r.fill_buf().map_err(FtpError::io)?;
+        if chunk.is_empty() {
+            break;
+        }
+        let room = MAX_LINE + 2 - buf.len();
+        let take = chunk.len().min(room);
+        match chunk[..take].iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                buf.extend_from_slice(&chunk[..=i]);
+                r.consume(i + 1);
+                break;
+            }
+            None => {
+                buf.extend_from_slice(&chunk[..take]);
+                r.consume(take);
+                if buf.len() >= MAX_LINE + 2 {
+                    break;
+                }
+            }
+        }
+    }
+    let n = buf.len();
     if n == 0 {
         return Ok(None);
     }
@@ -383,7 +412,10 @@ impl Session {
     ///
     /// Fails on a refused connection, a certificate that is not the pinned one, a failed
     /// login, or a server that will not do TLS.
-    pub fn open(ep: &Endpoint, rate: f64) -> Result<Session, FtpError> {
+    pub fn open(
+        ep: &Endpoint,
+        pacer: Arc<std::sync::Mutex<crate::pace::Pacer>>,
+    ) -> Result<Session, FtpError> {
         let addr = ep
             .address
             .to_socket_addrs()
@@ -410,7 +442,7 @@ impl Session {
             server_name,
             timeout: ep.timeout,
             commands: 0,
-            pacer: BlockingPacer::new(rate),
+            pacer,
             features: Vec::new(),
         };
         let hello = s.reply()?;
@@ -424,11 +456,16 @@ impl Session {
         if let Some(trust) = &ep.tls {
             let config = tls_config(trust)?;
             s.expect("AUTH", "TLS", &[234])?;
-            let Conn::Plain(tcp) = std::mem::replace(
-                s.ctrl.get_mut(),
-                Conn::Plain(TcpStream::connect_timeout(&addr, ep.timeout).map_err(FtpError::io)?),
-            ) else {
-                unreachable!("the control connection starts plain");
+            // Nothing may follow the 234 in plain text: it would be read as TLS replies.
+            if !s.ctrl.buffer().is_empty() {
+                return Err(FtpError::Protocol(
+                    "the server sent more after accepting AUTH TLS".into(),
+                ));
+            }
+            let Conn::Plain(tcp) = std::mem::replace(s.ctrl.get_mut(), Conn::Closed) else {
+                return Err(FtpError::Protocol(
+                    "the control connection is not plain".into(),
+                ));
             };
             *s.ctrl.get_mut() = wrap_tls(tcp, &config, &s.server_name)?;
             s.tls = Some(config);
@@ -482,7 +519,8 @@ impl Session {
 
     /// Reads one reply (multi-line replies joined), bounded.
     fn reply(&mut self) -> Result<Reply, FtpError> {
-        let first = read_line(&mut self.ctrl)?
+        let deadline = Some(Instant::now() + self.timeout);
+        let first = read_line_by(&mut self.ctrl, deadline)?
             .ok_or_else(|| FtpError::io(io::Error::from(io::ErrorKind::UnexpectedEof)))?;
         let code: u32 = first
             .get(..3)
@@ -493,7 +531,7 @@ impl Session {
         if first.as_bytes().get(3) == Some(&b'-') {
             let end = format!("{code} ");
             for _ in 0..MAX_REPLY_LINES {
-                let line = read_line(&mut self.ctrl)?
+                let line = read_line_by(&mut self.ctrl, deadline)?
                     .ok_or_else(|| FtpError::io(io::Error::from(io::ErrorKind::UnexpectedEof)))?;
                 let last = line.starts_with(&end) || line == code.to_string();
                 text.push('\n');
@@ -520,7 +558,7 @@ impl Session {
                 "refusing to send a {cmd} argument with a line break"
             )));
         }
-        self.pacer.wait();
+        self.pacer.lock().expect("pacer lock").wait_blocking();
         self.commands += 1;
         let line = if arg.is_empty() {
             format!("{cmd}\r\n")
@@ -625,10 +663,14 @@ impl Session {
         let conn = self.start(cmd, dir)?;
         let mut r = BufReader::new(conn);
         let mut lines = Vec::new();
-        while let Some(l) = read_line(&mut r)? {
-            if lines.len() >= max_lines {
-                return Err(FtpError::Protocol(format!(
-                    "the listing of `{dir}` has more than {max_lines} entries"
+        let mut bytes = 0usize;
+        let deadline = Some(Instant::now() + self.timeout * 60);
+        while let Some(l) = read_line_by(&mut r, deadline)? {
+            bytes += l.len();
+            if lines.len() >= max_lines || bytes > MAX_LISTING_BYTES {
+                // The listing was not read to its end: this session is out of step.
+                return Err(FtpError::TooLarge(format!(
+                    "the listing of `{dir}` has more than {max_lines} entries or {MAX_LISTING_BYTES} bytes"
                 )));
             }
             lines.push(l);

@@ -51,6 +51,7 @@ struct Shared {
     opts: FtpOptions,
     session: Mutex<(Option<Session>, bool)>,
     free: Condvar,
+    pacer: Arc<Mutex<crate::pace::Pacer>>,
 }
 
 impl Shared {
@@ -66,7 +67,7 @@ impl Shared {
             return Ok(s);
         }
         drop(g);
-        let opened = open_with_retries(&self.opts);
+        let opened = open_with_retries(&self.opts, &self.pacer);
         if opened.is_err() {
             self.give_back(None);
         }
@@ -91,11 +92,14 @@ impl Drop for Shared {
     }
 }
 
-fn open_with_retries(o: &FtpOptions) -> Result<Session, FtpError> {
+fn open_with_retries(
+    o: &FtpOptions,
+    pacer: &Arc<Mutex<crate::pace::Pacer>>,
+) -> Result<Session, FtpError> {
     let backoff = crate::pace::Backoff::new(o.retries);
     let mut n = 0;
     loop {
-        match Session::open(&o.endpoint, o.max_requests_per_second) {
+        match Session::open(&o.endpoint, pacer.clone()) {
             Ok(s) => return Ok(s),
             Err(e) if e.retryable() && n < backoff.retries => {
                 std::thread::sleep(backoff.delay(n));
@@ -150,7 +154,7 @@ fn adapter_error(o: &FtpOptions, e: FtpError) -> AdapterError {
             why: e.to_string(),
             fix: "check `root` and that this user may list and read it".into(),
         },
-        FtpError::Protocol(why) => AdapterError::Protocol {
+        FtpError::TooLarge(why) | FtpError::Protocol(why) => AdapterError::Protocol {
             device,
             why,
             fix: "check that the address serves FTP (with `protocol = \"ftps\"`: explicit TLS)"
@@ -194,7 +198,10 @@ impl FtpCollector {
     /// a stream per wanted file.
     fn scan(&self) -> Result<Collection, AdapterError> {
         let o = &self.opts;
-        let mut session = open_with_retries(o).map_err(|e| adapter_error(o, e))?;
+        let pacer = Arc::new(Mutex::new(crate::pace::Pacer::new(
+            o.max_requests_per_second,
+        )));
+        let mut session = Some(open_with_retries(o, &pacer).map_err(|e| adapter_error(o, e))?);
         let mut out = Collection {
             complete: true,
             ..Collection::default()
@@ -208,10 +215,13 @@ impl FtpCollector {
         let mut seen = 0usize;
         while let Some((dir, prefix, depth)) = todo.pop() {
             let listing = if dir.is_empty() { "/" } else { &dir };
-            let (mlsd, lines) = match session.list(listing, o.max_files.saturating_sub(seen).max(1))
-            {
+            let Some(s) = session.as_mut() else { break };
+            let (mlsd, lines) = match s.list(listing, o.max_files.saturating_sub(seen).max(1)) {
                 Ok(l) => l,
-                Err(FtpError::Protocol(why)) if why.contains("more than") => {
+                Err(FtpError::TooLarge(why)) => {
+                    // The listing was cut: that session is out of step; transfers get a
+                    // new one.
+                    session = None;
                     out.complete = false;
                     out.warnings.push(format!(
                         "{why}; listing stopped at `max-files` = {} (raise it to collect more)",
@@ -239,7 +249,7 @@ impl FtpCollector {
                 if name.is_empty()
                     || name == "."
                     || name == ".."
-                    || name.contains(['/', '\\', '\0'])
+                    || name.contains(['/', '\\', '\0', '\r', '\n'])
                 {
                     out.complete = false;
                     out.warnings.push(format!(
@@ -281,8 +291,9 @@ impl FtpCollector {
         files.sort();
         let shared = Arc::new(Shared {
             opts: o.clone(),
-            session: Mutex::new((Some(session), false)),
+            session: Mutex::new((session, false)),
             free: Condvar::new(),
+            pacer,
         });
         for (rel, full, size, modify) in files {
             let mut meta = ArtifactMeta::default();
@@ -314,12 +325,16 @@ struct RemoteFile {
 
 impl OpenStream for RemoteFile {
     fn open(&self) -> io::Result<Box<dyn Read + Send>> {
+        let timeout = self.shared.opts.endpoint.timeout;
+        // At least 64 KiB/s on top of ten timeouts: a drip-feeding server is cut off.
+        let allowed = timeout * 10 + Duration::from_secs(self.size.unwrap_or(0) / (64 * 1024));
         let mut r = Transfer {
             shared: self.shared.clone(),
             path: self.path.clone(),
             state: None,
             delivered: 0,
-            retries_left: self.shared.opts.retries,
+            limit: self.size.map(|s| s + 1),
+            deadline: std::time::Instant::now() + allowed,
         };
         r.start().map_err(|e| io::Error::other(e.to_string()))?;
         Ok(Box::new(r))
@@ -332,15 +347,18 @@ impl OpenStream for RemoteFile {
     }
 }
 
-/// One RETR in progress. A connection that drops mid-file is replaced and the file fetched
-/// again from its start, skipping what was already delivered (REST is never sent), so the
-/// store sees one unbroken stream or an error, never a truncated file.
+/// One RETR in progress. It delivers at most the listed size plus one byte (a server that
+/// sends more, or never stops, is cut off: the length then differs from the listing and
+/// the file is fetched again, then marked unstable), within a deadline. A connection that
+/// drops, or a transfer the server does not confirm, is an error: the file is fetched
+/// again from its first byte into a fresh store, never spliced from two downloads.
 struct Transfer {
     shared: Arc<Shared>,
     path: String,
     state: Option<(Session, Conn)>,
     delivered: u64,
-    retries_left: u32,
+    limit: Option<u64>,
+    deadline: std::time::Instant,
 }
 
 impl Transfer {
@@ -362,82 +380,58 @@ impl Transfer {
         }
     }
 
-    /// After a broken transfer: a new connection, the file again, what was delivered skipped.
-    fn restart(&mut self) -> Result<(), FtpError> {
+    /// Ends the transfer and drops its session (it is out of step).
+    fn abandon(&mut self) {
         if let Some((_, conn)) = self.state.take() {
             drop(conn);
             self.shared.give_back(None);
         }
-        self.start()?;
-        let mut skip = self.delivered;
-        let mut buf = vec![0u8; 64 * 1024];
-        while skip > 0 {
-            let (_, conn) = self.state.as_mut().expect("started");
-            let n = conn
-                .read(&mut buf[..skip.min(64 * 1024) as usize])
-                .map_err(|e| FtpError::Io {
-                    why: e.to_string(),
-                    timed_out: false,
-                })?;
-            if n == 0 {
-                return Err(FtpError::Protocol(format!(
-                    "`{}` is shorter than before the connection dropped",
-                    self.path
-                )));
-            }
-            skip -= n as u64;
-        }
-        Ok(())
     }
 }
 
 impl Read for Transfer {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let Some((_, conn)) = self.state.as_mut() else {
+        let Some((_, conn)) = self.state.as_mut() else {
+            return Ok(0);
+        };
+        if std::time::Instant::now() > self.deadline {
+            self.abandon();
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("`{}` was not transferred in time", self.path),
+            ));
+        }
+        let room = match self.limit {
+            Some(limit) if self.delivered >= limit => {
+                // More than listed: stop here; the length check does the rest.
+                self.abandon();
                 return Ok(0);
-            };
-            match conn.read(buf) {
-                Ok(0) => {
-                    let (mut s, conn) = self.state.take().expect("in progress");
-                    drop(conn);
-                    match s.finish(&format!("RETR {}", self.path)) {
-                        Ok(()) => {
-                            self.shared.give_back(Some(s));
-                            return Ok(0);
-                        }
-                        Err(e) => {
-                            self.shared.give_back(None);
-                            if self.retries_left == 0 {
-                                return Err(io::Error::other(format!(
-                                    "transfer not complete: {e}"
-                                )));
-                            }
-                            // The server ended the transfer early: fetch it again.
-                            self.retries_left -= 1;
-                            std::thread::sleep(Duration::from_millis(200));
-                            self.restart().map_err(|again| {
-                                io::Error::other(format!(
-                                    "transfer not complete ({e}) and the file could not be fetched again: {again}"
-                                ))
-                            })?;
-                        }
+            }
+            Some(limit) => buf.len().min((limit - self.delivered) as usize),
+            None => buf.len(),
+        };
+        match conn.read(&mut buf[..room]) {
+            Ok(0) => {
+                let (mut s, conn) = self.state.take().expect("in progress");
+                drop(conn);
+                match s.finish(&format!("RETR {}", self.path)) {
+                    Ok(()) => {
+                        self.shared.give_back(Some(s));
+                        Ok(0)
+                    }
+                    Err(e) => {
+                        self.shared.give_back(None);
+                        Err(io::Error::other(format!("transfer not complete: {e}")))
                     }
                 }
-                Ok(n) => {
-                    self.delivered += n as u64;
-                    return Ok(n);
-                }
-                Err(e) if self.retries_left > 0 => {
-                    self.retries_left -= 1;
-                    std::thread::sleep(Duration::from_millis(200));
-                    if let Err(again) = self.restart() {
-                        return Err(io::Error::other(format!(
-                            "the connection dropped ({e}) and the file could not be fetched again: {again}"
-                        )));
-                    }
-                }
-                Err(e) => return Err(e),
+            }
+            Ok(n) => {
+                self.delivered += n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                self.abandon();
+                Err(e)
             }
         }
     }
@@ -474,10 +468,23 @@ impl Collector for FtpCollector {
         client::ALLOWED
     }
     fn preflight(&self) -> Vec<String> {
-        match self.opts.endpoint.password.read() {
-            Ok(_) => Vec::new(),
-            Err(e) => vec![e.to_string()],
+        let mut out = Vec::new();
+        if let Err(e) = self.opts.endpoint.password.read() {
+            out.push(e.to_string());
         }
+        if let client::Password::File(p) = &self.opts.endpoint.password
+            && let Ok(m) = std::fs::metadata(p)
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if m.permissions().mode() & 0o077 != 0 {
+                out.push(format!(
+                    "the password file {} can be read by others (fix: chmod 600 {})",
+                    p.display(),
+                    p.display()
+                ));
+            }
+        }
+        out
     }
     fn collect(&self) -> BoxFuture<'_, Result<Collection, AdapterError>> {
         // The client blocks; keep it off the async worker threads.

@@ -52,11 +52,22 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
         ));
     };
     let mut addr = address.get_ref().clone();
-    if addr
-        .rsplit_once(':')
-        .is_none_or(|(_, p)| p.parse::<u16>().is_err())
-    {
-        addr.push_str(":21");
+    if addr.trim().is_empty() {
+        return Err(SettingsError::at(
+            address,
+            "key `address` is empty\nfix: write host or host:port, e.g. \"10.1.1.20:21\"",
+        ));
+    }
+    match addr.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() => {
+            if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+                return Err(SettingsError::at(
+                    address,
+                    format!("key `address`: port `{port}` is not a TCP port (1 to 65535)"),
+                ));
+            }
+        }
+        _ => addr.push_str(":21"),
     }
     let tls = match s.protocol.as_ref().map(|p| p.get_ref().as_str()) {
         None | Some("ftp") => {
@@ -151,6 +162,9 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
             s.root.as_ref().expect("given"),
             "key `root`: must be an absolute remote folder without `..`",
         ));
+    }
+    if let Some(m) = s.max_files.as_ref().filter(|m| *m.get_ref() == 0) {
+        return Err(SettingsError::at(m, "key `max-files`: must be at least 1"));
     }
     let mut kinds = Vec::new();
     for k in &s.kind {
