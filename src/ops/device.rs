@@ -15,6 +15,9 @@ use vault::manifest::{ArtifactEntry, ArtifactStatus};
 
 use crate::config::DeviceConfig;
 
+/// Warnings kept per collection; the rest are counted in one more.
+pub const MAX_WARNINGS: usize = 200;
+
 /// How often a file that changes while being read is read again.
 pub const READ_ATTEMPTS: u32 = 3;
 pub const READ_PAUSE: Duration = Duration::from_millis(200);
@@ -79,6 +82,14 @@ pub fn admissible(mut collection: Collection) -> Collection {
     if !warnings.is_empty() {
         collection.complete = false;
         collection.warnings.extend(warnings);
+    }
+    // A device that lists 100,000 odd names does not get 100,000 lines in the manifest.
+    if collection.warnings.len() > MAX_WARNINGS {
+        let more = collection.warnings.len() - MAX_WARNINGS;
+        collection.warnings.truncate(MAX_WARNINGS);
+        collection.warnings.push(format!(
+            "{more} more warnings (the first {MAX_WARNINGS} are listed)"
+        ));
     }
     collection
 }
