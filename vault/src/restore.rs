@@ -275,6 +275,23 @@ pub fn hash_artifact(
 ) -> Result<crate::Hash, VaultError> {
     use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
+    each_chunk(vault, index, a, reader, |plain| {
+        hasher.update(plain);
+        Ok(())
+    })?;
+    Ok(crate::Hash::from_hasher(hasher))
+}
+
+/// Hands every chunk of `a`, in order, read and checked against its id, to `f`.
+///
+/// Fails when a chunk is missing or damaged, or `f` fails.
+fn each_chunk(
+    vault: &Vault,
+    index: &Index,
+    a: &ArtifactEntry,
+    reader: &mut ChunkReader,
+    mut f: impl FnMut(&[u8]) -> Result<(), VaultError>,
+) -> Result<(), VaultError> {
     let mut open: HashMap<u32, File> = HashMap::new();
     for (id, _) in &a.chunks {
         let loc = index.get(id).ok_or_else(|| {
@@ -285,9 +302,9 @@ pub fn hash_artifact(
         })?;
         let path = pack_path(vault.root(), &index.packs[loc.pack as usize]);
         let file = open_pack(&mut open, loc.pack, &path)?;
-        hasher.update(reader.read(file, &path, &loc.entry, true)?);
+        f(reader.read(file, &path, &loc.entry, true)?)?;
     }
-    Ok(crate::Hash::from_hasher(hasher))
+    Ok(())
 }
 
 /// Reads an artifact's content into memory (for comparisons), each chunk checked against
@@ -308,24 +325,16 @@ pub fn read_artifact(
     }
     let mut reader = ChunkReader::new()?;
     let mut out = Vec::with_capacity(a.size as usize);
-    let mut open: HashMap<u32, File> = HashMap::new();
-    for (id, _) in &a.chunks {
-        let loc = index.get(id).ok_or_else(|| {
-            crate::error::corrupt(
-                vault.root(),
-                format!("chunk {} of `{}` is in no pack", id.short(), a.name),
-            )
-        })?;
-        let path = pack_path(vault.root(), &index.packs[loc.pack as usize]);
-        let file = open_pack(&mut open, loc.pack, &path)?;
-        out.extend_from_slice(reader.read(file, &path, &loc.entry, true)?);
+    each_chunk(vault, index, a, &mut reader, |plain| {
+        out.extend_from_slice(plain);
         if out.len() as u64 > a.size {
             return Err(crate::error::corrupt(
                 vault.root(),
                 format!("the chunks of `{}` hold more than its size", a.name),
             ));
         }
-    }
+        Ok(())
+    })?;
     if crate::hash::Hash::of(&out) != a.sha256 {
         return Err(crate::error::corrupt(
             vault.root(),

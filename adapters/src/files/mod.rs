@@ -40,12 +40,10 @@ pub struct FilesOptions {
 
 pub struct FilesCollector {
     opts: FilesOptions,
-    include: Vec<Pattern>,
-    exclude: Vec<Pattern>,
-    kinds: Vec<(Pattern, ArtifactKind)>,
+    select: Selection,
 }
 
-pub fn compile(device: &str, key: &str, globs: &[String]) -> Result<Vec<Pattern>, AdapterError> {
+fn compile(device: &str, key: &str, globs: &[String]) -> Result<Vec<Pattern>, AdapterError> {
     globs
         .iter()
         .map(|g| {
@@ -77,35 +75,55 @@ pub fn default_kind(name: &str) -> ArtifactKind {
     }
 }
 
-impl FilesCollector {
-    /// Fails when a glob does not compile.
-    pub fn new(opts: FilesOptions) -> Result<FilesCollector, AdapterError> {
-        let include = compile(&opts.device, "include", &opts.include)?;
-        let exclude = compile(&opts.device, "exclude", &opts.exclude)?;
-        let globs: Vec<String> = opts.kinds.iter().map(|(g, _)| g.clone()).collect();
-        let kinds = compile(&opts.device, "kind.match", &globs)?
-            .into_iter()
-            .zip(opts.kinds.iter().map(|(_, k)| *k))
-            .collect();
-        Ok(FilesCollector {
-            opts,
-            include,
-            exclude,
-            kinds,
+/// Which names a tree collector takes and what kind each is: the include and exclude
+/// globs and the kind rules, compiled once; shared by every adapter that collects files
+/// by name (files, ftp).
+pub struct Selection {
+    include: Vec<Pattern>,
+    exclude: Vec<Pattern>,
+    kinds: Vec<(Pattern, ArtifactKind)>,
+}
+
+impl Selection {
+    /// Fails, naming the key, when a glob does not compile.
+    pub fn new(
+        device: &str,
+        include: &[String],
+        exclude: &[String],
+        kinds: &[(String, ArtifactKind)],
+    ) -> Result<Selection, AdapterError> {
+        let globs: Vec<String> = kinds.iter().map(|(g, _)| g.clone()).collect();
+        Ok(Selection {
+            include: compile(device, "include", include)?,
+            exclude: compile(device, "exclude", exclude)?,
+            kinds: compile(device, "kind.match", &globs)?
+                .into_iter()
+                .zip(kinds.iter().map(|(_, k)| *k))
+                .collect(),
         })
     }
 
-    fn wanted(&self, name: &str) -> bool {
+    /// Included and not excluded.
+    pub fn wanted(&self, name: &str) -> bool {
         self.include.iter().any(|p| p.matches_with(name, MATCH))
             && !self.exclude.iter().any(|p| p.matches_with(name, MATCH))
     }
 
-    fn kind_of(&self, name: &str) -> ArtifactKind {
+    /// The first kind rule that matches, else the kind by extension.
+    pub fn kind_of(&self, name: &str) -> ArtifactKind {
         self.kinds
             .iter()
             .find(|(p, _)| p.matches_with(name, MATCH))
             .map(|(_, k)| *k)
             .unwrap_or_else(|| default_kind(name))
+    }
+}
+
+impl FilesCollector {
+    /// Fails when a glob does not compile.
+    pub fn new(opts: FilesOptions) -> Result<FilesCollector, AdapterError> {
+        let select = Selection::new(&opts.device, &opts.include, &opts.exclude, &opts.kinds)?;
+        Ok(FilesCollector { opts, select })
     }
 
     /// Walks the root. Blocking; `collect` runs it off the async threads.
@@ -157,7 +175,7 @@ impl FilesCollector {
                 out.complete = false;
                 continue;
             };
-            if !self.wanted(&name) {
+            if !self.select.wanted(&name) {
                 continue;
             }
             let (path, meta) = if item.file_type().is_symlink() {
@@ -207,7 +225,7 @@ impl FilesCollector {
             };
             let rel = path.strip_prefix(&canon_root).unwrap_or(&path).to_owned();
             out.artifacts.push(ArtifactSource {
-                kind: self.kind_of(&name),
+                kind: self.select.kind_of(&name),
                 meta: file_meta(&meta),
                 name,
                 data: SourceData::File(FileRef {

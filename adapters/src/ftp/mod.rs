@@ -9,9 +9,7 @@ use std::io::{self, Read};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use glob::Pattern;
-
-use crate::files::{MATCH, compile, default_kind};
+use crate::files::Selection;
 use crate::{
     AdapterError, ArtifactKind, ArtifactMeta, ArtifactSource, BoxFuture, Collection, Collector,
     OpenStream, SourceData,
@@ -40,9 +38,7 @@ pub struct FtpOptions {
 
 pub struct FtpCollector {
     opts: FtpOptions,
-    include: Vec<Pattern>,
-    exclude: Vec<Pattern>,
-    kinds: Vec<(Pattern, ArtifactKind)>,
+    select: Selection,
 }
 
 /// The device's one control connection, shared by the listing and every transfer; a
@@ -166,32 +162,8 @@ fn adapter_error(o: &FtpOptions, e: FtpError) -> AdapterError {
 impl FtpCollector {
     /// Fails when a glob does not compile.
     pub fn new(opts: FtpOptions) -> Result<FtpCollector, AdapterError> {
-        let include = compile(&opts.device, "include", &opts.include)?;
-        let exclude = compile(&opts.device, "exclude", &opts.exclude)?;
-        let globs: Vec<String> = opts.kinds.iter().map(|(g, _)| g.clone()).collect();
-        let kinds = compile(&opts.device, "kind.match", &globs)?
-            .into_iter()
-            .zip(opts.kinds.iter().map(|(_, k)| *k))
-            .collect();
-        Ok(FtpCollector {
-            opts,
-            include,
-            exclude,
-            kinds,
-        })
-    }
-
-    fn wanted(&self, name: &str) -> bool {
-        self.include.iter().any(|p| p.matches_with(name, MATCH))
-            && !self.exclude.iter().any(|p| p.matches_with(name, MATCH))
-    }
-
-    fn kind_of(&self, name: &str) -> ArtifactKind {
-        self.kinds
-            .iter()
-            .find(|(p, _)| p.matches_with(name, MATCH))
-            .map(|(_, k)| *k)
-            .unwrap_or_else(|| default_kind(name))
+        let select = Selection::new(&opts.device, &opts.include, &opts.exclude, &opts.kinds)?;
+        Ok(FtpCollector { opts, select })
     }
 
     /// Lists the tree below `root` (bounded in depth and number of entries) and hands back
@@ -283,7 +255,7 @@ impl FtpCollector {
                 } else if entry.other {
                     out.warnings
                         .push(format!("skipped `{rel}`: a link or special file"));
-                } else if self.wanted(&rel) {
+                } else if self.select.wanted(&rel) {
                     files.push((rel, full, entry.size, entry.modify));
                 }
             }
@@ -301,7 +273,7 @@ impl FtpCollector {
                 meta.extra.insert("ftp-modify".into(), m);
             }
             out.artifacts.push(ArtifactSource {
-                kind: self.kind_of(&rel),
+                kind: self.select.kind_of(&rel),
                 name: rel,
                 meta,
                 size_hint: size,
