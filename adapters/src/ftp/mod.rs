@@ -1,9 +1,11 @@
 //! The `ftp` adapter: HMIs, PLCs and panels that expose their project, recipe and log
-//! folders over FTP or explicit FTPS (Schneider M340/M580, Siemens HMI panels, Beckhoff,
-//! B&R, many drives). Read-only: the client (`client`) can send only the commands in
-//! `client::ALLOWED`. One control connection per device, one transfer at a time, every
-//! command paced. Files are streamed into the vault as they are stored, never held whole;
+//! folders over FTP, explicit FTPS or SFTP (Schneider M340/M580, Siemens HMI panels,
+//! Beckhoff, B&R, many drives). Read-only: the FTP client (`client`) can send only the
+//! commands in `client::ALLOWED`, the SFTP client (`sftp`) only the requests in
+//! `sftp::ALLOWED`. One connection per device, one transfer at a time, every command or
+//! request paced. Files are streamed into the vault as they are stored, never held whole;
 //! a file whose length differs from its listing is fetched again, then marked unstable.
+//! The tree walk and the checks on names are the same for both protocols (`Remote`).
 
 use std::io::{self, Read};
 use std::sync::{Arc, Condvar, Mutex};
@@ -17,14 +19,105 @@ use crate::{
 
 pub mod client;
 pub(crate) mod settings;
+#[cfg(feature = "sftp")]
+pub mod sftp;
 
-use client::{Conn, Endpoint, FtpError, Session};
+use client::{Conn, Endpoint, FtpError, Listed, Session};
+use tokio::runtime::Handle;
+
+type SharedPacer = Arc<Mutex<crate::pace::Pacer>>;
+
+/// How the device is reached.
+#[derive(Clone, Debug)]
+pub enum Link {
+    /// FTP, or explicit FTPS when `tls` is set.
+    Ftp(Endpoint),
+    #[cfg(feature = "sftp")]
+    Sftp(sftp::SshEndpoint),
+}
+
+impl Link {
+    pub fn address(&self) -> &str {
+        match self {
+            Link::Ftp(e) => &e.address,
+            #[cfg(feature = "sftp")]
+            Link::Sftp(e) => &e.address,
+        }
+    }
+    pub fn timeout(&self) -> Duration {
+        match self {
+            Link::Ftp(e) => e.timeout,
+            #[cfg(feature = "sftp")]
+            Link::Sftp(e) => e.timeout,
+        }
+    }
+    /// `ftp`, `ftps` or `sftp`.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Link::Ftp(e) if e.tls.is_some() => "ftps",
+            Link::Ftp(_) => "ftp",
+            #[cfg(feature = "sftp")]
+            Link::Sftp(_) => "sftp",
+        }
+    }
+    fn password(&self) -> Option<&client::Password> {
+        match self {
+            Link::Ftp(e) => Some(&e.password),
+            #[cfg(feature = "sftp")]
+            Link::Sftp(e) => match &e.auth {
+                sftp::SshAuth::Password(p) => Some(p),
+                sftp::SshAuth::Key(_) => None,
+            },
+        }
+    }
+}
+
+/// A logged-in session of one protocol: what the shared tree walk and the transfers need.
+trait Remote: Send + Sized + 'static {
+    /// Connects and logs in (once; `open_with_retries` tries again).
+    fn connect(o: &FtpOptions, pacer: &SharedPacer, rt: &Handle) -> Result<Self, FtpError>;
+    /// The entries of one folder, at most `max` (more is `FtpError::TooLarge`).
+    fn entries(&mut self, dir: &str, max: usize) -> Result<Vec<Listed>, FtpError>;
+    /// A file on the server as a stream opened when it is stored.
+    fn file(shared: Arc<Shared<Self>>, path: String, size: Option<u64>) -> Arc<dyn OpenStream>;
+    /// Says goodbye (blocking is allowed).
+    fn quit(self);
+}
+
+impl Remote for Session {
+    fn connect(o: &FtpOptions, pacer: &SharedPacer, _rt: &Handle) -> Result<Self, FtpError> {
+        match &o.link {
+            Link::Ftp(ep) => Session::open(ep, pacer.clone()),
+            #[cfg(feature = "sftp")]
+            Link::Sftp(_) => Err(FtpError::Protocol("not an FTP device".into())),
+        }
+    }
+    fn entries(&mut self, dir: &str, max: usize) -> Result<Vec<Listed>, FtpError> {
+        let (mlsd, lines) = self.list(dir, max)?;
+        Ok(lines
+            .iter()
+            .filter_map(|line| {
+                if mlsd {
+                    client::parse_mlsd(line)
+                } else {
+                    client::parse_list(line)
+                }
+            })
+            .collect())
+    }
+    fn file(shared: Arc<Shared<Self>>, path: String, size: Option<u64>) -> Arc<dyn OpenStream> {
+        Arc::new(RemoteFile { shared, path, size })
+    }
+    fn quit(self) {
+        Session::quit(self)
+    }
+}
 
 /// What an FTP device is, as its settings give it.
 #[derive(Clone, Debug)]
 pub struct FtpOptions {
     pub device: String,
-    pub endpoint: Endpoint,
+    pub link: Link,
     /// The remote folder collected, absolute (`/` by default).
     pub root: String,
     pub include: Vec<String>,
@@ -41,19 +134,20 @@ pub struct FtpCollector {
     select: Selection,
 }
 
-/// The device's one control connection, shared by the listing and every transfer; a
-/// transfer takes it and gives it back (or drops it when it broke).
-struct Shared {
+/// The device's one connection, shared by the listing and every transfer; a transfer
+/// takes it and gives it back (or drops it when it broke).
+struct Shared<S: Remote> {
     opts: FtpOptions,
-    session: Mutex<(Option<Session>, bool)>,
+    session: Mutex<(Option<S>, bool)>,
     free: Condvar,
-    pacer: Arc<Mutex<crate::pace::Pacer>>,
+    pacer: SharedPacer,
+    rt: Handle,
 }
 
-impl Shared {
+impl<S: Remote> Shared<S> {
     /// Takes the session, opening a new one when there is none (or the last one broke),
     /// with the configured retries.
-    fn take(&self) -> Result<Session, FtpError> {
+    fn take(&self) -> Result<S, FtpError> {
         let mut g = self.session.lock().expect("session lock");
         while g.1 {
             g = self.free.wait(g).expect("session lock");
@@ -63,14 +157,14 @@ impl Shared {
             return Ok(s);
         }
         drop(g);
-        let opened = open_with_retries(&self.opts, &self.pacer);
+        let opened = open_with_retries(&self.opts, &self.pacer, &self.rt);
         if opened.is_err() {
             self.give_back(None);
         }
         opened
     }
 
-    fn give_back(&self, s: Option<Session>) {
+    fn give_back(&self, s: Option<S>) {
         let mut g = self.session.lock().expect("session lock");
         g.0 = s;
         g.1 = false;
@@ -78,7 +172,7 @@ impl Shared {
     }
 }
 
-impl Drop for Shared {
+impl<S: Remote> Drop for Shared<S> {
     fn drop(&mut self) {
         if let Ok(mut g) = self.session.lock()
             && let Some(s) = g.0.take()
@@ -88,14 +182,15 @@ impl Drop for Shared {
     }
 }
 
-fn open_with_retries(
+fn open_with_retries<S: Remote>(
     o: &FtpOptions,
-    pacer: &Arc<Mutex<crate::pace::Pacer>>,
-) -> Result<Session, FtpError> {
+    pacer: &SharedPacer,
+    rt: &Handle,
+) -> Result<S, FtpError> {
     let backoff = crate::pace::Backoff::new(o.retries);
     let mut n = 0;
     loop {
-        match Session::open(&o.endpoint, pacer.clone()) {
+        match S::connect(o, pacer, rt) {
             Ok(s) => return Ok(s),
             Err(e) if e.retryable() && n < backoff.retries => {
                 std::thread::sleep(backoff.delay(n));
@@ -108,7 +203,8 @@ fn open_with_retries(
 
 fn adapter_error(o: &FtpOptions, e: FtpError) -> AdapterError {
     let device = o.device.clone();
-    let addr = &o.endpoint.address;
+    let addr = o.link.address();
+    let sftp = o.link.scheme() == "sftp";
     match e {
         FtpError::Io {
             why,
@@ -122,13 +218,15 @@ fn adapter_error(o: &FtpOptions, e: FtpError) -> AdapterError {
             device,
             why,
             fix: format!(
-                "check that {addr} is powered, reachable (firewall, VLAN) and serves FTP, and that `address` is right"
+                "check that {addr} is powered, reachable (firewall, VLAN) and serves {}, and that `address` is right",
+                if sftp { "SSH" } else { "FTP" }
             ),
         },
         FtpError::Auth(why) => AdapterError::Auth {
             device,
             why,
-            fix: "check `user` and the password in `password-file` or `password-env`".into(),
+            fix: "check `user` and the password in `password-file` or `password-env` (or the `key-file`)"
+                .into(),
         },
         FtpError::Identity(why) => AdapterError::Identity {
             device,
@@ -138,10 +236,15 @@ fn adapter_error(o: &FtpOptions, e: FtpError) -> AdapterError {
                 .nth(1)
                 .and_then(|r| r.split(',').next())
             {
+                Some(fp) if sftp => format!(
+                    "if this is the device's host key, pin it: host-key-fingerprint = \"{}\"",
+                    fp.trim()
+                ),
                 Some(fp) => format!(
                     "if this is the server's new certificate, pin it: tls-fingerprint = \"{}\"",
                     fp.trim()
                 ),
+                None if sftp => "check `host-key-fingerprint`".into(),
                 None => "check `tls-fingerprint` or `ca-file`".into(),
             },
         },
@@ -153,8 +256,12 @@ fn adapter_error(o: &FtpOptions, e: FtpError) -> AdapterError {
         FtpError::TooLarge(why) | FtpError::Protocol(why) => AdapterError::Protocol {
             device,
             why,
-            fix: "check that the address serves FTP (with `protocol = \"ftps\"`: explicit TLS)"
-                .into(),
+            fix: if sftp {
+                "check that the address serves SSH with the SFTP subsystem".into()
+            } else {
+                "check that the address serves FTP (with `protocol = \"ftps\"`: explicit TLS)"
+                    .into()
+            },
         },
     }
 }
@@ -169,15 +276,65 @@ impl FtpCollector {
     /// Lists the tree below `root` (bounded in depth and number of entries) and hands back
     /// a stream per wanted file.
     fn scan(&self) -> Result<Collection, AdapterError> {
+        match &self.opts.link {
+            Link::Ftp(_) => self.scan_with::<Session>(),
+            #[cfg(feature = "sftp")]
+            Link::Sftp(_) => self.scan_with::<sftp::ReadOnly>(),
+        }
+    }
+
+    fn scan_with<S: Remote>(&self) -> Result<Collection, AdapterError> {
         let o = &self.opts;
+        let rt = Handle::try_current().map_err(|_| AdapterError::Protocol {
+            device: o.device.clone(),
+            why: "collected outside the async runtime".into(),
+            fix: "this is a bug in plcvault; please report it".into(),
+        })?;
         let pacer = Arc::new(Mutex::new(crate::pace::Pacer::new(
             o.max_requests_per_second,
         )));
-        let mut session = Some(open_with_retries(o, &pacer).map_err(|e| adapter_error(o, e))?);
+        let mut session =
+            Some(open_with_retries::<S>(o, &pacer, &rt).map_err(|e| adapter_error(o, e))?);
         let mut out = Collection {
             complete: true,
             ..Collection::default()
         };
+        let files = self.walk(&mut session, &mut out)?;
+        let shared = Arc::new(Shared {
+            opts: o.clone(),
+            session: Mutex::new((session, false)),
+            free: Condvar::new(),
+            pacer,
+            rt,
+        });
+        let stamp = format!("{}-modify", o.link.scheme());
+        for (rel, full, size, modify) in files {
+            let mut meta = ArtifactMeta::default();
+            if let Some(m) = modify {
+                meta.extra.insert(stamp.clone(), m);
+            }
+            out.artifacts.push(ArtifactSource {
+                kind: self.select.kind_of(&rel),
+                name: rel,
+                meta,
+                size_hint: size,
+                data: SourceData::Stream(S::file(shared.clone(), full, size)),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Walks the tree: every listing entry's name is checked (a name that is not a plain
+    /// name inside its folder is a warning and skipped), folders below `max-depth` and
+    /// entries beyond `max-files` are not collected (the snapshot is then incomplete).
+    /// Returns the wanted files, sorted: (name, remote path, size, modification stamp).
+    #[allow(clippy::type_complexity)]
+    fn walk<S: Remote>(
+        &self,
+        session: &mut Option<S>,
+        out: &mut Collection,
+    ) -> Result<Vec<(String, String, Option<u64>, Option<String>)>, AdapterError> {
+        let o = &self.opts;
         let mut files = Vec::new();
         let mut todo = vec![(
             o.root.trim_end_matches('/').to_string(),
@@ -188,12 +345,12 @@ impl FtpCollector {
         while let Some((dir, prefix, depth)) = todo.pop() {
             let listing = if dir.is_empty() { "/" } else { &dir };
             let Some(s) = session.as_mut() else { break };
-            let (mlsd, lines) = match s.list(listing, o.max_files.saturating_sub(seen).max(1)) {
+            let entries = match s.entries(listing, o.max_files.saturating_sub(seen).max(1)) {
                 Ok(l) => l,
                 Err(FtpError::TooLarge(why)) => {
                     // The listing was cut: that session is out of step; transfers get a
                     // new one.
-                    session = None;
+                    *session = None;
                     out.complete = false;
                     out.warnings.push(format!(
                         "{why}; listing stopped at `max-files` = {} (raise it to collect more)",
@@ -209,19 +366,13 @@ impl FtpCollector {
                 }
                 Err(e) => return Err(adapter_error(o, e)),
             };
-            for line in lines {
-                let parsed = if mlsd {
-                    client::parse_mlsd(&line)
-                } else {
-                    client::parse_list(&line)
-                };
-                let Some(entry) = parsed else { continue };
+            for entry in entries {
                 seen += 1;
                 let name = &entry.name;
                 if name.is_empty()
                     || name == "."
                     || name == ".."
-                    || name.contains(['/', '\\', '\0', '\r', '\n'])
+                    || name.contains(['/', '\\', '\0', '\r', '\n', '\u{FFFD}'])
                 {
                     out.complete = false;
                     out.warnings.push(format!(
@@ -261,43 +412,20 @@ impl FtpCollector {
             }
         }
         files.sort();
-        let shared = Arc::new(Shared {
-            opts: o.clone(),
-            session: Mutex::new((session, false)),
-            free: Condvar::new(),
-            pacer,
-        });
-        for (rel, full, size, modify) in files {
-            let mut meta = ArtifactMeta::default();
-            if let Some(m) = modify {
-                meta.extra.insert("ftp-modify".into(), m);
-            }
-            out.artifacts.push(ArtifactSource {
-                kind: self.select.kind_of(&rel),
-                name: rel,
-                meta,
-                size_hint: size,
-                data: SourceData::Stream(Arc::new(RemoteFile {
-                    shared: shared.clone(),
-                    path: full,
-                    size,
-                })),
-            });
-        }
-        Ok(out)
+        Ok(files)
     }
 }
 
 /// A file on the server, fetched when it is stored.
 struct RemoteFile {
-    shared: Arc<Shared>,
+    shared: Arc<Shared<Session>>,
     path: String,
     size: Option<u64>,
 }
 
 impl OpenStream for RemoteFile {
     fn open(&self) -> io::Result<Box<dyn Read + Send>> {
-        let timeout = self.shared.opts.endpoint.timeout;
+        let timeout = self.shared.opts.link.timeout();
         // At least 64 KiB/s on top of ten timeouts: a drip-feeding server is cut off.
         let allowed = timeout * 10 + Duration::from_secs(self.size.unwrap_or(0) / (64 * 1024));
         let mut r = Transfer {
@@ -315,7 +443,12 @@ impl OpenStream for RemoteFile {
         self.size
     }
     fn describe(&self) -> String {
-        format!("ftp://{}{}", self.shared.opts.endpoint.address, self.path)
+        format!(
+            "{}://{}{}",
+            self.shared.opts.link.scheme(),
+            self.shared.opts.link.address(),
+            self.path
+        )
     }
 }
 
@@ -325,7 +458,7 @@ impl OpenStream for RemoteFile {
 /// drops, or a transfer the server does not confirm, is an error: the file is fetched
 /// again from its first byte into a fresh store, never spliced from two downloads.
 struct Transfer {
-    shared: Arc<Shared>,
+    shared: Arc<Shared<Session>>,
     path: String,
     state: Option<(Session, Conn)>,
     delivered: u64,
@@ -426,31 +559,48 @@ impl Collector for FtpCollector {
         "ftp"
     }
     fn source(&self) -> String {
-        let scheme = if self.opts.endpoint.tls.is_some() {
-            "ftps"
-        } else {
-            "ftp"
-        };
         format!(
-            "{scheme}://{}{}",
-            self.opts.endpoint.address, self.opts.root
+            "{}://{}{}",
+            self.opts.link.scheme(),
+            self.opts.link.address(),
+            self.opts.root
         )
     }
     fn read_functions(&self) -> &'static [&'static str] {
-        client::ALLOWED
+        match &self.opts.link {
+            Link::Ftp(_) => client::ALLOWED,
+            #[cfg(feature = "sftp")]
+            Link::Sftp(_) => sftp::ALLOWED,
+        }
     }
     fn preflight(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if let Err(e) = self.opts.endpoint.password.read() {
+        let password = self.opts.link.password();
+        if let Some(Err(e)) = password.map(|p| p.read()) {
             out.push(e.to_string());
         }
-        if let client::Password::File(p) = &self.opts.endpoint.password
+        let mut secret = match password {
+            Some(client::Password::File(p)) => Some(("password file", p)),
+            _ => None,
+        };
+        #[cfg(feature = "sftp")]
+        if let Link::Sftp(sftp::SshEndpoint {
+            auth: sftp::SshAuth::Key(p),
+            ..
+        }) = &self.opts.link
+        {
+            if let Err(e) = vault::fsread::read_regular(p, 64 * 1024) {
+                out.push(format!("cannot read the key file {}: {e}", p.display()));
+            }
+            secret = Some(("key file", p));
+        }
+        if let Some((what, p)) = secret
             && let Ok(m) = std::fs::metadata(p)
         {
             use std::os::unix::fs::PermissionsExt;
             if m.permissions().mode() & 0o077 != 0 {
                 out.push(format!(
-                    "the password file {} can be read by others (fix: chmod 600 {})",
+                    "the {what} {} can be read by others (fix: chmod 600 {})",
                     p.display(),
                     p.display()
                 ));

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::client::{Endpoint, Password, TlsTrust};
-use super::{FtpCollector, FtpOptions};
+use super::{FtpCollector, FtpOptions, Link};
 use crate::device::Device;
 use crate::files::settings::KindRule;
 use crate::settings::{self, Context, DeviceTable, SettingsError, Spanned};
@@ -18,6 +18,8 @@ struct FtpSettings {
     protocol: Option<Spanned<String>>,
     tls_fingerprint: Option<Spanned<String>>,
     ca_file: Option<Spanned<String>>,
+    host_key_fingerprint: Option<Spanned<String>>,
+    key_file: Option<Spanned<String>>,
     user: Option<String>,
     password_file: Option<Spanned<String>>,
     password_env: Option<Spanned<String>>,
@@ -51,6 +53,11 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
             "(adapter ftp) needs key `address`\nfix: add address = \"10.1.1.20:21\"",
         ));
     };
+    let protocol = s
+        .protocol
+        .as_ref()
+        .map_or("ftp", |p| p.get_ref().as_str())
+        .to_string();
     let mut addr = address.get_ref().clone();
     if addr.trim().is_empty() {
         return Err(SettingsError::at(
@@ -67,14 +74,25 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
                 ));
             }
         }
+        _ if protocol == "sftp" => addr.push_str(":22"),
         _ => addr.push_str(":21"),
     }
+    if protocol != "sftp"
+        && let Some(k) = s.host_key_fingerprint.as_ref().or(s.key_file.as_ref())
+    {
+        return Err(SettingsError::at(
+            k,
+            format!(
+                "an SSH setting with protocol {protocol}\nfix: set protocol = \"sftp\", or remove it"
+            ),
+        ));
+    }
     let tls = match s.protocol.as_ref().map(|p| p.get_ref().as_str()) {
-        None | Some("ftp") => {
+        None | Some("ftp") | Some("sftp") => {
             if let Some(k) = s.tls_fingerprint.as_ref().or(s.ca_file.as_ref()) {
                 return Err(SettingsError::at(
                     k,
-                    "a TLS setting with protocol ftp (plain)\nfix: set protocol = \"ftps\", or remove it",
+                    format!("a TLS setting with protocol {protocol}\nfix: set protocol = \"ftps\", or remove it"),
                 ));
             }
             None
@@ -111,7 +129,7 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
             let p = s.protocol.as_ref().expect("matched");
             return Err(SettingsError::at(
                 p,
-                format!("key `protocol`: `{other}` is not ftp or ftps (SFTP is not in this release)"),
+                format!("key `protocol`: `{other}` is not ftp, ftps or sftp"),
             ));
         }
     };
@@ -173,15 +191,20 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
             settings::kind(&k.kind, "kind")?,
         ));
     }
-    let opts = FtpOptions {
-        device: ctx.device.to_string(),
-        endpoint: Endpoint {
+    let link = if protocol == "sftp" {
+        sftp_link(&s, &whole, ctx, addr, password, timeout)?
+    } else {
+        Link::Ftp(Endpoint {
             address: addr,
             tls,
             user: s.user.clone().unwrap_or_else(|| "anonymous".into()),
             password,
             timeout,
-        },
+        })
+    };
+    let opts = FtpOptions {
+        device: ctx.device.to_string(),
+        link,
         root,
         include: s
             .include
@@ -206,5 +229,86 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
         writer: None,
         permit: None,
         kinds,
+    })
+}
+
+/// An SFTP device's connection: the host key pinned (`SHA256:` and base64, as
+/// `ssh-keygen -lf` prints it; empty: refuse and print it), a user, and a password or a
+/// key file.
+#[cfg(feature = "sftp")]
+fn sftp_link(
+    s: &FtpSettings,
+    whole: &DeviceTable<'_>,
+    ctx: &Context,
+    address: String,
+    password: Password,
+    timeout: Duration,
+) -> Result<Link, SettingsError> {
+    use super::sftp::{SshAuth, SshEndpoint};
+    let Some(pin) = &s.host_key_fingerprint else {
+        return Err(SettingsError::table(
+            whole,
+            "(protocol sftp) needs key `host-key-fingerprint`\nfix: pin the device's host key: set host-key-fingerprint = \"\" once: plcvault refuses the server and prints its fingerprint, to check (ssh-keygen -lf on the device) and pin",
+        ));
+    };
+    let host_key = pin.get_ref().trim().to_string();
+    if !host_key.is_empty() && !is_ssh_fingerprint(&host_key) {
+        return Err(SettingsError::at(
+            pin,
+            "key `host-key-fingerprint`: not a SHA-256 host key fingerprint (`SHA256:` and 43 base64 characters, as ssh-keygen -lf prints it)",
+        ));
+    }
+    let Some(user) = s.user.clone() else {
+        return Err(SettingsError::table(
+            whole,
+            "(protocol sftp) needs key `user`\nfix: add user = \"backup\" (the account plcvault logs in as)",
+        ));
+    };
+    let auth = match (&s.key_file, password) {
+        (Some(k), Password::Anonymous) => SshAuth::Key(ctx.resolve(k.get_ref())),
+        (None, Password::Anonymous) => {
+            return Err(SettingsError::table(
+                whole,
+                "(protocol sftp) needs `key-file`, `password-file` or `password-env`\nfix: add key-file = \"plcvault_ed25519\" (an OpenSSH private key without a passphrase)",
+            ));
+        }
+        (Some(k), _) => {
+            return Err(SettingsError::at(
+                k,
+                "`key-file` and a password both given\nfix: keep one",
+            ));
+        }
+        (None, p) => SshAuth::Password(p),
+    };
+    Ok(Link::Sftp(SshEndpoint {
+        address,
+        user,
+        auth,
+        host_key,
+        timeout,
+    }))
+}
+
+#[cfg(not(feature = "sftp"))]
+fn sftp_link(
+    s: &FtpSettings,
+    _whole: &DeviceTable<'_>,
+    _ctx: &Context,
+    _address: String,
+    _password: Password,
+    _timeout: Duration,
+) -> Result<Link, SettingsError> {
+    Err(SettingsError::at(
+        s.protocol.as_ref().expect("sftp given"),
+        "key `protocol`: this build of plcvault has no SFTP (cargo feature `sftp`)",
+    ))
+}
+
+/// `SHA256:` and the unpadded base64 of 32 bytes.
+fn is_ssh_fingerprint(s: &str) -> bool {
+    s.strip_prefix("SHA256:").is_some_and(|b| {
+        b.len() == 43
+            && b.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
     })
 }
