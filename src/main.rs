@@ -296,7 +296,7 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             let cfg = load()?;
             let selected = cfg.select(devices, *all)?;
             let onto = match target {
-                Some(t) => Some(cfg.select(std::slice::from_ref(t), false)?[0]),
+                Some(t) => Some(cfg.one(t)?),
                 None => None,
             };
             ops::drill::run(
@@ -343,7 +343,7 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             let cfg = load()?;
             // A live read is an operation on the device; the review only compares.
             let live = if *live {
-                let dev = cfg.select(std::slice::from_ref(device), false)?[0];
+                let dev = cfg.one(device)?;
                 Some(ops::device::collect_live(dev)?)
             } else {
                 None

@@ -358,3 +358,25 @@ fn a_schedule_that_selects_nothing_or_a_bad_cron_is_a_config_error() {
         );
     }
 }
+
+#[test]
+fn devices_are_selected_with_the_schedule_grammar_and_single_device_commands_take_one() {
+    let s = Site::new();
+    std::fs::create_dir_all(s.path("plant2")).unwrap();
+    s.add_device("line2", "plant2");
+    s.write("plant/a.cfg", b"a=1\n");
+    s.write("plant2/b.cfg", b"b=1\n");
+    let r = s.run(&["--json", "collect", "line*"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.records("device").len(), 2, "{}", r.stdout);
+    let r2 = s.run(&["baseline", "show", "line*"]);
+    assert_eq!(r2.code, 2, "{}", r2.stderr);
+    assert!(
+        r2.stderr.contains("selects 2 devices") && r2.stderr.contains("line1, line2"),
+        "{}",
+        r2.stderr
+    );
+    let r = s.run(&["collect", "nomatch*"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("glob"), "{}", r.stderr);
+}

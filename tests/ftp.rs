@@ -119,31 +119,6 @@ impl Peer {
     }
 }
 
-fn plant(root: &Path) -> Vec<(String, Vec<u8>)> {
-    let files: Vec<(String, Vec<u8>)> = vec![
-        (
-            "PLC1/OB1.awl".into(),
-            b"NETWORK 1\n      A     I 0.0\n      =     Q 4.0\n".to_vec(),
-        ),
-        (
-            "recipes/batch 7.csv".into(),
-            b"name;value\nsterilise_temp;88\n".to_vec(),
-        ),
-        (
-            "hmi/Übersicht/panel.img".into(),
-            common::noise(3 * 1024 * 1024 + 17, 9),
-        ),
-        ("logs/empty.txt".into(), Vec::new()),
-        ("a/b/c/d/deep.cfg".into(), b"depth=4\n".to_vec()),
-    ];
-    for (name, data) in &files {
-        let p = root.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, data).unwrap();
-    }
-    files
-}
-
 fn add_ftp(s: &Site, name: &str, port: u16, extra: &str) {
     let mut text = std::fs::read_to_string(s.config()).unwrap();
     std::fs::write(s.path("site/ftp.pass"), "secret\n").unwrap();
@@ -192,9 +167,14 @@ fn collect_restore_compare(
         "{}",
         r.stdout
     );
-    let sent = peer.commands();
+    assert_read_only(&peer.commands(), "MLSD", "pyftpdlib");
+}
+
+/// The server's log holds the listing command `listing` and RETR, and nothing outside
+/// the README's list.
+fn assert_read_only(sent: &[String], listing: &str, server: &str) {
     assert!(
-        sent.iter().any(|c| c == "RETR") && sent.iter().any(|c| c == "MLSD"),
+        sent.iter().any(|c| c == "RETR") && sent.iter().any(|c| c == listing),
         "{sent:?}"
     );
     let other: Vec<&String> = sent
@@ -203,7 +183,7 @@ fn collect_restore_compare(
         .collect();
     assert!(
         other.is_empty(),
-        "commands outside the read list reached the server: {other:?}"
+        "commands outside the read list reached {server}: {other:?}"
     );
 }
 
@@ -214,7 +194,7 @@ fn plain_ftp_collects_a_tree_read_only_and_restores_it_byte_exact() {
     };
     let s = Site::new();
     let root = s.path("server");
-    let files = plant(&root);
+    let files = common::remote_plant(&root);
     let peer = Peer::start(&py, &root, None);
     add_ftp(&s, "panel1", peer.port, "");
     collect_restore_compare(&s, &peer, &root, &files, "panel1");
@@ -227,7 +207,7 @@ fn ftps_with_the_pinned_certificate_collects_and_a_wrong_pin_is_refused_with_the
     };
     let s = Site::new();
     let root = s.path("server");
-    let files = plant(&root);
+    let files = common::remote_plant(&root);
     let peer = Peer::start(&py, &root, Some(&s.path("tls")));
     let fp = peer.fingerprint.clone().unwrap();
     add_ftp(
@@ -264,7 +244,7 @@ fn a_wrong_password_is_a_login_failure_and_a_dead_server_is_unreachable() {
     };
     let s = Site::new();
     let root = s.path("server");
-    plant(&root);
+    common::remote_plant(&root);
     let peer = Peer::start(&py, &root, None);
     add_ftp(&s, "panel4", peer.port, "");
     std::fs::write(s.path("site/ftp.pass"), "wrong\n").unwrap();
@@ -297,7 +277,7 @@ fn hostile_listing_entries_are_skipped_and_a_huge_listing_is_bounded() {
     };
     let s = Site::new();
     let root = s.path("server");
-    let files = plant(&root);
+    let files = common::remote_plant(&root);
     let peer = Peer::with_faults(&py, &root, None, &["--hostile"]);
     add_ftp(&s, "panel5", peer.port, "");
     let r = s.run(&["--json", "collect", "panel5"]);
@@ -340,7 +320,7 @@ fn a_download_cut_short_is_fetched_again_and_one_that_keeps_growing_is_unstable(
     };
     let s = Site::new();
     let root = s.path("server");
-    let files = plant(&root);
+    let files = common::remote_plant(&root);
     let peer = Peer::with_faults(
         &py,
         &root,
@@ -408,28 +388,7 @@ fn a_stalling_server_times_out_and_a_large_file_streams_in_flat_memory() {
     std::fs::write(root.join("image.bin"), common::noise(200 * 1024 * 1024, 3)).unwrap();
     let peer = Peer::start(&py, &root, None);
     add_ftp(&s, "panel9", peer.port, "");
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -v 184320 && exec \"$0\" \"$@\"")
-        .arg(common::BIN)
-        .args([
-            "--config",
-            s.config().to_str().unwrap(),
-            "--json",
-            "collect",
-            "panel9",
-        ])
-        .env("MALLOC_ARENA_MAX", "2")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("\"status\":\"ok\""), "{stdout}");
+    common::collect_in_180_mib(&s, "panel9");
 }
 
 #[test]
@@ -481,4 +440,123 @@ fn walk_size(dir: &Path) -> u64 {
         .filter(|e| e.file_type().is_file())
         .map(|e| e.metadata().unwrap().len())
         .sum()
+}
+
+/// Debian's vsftpd, run unprivileged-style (`run_as_launching_user`) on a high port with
+/// anonymous read-only access to `root`, logging every command it receives. It has no
+/// MLSD, so the `ls -l` listing parser is what reads it.
+struct Vsftpd {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Drop for Vsftpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Vsftpd {
+    fn start(dir: &Path, root: &Path) -> Option<Vsftpd> {
+        const BIN: &str = "/usr/sbin/vsftpd";
+        if !Path::new(BIN).exists() {
+            assert_ne!(
+                std::env::var("PLCVAULT_REQUIRE_PEERS").as_deref(),
+                Ok("1"),
+                "vsftpd is required but not installed; run `bash tests/run.sh` (apt-get install vsftpd)"
+            );
+            eprintln!("SKIPPED: vsftpd not installed (run `bash tests/run.sh`)");
+            return None;
+        }
+        std::fs::create_dir_all(dir).unwrap();
+        let log = dir.join("vsftpd.log");
+        for _ in 0..5 {
+            let port = free_port();
+            let pasv = free_port();
+            let config = dir.join("vsftpd.conf");
+            std::fs::write(&log, "").unwrap();
+            std::fs::write(
+                &config,
+                format!(
+                    "listen=YES\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\nrun_as_launching_user=YES\nseccomp_sandbox=NO\nanonymous_enable=YES\nanon_root={}\nno_anon_password=YES\nlocal_enable=NO\nwrite_enable=NO\npasv_enable=YES\npasv_min_port={pasv}\npasv_max_port={}\nlog_ftp_protocol=YES\nxferlog_enable=YES\nxferlog_std_format=NO\nvsftpd_log_file={}\n",
+                    root.display(),
+                    pasv.saturating_add(20),
+                    log.display()
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new(BIN)
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap();
+            let t0 = std::time::Instant::now();
+            while t0.elapsed() < Duration::from_secs(5) {
+                if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                    use std::io::Read;
+                    let mut hello = [0u8; 3];
+                    let _ = c.read_exact(&mut hello);
+                    return Some(Vsftpd { child, port, log });
+                }
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("vsftpd did not start");
+    }
+
+    /// The commands it logged (`FTP command: Client "127.0.0.1", "RETR x"`), verb only.
+    fn commands(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once("FTP command: Client ").map(|(_, r)| r))
+            .filter_map(|r| r.split_once(", \"").map(|(_, c)| c))
+            .map(|c| c.split([' ', '"']).next().unwrap_or("").to_string())
+            .collect()
+    }
+}
+
+#[test]
+fn vsftpd_a_second_outside_server_is_collected_through_its_ls_listing_read_only() {
+    let s = Site::new();
+    let root = s.path("server");
+    let files = common::remote_plant(&root);
+    let Some(peer) = Vsftpd::start(&s.path("vsftpd"), &root) else {
+        return;
+    };
+    let mut text = std::fs::read_to_string(s.config()).unwrap();
+    text.push_str(&format!(
+        "\n[[device]]\nname = \"drive1\"\nadapter = \"ftp\"\naddress = \"127.0.0.1:{}\"\nroot = \"{}\"\nmax-requests-per-second = 500\ntimeout = \"5s\"\n",
+        peer.port,
+        root.display()
+    ));
+    std::fs::write(s.config(), text).unwrap();
+    let r = s.run(&["--json", "collect", "drive1"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let d = &r.records("device")[0];
+    assert_eq!(d["artifacts"].as_u64(), Some(files.len() as u64), "{d}");
+    let out = s.path("restored");
+    let r = s.run(&["restore", "drive1", "--to", out.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for (name, data) in &files {
+        assert_eq!(&std::fs::read(out.join(name)).unwrap(), data, "{name}");
+    }
+    assert_read_only(&peer.commands(), "LIST", "vsftpd");
 }

@@ -14,7 +14,7 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   exit 2
 fi
 
-echo "== test peers: pymodbus, PyNaCl, pyftpdlib (with pyOpenSSL) in .venv, Debian's zstd"
+echo "== test peers: pymodbus, PyNaCl, pyftpdlib (with pyOpenSSL) in .venv; Debian's zstd, OpenSSH sshd, vsftpd"
 PYMODBUS_VERSION=3.16.1
 PYNACL_VERSION=1.6.2
 PYFTPDLIB_VERSION=2.2.0
@@ -34,6 +34,18 @@ if ! command -v zstd >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zstd >/dev/null
 fi
 zstd --version
+# SFTP tests run OpenSSH's sshd and sftp-server; the second FTP peer is vsftpd.
+missing=""
+[ -x /usr/sbin/sshd ] && [ -x /usr/lib/openssh/sftp-server ] || missing="$missing openssh-server"
+[ -x /usr/sbin/vsftpd ] || missing="$missing vsftpd"
+command -v ssh-keygen >/dev/null 2>&1 || missing="$missing openssh-client"
+if [ -n "$missing" ]; then
+  echo "installing Debian's$missing" >&2
+  # shellcheck disable=SC2086
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+/usr/sbin/sshd -V 2>&1 | head -1 || true
+/usr/sbin/vsftpd -v 0>&1 2>&1 | head -1 || true
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

@@ -242,31 +242,6 @@ fn assert_read_only(peer: &Peer) {
     );
 }
 
-fn plant(root: &Path) -> Vec<(String, Vec<u8>)> {
-    let files: Vec<(String, Vec<u8>)> = vec![
-        (
-            "PLC1/OB1.awl".into(),
-            b"NETWORK 1\n      A     I 0.0\n      =     Q 4.0\n".to_vec(),
-        ),
-        (
-            "recipes/batch 7.csv".into(),
-            b"name;value\nsterilise_temp;88\n".to_vec(),
-        ),
-        (
-            "hmi/Übersicht/panel.img".into(),
-            common::noise(3 * 1024 * 1024 + 17, 9),
-        ),
-        ("logs/empty.txt".into(), Vec::new()),
-        ("a/b/c/d/deep.cfg".into(), b"depth=4\n".to_vec()),
-    ];
-    for (name, data) in &files {
-        let p = root.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, data).unwrap();
-    }
-    files
-}
-
 /// Adds an SFTP device reaching `port` (the server, or a relay before it).
 fn add_sftp(s: &Site, name: &str, peer: &Peer, port: u16, root: &Path, extra: &str) {
     let mut text = std::fs::read_to_string(s.config()).unwrap();
@@ -295,7 +270,7 @@ fn sftp_collects_a_tree_read_only_diffs_drills_reports_and_restores_it_byte_exac
     }
     let s = Site::new();
     let root = s.path("server");
-    let files = plant(&root);
+    let files = common::remote_plant(&root);
     // A link out of the root is not followed.
     std::os::unix::fs::symlink("/etc/passwd", root.join("recipes/passwd")).unwrap();
     let peer = Peer::start(&s.path("sshd"), &root);
@@ -382,7 +357,7 @@ fn an_unknown_or_changed_host_key_is_refused_with_its_fingerprint_and_a_bad_logi
     }
     let s = Site::new();
     let root = s.path("server");
-    plant(&root);
+    common::remote_plant(&root);
     let peer = Peer::start(&s.path("sshd"), &root);
     add_sftp(
         &s,
@@ -519,7 +494,7 @@ fn a_connection_cut_mid_file_is_fetched_again_on_a_new_one_and_a_growing_file_is
     }
     let s = Site::new();
     let root = s.path("server");
-    let files = plant(&root);
+    let files = common::remote_plant(&root);
     let peer = Peer::start(&s.path("sshd"), &root);
     let cut = relay(peer.port, Some(1024 * 1024), None);
     add_sftp(&s, "hmi2", &peer, cut.port, &root, "");
@@ -612,28 +587,7 @@ fn a_stalling_server_times_out_a_huge_folder_is_bounded_and_a_large_file_streams
 
     // 200 MiB under an address-space limit that a copy held whole would break.
     add_sftp(&s, "big", &peer, peer.port, &root, "");
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -v 184320 && exec \"$0\" \"$@\"")
-        .arg(common::BIN)
-        .args([
-            "--config",
-            s.config().to_str().unwrap(),
-            "--json",
-            "collect",
-            "big",
-        ])
-        .env("MALLOC_ARENA_MAX", "2")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("\"status\":\"ok\""), "{stdout}");
+    common::collect_in_180_mib(&s, "big");
     assert_read_only(&peer);
 }
 

@@ -209,16 +209,22 @@ fn from_naive(n: chrono::NaiveDateTime) -> Option<jiff::civil::DateTime> {
     .ok()
 }
 
-/// Names of the devices a schedule selects.
+/// The one device-selector grammar, for schedules and the command line alike: `tag:NAME`
+/// selects the devices with that tag, anything else is a glob on the device name (a plain
+/// name selects that device).
+pub fn selects(selector: &str, name: &str, tags: &[String]) -> bool {
+    match selector.strip_prefix("tag:") {
+        Some(tag) => tags.iter().any(|t| t == tag),
+        None => glob::Pattern::new(selector).is_ok_and(|p| p.matches(name)),
+    }
+}
+
+/// Names of the devices a schedule selects (all when there are no selectors).
 pub fn select(selectors: &[String], devices: &[(String, Vec<String>)]) -> Vec<String> {
     devices
         .iter()
         .filter(|(name, tags)| {
-            selectors.is_empty()
-                || selectors.iter().any(|s| match s.strip_prefix("tag:") {
-                    Some(tag) => tags.iter().any(|t| t == tag),
-                    None => glob::Pattern::new(s).is_ok_and(|p| p.matches(name)),
-                })
+            selectors.is_empty() || selectors.iter().any(|s| selects(s, name, tags))
         })
         .map(|(n, _)| n.clone())
         .collect()

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use vault::{PublicKey, Role, Trust, TrustedKey};
 
-use crate::config::calendar::{Action, Schedule, Zone, parse_cron, select};
+use crate::config::calendar::{Action, Schedule, Zone, parse_cron, select, selects};
 use crate::config::rules::{Class, Rules, Severity, check_volatile};
 use std::collections::BTreeMap;
 
@@ -735,9 +735,29 @@ impl Config {
         Ok(v)
     }
 
-    /// Devices named on the command line, or all with `--all`.
+    /// The one device a command about a single device names (a selector that selects more
+    /// than one is refused, never narrowed to the first).
     ///
-    /// Fails when a name is not in the config, or when neither names nor `--all` are given.
+    /// Fails when the selector selects no device or several.
+    pub fn one(&self, selector: &str) -> Result<&DeviceConfig> {
+        let found = self.select(&[selector.to_string()], false)?;
+        match found.as_slice() {
+            [d] => Ok(d),
+            many => bail!(
+                "`{selector}` selects {} devices ({}); this command takes one\nfix: name the device",
+                many.len(),
+                many.iter()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// Devices named on the command line (names, globs or `tag:NAME`, as in schedules),
+    /// or all with `--all`.
+    ///
+    /// Fails when a selector selects no device, or when neither names nor `--all` are given.
     pub fn select(&self, names: &[String], all: bool) -> Result<Vec<&DeviceConfig>> {
         if all {
             return Ok(self.devices.iter().collect());
@@ -747,17 +767,14 @@ impl Config {
         }
         let mut out: Vec<&DeviceConfig> = Vec::new();
         for n in names {
-            let found: Vec<&DeviceConfig> = match n.strip_prefix("tag:") {
-                Some(tag) => self
-                    .devices
-                    .iter()
-                    .filter(|d| d.tags.iter().any(|t| t == tag))
-                    .collect(),
-                None => self.devices.iter().filter(|d| &d.name == n).collect(),
-            };
+            let found: Vec<&DeviceConfig> = self
+                .devices
+                .iter()
+                .filter(|d| selects(n, &d.name, &d.tags))
+                .collect();
             if found.is_empty() {
                 return Err(anyhow!(
-                    "no device `{n}` in {}\nfix: use one of: {} (or tag:NAME)",
+                    "no device `{n}` in {}\nfix: use one of: {} (or a glob such as \"line1-*\", or tag:NAME)",
                     self.file.display(),
                     self.devices
                         .iter()

@@ -357,7 +357,7 @@ pub fn restore_onto(
     target: &str,
     out: &Out,
 ) -> Result<Outcome> {
-    let target = cfg.select(&[target.to_string()], false)?[0];
+    let target = cfg.one(target)?;
     let vault = cfg.vault_for_reading()?;
     warn_if_doubtful(cfg, &vault, out);
     let history = History::load(&vault, &cfg.trust)?;

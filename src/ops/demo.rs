@@ -178,10 +178,12 @@ fn changed_of(reports: &[crate::ops::collect::DeviceReport], device: &str) -> Ve
         .unwrap_or_default()
 }
 
-pub fn run(keep: Option<&Path>, out: &Out) -> Result<Outcome> {
-    let t0 = Instant::now();
-    let _tmp;
-    let dir: PathBuf = match keep {
+/// The demo's folder: `keep` (new or empty, made absolute), else a temporary one removed
+/// when the guard drops.
+///
+/// Fails when `keep` is not empty or cannot be created.
+fn demo_dir(keep: Option<&Path>) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
+    match keep {
         Some(d) => {
             if d.exists() && std::fs::read_dir(d)?.next().is_some() {
                 bail!(
@@ -191,30 +193,31 @@ pub fn run(keep: Option<&Path>, out: &Out) -> Result<Outcome> {
             }
             std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
             // Absolute, since the demo's config and simulators refer to it from elsewhere.
-            std::fs::canonicalize(d).with_context(|| format!("cannot resolve {}", d.display()))?
+            let abs = std::fs::canonicalize(d)
+                .with_context(|| format!("cannot resolve {}", d.display()))?;
+            Ok((None, abs))
         }
         None => {
-            _tmp = tempfile::Builder::new()
+            let tmp = tempfile::Builder::new()
                 .prefix("plcvault-demo-")
                 .tempdir()?;
-            _tmp.path().to_owned()
+            let path = tmp.path().to_owned();
+            Ok((Some(tmp), path))
         }
-    };
-    let runtime = crate::runtime::get()?;
-    let plant = dir.join("plant/line1");
-    let site = dir.join("site");
-    out.say(format!(
-        "plcvault demo — a bottling line with two PLCs and one HMI panel, built in {}\n",
-        dir.display()
-    ));
-
-    out.say("1. The engineering workstation's export folder (what a technician saves after each change):");
-    let originals = build_plant(&plant)?;
-    for name in originals.keys() {
-        let size = std::fs::metadata(plant.join(name))?.len();
-        out.say(format!("     {name:<32} {:>10}", human_bytes(size)));
     }
-    out.say("   and two PLCs on the line network, simulated here as Modbus TCP servers:");
+}
+
+/// The simulated line: the production PLCs, the spare CPU, and their `[[device]]` tables.
+struct Line {
+    plcs: Vec<SimPlc>,
+    _spare: SimPlc,
+    config: String,
+}
+
+/// Starts the two production PLCs and the writable spare on 127.0.0.1.
+///
+/// Fails when a simulator cannot listen.
+fn start_line(runtime: &tokio::runtime::Runtime, out: &Out) -> Result<Line> {
     let mut plcs = Vec::new();
     let mut plc_cfg = String::new();
     for (name, what, seed, registers) in PLCS {
@@ -251,15 +254,22 @@ pub fn run(keep: Option<&Path>, out: &Out) -> Result<Outcome> {
         "identify = true\nwritable = true",
         1,
     ));
+    Ok(Line {
+        plcs,
+        _spare: spare,
+        config: plc_cfg,
+    })
+}
 
-    out.say(
-        "\n2. A site is set up: a signing key for this collector host, one for Alice, the process",
-    );
-    out.say("   engineer who approves changes, a vault, and a config that trusts only their public halves.");
+/// Writes the site: keys for the collector and for Alice, and the config trusting both.
+/// Returns the config's path.
+///
+/// Fails when a file cannot be written.
+fn write_site(site: &Path, plant: &Path, plc_cfg: &str) -> Result<PathBuf> {
     let key = vault::SecretKey::generate()?;
     key.write_pair(&site.join("keys/collector.key"), "demo collector")?;
-    let alice = site.join("keys/alice.key");
-    vault::SecretKey::generate()?.write_pair(&alice, "Alice, process engineer")?;
+    vault::SecretKey::generate()?
+        .write_pair(&site.join("keys/alice.key"), "Alice, process engineer")?;
     let cfg_path = site.join("plcvault.toml");
     std::fs::write(
         &cfg_path,
@@ -288,6 +298,35 @@ exclude = ["**/*.tmp"]
             plant.display()
         ),
     )?;
+    Ok(cfg_path)
+}
+
+pub fn run(keep: Option<&Path>, out: &Out) -> Result<Outcome> {
+    let t0 = Instant::now();
+    let (_tmp, dir) = demo_dir(keep)?;
+    let runtime = crate::runtime::get()?;
+    let plant = dir.join("plant/line1");
+    let site = dir.join("site");
+    out.say(format!(
+        "plcvault demo — a bottling line with two PLCs and one HMI panel, built in {}\n",
+        dir.display()
+    ));
+
+    out.say("1. The engineering workstation's export folder (what a technician saves after each change):");
+    let originals = build_plant(&plant)?;
+    for name in originals.keys() {
+        let size = std::fs::metadata(plant.join(name))?.len();
+        out.say(format!("     {name:<32} {:>10}", human_bytes(size)));
+    }
+    out.say("   and two PLCs on the line network, simulated here as Modbus TCP servers:");
+    let line = start_line(runtime, out)?;
+
+    out.say(
+        "\n2. A site is set up: a signing key for this collector host, one for Alice, the process",
+    );
+    out.say("   engineer who approves changes, a vault, and a config that trusts only their public halves.");
+    let cfg_path = write_site(&site, &plant, &line.config)?;
+    let alice = site.join("keys/alice.key");
     let cfg = Config::load(&cfg_path)?;
     // The production devices; the spare is a restore target, not collected.
     let devices: Vec<&crate::config::DeviceConfig> =
@@ -325,23 +364,7 @@ exclude = ["**/*.tmp"]
         "\n5. Commissioning: Alice reviews the collection and approves it as the baseline of every",
     );
     out.say("   device with her own key, under change ticket CHG-1001. Approvals are signed log entries.");
-    for d in &devices {
-        let r = crate::review::baseline::approve(
-            &cfg,
-            &crate::review::baseline::ApproveOptions {
-                device: &d.name,
-                snapshot: None,
-                key: &alice,
-                ticket: "CHG-1001",
-                reason: "commissioning of line 1",
-                accept_suspect: false,
-            },
-            out,
-        )?;
-        if r != Outcome::Clean {
-            bail!("the approval of {} failed", d.name);
-        }
-    }
+    approve_all(&cfg, &devices, &alice, out)?;
 
     out.say(
         "\n6. Behind the tool's back, someone lowers the sterilisation temperature of a recipe",
@@ -352,13 +375,7 @@ exclude = ["**/*.tmp"]
     out.say(format!(
         "   recipe register {STERILISE_REGISTER} with a laptop — nobody files a change request."
     ));
-    let recipe = plant.join("recipes/Orange_Juice_1l.csv");
-    let text = std::fs::read_to_string(&recipe)?.replace("sterilise_temp;88", "sterilise_temp;72");
-    std::fs::write(&recipe, text)?;
-    let logic = plant.join("PLC1/FB10_Conveyor.scl");
-    let text = std::fs::read_to_string(&logic)?.replace("AN    I 2.7", "A     I 2.7");
-    std::fs::write(&logic, text)?;
-    plcs[0].set_holding(STERILISE_REGISTER, 72);
+    tamper(&plant, &line.plcs[0])?;
 
     out.say(
         "\n7. The next nightly collection compares every device with its approved baseline and",
@@ -373,19 +390,92 @@ exclude = ["**/*.tmp"]
             "the demo expected the nightly run to report drift (exit 1), it ended with {drift:?}"
         );
     }
+    let (got_files, got_filler) = expect_drift(&second)?;
+    review_page(&cfg, &devices, keep, &dir, out)?;
+
+    let identical = prove_restore(
+        &cfg,
+        &dir,
+        &originals,
+        &first_id("line1")?,
+        &first_id("filler-plc")?,
+        out,
+    )?;
+
+    out.say(
+        "\n9. Recovery drills, as auditors ask for them: the exports' baseline is restored into a",
+    );
+    out.say(
+        "   scratch folder and every file's hash proved; the filler's approved baseline is written",
+    );
+    out.say(
+        "   onto the spare CPU with Modbus functions 15/16 and read back register by register.",
+    );
+    out.say("   Each result is a signed log entry.");
+    drills(&cfg, &devices, out)?;
+
+    out.say("\n10. Where the plant stands (what `plcvault report` prints; --html writes the auditor's page):");
+    crate::review::report::run(&cfg, None, None, out)?;
+
+    let total = t0.elapsed().as_secs_f64();
+    drop(line);
+    out.say(format!(
+        "\nDemo finished in {total:.1} s. {}",
+        match keep {
+            Some(_) => format!(
+                "Everything is kept in {}; try: plcvault --config {} snapshots (the simulated PLCs have stopped)",
+                dir.display(),
+                cfg_path.display()
+            ),
+            None => "The temporary folder has been removed (use --keep DIR to keep it).".into(),
+        }
+    ));
+    out.record(
+        "demo",
+        &serde_json::json!({
+            "ok": true,
+            "seconds": total,
+            "changed": {"line1": got_files, "filler-plc": got_filler},
+            "restored_identical": identical,
+        }),
+        String::new,
+    );
+    Ok(Outcome::Clean)
+}
+
+/// Checks that the second collection reported exactly the changes made behind the tool's
+/// back; returns the changed artifacts of the exports and of the filler.
+///
+/// Fails when the collection reported other changes.
+fn expect_drift(
+    second: &[crate::ops::collect::DeviceReport],
+) -> Result<(Vec<String>, Vec<String>)> {
     let expected_files = vec![
         "PLC1/FB10_Conveyor.scl".to_string(),
         "recipes/Orange_Juice_1l.csv".to_string(),
     ];
-    let got_files = changed_of(&second, "line1");
-    let got_filler = changed_of(&second, "filler-plc");
-    let got_capper = changed_of(&second, "capper-plc");
+    let got_files = changed_of(second, "line1");
+    let got_filler = changed_of(second, "filler-plc");
+    let got_capper = changed_of(second, "capper-plc");
     if got_files != expected_files || got_filler != ["holding/0-99.csv"] || !got_capper.is_empty() {
         bail!(
             "the demo expected changes in {expected_files:?} and filler-plc holding/0-99.csv, the collection reported {got_files:?}, {got_filler:?}, {got_capper:?}"
         );
     }
+    Ok((got_files, got_filler))
+}
 
+/// Compares every device with its baseline, checks each finding's class, and writes the
+/// change-review page (beside a kept demo, else in the temporary folder of the system).
+///
+/// Fails when a finding is not the one expected or the page cannot be written.
+fn review_page(
+    cfg: &Config,
+    devices: &[&crate::config::DeviceConfig],
+    keep: Option<&Path>,
+    dir: &Path,
+    out: &Out,
+) -> Result<()> {
     // The change-review page for the paperwork, outside the temporary folder.
     let html = match keep {
         Some(_) => dir.join("change-review.html"),
@@ -393,7 +483,7 @@ exclude = ["**/*.tmp"]
             std::env::temp_dir().join(format!("plcvault-demo-review-{}.html", std::process::id()))
         }
     };
-    let reviews = review_all(&cfg, &devices)?;
+    let reviews = review_all(cfg, devices)?;
     let classes = |d: &str| -> Vec<String> {
         reviews
             .iter()
@@ -430,17 +520,31 @@ exclude = ["**/*.tmp"]
         "   The change-review page with every finding, the baseline's approver and ticket is at\n   {}",
         html.display()
     ));
+    Ok(())
+}
 
-    let line1_first = first_id("line1")?;
+/// Restores the first snapshots of the exports and of the filler into `dir/restored` and
+/// proves every file byte-identical to the plant as generated, and the filler's approved
+/// recipe register on record. Returns the number of identical files.
+///
+/// Fails when a restore fails or a file differs.
+fn prove_restore(
+    cfg: &Config,
+    dir: &Path,
+    originals: &BTreeMap<String, [u8; 32]>,
+    line1_first: &str,
+    filler_first: &str,
+    out: &Out,
+) -> Result<usize> {
     out.say(format!(
         "\n8. Recovery: restore the first snapshot of the exports ({line1_first}) into an empty folder"
     ));
     out.say("   and prove every file byte-identical to the plant as it was generated.");
     let restored = dir.join("restored");
     let r = crate::ops::commands::restore(
-        &cfg,
+        cfg,
         "line1",
-        &line1_first,
+        line1_first,
         &restored.join("line1"),
         (false, false),
         out,
@@ -449,7 +553,7 @@ exclude = ["**/*.tmp"]
         bail!("the restore reported failures");
     }
     let mut identical = 0;
-    for (name, hash) in &originals {
+    for (name, hash) in originals {
         let got = sha256_file(&restored.join("line1").join(name))?;
         if &got != hash {
             bail!("{name} restored with different content");
@@ -464,9 +568,9 @@ exclude = ["**/*.tmp"]
         originals.len()
     ));
     let r = crate::ops::commands::restore(
-        &cfg,
+        cfg,
         "filler-plc",
-        &first_id("filler-plc")?,
+        filler_first,
         &restored.join("filler-plc"),
         (false, false),
         out,
@@ -482,17 +586,14 @@ exclude = ["**/*.tmp"]
     out.say(format!(
         "   the filler's approved recipe is on record: register {STERILISE_REGISTER} = 88 in holding/0-99.csv."
     ));
+    Ok(identical)
+}
 
-    out.say(
-        "\n9. Recovery drills, as auditors ask for them: the exports' baseline is restored into a",
-    );
-    out.say(
-        "   scratch folder and every file's hash proved; the filler's approved baseline is written",
-    );
-    out.say(
-        "   onto the spare CPU with Modbus functions 15/16 and read back register by register.",
-    );
-    out.say("   Each result is a signed log entry.");
+/// Drills the exports' and the capper's baselines into scratch folders and the filler's
+/// onto the spare CPU.
+///
+/// Fails when a drill fails.
+fn drills(cfg: &Config, devices: &[&crate::config::DeviceConfig], out: &Out) -> Result<()> {
     let filler: Vec<&crate::config::DeviceConfig> = devices
         .iter()
         .copied()
@@ -503,41 +604,56 @@ exclude = ["**/*.tmp"]
         .copied()
         .filter(|d| d.name != "filler-plc")
         .collect();
-    let spare_cfg = cfg.select(&["spare-filler".to_string()], false)?[0];
-    let d1 = crate::ops::drill::run(&cfg, &others, None, None, None, out)?;
-    let d2 = crate::ops::drill::run(&cfg, &filler, None, None, Some(spare_cfg), out)?;
+    let spare_cfg = cfg.one("spare-filler")?;
+    let d1 = crate::ops::drill::run(cfg, &others, None, None, None, out)?;
+    let d2 = crate::ops::drill::run(cfg, &filler, None, None, Some(spare_cfg), out)?;
     if d1 != Outcome::Clean || d2 != Outcome::Clean {
         bail!("a demo drill failed");
     }
+    Ok(())
+}
 
-    out.say("\n10. Where the plant stands (what `plcvault report` prints; --html writes the auditor's page):");
-    crate::review::report::run(&cfg, None, None, out)?;
-
-    let total = t0.elapsed().as_secs_f64();
-    drop(plcs);
-    drop(spare);
-    out.say(format!(
-        "\nDemo finished in {total:.1} s. {}",
-        match keep {
-            Some(_) => format!(
-                "Everything is kept in {}; try: plcvault --config {} snapshots (the simulated PLCs have stopped)",
-                dir.display(),
-                cfg_path.display()
-            ),
-            None => "The temporary folder has been removed (use --keep DIR to keep it).".into(),
+/// Alice approves the newest snapshot of every device as its baseline (ticket CHG-1001).
+///
+/// Fails when an approval fails.
+fn approve_all(
+    cfg: &Config,
+    devices: &[&crate::config::DeviceConfig],
+    alice: &Path,
+    out: &Out,
+) -> Result<()> {
+    for d in devices {
+        let r = crate::review::baseline::approve(
+            cfg,
+            &crate::review::baseline::ApproveOptions {
+                device: &d.name,
+                snapshot: None,
+                key: alice,
+                ticket: "CHG-1001",
+                reason: "commissioning of line 1",
+                accept_suspect: false,
+            },
+            out,
+        )?;
+        if r != Outcome::Clean {
+            bail!("the approval of {} failed", d.name);
         }
-    ));
-    out.record(
-        "demo",
-        &serde_json::json!({
-            "ok": true,
-            "seconds": total,
-            "changed": {"line1": got_files, "filler-plc": got_filler},
-            "restored_identical": identical,
-        }),
-        String::new,
-    );
-    Ok(Outcome::Clean)
+    }
+    Ok(())
+}
+
+/// Changes behind the tool's back: a recipe file, a logic file and a recipe register.
+///
+/// Fails when a plant file cannot be rewritten.
+fn tamper(plant: &Path, filler: &SimPlc) -> Result<()> {
+    let recipe = plant.join("recipes/Orange_Juice_1l.csv");
+    let text = std::fs::read_to_string(&recipe)?.replace("sterilise_temp;88", "sterilise_temp;72");
+    std::fs::write(&recipe, text)?;
+    let logic = plant.join("PLC1/FB10_Conveyor.scl");
+    let text = std::fs::read_to_string(&logic)?.replace("AN    I 2.7", "A     I 2.7");
+    std::fs::write(&logic, text)?;
+    filler.set_holding(STERILISE_REGISTER, 72);
+    Ok(())
 }
 
 /// Each device's newest snapshot compared with its baseline.

@@ -48,171 +48,51 @@ pub fn run(
     let (index, _) = Index::load_reading(&vault, &history);
     let mut outcome = Outcome::Clean;
     for dev in devices {
-        let (snap, source) = match snapshot {
-            Some(id) => (
-                history.find_snapshot(Some(&dev.name), Some(id))?,
-                "snapshot".to_string(),
-            ),
-            None => match history.baseline(&dev.name) {
-                Some(b) => (
-                    history
-                        .find_snapshot(Some(&dev.name), Some(&b.snapshot_entry.to_hex()))
-                        .with_context(|| {
-                            format!("the baseline snapshot of `{}` is not in the log", dev.name)
-                        })?,
-                    format!("baseline approved by {} ({})", b.approver, b.ticket),
-                ),
-                None => {
-                    out.warn(format!(
-                        "`{}` has no approved baseline; drilling its newest snapshot (name one with --snapshot)",
-                        dev.name
-                    ));
-                    (
-                        history.find_snapshot(Some(&dev.name), None)?,
-                        "newest snapshot".to_string(),
-                    )
-                }
-            },
-        };
-        if snapshot.is_none() {
-            let after = history.baseline(&dev.name).map_or(0, |b| b.seq);
-            let doubts = history.doubts_after(after);
-            if !doubts.is_empty() {
-                out.warn(format!(
-                    "`{}`: {}; a newer approval may be among them, so this drill may prove an older state — run `plcvault verify`",
-                    dev.name,
-                    doubts.join("; ")
-                ));
-            }
-        }
+        let (snap, source) = pick_snapshot(&history, dev, snapshot, out)?;
         let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
-        if let Some(target) = onto {
-            out.info(format!(
-                "drill `{}`: writing snapshot {} ({}) onto `{}` and reading it back",
-                dev.name, snap.id, source, target.name
-            ));
-            let read = |a: &vault::ArtifactEntry| -> Result<Vec<u8>> {
-                Ok(vault::read_artifact(&vault, &index, a, 64 * 1024 * 1024)?)
-            };
-            let (failures, restore_ms, verify_ms) =
-                match restore_to_device(&manifest, &read, target) {
+        let (target, (failures, restore_ms, verify_ms)) = match onto {
+            Some(target) => {
+                out.info(format!(
+                    "drill `{}`: writing snapshot {} ({}) onto `{}` and reading it back",
+                    dev.name, snap.id, source, target.name
+                ));
+                let read = |a: &vault::ArtifactEntry| -> Result<Vec<u8>> {
+                    Ok(vault::read_artifact(&vault, &index, a, 64 * 1024 * 1024)?)
+                };
+                let timed = match restore_to_device(&manifest, &read, target) {
                     Ok(r) => (r.failures, r.write_ms, r.verify_ms),
-                    Err(e) => (
-                        vec![DrillFailure {
-                            artifact: String::new(),
-                            error: format!("{e:#}")
-                                .lines()
-                                .next()
-                                .unwrap_or_default()
-                                .to_string(),
-                        }],
-                        0,
-                        0,
-                    ),
+                    Err(e) => (vec![failure("", &format!("{e:#}"))], 0, 0),
                 };
-            outcome = outcome.worst(record(
-                &vault,
-                &key,
-                out,
-                dev,
-                &snap,
-                &manifest,
-                source,
-                format!("device:{}", target.name),
-                failures,
-                restore_ms,
-                verify_ms,
-            )?);
-            continue;
-        }
-        let _tmp;
-        let target = match to {
-            Some(dir) => dir.join(&dev.name),
-            None => {
-                _tmp = scratch_dir(&cfg.vault.state)?;
-                _tmp.dir.path().join(&dev.name)
+                (format!("device:{}", target.name), timed)
             }
-        };
-        out.info(format!(
-            "drill `{}`: restoring snapshot {} ({}, {} artifacts, {}) into {}",
-            dev.name,
-            snap.id,
-            source,
-            manifest.artifacts.len(),
-            human_bytes(manifest.total_size()),
-            target.display()
-        ));
-        let t0 = Instant::now();
-        let restored = vault::restore(
-            &vault,
-            &index,
-            &manifest,
-            &target,
-            &RestoreOptions {
-                force: false,
-                threads: cfg.threads,
-                keep_special_bits: false,
-            },
-        );
-        let restore_ms = t0.elapsed().as_millis() as u64;
-        let mut failures: Vec<DrillFailure> = Vec::new();
-        match restored {
-            Ok(r) => failures.extend(r.failed.into_iter().map(|f| DrillFailure {
-                artifact: f.name,
-                error: f.error.lines().next().unwrap_or_default().to_string(),
-            })),
-            Err(e) => failures.push(DrillFailure {
-                artifact: String::new(),
-                error: format!("{e}")
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-            }),
-        }
-        // Read back: every file's SHA-256 and size against the manifest, on all cores.
-        let t1 = Instant::now();
-        let todo: Vec<&vault::ArtifactEntry> = manifest
-            .artifacts
-            .iter()
-            .filter(|a| {
-                !failures
-                    .iter()
-                    .any(|f| f.artifact == a.name || f.artifact.is_empty())
-            })
-            .collect();
-        let mut found: Vec<DrillFailure> = vault::parallel::map_with(
-            &todo,
-            cfg.threads.clamp(1, 16),
-            || (),
-            |_, a| {
-                let error = match vault::fsread::hash_regular(&target.join(&a.name), u64::MAX) {
-                    Ok((h, n)) if h == a.sha256 && n == a.size => return None,
-                    Ok((h, n)) => format!(
-                        "read back {n} bytes with SHA-256 {}, expected {} bytes with {}",
-                        h.short(),
-                        a.size,
-                        a.sha256.short()
-                    ),
-                    Err(e) => format!("cannot read back: {e}"),
+            None => {
+                let _tmp;
+                let folder = match to {
+                    Some(dir) => dir.join(&dev.name),
+                    None => {
+                        _tmp = scratch_dir(&cfg.vault.state)?;
+                        _tmp.dir.path().join(&dev.name)
+                    }
                 };
-                Some(DrillFailure {
-                    artifact: a.name.clone(),
-                    error,
-                })
-            },
-        )
-        .into_iter()
-        .flatten()
-        .collect();
-        found.sort_by(|a, b| a.artifact.cmp(&b.artifact));
-        failures.extend(found);
-        let verify_ms = t1.elapsed().as_millis() as u64;
-        // What the user asked for, not where this run happened to put it: the folder as
-        // given on the command line, or `scratch` (a temp folder removed afterwards).
-        let target = match to {
-            Some(dir) => format!("folder:{}", dir.join(&dev.name).display()),
-            None => "scratch".to_string(),
+                out.info(format!(
+                    "drill `{}`: restoring snapshot {} ({}, {} artifacts, {}) into {}",
+                    dev.name,
+                    snap.id,
+                    source,
+                    manifest.artifacts.len(),
+                    human_bytes(manifest.total_size()),
+                    folder.display()
+                ));
+                let timed = into_folder(&vault, &index, &manifest, &folder, cfg.threads);
+                // What the user asked for, not where this run happened to put it: the
+                // folder as given on the command line, or `scratch` (a temp folder removed
+                // afterwards).
+                let target = match to {
+                    Some(dir) => format!("folder:{}", dir.join(&dev.name).display()),
+                    None => "scratch".to_string(),
+                };
+                (target, timed)
+            }
         };
         outcome = outcome.worst(record(
             &vault, &key, out, dev, &snap, &manifest, source, target, failures, restore_ms,
@@ -220,6 +100,130 @@ pub fn run(
         )?);
     }
     Ok(outcome)
+}
+
+/// A failure of one artifact (or of the whole drill, with no artifact): the first line.
+fn failure(artifact: &str, error: &str) -> DrillFailure {
+    DrillFailure {
+        artifact: artifact.to_string(),
+        error: error.lines().next().unwrap_or_default().to_string(),
+    }
+}
+
+/// The snapshot a drill proves: the one named, else the approved baseline, else (with a
+/// warning) the newest. Returns it with how it was chosen, for the record.
+///
+/// Fails when the named snapshot or the baseline's snapshot is not in the log.
+fn pick_snapshot(
+    history: &History,
+    dev: &DeviceConfig,
+    snapshot: Option<&str>,
+    out: &Out,
+) -> Result<(vault::SnapshotRecord, String)> {
+    let picked = match snapshot {
+        Some(id) => (
+            history.find_snapshot(Some(&dev.name), Some(id))?,
+            "snapshot".to_string(),
+        ),
+        None => match history.baseline(&dev.name) {
+            Some(b) => (
+                history
+                    .find_snapshot(Some(&dev.name), Some(&b.snapshot_entry.to_hex()))
+                    .with_context(|| {
+                        format!("the baseline snapshot of `{}` is not in the log", dev.name)
+                    })?,
+                format!("baseline approved by {} ({})", b.approver, b.ticket),
+            ),
+            None => {
+                out.warn(format!(
+                    "`{}` has no approved baseline; drilling its newest snapshot (name one with --snapshot)",
+                    dev.name
+                ));
+                (
+                    history.find_snapshot(Some(&dev.name), None)?,
+                    "newest snapshot".to_string(),
+                )
+            }
+        },
+    };
+    if snapshot.is_none() {
+        let after = history.baseline(&dev.name).map_or(0, |b| b.seq);
+        let doubts = history.doubts_after(after);
+        if !doubts.is_empty() {
+            out.warn(format!(
+                "`{}`: {}; a newer approval may be among them, so this drill may prove an older state — run `plcvault verify`",
+                dev.name,
+                doubts.join("; ")
+            ));
+        }
+    }
+    Ok(picked)
+}
+
+/// Restores `manifest` into `folder`, then reads every file back (SHA-256 and size
+/// against the manifest, on all cores). Returns the failures and the two times in ms.
+fn into_folder(
+    vault: &vault::Vault,
+    index: &Index,
+    manifest: &vault::Manifest,
+    folder: &Path,
+    threads: usize,
+) -> (Vec<DrillFailure>, u64, u64) {
+    let t0 = Instant::now();
+    let restored = vault::restore(
+        vault,
+        index,
+        manifest,
+        folder,
+        &RestoreOptions {
+            force: false,
+            threads,
+            keep_special_bits: false,
+        },
+    );
+    let restore_ms = t0.elapsed().as_millis() as u64;
+    let mut failures: Vec<DrillFailure> = match restored {
+        Ok(r) => r
+            .failed
+            .into_iter()
+            .map(|f| failure(&f.name, &f.error))
+            .collect(),
+        Err(e) => vec![failure("", &e.to_string())],
+    };
+    let t1 = Instant::now();
+    let todo: Vec<&vault::ArtifactEntry> = manifest
+        .artifacts
+        .iter()
+        .filter(|a| {
+            !failures
+                .iter()
+                .any(|f| f.artifact == a.name || f.artifact.is_empty())
+        })
+        .collect();
+    let mut found: Vec<DrillFailure> = vault::parallel::map_with(
+        &todo,
+        threads.clamp(1, 16),
+        || (),
+        |_, a| {
+            let error = match vault::fsread::hash_regular(&folder.join(&a.name), u64::MAX) {
+                Ok((h, n)) if h == a.sha256 && n == a.size => return None,
+                Ok((h, n)) => format!(
+                    "read back {n} bytes with SHA-256 {}, expected {} bytes with {}",
+                    h.short(),
+                    a.size,
+                    a.sha256.short()
+                ),
+                Err(e) => format!("cannot read back: {e}"),
+            };
+            Some(failure(&a.name, &error))
+        },
+    )
+    .into_iter()
+    .flatten()
+    .collect();
+    found.sort_by(|a, b| a.artifact.cmp(&b.artifact));
+    failures.extend(found);
+    (failures, restore_ms, t1.elapsed().as_millis() as u64)
 }
 
 /// A drill's scratch folder and the lock that marks it in use.

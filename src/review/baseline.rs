@@ -124,7 +124,7 @@ pub fn approve(cfg: &Config, o: &ApproveOptions, out: &Out) -> Result<Outcome> {
         reason,
         accept_suspect,
     } = *o;
-    let dev = cfg.select(&[device.to_string()], false)?[0];
+    let dev = cfg.one(device)?;
     let (key, name) = cfg.approver_key(key_path)?;
     if ticket.trim().is_empty() {
         bail!("an approval needs a change ticket\nfix: pass --ticket CHG-1234");
@@ -222,7 +222,7 @@ fn show_record(out: &Out, r: &ApprovalRecord) {
 
 /// `baseline show` and `baseline history`.
 pub fn show(cfg: &Config, device: &str, all: bool, out: &Out) -> Result<Outcome> {
-    let dev = cfg.select(&[device.to_string()], false)?[0];
+    let dev = cfg.one(device)?;
     let vault = cfg.vault_for_reading()?;
     if let Some(d) = cfg.head_doubt(&vault) {
         out.warn(format!(
@@ -262,7 +262,7 @@ pub fn diff(
     html: Option<&Path>,
     out: &Out,
 ) -> Result<Outcome> {
-    let dev = cfg.select(&[device.to_string()], false)?[0];
+    let dev = cfg.one(device)?;
     let vault = cfg.vault_for_reading()?;
     let history = History::load(&vault, &cfg.trust)?;
     let (index, _) = Index::load_reading(&vault, &history);

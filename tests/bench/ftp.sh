@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# FTP benchmark (run by hand, not in CI): collecting the ~1 GiB plant of tests/bench/gen.py
-# from pyftpdlib on loopback with plcvault (listing, transfer, hashing, chunking,
-# compressing, storing) against `wget -m` and `curl` fetching the same tree from the same
-# server in the same run (transfer and writing files only).
+# FTP and SFTP benchmark (run by hand, not in CI): collecting the ~1 GiB plant of
+# tests/bench/gen.py on loopback with plcvault (listing, transfer, hashing, chunking,
+# compressing, storing) against outside clients fetching the same tree from the same
+# server in the same run (transfer and writing files only): over FTP from pyftpdlib,
+# `wget -m` and `curl` per file; over SFTP from OpenSSH's sshd, OpenSSH's `sftp` client
+# (`get -r`). plcvault runs at max-requests-per-second = 10000 (the ceiling, for servers
+# and workstations; panels keep the default of 10).
 #
-#   bash tests/bench/ftp.sh [WORKDIR]      (default /tmp/plcvault-ftp-bench; ~4 GiB free)
+#   bash tests/bench/ftp.sh [WORKDIR]      (default /tmp/plcvault-ftp-bench; ~5 GiB free)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -36,8 +39,48 @@ adapter = "ftp"
 address = "127.0.0.1:$port"
 user = "plc"
 password-file = "ftp.pass"
-max-requests-per-second = 1000
+max-requests-per-second = 10000
 CFG
+
+# SFTP: sshd on loopback with a throw-away host key, logging in as this user by key.
+ssh=$work/sshd && mkdir -p "$ssh" /run/sshd 2>/dev/null || mkdir -p "$ssh"
+ssh-keygen -q -t ed25519 -N "" -f "$ssh/host_key"
+ssh-keygen -q -t ed25519 -N "" -f "$ssh/client_key"
+cp "$ssh/client_key.pub" "$ssh/authorized_keys"
+sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat > "$ssh/sshd_config" <<CFG
+Port $sport
+ListenAddress 127.0.0.1
+HostKey $ssh/host_key
+PidFile none
+AuthorizedKeysFile $ssh/authorized_keys
+StrictModes no
+UsePAM no
+PermitRootLogin yes
+LogLevel FATAL
+Subsystem sftp /usr/lib/openssh/sftp-server -R
+CFG
+/usr/sbin/sshd -D -e -f "$ssh/sshd_config" &
+sshd=$!
+trap 'kill $server $sshd 2>/dev/null || true' EXIT
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$sport) 2>/dev/null && break; sleep 0.1; done
+fp=$(ssh-keygen -lf "$ssh/host_key.pub" | awk '{print $2}')
+# A vault of its own, so that nothing the FTP run stored is deduplicated.
+"$bin" -q init "$work/site2" >/dev/null
+cat >> "$work/site2/plcvault.toml" <<CFG
+
+[[device]]
+name = "bench-sftp"
+adapter = "ftp"
+protocol = "sftp"
+address = "127.0.0.1:$sport"
+user = "$(id -un)"
+key-file = "$ssh/client_key"
+host-key-fingerprint = "$fp"
+root = "$work/data"
+max-requests-per-second = 10000
+CFG
+echo "get -r $work/data $work/sftp" > "$work/sftp.batch"
 
 declare -A T M
 run() {
@@ -52,8 +95,15 @@ run wget wget -q -m -nH -P "$work/wget" "ftp://plc:secret@127.0.0.1:$port/"
 run curl bash -c "cd '$work/data' && find . -type f | sed 's|^\./||' | while read -r f; do mkdir -p \"$work/curl/\$(dirname \"\$f\")\"; curl -s -o \"$work/curl/\$f\" \"ftp://plc:secret@127.0.0.1:$port/\$f\"; done"
 run plcvault "$bin" --config "$work/site/plcvault.toml" -q collect bench
 run plcvault-again "$bin" --config "$work/site/plcvault.toml" -q collect bench
+run sftp sftp -q -b "$work/sftp.batch" -i "$ssh/client_key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -P "$sport" "$(id -un)@127.0.0.1"
+run plcvault-sftp "$bin" --config "$work/site2/plcvault.toml" -q collect bench-sftp
+run plcvault-sftp-again "$bin" --config "$work/site2/plcvault.toml" -q collect bench-sftp
 
-printf '\n%-16s %8s %9s %10s\n' step seconds "peak MiB" "vs wget"
+printf '\nFTP (pyftpdlib)\n%-20s %8s %9s %10s\n' step seconds "peak MiB" "vs wget"
 for s in wget curl plcvault plcvault-again; do
-  printf '%-16s %8s %9s %9.2fx\n' "$s" "${T[$s]}" "${M[$s]}" "$(echo "${T[$s]} / ${T[wget]}" | bc -l)"
+  printf '%-20s %8s %9s %9.2fx\n' "$s" "${T[$s]}" "${M[$s]}" "$(echo "${T[$s]} / ${T[wget]}" | bc -l)"
+done
+printf '\nSFTP (OpenSSH sshd)\n%-20s %8s %9s %10s\n' step seconds "peak MiB" "vs sftp"
+for s in sftp plcvault-sftp plcvault-sftp-again; do
+  printf '%-20s %8s %9s %9.2fx\n' "$s" "${T[$s]}" "${M[$s]}" "$(echo "${T[$s]} / ${T[sftp]}" | bc -l)"
 done

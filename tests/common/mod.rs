@@ -183,3 +183,57 @@ impl Site {
         ])
     }
 }
+
+/// The tree served by the FTP and SFTP peers: nested folders, a space and a non-ASCII
+/// name, a 3 MiB image, an empty file and a deep one. Returns (name, content) of each.
+pub fn remote_plant(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let files: Vec<(String, Vec<u8>)> = vec![
+        (
+            "PLC1/OB1.awl".into(),
+            b"NETWORK 1\n      A     I 0.0\n      =     Q 4.0\n".to_vec(),
+        ),
+        (
+            "recipes/batch 7.csv".into(),
+            b"name;value\nsterilise_temp;88\n".to_vec(),
+        ),
+        (
+            "hmi/Übersicht/panel.img".into(),
+            noise(3 * 1024 * 1024 + 17, 9),
+        ),
+        ("logs/empty.txt".into(), Vec::new()),
+        ("a/b/c/d/deep.cfg".into(), b"depth=4\n".to_vec()),
+    ];
+    for (name, data) in &files {
+        let p = root.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+    files
+}
+
+/// `plcvault --json collect DEVICE` under an address-space limit of 180 MiB, which a file
+/// of 200 MiB held whole would break; asserts it ends `ok`.
+pub fn collect_in_180_mib(site: &Site, device: &str) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 184320 && exec \"$0\" \"$@\"")
+        .arg(BIN)
+        .args([
+            "--config",
+            site.config().to_str().unwrap(),
+            "--json",
+            "collect",
+            device,
+        ])
+        .env("MALLOC_ARENA_MAX", "2")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"status\":\"ok\""), "{stdout}");
+}

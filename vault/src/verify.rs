@@ -130,129 +130,10 @@ pub fn verify(
         ));
     }
 
-    // The remembered head.
-    if let Some(p) = memory.as_ref().and_then(|m| m.problem_in(&history)) {
-        let mem = p.remembered();
-        let other = match &p {
-            state::HeadProblem::Replaced { other, .. } => Some(other.as_str()),
-            state::HeadProblem::Retired { id, .. } => Some(id.as_str()),
-            _ => None,
-        };
-        // The same lost head may look like a rollback to one verifier and like a
-        // divergence to another (entries were appended since): the head decides.
-        let hit = accepted.iter().find(|a| {
-            ["rollback", "diverged", "replaced-vault"].contains(&a.accepted.kind.as_str())
-                && a.accepted.seq == Some(mem.seq)
-                && a.accepted.hash == Some(mem.hash)
-                && other.is_none_or(|o| a.accepted.vault.as_deref() == Some(o))
-        });
-        match hit {
-            Some(a) => report.notes.push(a.note(&p.finding())),
-            None => report.findings.push(p.finding()),
-        }
-    }
-
-    // Clocks: an entry from the future would switch off the stale check; one dated before
-    // its predecessor hides when things happened. Entries are compared with the newest
-    // earlier entry that is not in the future (a future-dated entry is its own finding).
-    // Only trusted entries count (an altered entry's time means nothing), and an entry an
-    // approver accepted as future-dated is never a reference, even once its date has passed.
-    let ahead = opts.now + opts.clock_skew;
-    let accepted_future: HashSet<u64> = accepted
-        .iter()
-        .filter(|a| a.accepted.kind == FindingKind::FutureTime.as_str())
-        .filter_map(|a| a.accepted.seq)
-        .collect();
-    let mut clock = Vec::new();
-    let mut sane: Option<(u64, SystemTime)> = None;
-    for c in history.entries.iter().filter(|c| c.trusted) {
-        let Some(t) = c.entry.time() else { continue };
-        let seq = c.entry.file_seq;
-        if accepted_future.contains(&seq) {
-            continue;
-        }
-        if let Some((p, pt)) = sane
-            && t + opts.clock_skew < pt
-        {
-            clock.push(
-                Finding::new(
-                    FindingKind::TimeBackwards,
-                    format!(
-                        "log entry {seq} is dated {}, {} before entry {p} that it follows (a writer's clock went back)",
-                        c.entry.header.time,
-                        whole_seconds(pt.duration_since(t).unwrap_or_default())
-                    ),
-                )
-                .seq(seq),
-            );
-        }
-        if t > ahead {
-            clock.push(
-                Finding::new(
-                    FindingKind::FutureTime,
-                    format!(
-                        "log entry {seq} is dated {}, {} ahead of this verifier's clock (a writer's clock was wrong, or the entry was made to look fresh)",
-                        c.entry.header.time,
-                        whole_seconds(t.duration_since(opts.now).unwrap_or_default())
-                    ),
-                )
-                .seq(seq),
-            );
-        } else {
-            sane = Some((seq, t));
-        }
-    }
-    for f in clock {
-        match accepted
-            .iter()
-            .find(|a| a.accepted.kind == f.kind.as_str() && a.accepted.seq == f.seq)
-        {
-            Some(a) => report.notes.push(a.note(&f)),
-            None => report.findings.push(f),
-        }
-    }
-    // Every recovery stays visible, also to a verifier that never saw what it accepted.
-    for c in history.entries.iter().filter(|c| c.trusted) {
-        if let Ok(crate::log::Event::Recovery { accepted, reason }) = &c.entry.event {
-            report.notes.push(format!(
-                "log entry {} is a recovery signed by {} on {}: accepted {}; reason: {reason}",
-                c.entry.file_seq,
-                c.signer_name.as_deref().unwrap_or("?"),
-                c.entry.header.time,
-                accepted
-                    .iter()
-                    .map(|a| match a.seq {
-                        Some(s) => format!("{} at entry {s}", a.kind),
-                        None => a.kind.clone(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-    }
-    let newest_sane = sane.map(|s| s.1);
-
-    if let Some(limit) = opts.stale_after {
-        match newest_sane.or_else(|| history.newest_time()) {
-            Some(t) => {
-                if let Ok(age) = opts.now.duration_since(t)
-                    && age > limit
-                {
-                    report.findings.push(Finding::new(
-                        FindingKind::Stale,
-                        format!(
-                            "the newest log entry is {} old, more than the expected interval of {} (collector stopped, or log truncated)",
-                            humantime::format_duration(Duration::from_secs(age.as_secs())),
-                            humantime::format_duration(limit)
-                        ),
-                    ));
-                }
-            }
-            None => report
-                .notes
-                .push("the log is empty: nothing collected yet".into()),
-        }
-    }
+    check_memory(memory.as_ref(), &history, &accepted, &mut report);
+    let newest_sane = check_clocks(&history, &accepted, opts, &mut report);
+    note_recoveries(&history, &mut report);
+    check_stale(opts, newest_sane, &history, &mut report);
 
     // Packs named by the log (by any well-formed snapshot entry: chunks of a trusted
     // snapshot may live in a pack an older, damaged entry added).
@@ -265,7 +146,39 @@ pub fn verify(
             .collect()
     };
     report.packs = packs.len() as u64;
-    let (index, problems) = Index::load_reading(vault, &history);
+    let index = load_index(vault, &history, &mut report);
+
+    // Manifests of trusted snapshots.
+    let snapshots = history.snapshots();
+    report.snapshots = snapshots.len() as u64;
+    let (usage, to_hash) = check_manifests(vault, &index, &snapshots, opts.read_data, &mut report);
+
+    if opts.read_data {
+        read_data(vault, &index, opts.threads, &usage, &mut report);
+        artifact_hashes(vault, &index, opts.threads, &to_hash, &mut report);
+    }
+
+    leftovers(vault, &packs, &snapshots, &mut report);
+
+    if opts.update_state
+        && let (Some(dir), Some(head)) = (&opts.state_dir, history.head())
+        && !report.findings.iter().any(|f| log_level(f.kind))
+        && let Err(e) = state::remember(dir, vault.id(), head)
+    {
+        report.notes.push(format!(
+            "the head (entry {}) could not be remembered: {e}; until it is, a rollback to before it goes unnoticed by this verifier (make {} writable)",
+            head.0,
+            dir.display()
+        ));
+    }
+    report.findings = crate::finding::cap_per_kind(std::mem::take(&mut report.findings));
+    Ok(report)
+}
+
+/// The chunk index of every pack the log names; a missing, truncated or damaged pack is a
+/// finding.
+fn load_index(vault: &Vault, history: &History, report: &mut VerifyReport) -> Index {
+    let (index, problems) = Index::load_reading(vault, history);
     for p in problems {
         let path = pack::pack_path(vault.root(), &p.pack.id);
         let kind = match &p.error {
@@ -292,16 +205,31 @@ pub fn verify(
             .push(Finding::new(kind, msg).path(path.display()));
     }
 
-    // Manifests of trusted snapshots.
-    let snapshots = history.snapshots();
-    report.snapshots = snapshots.len() as u64;
+    index
+}
+
+/// What the manifests of the trusted snapshots say: each checked once (sorted, safe and
+/// unique names, consistent chunk lengths, every chunk in a readable pack). Returns which
+/// artifacts use each chunk and, with `read_data`, every distinct artifact version to
+/// hash whole.
+#[allow(clippy::type_complexity)]
+fn check_manifests(
+    vault: &Vault,
+    index: &Index,
+    snapshots: &[SnapshotRecord],
+    read_data: bool,
+    report: &mut VerifyReport,
+) -> (
+    HashMap<Hash, Vec<Usage>>,
+    Vec<(SnapshotRecord, ArtifactEntry)>,
+) {
     let mut usage: HashMap<Hash, Vec<Usage>> = HashMap::new();
     // An unchanged device names the same manifest night after night: check each once.
     let mut checked = HashSet::new();
     // With all data read: every distinct artifact version, to hash whole from its chunks.
     let mut to_hash: Vec<(SnapshotRecord, ArtifactEntry)> = Vec::new();
     let mut seen_versions = HashSet::new();
-    for s in &snapshots {
+    for s in snapshots {
         if !checked.insert(s.manifest) {
             continue;
         }
@@ -390,7 +318,7 @@ pub fn verify(
                 });
             }
             if missing == 0
-                && opts.read_data
+                && read_data
                 && seen_versions.insert((
                     a.sha256,
                     Hash::of(&serde_json::to_vec(&a.chunks).unwrap_or_default()),
@@ -417,27 +345,160 @@ pub fn verify(
             }
         }
     }
+    (usage, to_hash)
+}
 
-    if opts.read_data {
-        read_data(vault, &index, opts.threads, &usage, &mut report);
-        artifact_hashes(vault, &index, opts.threads, &to_hash, &mut report);
+/// The head this verifier remembers, against the log: a rollback, a divergence or a
+/// replaced vault is a finding, unless a trusted recovery accepted exactly that.
+fn check_memory(
+    memory: Option<&state::Memory>,
+    history: &History,
+    accepted: &[crate::history::AcceptedRecord],
+    report: &mut VerifyReport,
+) {
+    // The remembered head.
+    if let Some(p) = memory.and_then(|m| m.problem_in(history)) {
+        let mem = p.remembered();
+        let other = match &p {
+            state::HeadProblem::Replaced { other, .. } => Some(other.as_str()),
+            state::HeadProblem::Retired { id, .. } => Some(id.as_str()),
+            _ => None,
+        };
+        // The same lost head may look like a rollback to one verifier and like a
+        // divergence to another (entries were appended since): the head decides.
+        let hit = accepted.iter().find(|a| {
+            ["rollback", "diverged", "replaced-vault"].contains(&a.accepted.kind.as_str())
+                && a.accepted.seq == Some(mem.seq)
+                && a.accepted.hash == Some(mem.hash)
+                && other.is_none_or(|o| a.accepted.vault.as_deref() == Some(o))
+        });
+        match hit {
+            Some(a) => report.notes.push(a.note(&p.finding())),
+            None => report.findings.push(p.finding()),
+        }
     }
+}
 
-    leftovers(vault, &packs, &snapshots, &mut report);
-
-    if opts.update_state
-        && let (Some(dir), Some(head)) = (&opts.state_dir, history.head())
-        && !report.findings.iter().any(|f| log_level(f.kind))
-        && let Err(e) = state::remember(dir, vault.id(), head)
-    {
-        report.notes.push(format!(
-            "the head (entry {}) could not be remembered: {e}; until it is, a rollback to before it goes unnoticed by this verifier (make {} writable)",
-            head.0,
-            dir.display()
-        ));
+/// Entries dated in the future or before their predecessor (unless accepted). Returns the
+/// time of the newest entry that is not in the future.
+fn check_clocks(
+    history: &History,
+    accepted: &[crate::history::AcceptedRecord],
+    opts: &VerifyOptions,
+    report: &mut VerifyReport,
+) -> Option<SystemTime> {
+    // Clocks: an entry from the future would switch off the stale check; one dated before
+    // its predecessor hides when things happened. Entries are compared with the newest
+    // earlier entry that is not in the future (a future-dated entry is its own finding).
+    // Only trusted entries count (an altered entry's time means nothing), and an entry an
+    // approver accepted as future-dated is never a reference, even once its date has passed.
+    let ahead = opts.now + opts.clock_skew;
+    let accepted_future: HashSet<u64> = accepted
+        .iter()
+        .filter(|a| a.accepted.kind == FindingKind::FutureTime.as_str())
+        .filter_map(|a| a.accepted.seq)
+        .collect();
+    let mut clock = Vec::new();
+    let mut sane: Option<(u64, SystemTime)> = None;
+    for c in history.entries.iter().filter(|c| c.trusted) {
+        let Some(t) = c.entry.time() else { continue };
+        let seq = c.entry.file_seq;
+        if accepted_future.contains(&seq) {
+            continue;
+        }
+        if let Some((p, pt)) = sane
+            && t + opts.clock_skew < pt
+        {
+            clock.push(
+                Finding::new(
+                    FindingKind::TimeBackwards,
+                    format!(
+                        "log entry {seq} is dated {}, {} before entry {p} that it follows (a writer's clock went back)",
+                        c.entry.header.time,
+                        whole_seconds(pt.duration_since(t).unwrap_or_default())
+                    ),
+                )
+                .seq(seq),
+            );
+        }
+        if t > ahead {
+            clock.push(
+                Finding::new(
+                    FindingKind::FutureTime,
+                    format!(
+                        "log entry {seq} is dated {}, {} ahead of this verifier's clock (a writer's clock was wrong, or the entry was made to look fresh)",
+                        c.entry.header.time,
+                        whole_seconds(t.duration_since(opts.now).unwrap_or_default())
+                    ),
+                )
+                .seq(seq),
+            );
+        } else {
+            sane = Some((seq, t));
+        }
     }
-    report.findings = crate::finding::cap_per_kind(std::mem::take(&mut report.findings));
-    Ok(report)
+    for f in clock {
+        match accepted
+            .iter()
+            .find(|a| a.accepted.kind == f.kind.as_str() && a.accepted.seq == f.seq)
+        {
+            Some(a) => report.notes.push(a.note(&f)),
+            None => report.findings.push(f),
+        }
+    }
+    sane.map(|s| s.1)
+}
+
+/// Every recovery stays visible, also to a verifier that never saw what it accepted.
+fn note_recoveries(history: &History, report: &mut VerifyReport) {
+    for c in history.entries.iter().filter(|c| c.trusted) {
+        if let Ok(crate::log::Event::Recovery { accepted, reason }) = &c.entry.event {
+            report.notes.push(format!(
+                "log entry {} is a recovery signed by {} on {}: accepted {}; reason: {reason}",
+                c.entry.file_seq,
+                c.signer_name.as_deref().unwrap_or("?"),
+                c.entry.header.time,
+                accepted
+                    .iter()
+                    .map(|a| match a.seq {
+                        Some(s) => format!("{} at entry {s}", a.kind),
+                        None => a.kind.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+}
+
+/// A log whose newest sane entry is older than `stale_after` is a finding.
+fn check_stale(
+    opts: &VerifyOptions,
+    newest_sane: Option<SystemTime>,
+    history: &History,
+    report: &mut VerifyReport,
+) {
+    if let Some(limit) = opts.stale_after {
+        match newest_sane.or_else(|| history.newest_time()) {
+            Some(t) => {
+                if let Ok(age) = opts.now.duration_since(t)
+                    && age > limit
+                {
+                    report.findings.push(Finding::new(
+                        FindingKind::Stale,
+                        format!(
+                            "the newest log entry is {} old, more than the expected interval of {} (collector stopped, or log truncated)",
+                            humantime::format_duration(Duration::from_secs(age.as_secs())),
+                            humantime::format_duration(limit)
+                        ),
+                    ));
+                }
+            }
+            None => report
+                .notes
+                .push("the log is empty: nothing collected yet".into()),
+        }
+    }
 }
 
 /// A duration to the second, for messages.

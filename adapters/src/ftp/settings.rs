@@ -157,11 +157,11 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
         .max_requests_per_second
         .as_ref()
         .map_or(10.0, |r| *r.get_ref());
-    if !(0.01..=1000.0).contains(&rate) {
+    if !(0.01..=10000.0).contains(&rate) {
         let r = s.max_requests_per_second.as_ref().expect("given");
         return Err(SettingsError::at(
             r,
-            format!("key `max-requests-per-second`: {rate} is not between 0.01 and 1000"),
+            format!("key `max-requests-per-second`: {rate} is not between 0.01 and 10000"),
         ));
     }
     let retries = s.retries.as_ref().map_or(2, |r| *r.get_ref());
