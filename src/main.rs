@@ -114,6 +114,22 @@ enum Command {
     },
     /// List the snapshots the log records
     Snapshots { device: Option<String> },
+    /// List a snapshot's artifacts (kind, size, SHA-256) without restoring it
+    Ls {
+        device: String,
+        /// Snapshot id (prefix) or `latest`
+        #[arg(default_value = "latest")]
+        snapshot: String,
+    },
+    /// Write one artifact of a snapshot to standard output, streamed and verified
+    Dump {
+        device: String,
+        /// The artifact's name, as `ls` prints it
+        path: String,
+        /// Snapshot id (prefix) or `latest`
+        #[arg(long, default_value = "latest")]
+        snapshot: String,
+    },
     /// Verify the log, manifests and packs with the pinned public keys
     Verify {
         /// Also read every pack and re-hash every chunk
@@ -391,6 +407,19 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             }
         }
         Command::Demo { keep } => ops::demo::run(keep.as_deref(), out),
+        Command::Ls { device, snapshot } => ops::browse::ls(&load()?, device, snapshot, out),
+        Command::Dump {
+            device,
+            path,
+            snapshot,
+        } => {
+            if out.json {
+                anyhow::bail!(
+                    "dump writes the artifact's bytes to standard output, not JSON\nfix: leave out --json"
+                );
+            }
+            ops::browse::dump(&load()?, device, path, snapshot, out)
+        }
         Command::Sim {
             plcs,
             registers,

@@ -380,3 +380,58 @@ fn devices_are_selected_with_the_schedule_grammar_and_single_device_commands_tak
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("glob"), "{}", r.stderr);
 }
+
+#[test]
+fn ls_and_dump_look_into_a_snapshot_without_restoring_it_and_dump_refuses_damage() {
+    let s = Site::new();
+    let img = noise(3 * 1024 * 1024, 4);
+    s.write("plant/hmi/panel.img", &img);
+    s.write("plant/recipes/a.csv", b"sterilise_temp;88\n");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let r = s.run(&["--json", "ls", "line1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let listed = r.records("snapshot-artifact");
+    assert_eq!(listed.len(), 2, "{}", r.stdout);
+    let csv = listed
+        .iter()
+        .find(|a| a["name"] == "recipes/a.csv")
+        .unwrap();
+    assert_eq!(csv["kind"], "recipe");
+    assert_eq!(csv["size"], 18);
+    assert_eq!(csv["sha256"], sha256_hex(b"sterilise_temp;88\n"));
+    let out = s
+        .command(&["dump", "line1", "hmi/panel.img"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout == img, "dump gives the bytes exactly");
+    let r = s.run(&["dump", "line1", "recipes/b.csv"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("plcvault ls line1"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    // A damaged pack: the dump stops at the bad chunk and says so (exit 1).
+    let packs = common::files_under(&s.vault().join("packs"));
+    let mut bytes = std::fs::read(&packs[0]).unwrap();
+    bytes[200] ^= 0x40;
+    std::fs::write(&packs[0], bytes).unwrap();
+    let out = s
+        .command(&["dump", "line1", "hmi/panel.img"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DAMAGED"));
+    assert!(out.stdout.len() < img.len());
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

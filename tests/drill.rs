@@ -96,13 +96,77 @@ async fn a_device_not_marked_writable_is_never_written() {
     let r = s.run(&["restore", "plc1", "--target", "spare"]);
     assert_eq!(r.code, 2, "{}", r.stdout);
     assert!(r.stderr.contains("writable = true"), "{}", r.stderr);
+    // Issue 19: a drill onto a device not marked writable is a usage error (exit 2, with
+    // the fix), not a signed failed drill: no log entry is written.
+    let entries = log_entries(&s);
     let r = s.run(&["--json", "drill", "plc1", "--target", "spare"]);
-    assert_eq!(r.code, 1, "{}", r.stdout);
-    assert_eq!(r.records("drill")[0]["passed"], false);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.records("drill").is_empty(), "{}", r.stdout);
+    assert!(r.stderr.contains("writable = true"), "{}", r.stderr);
+    assert_eq!(
+        log_entries(&s),
+        entries,
+        "no log entry for a drill that never ran"
+    );
+    // Nor onto the device itself, nor a files snapshot onto a Modbus device.
+    let r = s.run(&["drill", "plc1", "--target", "plc1"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("not onto `plc1` itself"), "{}", r.stderr);
+    s.write("plant/a.cfg", b"a=1\n");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let mut text = std::fs::read_to_string(s.config()).unwrap();
+    text = text.replacen(
+        "identify = false\n",
+        "identify = false\nwritable = true\n",
+        2,
+    );
+    std::fs::write(s.config(), text).unwrap();
+    let entries = log_entries(&s);
+    let r = s.run(&["drill", "line1", "--target", "spare"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("a files device") && r.stderr.contains("--to DIR"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(log_entries(&s), entries);
     assert!(
         spare.requests().is_empty(),
         "requests reached a non-writable device: {:?}",
         spare.requests()
+    );
+}
+
+fn log_entries(s: &Site) -> usize {
+    common::files_under(&s.vault().join("log")).len()
+}
+
+#[test]
+fn drill_all_goes_on_past_a_device_without_a_snapshot_and_exits_with_the_worst_result() {
+    let s = Site::new();
+    std::fs::create_dir_all(s.path("plant0")).unwrap();
+    // line0 comes first in the config, and only line1 is collected: line0 has no snapshot.
+    let text = std::fs::read_to_string(s.config()).unwrap().replacen(
+        "[[device]]\nname = \"line1\"",
+        &format!(
+            "[[device]]\nname = \"line0\"\nadapter = \"files\"\npath = \"{}\"\n\n[[device]]\nname = \"line1\"",
+            s.path("plant0").display()
+        ),
+        1,
+    );
+    std::fs::write(s.config(), text).unwrap();
+    s.write("plant/a.cfg", b"a=1\n");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let r = s.run(&["--json", "drill", "--all"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    let skipped = r.records("drill-skipped");
+    assert_eq!(skipped.len(), 1, "{}", r.stdout);
+    assert_eq!(skipped[0]["device"], "line0");
+    let drills = r.records("drill");
+    assert_eq!(drills.len(), 1, "{}", r.stdout);
+    assert_eq!(
+        (drills[0]["device"].as_str(), drills[0]["passed"].as_bool()),
+        (Some("line1"), Some(true))
     );
 }
 

@@ -142,7 +142,7 @@ pub fn config_check(cfg: &Config, out: &Out) -> Result<Outcome> {
 }
 
 /// Warns when the log does not extend the head this host remembers: "latest" may not be.
-fn warn_if_doubtful(cfg: &Config, vault: &Vault, out: &Out) {
+pub(crate) fn warn_if_doubtful(cfg: &Config, vault: &Vault, out: &Out) {
     if let Some(d) = cfg.head_doubt(vault) {
         out.warn(format!(
             "{d}; newer snapshots may be missing — run `plcvault verify`"

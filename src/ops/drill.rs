@@ -48,8 +48,30 @@ pub fn run(
     let (index, _) = Index::load_reading(&vault, &history);
     let mut outcome = Outcome::Clean;
     for dev in devices {
-        let (snap, source) = pick_snapshot(&history, dev, snapshot, out)?;
-        let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
+        // What can be known before the first byte is restored is a usage error, never a
+        // signed failed drill: one device stops the command, in a batch it is reported and
+        // the others are drilled (exit 2 at the end).
+        let prepared = pick_snapshot(&history, dev, snapshot, out).and_then(|(snap, source)| {
+            let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
+            if let Some(target) = onto {
+                check_target(dev, &manifest, target)?;
+            }
+            Ok((snap, source, manifest))
+        });
+        let (snap, source, manifest) = match prepared {
+            Ok(p) => p,
+            Err(e) if devices.len() == 1 => return Err(e),
+            Err(e) => {
+                let why = format!("{e:#}");
+                out.record(
+                    "drill-skipped",
+                    &serde_json::json!({"device": dev.name, "error": why}),
+                    || format!("SKIPPED drill `{}`: {why}", dev.name),
+                );
+                outcome = outcome.worst(Outcome::Failed);
+                continue;
+            }
+        };
         let (target, (failures, restore_ms, verify_ms)) = match onto {
             Some(target) => {
                 out.info(format!(
@@ -100,6 +122,58 @@ pub fn run(
         )?);
     }
     Ok(outcome)
+}
+
+/// A drill onto a device needs a spare of the same adapter, marked `writable = true`, that
+/// takes something of the snapshot, and never the device itself.
+///
+/// Fails, naming the fix, when the target does not qualify.
+fn check_target(
+    dev: &DeviceConfig,
+    manifest: &vault::Manifest,
+    target: &DeviceConfig,
+) -> Result<()> {
+    if target.name == dev.name {
+        anyhow::bail!(
+            "a drill writes onto a spare, not onto `{}` itself\nfix: name a spare device marked `writable = true` with --target, or drill into a folder (--to DIR)",
+            dev.name
+        );
+    }
+    let Some(writer) = &target.adapter.writer else {
+        anyhow::bail!(
+            "`{}` is a {} device, and that adapter cannot write\nfix: drill onto a writable Modbus spare, or into a folder (--to DIR)",
+            target.name,
+            target.adapter_name()
+        );
+    };
+    if target.adapter.permit.is_none() {
+        anyhow::bail!(
+            "`{}` is not marked `writable = true`; plcvault never writes to it\nfix: set writable = true only on a spare PLC or simulator meant for restores and drills, or drill into a folder (--to DIR)",
+            target.name
+        );
+    }
+    if target.adapter_name() != dev.adapter_name() {
+        anyhow::bail!(
+            "`{}` is a {} device and `{}` a {} device: a drill writes a snapshot onto a spare of the same kind\nfix: drill `{}` into a folder (--to DIR)",
+            dev.name,
+            dev.adapter_name(),
+            target.name,
+            target.adapter_name(),
+            dev.name
+        );
+    }
+    if !manifest
+        .artifacts
+        .iter()
+        .any(|a| writer.takes(&a.name, a.kind))
+    {
+        anyhow::bail!(
+            "the snapshot of `{}` holds nothing `{}` can take\nfix: drill it into a folder (--to DIR)",
+            dev.name,
+            target.name
+        );
+    }
+    Ok(())
 }
 
 /// A failure of one artifact (or of the whole drill, with no artifact): the first line.

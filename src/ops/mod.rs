@@ -2,6 +2,7 @@
 //! request — collect, restore drills, the daemon, live reads, recovery, the small commands,
 //! the demo and the simulator. Imports `review` and `config`, never the CLI.
 
+pub mod browse;
 pub mod collect;
 pub mod commands;
 pub mod demo;

@@ -32,6 +32,6 @@ pub use index::Index;
 pub use key::{PublicKey, Role, SecretKey, TrustedKey};
 pub use manifest::{ArtifactEntry, ArtifactKind, ArtifactMeta, ArtifactStatus, Manifest};
 pub use repository::{Trust, Vault};
-pub use restore::{RestoreOptions, RestoreReport, read_artifact, restore};
+pub use restore::{RestoreOptions, RestoreReport, read_artifact, restore, write_artifact};
 pub use verify::{VerifyOptions, VerifyReport, verify};
 pub use writer::{Scratch, StoreError, Stored, Writer};

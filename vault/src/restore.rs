@@ -307,6 +307,50 @@ fn each_chunk(
     Ok(())
 }
 
+/// Streams an artifact's content into `w`, each chunk checked against its id before it is
+/// written and the whole against the artifact's size and SHA-256 at the end (a mismatch
+/// there is an error after the bytes were written: the reader must discard them).
+///
+/// Fails when a chunk is missing or damaged, writing fails, or the whole does not match.
+pub fn write_artifact(
+    vault: &Vault,
+    index: &Index,
+    a: &ArtifactEntry,
+    w: &mut dyn std::io::Write,
+) -> Result<(), VaultError> {
+    use sha2::Digest;
+    let mut reader = ChunkReader::new()?;
+    let mut hasher = sha2::Sha256::new();
+    let mut written = 0u64;
+    each_chunk(vault, index, a, &mut reader, |plain| {
+        written += plain.len() as u64;
+        if written > a.size {
+            return Err(crate::error::corrupt(
+                vault.root(),
+                format!("the chunks of `{}` hold more than its size", a.name),
+            ));
+        }
+        hasher.update(plain);
+        w.write_all(plain).map_err(|e| VaultError::Io {
+            op: "write",
+            path: "(output)".into(),
+            error: e,
+        })
+    })?;
+    w.flush().map_err(|e| VaultError::Io {
+        op: "write",
+        path: "(output)".into(),
+        error: e,
+    })?;
+    if written != a.size || crate::Hash::from_hasher(hasher) != a.sha256 {
+        return Err(crate::error::corrupt(
+            vault.root(),
+            format!("`{}` does not match its size and SHA-256", a.name),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads an artifact's content into memory (for comparisons), each chunk checked against
 /// its id and the whole against the artifact's SHA-256.
 ///
