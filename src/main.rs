@@ -20,7 +20,7 @@ use output::{Out, Outcome};
     name = "plcvault",
     version,
     about = "Signed, verifiable backups of PLC programs, recipes and HMI images",
-    after_help = "Exit codes: 0 done, nothing found; 1 findings (damage, incomplete or failed checks); 2 could not complete."
+    after_help = "Exit codes: 0 all good; 1 findings (drift, damage, a failed drill); 3 a device could not be collected (unreachable, timed out, not read whole); 2 the command could not run (usage, config, I/O)."
 )]
 pub struct Cli {
     /// Config file [default: $PLCVAULT_CONFIG, else ./plcvault.toml]

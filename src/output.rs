@@ -6,17 +6,36 @@ use std::io::Write;
 
 use serde::Serialize;
 
-/// How a run ended, in exit-code order: 0 done, 1 findings, 2 could not complete.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// How a run ended; the variant's value is the exit code. From better to worse: 0 all
+/// good; 1 a finding (drift, damage, a failed drill or restore); 3 a device could not be
+/// collected (unreachable, refused, timed out, or not read whole); 2 the command could not
+/// run (usage or config error, I/O error, bad key). Across devices the worst wins, so an
+/// alerting system that sees 3 knows that some device was not backed up, and 1 that all
+/// were and something changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Clean = 0,
     Findings = 1,
     Failed = 2,
+    NotCollected = 3,
 }
 
 impl Outcome {
+    fn rank(self) -> u8 {
+        match self {
+            Outcome::Clean => 0,
+            Outcome::Findings => 1,
+            Outcome::NotCollected => 2,
+            Outcome::Failed => 3,
+        }
+    }
+
     pub fn worst(self, other: Outcome) -> Outcome {
-        self.max(other)
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
     }
 }
 

@@ -229,7 +229,7 @@ async fn a_suspect_snapshot_is_not_approved_silently() {
         .await
         .unwrap();
     add_plc(&s, "plc1", plc.addr(), "");
-    assert_eq!(s.run(&["collect", "plc1"]).code, 1);
+    assert_eq!(s.run(&["collect", "plc1"]).code, 3);
     let alice = s.add_approver();
     let r = s.approve("plc1", &alice, "CHG-9");
     assert_eq!(r.code, 2);

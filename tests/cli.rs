@@ -91,7 +91,7 @@ fn an_unreachable_device_does_not_stop_the_others_and_is_logged() {
     s.write("plant/OB1.awl", b"A I0.0\n");
     s.add_device("ghost", "no-such-folder");
     let r = s.run(&["--json", "collect", "--all"]);
-    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert_eq!(r.code, 3, "{}", r.stdout);
     // Devices are reported (and logged) in the order their collections finish.
     let devs = r.records("device");
     assert_eq!(devs.len(), 2);

@@ -89,7 +89,7 @@ async fn collects_plcs_and_files_and_names_the_changed_register_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_plc_exits_2_and_the_others_are_stored() {
+async fn an_unreachable_plc_exits_3_and_the_others_are_stored() {
     let s = Site::new();
     s.write("plant/OB1.awl", b"A I0.0\n");
     let plc = SimPlc::start("127.0.0.1:0", SimConfig::new(SimMap::generated(1000, 1)))
@@ -102,7 +102,7 @@ async fn an_unreachable_plc_exits_2_and_the_others_are_stored() {
     add_plc(&s, "plc1", plc.addr(), "");
     add_plc(&s, "dead", dead, "");
     let r = s.run(&["--json", "collect", "--all"]);
-    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert_eq!(r.code, 3, "{}", r.stdout);
     let devs = r.records("device");
     let ok: Vec<_> = devs
         .iter()
@@ -119,7 +119,7 @@ async fn an_unreachable_plc_exits_2_and_the_others_are_stored() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_incomplete_range_makes_the_run_exit_1_and_names_the_range() {
+async fn an_incomplete_range_makes_the_run_exit_3_and_names_the_range() {
     let s = Site::new();
     // Only 100 holding registers exist; the config asks for 300.
     let plc = SimPlc::start("127.0.0.1:0", SimConfig::new(SimMap::generated(100, 1)))
@@ -127,7 +127,7 @@ async fn an_incomplete_range_makes_the_run_exit_1_and_names_the_range() {
         .unwrap();
     add_plc(&s, "plc1", plc.addr(), "");
     let r = s.run(&["--json", "collect", "plc1"]);
-    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(r.code, 3, "{}", r.stdout);
     let d = &r.records("device")[0];
     assert_eq!(d["status"], "incomplete");
     let w = d["warnings"].to_string();
@@ -192,4 +192,31 @@ fn modbus_config_errors_name_device_key_and_line() {
             r.stderr
         );
     }
+}
+
+/// Issue 19: a PLC that accepts TCP and never answers was stored as a signed, incomplete
+/// snapshot with no artifacts and exit 1 (the code of drift). It is a failed collection:
+/// exit 3, `collect-failed` in the log, no snapshot; a drifted device in the same run is
+/// still reported as drifted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plc_that_never_answers_is_not_collected_exit_3_and_no_snapshot() {
+    let s = Site::new();
+    s.write("plant/OB1.awl", b"A I0.0\n");
+    let mut cfg = SimConfig::new(SimMap::generated(1000, 1));
+    cfg.response_delay = std::time::Duration::from_secs(30);
+    let mute = SimPlc::start("127.0.0.1:0", cfg).await.unwrap();
+    add_plc(&s, "mute", mute.addr(), "");
+    let r = s.run(&["--json", "collect", "--all"]);
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    let devs = r.records("device");
+    let m = devs.iter().find(|d| d["device"] == "mute").unwrap();
+    assert_eq!(m["status"], "failed", "{m}");
+    assert!(m["snapshot"].is_null(), "{m}");
+    let snaps = s.run(&["--json", "snapshots", "mute"]).records("snapshot");
+    assert!(snaps.is_empty(), "{snaps:?}");
+    let summary = &r.records("summary")[0];
+    assert_eq!(
+        (summary["ok"].as_u64(), summary["failed"].as_u64()),
+        (Some(1), Some(1))
+    );
 }

@@ -377,7 +377,7 @@ fn an_unknown_or_changed_host_key_is_refused_with_its_fingerprint_and_a_bad_logi
     );
     for dev in ["new", "changed"] {
         let r = s.run(&["--json", "collect", dev]);
-        assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+        assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
         let d = &r.records("device")[0];
         assert_eq!(d["error_kind"], "identity", "{d}");
         assert!(
@@ -415,7 +415,7 @@ fn an_unknown_or_changed_host_key_is_refused_with_its_fingerprint_and_a_bad_logi
     );
     for dev in ["badpass", "badkey"] {
         let r = s.run(&["--json", "collect", dev]);
-        assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+        assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
         let d = &r.records("device")[0];
         assert_eq!(d["error_kind"], "auth", "{d}");
         assert!(!r.stdout.contains("wrong") && !r.stderr.contains("wrong"));
@@ -532,7 +532,7 @@ fn a_connection_cut_mid_file_is_fetched_again_on_a_new_one_and_a_growing_file_is
     let r = s.run(&["--json", "collect", "hmi2"]);
     stop.store(true, Ordering::SeqCst);
     writer.join().unwrap();
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("OB1.awl"), "{}", r.stdout);
     assert_eq!(
         peer.opens("OB1.awl") - before,
@@ -564,12 +564,11 @@ fn a_stalling_server_times_out_a_huge_folder_is_bounded_and_a_large_file_streams
     add_sftp(&s, "many", &peer, peer.port, &many, "max-files = 1000");
     let t0 = Instant::now();
     let r = s.run(&["--json", "collect", "many"]);
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
-    assert!(
-        r.records("device")[0]["warnings"]
-            .to_string()
-            .contains("max-files")
-    );
+    // Nothing but the cut listing was read: a failed collection, not an empty snapshot.
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    let d = &r.records("device")[0];
+    assert_eq!(d["error_kind"], "nothing-read", "{d}");
+    assert!(d["error"].to_string().contains("max-files"), "{d}");
     assert!(t0.elapsed() < Duration::from_secs(60), "{:?}", t0.elapsed());
 
     // The server stops sending in the middle of the image: a timeout, not a hang.
@@ -581,7 +580,13 @@ fn a_stalling_server_times_out_a_huge_folder_is_bounded_and_a_large_file_streams
     std::fs::write(s.config(), text).unwrap();
     let t0 = Instant::now();
     let r = s.run(&["--json", "collect", "stall"]);
-    assert!(r.code == 1 || r.code == 2, "{}", r.stdout);
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert_eq!(
+        r.records("device")[0]["error_kind"],
+        "nothing-read",
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("in time"), "{}", r.stdout);
     assert!(t0.elapsed() < Duration::from_secs(60), "{:?}", t0.elapsed());
 

@@ -236,6 +236,12 @@ pub enum AdapterError {
         why: String,
         fix: String,
     },
+    #[error("nothing could be read from device `{device}`: {why}\nfix: {fix}")]
+    NothingRead {
+        device: String,
+        why: String,
+        fix: String,
+    },
     #[error("device `{device}` answered what its protocol does not allow: {why}\nfix: {fix}")]
     Protocol {
         device: String,
@@ -259,6 +265,7 @@ impl AdapterError {
             AdapterError::Refused { .. } => "refused",
             AdapterError::Auth { .. } => "auth",
             AdapterError::Identity { .. } => "identity",
+            AdapterError::NothingRead { .. } => "nothing-read",
             AdapterError::Protocol { .. } => "protocol",
             AdapterError::Config { .. } => "config",
         }

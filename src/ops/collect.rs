@@ -256,8 +256,7 @@ pub fn run_on(
     for ((mut report, _, _), review) in stored.into_iter().zip(reviews) {
         outcome = outcome.worst(match report.status {
             "ok" => Outcome::Clean,
-            "incomplete" => Outcome::Findings,
-            _ => Outcome::Failed,
+            _ => Outcome::NotCollected,
         });
         let review = match review {
             Some(Ok(rv)) => Some(rv),
@@ -501,6 +500,21 @@ fn store(
                 warnings.push(w);
             }
         }
+    }
+    // Nothing read at all (every request refused or unanswered, every file failed) is a
+    // failed collection, not an empty snapshot.
+    if !complete && artifacts.is_empty() {
+        let why = warnings
+            .iter()
+            .take(3)
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(anyhow::Error::new(adapters::AdapterError::NothingRead {
+            device: device.name.clone(),
+            why,
+            fix: "check that the device answers (address, unit, timeout, login) and that the configured ranges or paths exist".into(),
+        }));
     }
     let (adapter, source) = adapter_source(device);
     let finished = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
