@@ -213,8 +213,15 @@ enum BaselineAction {
     /// Approve a snapshot (default: the newest) as the device's baseline
     Approve {
         device: String,
-        #[arg(long)]
+        /// The snapshot you reviewed: its id (prefix), or `latest` for the newest
+        #[arg(long, conflicts_with = "live")]
         snapshot: Option<String>,
+        /// Collect the device now, show the comparison, and approve that new snapshot
+        #[arg(long)]
+        live: bool,
+        /// With --live: approve without asking (for scripts)
+        #[arg(long, requires = "live")]
+        yes: bool,
         /// The approver's private key (its public key must be trusted as approver)
         #[arg(long, value_name = "PATH")]
         key: PathBuf,
@@ -264,9 +271,12 @@ fn main() -> ExitCode {
             let text = format!("{e:#}");
             let (what, fix): (Vec<&str>, Vec<&str>) =
                 text.lines().partition(|l| !l.starts_with("fix:"));
-            eprintln!("error: {}", output::printable(&what.join("\n       ")));
+            output::to_stderr(&format!(
+                "error: {}\n",
+                output::printable(&what.join("\n       "))
+            ));
             for f in fix {
-                eprintln!("{f}");
+                output::to_stderr(&format!("{f}\n"));
             }
             if out.json {
                 out.record(
@@ -328,22 +338,32 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             BaselineAction::Approve {
                 device,
                 snapshot,
+                live,
+                yes,
                 key,
                 ticket,
                 reason,
                 accept_suspect,
-            } => review::baseline::approve(
-                &load()?,
-                &review::baseline::ApproveOptions {
-                    device,
-                    snapshot: snapshot.as_deref(),
-                    key,
-                    ticket,
-                    reason,
-                    accept_suspect: *accept_suspect,
-                },
-                out,
-            ),
+            } => {
+                let cfg = load()?;
+                let mut collected = None;
+                if *live {
+                    collected = Some(ops::collect::for_approval(&cfg, device, out)?);
+                }
+                review::baseline::approve(
+                    &cfg,
+                    &review::baseline::ApproveOptions {
+                        device,
+                        snapshot: collected.as_deref().or(snapshot.as_deref()),
+                        key,
+                        ticket,
+                        reason,
+                        accept_suspect: *accept_suspect,
+                        confirm: *live && !*yes,
+                    },
+                    out,
+                )
+            }
             BaselineAction::Show { device } => review::baseline::show(&load()?, device, false, out),
             BaselineAction::History { device } => {
                 review::baseline::show(&load()?, device, true, out)
@@ -374,7 +394,21 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
                 out,
             )
         }
-        Command::Snapshots { device } => ops::commands::snapshots(&load()?, device.as_deref(), out),
+        Command::Snapshots { device } => {
+            let cfg = load()?;
+            // A glob or tag lists the snapshots of every device it selects.
+            let names: Option<Vec<String>> = match device {
+                Some(d) if d.starts_with("tag:") || d.contains(['*', '?', '[']) => Some(
+                    cfg.select(std::slice::from_ref(d), false)?
+                        .iter()
+                        .map(|c| c.name.clone())
+                        .collect(),
+                ),
+                Some(d) => Some(vec![d.clone()]),
+                None => None,
+            };
+            ops::commands::snapshots(&cfg, names.as_deref(), out)
+        }
         Command::Verify {
             evidence: Some(dir),
             ..
@@ -393,6 +427,7 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             keep_special_bits,
         } => {
             let cfg = load()?;
+            let device = &cfg.stored_device(device)?;
             match (to, target) {
                 (Some(to), _) => ops::commands::restore(
                     &cfg,
@@ -407,7 +442,10 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             }
         }
         Command::Demo { keep } => ops::demo::run(keep.as_deref(), out),
-        Command::Ls { device, snapshot } => ops::browse::ls(&load()?, device, snapshot, out),
+        Command::Ls { device, snapshot } => {
+            let cfg = load()?;
+            ops::browse::ls(&cfg, &cfg.stored_device(device)?, snapshot, out)
+        }
         Command::Dump {
             device,
             path,
@@ -418,7 +456,8 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
                     "dump writes the artifact's bytes to standard output, not JSON\nfix: leave out --json"
                 );
             }
-            ops::browse::dump(&load()?, device, path, snapshot, out)
+            let cfg = load()?;
+            ops::browse::dump(&cfg, &cfg.stored_device(device)?, path, snapshot, out)
         }
         Command::Sim {
             plcs,

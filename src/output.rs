@@ -128,20 +128,25 @@ impl Out {
     /// Progress and logs on stderr, unless `-q`.
     pub fn info(&self, text: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", printable(text.as_ref()));
+            to_stderr(&format!("{}\n", printable(text.as_ref())));
         }
     }
 
     /// Detail on stderr with `-v` only.
     pub fn debug(&self, text: impl AsRef<str>) {
         if self.verbose && !self.quiet {
-            eprintln!("{}", printable(text.as_ref()));
+            to_stderr(&format!("{}\n", printable(text.as_ref())));
         }
     }
 
     pub fn warn(&self, text: impl AsRef<str>) {
-        eprintln!("warning: {}", printable(text.as_ref()));
+        to_stderr(&format!("warning: {}\n", printable(text.as_ref())));
     }
+}
+
+/// Writes to stderr; a closed stderr (`2>&1 | head -1`) loses the text, never panics.
+pub fn to_stderr(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// `1234567` -> `1.2 MiB`.

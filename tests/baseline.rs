@@ -120,6 +120,8 @@ async fn approval_then_drift_by_class_then_clean_after_reapproval() {
             "baseline",
             "approve",
             d,
+            "--snapshot",
+            "latest",
             "--key",
             alice.to_str().unwrap(),
             "--ticket",
@@ -243,6 +245,8 @@ async fn a_suspect_snapshot_is_not_approved_silently() {
         "baseline",
         "approve",
         "plc1",
+        "--snapshot",
+        "latest",
         "--key",
         alice.to_str().unwrap(),
         "--ticket",
@@ -349,4 +353,125 @@ async fn pymodbus_register_coil_and_identification_changes_are_classified() {
     // Approve the new firmware: the next comparison is clean.
     assert_eq!(s.approve("pm", &alice, "CHG-101").code, 0);
     assert_eq!(s.run(&["diff", "pm", "--live"]).code, 0);
+}
+
+/// Issue 19: `diff --live` showed a change, then `baseline approve` signed an older stored
+/// snapshot without a word, and the next collect reported drift. Now a review names what
+/// it compared and the command that approves exactly that; `approve` wants the snapshot
+/// named, shows the comparison it signs and records its digest; `--live` collects,
+/// shows and approves the new snapshot in one step.
+#[test]
+fn an_approver_signs_exactly_what_was_reviewed() {
+    let s = Site::new();
+    s.write("plant/recipe.csv", b"temp;88\n");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let alice = s.add_approver();
+    assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
+    s.write("plant/recipe.csv", b"temp;72\n");
+
+    // The live review says how to approve what it shows.
+    let r = s.run(&["diff", "line1", "--live"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("to approve exactly this: plcvault baseline approve line1 --live"),
+        "{}",
+        r.stdout
+    );
+    // Approving needs the snapshot named; the message names the newest.
+    let r = s.run(&[
+        "baseline",
+        "approve",
+        "line1",
+        "--key",
+        alice.to_str().unwrap(),
+        "--ticket",
+        "CHG-2",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--snapshot") && r.stderr.contains("the newest of `line1` is"),
+        "{}",
+        r.stderr
+    );
+    // --live without a terminal and without --yes signs nothing.
+    let r = s.run(&[
+        "baseline",
+        "approve",
+        "line1",
+        "--live",
+        "--key",
+        alice.to_str().unwrap(),
+        "--ticket",
+        "CHG-2",
+    ]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("--yes"), "{}", r.stderr);
+    let approvals = |s: &Site| {
+        s.run(&["--json", "baseline", "history", "line1"])
+            .records("approval")
+            .len()
+    };
+    assert_eq!(approvals(&s), 1);
+    // --live --yes: collected, shown, approved; the next collection matches.
+    let r = s.run(&[
+        "--json",
+        "baseline",
+        "approve",
+        "line1",
+        "--live",
+        "--yes",
+        "--key",
+        alice.to_str().unwrap(),
+        "--ticket",
+        "CHG-2",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let preview = &r.records("approval-preview")[0];
+    assert_eq!(preview["drift"], true, "{preview}");
+    let shown: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .skip_while(|v| v["type"] != "approval-preview")
+        .skip(1)
+        .take_while(|v| v["type"] == "finding")
+        .map(|v| v["data"].clone())
+        .collect();
+    assert!(
+        shown.iter().any(|f| f["artifact"] == "recipe.csv"),
+        "{}",
+        r.stdout
+    );
+    let approval = &r.records("approval")[0];
+    let digest = approval["review"].as_str().unwrap().to_string();
+    let expected = {
+        use sha2::Digest;
+        sha2::Sha256::digest(serde_json::to_vec(&shown).unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(digest, expected, "the digest is of the findings shown");
+    assert_eq!(approvals(&s), 2);
+    let r = s.run(&["collect", "line1"]);
+    assert_eq!(
+        r.code, 0,
+        "no drift after approving what was seen: {}",
+        r.stdout
+    );
+    // A stored snapshot's review names it and the command that approves it.
+    s.write("plant/recipe.csv", b"temp;75\n");
+    let r = s.run(&["--json", "collect", "line1"]);
+    let id = r.records("device")[0]["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cmp = &r.records("comparison")[0];
+    assert_eq!(
+        cmp["approve"],
+        format!(
+            "plcvault baseline approve line1 --snapshot {id} --key APPROVER.key --ticket TICKET"
+        )
+    );
 }

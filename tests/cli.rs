@@ -435,3 +435,35 @@ fn sha256_hex(data: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[test]
+fn a_closed_stderr_loses_messages_but_never_turns_into_a_panic() {
+    let s = Site::new();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("exec \"$0\" --config \"$1\" collect nomatch 2>&-")
+        .arg(common::BIN)
+        .arg(s.config())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[test]
+fn restore_and_snapshots_take_the_same_selectors_as_collect() {
+    let s = Site::new();
+    std::fs::create_dir_all(s.path("plant2")).unwrap();
+    s.add_device("line2", "plant2");
+    s.write("plant/a.cfg", b"a=1\n");
+    s.write("plant2/b.cfg", b"b=1\n");
+    assert_eq!(s.run(&["collect", "--all"]).code, 0);
+    let r = s.run(&["--json", "snapshots", "line*"]);
+    assert_eq!(r.records("snapshot").len(), 2, "{}", r.stdout);
+    let out = s.path("out");
+    let r = s.run(&["restore", "line?", "--to", out.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("selects 2 devices"), "{}", r.stderr);
+    let r = s.run(&["restore", "line2*", "--to", out.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read(out.join("b.cfg")).unwrap(), b"b=1\n");
+}

@@ -562,3 +562,27 @@ fn vsftpd_a_second_outside_server_is_collected_through_its_ls_listing_read_only(
     }
     assert_read_only(&peer.commands(), "LIST", "vsftpd");
 }
+
+#[test]
+fn a_server_listing_a_name_twice_gives_an_incomplete_snapshot_that_verifies_and_restores() {
+    let Some(py) = python("twice") else { return };
+    let s = Site::new();
+    let root = s.path("server");
+    let files = common::remote_plant(&root);
+    let peer = Peer::with_faults(&py, &root, None, &["--twice"]);
+    add_ftp(&s, "panel11", peer.port, "");
+    let r = s.run(&["--json", "collect", "panel11"]);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    let d = &r.records("device")[0];
+    assert_eq!(d["artifacts"].as_u64(), Some(files.len() as u64), "{d}");
+    assert!(d["warnings"].to_string().contains("lists it twice"), "{d}");
+    // Nothing the vault's own verify calls damaged was signed, and it restores.
+    let v = s.run(&["verify"]);
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+    let out = s.path("restored11");
+    let r = s.run(&["restore", "panel11", "--to", out.to_str().unwrap()]);
+    assert!(r.code <= 1, "{}", r.stderr);
+    for (name, data) in &files {
+        assert_eq!(&std::fs::read(out.join(name)).unwrap(), data, "{name}");
+    }
+}

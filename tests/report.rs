@@ -190,3 +190,55 @@ fn exported_evidence_verifies_elsewhere_with_public_keys_only_and_tampering_is_c
         "{stdout}"
     );
 }
+
+/// Issue 19: a spare on the test bench was collected by `collect --all` and then raised
+/// `no-baseline` and `no-passed-drill`. With `nightly = false` it is out of `--all` and of
+/// schedules, named explicitly it is still collected, and the report says why it raises
+/// no alarms.
+#[test]
+fn a_device_with_nightly_false_is_out_of_all_and_of_the_alarms_and_the_report_says_why() {
+    let s = Site::new();
+    std::fs::create_dir_all(s.path("bench")).unwrap();
+    s.write("plant/a.cfg", b"a=1\n");
+    s.write("bench/b.cfg", b"b=1\n");
+    let mut text = std::fs::read_to_string(s.config()).unwrap();
+    text.push_str(&format!(
+        "\n[[device]]\nname = \"spare\"\nadapter = \"files\"\npath = \"{}\"\nnightly = false\n",
+        s.path("bench").display()
+    ));
+    std::fs::write(s.config(), &text).unwrap();
+    let r = s.run(&["--json", "collect", "--all"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let names: Vec<String> = r
+        .records("device")
+        .iter()
+        .map(|d| d["device"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["line1"]);
+    let r = s.run(&["--json", "collect", "spare"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let html = s.path("report.html");
+    let r = s.run(&["--json", "report", "--html", html.to_str().unwrap()]);
+    let spare = r
+        .records("device-status")
+        .into_iter()
+        .find(|d| d["device"] == "spare")
+        .unwrap();
+    assert_eq!(spare["nightly"], false, "{spare}");
+    assert_eq!(spare["alarms"], serde_json::json!([]), "{spare}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("nightly = false: not part of the nightly run"),
+        "{page}"
+    );
+    let h = s.run(&["report"]);
+    assert!(h.stdout.contains("not in the nightly run"), "{}", h.stdout);
+    // A schedule that selects only such devices is a config error that says why.
+    text.push_str(
+        "\n[[schedule]]\nname = \"bench\"\ncron = \"0 3 * * *\"\ndevices = [\"spare\"]\n",
+    );
+    std::fs::write(s.config(), &text).unwrap();
+    let r = s.run(&["config", "check"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("nightly = false"), "{}", r.stderr);
+}

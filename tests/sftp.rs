@@ -440,6 +440,17 @@ struct Relay {
 }
 
 fn relay(upstream: u16, cut_after: Option<usize>, stall_after: Option<usize>) -> Relay {
+    relay_with(upstream, cut_after, stall_after, false)
+}
+
+/// `relay`, and with `mute_later` every connection after the first is accepted and never
+/// answered (a device that stopped answering after the listing).
+fn relay_with(
+    upstream: u16,
+    cut_after: Option<usize>,
+    stall_after: Option<usize>,
+    mute_later: bool,
+) -> Relay {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let connections = Arc::new(AtomicUsize::new(0));
@@ -449,6 +460,13 @@ fn relay(upstream: u16, cut_after: Option<usize>, stall_after: Option<usize>) ->
         for client in listener.incoming() {
             let Ok(client) = client else { break };
             let n = count.fetch_add(1, Ordering::SeqCst);
+            if mute_later && n > 0 {
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_secs(60));
+                    drop(client);
+                });
+                continue;
+            }
             let server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
             let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
             std::thread::spawn(move || pump(c2, s2, None, None));
@@ -658,4 +676,38 @@ fn ftp_and_sftp_settings_errors_name_the_key_and_say_what_to_do() {
         all.contains("key file") && all.contains("chmod 600"),
         "{all}"
     );
+    assert!(all.contains("not a usable OpenSSH private key"), "{all}");
+    // A public key given as the key file is told as such.
+    std::fs::write(
+        s.path("site/k"),
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA test\n",
+    )
+    .unwrap();
+    let r = s.run(&["config", "check"]);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(all.contains("holds a public key"), "{all}");
+}
+
+#[test]
+fn a_device_that_stops_answering_after_the_listing_fails_the_rest_at_once() {
+    if !have_peer("stops_answering") {
+        return;
+    }
+    let s = Site::new();
+    let root = s.path("server");
+    common::remote_plant(&root);
+    let peer = Peer::start(&s.path("sshd"), &root);
+    // The first connection is cut inside the image; every later one is never answered.
+    let r = relay_with(peer.port, Some(1024 * 1024), None, true);
+    add_sftp(&s, "hmi9", &peer, r.port, &root, "retries = 1");
+    let text = std::fs::read_to_string(s.config()).unwrap();
+    let at = text.rfind("timeout = \"5s\"").unwrap();
+    let text = format!("{}timeout = \"1s\"{}", &text[..at], &text[at + 14..]);
+    std::fs::write(s.config(), text).unwrap();
+    let out = s.run(&["--json", "collect", "hmi9"]);
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    // One reconnect with its one retry, then the device is down for this collection: not
+    // three tries of every remaining file.
+    assert_eq!(r.connections.load(Ordering::SeqCst), 3, "{}", out.stdout);
+    assert!(out.stdout.contains("stopped answering"), "{}", out.stdout);
 }

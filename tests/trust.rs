@@ -62,6 +62,8 @@ fn rollback_is_refused_by_every_writer(s: &Site, device: &str) {
             "baseline",
             "approve",
             device,
+            "--snapshot",
+            "latest",
             "--key",
             alice.to_str().unwrap(),
             "--ticket",

@@ -109,3 +109,78 @@ pub fn kind(k: &Spanned<String>, key: &str) -> Result<crate::ArtifactKind, Setti
         .parse()
         .map_err(|e| SettingsError::at(k, format!("key `{key}`: {e}")))
 }
+
+/// A network address as `host:port` for connecting: `host`, `host:port`, an IPv6 address
+/// bare or in brackets (`::1`, `[::1]`, `[::1]:22`); `default_port` when none is given.
+///
+/// Fails, saying what to write, on a scheme, spaces, an empty host or a bad port.
+pub fn host_port(addr: &str, default_port: u16) -> Result<String, String> {
+    const HOW: &str = "write host, host:port or [IPv6]:port, e.g. \"10.1.1.20\"";
+    if addr.is_empty() || addr.contains(char::is_whitespace) || addr.contains("://") {
+        return Err(format!("`{addr}` is not an address\nfix: {HOW}"));
+    }
+    let port = |p: &str| match p.parse::<u16>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "port `{p}` is not a TCP port (1 to 65535)\nfix: {HOW}"
+        )),
+    };
+    if let Some(rest) = addr.strip_prefix('[') {
+        let Some((host, after)) = rest.split_once(']') else {
+            return Err(format!(
+                "`{addr}`: an IPv6 address in brackets needs its `]`\nfix: {HOW}"
+            ));
+        };
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("`{host}` is not an IPv6 address\nfix: {HOW}"));
+        }
+        return match after {
+            "" => Ok(format!("[{host}]:{default_port}")),
+            _ => match after.strip_prefix(':') {
+                Some(p) => Ok(format!("[{host}]:{}", port(p)?)),
+                None => Err(format!("`{addr}` is not an address\nfix: {HOW}")),
+            },
+        };
+    }
+    if addr.matches(':').count() > 1 {
+        return match addr.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => Ok(format!("[{addr}]:{default_port}")),
+            Err(_) => Err(format!(
+                "`{addr}` is not an address (an IPv6 address with a port goes in brackets: [::1]:22)\nfix: {HOW}"
+            )),
+        };
+    }
+    match addr.rsplit_once(':') {
+        Some(("", _)) => Err(format!("`{addr}` has no host\nfix: {HOW}")),
+        Some((host, p)) => Ok(format!("{host}:{}", port(p)?)),
+        None => Ok(format!("{addr}:{default_port}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_port;
+
+    #[test]
+    fn addresses_get_their_port_and_ipv6_its_brackets() {
+        assert_eq!(host_port("10.1.1.20", 21).unwrap(), "10.1.1.20:21");
+        assert_eq!(host_port("panel:2121", 21).unwrap(), "panel:2121");
+        assert_eq!(host_port("::1", 22).unwrap(), "[::1]:22");
+        assert_eq!(host_port("[::1]", 22).unwrap(), "[::1]:22");
+        assert_eq!(host_port("[fe80::1]:2222", 22).unwrap(), "[fe80::1]:2222");
+        for bad in [
+            "",
+            " 10.1.1.20",
+            "sftp://10.1.1.20",
+            ":22",
+            "h:0",
+            "h:99999",
+            "[::1",
+            "[zz]:1",
+            "1::2::3",
+            "[::1]x",
+        ] {
+            assert!(host_port(bad, 22).is_err(), "{bad}");
+        }
+    }
+}

@@ -103,6 +103,9 @@ struct RawDevice {
     adapter: Spanned<String>,
     #[serde(default)]
     tags: Vec<String>,
+    /// `false`: not part of the nightly run (a spare CPU on the test bench): out of
+    /// `--all` and schedules, exempt from the backup, baseline and drill alarms.
+    nightly: Option<bool>,
     // comparison rules (take effect through an approval)
     volatile: Option<Spanned<Vec<String>>>,
     shrink_limit: Option<Spanned<f64>>,
@@ -110,10 +113,11 @@ struct RawDevice {
 }
 
 /// The keys of `RawDevice`, which the adapter does not see.
-const COMMON_DEVICE_KEYS: [&str; 6] = [
+const COMMON_DEVICE_KEYS: [&str; 7] = [
     "name",
     "adapter",
     "tags",
+    "nightly",
     "volatile",
     "shrink-limit",
     "severity",
@@ -150,6 +154,8 @@ pub struct VaultConfig {
 pub struct DeviceConfig {
     pub name: String,
     pub tags: Vec<String>,
+    /// Part of the nightly run (`nightly = false` takes it out of `--all` and schedules).
+    pub nightly: bool,
     /// The device as its adapter built it: collector, writer, write permit, kinds.
     pub adapter: adapters::Device,
     /// The comparison rules the config proposes; they apply once approved.
@@ -510,6 +516,7 @@ impl Config {
             devices.push(DeviceConfig {
                 name,
                 tags: d.tags.clone(),
+                nightly: d.nightly.unwrap_or(true),
                 adapter,
                 rules,
             });
@@ -532,8 +539,10 @@ impl Config {
             Some(z) => Zone::parse(z.get_ref())
                 .map_err(|e| anyhow!("{}: [daemon] key `timezone`: {e:#}", loc.at(z)))?,
         };
+        // Schedules run the nightly devices only.
         let names_tags: Vec<(String, Vec<String>)> = devices
             .iter()
+            .filter(|d| d.nightly)
             .map(|d| (d.name.clone(), d.tags.clone()))
             .collect();
         let mut schedules = Vec::new();
@@ -570,7 +579,7 @@ impl Config {
                         .map(|d| loc.at(d))
                         .unwrap_or_else(|| loc.at(&sc.name));
                     bail!(
-                        "{at}: [[schedule]] `{name}` key `devices`: `{sel}` selects no device\nfix: use device names, globs such as \"line1-*\", or \"tag:NAME\""
+                        "{at}: [[schedule]] `{name}` key `devices`: `{sel}` selects no device (devices with nightly = false are never scheduled)\nfix: use device names, globs such as \"line1-*\", or \"tag:NAME\""
                     );
                 }
             }
@@ -631,10 +640,10 @@ impl Config {
         };
         let key = vault::SecretKey::load(path)?;
         if self.trust.lookup(&key.public()).is_none() {
-            eprintln!(
-                "warning: the signing key {} is not in the config's [[trust]] list; verify will report its entries as unknown-signer",
+            crate::output::to_stderr(&format!(
+                "warning: the signing key {} is not in the config's [[trust]] list; verify will report its entries as unknown-signer\n",
                 path.display()
-            );
+            ));
         }
         Ok(key)
     }
@@ -735,6 +744,19 @@ impl Config {
         Ok(v)
     }
 
+    /// The device name a command about stored snapshots means: a plain name as given (it
+    /// may be a device no longer in the config), a glob or `tag:NAME` resolved through the
+    /// config to exactly one device.
+    ///
+    /// Fails when a glob or tag selects no device or several.
+    pub fn stored_device(&self, arg: &str) -> Result<String> {
+        if arg.starts_with("tag:") || arg.contains(['*', '?', '[']) {
+            Ok(self.one(arg)?.name.clone())
+        } else {
+            Ok(arg.to_string())
+        }
+    }
+
     /// The one device a command about a single device names (a selector that selects more
     /// than one is refused, never narrowed to the first).
     ///
@@ -760,7 +782,7 @@ impl Config {
     /// Fails when a selector selects no device, or when neither names nor `--all` are given.
     pub fn select(&self, names: &[String], all: bool) -> Result<Vec<&DeviceConfig>> {
         if all {
-            return Ok(self.devices.iter().collect());
+            return Ok(self.devices.iter().filter(|d| d.nightly).collect());
         }
         if names.is_empty() {
             bail!("name the devices to collect, or pass --all");

@@ -113,6 +113,30 @@ struct Collected {
 /// called from an async task (use `spawn_blocking`).
 ///
 /// Fails (exit 2) only when the run cannot start.
+/// `baseline approve --live`: collects the one device now into a new snapshot and returns
+/// its id, for the approval that follows.
+///
+/// Fails when the device is not in the config, or could not be collected whole.
+pub fn for_approval(cfg: &Config, device: &str, out: &Out) -> Result<String> {
+    let dev = cfg.one(device)?;
+    let runtime = crate::runtime::get()?;
+    let (_, reports) = run_on(runtime.handle(), cfg, &[dev], out)?;
+    let r = reports
+        .into_iter()
+        .next()
+        .context("the collection reported nothing")?;
+    match (r.status, r.snapshot) {
+        ("ok", Some(id)) => Ok(id),
+        (status, _) => anyhow::bail!(
+            "`{}` could not be collected whole ({status}{}); nothing is approved\nfix: collect again once the device answers, or review and approve a stored snapshot with --snapshot ID",
+            dev.name,
+            r.error
+                .map(|e| format!(": {}", e.lines().next().unwrap_or_default()))
+                .unwrap_or_default()
+        ),
+    }
+}
+
 pub fn run_on(
     handle: &tokio::runtime::Handle,
     cfg: &Config,
@@ -323,13 +347,16 @@ impl Progress {
 
     fn show(&self, done: usize) {
         if self.on && done < self.total {
-            eprint!("\r\x1b[Kcollecting: {done}/{} devices done", self.total);
+            crate::output::to_stderr(&format!(
+                "\r\x1b[Kcollecting: {done}/{} devices done",
+                self.total
+            ));
         }
     }
 
     fn clear(&self) {
         if self.on {
-            eprint!("\r\x1b[K");
+            crate::output::to_stderr("\r\x1b[K");
         }
     }
 }
@@ -501,6 +528,9 @@ fn store(
             }
         }
     }
+    if drop_conflicts(&mut artifacts, &mut warnings) {
+        complete = false;
+    }
     // Nothing read at all (every request refused or unanswered, every file failed) is a
     // failed collection, not an empty snapshot.
     if !complete && artifacts.is_empty() {
@@ -546,6 +576,37 @@ fn store(
         drift: false,
     };
     Ok((report, committed, manifest))
+}
+
+/// Keeps the artifacts a restore can write: sorted, each name once (a device that lists a
+/// name twice keeps the first), and no name that is a file and another's folder (the file
+/// is kept, the entries below it dropped). Returns true when anything was dropped (each
+/// named in a warning): the snapshot is then incomplete.
+fn drop_conflicts(artifacts: &mut Vec<ArtifactEntry>, warnings: &mut Vec<String>) -> bool {
+    artifacts.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut kept: Vec<ArtifactEntry> = Vec::with_capacity(artifacts.len());
+    let mut files: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut dropped = false;
+    for a in artifacts.drain(..) {
+        let why = if kept.last().is_some_and(|k| k.name == a.name) {
+            Some("the device lists it twice; the first is kept".to_string())
+        } else {
+            vault::manifest::folder_conflict(&a.name, |p| files.contains(p))
+                .map(|p| format!("`{p}` is also a file on the device; the file is kept"))
+        };
+        match why {
+            Some(why) => {
+                dropped = true;
+                warnings.push(format!("skipped `{}`: {why}", a.name));
+            }
+            None => {
+                files.insert(a.name.clone());
+                kept.push(a);
+            }
+        }
+    }
+    *artifacts = kept;
+    dropped
 }
 
 /// An artifact stored, skipped, or unreadable (with the warning to record).
@@ -696,5 +757,47 @@ pub fn compare(old: &Manifest, new: &Manifest, prev_id: &str) -> Changes {
             .filter(|(k, h)| a.get(*k).is_some_and(|old| old != *h))
             .map(|(k, _)| k.to_string())
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str) -> ArtifactEntry {
+        ArtifactEntry {
+            name: name.into(),
+            kind: vault::ArtifactKind::Other,
+            size: 0,
+            sha256: vault::Hash::of(b""),
+            status: ArtifactStatus::Ok,
+            meta: Default::default(),
+            chunks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn duplicates_and_a_file_that_is_also_a_folder_are_dropped_with_warnings() {
+        let mut list: Vec<ArtifactEntry> = ["sub/in.txt", "b", "sub", "b", "sub/x/y", "sub-x"]
+            .iter()
+            .map(|n| entry(n))
+            .collect();
+        let mut warnings = Vec::new();
+        assert!(drop_conflicts(&mut list, &mut warnings));
+        let names: Vec<&str> = list.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["b", "sub", "sub-x"]);
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        let m = Manifest {
+            v: vault::manifest::MANIFEST_VERSION,
+            device: "d".into(),
+            adapter: "files".into(),
+            source: String::new(),
+            complete: false,
+            warnings,
+            artifacts: list,
+        };
+        assert_eq!(m.check_tree(), Ok(()));
+        let mut clean = vec![entry("a"), entry("b/c")];
+        assert!(!drop_conflicts(&mut clean, &mut Vec::new()));
     }
 }

@@ -150,7 +150,7 @@ pub(crate) fn warn_if_doubtful(cfg: &Config, vault: &Vault, out: &Out) {
     }
 }
 
-pub fn snapshots(cfg: &Config, device: Option<&str>, out: &Out) -> Result<Outcome> {
+pub fn snapshots(cfg: &Config, devices: Option<&[String]>, out: &Out) -> Result<Outcome> {
     let vault = cfg.vault_for_reading()?;
     warn_if_doubtful(cfg, &vault, out);
     let history = History::load(&vault, &cfg.trust)?;
@@ -163,7 +163,7 @@ pub fn snapshots(cfg: &Config, device: Option<&str>, out: &Out) -> Result<Outcom
     let list: Vec<_> = history
         .snapshots()
         .into_iter()
-        .filter(|s| device.is_none_or(|d| s.device == d))
+        .filter(|s| devices.is_none_or(|d| d.contains(&s.device)))
         .collect();
     out.say(format!(
         "{:<12}  {:<24}  {:<20}  {:>9}  {:>10}  {:>5}  complete",

@@ -627,11 +627,12 @@ fn approve_all(
             cfg,
             &crate::review::baseline::ApproveOptions {
                 device: &d.name,
-                snapshot: None,
+                snapshot: Some("latest"),
                 key: alice,
                 ticket: "CHG-1001",
                 reason: "commissioning of line 1",
                 accept_suspect: false,
+                confirm: false,
             },
             out,
         )?;

@@ -363,6 +363,7 @@ pub fn daemon(
         devices: cfg
             .devices
             .iter()
+            .filter(|d| d.nightly)
             .map(|d| (d.name.clone(), d.tags.clone()))
             .collect(),
         zone: cfg.zone.clone(),

@@ -65,11 +65,12 @@ pub fn review_against_baseline(
             device: device.name.clone(),
             artifact: String::new(),
             change: "no-baseline".into(),
-            class: Class::Config,
+            // About the device's approval, not its configuration.
+            class: Class::Metadata,
             severity: Severity::Info,
             summary: format!(
-                "`{}` has no approved baseline yet; approve one with `plcvault baseline approve {} --key APPROVER.key --ticket ID`",
-                device.name, device.name
+                "`{}` has no approved baseline yet; review it and approve it (the command is below)",
+                device.name
             ),
             view: View::None,
         });
@@ -112,6 +113,8 @@ pub struct ApproveOptions<'a> {
     pub ticket: &'a str,
     pub reason: &'a str,
     pub accept_suspect: bool,
+    /// Ask on the terminal before signing (`--live` without `--yes`).
+    pub confirm: bool,
 }
 
 /// `baseline approve`.
@@ -123,6 +126,7 @@ pub fn approve(cfg: &Config, o: &ApproveOptions, out: &Out) -> Result<Outcome> {
         ticket,
         reason,
         accept_suspect,
+        confirm,
     } = *o;
     let dev = cfg.one(device)?;
     let (key, name) = cfg.approver_key(key_path)?;
@@ -146,8 +150,46 @@ pub fn approve(cfg: &Config, o: &ApproveOptions, out: &Out) -> Result<Outcome> {
             history.findings.len()
         ));
     }
-    let snap = history.find_snapshot(Some(&dev.name), snapshot)?;
+    let Some(snapshot) = snapshot else {
+        let newest = history.find_snapshot(Some(&dev.name), None).ok();
+        bail!(
+            "name the snapshot you reviewed{}\nfix: pass --snapshot ID (or --snapshot latest for the newest), or --live to collect, review and approve in one step",
+            newest
+                .map(|n| format!(
+                    " (the newest of `{}` is {}, collected {})",
+                    dev.name, n.id, n.time
+                ))
+                .unwrap_or_default()
+        );
+    };
+    let snap = history.find_snapshot(Some(&dev.name), Some(snapshot))?;
     let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
+    // Show what is about to be signed: this snapshot against the current baseline.
+    let (index, _) = Index::load_reading(&vault, &history);
+    let read = |a: &ArtifactEntry| vault::read_artifact(&vault, &index, a, VIEW_LIMIT).ok();
+    let review = review_against_baseline(
+        &vault,
+        &index,
+        &history,
+        dev,
+        &manifest,
+        format!("snapshot {}", snap.id),
+        &read,
+    )?;
+    out.say(format!(
+        "About to approve snapshot {} of `{}` as its baseline:",
+        snap.id, dev.name
+    ));
+    crate::review::html::print(out, std::slice::from_ref(&review), "approval-preview");
+    let digest = review_digest(&review);
+    if confirm
+        && !ask(&format!(
+            "Sign snapshot {} of `{}` as its baseline? [y/N] ",
+            snap.id, dev.name
+        ))?
+    {
+        bail!("not approved: the answer was not yes\nfix: run again and answer y, or pass --yes");
+    }
     let mut suspect = Vec::new();
     if !manifest.complete {
         suspect.push("the collection was incomplete".to_string());
@@ -175,6 +217,7 @@ pub fn approve(cfg: &Config, o: &ApproveOptions, out: &Out) -> Result<Outcome> {
         reason: reason.to_string(),
         rules,
         accepted_suspect: !suspect.is_empty(),
+        review: Some(digest),
     };
     vault::guard::append(&vault, &key, &event)?;
     let history = History::load(&vault, &cfg.trust)?;
@@ -194,6 +237,31 @@ pub fn approve(cfg: &Config, o: &ApproveOptions, out: &Out) -> Result<Outcome> {
         )
     });
     Ok(Outcome::Clean)
+}
+
+/// The digest an approval records of the review the approver was shown: SHA-256 of the
+/// findings, in order, as one JSON array with the keys of each object sorted and no
+/// spaces (the `finding` records `--json` prints after the `approval-preview`).
+pub fn review_digest(r: &Review) -> vault::Hash {
+    let v = serde_json::to_value(&r.comparison.findings).expect("findings serialize");
+    vault::Hash::of(&serde_json::to_vec(&v).expect("values serialize"))
+}
+
+/// Asks a yes/no question on the terminal.
+///
+/// Fails when standard input is not a terminal (a script must pass `--yes`).
+fn ask(question: &str) -> Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "refusing to approve without asking: standard input is not a terminal\nfix: pass --yes to approve what was shown without a prompt"
+        );
+    }
+    crate::output::to_stderr(question);
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
 fn show_record(out: &Out, r: &ApprovalRecord) {

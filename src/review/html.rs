@@ -42,6 +42,10 @@ struct Summary<'a> {
     drift: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     rules_note: &'a Option<String>,
+    /// The command that approves exactly what was compared (the snapshot by its id, or
+    /// `--live`), when there is something to approve.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approve: Option<String>,
 }
 
 impl Review {
@@ -51,6 +55,22 @@ impl Review {
             .iter()
             .filter(|f| f.severity == s)
             .count()
+    }
+
+    /// The command that approves what this review compared: the stored snapshot by its
+    /// id, or a new collection with `--live`; none when it matches its baseline.
+    pub fn approve_command(&self) -> Option<String> {
+        if self.baseline.is_some() && self.comparison.findings.is_empty() {
+            return None;
+        }
+        let what = match self.current.strip_prefix("snapshot ") {
+            Some(id) => format!("--snapshot {id}"),
+            None => "--live".to_string(),
+        };
+        Some(format!(
+            "plcvault baseline approve {} {what} --key APPROVER.key --ticket TICKET",
+            self.device
+        ))
     }
 
     fn summary(&self) -> Summary<'_> {
@@ -64,6 +84,7 @@ impl Review {
             info: self.count(Severity::Info),
             drift: self.comparison.drift(),
             rules_note: &self.rules_note,
+            approve: self.approve_command(),
         }
     }
 }
@@ -187,6 +208,11 @@ pub fn print(out: &Out, reviews: &[Review], summary_type: &str) {
             if let Some(n) = &r.rules_note {
                 let _ = write!(t, "\n      note: {}", pi(n));
             }
+            if summary_type != "approval-preview"
+                && let Some(cmd) = &s.approve
+            {
+                let _ = write!(t, "\n      to approve exactly this: {}", pi(cmd));
+            }
             t
         });
         for f in &r.comparison.findings {
@@ -306,6 +332,19 @@ pre{{background:#f4f4f4;padding:.5em;overflow-x:auto;white-space:pre-wrap}} .add
         }
         if let Some(n) = &r.rules_note {
             let _ = write!(h, "<p class=\"warning\">{}</p>", esc(n));
+        }
+        let _ = write!(
+            h,
+            "<p>Compared: {} with {}.</p>",
+            esc(&r.current),
+            esc(&r.against)
+        );
+        if let Some(cmd) = r.approve_command() {
+            let _ = write!(
+                h,
+                "<p>To approve exactly what this page shows: <code>{}</code></p>",
+                esc(&cmd)
+            );
         }
         if r.comparison.findings.is_empty() {
             h.push_str("<p>No findings: the device matches.</p>");

@@ -49,6 +49,17 @@ pub struct DeviceStatus {
     pub comparison_error: Option<String>,
     /// A writable device never collected: a restore target, exempt from backup alarms.
     pub restore_target: bool,
+    /// Part of the nightly run; `false` (`nightly = false`): exempt from the backup,
+    /// baseline and drill alarms.
+    pub nightly: bool,
+}
+
+impl DeviceStatus {
+    /// Whether the device counts in the auditor's requirements (a restore target and a
+    /// device out of the nightly run do not).
+    fn counts(&self) -> bool {
+        !self.restore_target && self.nightly
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -261,7 +272,7 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
         // A writable device that is never collected is a restore target (a spare CPU or a
         // simulator on the test bench), not a device to back up.
         let restore_target = d.writable() && last_collection.is_none();
-        if restore_target {
+        if restore_target || !d.nightly {
             alarms.retain(|a| a == "log-integrity");
         }
         devices.push(DeviceStatus {
@@ -281,6 +292,7 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
             rules_note,
             comparison_error,
             restore_target,
+            nightly: d.nightly,
         });
     }
     Ok(Report {
@@ -461,15 +473,14 @@ Every line cites its evidence: log entry numbers and SHA-256 hashes that <code>p
     for f in &r.log.findings {
         let _ = write!(h, "<p class=\"bad\">{}</p>", esc(f));
     }
-    let devices_ok = |pred: &dyn Fn(&DeviceStatus) -> bool| {
-        r.devices.iter().filter(|d| !d.restore_target).all(pred)
-    };
+    let devices_ok =
+        |pred: &dyn Fn(&DeviceStatus) -> bool| r.devices.iter().filter(|d| d.counts()).all(pred);
     let _ = write!(
         h,
         "<h2>IEC 62443-3-3 SR 3.4 — software and information integrity</h2><p>{}: every device has an approved baseline and its newest snapshot matches it.</p><table><tr><th>device</th><th>baseline (approval)</th><th>approved by, ticket</th><th>newest snapshot</th><th>status</th></tr>",
         ok(r.log.intact && devices_ok(&|d| d.drift == Some(false)))
     );
-    for d in r.devices.iter().filter(|d| !d.restore_target) {
+    for d in r.devices.iter().filter(|d| d.counts()) {
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -512,7 +523,7 @@ Every line cites its evidence: log entry numbers and SHA-256 hashes that <code>p
             .is_some_and(|a| a <= r.backup_max_age_seconds))),
         limit(max_b)
     );
-    for d in r.devices.iter().filter(|d| !d.restore_target) {
+    for d in r.devices.iter().filter(|d| d.counts()) {
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -550,7 +561,7 @@ Every line cites its evidence: log entry numbers and SHA-256 hashes that <code>p
         ok(drill_met),
         limit(max_d)
     );
-    for d in r.devices.iter().filter(|d| !d.restore_target) {
+    for d in r.devices.iter().filter(|d| d.counts()) {
         match &d.last_drill {
             Some(x) => {
                 let _ = write!(
@@ -589,6 +600,25 @@ Every line cites its evidence: log entry numbers and SHA-256 hashes that <code>p
                 .is_some_and(|a| a <= r.backup_max_age_seconds))),
         limit(max_d)
     );
+    let outside: Vec<String> = r
+        .devices
+        .iter()
+        .filter(|d| !d.counts())
+        .map(|d| {
+            format!(
+                "<code>{}</code> ({})",
+                esc(&d.device),
+                if d.restore_target {
+                    "a restore target: writable, never collected"
+                } else {
+                    "nightly = false: not part of the nightly run"
+                }
+            )
+        })
+        .collect();
+    if !outside.is_empty() {
+        let _ = write!(h, "<p>Not counted above: {}.</p>", outside.join(", "));
+    }
     h.push_str("<h2>Alarms</h2><ul>");
     let mut any = false;
     for d in &r.devices {
@@ -626,6 +656,15 @@ pub fn run(
         if d.restore_target {
             out.record("device-status", d, || {
                 format!("{:<16} restore target (writable, not collected)", d.device)
+            });
+            continue;
+        }
+        if !d.nightly {
+            out.record("device-status", d, || {
+                format!(
+                    "{:<16} not in the nightly run (nightly = false): no backup, baseline or drill alarms",
+                    d.device
+                )
             });
             continue;
         }

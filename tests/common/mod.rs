@@ -174,6 +174,8 @@ impl Site {
             "baseline",
             "approve",
             device,
+            "--snapshot",
+            "latest",
             "--key",
             key.to_str().unwrap(),
             "--ticket",

@@ -4,7 +4,7 @@
     ftp_server.py ROOT COMMAND_LOG [--tls DIR] [--user NAME:PASSWORD] [faults]
 
 Faults, for the adapter's tests: --hostile (listings also name `../etc/passwd`, `a/b` and
-`..`), --many N (listings start with N made-up entries), --truncate-once NAME (the first
+`..`), --twice (every listing names each entry twice), --many N (listings start with N made-up entries), --truncate-once NAME (the first
 download of NAME ends early, as a server that lost the file's tail), --grow NAME (every
 download of NAME is longer than its listing), --stall NAME (a download of NAME blocks the
 server for 5 s).
@@ -68,6 +68,7 @@ def main():
     ap.add_argument("--tls")
     ap.add_argument("--user", default="plc:secret")
     ap.add_argument("--hostile", action="store_true")
+    ap.add_argument("--twice", action="store_true")
     ap.add_argument("--many", type=int, default=0)
     ap.add_argument("--truncate-once")
     ap.add_argument("--grow")
@@ -131,6 +132,8 @@ def main():
                 for name in ("../etc/passwd", "a/b", ".."):
                     yield f"type=file;size=5; {name}\r\n".encode()
             yield from super().format_mlsx(basedir, listing, perms, facts, ignore_err)
+            if args.twice:
+                yield from super().format_mlsx(basedir, listing, perms, facts, ignore_err)
 
         def open(self, filename, mode):
             f = super().open(filename, mode)

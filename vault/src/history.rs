@@ -64,6 +64,9 @@ pub struct ApprovalRecord {
     pub reason: String,
     pub rules: serde_json::Value,
     pub accepted_suspect: bool,
+    /// The digest of the review shown before signing, when the approval records one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review: Option<Hash>,
 }
 
 /// A restore drill as the log records it.
@@ -339,6 +342,7 @@ impl History {
                     reason,
                     rules,
                     accepted_suspect,
+                    review,
                     ..
                 } if device.is_none_or(|x| x == d) => Some(ApprovalRecord {
                     seq: c.entry.file_seq,
@@ -355,6 +359,7 @@ impl History {
                     reason: reason.clone(),
                     rules: rules.clone(),
                     accepted_suspect: *accepted_suspect,
+                    review: *review,
                 }),
                 _ => None,
             })

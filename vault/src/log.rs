@@ -72,6 +72,11 @@ pub enum Event {
         rules: serde_json::Value,
         /// The snapshot was incomplete or suspect and approved anyway.
         accepted_suspect: bool,
+        /// SHA-256 of the review the approver was shown before signing (the JSON of the
+        /// comparison's findings against the baseline then in force); absent in approvals
+        /// written before plcvault showed one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        review: Option<Hash>,
     },
     /// A restore drill: a snapshot restored, read back and compared hash by hash.
     Drill {

@@ -6,6 +6,7 @@
 //! but its signed log entry. The plain data types here (`ArtifactKind`, `ArtifactMeta`) are shared with the
 //! adapters.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -176,6 +177,38 @@ impl Manifest {
     pub fn total_size(&self) -> u64 {
         self.artifacts.iter().map(|a| a.size).sum()
     }
+
+    /// Checks that the artifacts form a tree a restore can write: sorted by name, every
+    /// name once, and no name that is both a file and the folder of another.
+    ///
+    /// Fails naming the first offending artifact.
+    pub fn check_tree(&self) -> Result<(), String> {
+        let mut seen: HashSet<&str> = HashSet::new();
+        for (i, a) in self.artifacts.iter().enumerate() {
+            if i > 0 && self.artifacts[i - 1].name >= a.name {
+                return Err(if self.artifacts[i - 1].name == a.name {
+                    format!("`{}` is listed twice", a.name)
+                } else {
+                    format!("the artifacts are not sorted by name (`{}`)", a.name)
+                });
+            }
+            if let Some(parent) = folder_conflict(&a.name, |p| seen.contains(p)) {
+                return Err(format!(
+                    "`{parent}` is both a file and the folder of `{}`",
+                    a.name
+                ));
+            }
+            seen.insert(&a.name);
+        }
+        Ok(())
+    }
+}
+
+/// The first folder of `name` (`a` and `a/b` of `a/b/c`) that `is_file` says is a file.
+pub fn folder_conflict(name: &str, is_file: impl Fn(&str) -> bool) -> Option<&str> {
+    name.match_indices('/')
+        .map(|(i, _)| &name[..i])
+        .find(|p| is_file(p))
 }
 
 /// The largest manifest this version reads (about 200,000 artifacts).
@@ -256,6 +289,41 @@ pub fn check_name(name: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_tree_with_a_name_twice_or_a_file_that_is_a_folder_is_refused() {
+        let e = |n: &str| ArtifactEntry {
+            name: n.into(),
+            kind: ArtifactKind::Other,
+            size: 0,
+            sha256: Hash::of(b""),
+            status: ArtifactStatus::Ok,
+            meta: ArtifactMeta::default(),
+            chunks: Vec::new(),
+        };
+        let m = |names: &[&str]| Manifest {
+            v: MANIFEST_VERSION,
+            device: "d".into(),
+            adapter: "ftp".into(),
+            source: String::new(),
+            complete: true,
+            warnings: Vec::new(),
+            artifacts: names.iter().map(|n| e(n)).collect(),
+        };
+        assert_eq!(
+            m(&["a", "a/b"]).check_tree().unwrap_err(),
+            "`a` is both a file and the folder of `a/b`"
+        );
+        assert!(m(&["a", "a"]).check_tree().unwrap_err().contains("twice"));
+        assert!(
+            m(&["b", "a"])
+                .check_tree()
+                .unwrap_err()
+                .contains("not sorted")
+        );
+        assert_eq!(m(&["a", "a-b", "a.c/d", "b/c"]).check_tree(), Ok(()));
+    }
+
     use super::*;
 
     #[test]

@@ -280,6 +280,19 @@ fn check_manifests(
                 s.id, s.device, m.device
             )));
         }
+        {
+            let mut files = HashSet::new();
+            for a in &m.artifacts {
+                if let Some(parent) = manifest::folder_conflict(&a.name, |p| files.contains(p)) {
+                    report.findings.push(bad(format!(
+                        "snapshot {}: `{parent}` is both a file and the folder of `{}` (it cannot be restored)",
+                        s.id, a.name
+                    )));
+                    break;
+                }
+                files.insert(a.name.as_str());
+            }
+        }
         if m.artifacts.windows(2).any(|w| w[0].name > w[1].name) {
             report.findings.push(bad(format!(
                 "snapshot {}: the manifest's artifacts are not sorted by name",

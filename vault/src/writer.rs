@@ -345,6 +345,13 @@ impl<'a> Writer<'a> {
         times: (String, String),
         key: &SecretKey,
     ) -> Result<Committed, VaultError> {
+        // Never sign what this vault's own verify would call damaged, or a restore refuse.
+        manifest.check_tree().map_err(|why| {
+            VaultError::Refused(format!(
+                "not committing the snapshot of `{}`: {why}",
+                manifest.device
+            ))
+        })?;
         let idle = std::mem::take(&mut *self.idle.lock().expect("idle packs lock"));
         let mut finished = std::mem::take(&mut *self.finished.lock().expect("finished lock"));
         let mut idle = idle.into_iter();

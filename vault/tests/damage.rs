@@ -312,7 +312,7 @@ fn restore_refuses_a_signed_manifest_whose_names_escape_the_target() {
         source: "-".into(),
         complete: true,
         warnings: vec![],
-        artifacts: vec![entry("ok.txt"), entry("../../escaped.txt")],
+        artifacts: vec![entry("../../escaped.txt"), entry("ok.txt")],
     };
     // Even a manifest signed by a trusted key (a stolen collector key) cannot write
     // outside the target.

@@ -28,7 +28,7 @@ pub const MAX_LINE: usize = 8192;
 const MAX_REPLY_LINES: usize = 1000;
 
 /// Why a command failed, sorted as the adapter reports it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum FtpError {
     /// Connecting, reading or writing failed (or timed out: `timed_out`).
     Io { why: String, timed_out: bool },
@@ -83,6 +83,19 @@ impl FtpError {
                 format!("connection failed: {e}")
             },
             timed_out,
+        }
+    }
+
+    /// The same error, for the files after the one that met it.
+    pub fn again(&self) -> FtpError {
+        match self {
+            FtpError::Io { why, timed_out } => FtpError::Io {
+                why: format!(
+                    "{why} (the device stopped answering; not tried again in this collection)"
+                ),
+                timed_out: *timed_out,
+            },
+            other => other.clone(),
         }
     }
 

@@ -138,7 +138,10 @@ pub struct FtpCollector {
 /// takes it and gives it back (or drops it when it broke).
 struct Shared<S: Remote> {
     opts: FtpOptions,
-    session: Mutex<(Option<S>, bool)>,
+    /// The idle session, whether a transfer holds it, and why the device is down (set once
+    /// connecting failed after every retry: the remaining files fail at once instead of
+    /// each trying again).
+    session: Mutex<(Option<S>, bool, Option<FtpError>)>,
     free: Condvar,
     pacer: SharedPacer,
     rt: Handle,
@@ -152,13 +155,19 @@ impl<S: Remote> Shared<S> {
         while g.1 {
             g = self.free.wait(g).expect("session lock");
         }
+        if let Some(e) = &g.2 {
+            return Err(e.again());
+        }
         g.1 = true;
         if let Some(s) = g.0.take() {
             return Ok(s);
         }
         drop(g);
         let opened = open_with_retries(&self.opts, &self.pacer, &self.rt);
-        if opened.is_err() {
+        if let Err(e) = &opened {
+            let mut g = self.session.lock().expect("session lock");
+            g.2 = Some(e.clone());
+            drop(g);
             self.give_back(None);
         }
         opened
@@ -302,7 +311,7 @@ impl FtpCollector {
         let files = self.walk(&mut session, &mut out)?;
         let shared = Arc::new(Shared {
             opts: o.clone(),
-            session: Mutex::new((session, false)),
+            session: Mutex::new((session, false, None)),
             free: Condvar::new(),
             pacer,
             rt,
@@ -416,6 +425,17 @@ impl FtpCollector {
     }
 }
 
+/// The most bytes read of a file whose listing gives no size (a server that streams
+/// forever is cut off there; the file is then not stored).
+pub const UNLISTED_SIZE_CAP: u64 = 4 << 30;
+
+fn unlisted_too_large(path: &str) -> io::Error {
+    io::Error::other(format!(
+        "`{path}` has no size in the listing and sent more than {} GiB; not stored",
+        UNLISTED_SIZE_CAP >> 30
+    ))
+}
+
 /// A file on the server, fetched when it is stored.
 struct RemoteFile {
     shared: Arc<Shared<Session>>,
@@ -433,7 +453,8 @@ impl OpenStream for RemoteFile {
             path: self.path.clone(),
             state: None,
             delivered: 0,
-            limit: self.size.map(|s| s + 1),
+            limit: self.size.map_or(UNLISTED_SIZE_CAP, |s| s + 1),
+            listed: self.size.is_some(),
             deadline: std::time::Instant::now() + allowed,
         };
         r.start().map_err(|e| io::Error::other(e.to_string()))?;
@@ -462,7 +483,9 @@ struct Transfer {
     path: String,
     state: Option<(Session, Conn)>,
     delivered: u64,
-    limit: Option<u64>,
+    /// The listed size plus one, or `UNLISTED_SIZE_CAP` when the listing gave none.
+    limit: u64,
+    listed: bool,
     deadline: std::time::Instant,
 }
 
@@ -506,15 +529,15 @@ impl Read for Transfer {
                 format!("`{}` was not transferred in time", self.path),
             ));
         }
-        let room = match self.limit {
-            Some(limit) if self.delivered >= limit => {
-                // More than listed: stop here; the length check does the rest.
-                self.abandon();
-                return Ok(0);
+        if self.delivered >= self.limit {
+            self.abandon();
+            if !self.listed {
+                return Err(unlisted_too_large(&self.path));
             }
-            Some(limit) => buf.len().min((limit - self.delivered) as usize),
-            None => buf.len(),
-        };
+            // More than listed: stop here; the length check does the rest.
+            return Ok(0);
+        }
+        let room = buf.len().min((self.limit - self.delivered) as usize);
         match conn.read(&mut buf[..room]) {
             Ok(0) => {
                 let (mut s, conn) = self.state.take().expect("in progress");
@@ -589,10 +612,18 @@ impl Collector for FtpCollector {
             ..
         }) = &self.opts.link
         {
-            if let Err(e) = vault::fsread::read_regular(p, 64 * 1024) {
-                out.push(format!("cannot read the key file {}: {e}", p.display()));
+            if let Err(e) = sftp::load_key(p) {
+                out.push(e);
             }
             secret = Some(("key file", p));
+        }
+        #[cfg(feature = "sftp")]
+        if let Link::Sftp(ep) = &self.opts.link
+            && ep.host_key.is_empty()
+        {
+            out.push(
+                "no host key is pinned (host-key-fingerprint = \"\"): collections are refused until it is; the first prints the server's fingerprint to check and pin".into(),
+            );
         }
         if let Some((what, p)) = secret
             && let Ok(m) = std::fs::metadata(p)

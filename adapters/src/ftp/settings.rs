@@ -58,25 +58,8 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
         .as_ref()
         .map_or("ftp", |p| p.get_ref().as_str())
         .to_string();
-    let mut addr = address.get_ref().clone();
-    if addr.trim().is_empty() {
-        return Err(SettingsError::at(
-            address,
-            "key `address` is empty\nfix: write host or host:port, e.g. \"10.1.1.20:21\"",
-        ));
-    }
-    match addr.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() => {
-            if !port.parse::<u16>().is_ok_and(|p| p > 0) {
-                return Err(SettingsError::at(
-                    address,
-                    format!("key `address`: port `{port}` is not a TCP port (1 to 65535)"),
-                ));
-            }
-        }
-        _ if protocol == "sftp" => addr.push_str(":22"),
-        _ => addr.push_str(":21"),
-    }
+    let addr = settings::host_port(address.get_ref(), if protocol == "sftp" { 22 } else { 21 })
+        .map_err(|e| SettingsError::at(address, format!("key `address`: {e}")))?;
     if protocol != "sftp"
         && let Some(k) = s.host_key_fingerprint.as_ref().or(s.key_file.as_ref())
     {

@@ -23,7 +23,7 @@ use tokio::runtime::Handle;
 use super::client::{FtpError, Listed, Password};
 
 /// The only SFTP requests this client sends (besides `INIT`, the protocol's handshake).
-pub const ALLOWED: &[&str] = &["OPEN(READ)", "READ", "OPENDIR", "READDIR", "STAT", "CLOSE"];
+pub const ALLOWED: &[&str] = &["OPEN(READ)", "READ", "OPENDIR", "READDIR", "CLOSE"];
 
 /// Bytes asked for per `READ` (OpenSSH's largest; servers send less when they allow less).
 const READ_LEN: u32 = 255 * 1024;
@@ -52,8 +52,9 @@ pub struct SshEndpoint {
 
 struct Client {
     pin: String,
-    /// The fingerprint the server showed, for the message when it is not the pinned one.
-    seen: Arc<Mutex<Option<String>>>,
+    /// The key type and fingerprint the server showed, for the message when it is not the
+    /// pinned one.
+    seen: Arc<Mutex<Option<(String, String)>>>,
 }
 
 impl russh::client::Handler for Client {
@@ -69,7 +70,7 @@ impl russh::client::Handler for Client {
         };
         let fp = key.fingerprint(HashAlg::Sha256).to_string();
         let ok = !self.pin.is_empty() && fp == self.pin;
-        *self.seen.lock().expect("fingerprint lock") = Some(fp);
+        *self.seen.lock().expect("fingerprint lock") = Some((key.algorithm().to_string(), fp));
         Ok(ok)
     }
 }
@@ -152,11 +153,11 @@ impl ReadOnly {
             Ok(Err(russh::Error::UnknownKey)) => {
                 let fp = seen.lock().expect("fingerprint lock").clone();
                 return Err(FtpError::Identity(match fp {
-                    Some(fp) if ep.host_key.is_empty() => format!(
-                        "no host key is pinned; the server's host key has fingerprint {fp}, check it (ssh-keygen -lf on the device's key) and pin it"
+                    Some((algo, fp)) if ep.host_key.is_empty() => format!(
+                        "no host key is pinned; the server's {algo} host key has fingerprint {fp}, check it (ssh-keygen -lf on the device's {algo} host key) and pin it"
                     ),
-                    Some(fp) => format!(
-                        "the server's host key has fingerprint {fp}, not the pinned {}",
+                    Some((algo, fp)) => format!(
+                        "the server's {algo} host key has fingerprint {fp}, not the pinned {}",
                         ep.host_key
                     ),
                     None => "the server's host key was refused".into(),
@@ -188,18 +189,7 @@ impl ReadOnly {
                 s.run(ssh.authenticate_password(user, password))?
             }
             SshAuth::Key(path) => {
-                let text = vault::fsread::read_regular(path, 64 * 1024).map_err(|e| {
-                    FtpError::Auth(format!("cannot read the key file {}: {e}", path.display()))
-                })?;
-                let text = String::from_utf8(text).map_err(|_| {
-                    FtpError::Auth(format!("the key file {} is not text", path.display()))
-                })?;
-                let key = russh::keys::decode_secret_key(&text, None).map_err(|e| {
-                    FtpError::Auth(format!(
-                        "the key file {} is not a usable OpenSSH private key (one without a passphrase): {e}",
-                        path.display()
-                    ))
-                })?;
+                let key = load_key(path).map_err(FtpError::Auth)?;
                 let hash = s
                     .run(ssh.best_supported_rsa_hash())?
                     .map_err(|e| FtpError::Protocol(format!("SSH: {e}")))?
@@ -279,16 +269,18 @@ impl ReadOnly {
             let sftp = self.session()?;
             match self.run(sftp.readdir(handle.as_str()))? {
                 Ok(name) => {
+                    let mut over = false;
                     for f in name.files {
                         if f.filename == "." || f.filename == ".." {
                             continue;
                         }
                         if out.len() >= max_entries {
+                            over = true;
                             break;
                         }
                         out.push(entry(f.filename, &f.longname, &f.attrs));
                     }
-                    if out.len() >= max_entries {
+                    if over {
                         break Err(FtpError::TooLarge(format!(
                             "folder `{dir}` has more than {max_entries} entries"
                         )));
@@ -365,6 +357,29 @@ impl Drop for ReadOnly {
             });
         }
     }
+}
+
+/// Reads and decodes a private key file (OpenSSH format, no passphrase).
+///
+/// Fails, saying why, when the file cannot be read, is a public key, is encrypted, or is
+/// not a key.
+pub fn load_key(path: &std::path::Path) -> Result<russh::keys::PrivateKey, String> {
+    let text = vault::fsread::read_regular(path, 64 * 1024)
+        .map_err(|e| format!("cannot read the key file {}: {e}", path.display()))?;
+    let text = String::from_utf8(text)
+        .map_err(|_| format!("the key file {} is not text", path.display()))?;
+    if text.trim_start().starts_with("ssh-") || text.trim_start().starts_with("ecdsa-") {
+        return Err(format!(
+            "the key file {} holds a public key; `key-file` names the private key (without .pub)",
+            path.display()
+        ));
+    }
+    russh::keys::decode_secret_key(&text, None).map_err(|e| {
+        format!(
+            "the key file {} is not a usable OpenSSH private key (one without a passphrase: ssh-keygen -p -N \"\" -f FILE removes it): {e}",
+            path.display()
+        )
+    })
 }
 
 /// One `READDIR` entry as a listing entry: the type from the permission bits (or the
@@ -444,7 +459,8 @@ impl crate::OpenStream for RemoteFile {
                 offset: 0,
                 pending: Vec::new(),
                 taken: 0,
-                limit: self.size.map(|s| s + 1),
+                limit: self.size.map_or(super::UNLISTED_SIZE_CAP, |s| s + 1),
+                listed: self.size.is_some(),
                 deadline: std::time::Instant::now() + allowed,
             })),
             Err(e) => {
@@ -475,7 +491,9 @@ struct Transfer {
     offset: u64,
     pending: Vec<u8>,
     taken: usize,
-    limit: Option<u64>,
+    /// The listed size plus one, or `UNLISTED_SIZE_CAP` when the listing gave none.
+    limit: u64,
+    listed: bool,
     deadline: std::time::Instant,
 }
 
@@ -509,15 +527,15 @@ impl io::Read for Transfer {
                 format!("`{}` was not transferred in time", self.path),
             ));
         }
-        let room = match self.limit {
-            Some(limit) if self.offset >= limit => {
-                // More than listed: stop here; the length check does the rest.
-                self.end(true);
-                return Ok(0);
+        if self.offset >= self.limit {
+            self.end(true);
+            if !self.listed {
+                return Err(super::unlisted_too_large(&self.path));
             }
-            Some(limit) => (limit - self.offset).min(READ_LEN as u64) as usize,
-            None => READ_LEN as usize,
-        };
+            // More than listed: stop here; the length check does the rest.
+            return Ok(0);
+        }
+        let room = (self.limit - self.offset).min(READ_LEN as u64) as usize;
         match s.read(handle, self.offset, room) {
             Ok(Some(data)) => {
                 self.offset += data.len() as u64;
