@@ -71,9 +71,13 @@ enum Command {
         #[command(subcommand)]
         action: BaselineAction,
     },
-    /// Compare a device with its approved baseline (or two snapshots)
+    /// Compare devices with their approved baselines (or two snapshots of one device)
     Diff {
-        device: String,
+        /// Devices: names, globs or tag:NAME
+        devices: Vec<String>,
+        /// Every device in the nightly run
+        #[arg(long, conflicts_with = "devices")]
+        all: bool,
         /// Collect the device now, read-only, without storing a snapshot
         #[arg(long, conflicts_with = "snapshot")]
         live: bool,
@@ -370,24 +374,23 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             }
         },
         Command::Diff {
-            device,
+            devices,
+            all,
             live,
             snapshot,
             against,
             html,
         } => {
             let cfg = load()?;
+            let selected = cfg.select(devices, *all)?;
             // A live read is an operation on the device; the review only compares.
-            let live = if *live {
-                let dev = cfg.one(device)?;
-                Some(ops::device::collect_live(dev)?)
-            } else {
-                None
-            };
+            let targets = selected
+                .into_iter()
+                .map(|dev| (dev, live.then(|| ops::device::collect_live(dev))))
+                .collect();
             review::baseline::diff(
                 &cfg,
-                device,
-                live,
+                targets,
                 snapshot.as_deref(),
                 against,
                 html.as_deref(),

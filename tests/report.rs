@@ -242,3 +242,54 @@ fn a_device_with_nightly_false_is_out_of_all_and_of_the_alarms_and_the_report_sa
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("nightly = false"), "{}", r.stderr);
 }
+
+/// Issue 19: the multi-device change-review page only the demo made: `diff --all --html`
+/// (and tag selections) write one page for every selected device, titled with the site's
+/// `[site] name`; a device that cannot be compared is reported and the others are.
+#[test]
+fn diff_all_writes_one_review_page_for_the_site() {
+    let s = Site::new();
+    std::fs::create_dir_all(s.path("plant2")).unwrap();
+    std::fs::create_dir_all(s.path("plant3")).unwrap();
+    s.add_device("line2", "plant2");
+    s.add_device("line3", "plant3");
+    let text = std::fs::read_to_string(s.config()).unwrap();
+    std::fs::write(
+        s.config(),
+        format!("[site]\nname = \"Bottling hall 2\"\n\n{text}"),
+    )
+    .unwrap();
+    s.write("plant/a.cfg", b"a=1\n");
+    s.write("plant2/b.cfg", b"b=1\n");
+    assert_eq!(s.run(&["collect", "line1", "line2"]).code, 0);
+    let alice = s.add_approver();
+    assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
+    assert_eq!(s.approve("line2", &alice, "CHG-1").code, 0);
+    s.write("plant2/b.cfg", b"b=2\n");
+    assert_eq!(s.run(&["collect", "line2"]).code, 1);
+    let page = s.path("site-review.html");
+    let r = s.run(&["--json", "diff", "--all", "--html", page.to_str().unwrap()]);
+    // line3 has no snapshot: reported, the others compared, exit 2 for it.
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.records("diff-skipped")[0]["device"], "line3");
+    let compared: Vec<String> = r
+        .records("summary")
+        .iter()
+        .map(|x| x["device"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(compared, ["line1", "line2"]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("<title>plcvault change review: Bottling hall 2</title>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<h2>line1</h2>") && html.contains("<h2>line2</h2>"),
+        "{html}"
+    );
+    assert!(html.contains("b=2"), "{html}");
+    // Several devices and --snapshot do not go together.
+    let r = s.run(&["diff", "line1", "line2", "--snapshot", "latest"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("name one device"), "{}", r.stderr);
+}

@@ -23,6 +23,8 @@ pub const DEFAULT_PATH: &str = "plcvault.toml";
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawConfig {
+    #[serde(default)]
+    site: RawSite,
     vault: RawVault,
     #[serde(default)]
     trust: Vec<RawTrust>,
@@ -36,6 +38,12 @@ struct RawConfig {
     daemon: RawDaemon,
     #[serde(default)]
     report: RawReport,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSite {
+    name: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -137,6 +145,9 @@ pub struct Config {
     /// The timezone cron times are read in.
     pub zone: Zone,
     pub report: ReportConfig,
+    /// `[site] name`: what pages and reports call the plant (default: the config file's
+    /// folder name).
+    pub site: String,
 }
 
 #[derive(Debug)]
@@ -625,6 +636,16 @@ impl Config {
             schedules,
             zone,
             report,
+            site: raw
+                .site
+                .name
+                .clone()
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| {
+                    path.parent()
+                        .and_then(|p| p.file_name())
+                        .map_or("site".into(), |n| n.to_string_lossy().into_owned())
+                }),
         })
     }
 
@@ -785,7 +806,7 @@ impl Config {
             return Ok(self.devices.iter().filter(|d| d.nightly).collect());
         }
         if names.is_empty() {
-            bail!("name the devices to collect, or pass --all");
+            bail!("name the devices (names, globs or tag:NAME), or pass --all");
         }
         let mut out: Vec<&DeviceConfig> = Vec::new();
         for n in names {

@@ -320,17 +320,27 @@ pub fn show(cfg: &Config, device: &str, all: bool, out: &Out) -> Result<Outcome>
     Ok(Outcome::Clean)
 }
 
-/// `diff DEVICE [--live | --snapshot ID] [--against baseline | ID] [--html FILE]`.
+/// A live read of a device (done by the CLI, which may touch devices), or why it failed.
+pub type LiveRead = Result<(vault::Manifest, crate::review::diff::LiveData)>;
+
+/// `diff`: each device (its newest snapshot, another one, or a live read) against its
+/// baseline or a snapshot; one page for all with `--html`. In a batch a device that
+/// cannot be compared is reported and the others are (exit 2 at the end).
+///
+/// Fails when a single device cannot be compared, or `--snapshot`/`--against ID` is given
+/// for several devices.
 pub fn diff(
     cfg: &Config,
-    device: &str,
-    live: Option<(vault::Manifest, crate::review::diff::LiveData)>,
+    targets: Vec<(&DeviceConfig, Option<LiveRead>)>,
     snapshot: Option<&str>,
     against: &str,
     html: Option<&Path>,
     out: &Out,
 ) -> Result<Outcome> {
-    let dev = cfg.one(device)?;
+    let single = targets.len() == 1;
+    if !single && (snapshot.is_some() || against != "baseline") {
+        bail!("--snapshot and --against name one device's snapshots\nfix: name one device");
+    }
     let vault = cfg.vault_for_reading()?;
     let history = History::load(&vault, &cfg.trust)?;
     let (index, _) = Index::load_reading(&vault, &history);
@@ -350,7 +360,71 @@ pub fn diff(
             history.findings.len()
         ));
     }
+    let mut outcome = Outcome::Clean;
+    let mut reviews = Vec::new();
+    let ctx = DiffContext {
+        vault: &vault,
+        history: &history,
+        index: &index,
+        head_doubt: head_doubt.as_deref(),
+    };
+    for (dev, live) in targets {
+        match review_one(&ctx, dev, live, snapshot, against) {
+            Ok(r) => reviews.push(r),
+            Err(e) if single => return Err(e),
+            Err(e) => {
+                let why = format!("{e:#}");
+                out.record(
+                    "diff-skipped",
+                    &serde_json::json!({"device": dev.name, "error": why}),
+                    || format!("SKIPPED `{}`: {why}", dev.name),
+                );
+                outcome = outcome.worst(Outcome::Failed);
+            }
+        }
+    }
+    print(out, &reviews, "summary");
+    if let Some(path) = html {
+        let title = match reviews.as_slice() {
+            [one] if single => format!("plcvault change review: {}: {}", cfg.site, one.device),
+            _ => format!("plcvault change review: {}", cfg.site),
+        };
+        write_html(path, &title, &reviews)?;
+        out.info(format!("wrote the change review page {}", path.display()));
+    }
+    if reviews.iter().any(|r| r.comparison.drift()) || untrusted > 0 {
+        outcome = outcome.worst(Outcome::Findings);
+    }
+    Ok(outcome)
+}
+
+/// What every device's comparison in one `diff` reads.
+struct DiffContext<'a> {
+    vault: &'a Vault,
+    history: &'a History,
+    index: &'a Index,
+    head_doubt: Option<&'a str>,
+}
+
+/// One device's review for `diff`.
+///
+/// Fails when the device has no such snapshot, its live read failed, or a manifest cannot
+/// be read.
+fn review_one(
+    ctx: &DiffContext,
+    dev: &DeviceConfig,
+    live: Option<LiveRead>,
+    snapshot: Option<&str>,
+    against: &str,
+) -> Result<Review> {
+    let DiffContext {
+        vault,
+        history,
+        index,
+        head_doubt,
+    } = *ctx;
     // The current side.
+    let live = live.transpose()?;
     let (current, label, live_data) = if let Some((m, data)) = live {
         (m, "live".to_string(), Some(data))
     } else {
@@ -363,22 +437,14 @@ pub fn diff(
     };
     let read_current = |a: &ArtifactEntry| match &live_data {
         Some(data) => data.get(&a.name).cloned().flatten(),
-        None => vault::read_artifact(&vault, &index, a, VIEW_LIMIT).ok(),
+        None => vault::read_artifact(vault, index, a, VIEW_LIMIT).ok(),
     };
     let review = if against == "baseline" {
-        review_against_baseline(
-            &vault,
-            &index,
-            &history,
-            dev,
-            &current,
-            label,
-            &read_current,
-        )?
+        review_against_baseline(vault, index, history, dev, &current, label, &read_current)?
     } else {
         let other = history.find_snapshot(Some(&dev.name), Some(against))?;
         let old = vault::manifest::load(vault.root(), &other.manifest)?;
-        let read_old = |a: &ArtifactEntry| vault::read_artifact(&vault, &index, a, VIEW_LIMIT).ok();
+        let read_old = |a: &ArtifactEntry| vault::read_artifact(vault, index, a, VIEW_LIMIT).ok();
         let comparison = compare(
             &dev.name,
             &old,
@@ -414,21 +480,7 @@ pub fn diff(
             },
         );
     }
-    let reviews = vec![review];
-    print(out, &reviews, "summary");
-    if let Some(path) = html {
-        write_html(
-            path,
-            &format!("plcvault change review: {}", dev.name),
-            &reviews,
-        )?;
-        out.info(format!("wrote the change review page {}", path.display()));
-    }
-    Ok(if reviews[0].comparison.drift() || untrusted > 0 {
-        Outcome::Findings
-    } else {
-        Outcome::Clean
-    })
+    Ok(review)
 }
 
 /// What a comparison with the baseline concluded, kept by `collect` in the state folder

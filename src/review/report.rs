@@ -73,6 +73,8 @@ pub struct LogStatus {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// `[site] name`.
+    pub site: String,
     pub generated: String,
     pub vault: String,
     pub backup_max_age_seconds: u64,
@@ -296,6 +298,7 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
         });
     }
     Ok(Report {
+        site: cfg.site.clone(),
         generated: humantime::format_rfc3339_seconds(now).to_string(),
         vault: vault.root().display().to_string(),
         backup_max_age_seconds: cfg.report.backup_max_age.as_secs(),
@@ -452,12 +455,14 @@ pub fn html(r: &Report) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{CSP}<title>plcvault backup and recovery report</title><style>
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{CSP}<title>plcvault backup and recovery report: {}</title><style>
 body{{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#111}} h1{{font-size:1.4em}} h2{{font-size:1.15em;margin-top:1.5em;border-bottom:1px solid #999}}
 table{{border-collapse:collapse}} td,th{{border:1px solid #bbb;padding:.2em .5em;text-align:left;vertical-align:top}} code{{font-size:12px}}
 .ok{{color:#070;font-weight:bold}} .bad{{color:#a00;font-weight:bold}} @media print{{body{{margin:1cm}}}}
-</style></head><body><h1>plcvault backup and recovery report</h1><p>Generated {} from vault <code>{}</code> by plcvault {}.
+</style></head><body><h1>plcvault backup and recovery report: {}</h1><p>Generated {} from vault <code>{}</code> by plcvault {}.
 Every line cites its evidence: log entry numbers and SHA-256 hashes that <code>plcvault verify</code> checks with the pinned public keys.</p>",
+        esc(&r.site),
+        esc(&r.site),
         r.generated,
         esc(&r.vault),
         env!("CARGO_PKG_VERSION")
