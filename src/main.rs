@@ -8,7 +8,7 @@ mod output;
 mod review;
 mod runtime;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -43,14 +43,22 @@ pub struct Cli {
 enum Command {
     /// Generate an Ed25519 key pair: PATH (private, mode 0600) and PATH.pub
     Keygen {
+        /// Where to write the private key (mode 0600); the public half goes to PATH.pub
         #[arg(long, value_name = "PATH")]
         out: PathBuf,
         /// A comment stored in the .pub file (who or what the key is for)
         #[arg(long, default_value = "")]
         comment: String,
+        /// What the key is for: `collector` (this host signs collections) or `approver` (a
+        /// person signs baselines and recoveries); decides the [[trust]] snippet printed
+        #[arg(long, default_value = "collector", value_parser = ["collector", "approver"])]
+        role: String,
     },
     /// Set up a new site in DIR: starter config, collector key, vault and state folders
-    Init { dir: PathBuf },
+    Init {
+        /// The new site's folder (created; must be empty)
+        dir: PathBuf,
+    },
     /// Check the config
     Config {
         #[command(subcommand)]
@@ -94,7 +102,9 @@ enum Command {
     /// Restore drill: restore the baseline (or a snapshot) into a scratch folder, read it
     /// back, compare every hash, time it, and sign the result into the log
     Drill {
+        /// Devices: names, globs or tag:NAME
         devices: Vec<String>,
+        /// Every device in the nightly run
         #[arg(long, conflicts_with = "devices")]
         all: bool,
         /// Drill this snapshot instead of the approved baseline
@@ -117,9 +127,13 @@ enum Command {
         prometheus: Option<PathBuf>,
     },
     /// List the snapshots the log records
-    Snapshots { device: Option<String> },
+    Snapshots {
+        /// Only this device's (a name, glob or tag:NAME)
+        device: Option<String>,
+    },
     /// List a snapshot's artifacts (kind, size, SHA-256) without restoring it
     Ls {
+        /// The device (its name, or a glob or tag:NAME that selects one)
         device: String,
         /// Snapshot id (prefix) or `latest`
         #[arg(default_value = "latest")]
@@ -127,6 +141,7 @@ enum Command {
     },
     /// Write one artifact of a snapshot to standard output, streamed and verified
     Dump {
+        /// The device (its name, or a glob or tag:NAME that selects one)
         device: String,
         /// The artifact's name, as `ls` prints it
         path: String,
@@ -158,19 +173,16 @@ enum Command {
         #[command(subcommand)]
         action: EvidenceAction,
     },
-    /// Restore a snapshot of a device into a folder
+    /// Restore a snapshot of a device into a folder (--to) or onto a writable device (--target)
+    #[command(group(clap::ArgGroup::new("destination").required(true).args(["to", "target"])))]
     Restore {
+        /// The device (its name, or a glob or tag:NAME that selects one)
         device: String,
         /// Snapshot id (prefix) or `latest`
         #[arg(long, default_value = "latest")]
         snapshot: String,
         /// Target folder (created; must be empty unless --force)
-        #[arg(
-            long,
-            value_name = "DIR",
-            required_unless_present = "target",
-            conflicts_with = "target"
-        )]
+        #[arg(long, value_name = "DIR", conflicts_with = "target")]
         to: Option<PathBuf>,
         /// Write the snapshot's registers and coils onto this device (must be
         /// `writable = true`), then read them back
@@ -216,6 +228,7 @@ enum Command {
 enum BaselineAction {
     /// Approve a snapshot (default: the newest) as the device's baseline
     Approve {
+        /// The device (its name, or a glob or tag:NAME that selects one)
         device: String,
         /// The snapshot you reviewed: its id (prefix), or `latest` for the newest
         #[arg(long, conflicts_with = "live")]
@@ -232,6 +245,7 @@ enum BaselineAction {
         /// Change ticket
         #[arg(long)]
         ticket: String,
+        /// Why (recorded in the approval)
         #[arg(long, default_value = "")]
         reason: String,
         /// Approve an incomplete or suspect snapshot (recorded in the approval)
@@ -239,9 +253,15 @@ enum BaselineAction {
         accept_suspect: bool,
     },
     /// Show the device's current baseline
-    Show { device: String },
+    Show {
+        /// The device (its name, or a glob or tag:NAME that selects one)
+        device: String,
+    },
     /// List every approval of the device
-    History { device: String },
+    History {
+        /// The device (its name, or a glob or tag:NAME that selects one)
+        device: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -251,6 +271,7 @@ enum EvidenceAction {
         /// Include manifests of snapshots from this date on (the log is always whole)
         #[arg(long, value_name = "DATE")]
         since: Option<String>,
+        /// The evidence folder to write (created; must be empty)
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
@@ -297,7 +318,18 @@ fn main() -> ExitCode {
 fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
     let load = || config::Config::load(&config::locate(cli.config.as_deref()));
     match &cli.command {
-        Command::Keygen { out: path, comment } => ops::commands::keygen(path, comment, out),
+        Command::Keygen {
+            out: path,
+            comment,
+            role,
+        } => {
+            let config = config::locate(cli.config.as_deref());
+            let site = config
+                .exists()
+                .then(|| config.parent().map(Path::to_path_buf))
+                .flatten();
+            ops::commands::keygen(path, comment, role == "approver", site.as_deref(), out)
+        }
         Command::Init { dir } => ops::commands::init(dir, out),
         Command::Config {
             action: ConfigAction::Check,

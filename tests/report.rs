@@ -256,7 +256,7 @@ fn diff_all_writes_one_review_page_for_the_site() {
     let text = std::fs::read_to_string(s.config()).unwrap();
     std::fs::write(
         s.config(),
-        format!("[site]\nname = \"Bottling hall 2\"\n\n{text}"),
+        text.replacen("name = \"my plant\"", "name = \"Bottling hall 2\"", 1),
     )
     .unwrap();
     s.write("plant/a.cfg", b"a=1\n");
@@ -288,8 +288,27 @@ fn diff_all_writes_one_review_page_for_the_site() {
         "{html}"
     );
     assert!(html.contains("b=2"), "{html}");
+    // Counts of zero are neutral; only a non-zero count is coloured.
+    assert!(
+        !html.contains("class=\"critical\">0<") && !html.contains("class=\"warning\">0<"),
+        "{html}"
+    );
     // Several devices and --snapshot do not go together.
     let r = s.run(&["diff", "line1", "line2", "--snapshot", "latest"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("name one device"), "{}", r.stderr);
+}
+
+#[test]
+fn a_device_without_a_baseline_is_a_metadata_finding_not_a_config_change() {
+    let s = Site::new();
+    s.write("plant/a.cfg", b"a=1\n");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let r = s.run(&["--json", "diff", "line1"]);
+    let f = &r.records("finding")[0];
+    assert_eq!(
+        (f["change"].as_str(), f["class"].as_str()),
+        (Some("no-baseline"), Some("metadata")),
+        "{f}"
+    );
 }

@@ -287,6 +287,12 @@ pub trait Collector: Send + Sync {
     fn preflight(&self) -> Vec<String> {
         Vec::new()
     }
+    /// What makes `config check` fail although the config parses (a device folder that
+    /// does not exist and is not marked optional), one sentence each with its fix.
+    /// Collections still run: one missing share never stops the other devices.
+    fn problems(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// One artifact of a snapshot, to be written back onto a device.

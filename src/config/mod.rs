@@ -155,6 +155,8 @@ pub struct VaultConfig {
     pub path: PathBuf,
     /// This host's signing key, when the config names one.
     pub key: Option<PathBuf>,
+    /// Where the config names it (`file:line`), for messages.
+    pub key_at: String,
     pub state: PathBuf,
     /// `None` (`stale-after = "off"`): never report the log as stale (an archived copy).
     pub stale_after: Option<Duration>,
@@ -330,17 +332,57 @@ fn settings_error(
         .and_then(|r| r.split_once('`'))
     {
         Some((key, rest)) => {
-            let takes = rest
+            let valid = rest
                 .split_once("expected one of ")
-                .map(|(_, l)| format!(" (adapter {adapter} takes {})", l.trim()))
+                .map(|(_, l)| l.trim().to_string())
                 .unwrap_or_default();
-            format!(
-                "key `{key}` does not apply to adapter {adapter}{takes}\nfix: remove it, or check the `adapter` of this device"
-            )
+            let takes = if valid.is_empty() {
+                String::new()
+            } else {
+                format!(" (adapter {adapter} takes {valid})")
+            };
+            let names: Vec<&str> = valid
+                .split(',')
+                .map(|k| k.trim().trim_matches('`'))
+                .chain(COMMON_DEVICE_KEYS)
+                .collect();
+            match nearest(key, &names) {
+                Some(near) => format!(
+                    "key `{key}` does not apply to adapter {adapter}{takes}\nfix: did you mean `{near}`?"
+                ),
+                None => format!(
+                    "key `{key}` does not apply to adapter {adapter}{takes}\nfix: remove it, or check the `adapter` of this device"
+                ),
+            }
         }
         None => e.message,
     };
     anyhow!("{at}: [[device]] `{name}` {message}")
+}
+
+/// The valid name closest to a misspelt one (at most two edits, and fewer than half its
+/// letters), if any.
+fn nearest<'a>(wrong: &str, valid: &[&'a str]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    }
+    valid
+        .iter()
+        .map(|v| (distance(wrong, v), *v))
+        .filter(|(d, v)| *d <= 2 && *d * 2 < v.len().max(2))
+        .min()
+        .map(|(_, v)| v)
 }
 
 /// `p` made absolute and lexically normalised (`.` and `..` removed), for comparisons.
@@ -449,6 +491,10 @@ impl Config {
         let vault_cfg = VaultConfig {
             path: vault_path,
             key: v.key.as_ref().map(|k| resolve(k.get_ref())),
+            key_at: v
+                .key
+                .as_ref()
+                .map_or_else(|| path.display().to_string(), |k| loc.at(k)),
             state: state_path,
             stale_after,
             compression_level,
@@ -652,6 +698,15 @@ impl Config {
     /// The signing key named by `[vault] key`.
     ///
     /// Fails when the config names none or the key cannot be loaded.
+    /// A `[vault] key` that cannot be loaded, said at its line with what to do.
+    pub fn key_error(&self, path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
+        anyhow!(
+            "{}: [vault] key: {e}\nfix: check the path (relative paths start at the config's folder), or make this host's key with `plcvault keygen --out {}` and trust its .pub file as a collector",
+            self.vault.key_at,
+            path.display()
+        )
+    }
+
     pub fn signing_key(&self) -> Result<vault::SecretKey> {
         let Some(path) = &self.vault.key else {
             bail!(
@@ -659,7 +714,7 @@ impl Config {
                 self.file.display()
             );
         };
-        let key = vault::SecretKey::load(path)?;
+        let key = vault::SecretKey::load(path).map_err(|e| self.key_error(path, e))?;
         if self.trust.lookup(&key.public()).is_none() {
             crate::output::to_stderr(&format!(
                 "warning: the signing key {} is not in the config's [[trust]] list; verify will report its entries as unknown-signer\n",
@@ -815,6 +870,32 @@ impl Config {
                 .iter()
                 .filter(|d| selects(n, &d.name, &d.tags))
                 .collect();
+            if found.is_empty() && self.devices.is_empty() {
+                bail!(
+                    "{} has no devices yet\nfix: add a [[device]] table (see config.example.toml)",
+                    self.file.display()
+                );
+            }
+            if let Some(tag) = n.strip_prefix("tag:")
+                && found.is_empty()
+            {
+                let mut tags: Vec<&str> = self
+                    .devices
+                    .iter()
+                    .flat_map(|d| d.tags.iter().map(String::as_str))
+                    .collect();
+                tags.sort_unstable();
+                tags.dedup();
+                bail!(
+                    "no device in {} has the tag `{tag}`\nfix: {}",
+                    self.file.display(),
+                    if tags.is_empty() {
+                        "no device has tags yet; add tags = [\"NAME\"] to a [[device]]".to_string()
+                    } else {
+                        format!("tags in use: {}", tags.join(", "))
+                    }
+                );
+            }
             if found.is_empty() {
                 return Err(anyhow!(
                     "no device `{n}` in {}\nfix: use one of: {} (or a glob such as \"line1-*\", or tag:NAME)",

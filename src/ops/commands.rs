@@ -10,7 +10,15 @@ use vault::{History, Index, RestoreOptions, SecretKey, Vault, VerifyOptions};
 use crate::config::Config;
 use crate::output::{Out, Outcome, human_bytes};
 
-pub fn keygen(path: &Path, comment: &str, out: &Out) -> Result<Outcome> {
+/// `keygen`: a key pair, and the `[[trust]]` lines to paste. `site` is the folder of the
+/// config in use, if there is one: the public key's path is written relative to it.
+pub fn keygen(
+    path: &Path,
+    comment: &str,
+    approver: bool,
+    site: Option<&Path>,
+    out: &Out,
+) -> Result<Outcome> {
     let key = SecretKey::generate()?;
     let pub_path = key.write_pair(path, comment)?;
     #[derive(Serialize)]
@@ -27,20 +35,45 @@ pub fn keygen(path: &Path, comment: &str, out: &Out) -> Result<Outcome> {
             public_key: key.public().to_hex(),
         },
         || {
+            let (role, advice) = if approver {
+                (
+                    "approver",
+                    "Keep the private key with its owner (a laptop or a token), never on the collector host;\ncopy only the .pub file to the site, next to its plcvault.toml, and paste this into that config\n(public-key is resolved against the config's folder):",
+                )
+            } else {
+                (
+                    "collector",
+                    "This host signs what it collects with it ([vault] key in the config).\nPaste this into the config of this site and of every verifier\n(public-key is resolved against the config's folder):",
+                )
+            };
             format!(
-                "wrote private key {} (mode 0600; keep it on this host only)\n\
-                 wrote public key  {}  fingerprint {}\n\
-                 trust it in the config of every verifier:\n\n\
-                 [[trust]]\nname = \"{}\"\nrole = \"collector\"    # or \"approver\"\npublic-key = \"{}\"",
+                "wrote private key {} (mode 0600)\n\
+                 wrote public key  {}  fingerprint {}\n{advice}\n\n\
+                 [[trust]]\nname = \"{}\"\nrole = \"{role}\"\npublic-key = \"{}\"",
                 path.display(),
                 pub_path.display(),
                 key.public().fingerprint(),
-                path.file_stem().and_then(|s| s.to_str()).unwrap_or("collector"),
-                pub_path.display()
+                path.file_stem().and_then(|s| s.to_str()).unwrap_or(role),
+                trust_path(&pub_path, site, approver)
             )
         },
     );
     Ok(Outcome::Clean)
+}
+
+/// How a `[[trust]]` entry names a public key: relative to the site's folder when it lies
+/// inside it; an approver's (copied next to the config) by its file name; else absolute.
+fn trust_path(pub_path: &Path, site: Option<&Path>, approver: bool) -> String {
+    let abs = std::fs::canonicalize(pub_path).unwrap_or_else(|_| pub_path.to_owned());
+    if let Some(site) = site.and_then(|s| std::fs::canonicalize(s).ok())
+        && let Ok(rel) = abs.strip_prefix(&site)
+    {
+        return rel.display().to_string();
+    }
+    if approver && let Some(name) = abs.file_name() {
+        return name.to_string_lossy().into_owned();
+    }
+    abs.display().to_string()
 }
 
 pub fn init(dir: &Path, out: &Out) -> Result<Outcome> {
@@ -56,24 +89,63 @@ pub fn init(dir: &Path, out: &Out) -> Result<Outcome> {
     key.write_pair(&dir.join("keys/collector.key"), "collector")?;
     Vault::open_or_create(&dir.join("vault"))?;
     std::fs::create_dir_all(dir.join("state"))?;
-    let text = r#"# plcvault site config, written by `plcvault init`. All keys: see config.example.toml.
+    let text = r#"# plcvault site config, written by `plcvault init`. Every key with its default is in
+# config.example.toml; this file is complete without it. Relative paths start here.
+[site]
+name = "my plant"              # what review pages and the report call the plant
+
 [vault]
 path = "vault"
-key = "keys/collector.key"
-state = "state"
-stale-after = "26h"
+key = "keys/collector.key"     # this host's signing key (never an approver's)
+state = "state"                # what this host remembers of the log (keep it off the vault's disk)
+stale-after = "26h"            # verify reports a log older than this as stale
 
 [[trust]]
 name = "collector"
 role = "collector"
 public-key = "keys/collector.key.pub"
 
-# Add one [[device]] per PLC export folder, HMI or workstation, for example:
-# [[device]]
+# Each approver's public key: `plcvault keygen --role approver --out alice.key` on the
+# approver's machine prints these lines; copy only the .pub file here.
+# [[trust]]
+# name = "alice"
+# role = "approver"
+# public-key = "alice.key.pub"
+
+# One [[device]] per PLC, HMI, export folder or workstation. Every device takes name,
+# adapter, tags (free labels) and nightly (false for a spare: out of --all, schedules
+# and alarms).
+#
+# [[device]]                   # an engineering workstation's export folder
 # name = "line1-exports"
 # adapter = "files"
 # path = "/srv/eng/line1"
 # exclude = ["**/*.tmp"]
+#
+# [[device]]                   # a PLC's registers over Modbus TCP (read-only functions)
+# name = "line1-plc"
+# adapter = "modbus"
+# address = "10.1.1.10:502"
+# [[device.range]]
+# table = "holding"            # holding | input | coils | discrete
+# start = 0
+# count = 100
+# kind = "recipe"
+#
+# [[device]]                   # an HMI panel over FTP, FTPS or SFTP
+# name = "line1-panel"
+# adapter = "ftp"
+# protocol = "sftp"
+# address = "10.1.1.20"
+# host-key-fingerprint = ""    # "" refuses the server once and prints its key to pin
+# user = "backup"
+# key-file = "keys/panel_ed25519"
+
+# Run by `plcvault daemon` (or use cron; see the README):
+# [[schedule]]
+# name = "nightly"
+# cron = "0 2 * * *"
+# action = "collect"           # collect | drill
 "#;
     std::fs::write(&cfg_path, text)?;
     out.record(
@@ -104,16 +176,26 @@ pub fn config_check(cfg: &Config, out: &Out) -> Result<Outcome> {
                 k.display()
             )),
             Ok(_) => {}
-            Err(e) => bail!("{}: [vault] key: {e}", cfg.file.display()),
+            Err(e) => return Err(cfg.key_error(k, e)),
         }
     }
     if cfg.devices.is_empty() {
         warnings.push("no [[device]] is configured".into());
     }
+    let mut problems = Vec::new();
     for d in &cfg.devices {
         for w in d.adapter.collector.preflight() {
             warnings.push(format!("device `{}`: {w}", d.name));
         }
+        for p in d.adapter.collector.problems() {
+            problems.push(format!("device `{}`: {p}", d.name));
+        }
+    }
+    if !problems.is_empty() {
+        for w in &warnings {
+            out.warn(w);
+        }
+        bail!("{}: {}", cfg.file.display(), problems.join("\n"));
     }
     out.record(
         "config",

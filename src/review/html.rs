@@ -296,11 +296,22 @@ pre{{background:#f4f4f4;padding:.5em;overflow-x:auto;white-space:pre-wrap}} .add
         let s = r.summary();
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"critical\">{}</td><td class=\"warning\">{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td{}>{}</td><td{}>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&r.device),
             esc(&r.current),
             esc(&r.against),
+            // A count of zero is neutral, not red.
+            if s.critical > 0 {
+                " class=\"critical\""
+            } else {
+                ""
+            },
             s.critical,
+            if s.warning > 0 {
+                " class=\"warning\""
+            } else {
+                ""
+            },
             s.warning,
             s.info,
             if s.drift {

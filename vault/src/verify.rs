@@ -823,8 +823,16 @@ fn leftovers(
         .map(|rd| rd.count())
         .unwrap_or(0);
     if stray_packs + stray_manifests + temps > 0 {
+        // Harmless only on a clean log: with findings, a file no trusted entry names may
+        // be what an altered or malformed entry named.
+        let doubt = !report.findings.is_empty();
         report.notes.push(format!(
-            "{stray_packs} pack(s), {stray_manifests} manifest(s) and {temps} temp file(s) are not part of any committed snapshot (left by interrupted or concurrent runs; harmless)"
+            "{stray_packs} pack(s), {stray_manifests} manifest(s) and {temps} temp file(s) are not part of any committed snapshot ({})",
+            if doubt {
+                "with the findings above, some may be what an entry that does not verify named: keep them until those are resolved"
+            } else {
+                "left by interrupted or concurrent runs; harmless"
+            }
         ));
     }
 }

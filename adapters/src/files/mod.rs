@@ -36,6 +36,9 @@ pub struct FilesOptions {
     pub exclude: Vec<String>,
     /// Glob → kind, first match wins; then the built-in rules by extension.
     pub kinds: Vec<(String, ArtifactKind)>,
+    /// `optional = true`: a folder that does not exist (a share mounted only at times) is
+    /// a warning of `config check`, not a failure.
+    pub optional: bool,
 }
 
 pub struct FilesCollector {
@@ -265,11 +268,21 @@ impl Collector for FilesCollector {
         &["open(O_RDONLY)", "read", "stat", "readdir"]
     }
     fn preflight(&self) -> Vec<String> {
-        if self.opts.root.is_dir() {
+        if self.opts.optional && !self.opts.root.is_dir() {
+            vec![format!(
+                "folder {} does not exist (yet); it is marked optional",
+                self.opts.root.display()
+            )]
+        } else {
+            Vec::new()
+        }
+    }
+    fn problems(&self) -> Vec<String> {
+        if self.opts.optional || self.opts.root.is_dir() {
             Vec::new()
         } else {
             vec![format!(
-                "folder {} does not exist (yet)",
+                "folder {} does not exist\nfix: check `path` (relative paths start at the config's folder), or set optional = true for a share that is mounted only at times",
                 self.opts.root.display()
             )]
         }
@@ -494,6 +507,7 @@ mod tests {
             include: vec!["**/*".into()],
             exclude: vec!["**/*.tmp".into()],
             kinds: vec![("recipes/**".into(), ArtifactKind::Recipe)],
+            optional: false,
         }
     }
 

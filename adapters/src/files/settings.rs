@@ -16,6 +16,8 @@ struct FilesSettings {
     exclude: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     kind: Vec<KindRule>,
+    #[serde(default)]
+    optional: bool,
 }
 
 /// `[[device.kind]]`: artifact kind by glob, first match wins.
@@ -47,6 +49,7 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
         ));
     }
     let opts = FilesOptions {
+        optional: s.optional,
         device: ctx.device.to_string(),
         root: ctx.resolve(path.get_ref()),
         include: s
