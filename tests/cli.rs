@@ -692,3 +692,49 @@ fn the_starter_configs_examples_uncommented_parse() {
         "{stderr}\n{uncommented}"
     );
 }
+
+/// Issue 19 item 9: an auditor verifies an evidence folder with the public keys alone (a
+/// config naming no private key and no vault of theirs), and export and verify count the
+/// same manifests.
+#[test]
+fn evidence_is_verified_with_the_public_keys_alone_and_counted_the_same_both_ways() {
+    let s = Site::new();
+    s.write("plant/a.cfg", b"a=1\n");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    s.write("plant/a.cfg", b"a=2\n");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let ev = s.path("evidence");
+    let r = s.run(&[
+        "--json",
+        "evidence",
+        "export",
+        "--out",
+        ev.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let exported = r.records("evidence")[0]["manifests"].as_u64().unwrap();
+    let auditor = s.path("auditor");
+    std::fs::create_dir_all(&auditor).unwrap();
+    std::fs::copy(
+        s.path("site/keys/collector.key.pub"),
+        auditor.join("collector.key.pub"),
+    )
+    .unwrap();
+    std::fs::write(
+        auditor.join("plcvault.toml"),
+        "[vault]\npath = \"no-vault-here\"\n\n[[trust]]\nname = \"collector\"\nrole = \"collector\"\npublic-key = \"collector.key.pub\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .arg("--config")
+        .arg(auditor.join("plcvault.toml"))
+        .args(["--json", "verify", "--evidence", ev.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let r = common::Run::from_output(out);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let verified = &r.records("verify-evidence")[0];
+    assert_eq!(verified["clean"], true);
+    assert_eq!(verified["manifests"].as_u64(), Some(exported), "{verified}");
+    assert_eq!(exported, 2);
+}
