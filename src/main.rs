@@ -58,6 +58,13 @@ enum Command {
     Init {
         /// The new site's folder (created; must be empty)
         dir: PathBuf,
+        /// Also make this approver's key pair (see --approver-key) and trust it
+        #[arg(long, value_name = "NAME", requires = "approver_key")]
+        approver: Option<String>,
+        /// Where to write the approver's private key: outside the site (a token, the
+        /// approver's machine); its .pub is copied into the site's keys/
+        #[arg(long, value_name = "PATH", requires = "approver")]
+        approver_key: Option<PathBuf>,
     },
     /// Check the config
     Config {
@@ -330,7 +337,11 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
                 .flatten();
             ops::commands::keygen(path, comment, role == "approver", site.as_deref(), out)
         }
-        Command::Init { dir } => ops::commands::init(dir, out),
+        Command::Init {
+            dir,
+            approver,
+            approver_key,
+        } => ops::commands::init(dir, approver.as_deref().zip(approver_key.as_deref()), out),
         Command::Config {
             action: ConfigAction::Check,
         } => ops::commands::config_check(&load()?, out),

@@ -738,3 +738,72 @@ fn evidence_is_verified_with_the_public_keys_alone_and_counted_the_same_both_way
     assert_eq!(verified["manifests"].as_u64(), Some(exported), "{verified}");
     assert_eq!(exported, 2);
 }
+
+#[test]
+fn init_can_make_an_approver_key_away_from_the_site_and_trust_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    let token = dir.path().join("token/alice.key");
+    let run = |args: &[&str]| {
+        common::Run::from_output(
+            std::process::Command::new(common::BIN)
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    };
+    // Not inside the site.
+    let inside = site.join("keys/alice.key");
+    let r = run(&[
+        "init",
+        site.to_str().unwrap(),
+        "--approver",
+        "alice",
+        "--approver-key",
+        inside.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("outside the site"), "{}", r.stderr);
+    assert!(!inside.exists());
+    let r = run(&[
+        "init",
+        site.to_str().unwrap(),
+        "--approver",
+        "alice",
+        "--approver-key",
+        token.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(token.exists() && site.join("keys/alice.key.pub").exists());
+    let cfg = site.join("plcvault.toml");
+    let r = run(&["--config", cfg.to_str().unwrap(), "config", "check"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("2 trusted key(s)"), "{}", r.stdout);
+    // The key made there approves.
+    std::fs::create_dir_all(dir.path().join("plant")).unwrap();
+    std::fs::write(dir.path().join("plant/a.cfg"), "a=1\n").unwrap();
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "\n[[device]]\nname = \"ws1\"\nadapter = \"files\"\npath = \"{}\"\n",
+        dir.path().join("plant").display()
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    assert_eq!(
+        run(&["--config", cfg.to_str().unwrap(), "collect", "ws1"]).code,
+        0
+    );
+    let r = run(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "baseline",
+        "approve",
+        "ws1",
+        "--snapshot",
+        "latest",
+        "--key",
+        token.to_str().unwrap(),
+        "--ticket",
+        "CHG-1",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}

@@ -1,6 +1,6 @@
 //! The smaller commands: keygen, init, config check, snapshots, verify and restore.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -76,7 +76,10 @@ fn trust_path(pub_path: &Path, site: Option<&Path>, approver: bool) -> String {
     abs.display().to_string()
 }
 
-pub fn init(dir: &Path, out: &Out) -> Result<Outcome> {
+/// `init DIR [--approver NAME --approver-key PATH]`: a new site; with an approver, also
+/// their key pair at PATH (meant to be outside DIR: a token, the approver's machine), its
+/// public half copied into the site and trusted as approver.
+pub fn init(dir: &Path, approver: Option<(&str, &Path)>, out: &Out) -> Result<Outcome> {
     let cfg_path = dir.join("plcvault.toml");
     if cfg_path.exists() {
         bail!(
@@ -85,8 +88,44 @@ pub fn init(dir: &Path, out: &Out) -> Result<Outcome> {
         );
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if let Some((name, path)) = approver {
+        if !vault::log::is_device_name(name) {
+            bail!(
+                "`{name}` is not a name for a key (letters, digits, - _ .)\nfix: pass --approver alice"
+            );
+        }
+        // Lexically, for a key folder that does not exist yet.
+        let lexical = |p: &Path| -> PathBuf {
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.to_owned())
+                .components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .collect()
+        };
+        if lexical(path).starts_with(lexical(dir)) {
+            bail!(
+                "the approver's key would be written inside the site ({}); an approver key on the collector host lets the host approve its own collections\nfix: give --approver-key a path outside the site (a token, or the approver's own machine)",
+                path.display()
+            );
+        }
+    }
     let key = SecretKey::generate()?;
     key.write_pair(&dir.join("keys/collector.key"), "collector")?;
+    let mut approver_trust = String::new();
+    if let Some((name, path)) = approver {
+        let pub_path = SecretKey::generate()?.write_pair(path, name)?;
+        let site_pub = dir.join(format!("keys/{name}.key.pub"));
+        std::fs::copy(&pub_path, &site_pub)
+            .with_context(|| format!("cannot copy {} into the site", pub_path.display()))?;
+        approver_trust = format!(
+            "\n[[trust]]\nname = \"{name}\"\nrole = \"approver\"\npublic-key = \"keys/{name}.key.pub\"\n"
+        );
+        out.info(format!(
+            "wrote the approver key of `{name}`: {} (private, mode 0600: take it away from this host) and {}",
+            path.display(),
+            site_pub.display()
+        ));
+    }
     Vault::open_or_create(&dir.join("vault"))?;
     std::fs::create_dir_all(dir.join("state"))?;
     let text = r#"# plcvault site config, written by `plcvault init`. Every key with its default is in
@@ -147,6 +186,12 @@ public-key = "keys/collector.key.pub"
 # cron = "0 2 * * *"
 # action = "collect"           # collect | drill
 "#;
+    let text = match text.split_once("\n# Each approver's public key") {
+        Some((head, tail)) if !approver_trust.is_empty() => {
+            format!("{head}{approver_trust}\n# Each approver's public key{tail}")
+        }
+        _ => text.to_string(),
+    };
     std::fs::write(&cfg_path, text)?;
     out.record(
         "init",
