@@ -312,3 +312,82 @@ fn a_device_without_a_baseline_is_a_metadata_finding_not_a_config_change() {
         "{f}"
     );
 }
+
+/// The README's walk for a new site, as a user types it: init with an approver key made
+/// away from the site, a device, config check, collect, the site's review page, the
+/// approval by the very command the review printed, the nightly cron lines (collect,
+/// verify, drill, verify --read-data, report), and evidence for the auditor.
+#[test]
+fn the_readme_walk_from_init_to_the_auditors_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    let key = dir.path().join("alice/alice.key");
+    let cfg = site.join("plcvault.toml");
+    let run = |args: &[&str]| {
+        let mut c = std::process::Command::new(common::BIN);
+        c.env("PLCVAULT_CONFIG", &cfg).args(args);
+        common::Run::from_output(c.output().unwrap())
+    };
+    let r = run(&[
+        "init",
+        site.to_str().unwrap(),
+        "--approver",
+        "alice",
+        "--approver-key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let plant = dir.path().join("plant");
+    std::fs::create_dir_all(plant.join("recipes")).unwrap();
+    std::fs::write(plant.join("recipes/a.csv"), "temp;88\n").unwrap();
+    std::fs::write(plant.join("OB1.awl"), "A I0.0\n").unwrap();
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "\n[[device]]\nname = \"line1-exports\"\nadapter = \"files\"\npath = \"{}\"\n",
+        plant.display()
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    assert_eq!(run(&["config", "check"]).code, 0);
+    assert_eq!(run(&["collect", "--all"]).code, 0);
+    let page = dir.path().join("review.html");
+    let r = run(&["diff", "--all", "--html", page.to_str().unwrap()]);
+    let cmd = r
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("to approve exactly this: "))
+        .unwrap_or_else(|| panic!("no approve command printed: {}", r.stdout))
+        .to_string();
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("baseline approve line1-exports --snapshot"),
+        "{html}"
+    );
+    // The printed command, with the approver's key and a ticket filled in.
+    let cmd = cmd
+        .replace("APPROVER.key", key.to_str().unwrap())
+        .replace("TICKET", "CHG-1");
+    let words: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+    let r = run(&words);
+    assert_eq!(r.code, 0, "{cmd}: {}{}", r.stdout, r.stderr);
+    // The nightly lines of the README's cron block.
+    assert_eq!(run(&["--json", "collect", "--all"]).code, 0);
+    assert_eq!(run(&["--json", "verify"]).code, 0);
+    assert_eq!(run(&["--json", "drill", "--all"]).code, 0);
+    assert_eq!(run(&["--json", "verify", "--read-data"]).code, 0);
+    let html = dir.path().join("report.html");
+    let prom = dir.path().join("plcvault.prom");
+    let r = run(&[
+        "report",
+        "--html",
+        html.to_str().unwrap(),
+        "--prometheus",
+        prom.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let ev = dir.path().join("evidence");
+    assert_eq!(
+        run(&["evidence", "export", "--out", ev.to_str().unwrap()]).code,
+        0
+    );
+    assert_eq!(run(&["verify", "--evidence", ev.to_str().unwrap()]).code, 0);
+}
