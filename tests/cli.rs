@@ -807,3 +807,40 @@ fn init_can_make_an_approver_key_away_from_the_site_and_trust_it() {
     ]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 }
+
+#[test]
+fn sizes_in_human_output_are_human_readable() {
+    let s = Site::new();
+    let mut img = noise(3 * 1024 * 1024, 8);
+    s.write("plant/panel.img", &img);
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let alice = s.add_approver();
+    assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
+    img[100] ^= 1;
+    s.write("plant/panel.img", &img);
+    let r = s.run(&["collect", "line1"]);
+    assert!(r.stdout.contains("size unchanged, 3.0 MiB"), "{}", r.stdout);
+    img.extend_from_slice(b"0123456789");
+    s.write("plant/panel.img", &img);
+    let r = s.run(&["--json", "diff", "line1", "--live"]);
+    let f = &r.records("finding")[0];
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .ends_with("3.0 MiB -> 3.0 MiB (+10 B)"),
+        "{f}"
+    );
+    for cmd in [
+        &["snapshots"][..],
+        &["ls", "line1"],
+        &["verify", "--read-data"],
+    ] {
+        let r = s.run(cmd);
+        assert!(
+            !r.stdout.contains("3145728") && !r.stdout.contains("3145738"),
+            "{cmd:?}: {}",
+            r.stdout
+        );
+    }
+}

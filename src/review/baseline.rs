@@ -69,7 +69,7 @@ pub fn review_against_baseline(
             class: Class::Metadata,
             severity: Severity::Info,
             summary: format!(
-                "`{}` has no approved baseline yet; review it and approve it (the command is below)",
+                "`{}` has no approved baseline yet; review it, then approve it with the command this comparison shows",
                 device.name
             ),
             view: View::None,

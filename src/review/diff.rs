@@ -355,10 +355,23 @@ fn summarize(name: &str, kind: ArtifactKind, view: &View) -> String {
             new_size,
             ranges,
             ..
-        } => format!(
-            "{name} ({kind}): {} changed byte range(s), {old_size} -> {new_size} bytes",
-            ranges.len()
-        ),
+        } => {
+            let human = crate::output::human_bytes;
+            let size = if old_size == new_size {
+                format!("size unchanged, {}", human(*old_size))
+            } else {
+                format!(
+                    "{} -> {} ({:+} B)",
+                    human(*old_size),
+                    human(*new_size),
+                    i128::from(*new_size) - i128::from(*old_size)
+                )
+            };
+            format!(
+                "{name} ({kind}): {} changed byte range(s), {size}",
+                ranges.len()
+            )
+        }
         View::Identity { fields } => format!(
             "{name}: identification changed ({})",
             fields
