@@ -233,7 +233,7 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum BaselineAction {
-    /// Approve a snapshot (default: the newest) as the device's baseline
+    /// Approve the snapshot you reviewed (--snapshot ID or latest, or --live) as the device's baseline
     Approve {
         /// The device (its name, or a glob or tag:NAME that selects one)
         device: String,
@@ -246,6 +246,10 @@ enum BaselineAction {
         /// With --live: approve without asking (for scripts)
         #[arg(long, requires = "live")]
         yes: bool,
+        /// The digest the review printed (16 hex digits are enough): refuse to sign when
+        /// what would be signed differs from what was reviewed
+        #[arg(long, value_name = "DIGEST")]
+        review: Option<String>,
         /// The approver's private key (its public key must be trusted as approver)
         #[arg(long, value_name = "PATH")]
         key: PathBuf,
@@ -387,14 +391,22 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
                 snapshot,
                 live,
                 yes,
+                review: reviewed,
                 key,
                 ticket,
                 reason,
                 accept_suspect,
             } => {
                 let cfg = load()?;
+                if *yes && !*live {
+                    anyhow::bail!(
+                        "--yes answers the question --live asks\nfix: leave out --yes, or use --live"
+                    );
+                }
                 let mut collected = None;
                 if *live {
+                    // What can refuse the approval is checked before anything is collected.
+                    review::baseline::check_approver(&cfg, device, key, ticket, !*yes)?;
                     collected = Some(ops::collect::for_approval(&cfg, device, out)?);
                 }
                 review::baseline::approve(
@@ -407,6 +419,8 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
                         reason,
                         accept_suspect: *accept_suspect,
                         confirm: *live && !*yes,
+                        review: reviewed.as_deref(),
+                        live: *live,
                     },
                     out,
                 )

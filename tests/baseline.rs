@@ -367,26 +367,24 @@ fn an_approver_signs_exactly_what_was_reviewed() {
     assert_eq!(s.run(&["collect", "line1"]).code, 0);
     let alice = s.add_approver();
     assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
+    let key = alice.to_str().unwrap();
     s.write("plant/recipe.csv", b"temp;72\n");
 
-    // The live review says how to approve what it shows.
-    let r = s.run(&["diff", "line1", "--live"]);
+    // The live review says how to approve what it shows, bound by its digest.
+    let r = s.run(&["--json", "diff", "line1", "--live"]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let cmd = r.records("summary")[0]["approve"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(
-        r.stdout
-            .contains("to approve exactly this: plcvault baseline approve line1 --live"),
-        "{}",
-        r.stdout
+        cmd.starts_with("plcvault baseline approve line1 --live --review "),
+        "{cmd}"
     );
+    let digest = review_of(&cmd);
     // Approving needs the snapshot named; the message names the newest.
     let r = s.run(&[
-        "baseline",
-        "approve",
-        "line1",
-        "--key",
-        alice.to_str().unwrap(),
-        "--ticket",
-        "CHG-2",
+        "baseline", "approve", "line1", "--key", key, "--ticket", "CHG-2",
     ]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
@@ -394,65 +392,48 @@ fn an_approver_signs_exactly_what_was_reviewed() {
         "{}",
         r.stderr
     );
-    // --live without a terminal and without --yes signs nothing.
+    let entries = || common::files_under(&s.vault().join("log")).len();
+    let before = entries();
+    // --live without a terminal and without --yes collects nothing and signs nothing.
     let r = s.run(&[
-        "baseline",
-        "approve",
-        "line1",
-        "--live",
-        "--key",
-        alice.to_str().unwrap(),
-        "--ticket",
-        "CHG-2",
+        "baseline", "approve", "line1", "--live", "--key", key, "--ticket", "CHG-2",
     ]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("--yes"), "{}", r.stderr);
+    assert_eq!(entries(), before, "nothing collected before the checks");
+    // The device changes after the review: the printed command refuses to sign.
+    s.write("plant/recipe.csv", b"temp;60\n");
+    let r = s.run(&[
+        "baseline", "approve", "line1", "--live", "--review", &digest, "--yes", "--key", key,
+        "--ticket", "CHG-2",
+    ]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("not what was reviewed"), "{}", r.stderr);
     let approvals = |s: &Site| {
         s.run(&["--json", "baseline", "history", "line1"])
             .records("approval")
             .len()
     };
     assert_eq!(approvals(&s), 1);
-    // --live --yes: collected, shown, approved; the next collection matches.
+    // Reviewed again and approved by the command that review printed.
+    let r = s.run(&["--json", "diff", "line1", "--live"]);
+    let cmd = r.records("summary")[0]["approve"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let digest = review_of(&cmd);
     let r = s.run(&[
-        "--json",
-        "baseline",
-        "approve",
-        "line1",
-        "--live",
-        "--yes",
-        "--key",
-        alice.to_str().unwrap(),
-        "--ticket",
-        "CHG-2",
+        "--json", "baseline", "approve", "line1", "--live", "--review", &digest, "--yes", "--key",
+        key, "--ticket", "CHG-2",
     ]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let preview = &r.records("approval-preview")[0];
     assert_eq!(preview["drift"], true, "{preview}");
-    let shown: Vec<serde_json::Value> = r
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .skip_while(|v| v["type"] != "approval-preview")
-        .skip(1)
-        .take_while(|v| v["type"] == "finding")
-        .map(|v| v["data"].clone())
-        .collect();
-    assert!(
-        shown.iter().any(|f| f["artifact"] == "recipe.csv"),
-        "{}",
-        r.stdout
-    );
     let approval = &r.records("approval")[0];
-    let digest = approval["review"].as_str().unwrap().to_string();
-    let expected = {
-        use sha2::Digest;
-        sha2::Sha256::digest(serde_json::to_vec(&shown).unwrap())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
-    assert_eq!(digest, expected, "the digest is of the findings shown");
+    assert!(
+        approval["review"].as_str().unwrap().starts_with(&digest),
+        "{approval}"
+    );
     assert_eq!(approvals(&s), 2);
     let r = s.run(&["collect", "line1"]);
     assert_eq!(
@@ -460,18 +441,49 @@ fn an_approver_signs_exactly_what_was_reviewed() {
         "no drift after approving what was seen: {}",
         r.stdout
     );
-    // A stored snapshot's review names it and the command that approves it.
+    // A stored snapshot's review names it; a later approval changes the baseline, so the
+    // old review's command refuses.
     s.write("plant/recipe.csv", b"temp;75\n");
     let r = s.run(&["--json", "collect", "line1"]);
     let id = r.records("device")[0]["snapshot"]
         .as_str()
         .unwrap()
         .to_string();
-    let cmp = &r.records("comparison")[0];
-    assert_eq!(
-        cmp["approve"],
-        format!(
-            "plcvault baseline approve line1 --snapshot {id} --key APPROVER.key --ticket TICKET"
-        )
+    let cmd = r.records("comparison")[0]["approve"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cmd.starts_with(&format!(
+            "plcvault baseline approve line1 --snapshot {id} --review "
+        )),
+        "{cmd}"
     );
+    let digest = review_of(&cmd);
+    assert_eq!(s.approve("line1", &alice, "CHG-3").code, 0);
+    let r = s.run(&[
+        "baseline",
+        "approve",
+        "line1",
+        "--snapshot",
+        &id,
+        "--review",
+        &digest,
+        "--key",
+        key,
+        "--ticket",
+        "CHG-4",
+    ]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("not what was reviewed"), "{}", r.stderr);
+}
+
+/// The digest after `--review` in a printed approve command.
+fn review_of(cmd: &str) -> String {
+    let w: Vec<&str> = cmd.split_whitespace().collect();
+    let i = w
+        .iter()
+        .position(|x| *x == "--review")
+        .expect("--review in the command");
+    w[i + 1].to_string()
 }

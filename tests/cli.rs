@@ -703,6 +703,8 @@ fn evidence_is_verified_with_the_public_keys_alone_and_counted_the_same_both_way
     assert_eq!(s.run(&["collect", "line1"]).code, 0);
     s.write("plant/a.cfg", b"a=2\n");
     assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    // Unchanged: a third snapshot naming the second's manifest.
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
     let ev = s.path("evidence");
     let r = s.run(&[
         "--json",
@@ -842,5 +844,30 @@ fn sizes_in_human_output_are_human_readable() {
             "{cmd:?}: {}",
             r.stdout
         );
+    }
+}
+
+#[test]
+fn damage_names_every_snapshot_it_hurts_also_those_of_an_unchanged_device() {
+    let s = Site::new();
+    s.write("plant/a.img", &noise(200_000, 5));
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            let r = s.run(&["--json", "collect", "line1"]);
+            r.records("device")[0]["snapshot"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let packs = common::files_under(&s.vault().join("packs"));
+    let mut bytes = std::fs::read(&packs[0]).unwrap();
+    bytes[300] ^= 1;
+    std::fs::write(&packs[0], bytes).unwrap();
+    let r = s.run(&["--json", "verify", "--read-data"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let text = r.stdout.clone();
+    for id in &ids {
+        assert!(text.contains(id.as_str()), "{id} is not named: {text}");
     }
 }

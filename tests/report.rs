@@ -288,6 +288,10 @@ fn diff_all_writes_one_review_page_for_the_site() {
         "{html}"
     );
     assert!(html.contains("b=2"), "{html}");
+    assert!(
+        html.contains("Not compared:") && html.contains("<td>line3</td>"),
+        "{html}"
+    );
     // Counts of zero are neutral; only a non-zero count is coloured.
     assert!(
         !html.contains("class=\"critical\">0<") && !html.contains("class=\"warning\">0<"),

@@ -64,8 +64,9 @@ pub struct DeviceReport {
     pub error_kind: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes: Option<Changes>,
-    /// Something outside the approved baseline was found (see the `finding` records).
-    pub drift: bool,
+    /// Something outside the approved baseline was found (see the `finding` records);
+    /// `null` for a device that was not collected (nothing is known of it).
+    pub drift: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -74,6 +75,8 @@ pub struct RunSummary {
     pub ok: usize,
     pub incomplete: usize,
     pub failed: usize,
+    /// Devices whose snapshot is outside the approved baseline.
+    pub drift: usize,
     pub bytes: u64,
     pub new_bytes: u64,
     pub stored_bytes: u64,
@@ -296,7 +299,7 @@ pub fn run_on(
         };
         if review.as_ref().is_some_and(|r| r.comparison.drift()) {
             outcome = outcome.worst(Outcome::Findings);
-            report.drift = true;
+            report.drift = Some(true);
         }
         print_device(out, &report);
         if let Some(rv) = review {
@@ -309,6 +312,7 @@ pub fn run_on(
         ok: reports.iter().filter(|r| r.status == "ok").count(),
         incomplete: reports.iter().filter(|r| r.status == "incomplete").count(),
         failed: reports.iter().filter(|r| r.status == "failed").count(),
+        drift: reports.iter().filter(|r| r.drift == Some(true)).count(),
         bytes: reports.iter().map(|r| r.bytes).sum(),
         new_bytes: reports.iter().map(|r| r.new_bytes).sum(),
         stored_bytes: reports.iter().map(|r| r.stored_bytes).sum(),
@@ -377,7 +381,7 @@ impl DeviceReport {
             error: Some(error),
             error_kind: None,
             changes: None,
-            drift: false,
+            drift: None,
         }
     }
 }
@@ -573,7 +577,7 @@ fn store(
         error: None,
         error_kind: None,
         changes: None,
-        drift: false,
+        drift: Some(false),
     };
     Ok((report, committed, manifest))
 }

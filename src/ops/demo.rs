@@ -515,7 +515,12 @@ fn review_page(
             );
         }
     }
-    crate::review::html::write_html(&html, "plcvault change review: bottling line 1", &reviews)?;
+    crate::review::html::write_html(
+        &html,
+        "plcvault change review: bottling line 1",
+        &reviews,
+        &[],
+    )?;
     out.say(format!(
         "   The change-review page with every finding, the baseline's approver and ticket is at\n   {}",
         html.display()
@@ -633,6 +638,8 @@ fn approve_all(
                 reason: "commissioning of line 1",
                 accept_suspect: false,
                 confirm: false,
+                review: None,
+                live: false,
             },
             out,
         )?;

@@ -190,6 +190,14 @@ pub fn collect_live(device: &DeviceConfig) -> Result<(Manifest, LiveData)> {
             }
         }
     }
+    // As in `collect`: nothing read at all is a device not read, never an empty state.
+    if !complete && artifacts.is_empty() {
+        return Err(anyhow::Error::new(adapters::AdapterError::NothingRead {
+            device: device.name.clone(),
+            why: warnings.iter().take(3).cloned().collect::<Vec<_>>().join("; "),
+            fix: "check that the device answers (address, unit, timeout, login) and that the configured ranges or paths exist".into(),
+        }));
+    }
     let (adapter, source) = adapter_source(device);
     Ok((
         Manifest {

@@ -81,6 +81,7 @@ pub fn review_against_baseline(
             baseline: None,
             rules_note: None,
             comparison,
+            content: content_of(current),
         });
     };
     let (rules, mut note) = approved_rules(&baseline);
@@ -102,6 +103,7 @@ pub fn review_against_baseline(
         baseline: Some(baseline),
         rules_note: note,
         comparison,
+        content: content_of(current),
     })
 }
 
@@ -115,6 +117,11 @@ pub struct ApproveOptions<'a> {
     pub accept_suspect: bool,
     /// Ask on the terminal before signing (`--live` without `--yes`).
     pub confirm: bool,
+    /// The digest (a prefix of at least 12 hex digits) of the review this approval
+    /// follows: what would be signed must have the same.
+    pub review: Option<&'a str>,
+    /// The snapshot was collected just now for this approval (`--live`).
+    pub live: bool,
 }
 
 /// `baseline approve`.
@@ -127,6 +134,7 @@ pub fn approve(cfg: &Config, o: &ApproveOptions, out: &Out) -> Result<Outcome> {
         reason,
         accept_suspect,
         confirm,
+        ..
     } = *o;
     let dev = cfg.one(device)?;
     let (key, name) = cfg.approver_key(key_path)?;
@@ -181,7 +189,22 @@ pub fn approve(cfg: &Config, o: &ApproveOptions, out: &Out) -> Result<Outcome> {
         snap.id, dev.name
     ));
     crate::review::html::print(out, std::slice::from_ref(&review), "approval-preview");
-    let digest = review_digest(&review);
+    let digest = review.digest();
+    out.say(format!("review digest {}", digest.to_hex()));
+    if let Some(want) = o.review
+        && (want.len() < 12 || !digest.to_hex().starts_with(&want.to_ascii_lowercase()))
+    {
+        bail!(
+            "what would be signed is not what was reviewed: this comparison has digest {}, the review named {want}{}\nfix: review again (plcvault diff {}) and approve by the command it prints",
+            &digest.to_hex()[..16],
+            if o.live {
+                " (the device changed since the live review)"
+            } else {
+                " (the baseline or the snapshot changed since the review)"
+            },
+            dev.name
+        );
+    }
     if confirm
         && !ask(&format!(
             "Sign snapshot {} of `{}` as its baseline? [y/N] ",
@@ -239,12 +262,38 @@ pub fn approve(cfg: &Config, o: &ApproveOptions, out: &Out) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
-/// The digest an approval records of the review the approver was shown: SHA-256 of the
-/// findings, in order, as one JSON array with the keys of each object sorted and no
-/// spaces (the `finding` records `--json` prints after the `approval-preview`).
-pub fn review_digest(r: &Review) -> vault::Hash {
-    let v = serde_json::to_value(&r.comparison.findings).expect("findings serialize");
-    vault::Hash::of(&serde_json::to_vec(&v).expect("values serialize"))
+/// SHA-256 of a manifest's artifacts as (name, SHA-256) pairs, in order.
+pub fn content_of(m: &Manifest) -> vault::Hash {
+    let list: Vec<(&str, &vault::Hash)> = m
+        .artifacts
+        .iter()
+        .map(|a| (a.name.as_str(), &a.sha256))
+        .collect();
+    vault::Hash::of(&serde_json::to_vec(&list).expect("pairs serialize"))
+}
+
+/// What refuses an approval before anything is collected for it (`--live`): the device,
+/// an approver key, a ticket, and a terminal to ask on unless `--yes`.
+///
+/// Fails as `approve` would.
+pub fn check_approver(
+    cfg: &Config,
+    device: &str,
+    key: &Path,
+    ticket: &str,
+    ask_needed: bool,
+) -> Result<()> {
+    cfg.one(device)?;
+    cfg.approver_key(key)?;
+    if ticket.trim().is_empty() {
+        bail!("an approval needs a change ticket\nfix: pass --ticket CHG-1234");
+    }
+    if ask_needed && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        bail!(
+            "refusing to approve without asking: standard input is not a terminal\nfix: pass --yes to approve what was shown without a prompt"
+        );
+    }
+    Ok(())
 }
 
 /// Asks a yes/no question on the terminal.
@@ -362,6 +411,7 @@ pub fn diff(
     }
     let mut outcome = Outcome::Clean;
     let mut reviews = Vec::new();
+    let mut not_compared: Vec<(String, String)> = Vec::new();
     let ctx = DiffContext {
         vault: &vault,
         history: &history,
@@ -369,6 +419,21 @@ pub fn diff(
         head_doubt: head_doubt.as_deref(),
     };
     for (dev, live) in targets {
+        // A live read that failed is a device not collected (exit 3), in a batch or alone.
+        let live = match live {
+            Some(Err(e)) => {
+                let why = format!("{e:#}");
+                out.record(
+                    "diff-skipped",
+                    &serde_json::json!({"device": dev.name, "error": why}),
+                    || format!("NOT READ `{}`: {why}", dev.name),
+                );
+                not_compared.push((dev.name.clone(), why));
+                outcome = outcome.worst(Outcome::NotCollected);
+                continue;
+            }
+            other => other,
+        };
         match review_one(&ctx, dev, live, snapshot, against) {
             Ok(r) => reviews.push(r),
             Err(e) if single => return Err(e),
@@ -379,6 +444,7 @@ pub fn diff(
                     &serde_json::json!({"device": dev.name, "error": why}),
                     || format!("SKIPPED `{}`: {why}", dev.name),
                 );
+                not_compared.push((dev.name.clone(), why));
                 outcome = outcome.worst(Outcome::Failed);
             }
         }
@@ -389,7 +455,7 @@ pub fn diff(
             [one] if single => format!("plcvault change review: {}: {}", cfg.site, one.device),
             _ => format!("plcvault change review: {}", cfg.site),
         };
-        write_html(path, &title, &reviews)?;
+        write_html(path, &title, &reviews, &not_compared)?;
         out.info(format!("wrote the change review page {}", path.display()));
     }
     if reviews.iter().any(|r| r.comparison.drift()) || untrusted > 0 {
@@ -463,6 +529,7 @@ fn review_one(
                     .into(),
             ),
             comparison,
+            content: content_of(&current),
         }
     };
     let mut review = review;

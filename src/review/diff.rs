@@ -226,7 +226,7 @@ pub fn compare(
                     name,
                     "added",
                     class_of(name, &[n.kind]),
-                    format!("{name} was added ({} bytes)", n.size),
+                    format!("{name} was added ({})", crate::output::human_bytes(n.size)),
                     View::None,
                 );
             }
@@ -237,8 +237,9 @@ pub fn compare(
                     "removed",
                     Class::Suspect,
                     format!(
-                        "{name} vanished (it was {} bytes, {} in the baseline)",
-                        o.size, o.kind
+                        "{name} vanished (it was {}, {} in the baseline)",
+                        crate::output::human_bytes(o.size),
+                        o.kind
                     ),
                     View::None,
                 );
@@ -286,9 +287,9 @@ pub fn compare(
                         "shrank",
                         Class::Suspect,
                         format!(
-                            "{name} shrank from {} to {} bytes (more than {:.0}%)",
-                            o.size,
-                            n.size,
+                            "{name} shrank from {} to {} (more than {:.0}%)",
+                            crate::output::human_bytes(o.size),
+                            crate::output::human_bytes(n.size),
                             rules.shrink_limit * 100.0
                         ),
                         View::None,

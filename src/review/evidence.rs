@@ -316,10 +316,13 @@ pub fn verify(cfg: &Config, dir: &Path, out: &Out) -> Result<Outcome> {
     if history.head() != index.head_seq.zip(index.head_hash) {
         problems.push("the log's newest entry is not the one the index names".into());
     }
+    // Counted as export counts them: each distinct manifest once (an unchanged device
+    // names the same manifest night after night).
     let mut manifests = 0;
+    let mut seen = std::collections::HashSet::new();
     for s in history.snapshots() {
         let path = vault::manifest::manifest_path(dir, &s.manifest);
-        if path.exists() {
+        if path.exists() && seen.insert(s.manifest) {
             manifests += 1;
             if let Err(e) = vault::manifest::load(dir, &s.manifest) {
                 problems.push(

@@ -28,6 +28,9 @@ pub struct Review {
     /// Set when the config's rules for the device differ from the approved ones.
     pub rules_note: Option<String>,
     pub comparison: Comparison,
+    /// SHA-256 of what the current side holds (each artifact's name and SHA-256), so that
+    /// the review's digest names the content, not only the differences.
+    pub content: vault::Hash,
 }
 
 #[derive(Serialize)]
@@ -57,8 +60,23 @@ impl Review {
             .count()
     }
 
+    /// The digest of this review: SHA-256 of what was compared with (the baseline's id),
+    /// what the current side holds, and the findings, in order (one JSON object with its
+    /// keys sorted). An approval records it, and `approve --review` refuses to sign when
+    /// what it would sign has another.
+    pub fn digest(&self) -> vault::Hash {
+        let v = serde_json::json!({
+            "against": self.against,
+            "content": self.content,
+            "findings": self.comparison.findings,
+        });
+        vault::Hash::of(&serde_json::to_vec(&v).expect("values serialize"))
+    }
+
     /// The command that approves what this review compared: the stored snapshot by its
-    /// id, or a new collection with `--live`; none when it matches its baseline.
+    /// id, or a new collection with `--live`, bound to this review by its digest (the
+    /// approval is refused when what it would sign differs); none when it matches its
+    /// baseline.
     pub fn approve_command(&self) -> Option<String> {
         if self.baseline.is_some() && self.comparison.findings.is_empty() {
             return None;
@@ -68,8 +86,9 @@ impl Review {
             None => "--live".to_string(),
         };
         Some(format!(
-            "plcvault baseline approve {} {what} --key APPROVER.key --ticket TICKET",
-            self.device
+            "plcvault baseline approve {} {what} --review {} --key APPROVER.key --ticket TICKET",
+            self.device,
+            &self.digest().to_hex()[..16]
         ))
     }
 
@@ -273,7 +292,12 @@ pub fn esc(s: &str) -> String {
 /// well: summary, the baseline's approver and ticket, and every finding with its view.
 ///
 /// Fails when the file cannot be written.
-pub fn write_html(path: &Path, title: &str, reviews: &[Review]) -> Result<()> {
+pub fn write_html(
+    path: &Path,
+    title: &str,
+    reviews: &[Review],
+    not_compared: &[(String, String)],
+) -> Result<()> {
     let mut h = String::new();
     let _ = write!(
         h,
@@ -322,6 +346,15 @@ pre{{background:#f4f4f4;padding:.5em;overflow-x:auto;white-space:pre-wrap}} .add
         );
     }
     h.push_str("</table>");
+    if !not_compared.is_empty() {
+        h.push_str(
+            "<p class=\"critical\">Not compared:</p><table><tr><th>device</th><th>why</th></tr>",
+        );
+        for (d, why) in not_compared {
+            let _ = write!(h, "<tr><td>{}</td><td>{}</td></tr>", esc(d), esc(why));
+        }
+        h.push_str("</table>");
+    }
     for r in reviews {
         let _ = write!(h, "<h2>{}</h2>", esc(&r.device));
         match &r.baseline {

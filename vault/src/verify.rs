@@ -225,12 +225,27 @@ fn check_manifests(
 ) {
     let mut usage: HashMap<Hash, Vec<Usage>> = HashMap::new();
     // An unchanged device names the same manifest night after night: check each once.
+    // The artifacts and chunk ids of each manifest checked, for the snapshots that name it
+    // again.
+    #[allow(clippy::type_complexity)]
+    let mut chunks_of: HashMap<Hash, Vec<(String, Vec<Hash>)>> = HashMap::new();
     let mut checked = HashSet::new();
     // With all data read: every distinct artifact version, to hash whole from its chunks.
     let mut to_hash: Vec<(SnapshotRecord, ArtifactEntry)> = Vec::new();
     let mut seen_versions = HashSet::new();
     for s in snapshots {
         if !checked.insert(s.manifest) {
+            // Checked once; its chunks are still used by this snapshot too, so that damage
+            // names every snapshot it hurts.
+            for (artifact, ids) in chunks_of.get(&s.manifest).into_iter().flatten() {
+                for id in ids {
+                    usage.entry(*id).or_default().push(Usage {
+                        device: s.device.clone(),
+                        snapshot: s.id.clone(),
+                        artifact: artifact.clone(),
+                    });
+                }
+            }
             continue;
         }
         let path = manifest::manifest_path(vault.root(), &s.manifest);
@@ -330,6 +345,10 @@ fn check_manifests(
                     artifact: a.name.clone(),
                 });
             }
+            chunks_of
+                .entry(s.manifest)
+                .or_default()
+                .push((a.name.clone(), a.chunks.iter().map(|(id, _)| *id).collect()));
             if missing == 0
                 && read_data
                 && seen_versions.insert((
