@@ -871,3 +871,18 @@ fn damage_names_every_snapshot_it_hurts_also_those_of_an_unchanged_device() {
         assert!(text.contains(id.as_str()), "{id} is not named: {text}");
     }
 }
+
+#[test]
+fn snapshots_of_a_device_nobody_knows_is_a_typo_not_missing_backups() {
+    let s = Site::new();
+    let r = s.run(&["snapshots", "lin1"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("no device `lin1`") && r.stderr.contains("line1"),
+        "{}",
+        r.stderr
+    );
+    let r = s.run(&["snapshots", "line1"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("no snapshots yet"), "{}", r.stdout);
+}

@@ -311,6 +311,25 @@ pub fn snapshots(cfg: &Config, devices: Option<&[String]>, out: &Out) -> Result<
         });
     }
     if list.is_empty() {
+        // A name that is neither in the config nor in the log is a typo, not a device
+        // without backups.
+        if let Some(names) = devices
+            && !names.is_empty()
+            && names
+                .iter()
+                .all(|n| !cfg.devices.iter().any(|d| &d.name == n))
+        {
+            bail!(
+                "no device `{}` in {} and none in the log\nfix: use one of: {}",
+                names.join("`, `"),
+                cfg.file.display(),
+                cfg.devices
+                    .iter()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         out.say("no snapshots yet");
     }
     Ok(Outcome::Clean)
