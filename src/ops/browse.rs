@@ -10,10 +10,10 @@ use crate::config::Config;
 use crate::output::{Out, Outcome, human_bytes};
 
 /// The snapshot of `device` named by `snapshot` (an id prefix or `latest`), its manifest,
-/// and the index to read it.
+/// and the index to read it (for `ls`, `dump` and `restore`).
 ///
 /// Fails when the device has no such snapshot or its manifest cannot be read.
-fn open(
+pub(crate) fn open(
     cfg: &Config,
     device: &str,
     snapshot: &str,

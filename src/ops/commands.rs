@@ -426,15 +426,7 @@ pub fn restore(
     (force, keep_special_bits): (bool, bool),
     out: &Out,
 ) -> Result<Outcome> {
-    let vault = cfg.vault_for_reading()?;
-    warn_if_doubtful(cfg, &vault, out);
-    let history = History::load(&vault, &cfg.trust)?;
-    let snap = history.find_snapshot(Some(device), Some(snapshot))?;
-    let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
-    let (index, problems) = Index::load_reading(&vault, &history);
-    for p in &problems {
-        out.warn(p.error.to_string().lines().next().unwrap_or_default());
-    }
+    let (vault, snap, manifest, index) = crate::ops::browse::open(cfg, device, snapshot, out)?;
     out.info(format!(
         "restoring snapshot {} of `{device}` ({} artifacts, {}) into {}",
         snap.id,
