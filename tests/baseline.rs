@@ -366,8 +366,25 @@ fn an_approver_signs_exactly_what_was_reviewed() {
     s.write("plant/recipe.csv", b"temp;88\n");
     assert_eq!(s.run(&["collect", "line1"]).code, 0);
     let alice = s.add_approver();
-    assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
     let key = alice.to_str().unwrap();
+    // A first approval has nothing to compare with: its preview lists what it signs.
+    let r = s.run(&[
+        "--json",
+        "baseline",
+        "approve",
+        "line1",
+        "--snapshot",
+        "latest",
+        "--key",
+        key,
+        "--ticket",
+        "CHG-1",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let listed = r.records("snapshot-artifact");
+    assert_eq!(listed.len(), 1, "{}", r.stdout);
+    assert_eq!(listed[0]["name"], "recipe.csv");
+    assert_eq!(listed[0]["size"], 8);
     s.write("plant/recipe.csv", b"temp;72\n");
 
     // The live review says how to approve what it shows, bound by its digest.

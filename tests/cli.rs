@@ -490,6 +490,15 @@ fn messages_name_the_line_suggest_the_key_and_say_what_to_do() {
     let r = s.run(&["config", "check"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("did you mean `exclude`?"), "{}", r.stderr);
+    // Also outside [[device]]: the key's line and the nearest key of its table.
+    std::fs::write(s.config(), good.replacen("\nkey = ", "\nkye = ", 1)).unwrap();
+    let r = s.run(&["config", "check"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("unknown field `kye`") && r.stderr.contains("did you mean `key`?"),
+        "{}",
+        r.stderr
+    );
     // A wrong [vault] key path: the line and the fix, the OS error once and not on the
     // fix line.
     let line = good.lines().position(|l| l.starts_with("key = ")).unwrap() + 1;
@@ -535,6 +544,21 @@ fn messages_name_the_line_suggest_the_key_and_say_what_to_do() {
     let r = s.run(&["config", "check"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("marked optional"), "{}", r.stdout);
+    // Collected, it is skipped: nothing signed, not a failure; the other devices are read.
+    let entries = || common::files_under(&s.vault().join("log")).len();
+    let before = entries();
+    let r = s.run(&["--json", "collect", "ws9"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let d = &r.records("device")[0];
+    assert_eq!(d["status"], "skipped", "{d}");
+    assert_eq!(r.records("summary")[0]["skipped"], 1);
+    assert_eq!(
+        entries(),
+        before,
+        "nothing signed for an absent optional folder"
+    );
+    let r = s.run(&["collect", "ws9"]);
+    assert!(r.stdout.contains("SKIPPED ws9"), "{}", r.stdout);
     // Every option and argument of every command has a description.
     for c in [
         &["keygen"][..],
@@ -724,7 +748,7 @@ fn evidence_is_verified_with_the_public_keys_alone_and_counted_the_same_both_way
     .unwrap();
     std::fs::write(
         auditor.join("plcvault.toml"),
-        "[vault]\npath = \"no-vault-here\"\n\n[[trust]]\nname = \"collector\"\nrole = \"collector\"\npublic-key = \"collector.key.pub\"\n",
+        "[[trust]]\nname = \"collector\"\nrole = \"collector\"\npublic-key = \"collector.key.pub\"\n",
     )
     .unwrap();
     let out = std::process::Command::new(common::BIN)
@@ -739,6 +763,25 @@ fn evidence_is_verified_with_the_public_keys_alone_and_counted_the_same_both_way
     assert_eq!(verified["clean"], true);
     assert_eq!(verified["manifests"].as_u64(), Some(exported), "{verified}");
     assert_eq!(exported, 2);
+    // Only a config without devices may leave out [vault]; one with devices is told.
+    std::fs::write(
+        auditor.join("plcvault.toml"),
+        "[[device]]\nname = \"a\"\nadapter = \"files\"\npath = \".\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .arg("--config")
+        .arg(auditor.join("plcvault.toml"))
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let r = common::Run::from_output(out);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("no [vault] table") && r.stderr.contains("path = \"vault\""),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

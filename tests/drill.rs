@@ -130,6 +130,14 @@ async fn a_device_not_marked_writable_is_never_written() {
         r.stderr
     );
     assert_eq!(log_entries(&s), entries);
+    // A restore checks the same before it says it writes anything.
+    let r = s.run(&["restore", "line1", "--target", "spare"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("a restore writes") && !r.stderr.contains("writing snapshot"),
+        "{}",
+        r.stderr
+    );
     assert!(
         spare.requests().is_empty(),
         "requests reached a non-writable device: {:?}",
@@ -168,6 +176,30 @@ fn drill_all_goes_on_past_a_device_without_a_snapshot_and_exits_with_the_worst_r
         (drills[0]["device"].as_str(), drills[0]["passed"].as_bool()),
         (Some("line1"), Some(true))
     );
+    // It says the device was never collected and what to do, and no "drilling its newest".
+    let r = s.run(&["drill", "line0"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("`line0` has never been collected")
+            && r.stderr.contains("plcvault collect line0")
+            && !r.stderr.contains("drilling its newest"),
+        "{}",
+        r.stderr
+    );
+    // A name in neither the config nor the log is a typo, for ls, dump and drill alike.
+    for args in [
+        &["ls", "lnie1"][..],
+        &["dump", "lnie1", "a.cfg"],
+        &["drill", "lnie1"],
+    ] {
+        let r = s.run(args);
+        assert_eq!(r.code, 2, "{args:?}");
+        assert!(
+            r.stderr.contains("no device `lnie1`") && r.stderr.contains("line0, line1"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -219,4 +219,10 @@ async fn a_plc_that_never_answers_is_not_collected_exit_3_and_no_snapshot() {
         (summary["ok"].as_u64(), summary["failed"].as_u64()),
         (Some(1), Some(1))
     );
+    // Gently: once the first read used up its retries (retries = 1: two attempts), the
+    // other ranges are not asked for.
+    let asked = mute.requests();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(m["error_kind"], "timeout", "{m}");
+    assert!(m["error"].as_str().unwrap().contains("skipped"), "{m}");
 }

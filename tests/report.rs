@@ -233,6 +233,15 @@ fn a_device_with_nightly_false_is_out_of_all_and_of_the_alarms_and_the_report_sa
     );
     let h = s.run(&["report"]);
     assert!(h.stdout.contains("not in the nightly run"), "{}", h.stdout);
+    // Alert rules can tell it apart in the metrics too.
+    let prom = s.path("m.prom");
+    s.run(&["report", "--prometheus", prom.to_str().unwrap()]);
+    let metrics = std::fs::read_to_string(&prom).unwrap();
+    assert!(
+        metrics.contains("plcvault_device_monitored{device=\"spare\"} 0")
+            && metrics.contains("plcvault_device_monitored{device=\"line1\"} 1"),
+        "{metrics}"
+    );
     // A schedule that selects only such devices is a config error that says why.
     text.push_str(
         "\n[[schedule]]\nname = \"bench\"\ncron = \"0 3 * * *\"\ndevices = [\"spare\"]\n",

@@ -248,6 +248,12 @@ pub enum AdapterError {
         why: String,
         fix: String,
     },
+    /// The source is not there and the config marks it optional (a share mounted only
+    /// at times): nothing to collect, which is not a failure.
+    #[error(
+        "device `{device}` is not there: {why}; it is marked optional, so nothing was collected"
+    )]
+    Absent { device: String, why: String },
     #[error("device `{device}`: invalid setting `{key}`: {why}")]
     Config {
         device: String,
@@ -268,6 +274,7 @@ impl AdapterError {
             AdapterError::NothingRead { .. } => "nothing-read",
             AdapterError::Protocol { .. } => "protocol",
             AdapterError::Config { .. } => "config",
+            AdapterError::Absent { .. } => "absent",
         }
     }
 }

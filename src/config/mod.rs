@@ -25,7 +25,8 @@ pub const DEFAULT_PATH: &str = "plcvault.toml";
 struct RawConfig {
     #[serde(default)]
     site: RawSite,
-    vault: RawVault,
+    /// Only an auditor's config (`[[trust]]` only, for `verify --evidence`) may omit it.
+    vault: Option<RawVault>,
     #[serde(default)]
     trust: Vec<RawTrust>,
     #[serde(default)]
@@ -360,22 +361,53 @@ fn settings_error(
     anyhow!("{at}: [[device]] `{name}` {message}")
 }
 
+/// For serde's "unknown field `x`, expected one of `a`, `b`": the fix line naming the
+/// valid key nearest to `x`, if one is near; otherwise nothing.
+fn did_you_mean(message: &str) -> String {
+    let Some((key, rest)) = message
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split_once('`'))
+    else {
+        return String::new();
+    };
+    let valid: Vec<&str> = rest
+        .split_once("expected one of ")
+        .map_or("", |(_, l)| l)
+        .split(',')
+        .map(|k| k.trim().trim_matches('`'))
+        .collect();
+    nearest(key, &valid)
+        .map(|near| format!("\nfix: did you mean `{near}`?"))
+        .unwrap_or_default()
+}
+
 /// The valid name closest to a misspelt one (at most two edits, and fewer than half its
 /// letters), if any.
 fn nearest<'a>(wrong: &str, valid: &[&'a str]) -> Option<&'a str> {
+    /// Edits between `a` and `b`, a swap of neighbours counting as one (`kye` → `key`).
     fn distance(a: &str, b: &str) -> usize {
+        let a: Vec<char> = a.chars().collect();
         let b: Vec<char> = b.chars().collect();
-        let mut row: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut prev = row[0];
-            row[0] = i + 1;
-            for (j, cb) in b.iter().enumerate() {
-                let cur = row[j + 1];
-                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-                prev = cur;
+        let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+        for (i, row) in d.iter_mut().enumerate() {
+            row[0] = i;
+        }
+        for (j, cell) in d[0].iter_mut().enumerate() {
+            *cell = j;
+        }
+        for i in 1..=a.len() {
+            for j in 1..=b.len() {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut v = (d[i - 1][j - 1] + cost)
+                    .min(d[i - 1][j] + 1)
+                    .min(d[i][j - 1] + 1);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    v = v.min(d[i - 2][j - 2] + 1);
+                }
+                d[i][j] = v;
             }
         }
-        row[b.len()]
+        d[a.len()][b.len()]
     }
     valid
         .iter()
@@ -433,7 +465,12 @@ impl Config {
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
                 .map(|l| format!(":{l}"))
                 .unwrap_or_default();
-            anyhow!("{}{line}: {}", path.display(), e.message().trim_end())
+            let message = e.message().trim_end();
+            anyhow!(
+                "{}{line}: {message}{}",
+                path.display(),
+                did_you_mean(message)
+            )
         })?;
         let loc = Locator { file: path, text };
         let base = path
@@ -449,7 +486,21 @@ impl Config {
             }
         };
 
-        let v = &raw.vault;
+        let v = match &raw.vault {
+            Some(v) => v,
+            None if raw.device.is_empty() => &RawVault {
+                // The folders a command would look for; an auditor's config needs none.
+                path: Spanned::new(0..0, "vault".into()),
+                key: None,
+                state: None,
+                stale_after: None,
+                compression_level: None,
+            },
+            None => bail!(
+                "{}: no [vault] table, and devices need a vault to be collected into\nfix: add\n[vault]\npath = \"vault\"\nkey = \"keys/collector.key\"",
+                path.display()
+            ),
+        };
         if v.path.get_ref().trim().is_empty() {
             bail!(
                 "{}: [vault] key `path` is empty\nfix: name the vault folder, e.g. path = \"vault\"",
@@ -831,6 +882,45 @@ impl Config {
         } else {
             Ok(arg.to_string())
         }
+    }
+
+    /// Snapshot `id` (an id prefix; `None` or `latest`: the newest) of `device`, with an
+    /// error that tells a typo from a device never collected.
+    ///
+    /// Fails when the log holds no such snapshot.
+    pub fn find_snapshot(
+        &self,
+        history: &vault::History,
+        device: &str,
+        id: Option<&str>,
+    ) -> Result<vault::SnapshotRecord> {
+        match history.find_snapshot(Some(device), id) {
+            Ok(s) => Ok(s),
+            Err(_) if !history.snapshots().iter().any(|s| s.device == device) => {
+                if self.devices.iter().any(|d| d.name == device) {
+                    bail!(
+                        "`{device}` has never been collected: the vault holds no snapshot of it\nfix: run `plcvault collect {device}` first"
+                    )
+                }
+                Err(self.unknown_device(&[device]))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The error for device names that are neither in the config nor in the log: a typo,
+    /// not a device without backups.
+    pub fn unknown_device(&self, names: &[&str]) -> anyhow::Error {
+        anyhow!(
+            "no device `{}` in {} and none in the log\nfix: use one of: {}",
+            names.join("`, `"),
+            self.file.display(),
+            self.devices
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     }
 
     /// The one device a command about a single device names (a selector that selects more

@@ -22,7 +22,7 @@ pub(crate) fn open(
     let vault = cfg.vault_for_reading()?;
     crate::ops::commands::warn_if_doubtful(cfg, &vault, out);
     let history = History::load(&vault, &cfg.trust)?;
-    let snap = history.find_snapshot(Some(device), Some(snapshot))?;
+    let snap = cfg.find_snapshot(&history, device, Some(snapshot))?;
     let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
     let (index, problems) = Index::load_reading(&vault, &history);
     for p in &problems {
@@ -49,29 +49,7 @@ pub fn ls(cfg: &Config, device: &str, snapshot: &str, out: &Out) -> Result<Outco
         manifest.artifacts.len(),
         human_bytes(manifest.total_size())
     ));
-    for a in &manifest.artifacts {
-        out.record(
-            "snapshot-artifact",
-            &serde_json::json!({
-                "device": device, "snapshot": snap.id, "name": a.name, "kind": a.kind,
-                "size": a.size, "sha256": a.sha256, "status": a.status,
-            }),
-            || {
-                format!(
-                    "{:<8} {:>10}  {}  {}{}",
-                    a.kind.as_str(),
-                    human_bytes(a.size),
-                    a.sha256.short(),
-                    a.name,
-                    if a.status == vault::ArtifactStatus::Ok {
-                        ""
-                    } else {
-                        "  (unstable)"
-                    }
-                )
-            },
-        );
-    }
+    crate::review::html::print_artifacts(out, device, &snap.id, &manifest);
     Ok(Outcome::Clean)
 }
 

@@ -43,7 +43,7 @@ impl Changes {
 #[derive(Debug, Clone, Serialize)]
 pub struct DeviceReport {
     pub device: String,
-    /// `ok`, `incomplete` or `failed`.
+    /// `ok`, `incomplete`, `failed` or `skipped` (optional and not there).
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
@@ -75,6 +75,8 @@ pub struct RunSummary {
     pub ok: usize,
     pub incomplete: usize,
     pub failed: usize,
+    /// Optional devices that were not there (`optional = true`).
+    pub skipped: usize,
     /// Devices whose snapshot is outside the approved baseline.
     pub drift: usize,
     pub bytes: u64,
@@ -225,6 +227,18 @@ pub fn run_on(
                 }
                 (r, Some((committed.entry.hash, manifest)))
             }
+            Err(e)
+                if matches!(
+                    e.downcast_ref::<adapters::AdapterError>(),
+                    Some(adapters::AdapterError::Absent { .. })
+                ) =>
+            {
+                // Optional and not there: nothing read, nothing failed, nothing signed.
+                let mut r = DeviceReport::failed(&device.name, format!("{e:#}"));
+                r.status = "skipped";
+                r.error_kind = Some("absent".into());
+                (r, None)
+            }
             Err(e) => {
                 let error = format!("{e:#}");
                 let kind = e
@@ -282,7 +296,7 @@ pub fn run_on(
     let mut outcome = Outcome::Clean;
     for ((mut report, _, _), review) in stored.into_iter().zip(reviews) {
         outcome = outcome.worst(match report.status {
-            "ok" => Outcome::Clean,
+            "ok" | "skipped" => Outcome::Clean,
             _ => Outcome::NotCollected,
         });
         let review = match review {
@@ -312,6 +326,7 @@ pub fn run_on(
         ok: reports.iter().filter(|r| r.status == "ok").count(),
         incomplete: reports.iter().filter(|r| r.status == "incomplete").count(),
         failed: reports.iter().filter(|r| r.status == "failed").count(),
+        skipped: reports.iter().filter(|r| r.status == "skipped").count(),
         drift: reports.iter().filter(|r| r.drift == Some(true)).count(),
         bytes: reports.iter().map(|r| r.bytes).sum(),
         new_bytes: reports.iter().map(|r| r.new_bytes).sum(),
@@ -320,11 +335,16 @@ pub fn run_on(
     };
     out.record("summary", &summary, || {
         format!(
-            "collected {} device(s): {} ok, {} incomplete, {} failed; {} read, {} new, {} added to the vault in {:.1} s",
+            "collected {} device(s): {} ok, {} incomplete, {} failed{}; {} read, {} new, {} added to the vault in {:.1} s",
             summary.devices,
             summary.ok,
             summary.incomplete,
             summary.failed,
+            if summary.skipped > 0 {
+                format!(", {} skipped (optional, not there)", summary.skipped)
+            } else {
+                String::new()
+            },
             human_bytes(summary.bytes),
             human_bytes(summary.new_bytes),
             human_bytes(summary.stored_bytes),
@@ -394,6 +414,7 @@ fn print_device(out: &Out, r: &DeviceReport) {
                 r.device,
                 r.error.as_deref().unwrap_or("").replace('\n', "\n        ")
             ),
+            "skipped" => format!("SKIPPED {}: {}", r.device, r.error.as_deref().unwrap_or("")),
             status => format!(
                 "{:<7} {}: snapshot {} ({} artifacts, {}, {} new)",
                 if status == "ok" { "OK" } else { "INCOMPLETE" },

@@ -319,16 +319,8 @@ pub fn snapshots(cfg: &Config, devices: Option<&[String]>, out: &Out) -> Result<
                 .iter()
                 .all(|n| !cfg.devices.iter().any(|d| &d.name == n))
         {
-            bail!(
-                "no device `{}` in {} and none in the log\nfix: use one of: {}",
-                names.join("`, `"),
-                cfg.file.display(),
-                cfg.devices
-                    .iter()
-                    .map(|d| d.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            return Err(cfg.unknown_device(&names));
         }
         out.say("no snapshots yet");
     }
@@ -499,8 +491,9 @@ pub fn restore_onto(
     let vault = cfg.vault_for_reading()?;
     warn_if_doubtful(cfg, &vault, out);
     let history = History::load(&vault, &cfg.trust)?;
-    let snap = history.find_snapshot(Some(device), Some(snapshot))?;
+    let snap = cfg.find_snapshot(&history, device, Some(snapshot))?;
     let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
+    crate::ops::drill::check_target(&manifest, target, false)?;
     let (index, _) = Index::load_reading(&vault, &history);
     let read = |a: &vault::ArtifactEntry| -> Result<Vec<u8>> {
         Ok(vault::read_artifact(&vault, &index, a, 64 * 1024 * 1024)?)

@@ -51,13 +51,14 @@ pub fn run(
         // What can be known before the first byte is restored is a usage error, never a
         // signed failed drill: one device stops the command, in a batch it is reported and
         // the others are drilled (exit 2 at the end).
-        let prepared = pick_snapshot(&history, dev, snapshot, out).and_then(|(snap, source)| {
-            let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
-            if let Some(target) = onto {
-                check_target(dev, &manifest, target)?;
-            }
-            Ok((snap, source, manifest))
-        });
+        let prepared =
+            pick_snapshot(cfg, &history, dev, snapshot, out).and_then(|(snap, source)| {
+                let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
+                if let Some(target) = onto {
+                    check_target(&manifest, target, true)?;
+                }
+                Ok((snap, source, manifest))
+            });
         let (snap, source, manifest) = match prepared {
             Ok(p) => p,
             Err(e) if devices.len() == 1 => return Err(e),
@@ -125,41 +126,52 @@ pub fn run(
 }
 
 /// A drill onto a device needs a spare of the same adapter, marked `writable = true`, that
-/// takes something of the snapshot, and never the device itself.
+/// takes something of the snapshot, and never the device itself; a restore (`drill` false)
+/// the same, except that it may go back onto the device it came from.
 ///
 /// Fails, naming the fix, when the target does not qualify.
-fn check_target(
-    dev: &DeviceConfig,
+pub(crate) fn check_target(
     manifest: &vault::Manifest,
     target: &DeviceConfig,
+    drill: bool,
 ) -> Result<()> {
-    if target.name == dev.name {
+    let (what, folder) = if drill {
+        (
+            "a drill",
+            format!("drill `{}` into a folder (--to DIR)", manifest.device),
+        )
+    } else {
+        (
+            "a restore",
+            format!("restore `{}` into a folder (--to DIR)", manifest.device),
+        )
+    };
+    if drill && target.name == manifest.device {
         anyhow::bail!(
             "a drill writes onto a spare, not onto `{}` itself\nfix: name a spare device marked `writable = true` with --target, or drill into a folder (--to DIR)",
-            dev.name
+            manifest.device
         );
     }
     let Some(writer) = &target.adapter.writer else {
         anyhow::bail!(
-            "`{}` is a {} device, and that adapter cannot write\nfix: drill onto a writable Modbus spare, or into a folder (--to DIR)",
+            "`{}` is a {} device, and that adapter cannot write\nfix: {what} onto a writable Modbus device, or {folder}",
             target.name,
             target.adapter_name()
         );
     };
     if target.adapter.permit.is_none() {
         anyhow::bail!(
-            "`{}` is not marked `writable = true`; plcvault never writes to it\nfix: set writable = true only on a spare PLC or simulator meant for restores and drills, or drill into a folder (--to DIR)",
+            "`{}` is not marked `writable = true`; plcvault never writes to it\nfix: set writable = true only on a device meant to be written (a spare PLC, or one being recovered), or {folder}",
             target.name
         );
     }
-    if target.adapter_name() != dev.adapter_name() {
+    if target.adapter_name() != manifest.adapter {
         anyhow::bail!(
-            "`{}` is a {} device and `{}` a {} device: a drill writes a snapshot onto a spare of the same kind\nfix: drill `{}` into a folder (--to DIR)",
-            dev.name,
-            dev.adapter_name(),
+            "`{}` is a {} device and `{}` a {} device: {what} writes a snapshot onto a device of the same kind\nfix: {folder}",
+            manifest.device,
+            manifest.adapter,
             target.name,
             target.adapter_name(),
-            dev.name
         );
     }
     if !manifest
@@ -168,8 +180,8 @@ fn check_target(
         .any(|a| writer.takes(&a.name, a.kind))
     {
         anyhow::bail!(
-            "the snapshot of `{}` holds nothing `{}` can take\nfix: drill it into a folder (--to DIR)",
-            dev.name,
+            "the snapshot of `{}` holds nothing `{}` can take\nfix: {folder}",
+            manifest.device,
             target.name
         );
     }
@@ -189,6 +201,7 @@ fn failure(artifact: &str, error: &str) -> DrillFailure {
 ///
 /// Fails when the named snapshot or the baseline's snapshot is not in the log.
 fn pick_snapshot(
+    cfg: &Config,
     history: &History,
     dev: &DeviceConfig,
     snapshot: Option<&str>,
@@ -196,7 +209,7 @@ fn pick_snapshot(
 ) -> Result<(vault::SnapshotRecord, String)> {
     let picked = match snapshot {
         Some(id) => (
-            history.find_snapshot(Some(&dev.name), Some(id))?,
+            cfg.find_snapshot(history, &dev.name, Some(id))?,
             "snapshot".to_string(),
         ),
         None => match history.baseline(&dev.name) {
@@ -209,14 +222,12 @@ fn pick_snapshot(
                 format!("baseline approved by {} ({})", b.approver, b.ticket),
             ),
             None => {
+                let newest = cfg.find_snapshot(history, &dev.name, None)?;
                 out.warn(format!(
                     "`{}` has no approved baseline; drilling its newest snapshot (name one with --snapshot)",
                     dev.name
                 ));
-                (
-                    history.find_snapshot(Some(&dev.name), None)?,
-                    "newest snapshot".to_string(),
-                )
+                (newest, "newest snapshot".to_string())
             }
         },
     };
@@ -427,19 +438,34 @@ fn record(
             seq: Some(entry.file_seq),
         };
         out.record("drill", &report, || {
-            let mut s = format!(
-                "{} drill of `{}`: snapshot {} ({}) restored in {:.2} s and proved in {:.2} s, {} artifacts, {} ({:.0} MiB/s); signed as log entry {}",
-                if passed { "PASSED" } else { "FAILED" },
-                report.device,
-                report.snapshot,
-                report.source,
-                restore_ms as f64 / 1000.0,
-                verify_ms as f64 / 1000.0,
-                report.artifacts,
-                human_bytes(report.bytes),
-                report.mib_per_second,
-                entry.file_seq
-            );
+            let mut s = if passed {
+                format!(
+                    "PASSED drill of `{}`: snapshot {} ({}) restored in {:.2} s and proved in {:.2} s, {} artifacts, {} ({:.0} MiB/s); signed as log entry {}",
+                    report.device,
+                    report.snapshot,
+                    report.source,
+                    restore_ms as f64 / 1000.0,
+                    verify_ms as f64 / 1000.0,
+                    report.artifacts,
+                    human_bytes(report.bytes),
+                    report.mib_per_second,
+                    entry.file_seq
+                )
+            } else {
+                // No speed: a restore that failed proved no recovery time.
+                format!(
+                    "FAILED drill of `{}`: snapshot {} ({}) into {}: {} problem(s) after {:.2} s ({} artifacts, {}); signed as log entry {}",
+                    report.device,
+                    report.snapshot,
+                    report.source,
+                    report.target,
+                    report.failures.len(),
+                    (restore_ms + verify_ms) as f64 / 1000.0,
+                    report.artifacts,
+                    human_bytes(report.bytes),
+                    entry.file_seq
+                )
+            };
             for f in &report.failures {
                 s.push_str(&format!("\n        {}: {}", if f.artifact.is_empty() { "(restore)" } else { &f.artifact }, f.error));
             }

@@ -170,7 +170,7 @@ pub fn approve(cfg: &Config, o: &ApproveOptions, out: &Out) -> Result<Outcome> {
                 .unwrap_or_default()
         );
     };
-    let snap = history.find_snapshot(Some(&dev.name), Some(snapshot))?;
+    let snap = cfg.find_snapshot(&history, &dev.name, Some(snapshot))?;
     let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
     // Show what is about to be signed: this snapshot against the current baseline.
     let (index, _) = Index::load_reading(&vault, &history);
@@ -189,6 +189,16 @@ pub fn approve(cfg: &Config, o: &ApproveOptions, out: &Out) -> Result<Outcome> {
         snap.id, dev.name
     ));
     crate::review::html::print(out, std::slice::from_ref(&review), "approval-preview");
+    if review.baseline.is_none() {
+        // Nothing to compare with: the approver sees every artifact that becomes the baseline.
+        out.say(format!(
+            "the first baseline of `{}` will be these {} artifacts ({}):",
+            dev.name,
+            manifest.artifacts.len(),
+            crate::output::human_bytes(manifest.total_size())
+        ));
+        crate::review::html::print_artifacts(out, &dev.name, &snap.id, &manifest);
+    }
     let digest = review.digest();
     out.say(format!("review digest {}", digest.to_hex()));
     if let Some(want) = o.review
@@ -413,6 +423,7 @@ pub fn diff(
     let mut reviews = Vec::new();
     let mut not_compared: Vec<(String, String)> = Vec::new();
     let ctx = DiffContext {
+        cfg,
         vault: &vault,
         history: &history,
         index: &index,
@@ -466,6 +477,7 @@ pub fn diff(
 
 /// What every device's comparison in one `diff` reads.
 struct DiffContext<'a> {
+    cfg: &'a Config,
     vault: &'a Vault,
     history: &'a History,
     index: &'a Index,
@@ -484,6 +496,7 @@ fn review_one(
     against: &str,
 ) -> Result<Review> {
     let DiffContext {
+        cfg,
         vault,
         history,
         index,
@@ -494,7 +507,7 @@ fn review_one(
     let (current, label, live_data) = if let Some((m, data)) = live {
         (m, "live".to_string(), Some(data))
     } else {
-        let snap = history.find_snapshot(Some(&dev.name), snapshot)?;
+        let snap = cfg.find_snapshot(history, &dev.name, snapshot)?;
         (
             vault::manifest::load(vault.root(), &snap.manifest)?,
             format!("snapshot {}", snap.id),
@@ -508,7 +521,7 @@ fn review_one(
     let review = if against == "baseline" {
         review_against_baseline(vault, index, history, dev, &current, label, &read_current)?
     } else {
-        let other = history.find_snapshot(Some(&dev.name), Some(against))?;
+        let other = cfg.find_snapshot(history, &dev.name, Some(against))?;
         let old = vault::manifest::load(vault.root(), &other.manifest)?;
         let read_old = |a: &ArtifactEntry| vault::read_artifact(vault, index, a, VIEW_LIMIT).ok();
         let comparison = compare(

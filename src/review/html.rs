@@ -108,6 +108,35 @@ impl Review {
     }
 }
 
+/// Every artifact of a snapshot with its kind, size, SHA-256 and status, one line each
+/// (records `snapshot-artifact`): `ls`, and the preview of a first approval, which has
+/// no baseline to compare with and so must show what it signs.
+pub fn print_artifacts(out: &Out, device: &str, snapshot: &str, manifest: &vault::Manifest) {
+    for a in &manifest.artifacts {
+        out.record(
+            "snapshot-artifact",
+            &serde_json::json!({
+                "device": device, "snapshot": snapshot, "name": a.name, "kind": a.kind,
+                "size": a.size, "sha256": a.sha256, "status": a.status,
+            }),
+            || {
+                format!(
+                    "{:<8} {:>10}  {}  {}{}",
+                    a.kind.as_str(),
+                    crate::output::human_bytes(a.size),
+                    a.sha256.short(),
+                    a.name,
+                    if a.status == vault::ArtifactStatus::Ok {
+                        ""
+                    } else {
+                        "  (unstable)"
+                    }
+                )
+            },
+        );
+    }
+}
+
 /// Device-supplied text made printable before it is coloured (see `output::printable`).
 fn pi(s: &str) -> std::borrow::Cow<'_, str> {
     crate::output::printable_inline(s)

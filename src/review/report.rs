@@ -351,6 +351,14 @@ pub fn prometheus(r: &Report) -> String {
         vec![(String::new(), r.log.entries as f64)],
     );
     gauge(
+        "device_monitored",
+        "1 when the backup, baseline and drill alarms apply to the device; 0 for a restore target or a device with nightly = false (join alert rules on it).",
+        r.devices
+            .iter()
+            .map(|d| (dl(d), d.counts() as u8 as f64))
+            .collect(),
+    );
+    gauge(
         "last_backup_timestamp_seconds",
         "Time of the last complete snapshot.",
         r.devices

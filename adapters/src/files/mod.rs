@@ -37,7 +37,7 @@ pub struct FilesOptions {
     /// Glob → kind, first match wins; then the built-in rules by extension.
     pub kinds: Vec<(String, ArtifactKind)>,
     /// `optional = true`: a folder that does not exist (a share mounted only at times) is
-    /// a warning of `config check`, not a failure.
+    /// a warning of `config check` and a skipped device in `collect`, not a failure.
     pub optional: bool,
 }
 
@@ -140,6 +140,12 @@ impl FilesCollector {
                 root.display()
             ),
         };
+        if self.opts.optional && fs::symlink_metadata(root).is_err() {
+            return Err(AdapterError::Absent {
+                device: self.opts.device.clone(),
+                why: format!("folder {} does not exist", root.display()),
+            });
+        }
         let canon_root = fs::canonicalize(root)
             .map_err(|e| unreachable(format!("cannot open folder {}: {e}", root.display())))?;
         if !canon_root.is_dir() {

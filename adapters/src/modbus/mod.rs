@@ -687,7 +687,12 @@ impl ModbusCollector {
             complete: true,
             ..Collection::default()
         };
-        let mut failures = 0;
+        let mut failures = 0u32;
+        // A device that stopped answering (every retry timed out or the connection
+        // failed) is not asked again in this run: the remaining reads are skipped, not
+        // each retried against a controller that may be struggling.
+        let mut down: Option<(ReadError, String)> = None;
+        let stopped = |e: &ReadError| matches!(e, ReadError::Timeout(_) | ReadError::Transport(_));
         if o.identify {
             match session.identify().await {
                 Ok(Some(objects)) => out.artifacts.push(ArtifactSource {
@@ -704,11 +709,24 @@ impl ModbusCollector {
                 Err(e) => {
                     failures += 1;
                     out.complete = false;
-                    out.warnings.push(format!("identification not read: {e}"));
+                    let w = format!("identification not read: {e}");
+                    out.warnings.push(w.clone());
+                    if stopped(&e) {
+                        down = Some((e, w));
+                    }
                 }
             }
         }
         for r in &o.ranges {
+            if let Some((why, _)) = &down {
+                failures += 1;
+                out.complete = false;
+                out.warnings.push(format!(
+                    "range {} not read: skipped, the device stopped answering ({why})",
+                    r.describe()
+                ));
+                continue;
+            }
             match session.read_range(r).await {
                 Ok(values) => out.artifacts.push(ArtifactSource {
                     name: r.artifact_name(),
@@ -720,12 +738,42 @@ impl ModbusCollector {
                 Err(e) => {
                     failures += 1;
                     out.complete = false;
-                    out.warnings
-                        .push(format!("range {} not read completely: {e}", r.describe()));
+                    let w = format!("range {} not read completely: {e}", r.describe());
+                    out.warnings.push(w.clone());
+                    if stopped(&e) {
+                        down = Some((e, w));
+                    }
                 }
             }
         }
         session.link.drop_connection().await;
+        // Nothing read because the device stopped answering: a timeout or an unreachable
+        // device, as alerting wants to tell it, not merely "nothing read".
+        if out.artifacts.is_empty()
+            && let Some((e, first)) = down
+        {
+            let why = format!(
+                "{first} (after {} requests; {} later reads skipped)",
+                session.requests,
+                failures.saturating_sub(1)
+            );
+            let fix = format!(
+                "check that {} is powered and reachable from this host (firewall, VLAN) and that unit {} answers, or raise `timeout`",
+                o.address, o.unit
+            );
+            return Err(match e {
+                ReadError::Timeout(_) => AdapterError::Timeout {
+                    device: o.device.clone(),
+                    why,
+                    fix,
+                },
+                _ => AdapterError::Unreachable {
+                    device: o.device.clone(),
+                    why,
+                    fix,
+                },
+            });
+        }
         if failures > 0 && out.artifacts.is_empty() {
             out.warnings.push(format!(
                 "nothing could be read from {} after {} requests",
