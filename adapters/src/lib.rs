@@ -27,6 +27,8 @@ pub mod ftp;
 pub mod modbus;
 pub mod pace;
 pub mod registry;
+#[cfg(feature = "s7")]
+pub mod s7;
 pub mod settings;
 
 pub use device::{Device, WritePermit};

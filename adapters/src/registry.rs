@@ -37,6 +37,12 @@ pub const ADAPTERS: &[Adapter] = &[
         build: crate::ftp::settings::build,
         files_by_name: true,
     },
+    #[cfg(feature = "s7")]
+    Adapter {
+        name: "s7",
+        build: crate::s7::settings::build,
+        files_by_name: false,
+    },
 ];
 
 /// The adapters of this build, by name.

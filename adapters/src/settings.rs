@@ -72,6 +72,15 @@ pub fn parse<T: DeserializeOwned>(table: DeviceTable<'_>) -> Result<T, SettingsE
     })
 }
 
+/// `[[device.kind]]`: artifact kind by glob, first match wins.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KindRule {
+    #[serde(rename = "match")]
+    pub pattern: Spanned<String>,
+    pub kind: Spanned<String>,
+}
+
 /// A duration setting within `min..=max`.
 ///
 /// Fails naming the key, the value and the allowed range.

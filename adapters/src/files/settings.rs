@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::{FilesCollector, FilesOptions};
 use crate::device::Device;
-use crate::settings::{self, Context, DeviceTable, SettingsError, Spanned};
+use crate::settings::{self, Context, DeviceTable, KindRule, SettingsError, Spanned};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -18,15 +18,6 @@ struct FilesSettings {
     kind: Vec<KindRule>,
     #[serde(default)]
     optional: bool,
-}
-
-/// `[[device.kind]]`: artifact kind by glob, first match wins.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct KindRule {
-    #[serde(rename = "match")]
-    pub pattern: Spanned<String>,
-    pub kind: Spanned<String>,
 }
 
 /// Builds a files device from its settings.

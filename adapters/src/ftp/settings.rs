@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::client::{Endpoint, Password, TlsTrust};
 use super::{FtpCollector, FtpOptions, Link};
 use crate::device::Device;
-use crate::files::settings::KindRule;
+use crate::settings::KindRule;
 use crate::settings::{self, Context, DeviceTable, SettingsError, Spanned};
 
 #[derive(Deserialize)]
