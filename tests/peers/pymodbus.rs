@@ -28,9 +28,16 @@ fn python() -> Option<PathBuf> {
 /// `None` (with a loud message) when pymodbus is not installed and peers are optional;
 /// a panic when `PLCVAULT_REQUIRE_PEERS=1`.
 pub fn pymodbus_available(test: &str) -> Option<PathBuf> {
+    python_with("pymodbus", test)
+}
+
+/// The Python that can import `module` (a peer installed by `tests/run.sh`); `None`, with
+/// a loud message, when it cannot and peers are optional; a panic when
+/// `PLCVAULT_REQUIRE_PEERS=1`.
+pub fn python_with(module: &str, test: &str) -> Option<PathBuf> {
     let found = python().filter(|py| {
         Command::new(py)
-            .args(["-c", "import pymodbus"])
+            .args(["-c", &format!("import {module}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -39,14 +46,19 @@ pub fn pymodbus_available(test: &str) -> Option<PathBuf> {
     if found.is_none() {
         if std::env::var("PLCVAULT_REQUIRE_PEERS").as_deref() == Ok("1") {
             panic!(
-                "{test}: the pymodbus peer is required (PLCVAULT_REQUIRE_PEERS=1) but not installed; run `bash tests/run.sh`, which creates .venv with it"
+                "{test}: the {module} peer is required (PLCVAULT_REQUIRE_PEERS=1) but not installed; run `bash tests/run.sh`, which creates .venv with it"
             );
         }
         eprintln!(
-            "SKIPPED {test}: pymodbus not installed (run `bash tests/run.sh` to install it into .venv)"
+            "SKIPPED {test}: {module} not installed (run `bash tests/run.sh` to install it into .venv)"
         );
     }
     found
+}
+
+/// The peer scripts' folder.
+pub fn peers_dir() -> PathBuf {
+    workspace().join("tests/peers")
 }
 
 /// A running pymodbus server and the requests it logged.

@@ -271,7 +271,15 @@ pub fn parse_szl(id: u16, data: &[u8], fields: &mut Vec<(String, String)>) -> Re
     let len = u16::from_be_bytes([data[4], data[5]]) as usize;
     let n = u16::from_be_bytes([data[6], data[7]]) as usize;
     let body = &data[8..];
-    if got & 0x0FFF != id & 0x0FFF || len < 2 || len.checked_mul(n) != Some(body.len()) {
+    // Siemens' record lengths: 28 (module identification), 34 (component
+    // identification), 20 (protection); a list of other records is another layout.
+    let want = match id {
+        0x0011 => 28,
+        0x001C => 34,
+        0x0232 => 20,
+        _ => len,
+    };
+    if got & 0x0FFF != id & 0x0FFF || len != want || len.checked_mul(n) != Some(body.len()) {
         return Err(format!(
             "SZL {got:#06x} with {n} records of {len} bytes in {} bytes",
             body.len()
@@ -282,7 +290,7 @@ pub fn parse_szl(id: u16, data: &[u8], fields: &mut Vec<(String, String)>) -> Re
         let rec = &r[2..];
         let u16_at = |i: usize| rec.get(i..i + 2).map(|v| u16::from_be_bytes([v[0], v[1]]));
         match id {
-            0x0011 if rec.len() >= 26 => {
+            0x0011 => {
                 let what = match index {
                     1 => "module",
                     6 => "hardware",

@@ -594,10 +594,14 @@ pub fn parse_start_upload_reply(param: &[u8]) -> Result<(u32, u32), WireError> {
     }
     let id = u32::from_be_bytes([param[4], param[5], param[6], param[7]]);
     let n = param[8] as usize;
-    let digits = param
-        .get(9..9 + n)
-        .filter(|d| n > 0 && d.iter().all(u8::is_ascii_digit) && 9 + n == param.len())
-        .ok_or_else(|| garbage("the block length of a start upload reply"))?;
+    let all_digits = |d: &[u8]| !d.is_empty() && d.iter().all(u8::is_ascii_digit);
+    // A CPU writes the length as a counted string (`7` and seven digits, as Wireshark
+    // decodes it); snap7's server as three zero bytes and five digits. Both are taken.
+    let digits = match param.get(9..) {
+        Some(d) if n == d.len() && all_digits(d) => d,
+        Some(d) if d.len() == 7 && n == 0 && d[..2] == [0, 0] && all_digits(&d[2..]) => &d[2..],
+        _ => return Err(garbage("the block length of a start upload reply")),
+    };
     let len = std::str::from_utf8(digits)
         .ok()
         .and_then(|s| s.parse::<u32>().ok())
@@ -715,6 +719,10 @@ mod tests {
         assert_eq!(parse_start_upload_reply(&p).unwrap(), (7, 123));
         p[10] = b'x';
         assert!(parse_start_upload_reply(&p).is_err());
+        // snap7's layout: three zero bytes and five digits.
+        let mut q = vec![F_START_UPLOAD, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0];
+        q.extend_from_slice(b"00086");
+        assert_eq!(parse_start_upload_reply(&q).unwrap(), (1, 86));
     }
 
     #[tokio::test]
