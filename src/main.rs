@@ -202,11 +202,20 @@ enum Command {
         #[arg(long)]
         keep_special_bits: bool,
     },
-    /// Serve simulated PLCs (Modbus TCP on 127.0.0.1) until SIGTERM or SIGINT
+    /// Serve simulated PLCs (Modbus TCP and Siemens S7 on 127.0.0.1) until SIGTERM or SIGINT
     Sim {
-        /// How many PLCs
+        /// How many Modbus PLCs
         #[arg(long, default_value_t = 1)]
         plcs: usize,
+        /// How many simulated S7 CPUs (S7comm on ISO-on-TCP)
+        #[arg(long, default_value_t = 0)]
+        s7: usize,
+        /// Logic blocks (OB, FB, FC) per S7 CPU, generated
+        #[arg(long, default_value_t = 30)]
+        blocks: usize,
+        /// Let the S7 CPUs accept write var into their DBs (spares for drills)
+        #[arg(long)]
+        s7_writable: bool,
         /// Holding (and other) registers per PLC, generated
         #[arg(long, default_value_t = 1000)]
         registers: usize,
@@ -521,6 +530,9 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
         }
         Command::Sim {
             plcs,
+            s7,
+            blocks,
+            s7_writable,
             registers,
             map,
             write_config,
@@ -529,6 +541,9 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
         } => ops::sim::run(
             &ops::sim::SimOptions {
                 plcs: *plcs,
+                s7: *s7,
+                blocks: *blocks,
+                s7_writable: *s7_writable,
                 registers: *registers,
                 map: map.as_deref(),
                 write_config: write_config.as_deref(),

@@ -75,8 +75,11 @@ async fn identity_blocks_uploads_and_dbs_match_what_the_cpu_holds() {
         .find(|a| a.name == "identity.txt")
         .unwrap()
         .meta;
-    assert_eq!(meta.extra.get("cpu-state").map(String::as_str), Some("RUN"));
-    assert_eq!(meta.extra.get("pdu-size").map(String::as_str), Some("480"));
+    assert_eq!(meta.extra.get("state-cpu").map(String::as_str), Some("RUN"));
+    assert_eq!(
+        meta.extra.get("state-pdu-size").map(String::as_str),
+        Some("480")
+    );
     // Every block uploaded whole, byte for byte, with its info line.
     let csv = text(&c, "blocks.csv");
     for b in &cfg.blocks {
@@ -138,7 +141,10 @@ async fn the_pdu_size_is_negotiated_and_honoured_both_ways() {
             .find(|a| a.name == "identity.txt")
             .unwrap()
             .meta;
-        assert_eq!(meta.extra.get("pdu-size").map(String::as_str), Some(want));
+        assert_eq!(
+            meta.extra.get("state-pdu-size").map(String::as_str),
+            Some(want)
+        );
         assert_eq!(bytes(&c, "data/DB10.bin"), cfg.dbs[0].1.as_slice());
         let reads = sim
             .requests()

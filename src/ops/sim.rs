@@ -1,14 +1,15 @@
 //! `plcvault sim`: simulated PLCs for trying plcvault without a plant, and for the fleet
-//! benchmark. Serves N Modbus TCP PLCs on 127.0.0.1 (ports chosen by the OS), writes a
-//! config snippet naming them, and on SIGTERM/SIGINT prints what each PLC received: the
-//! request count, the function codes, the most requests in any one second and the most
-//! in flight at once.
+//! benchmark. Serves N Modbus TCP PLCs and M Siemens S7 CPUs on 127.0.0.1 (ports chosen
+//! by the OS), writes a config snippet naming them, and on SIGTERM/SIGINT prints what each
+//! received: the request count, the functions, the most requests in any one second and
+//! the most in flight at once.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
 use adapters::modbus::sim::{SimConfig, SimMap, SimPlc};
+use adapters::s7::sim::{S7Sim, S7SimConfig};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
@@ -16,6 +17,10 @@ use crate::output::{Out, Outcome};
 
 pub struct SimOptions<'a> {
     pub plcs: usize,
+    pub s7: usize,
+    /// Logic blocks per S7 CPU.
+    pub blocks: usize,
+    pub s7_writable: bool,
     pub registers: usize,
     pub map: Option<&'a Path>,
     pub write_config: Option<&'a Path>,
@@ -25,13 +30,39 @@ pub struct SimOptions<'a> {
 }
 
 #[derive(Serialize)]
-struct PlcStats {
+struct PlcStats<F: Ord + Serialize> {
     device: String,
     address: String,
     requests: usize,
-    functions: BTreeSet<u8>,
+    functions: BTreeSet<F>,
     max_per_second: usize,
     max_in_flight: usize,
+}
+
+/// The most of `times` (in order) within any one second.
+fn max_per_second(times: &[std::time::Instant]) -> usize {
+    let mut most = 0;
+    let mut j = 0;
+    for i in 0..times.len() {
+        while times[i].duration_since(times[j]) >= Duration::from_secs(1) {
+            j += 1;
+        }
+        most = most.max(i - j + 1);
+    }
+    most
+}
+
+fn print_stats<F: Ord + Serialize + std::fmt::Debug>(out: &Out, stats: &PlcStats<F>) {
+    out.record("sim-plc", stats, || {
+        format!(
+            "{}: {} requests, functions {:?}, at most {} in one second, at most {} in flight",
+            stats.device,
+            stats.requests,
+            stats.functions,
+            stats.max_per_second,
+            stats.max_in_flight
+        )
+    });
 }
 
 pub fn run(opts: &SimOptions, out: &Out) -> Result<Outcome> {
@@ -64,6 +95,20 @@ pub fn run(opts: &SimOptions, out: &Out) -> Result<Outcome> {
         ));
         plcs.push((name, plc));
     }
+    let mut cpus = Vec::new();
+    for i in 0..opts.s7 {
+        let name = format!("sim-s7-{:03}", i + 1);
+        let mut c = S7SimConfig::generated(opts.blocks, i as u64 + 1);
+        c.response_delay = opts.response_delay;
+        c.writable = opts.s7_writable;
+        let cpu = runtime.block_on(S7Sim::start("127.0.0.1:0", c))?;
+        snippet.push_str(&format!(
+            "\n[[device]]\nname = \"{name}\"\nadapter = \"s7\"\naddress = \"{}\"\ntags = [\"sim\"]\nmax-requests-per-second = {}\n\n[[device.db]]\nnumber = 10\nsize = 200\nkind = \"recipe\"\n",
+            cpu.addr(),
+            opts.max_requests_per_second,
+        ));
+        cpus.push((name, cpu));
+    }
     match opts.write_config {
         Some(p) => {
             // Written whole, then renamed: a reader never sees half a snippet.
@@ -71,8 +116,9 @@ pub fn run(opts: &SimOptions, out: &Out) -> Result<Outcome> {
             std::fs::write(&tmp, &snippet)?;
             std::fs::rename(&tmp, p)?;
             out.info(format!(
-                "{} simulated PLC(s) running; config snippet in {}",
+                "{} simulated PLC(s) and {} S7 CPU(s) running; config snippet in {}",
                 plcs.len(),
+                cpus.len(),
                 p.display()
             ));
         }
@@ -88,32 +134,33 @@ pub fn run(opts: &SimOptions, out: &Out) -> Result<Outcome> {
     })?;
     for (name, plc) in &plcs {
         let reqs = plc.requests();
-        let mut max_per_second = 0;
-        let mut j = 0;
-        for i in 0..reqs.len() {
-            while reqs[i].at.duration_since(reqs[j].at) >= Duration::from_secs(1) {
-                j += 1;
-            }
-            max_per_second = max_per_second.max(i - j + 1);
-        }
-        let stats = PlcStats {
-            device: name.clone(),
-            address: plc.addr().to_string(),
-            requests: reqs.len(),
-            functions: reqs.iter().map(|r| r.function).collect(),
-            max_per_second,
-            max_in_flight: plc.max_in_flight(),
-        };
-        out.record("sim-plc", &stats, || {
-            format!(
-                "{}: {} requests, functions {:?}, at most {} in one second, at most {} in flight",
-                stats.device,
-                stats.requests,
-                stats.functions,
-                stats.max_per_second,
-                stats.max_in_flight
-            )
-        });
+        let times: Vec<_> = reqs.iter().map(|r| r.at).collect();
+        print_stats(
+            out,
+            &PlcStats {
+                device: name.clone(),
+                address: plc.addr().to_string(),
+                requests: reqs.len(),
+                functions: reqs.iter().map(|r| r.function).collect(),
+                max_per_second: max_per_second(&times),
+                max_in_flight: plc.max_in_flight(),
+            },
+        );
+    }
+    for (name, cpu) in &cpus {
+        let reqs = cpu.requests();
+        let times: Vec<_> = reqs.iter().map(|r| r.at).collect();
+        print_stats(
+            out,
+            &PlcStats {
+                device: name.clone(),
+                address: cpu.addr().to_string(),
+                requests: reqs.len(),
+                functions: reqs.iter().map(|r| r.function.clone()).collect(),
+                max_per_second: max_per_second(&times),
+                max_in_flight: cpu.max_in_flight(),
+            },
+        );
     }
     Ok(Outcome::Clean)
 }

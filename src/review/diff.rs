@@ -137,7 +137,7 @@ pub fn compare(
         .collect();
     // The view comes from what the collector recorded (the adapter), never from the bytes:
     // a workstation file that starts like register text is still a file.
-    let registers = old.adapter == "modbus" && new.adapter == "modbus";
+    let adapter = (old.adapter == new.adapter).then_some(old.adapter.as_str());
     let file_volatile = |name: &str| {
         volatile
             .iter()
@@ -255,7 +255,7 @@ pub fn compare(
                     );
                 }
                 if o.sha256 == n.sha256 {
-                    if o.meta != n.meta {
+                    if !meta_change(o, n).is_empty() {
                         statuses.push(status("changed"));
                         finding(
                             name,
@@ -272,7 +272,7 @@ pub fn compare(
                     }
                     continue;
                 }
-                let view = view_of(o, n, read_old, read_new, &volatile, registers);
+                let view = view_of(o, n, read_old, read_new, &volatile, adapter);
                 if let View::Registers { changes, .. } = &view
                     && changes.is_empty()
                 {
@@ -322,6 +322,20 @@ fn meta_change(o: &ArtifactEntry, n: &ArtifactEntry) -> String {
     }
     if o.meta.mtime != n.meta.mtime {
         parts.push("mtime".into());
+    }
+    // `state-` keys record the device's state at collection (an S7 CPU's RUN or STOP):
+    // kept in the manifest, never compared.
+    let keys: std::collections::BTreeSet<&String> = o
+        .meta
+        .extra
+        .keys()
+        .chain(n.meta.extra.keys())
+        .filter(|k| !k.starts_with("state-"))
+        .collect();
+    for k in keys {
+        if o.meta.extra.get(k) != n.meta.extra.get(k) {
+            parts.push(k.clone());
+        }
     }
     parts.join(", ")
 }
@@ -395,9 +409,16 @@ fn parse_registers(text: &str) -> Option<(adapters::modbus::RangeText, BTreeMap<
     Some((r, values))
 }
 
-fn parse_identity(text: &str) -> Option<BTreeMap<String, String>> {
+/// The fields of an identity artifact of `adapter` (Modbus 43/14 objects, S7 SZL
+/// fields), by its first line; `None` for anything else.
+fn parse_identity(text: &str, adapter: &str) -> Option<BTreeMap<String, String>> {
     let mut lines = text.lines();
-    if lines.next()? != "# plcvault modbus identification v1" {
+    let magic = match adapter {
+        "modbus" => "# plcvault modbus identification v1",
+        "s7" => adapters::s7::IDENTITY_MAGIC,
+        _ => return None,
+    };
+    if lines.next()? != magic {
         return None;
     }
     Some(
@@ -415,8 +436,10 @@ fn view_of(
     read_old: &Reader,
     read_new: &Reader,
     volatile: &[Volatile],
-    registers: bool,
+    // The adapter that collected both sides (the structured views are its), if the same.
+    adapter: Option<&str>,
 ) -> View {
+    let registers = adapter == Some("modbus");
     let small = o.size <= VIEW_LIMIT && n.size <= VIEW_LIMIT;
     let contents = if small {
         read_old(o).zip(read_new(n))
@@ -474,7 +497,9 @@ fn view_of(
                 };
             }
         }
-        if registers && let (Some(of), Some(nf)) = (parse_identity(ot), parse_identity(nt)) {
+        if let Some(adapter) = adapter
+            && let (Some(of), Some(nf)) = (parse_identity(ot, adapter), parse_identity(nt, adapter))
+        {
             let keys: std::collections::BTreeSet<&String> = of.keys().chain(nf.keys()).collect();
             let fields: Vec<FieldChange> = keys
                 .into_iter()

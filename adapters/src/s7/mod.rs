@@ -6,9 +6,10 @@
 //! device's write permit (`writable = true`).
 //!
 //! Artifacts: `identity.txt` (order number, versions, names, serial, protection level and
-//! key switch; the CPU's operating state is recorded in its metadata, never compared),
-//! `blocks.csv` (one line per block with its info fields and checksum), `blocks/FB10.mc7`
-//! (each uploaded block, whole) and `data/DB10.bin` (configured DB contents).
+//! key switch; the CPU's operating state and the PDU size go into its metadata under
+//! `state-` keys, recorded and never compared), `blocks.csv` (one line per block with its
+//! info fields and checksum), `blocks/FB10.mc7` (each uploaded block, whole) and
+//! `data/DB10.bin` (configured DB contents).
 
 pub mod client;
 pub mod proto;
@@ -634,9 +635,10 @@ impl S7Collector {
         // Recorded, never compared: the operating state and the PDU size granted.
         let mut meta = ArtifactMeta::default();
         if let Some(st) = state {
-            meta.extra.insert("cpu-state".into(), st);
+            meta.extra.insert("state-cpu".into(), st);
         }
-        meta.extra.insert("pdu-size".into(), s.pdu.to_string());
+        meta.extra
+            .insert("state-pdu-size".into(), s.pdu.to_string());
         out.artifacts.push(ArtifactSource {
             name: "identity.txt".into(),
             kind: ArtifactKind::Identity,

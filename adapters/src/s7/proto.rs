@@ -53,10 +53,10 @@ const COTP_DT: [u8; 3] = [0x02, 0xF0, 0x80];
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum BlockType {
     Ob,
+    Fb,
+    Fc,
     Db,
     Sdb,
-    Fc,
-    Fb,
 }
 
 impl BlockType {
