@@ -314,8 +314,25 @@ fn main() -> ExitCode {
         Ok(outcome) => ExitCode::from(outcome as u8),
         Err(e) => {
             let text = format!("{e:#}");
-            let (what, fix): (Vec<&str>, Vec<&str>) =
-                text.lines().partition(|l| !l.starts_with("fix:"));
+            // Each level of the error says what went wrong, and maybe the fix: the causes
+            // join the message, the fixes come after it (an OS error never trails a fix).
+            let mut what: Vec<String> = Vec::new();
+            let mut fix: Vec<String> = Vec::new();
+            for level in e.chain() {
+                let level = level.to_string();
+                let (w, f): (Vec<&str>, Vec<&str>) =
+                    level.lines().partition(|l| !l.starts_with("fix:"));
+                let w = w.join("\n       ");
+                match what.last_mut() {
+                    Some(last) if !w.is_empty() && !last.contains(&w) => {
+                        last.push_str(": ");
+                        last.push_str(&w);
+                    }
+                    None if !w.is_empty() => what.push(w),
+                    _ => {}
+                }
+                fix.extend(f.into_iter().map(str::to_string));
+            }
             output::to_stderr(&format!(
                 "error: {}\n",
                 output::printable(&what.join("\n       "))

@@ -86,9 +86,10 @@ pub fn printable(s: &str) -> Cow<'_, str> {
     escape_with(s, |_| false)
 }
 
-/// `printable`, and newlines shown too: for one value (a name) inside a line.
+/// `printable`, and newlines and tabs shown too: for one value (a name) inside a line,
+/// which must not start a line or a column of its own.
 pub fn printable_inline(s: &str) -> Cow<'_, str> {
-    escape_with(s, |c| c == '\n')
+    escape_with(s, |c| c == '\n' || c == '\t')
 }
 
 impl Out {

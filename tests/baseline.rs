@@ -504,3 +504,114 @@ fn review_of(cmd: &str) -> String {
         .expect("--review in the command");
     w[i + 1].to_string()
 }
+
+/// Red team of issue 19: a live review of a Modbus PLC with identification (the default)
+/// must be approvable by the command it prints — the live read lists artifacts in the
+/// adapter's order, a stored snapshot sorted, and the digest must not care.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_review_of_a_plc_is_approved_by_the_command_it_prints() {
+    let s = Site::new();
+    let plc = SimPlc::start("127.0.0.1:0", SimConfig::new(SimMap::generated(200, 3)))
+        .await
+        .unwrap();
+    let mut text = std::fs::read_to_string(s.config()).unwrap();
+    text.push_str(&format!(
+        "\n[[device]]\nname = \"plc\"\nadapter = \"modbus\"\naddress = \"{}\"\nmax-requests-per-second = 200\n\n[[device.range]]\ntable = \"holding\"\nstart = 0\ncount = 100\nkind = \"recipe\"\n",
+        plc.addr()
+    ));
+    std::fs::write(s.config(), text).unwrap();
+    assert_eq!(s.run(&["collect", "plc"]).code, 0);
+    let alice = s.add_approver();
+    let key = alice.to_str().unwrap();
+    assert_eq!(s.approve("plc", &alice, "CHG-1").code, 0);
+    plc.set_holding(3, 4242);
+    let r = s.run(&["--json", "diff", "plc", "--live"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let cmd = r.records("summary")[0]["approve"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s.run(&[
+        "baseline",
+        "approve",
+        "plc",
+        "--live",
+        "--yes",
+        "--review",
+        &review_of(&cmd),
+        "--key",
+        key,
+        "--ticket",
+        "CHG-2",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        s.run(&["collect", "plc"]).code,
+        0,
+        "no drift after the approval"
+    );
+}
+
+/// Red team of issue 19: rules edited after a review (a `volatile = ["**"]` that would
+/// silence the device) are not signed by the review's command; the new review shows the
+/// rule changes and calls them weaker.
+#[test]
+fn rules_weakened_after_the_review_are_not_signed_and_the_review_shows_them() {
+    let s = Site::new();
+    s.write("plant/FB3.scl", b"A I 1.0\n");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let alice = s.add_approver();
+    let key = alice.to_str().unwrap();
+    assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
+    s.write("plant/FB3.scl", b"A I 1.1\n");
+    let r = s.run(&["--json", "collect", "line1"]);
+    assert_eq!(r.code, 1);
+    let id = r.records("device")[0]["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cmd = r.records("summary")[0]["approve"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let cmd = if cmd.is_empty() {
+        s.run(&["--json", "diff", "line1"]).records("summary")[0]["approve"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    } else {
+        cmd
+    };
+    let digest = review_of(&cmd);
+    let text = std::fs::read_to_string(s.config()).unwrap();
+    std::fs::write(
+        s.config(),
+        text.replacen(
+            "name = \"line1\"\n",
+            "name = \"line1\"\nvolatile = [\"**\"]\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let r = s.run(&[
+        "baseline",
+        "approve",
+        "line1",
+        "--snapshot",
+        &id,
+        "--review",
+        &digest,
+        "--key",
+        key,
+        "--ticket",
+        "CHG-2",
+    ]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("not what was reviewed"), "{}", r.stderr);
+    let r = s.run(&["diff", "line1"]);
+    assert!(
+        r.stdout.contains("volatile + \"**\"") && r.stdout.contains("WEAKER"),
+        "{}",
+        r.stdout
+    );
+}

@@ -490,6 +490,46 @@ fn messages_name_the_line_suggest_the_key_and_say_what_to_do() {
     let r = s.run(&["config", "check"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("did you mean `exclude`?"), "{}", r.stderr);
+    // The cause joins the message, never the fix line: a config that is not there, an
+    // evidence folder without its index, a date that is not one.
+    let ev = s.path("not-evidence");
+    std::fs::create_dir_all(&ev).unwrap();
+    let no_config = common::Run::from_output(
+        std::process::Command::new(common::BIN)
+            .args(["--config", "/nonexistent/plcvault.toml", "report"])
+            .output()
+            .unwrap(),
+    );
+    for (args, r) in [
+        (&["report"][..], no_config),
+        (
+            &["verify", "--evidence", ev.to_str().unwrap()],
+            s.run(&["verify", "--evidence", ev.to_str().unwrap()]),
+        ),
+        (
+            &["evidence", "export", "--since", "2026-13-01"],
+            s.run(&[
+                "evidence",
+                "export",
+                "--since",
+                "2026-13-01",
+                "--out",
+                s.path("ev").to_str().unwrap(),
+            ]),
+        ),
+    ] {
+        assert_eq!(r.code, 2, "{args:?}");
+        let fix = r
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("fix:"))
+            .unwrap_or_else(|| panic!("{}", r.stderr));
+        assert!(
+            !fix.contains("os error") && !fix.contains("out of range"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
     // Also outside [[device]]: the key's line and the nearest key of its table.
     std::fs::write(s.config(), good.replacen("\nkey = ", "\nkye = ", 1)).unwrap();
     let r = s.run(&["config", "check"]);
@@ -810,6 +850,36 @@ fn init_can_make_an_approver_key_away_from_the_site_and_trust_it() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("outside the site"), "{}", r.stderr);
     assert!(!inside.exists());
+    // Nor through a link to the site; and a refused init leaves no key behind.
+    let link = dir.path().join("lnk");
+    std::os::unix::fs::symlink(&site, &link).unwrap();
+    let r = run(&[
+        "init",
+        site.to_str().unwrap(),
+        "--approver",
+        "alice",
+        "--approver-key",
+        link.join("keys/alice.key").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("outside the site"), "{}", r.stderr);
+    assert!(!inside.exists() && !site.join("keys/collector.key").exists());
+    let taken = dir.path().join("taken.key");
+    std::fs::write(&taken, "x").unwrap();
+    let r = run(&[
+        "init",
+        site.to_str().unwrap(),
+        "--approver",
+        "alice",
+        "--approver-key",
+        taken.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--approver-key"), "{}", r.stderr);
+    assert!(
+        !site.join("keys/collector.key").exists(),
+        "a refused init wrote a key"
+    );
     let r = run(&[
         "init",
         site.to_str().unwrap(),
@@ -928,4 +998,32 @@ fn snapshots_of_a_device_nobody_knows_is_a_typo_not_missing_backups() {
     let r = s.run(&["snapshots", "line1"]);
     assert_eq!(r.code, 0);
     assert!(r.stdout.contains("no snapshots yet"), "{}", r.stdout);
+}
+
+/// Red team of issue 19: a newline or tab in a file name cannot add a row or a column to
+/// `ls`, nor break `dump`'s messages.
+#[test]
+fn names_with_newlines_or_tabs_cannot_forge_rows_in_ls() {
+    let s = Site::new();
+    s.write("plant/a\nFB9.scl  fake", b"x\n");
+    s.write("plant/t\tb.scl", b"y\n");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let r = s.run(&["ls", "line1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The header line and one line per artifact.
+    assert_eq!(r.stdout.lines().count(), 1 + 2, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("a\\u{a}FB9.scl") && r.stdout.contains("t\\u{9}b.scl"),
+        "{}",
+        r.stdout
+    );
+    let r = s.run(&["dump", "line1", "a\nFB9.scl"]);
+    assert_eq!(r.code, 2);
+    assert_eq!(
+        r.stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("\nFB9"), "{}", r.stderr);
 }

@@ -166,7 +166,9 @@ fn drill_all_goes_on_past_a_device_without_a_snapshot_and_exits_with_the_worst_r
     s.write("plant/a.cfg", b"a=1\n");
     assert_eq!(s.run(&["collect", "line1"]).code, 0);
     let r = s.run(&["--json", "drill", "--all"]);
-    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    // A device with no snapshot in a batch is a device not read (exit 3), not a usage
+    // error: a weekly `drill --all` must not report "the run failed" for it.
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
     let skipped = r.records("drill-skipped");
     assert_eq!(skipped.len(), 1, "{}", r.stdout);
     assert_eq!(skipped[0]["device"], "line0");
@@ -249,4 +251,65 @@ async fn a_drill_onto_a_writable_spare_writes_reads_back_and_respects_the_cap() 
     let rec = &r.records("restore")[0];
     assert_eq!(rec["written"], 340, "{rec}");
     assert_eq!(rec["compared_only"], serde_json::json!(["input 0-7"]));
+}
+
+/// Red team of issue 19: a `--to` that is not a folder (or cannot be made) is an
+/// operator's mistake: exit 2 with the fix, no log entry, no `last-drill-failed`.
+#[test]
+fn a_drill_into_a_folder_that_cannot_be_made_is_a_usage_error_not_a_signed_failure() {
+    let s = Site::new();
+    s.write("plant/a.cfg", b"a=1\n");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let before = log_entries(&s);
+    s.write("afile", b"x");
+    for to in [s.path("afile"), std::path::PathBuf::from("/dev/null/x")] {
+        let r = s.run(&["drill", "line1", "--to", to.to_str().unwrap()]);
+        assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains("fix:"), "{}", r.stderr);
+    }
+    assert_eq!(log_entries(&s), before);
+    let r = s.run(&["--json", "report"]);
+    let line1 = r
+        .records("device-status")
+        .into_iter()
+        .find(|d| d["device"] == "line1")
+        .unwrap();
+    assert!(
+        !line1["alarms"].to_string().contains("last-drill-failed"),
+        "{line1}"
+    );
+}
+
+/// Red team of issue 19: a spare that is switched off: the drill does not run (exit 3),
+/// and nothing is signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_onto_a_spare_that_is_off_does_not_run_and_signs_nothing() {
+    use adapters::modbus::sim::{SimConfig, SimMap, SimPlc};
+    let s = Site::new();
+    let plc = SimPlc::start("127.0.0.1:0", SimConfig::new(SimMap::generated(400, 1)))
+        .await
+        .unwrap();
+    // A port nothing listens on: the spare is switched off.
+    let off = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    add_plc(&s, "plc1", plc.addr(), "");
+    add_plc(
+        &s,
+        "spare",
+        off,
+        "writable = true\nnightly = false\nretries = 0",
+    );
+    assert_eq!(s.run(&["collect", "plc1"]).code, 0);
+    let before = log_entries(&s);
+    let r = s.run(&["--json", "drill", "plc1", "--target", "spare"]);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(r.records("drill").is_empty(), "{}", r.stdout);
+    assert_eq!(r.records("drill-skipped")[0]["device"], "plc1");
+    assert_eq!(
+        log_entries(&s),
+        before,
+        "nothing signed for a drill that did not run"
+    );
 }

@@ -151,6 +151,19 @@ pub struct Config {
     pub site: String,
 }
 
+/// A configured device with no snapshot in the vault (never collected, or every
+/// collection failed): in a batch a device not read (exit 3), alone a usage error.
+#[derive(Debug)]
+pub struct NoSnapshot(pub String);
+
+impl std::fmt::Display for NoSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NoSnapshot {}
+
 #[derive(Debug)]
 pub struct VaultConfig {
     pub path: PathBuf,
@@ -370,9 +383,12 @@ fn did_you_mean(message: &str) -> String {
     else {
         return String::new();
     };
-    let valid: Vec<&str> = rest
+    // "expected one of `a`, `b`", or "expected `a`" for a table of one key.
+    let list = rest
         .split_once("expected one of ")
-        .map_or("", |(_, l)| l)
+        .or_else(|| rest.split_once("expected "))
+        .map_or("", |(_, l)| l);
+    let valid: Vec<&str> = list
         .split(',')
         .map(|k| k.trim().trim_matches('`'))
         .collect();
@@ -897,12 +913,32 @@ impl Config {
         match history.find_snapshot(Some(device), id) {
             Ok(s) => Ok(s),
             Err(_) if !history.snapshots().iter().any(|s| s.device == device) => {
-                if self.devices.iter().any(|d| d.name == device) {
-                    bail!(
-                        "`{device}` has never been collected: the vault holds no snapshot of it\nfix: run `plcvault collect {device}` first"
-                    )
+                if !self.devices.iter().any(|d| d.name == device) {
+                    return Err(self.unknown_device(&[device]));
                 }
-                Err(self.unknown_device(&[device]))
+                // Never tried, or tried and failed: say which, with the last failure.
+                let failed = history
+                    .entries
+                    .iter()
+                    .rev()
+                    .filter(|c| c.trusted)
+                    .find_map(|c| match &c.entry.event {
+                        Ok(vault::log::Event::CollectFailed {
+                            device: d, error, ..
+                        }) if d == device => Some((
+                            c.entry.header.time.clone(),
+                            error.lines().next().unwrap_or_default().to_string(),
+                        )),
+                        _ => None,
+                    });
+                Err(anyhow::Error::new(NoSnapshot(match failed {
+                    Some((time, error)) => format!(
+                        "`{device}` has no snapshot: its collections failed, the last at {time}: {error}\nfix: make `plcvault collect {device}` succeed first"
+                    ),
+                    None => format!(
+                        "`{device}` has never been collected: the vault holds no snapshot of it\nfix: run `plcvault collect {device}` first"
+                    ),
+                })))
             }
             Err(e) => Err(e.into()),
         }

@@ -131,6 +131,57 @@ impl Default for Rules {
     }
 }
 
+impl Rules {
+    /// What changes from `old` to these rules, one phrase each, and whether any of it
+    /// lets a change pass more quietly (a new volatile rule, a lower severity, a higher
+    /// shrink limit, a changed kind).
+    pub fn changes_from(&self, old: &Rules) -> (Vec<String>, bool) {
+        let mut out = Vec::new();
+        let mut weaker = false;
+        for v in &self.volatile {
+            if !old.volatile.contains(v) {
+                out.push(format!("volatile + {v:?} (its changes no longer reported)"));
+                weaker = true;
+            }
+        }
+        for v in &old.volatile {
+            if !self.volatile.contains(v) {
+                out.push(format!("volatile - {v:?}"));
+            }
+        }
+        if self.shrink_limit != old.shrink_limit {
+            weaker |= self.shrink_limit > old.shrink_limit;
+            out.push(format!(
+                "shrink-limit {} -> {}",
+                old.shrink_limit, self.shrink_limit
+            ));
+        }
+        for c in Class::ALL {
+            let (o, n) = (
+                old.severity.get(&c).copied().unwrap_or(default_severity(c)),
+                self.severity
+                    .get(&c)
+                    .copied()
+                    .unwrap_or(default_severity(c)),
+            );
+            if o != n {
+                weaker |= n < o;
+                out.push(format!(
+                    "severity of {} {} -> {}",
+                    c.as_str(),
+                    o.as_str(),
+                    n.as_str()
+                ));
+            }
+        }
+        if self.kinds != old.kinds {
+            weaker = true;
+            out.push("artifact kinds (the [[device.kind]] globs or range kinds) changed".into());
+        }
+        (out, weaker)
+    }
+}
+
 /// Logic, identity and suspect changes are critical; values and metadata informational.
 pub fn default_severity(c: Class) -> Severity {
     match c {

@@ -69,19 +69,23 @@ pub fn dump(cfg: &Config, device: &str, path: &str, snapshot: &str, out: &Out) -
             .take(5)
             .collect();
         bail!(
-            "snapshot {} of `{device}` has no artifact `{path}`{}\nfix: list them with `plcvault ls {device} {}`",
+            "snapshot {} of `{device}` has no artifact `{}`{}\nfix: list them with `plcvault ls {device} {}`",
             snap.id,
+            crate::output::printable_inline(path),
             if near.is_empty() {
                 String::new()
             } else {
-                format!(" (similar: {})", near.join(", "))
+                format!(
+                    " (similar: {})",
+                    crate::output::printable_inline(&near.join(", "))
+                )
             },
             snap.id
         );
     };
     out.info(format!(
         "`{}` of snapshot {} ({}, SHA-256 {})",
-        a.name,
+        crate::output::printable_inline(&a.name),
         snap.id,
         human_bytes(a.size),
         a.sha256.short()

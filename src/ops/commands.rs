@@ -94,23 +94,64 @@ pub fn init(dir: &Path, approver: Option<(&str, &Path)>, out: &Out) -> Result<Ou
                 "`{name}` is not a name for a key (letters, digits, - _ .)\nfix: pass --approver alice"
             );
         }
-        // Lexically, for a key folder that does not exist yet.
-        let lexical = |p: &Path| -> PathBuf {
-            std::path::absolute(p)
-                .unwrap_or_else(|_| p.to_owned())
-                .components()
-                .filter(|c| !matches!(c, std::path::Component::CurDir))
-                .collect()
+        // Where the path really leads: its nearest existing folder with links resolved,
+        // then the rest (a key folder may not exist yet), so that neither `..` nor a link
+        // into the site hides it.
+        let real = |p: &Path| -> PathBuf {
+            let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+            let mut base = abs.as_path();
+            let mut rest = Vec::new();
+            loop {
+                if let Ok(c) = std::fs::canonicalize(base) {
+                    let mut out = c;
+                    for part in rest.iter().rev() {
+                        match part {
+                            std::path::Component::ParentDir => {
+                                out.pop();
+                            }
+                            std::path::Component::CurDir => {}
+                            other => out.push(other),
+                        }
+                    }
+                    return out;
+                }
+                match (base.parent(), base.components().next_back()) {
+                    (Some(parent), Some(last)) => {
+                        rest.push(last);
+                        base = parent;
+                    }
+                    _ => return abs.clone(),
+                }
+            }
         };
-        if lexical(path).starts_with(lexical(dir)) {
+        if real(path).starts_with(real(dir)) {
             bail!(
                 "the approver's key would be written inside the site ({}); an approver key on the collector host lets the host approve its own collections\nfix: give --approver-key a path outside the site (a token, or the approver's own machine)",
                 path.display()
             );
         }
     }
+    // Everything that would be refused is refused before anything is written, so that a
+    // failed init leaves nothing behind to trip the next one.
+    let collector_key = dir.join("keys/collector.key");
+    let mut taken: Vec<PathBuf> = vec![collector_key.clone(), dir.join("keys/collector.key.pub")];
+    if let Some((_, path)) = approver {
+        taken.push(path.to_owned());
+        taken.push(PathBuf::from(format!("{}.pub", path.display())));
+    }
+    if let Some(t) = taken.iter().find(|p| p.exists()) {
+        bail!(
+            "{} already exists; refusing to overwrite a key\nfix: remove it if an earlier init left it, or choose another {}",
+            t.display(),
+            if t.starts_with(dir) {
+                "folder"
+            } else {
+                "--approver-key"
+            }
+        );
+    }
     let key = SecretKey::generate()?;
-    key.write_pair(&dir.join("keys/collector.key"), "collector")?;
+    key.write_pair(&collector_key, "collector")?;
     let mut approver_trust = String::new();
     if let Some((name, path)) = approver {
         let pub_path = SecretKey::generate()?.write_pair(path, name)?;
@@ -292,10 +333,12 @@ pub fn snapshots(cfg: &Config, devices: Option<&[String]>, out: &Out) -> Result<
         .into_iter()
         .filter(|s| devices.is_none_or(|d| d.contains(&s.device)))
         .collect();
-    out.say(format!(
-        "{:<12}  {:<24}  {:<20}  {:>9}  {:>10}  {:>5}  complete",
-        "snapshot", "time", "device", "artifacts", "size", "entry"
-    ));
+    if !list.is_empty() {
+        out.say(format!(
+            "{:<12}  {:<24}  {:<20}  {:>9}  {:>10}  {:>5}  complete",
+            "snapshot", "time", "device", "artifacts", "size", "entry"
+        ));
+    }
     for s in &list {
         out.record("snapshot", s, || {
             format!(

@@ -46,6 +46,22 @@ pub fn run(
     let vault = cfg.vault_for_writing(false)?;
     let history = History::load(&vault, &cfg.trust)?;
     let (index, _) = Index::load_reading(&vault, &history);
+    if let Some(dir) = to {
+        // A folder that cannot be made is the operator's mistake, not a failed drill.
+        if dir.exists() && !dir.is_dir() {
+            anyhow::bail!(
+                "--to {}: is not a folder\nfix: name a folder (it is created when missing)",
+                dir.display()
+            );
+        }
+        std::fs::create_dir_all(dir).map_err(|e| {
+            anyhow::anyhow!(
+                "--to {}: cannot create the folder ({})\nfix: name a folder this user can write",
+                dir.display(),
+                e.kind()
+            )
+        })?;
+    }
     let mut outcome = Outcome::Clean;
     for dev in devices {
         // What can be known before the first byte is restored is a usage error, never a
@@ -56,6 +72,17 @@ pub fn run(
                 let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
                 if let Some(target) = onto {
                     check_target(&manifest, target, true)?;
+                }
+                if let Some(dir) = to {
+                    let folder = dir.join(&dev.name);
+                    if std::fs::read_dir(&folder).is_ok_and(|mut d| d.next().is_some())
+                        || (folder.exists() && !folder.is_dir())
+                    {
+                        anyhow::bail!(
+                            "{} is not an empty folder; a drill restores into a new one\nfix: remove it, or name another --to",
+                            folder.display()
+                        );
+                    }
                 }
                 Ok((snap, source, manifest))
             });
@@ -69,7 +96,14 @@ pub fn run(
                     &serde_json::json!({"device": dev.name, "error": why}),
                     || format!("SKIPPED drill `{}`: {why}", dev.name),
                 );
-                outcome = outcome.worst(Outcome::Failed);
+                // A device with nothing stored is a device not read (3); a target that
+                // does not qualify is a usage error (2).
+                outcome =
+                    outcome.worst(if e.downcast_ref::<crate::config::NoSnapshot>().is_some() {
+                        Outcome::NotCollected
+                    } else {
+                        Outcome::Failed
+                    });
                 continue;
             }
         };
@@ -84,6 +118,23 @@ pub fn run(
                 };
                 let timed = match restore_to_device(&manifest, &read, target) {
                     Ok(r) => (r.failures, r.write_ms, r.verify_ms),
+                    // A spare that is off or unreachable: the drill did not run, and
+                    // proves nothing either way; not signed (exit 3), so that a switched-off
+                    // bench CPU never reads as a failed recovery of the device.
+                    Err(e)
+                        if e.downcast_ref::<adapters::AdapterError>().is_some_and(|a| {
+                            matches!(a.kind(), "unreachable" | "timeout" | "refused")
+                        }) =>
+                    {
+                        let why = format!("{e:#}");
+                        out.record(
+                            "drill-skipped",
+                            &serde_json::json!({"device": dev.name, "error": why}),
+                            || format!("NOT RUN drill `{}`: the spare `{}` could not be reached: {why}", dev.name, target.name),
+                        );
+                        outcome = outcome.worst(Outcome::NotCollected);
+                        continue;
+                    }
                     Err(e) => (vec![failure("", &format!("{e:#}"))], 0, 0),
                 };
                 (format!("device:{}", target.name), timed)
@@ -440,7 +491,7 @@ fn record(
         out.record("drill", &report, || {
             let mut s = if passed {
                 format!(
-                    "PASSED drill of `{}`: snapshot {} ({}) restored in {:.2} s and proved in {:.2} s, {} artifacts, {} ({:.0} MiB/s); signed as log entry {}",
+                    "PASSED drill of `{}`: snapshot {} ({}) restored in {:.2} s and proved in {:.2} s, {} artifacts, {} ({:.1} MiB/s); signed as log entry {}",
                     report.device,
                     report.snapshot,
                     report.source,

@@ -74,22 +74,48 @@ pub fn review_against_baseline(
             ),
             view: View::None,
         });
+        // A first approval signs the config's rules: what differs from the defaults is
+        // shown, so that nobody signs a silenced device unawares.
+        // (The kinds show in the artifact list the preview prints.)
+        let defaults = crate::config::rules::Rules {
+            kinds: device.rules.kinds.clone(),
+            ..Default::default()
+        };
+        let (changes, weaker) = device.rules.changes_from(&defaults);
+        let rules_note = (!changes.is_empty()).then(|| {
+            format!(
+                "an approval signs these comparison rules, which differ from the defaults: {}{}",
+                changes.join("; "),
+                if weaker {
+                    " — WEAKER: some changes would no longer be reported"
+                } else {
+                    ""
+                }
+            )
+        });
         return Ok(Review {
             device: device.name.clone(),
             against: "no baseline".into(),
             current: current_label,
             baseline: None,
-            rules_note: None,
+            rules_note,
             comparison,
             content: content_of(current),
+            rules: rules_value(device),
         });
     };
     let (rules, mut note) = approved_rules(&baseline);
     if note.is_none() && rules != device.rules {
-        note = Some(
-            "the config's comparison rules for this device differ from the approved ones; the approved rules are used until a new approval"
-                .into(),
-        );
+        let (changes, weaker) = device.rules.changes_from(&rules);
+        note = Some(format!(
+            "the config's comparison rules differ from the approved ones ({}){}; the approved rules are used until an approval signs the new ones",
+            changes.join("; "),
+            if weaker {
+                " — WEAKER: approving signs rules under which some changes are no longer reported"
+            } else {
+                ""
+            }
+        ));
     }
     let old = vault::manifest::load(vault.root(), &baseline.manifest)
         .with_context(|| format!("cannot read the baseline of `{}`", device.name))?;
@@ -104,6 +130,7 @@ pub fn review_against_baseline(
         rules_note: note,
         comparison,
         content: content_of(current),
+        rules: rules_value(device),
     })
 }
 
@@ -202,7 +229,14 @@ pub fn approve(cfg: &Config, o: &ApproveOptions, out: &Out) -> Result<Outcome> {
     let digest = review.digest();
     out.say(format!("review digest {}", digest.to_hex()));
     if let Some(want) = o.review
-        && (want.len() < 12 || !digest.to_hex().starts_with(&want.to_ascii_lowercase()))
+        && (want.len() < 12 || !want.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        bail!(
+            "--review {want}: a review digest is at least 12 hex digits, as the review prints it\nfix: copy the approve command the review printed"
+        );
+    }
+    if let Some(want) = o.review
+        && !digest.to_hex().starts_with(&want.to_ascii_lowercase())
     {
         bail!(
             "what would be signed is not what was reviewed: this comparison has digest {}, the review named {want}{}\nfix: review again (plcvault diff {}) and approve by the command it prints",
@@ -240,7 +274,7 @@ pub fn approve(cfg: &Config, o: &ApproveOptions, out: &Out) -> Result<Outcome> {
             suspect.join("; ")
         );
     }
-    let rules = serde_json::to_value(&dev.rules).expect("rules serialize");
+    let rules = review.rules.clone();
     let event = vault::log::Event::Approval {
         device: dev.name.clone(),
         snapshot: snap.entry,
@@ -274,12 +308,20 @@ pub fn approve(cfg: &Config, o: &ApproveOptions, out: &Out) -> Result<Outcome> {
 
 /// SHA-256 of a manifest's artifacts as (name, SHA-256) pairs, in order.
 pub fn content_of(m: &Manifest) -> vault::Hash {
-    let list: Vec<(&str, &vault::Hash)> = m
+    // By name: a live read lists artifacts in the adapter's order, a stored manifest
+    // sorted; the same content must give the same digest.
+    let mut list: Vec<(&str, &vault::Hash)> = m
         .artifacts
         .iter()
         .map(|a| (a.name.as_str(), &a.sha256))
         .collect();
+    list.sort_unstable();
     vault::Hash::of(&serde_json::to_vec(&list).expect("pairs serialize"))
+}
+
+/// The rules an approval of `device` records (the config's current ones), as signed.
+pub fn rules_value(device: &DeviceConfig) -> serde_json::Value {
+    serde_json::to_value(&device.rules).expect("rules serialize")
 }
 
 /// What refuses an approval before anything is collected for it (`--live`): the device,
@@ -456,7 +498,12 @@ pub fn diff(
                     || format!("SKIPPED `{}`: {why}", dev.name),
                 );
                 not_compared.push((dev.name.clone(), why));
-                outcome = outcome.worst(Outcome::Failed);
+                outcome =
+                    outcome.worst(if e.downcast_ref::<crate::config::NoSnapshot>().is_some() {
+                        Outcome::NotCollected
+                    } else {
+                        Outcome::Failed
+                    });
             }
         }
     }
@@ -543,6 +590,7 @@ fn review_one(
             ),
             comparison,
             content: content_of(&current),
+            rules: rules_value(dev),
         }
     };
     let mut review = review;

@@ -31,6 +31,9 @@ pub struct Review {
     /// SHA-256 of what the current side holds (each artifact's name and SHA-256), so that
     /// the review's digest names the content, not only the differences.
     pub content: vault::Hash,
+    /// The comparison rules an approval of this review records (the config's current
+    /// ones): in the digest, so that rules edited after the review cannot be signed.
+    pub rules: serde_json::Value,
 }
 
 #[derive(Serialize)]
@@ -69,6 +72,7 @@ impl Review {
             "against": self.against,
             "content": self.content,
             "findings": self.comparison.findings,
+            "rules": self.rules,
         });
         vault::Hash::of(&serde_json::to_vec(&v).expect("values serialize"))
     }
@@ -78,7 +82,11 @@ impl Review {
     /// approval is refused when what it would sign differs); none when it matches its
     /// baseline.
     pub fn approve_command(&self) -> Option<String> {
-        if self.baseline.is_some() && self.comparison.findings.is_empty() {
+        // Approvals compare with the baseline: a review against another snapshot has
+        // nothing an approval could match.
+        if (self.baseline.is_some() && self.comparison.findings.is_empty())
+            || self.against.starts_with("snapshot ")
+        {
             return None;
         }
         let what = match self.current.strip_prefix("snapshot ") {
@@ -125,7 +133,7 @@ pub fn print_artifacts(out: &Out, device: &str, snapshot: &str, manifest: &vault
                     a.kind.as_str(),
                     crate::output::human_bytes(a.size),
                     a.sha256.short(),
-                    a.name,
+                    crate::output::printable_inline(&a.name),
                     if a.status == vault::ArtifactStatus::Ok {
                         ""
                     } else {

@@ -312,6 +312,8 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
 fn human_age(secs: Option<u64>) -> String {
     match secs {
         None => "-".into(),
+        // Under a minute in seconds; longer in whole minutes and up.
+        Some(s) if s < 60 => format!("{s}s"),
         Some(s) => humantime::format_duration(Duration::from_secs(s - s % 60)).to_string(),
     }
 }
