@@ -14,6 +14,8 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 use adapters::modbus::sim::{SimConfig, SimMap, SimPlc};
+use adapters::s7::proto::BlockType;
+use adapters::s7::sim::{S7Sim, S7SimConfig};
 
 use crate::config::Config;
 use crate::output::{Out, Outcome, human_bytes};
@@ -207,12 +209,17 @@ fn demo_dir(keep: Option<&Path>) -> Result<(Option<tempfile::TempDir>, PathBuf)>
     }
 }
 
-/// The simulated line: the production PLCs, the spare CPU, and their `[[device]]` tables.
+/// The simulated line: the production PLCs, the labeller's S7 CPU, the spare CPU, and
+/// their `[[device]]` tables.
 struct Line {
     plcs: Vec<SimPlc>,
+    labeller: S7Sim,
     _spare: SimPlc,
     config: String,
 }
+
+/// The labeller's S7 CPU: the function block whose logic is changed behind the tool's back.
+const LABELLER_FB: u16 = 2;
 
 /// Starts the two production PLCs and the writable spare on 127.0.0.1.
 ///
@@ -240,6 +247,19 @@ fn start_line(runtime: &tokio::runtime::Runtime, out: &Out) -> Result<Line> {
         plc_cfg.push_str(&plc_config(name, plc.addr(), registers));
         plcs.push(plc);
     }
+    // The labeller: a Siemens S7-300 with generated program blocks, read over S7comm.
+    let mut s7 = S7SimConfig::generated(24, 7);
+    s7.station = "LINE1-LABELLER".into();
+    let labeller = runtime.block_on(S7Sim::start("127.0.0.1:0", s7))?;
+    out.say(format!(
+        "     {:<12} {:<22} labeller: Siemens S7-300 CPU, program blocks read over S7comm",
+        "labeller-cpu",
+        labeller.addr().to_string()
+    ));
+    plc_cfg.push_str(&format!(
+        "\n[[device]]\nname = \"labeller-cpu\"\nadapter = \"s7\"\naddress = \"{}\"\nrack = 0\nslot = 2\ntimeout = \"1s\"\nmax-requests-per-second = 200\n\n[[device.db]]\nnumber = 10\nsize = 200\nkind = \"recipe\"\n",
+        labeller.addr()
+    ));
     // A spare filler CPU on the test bench: the only device plcvault may write to.
     let mut spare_map = SimMap::generated(100, 99);
     spare_map.input = SimMap::generated(100, PLCS[0].2).input;
@@ -256,6 +276,7 @@ fn start_line(runtime: &tokio::runtime::Runtime, out: &Out) -> Result<Line> {
     ));
     Ok(Line {
         plcs,
+        labeller,
         _spare: spare,
         config: plc_cfg,
     })
@@ -308,7 +329,7 @@ pub fn run(keep: Option<&Path>, out: &Out) -> Result<Outcome> {
     let plant = dir.join("plant/line1");
     let site = dir.join("site");
     out.say(format!(
-        "plcvault demo — a bottling line with two PLCs and one HMI panel, built in {}\n",
+        "plcvault demo — a bottling line with two Modbus PLCs, a Siemens S7 CPU and one HMI panel, built in {}\n",
         dir.display()
     ));
 
@@ -318,7 +339,9 @@ pub fn run(keep: Option<&Path>, out: &Out) -> Result<Outcome> {
         let size = std::fs::metadata(plant.join(name))?.len();
         out.say(format!("     {name:<32} {:>10}", human_bytes(size)));
     }
-    out.say("   and two PLCs on the line network, simulated here as Modbus TCP servers:");
+    out.say(
+        "   and the line's controllers, simulated here: two Modbus TCP PLCs and a Siemens S7 CPU:",
+    );
     let line = start_line(runtime, out)?;
 
     out.say(
@@ -373,9 +396,10 @@ pub fn run(keep: Option<&Path>, out: &Out) -> Result<Outcome> {
         "   file (88 -> 72 degC), edits the conveyor logic, and writes 72 into the filler PLC's",
     );
     out.say(format!(
-        "   recipe register {STERILISE_REGISTER} with a laptop — nobody files a change request."
+        "   recipe register {STERILISE_REGISTER} with a laptop, and downloads a changed FB{LABELLER_FB} into the"
     ));
-    tamper(&plant, &line.plcs[0])?;
+    out.say("   labeller's S7 CPU — nobody files a change request.");
+    tamper(&plant, &line.plcs[0], &line.labeller)?;
 
     out.say(
         "\n7. The next nightly collection compares every device with its approved baseline and",
@@ -457,9 +481,15 @@ fn expect_drift(
     let got_files = changed_of(second, "line1");
     let got_filler = changed_of(second, "filler-plc");
     let got_capper = changed_of(second, "capper-plc");
-    if got_files != expected_files || got_filler != ["holding/0-99.csv"] || !got_capper.is_empty() {
+    let got_labeller = changed_of(second, "labeller-cpu");
+    let fb = format!("blocks/FB{LABELLER_FB}.mc7");
+    if got_files != expected_files
+        || got_filler != ["holding/0-99.csv"]
+        || !got_capper.is_empty()
+        || got_labeller != ["blocks.csv".to_string(), fb.clone()]
+    {
         bail!(
-            "the demo expected changes in {expected_files:?} and filler-plc holding/0-99.csv, the collection reported {got_files:?}, {got_filler:?}, {got_capper:?}"
+            "the demo expected changes in {expected_files:?}, filler-plc holding/0-99.csv and labeller-cpu blocks.csv and {fb}, the collection reported {got_files:?}, {got_filler:?}, {got_capper:?}, {got_labeller:?}"
         );
     }
     Ok((got_files, got_filler))
@@ -506,6 +536,10 @@ fn review_page(
         ),
         ("filler-plc", vec!["recipe:holding/0-99.csv"]),
         ("capper-plc", vec![]),
+        (
+            "labeller-cpu",
+            vec!["logic:blocks.csv", "logic:blocks/FB2.mc7"],
+        ),
     ];
     for (d, want) in expected {
         if classes(d) != want {
@@ -650,10 +684,11 @@ fn approve_all(
     Ok(())
 }
 
-/// Changes behind the tool's back: a recipe file, a logic file and a recipe register.
+/// Changes behind the tool's back: a recipe file, a logic file, a recipe register and a
+/// function block in the S7 CPU.
 ///
 /// Fails when a plant file cannot be rewritten.
-fn tamper(plant: &Path, filler: &SimPlc) -> Result<()> {
+fn tamper(plant: &Path, filler: &SimPlc, labeller: &S7Sim) -> Result<()> {
     let recipe = plant.join("recipes/Orange_Juice_1l.csv");
     let text = std::fs::read_to_string(&recipe)?.replace("sterilise_temp;88", "sterilise_temp;72");
     std::fs::write(&recipe, text)?;
@@ -661,6 +696,12 @@ fn tamper(plant: &Path, filler: &SimPlc) -> Result<()> {
     let text = std::fs::read_to_string(&logic)?.replace("AN    I 2.7", "A     I 2.7");
     std::fs::write(&logic, text)?;
     filler.set_holding(STERILISE_REGISTER, 72);
+    labeller.update(|c| {
+        if let Some(b) = c.block_mut(BlockType::Fb, LABELLER_FB) {
+            b.code_mut()[7] ^= 0x01;
+            b.reseal();
+        }
+    });
     Ok(())
 }
 
