@@ -170,7 +170,8 @@ async fn python_snap7s_client_reads_our_simulated_cpu_as_plcvault_stores_it() {
     let Some(py) = peers::python_with("snap7", "python-snap7's client against our sim") else {
         return;
     };
-    let cfg = S7SimConfig::generated(14, 11);
+    // More than 255 blocks: snap7 keeps one byte of the upload id.
+    let cfg = S7SimConfig::generated(280, 11);
     let sim = S7Sim::start("127.0.0.1:0", cfg.clone()).await.unwrap();
     let addr = sim.addr();
     let spec = json!({"dbs": {"10": 200, "20": 64}});

@@ -508,8 +508,9 @@ fn answer(
                     Some(ack(req, 0xD241, vec![proto::F_START_UPLOAD], vec![]))
                 }
                 Some(b) => {
+                    // One byte of upload id, as snap7 reads it (1 to 255, then again).
                     let id = **next_id;
-                    **next_id += 1;
+                    **next_id = id % 255 + 1;
                     let mut announced = b.bytes.len();
                     if cfg.faults.short_upload {
                         s.cfg.lock().expect("sim lock").faults.short_upload = false;
