@@ -14,7 +14,7 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   exit 2
 fi
 
-echo "== test peers: pymodbus, PyNaCl, pyftpdlib (with pyOpenSSL), python-snap7 in .venv; Debian's zstd, OpenSSH sshd, vsftpd"
+echo "== test peers: pymodbus, PyNaCl, pyftpdlib (with pyOpenSSL), python-snap7 in .venv; Debian's zstd, OpenSSH sshd, vsftpd, tcpdump, tshark"
 PYMODBUS_VERSION=3.16.1
 SNAP7_VERSION=3.3.0
 PYNACL_VERSION=1.6.2
@@ -40,6 +40,9 @@ missing=""
 [ -x /usr/sbin/sshd ] && [ -x /usr/lib/openssh/sftp-server ] || missing="$missing openssh-server"
 [ -x /usr/sbin/vsftpd ] || missing="$missing vsftpd"
 command -v ssh-keygen >/dev/null 2>&1 || missing="$missing openssh-client"
+# The wire recorder nobody here wrote: a loopback capture decoded by Wireshark's dissectors.
+command -v tcpdump >/dev/null 2>&1 || missing="$missing tcpdump"
+command -v tshark >/dev/null 2>&1 || missing="$missing tshark"
 if [ -n "$missing" ]; then
   echo "installing Debian's$missing" >&2
   # shellcheck disable=SC2086
@@ -47,6 +50,7 @@ if [ -n "$missing" ]; then
 fi
 /usr/sbin/sshd -V 2>&1 | head -1 || true
 /usr/sbin/vsftpd -v 0>&1 2>&1 | head -1 || true
+tshark --version 2>/dev/null | head -1 || true
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

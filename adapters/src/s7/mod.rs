@@ -485,8 +485,10 @@ impl S7Collector {
                     ));
                     continue;
                 }
+                // No block of this type: CPUs answer an empty list or "object does not
+                // exist"; neither is news.
+                Err(S7Error::Refused(e)) if e.starts_with("0x0a ") => continue,
                 Err(S7Error::Refused(e)) => {
-                    // No block of this type (a real CPU answers "object does not exist").
                     out.warnings.push(format!("no {t} list: {e}"));
                     continue;
                 }

@@ -707,10 +707,14 @@ fn userdata(cfg: &S7SimConfig, req: &Pdu, pdu: u16, pending: &mut Option<Pending
         pdu_ref: req.pdu_ref,
         error: 0,
         param: proto::userdata_reply_param(g, sf, seq, more, error),
+        // Success carries its octet string, even an empty one (a type without blocks).
         data: if error != 0 {
             vec![0x0A, 0, 0, 0]
         } else {
-            proto::userdata_data(payload)
+            let mut d = vec![proto::RC_OK, 0x09];
+            d.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+            d.extend_from_slice(payload);
+            d
         },
     };
     let Ok(u) = proto::parse_userdata_request(req) else {
