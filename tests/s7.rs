@@ -171,3 +171,33 @@ async fn drills_restore_to_a_folder_and_db_contents_onto_a_writable_spare() {
     assert!(st["last_drill"]["passed"].as_bool().unwrap(), "{st}");
     assert!(st["baseline"].is_object(), "{st}");
 }
+
+/// A block that cannot be uploaded (know-how protected) whose info changed is still a
+/// `logic` finding: its new checksum shows in blocks.csv.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protected_block_whose_info_changed_is_still_a_logic_finding() {
+    let s = Site::new();
+    let mut cfg = S7SimConfig::generated(12, 5);
+    cfg.block_mut(BlockType::Fb, 3).unwrap().protected = true;
+    let cpu = S7Sim::start("127.0.0.1:0", cfg).await.unwrap();
+    add_cpu(&s, "press", cpu.addr(), "");
+    let r = s.run(&["--json", "collect", "press"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let alice = s.add_approver();
+    assert_eq!(s.approve("press", &alice, "CHG-1").code, 0);
+    cpu.update(|c| {
+        let b = c.block_mut(BlockType::Fb, 3).unwrap();
+        b.code_mut()[0] ^= 0x10;
+        b.reseal();
+    });
+    let r = s.run(&["--json", "collect", "press"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let findings = r.records("finding");
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    let f = &findings[0];
+    assert_eq!(
+        (f["artifact"].as_str(), f["class"].as_str()),
+        (Some("blocks.csv"), Some("logic"))
+    );
+    assert!(f["diff"].as_str().unwrap().contains("\n+FB3,"), "{f}");
+}

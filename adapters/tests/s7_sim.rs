@@ -222,16 +222,24 @@ async fn a_connection_dropped_in_an_upload_is_uploaded_again_never_kept_short() 
 
 #[tokio::test]
 async fn lying_lengths_and_short_uploads_are_never_stored() {
-    for fault in ["lying", "short"] {
+    for fault in ["lying", "short", "long", "oversized"] {
         let cfg = S7SimConfig::generated(6, 6);
         let sim = S7Sim::start("127.0.0.1:0", cfg.clone()).await.unwrap();
         sim.update(|c| match fault {
             "lying" => c.faults.lying_length = true,
-            _ => c.faults.short_upload = true,
+            "short" => c.faults.short_upload = true,
+            "long" => c.faults.long_upload = true,
+            _ => c.faults.oversized = true,
         });
         let c = collect(options(&sim)).await;
         // The fault hits once; the retry on a new connection gets the block whole.
         assert!(c.complete, "{fault}: {:?}", c.warnings);
+        let connects = sim
+            .requests()
+            .iter()
+            .filter(|r| r.function == "cotp-connect")
+            .count();
+        assert_eq!(connects, 2, "{fault}: the bad reply was not refused");
         for b in &cfg.blocks {
             let name = format!("blocks/{}{}.mc7", b.block_type, b.number);
             assert_eq!(bytes(&c, &name), b.bytes.as_slice(), "{fault}: {name}");

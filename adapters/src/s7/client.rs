@@ -281,7 +281,15 @@ impl Session {
             };
             match r {
                 Ok(v) => return Ok(v),
-                Err(f) => tries.after(f).await?,
+                Err(f) => {
+                    // Whatever went wrong mid-transaction (a lying reply, a cut upload),
+                    // the next attempt starts on a new connection: the CPU forgets an
+                    // upload left open, and no stale reply is read as the next one.
+                    if matches!(f, Failed::Retry(_)) {
+                        self.conn = None;
+                    }
+                    tries.after(f).await?
+                }
             }
         }
     }

@@ -191,8 +191,12 @@ pub struct S7Faults {
     pub wrong_reference: bool,
     /// SZL answers that always say more pieces follow.
     pub endless_szl: bool,
-    /// A start upload that announces this many bytes more than the block has (once).
+    /// A start upload that announces ten bytes more than the block has (once).
     pub short_upload: bool,
+    /// A start upload that announces ten bytes fewer than the block has (once).
+    pub long_upload: bool,
+    /// The next reply is padded past the largest PDU (once).
+    pub oversized: bool,
 }
 
 /// What a simulated CPU serves.
@@ -428,6 +432,12 @@ async fn serve(mut stream: TcpStream, s: Arc<Shared>) -> Result<(), proto::WireE
         if cfg.faults.wrong_reference {
             reply.pdu_ref = reply.pdu_ref.wrapping_add(1);
         }
+        if cfg.faults.oversized {
+            s.cfg.lock().expect("sim lock").faults.oversized = false;
+            reply
+                .data
+                .resize(reply.data.len() + 2 * usize::from(proto::MAX_PDU), 0);
+        }
         let mut bytes = reply.encode();
         if cfg.faults.lying_length && function == "upload" {
             let mut c = s.cfg.lock().expect("sim lock");
@@ -515,6 +525,9 @@ fn answer(
                     if cfg.faults.short_upload {
                         s.cfg.lock().expect("sim lock").faults.short_upload = false;
                         announced += 10;
+                    } else if cfg.faults.long_upload {
+                        s.cfg.lock().expect("sim lock").faults.long_upload = false;
+                        announced -= 10;
                     }
                     **upload = Some((id, b.bytes.clone(), 0));
                     let mut p = vec![proto::F_START_UPLOAD, 0, 1, 0];
