@@ -167,6 +167,10 @@ fn modbus_config_errors_name_device_key_and_line() {
             "address = \"10.1.1.10:502\"\npath = \"/x\"\n[[device.range]]\ntable = \"holding\"\nstart = 0\ncount = 1",
             "does not apply to adapter modbus",
         ),
+        (
+            "address = \"10.1.1.10:502\"\n[[device.range]]\ntable = \"holding\"\nstart = 0\ncuont = 1",
+            "[[device.range]] key `cuont` is unknown",
+        ),
     ];
     for (body, expected) in cases {
         let s = Site::new();

@@ -302,6 +302,10 @@ fn diff_all_writes_one_review_page_for_the_site() {
         html.contains("Not compared:") && html.contains("<td>line3</td>"),
         "{html}"
     );
+    assert!(
+        html.contains("<br>fix: ") && !html.contains("\\u{a}"),
+        "the why's lines are lines of the cell: {html}"
+    );
     // Counts of zero are neutral; only a non-zero count is coloured.
     assert!(
         !html.contains("class=\"critical\">0<") && !html.contains("class=\"warning\">0<"),

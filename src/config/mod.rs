@@ -335,7 +335,7 @@ fn settings_error(
     let adapter = d.adapter.get_ref();
     // A key that belongs to no part of the table is an error at that key; a missing one,
     // at the device's name.
-    let at = match e.span {
+    let at = match e.span.clone() {
         Some(span) if span != table.span() => loc.at_span(span),
         _ if e.message.contains("`adapter`") => loc.at(&d.adapter),
         _ => loc.at(&d.name),
@@ -345,6 +345,36 @@ fn settings_error(
         .strip_prefix("unknown field `")
         .and_then(|r| r.split_once('`'))
     {
+        // In a table inside the device (`[[device.range]]`): said as that table's key.
+        Some((key, rest))
+            if let Some(sub) = e
+                .span
+                .as_ref()
+                .and_then(|sp| loc.text.get(..sp.start))
+                .and_then(|before| {
+                    before
+                        .lines()
+                        .rev()
+                        .map(str::trim)
+                        .find(|l| l.starts_with('['))
+                })
+                .filter(|h| h.starts_with("[[device.") || h.starts_with("[device.")) =>
+        {
+            let valid = rest
+                .split_once("expected one of ")
+                .or_else(|| rest.split_once("expected "))
+                .map_or("", |(_, l)| l.trim());
+            let names: Vec<&str> = valid
+                .split(',')
+                .map(|k| k.trim().trim_matches('`'))
+                .collect();
+            match nearest(key, &names) {
+                Some(near) => format!(
+                    "{sub} key `{key}` is unknown (it takes {valid})\nfix: did you mean `{near}`?"
+                ),
+                None => format!("{sub} key `{key}` is unknown (it takes {valid})\nfix: remove it"),
+            }
+        }
         Some((key, rest)) => {
             let valid = rest
                 .split_once("expected one of ")

@@ -462,13 +462,16 @@ pub fn restore(
     out: &Out,
 ) -> Result<Outcome> {
     let (vault, snap, manifest, index) = crate::ops::browse::open(cfg, device, snapshot, out)?;
-    out.info(format!(
-        "restoring snapshot {} of `{device}` ({} artifacts, {}) into {}",
-        snap.id,
-        manifest.artifacts.len(),
-        human_bytes(manifest.total_size()),
-        to.display()
-    ));
+    // Said only when it will start: a folder that is not empty is refused below.
+    if force || !std::fs::read_dir(to).is_ok_and(|mut d| d.next().is_some()) {
+        out.info(format!(
+            "restoring snapshot {} of `{device}` ({} artifacts, {}) into {}",
+            snap.id,
+            manifest.artifacts.len(),
+            human_bytes(manifest.total_size()),
+            to.display()
+        ));
+    }
     let t0 = Instant::now();
     let report = vault::restore(
         &vault,

@@ -176,10 +176,17 @@ pub fn view_lines(f: &DiffFinding) -> Vec<String> {
             v
         }
         View::Text { diff, note, .. } => {
-            // Line ends stay (a CR that changed is shown, escaped, by the printers).
+            // Line ends stay (a CR that changed is shown, escaped, by the printers); a
+            // bare CR ends a line too (old Mac text), so that lines never run together.
             let mut v: Vec<String> = diff
                 .split_inclusive('\n')
-                .map(|l| l.strip_suffix('\n').unwrap_or(l).to_string())
+                .flat_map(|l| {
+                    l.strip_suffix('\n')
+                        .unwrap_or(l)
+                        .split_inclusive('\r')
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
                 .collect();
             v.extend(note.iter().map(|n| format!("({n})")));
             v
@@ -388,7 +395,9 @@ pre{{background:#f4f4f4;padding:.5em;overflow-x:auto;white-space:pre-wrap}} .add
             "<p class=\"critical\">Not compared:</p><table><tr><th>device</th><th>why</th></tr>",
         );
         for (d, why) in not_compared {
-            let _ = write!(h, "<tr><td>{}</td><td>{}</td></tr>", esc(d), esc(why));
+            // The message's lines (what, then the fix) as lines of the cell.
+            let why = why.lines().map(esc).collect::<Vec<_>>().join("<br>");
+            let _ = write!(h, "<tr><td>{}</td><td>{why}</td></tr>", esc(d));
         }
         h.push_str("</table>");
     }

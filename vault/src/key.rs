@@ -230,6 +230,13 @@ impl SecretKey {
             error,
         };
         let meta = fs::metadata(path).map_err(rerr)?;
+        if !meta.is_file() {
+            return Err(KeyError::Format {
+                path: path.to_owned(),
+                what: "private",
+                why: "it is not a file".into(),
+            });
+        }
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(KeyError::Permissions {
