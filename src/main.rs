@@ -191,8 +191,8 @@ enum Command {
         /// Target folder (created; must be empty unless --force)
         #[arg(long, value_name = "DIR", conflicts_with = "target")]
         to: Option<PathBuf>,
-        /// Write the snapshot's registers and coils onto this device (must be
-        /// `writable = true`), then read them back
+        /// Write the snapshot onto this device (Modbus registers and coils, S7 DB
+        /// contents; must be `writable = true`), then read it back
         #[arg(long, value_name = "DEVICE")]
         target: Option<String>,
         /// Restore into a folder that is not empty, replacing files with the same names

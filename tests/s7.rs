@@ -144,6 +144,12 @@ async fn drills_restore_to_a_folder_and_db_contents_onto_a_writable_spare() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let d = &r.records("drill")[0];
     assert_eq!(d["passed"], true, "{d}");
+    // The record counts what was written and read back: the DB, not the blocks.
+    assert_eq!(
+        (d["artifacts"].as_u64(), d["bytes"].as_u64()),
+        (Some(1), Some(200)),
+        "{d}"
+    );
     // The spare's DB now holds the recipe; its blocks were never written.
     let want = cpu.config().dbs[0].1.clone();
     assert_eq!(spare.config().dbs[0].1, want);
@@ -200,4 +206,53 @@ async fn a_protected_block_whose_info_changed_is_still_a_logic_finding() {
         (Some("blocks.csv"), Some("logic"))
     );
     assert!(f["diff"].as_str().unwrap().contains("\n+FB3,"), "{f}");
+}
+
+/// Settings mistakes are config errors at their key, with the fix.
+#[test]
+fn s7_settings_mistakes_are_config_errors_at_their_key() {
+    for (body, expected) in [
+        (
+            "address = \"10.1.1.30\"\n[[device.db]]\nnumber = 10\nstart = 4294967295\nsize = 10",
+            "runs past byte",
+        ),
+        (
+            "address = \"10.1.1.30\"\n[[device.db]]\nnumber = 10\nsize = 10\n[[device.db]]\nnumber = 10\nsize = 20",
+            "listed twice",
+        ),
+        (
+            "address = \"10.1.1.30\"\nblocks = []",
+            "no block type listed",
+        ),
+        (
+            "address = \"10.1.1.30\"\nblocks = [\"XB\"]",
+            "not a block type",
+        ),
+        (
+            "address = \"10.1.1.30\"\nrack = 0\nremote-tsap = \"01.02\"",
+            "either remote-tsap or rack",
+        ),
+        ("address = \"10.1.1.30\"\nremote-tsap = \"+1.02\"", "is not"),
+        (
+            "address = \"10.1.1.30\"\npdu-size = 100",
+            "outside 240 to 960",
+        ),
+        ("address = \"10.1.1.30\"\nslot = 40", "a slot 0 to 31"),
+        (
+            "address = \"10.1.1.30\"\nconnection = \"xx\"",
+            "pg, op or basic",
+        ),
+        ("adress = \"10.1.1.30\"", "did you mean `address`"),
+    ] {
+        let s = Site::new();
+        let mut text = std::fs::read_to_string(s.config()).unwrap();
+        text.push_str(&format!(
+            "\n[[device]]\nname = \"cpux\"\nadapter = \"s7\"\n{body}\n"
+        ));
+        std::fs::write(s.config(), &text).unwrap();
+        let r = s.run(&["config", "check"]);
+        assert_eq!(r.code, 2, "{body}");
+        assert!(r.stderr.contains(expected), "{body}: {}", r.stderr);
+        assert!(r.stderr.contains("plcvault.toml:"), "{body}: {}", r.stderr);
+    }
 }

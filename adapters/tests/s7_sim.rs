@@ -318,3 +318,47 @@ async fn a_wrong_rack_or_slot_is_refused_with_the_fix() {
     assert_eq!(e.kind(), "refused", "{e}");
     assert!(e.to_string().contains("rack"), "{e}");
 }
+
+#[tokio::test]
+async fn a_busy_cpu_refusing_an_upload_leaves_the_snapshot_incomplete_not_the_block_refused() {
+    let cfg = S7SimConfig::generated(6, 12);
+    let sim = S7Sim::start("127.0.0.1:0", cfg).await.unwrap();
+    sim.update(|c| c.faults.busy_upload = true);
+    let c = collect(options(&sim)).await;
+    assert!(!c.complete, "{:?}", c.warnings);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("not uploaded this time") && w.contains("0x0500")),
+        "{:?}",
+        c.warnings
+    );
+}
+
+#[tokio::test]
+async fn a_cpu_answering_the_iso_connection_with_a_disconnect_is_refused_with_the_fix() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A TSAP with no module behind it: the CPU answers the connection request with a DR.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut buf = [0u8; 64];
+            let _ = s.read(&mut buf).await;
+            let dr = [3u8, 0, 0, 11, 6, 0x80, 0, 1, 0, 0x44, 0x80];
+            let _ = s.write_all(&dr).await;
+        }
+    });
+    let sim = S7Sim::start("127.0.0.1:0", S7SimConfig::generated(1, 1))
+        .await
+        .unwrap();
+    let mut o = options(&sim);
+    o.address = addr.to_string();
+    let e = S7Collector::new(o)
+        .unwrap()
+        .collect()
+        .await
+        .expect_err("refused");
+    assert_eq!(e.kind(), "refused", "{e}");
+    assert!(e.to_string().contains("rack"), "{e}");
+}

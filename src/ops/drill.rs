@@ -168,9 +168,22 @@ pub fn run(
                 (target, timed)
             }
         };
+        // What the drill proved: onto a device, only the artifacts its writer wrote and
+        // read back (an S7 spare takes DB contents, not blocks); into a folder, all.
+        let proved = match onto.and_then(|t| t.adapter.writer.as_ref()) {
+            Some(w) => vault::Manifest {
+                artifacts: manifest
+                    .artifacts
+                    .iter()
+                    .filter(|a| w.takes(&a.name, a.kind))
+                    .cloned()
+                    .collect(),
+                ..manifest.clone()
+            },
+            None => manifest.clone(),
+        };
         outcome = outcome.worst(record(
-            &vault, &key, out, dev, &snap, &manifest, source, target, failures, restore_ms,
-            verify_ms,
+            &vault, &key, out, dev, &snap, &proved, source, target, failures, restore_ms, verify_ms,
         )?);
     }
     Ok(outcome)
@@ -545,7 +558,8 @@ pub struct DeviceRestore {
 }
 
 /// Writes a snapshot onto `target` through its adapter's writer (Modbus: holding
-/// registers and coils written, input registers and discrete inputs compared), then reads
+/// registers and coils written, input registers and discrete inputs compared; S7: DB
+/// contents written with write var), then reads
 /// it back through the read-only collector and compares it.
 ///
 /// Fails, before a single request is sent, when the target's adapter cannot write or the
@@ -557,7 +571,7 @@ pub fn restore_to_device(
 ) -> Result<DeviceRestore> {
     let Some(writer) = &target.adapter.writer else {
         anyhow::bail!(
-            "`{}` is a {} device, and that adapter cannot write; restoring onto a device works for Modbus targets (restore files with --to DIR)",
+            "`{}` is a {} device, and that adapter cannot write; restoring onto a device works for Modbus and S7 targets (restore files with --to DIR)",
             target.name,
             target.adapter_name()
         );

@@ -103,9 +103,15 @@ pub fn run(opts: &SimOptions, out: &Out) -> Result<Outcome> {
         c.writable = opts.s7_writable;
         let cpu = runtime.block_on(S7Sim::start("127.0.0.1:0", c))?;
         snippet.push_str(&format!(
-            "\n[[device]]\nname = \"{name}\"\nadapter = \"s7\"\naddress = \"{}\"\ntags = [\"sim\"]\nmax-requests-per-second = {}\n\n[[device.db]]\nnumber = 10\nsize = 200\nkind = \"recipe\"\n",
+            "\n[[device]]\nname = \"{name}\"\nadapter = \"s7\"\naddress = \"{}\"\ntags = [\"sim\"]\nmax-requests-per-second = {}\n{}\n[[device.db]]\nnumber = 10\nsize = 200\nkind = \"recipe\"\n",
             cpu.addr(),
             opts.max_requests_per_second,
+            if opts.s7_writable {
+                // A spare for drills: out of the nightly run.
+                "writable = true\nnightly = false\n"
+            } else {
+                ""
+            },
         ));
         cpus.push((name, cpu));
     }

@@ -30,6 +30,8 @@ impl std::fmt::Display for S7Error {
         match self {
             S7Error::Refused(e) => write!(f, "the CPU refused: {e}"),
             S7Error::Timeout(e) | S7Error::Transport(e) => f.write_str(e),
+            // `WireError` says "malformed reply" itself.
+            S7Error::Garbage(e) if e.starts_with("malformed") => f.write_str(e),
             S7Error::Garbage(e) => write!(f, "malformed reply ({e})"),
         }
     }
@@ -315,8 +317,9 @@ impl Session {
             };
             let reply = self.call(req).await?;
             let r = proto::parse_userdata_reply(&reply, group, sf).map_err(retry_garbage)?;
+            // A refusal is a whole answer: the connection stays (a new one per refused
+            // block info would weigh on the CPU).
             if r.error != 0 || r.return_code != proto::RC_OK {
-                self.conn = None;
                 return Err(Failed::Final(S7Error::Refused(if r.error != 0 {
                     proto::error_text(r.error)
                 } else {

@@ -47,8 +47,13 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest block plcvault uploads (an S7-300/400 block is at most 64 KiB of load
 /// memory; S7-1500 blocks in classic access are larger, but not this large).
 pub const MAX_BLOCK: u32 = 4 * 1024 * 1024;
-/// The largest DB range read as data.
+/// The largest DB range read as data, and the end of the addresses a DB read can name
+/// (S7ANY addresses bits in 24 bits: 2 MiB).
 pub const MAX_DB_READ: u32 = 1024 * 1024;
+pub const DB_ADDRESS_END: u64 = 1 << 21;
+/// The most block bytes one collection holds for a CPU: a CPU that lists more (or lies
+/// about sizes) gets the rest skipped, the snapshot incomplete, never unbounded memory.
+pub const MAX_DEVICE_UPLOAD: u64 = 256 * 1024 * 1024;
 
 /// A data block read as data (`[[device.db]]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,7 +129,7 @@ impl S7Options {
                 format!("{} is outside 240 to 960", self.pdu_size),
             ));
         }
-        for d in &self.dbs {
+        for (i, d) in self.dbs.iter().enumerate() {
             if d.size == 0 || d.size > MAX_DB_READ {
                 return Err(bad(
                     "db",
@@ -134,6 +139,30 @@ impl S7Options {
                     ),
                 ));
             }
+            if u64::from(d.start) + u64::from(d.size) > DB_ADDRESS_END {
+                return Err(bad(
+                    "db",
+                    format!(
+                        "DB{}: start {} + size {} runs past byte {DB_ADDRESS_END}, the last a read can address",
+                        d.number, d.start, d.size
+                    ),
+                ));
+            }
+            if self.dbs[..i]
+                .iter()
+                .any(|e| e.number == d.number && e.start == d.start)
+            {
+                return Err(bad(
+                    "db",
+                    format!("DB{} from byte {} is listed twice", d.number, d.start),
+                ));
+            }
+        }
+        if self.blocks.is_empty() {
+            return Err(bad(
+                "blocks",
+                "no block type listed: no logic would be watched\nfix: leave `blocks` out (all five) or list OB, FB, FC, DB, SDB".into(),
+            ));
         }
         Ok(())
     }
@@ -191,7 +220,10 @@ impl BlockInfo {
     /// Fails when it is shorter than its fixed fields.
     pub fn parse(b: &[u8]) -> Result<BlockInfo, String> {
         if b.len() < 70 {
-            return Err(format!("block info of {} bytes (78 expected)", b.len()));
+            return Err(format!(
+                "block info of {} bytes (78 expected, at least 70 for its fields)",
+                b.len()
+            ));
         }
         let u16_at = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
         let u32_at = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
@@ -243,16 +275,18 @@ pub fn s7_time((ms, days): (u32, u16)) -> String {
 }
 
 /// Text from a CPU: NUL and space padding trimmed; a byte that is not printable ASCII (or
-/// is a comma, a backslash or `=`) escaped as `\xNN`, so that no value can forge a line,
-/// a column or a field, and no two different values read the same.
+/// is a comma, a quote, a backslash or `=`, or a `+`, `-` or `@` that would start the field
+/// as a spreadsheet formula) escaped as `\xNN`, so that no value can forge a line, a column
+/// or a field, and no two different values read the same.
 pub fn text_field(b: &[u8]) -> String {
     let end = b
         .iter()
         .rposition(|&c| c != 0 && c != b' ')
         .map_or(0, |i| i + 1);
     let mut s = String::new();
-    for &c in &b[..end] {
-        if (0x20..0x7F).contains(&c) && !b",\\=".contains(&c) {
+    for (i, &c) in b[..end].iter().enumerate() {
+        let formula = i == 0 && b"+-@".contains(&c);
+        if (0x20..0x7F).contains(&c) && !b",\"\\=".contains(&c) && !formula {
             s.push(c as char);
         } else {
             let _ = write!(s, "\\x{c:02x}");
@@ -433,6 +467,7 @@ impl S7Collector {
         // The first read that finds the CPU gone stops the run: the rest are skipped.
         let mut down: Option<(S7Error, String)> = None;
         let mut skipped = 0u32;
+        let mut uploaded = 0u64;
 
         // Identity from the SZL.
         let mut fields = Vec::new();
@@ -518,6 +553,8 @@ impl S7Collector {
                     Ok(b) => match BlockInfo::parse(&b) {
                         Ok(i) => Some(i),
                         Err(e) => {
+                            // Not what a CPU answers: the snapshot is not whole.
+                            out.complete = false;
                             out.warnings
                                 .push(format!("{label}: {e}; block info not used"));
                             None
@@ -537,11 +574,21 @@ impl S7Collector {
                         continue;
                     }
                 };
+                let room = MAX_DEVICE_UPLOAD.saturating_sub(uploaded);
                 let upload = if !o.upload {
                     "not asked".to_string()
+                } else if room == 0 {
+                    out.complete = false;
+                    out.warnings.push(format!(
+                        "{label} not uploaded: this CPU's blocks passed {} in this collection",
+                        MAX_DEVICE_UPLOAD
+                    ));
+                    "skipped (size cap)".to_string()
                 } else {
-                    match s.run(&Op::Upload(*t, n, MAX_BLOCK)).await {
+                    let max = (MAX_BLOCK as u64).min(room) as u32;
+                    match s.run(&Op::Upload(*t, n, max)).await {
                         Ok(bytes) => {
+                            uploaded += bytes.len() as u64;
                             let name = format!("blocks/{label}.mc7");
                             let mut meta = ArtifactMeta::default();
                             if let Some(i) = &info {
@@ -557,12 +604,22 @@ impl S7Collector {
                             });
                             "yes".to_string()
                         }
-                        Err(S7Error::Refused(e)) => {
-                            // Know-how protected or refused: recorded with its info.
+                        // Know-how protected, or not there: recorded with its info.
+                        Err(S7Error::Refused(e))
+                            if e.starts_with("0xd241") || e.starts_with("0xd209") =>
+                        {
                             out.warnings.push(format!(
                                 "{label} not uploaded: {e}; its block info is recorded in blocks.csv"
                             ));
                             format!("refused {}", text_field(e.as_bytes()))
+                        }
+                        // Any other refusal (busy, resources, our size cap) may pass: the
+                        // snapshot is not whole, and the next collection tries again.
+                        Err(S7Error::Refused(e)) => {
+                            out.complete = false;
+                            out.warnings
+                                .push(format!("{label} not uploaded this time: {e}"));
+                            "failed".to_string()
                         }
                         Err(e) => {
                             out.complete = false;
@@ -848,6 +905,9 @@ mod tests {
     #[test]
     fn cpu_text_cannot_forge_a_column_or_a_line() {
         assert_eq!(text_field(b"ab,c\n=\0\0 "), "ab\\x2cc\\x0a\\x3d");
+        assert_eq!(text_field(b"\"x\""), "\\x22x\\x22");
+        assert_eq!(text_field(b"+SUM"), "\\x2bSUM");
+        assert_eq!(text_field(b"a-b"), "a-b");
         assert_eq!(s7_time((0, 0)), "-");
         assert_eq!(s7_time((1000, 1)), "1984-01-02T00:00:01.000Z");
     }

@@ -194,6 +194,8 @@ pub struct Cotp {
 
 pub const COTP_CR: u8 = 0xE0;
 pub const COTP_CC: u8 = 0xD0;
+pub const COTP_DR: u8 = 0x80;
+pub const COTP_ER: u8 = 0x70;
 
 impl Cotp {
     pub fn encode(&self) -> Vec<u8> {
@@ -218,6 +220,18 @@ impl Cotp {
 
     /// Fails when the bytes are not a CR or CC with well-formed parameters.
     pub fn decode(b: &[u8]) -> Result<Cotp, WireError> {
+        // A disconnect request (DR) or error (ER) instead of a confirm: the CPU refuses
+        // (no module at that TSAP); said as such, not as garbage.
+        if b.len() >= 2 && matches!(b[1] & 0xF0, COTP_DR | COTP_ER) {
+            return Ok(Cotp {
+                code: b[1] & 0xF0,
+                src_ref: 0,
+                dst_ref: 0,
+                src_tsap: None,
+                dst_tsap: None,
+                tpdu_size: None,
+            });
+        }
         if b.len() < 7 || b[0] as usize != b.len() - 1 {
             return Err(garbage("COTP connection header of a wrong length"));
         }

@@ -46,8 +46,13 @@ struct DbSettings {
 
 /// A TSAP written `"01.02"` or `"0102"` (hex, as STEP 7 shows them).
 fn tsap(t: &Spanned<String>, key: &str) -> Result<u16, SettingsError> {
-    let text: String = t.get_ref().chars().filter(|c| *c != '.').collect();
-    if text.len() != 4 {
+    let raw = t.get_ref();
+    let text: String = match raw.split_once('.') {
+        Some((a, b)) if a.len() == 2 && b.len() == 2 => format!("{a}{b}"),
+        Some(_) => String::new(),
+        None => raw.clone(),
+    };
+    if text.len() != 4 || !text.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(SettingsError::at(
             t,
             format!(
@@ -109,6 +114,12 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
         }
     };
     let remote_tsap = match &s.remote_tsap {
+        Some(t) if s.rack.is_some() || s.slot.is_some() || s.connection.is_some() => {
+            return Err(SettingsError::at(
+                t,
+                "key `remote-tsap` names the CPU's TSAP, and `rack`, `slot` or `connection` too\nfix: give either remote-tsap or rack and slot (with connection)",
+            ));
+        }
         Some(t) => tsap(t, "remote-tsap")?,
         None => (kind_byte << 8) | (u16::from(rack) * 32) | u16::from(slot),
     };

@@ -197,6 +197,8 @@ pub struct S7Faults {
     pub long_upload: bool,
     /// The next reply is padded past the largest PDU (once).
     pub oversized: bool,
+    /// The first start upload is answered "resource not available" (a busy CPU, once).
+    pub busy_upload: bool,
 }
 
 /// What a simulated CPU serves.
@@ -512,6 +514,10 @@ fn answer(
                     .iter()
                     .find(|b| b.block_type == t && b.number == n)
             });
+            if cfg.faults.busy_upload {
+                s.cfg.lock().expect("sim lock").faults.busy_upload = false;
+                return Some(ack(req, 0x0500, vec![proto::F_START_UPLOAD], vec![]));
+            }
             match block {
                 None => Some(ack(req, 0xD209, vec![proto::F_START_UPLOAD], vec![])),
                 Some(b) if b.protected => {
