@@ -20,10 +20,15 @@ pub enum Class {
     Identity,
     Metadata,
     Suspect,
+    /// A comment or description in a project export.
+    Comment,
+    /// What every export or edit changes without changing what runs (timestamps,
+    /// export options, editor names): listed, never hidden.
+    Cosmetic,
 }
 
 impl Class {
-    pub const ALL: [Class; 7] = [
+    pub const ALL: [Class; 9] = [
         Class::Logic,
         Class::Config,
         Class::Recipe,
@@ -31,6 +36,8 @@ impl Class {
         Class::Identity,
         Class::Metadata,
         Class::Suspect,
+        Class::Comment,
+        Class::Cosmetic,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -42,6 +49,8 @@ impl Class {
             Class::Identity => "identity",
             Class::Metadata => "metadata",
             Class::Suspect => "suspect",
+            Class::Comment => "comment",
+            Class::Cosmetic => "cosmetic",
         }
     }
 
@@ -187,7 +196,7 @@ pub fn default_severity(c: Class) -> Severity {
     match c {
         Class::Logic | Class::Identity | Class::Suspect => Severity::Critical,
         Class::Config | Class::Recipe => Severity::Warning,
-        Class::Values | Class::Metadata => Severity::Info,
+        Class::Values | Class::Metadata | Class::Comment | Class::Cosmetic => Severity::Info,
     }
 }
 

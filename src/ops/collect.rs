@@ -655,15 +655,23 @@ fn store_artifact(
     src: &ArtifactSource,
     previous_size: Option<u64>,
 ) -> Result<ArtifactOutcome> {
-    let entry = |stored: vault::Stored, status, meta| ArtifactEntry {
-        name: src.name.clone(),
-        kind: src.kind,
-        size: stored.size,
-        sha256: stored.sha256,
-        status,
-        meta,
-        chunks: stored.chunks,
-    };
+    // The export format (by extension and root element) is recorded from the bytes read,
+    // so that the diff chooses its structured view from the collection, never a guess.
+    let entry =
+        |stored: vault::Stored, status, mut meta: vault::manifest::ArtifactMeta, head: &[u8]| {
+            crate::review::formats::record(&mut meta, &src.name, head);
+            ArtifactEntry {
+                name: src.name.clone(),
+                kind: src.kind,
+                size: stored.size,
+                sha256: stored.sha256,
+                status,
+                meta,
+                chunks: stored.chunks,
+            }
+        };
+    let sniff = crate::review::formats::SNIFF;
+    let mut head: Vec<u8> = Vec::new();
     let from_memory = |scratch: &mut Scratch, data: &[u8]| -> Result<vault::Stored, StoreError> {
         let sha256 = vault::Hash::of(data);
         match writer.lookup(&sha256, data.len() as u64) {
@@ -673,7 +681,12 @@ fn store_artifact(
     };
     match &src.data {
         SourceData::Bytes(b) => match from_memory(scratch, b) {
-            Ok(s) => Ok(Ok(Some(entry(s, ArtifactStatus::Ok, src.meta.clone())))),
+            Ok(s) => Ok(Ok(Some(entry(
+                s,
+                ArtifactStatus::Ok,
+                src.meta.clone(),
+                &b[..b.len().min(sniff)],
+            )))),
             Err(StoreError::Source(e)) => Ok(Err(format!("cannot read {}: {e}", src.name))),
             Err(StoreError::Vault(e)) => Err(e.into()),
         },
@@ -683,8 +696,16 @@ fn store_artifact(
                 if size <= IN_MEMORY {
                     buf.clear();
                     f.read_to_end(buf).map_err(StoreError::Source)?;
+                    head.clear();
+                    head.extend_from_slice(&buf[..buf.len().min(sniff)]);
                     return from_memory(scratch, buf);
                 }
+                head.clear();
+                (&mut *f)
+                    .take(sniff as u64)
+                    .read_to_end(&mut head)
+                    .map_err(StoreError::Source)?;
+                f.rewind().map_err(StoreError::Source)?;
                 if previous_size == Some(size) {
                     // Probably unchanged: one hashing pass decides.
                     let (sha256, len) =
@@ -707,7 +728,7 @@ fn store_artifact(
                     } else {
                         ArtifactStatus::Unstable
                     };
-                    Ok(Ok(Some(entry(r.value, status, r.meta))))
+                    Ok(Ok(Some(entry(r.value, status, r.meta, &head))))
                 }
                 Err(StableError::Io(e)) | Err(StableError::Read(StoreError::Source(e))) => {
                     Ok(Err(format!(
@@ -725,7 +746,16 @@ fn store_artifact(
             // A source that failed mid-read (a dropped connection) is read again from its
             // first byte; a vault error is not retried.
             let source_error = |e: &StoreError| matches!(e, StoreError::Source(_));
-            let store = |r: &mut dyn Read| writer.store(scratch, r);
+            let store = |r: &mut dyn Read| {
+                // Each try reads from the first byte.
+                head.clear();
+                let mut sniffed = Sniffed {
+                    inner: r,
+                    head: &mut head,
+                    want: sniff,
+                };
+                writer.store(scratch, &mut sniffed)
+            };
             match adapters::read_stream(
                 stream.as_ref(),
                 READ_ATTEMPTS,
@@ -739,7 +769,7 @@ fn store_artifact(
                     } else {
                         ArtifactStatus::Unstable
                     };
-                    Ok(Ok(Some(entry(r.value, status, src.meta.clone()))))
+                    Ok(Ok(Some(entry(r.value, status, src.meta.clone(), &head))))
                 }
                 Err(StreamError::Open(e)) | Err(StreamError::Read(StoreError::Source(e))) => {
                     Ok(Err(format!(
@@ -751,6 +781,24 @@ fn store_artifact(
                 Err(StreamError::Read(StoreError::Vault(e))) => Err(e.into()),
             }
         }
+    }
+}
+
+/// A reader that keeps the first `want` bytes it passes on (to tell an export's format).
+struct Sniffed<'a, R: ?Sized> {
+    inner: &'a mut R,
+    head: &'a mut Vec<u8>,
+    want: usize,
+}
+
+impl<R: Read + ?Sized> Read for Sniffed<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        if self.head.len() < self.want {
+            let take = n.min(self.want - self.head.len());
+            self.head.extend_from_slice(&out[..take]);
+        }
+        Ok(n)
     }
 }
 

@@ -168,7 +168,11 @@ pub fn collect_live(device: &DeviceConfig) -> Result<(Manifest, LiveData)> {
             }
         };
         match described {
-            Ok((stored, content, stable, meta)) => {
+            Ok((stored, content, stable, mut meta)) => {
+                // As `collect` records it: the export format from the bytes read.
+                if let Some(c) = &content {
+                    crate::review::formats::record(&mut meta, &src.name, c);
+                }
                 data.insert(src.name.clone(), content);
                 artifacts.push(ArtifactEntry {
                     name: src.name.clone(),

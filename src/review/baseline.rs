@@ -21,7 +21,16 @@ use crate::review::html::{Review, print, write_html};
 /// The rules recorded in an approval (defaults when unreadable, with a note).
 fn approved_rules(a: &ApprovalRecord) -> (Rules, Option<String>) {
     match serde_json::from_value::<Rules>(a.rules.clone()) {
-        Ok(r) => (r, None),
+        Ok(mut r) => {
+            // Classes that did not exist when it was approved take their defaults, as
+            // the approval would have had them.
+            for c in crate::config::rules::Class::ALL {
+                r.severity
+                    .entry(c)
+                    .or_insert(crate::config::rules::default_severity(c));
+            }
+            (r, None)
+        }
         Err(e) => (
             Rules::default(),
             Some(format!(

@@ -68,6 +68,15 @@ pub enum View {
     Identity {
         fields: Vec<FieldChange>,
     },
+    /// One addressed item of a project export (a rung, an ST line, a tag's value), old
+    /// and new.
+    Item {
+        address: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        old: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        new: Option<String>,
+    },
 }
 
 /// One difference from the approved state.
@@ -272,6 +281,44 @@ pub fn compare(
                     }
                     continue;
                 }
+                // A project export both sides recorded as such: changes by address.
+                if let Some(items) = structured(o, n, read_old, read_new) {
+                    statuses.push(status("changed"));
+                    let base = class_of(name, &[o.kind, n.kind]);
+                    for c in items {
+                        let class = match c.what {
+                            "cosmetic" => Class::Cosmetic,
+                            "comment" => Class::Comment,
+                            _ => match c.kind {
+                                "routine" | "aoi" | "datatype" => Class::Logic,
+                                "tag" if c.address.ends_with("/ value") => {
+                                    if base == Class::Recipe {
+                                        Class::Recipe
+                                    } else {
+                                        Class::Values
+                                    }
+                                }
+                                "program" | "tag" | "module" | "task" | "controller" | "file" => {
+                                    Class::Config
+                                }
+                                _ => base,
+                            },
+                        };
+                        let summary = format!("{name}: {} {}", c.address, c.what);
+                        finding(
+                            name,
+                            c.what,
+                            class,
+                            summary,
+                            View::Item {
+                                address: c.address,
+                                old: c.old,
+                                new: c.new,
+                            },
+                        );
+                    }
+                    continue;
+                }
                 let view = view_of(o, n, read_old, read_new, &volatile, adapter);
                 if let View::Registers { changes, .. } = &view
                     && changes.is_empty()
@@ -311,6 +358,38 @@ pub fn compare(
     out
 }
 
+/// The item changes of a project export both snapshots recorded in a format the review
+/// reads (`l5x`), when both parse; `None` for anything else (then the byte or text view).
+/// Bytes that differ with no item changed are one cosmetic change (formatting), so that a
+/// changed file never reads as unchanged.
+fn structured(
+    o: &ArtifactEntry,
+    n: &ArtifactEntry,
+    read_old: &Reader,
+    read_new: &Reader,
+) -> Option<Vec<crate::review::formats::l5x::Change>> {
+    use crate::review::formats::{FORMAT_KEY, l5x};
+    let is_l5x =
+        |a: &ArtifactEntry| a.meta.extra.get(FORMAT_KEY).map(String::as_str) == Some("l5x");
+    if !is_l5x(o) || !is_l5x(n) || o.size > VIEW_LIMIT || n.size > VIEW_LIMIT {
+        return None;
+    }
+    let (a, b) = (read_old(o)?, read_new(n)?);
+    let (a, b) = (std::str::from_utf8(&a).ok()?, std::str::from_utf8(&b).ok()?);
+    let (a, b) = (l5x::parse(a).ok()?, l5x::parse(b).ok()?);
+    let mut c = l5x::compare(&a, &b);
+    if c.is_empty() {
+        c.push(l5x::Change {
+            address: "File".into(),
+            what: "cosmetic",
+            kind: "file",
+            old: None,
+            new: Some("bytes differ, no item changed (formatting, white space or order)".into()),
+        });
+    }
+    Some(c)
+}
+
 fn meta_change(o: &ArtifactEntry, n: &ArtifactEntry) -> String {
     let mut parts = Vec::new();
     if o.meta.mode != n.meta.mode {
@@ -330,7 +409,8 @@ fn meta_change(o: &ArtifactEntry, n: &ArtifactEntry) -> String {
         .extra
         .keys()
         .chain(n.meta.extra.keys())
-        .filter(|k| !k.starts_with("state-"))
+        // Nor the export format: a function of name and content, both compared already.
+        .filter(|k| !k.starts_with("state-") && k.as_str() != crate::review::formats::FORMAT_KEY)
         .collect();
     for k in keys {
         if o.meta.extra.get(k) != n.meta.extra.get(k) {
@@ -387,6 +467,7 @@ fn summarize(name: &str, kind: ArtifactKind, view: &View) -> String {
                 ranges.len()
             )
         }
+        View::Item { address, .. } => format!("{name}: {address} changed"),
         View::Identity { fields } => format!(
             "{name}: identification changed ({})",
             fields

@@ -175,6 +175,15 @@ pub fn view_lines(f: &DiffFinding) -> Vec<String> {
             }));
             v
         }
+        View::Item { address, old, new } => {
+            let mut v = vec![address.clone()];
+            for (sign, side) in [("-", old), ("+", new)] {
+                if let Some(t) = side {
+                    v.extend(t.lines().map(|l| format!("{sign} {l}")));
+                }
+            }
+            v
+        }
         View::Text { diff, note, .. } => {
             // Line ends stay (a CR that changed is shown, escaped, by the printers); a
             // bare CR ends a line too (old Mac text), so that lines never run together.

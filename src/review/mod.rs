@@ -6,5 +6,6 @@
 pub mod baseline;
 pub mod diff;
 pub mod evidence;
+pub mod formats;
 pub mod html;
 pub mod report;

@@ -1,0 +1,795 @@
+//! Rockwell Logix L5X exports as addressed items: routines (RLL rungs with their comments,
+//! ST lines, other bodies canonically), tags (attributes and decorated values), data types
+//! and their members, add-on instructions (parameters, local tags, routines), modules,
+//! tasks and the file's own attributes. What an engineer reviews, by address
+//! (`Program MainProgram / Routine Conveyor1`), with the cosmetic attributes named.
+
+use std::collections::BTreeMap;
+
+/// Attributes that change on every export or edit without changing what the controller
+/// runs: listed as cosmetic, never hidden.
+pub const COSMETIC: &[&str] = &[
+    "ExportDate",
+    "ExportOptions",
+    "Owner",
+    "LastModifiedDate",
+    "EditedDate",
+    "CreatedDate",
+    "CreatedBy",
+    "EditedBy",
+    "TargetLastEdited",
+    "ProjectCreationDate",
+];
+
+/// The body of an item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// Ladder rungs in order: (neutral text, comment).
+    Rungs(Vec<(String, String)>),
+    /// Structured-text lines in order.
+    Lines(Vec<String>),
+    /// Named values (attributes, members, decorated data), each its own address.
+    Fields(BTreeMap<String, String>),
+}
+
+/// One addressed part of an export.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    /// `Program MainProgram / Routine Conveyor1`, `Controller / Tag Recipe`, ...
+    pub address: String,
+    /// `routine`, `tag`, `datatype`, `aoi`, `module`, `task`, `program`, `file`.
+    pub kind: &'static str,
+    /// A dependency copied into the export (`Use="Context"`), not its target.
+    pub context: bool,
+    pub body: Body,
+}
+
+/// An L5X export's items, by address.
+#[derive(Clone, Debug, Default)]
+pub struct Export {
+    pub items: BTreeMap<String, Item>,
+}
+
+/// Parses an L5X export.
+///
+/// Fails when the text is not XML or not an `RSLogix5000Content` document.
+pub fn parse(text: &str) -> Result<Export, String> {
+    let opt = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: 20_000_000,
+        ..roxmltree::ParsingOptions::default()
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let doc = roxmltree::Document::parse_with_options(text, opt).map_err(|e| e.to_string())?;
+    let root = doc.root_element();
+    if root.tag_name().name() != "RSLogix5000Content" {
+        return Err(format!(
+            "the root element is {}, not RSLogix5000Content",
+            root.tag_name().name()
+        ));
+    }
+    let mut ex = Export::default();
+    let mut file = BTreeMap::new();
+    for a in root.attributes() {
+        file.insert(a.name().to_string(), a.value().to_string());
+    }
+    ex.add("File", "file", false, Body::Fields(file));
+    walk(root, "", false, &mut ex);
+    Ok(ex)
+}
+
+impl Export {
+    fn add(&mut self, address: &str, kind: &'static str, context: bool, body: Body) {
+        // An address met twice (a malformed export) keeps both, the second numbered.
+        let mut key = address.to_string();
+        let mut n = 2;
+        while self.items.contains_key(&key) {
+            key = format!("{address} #{n}");
+            n += 1;
+        }
+        self.items.insert(
+            key.clone(),
+            Item {
+                address: key,
+                kind,
+                context,
+                body,
+            },
+        );
+    }
+}
+
+fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
+    n.children()
+        .find(|c| c.is_element() && c.tag_name().name() == name)
+}
+
+fn children<'a, 'i>(
+    n: roxmltree::Node<'a, 'i>,
+    name: &'static str,
+) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> {
+    n.children()
+        .filter(move |c| c.is_element() && c.tag_name().name() == name)
+}
+
+/// All text below `n` (CDATA included), trimmed of the export's own line breaks.
+fn text_of(n: Option<roxmltree::Node>) -> String {
+    n.map(|n| {
+        n.descendants()
+            .filter(|d| d.is_text())
+            .filter_map(|d| d.text())
+            .collect::<String>()
+    })
+    .unwrap_or_default()
+    .trim()
+    .to_string()
+}
+
+fn is_context(n: roxmltree::Node, inherited: bool) -> bool {
+    match n.attribute("Use") {
+        Some("Context") => true,
+        Some("Target") => false,
+        _ => inherited,
+    }
+}
+
+/// The attributes of `n` as fields, with its description.
+fn fields_of(n: roxmltree::Node) -> BTreeMap<String, String> {
+    let mut f: BTreeMap<String, String> = n
+        .attributes()
+        .filter(|a| a.name() != "Name" && a.name() != "Use")
+        .map(|a| (a.name().to_string(), a.value().to_string()))
+        .collect();
+    let d = text_of(child(n, "Description"));
+    if !d.is_empty() {
+        f.insert("Description".into(), d);
+    }
+    f
+}
+
+fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
+    for c in n.children().filter(|c| c.is_element()) {
+        let ctx = is_context(c, inherited);
+        let name = c.attribute("Name").unwrap_or("");
+        match c.tag_name().name() {
+            "Controller" => {
+                ex.add("Controller", "controller", ctx, Body::Fields(fields_of(c)));
+                walk(c, "Controller", ctx, ex);
+            }
+            "Program" => {
+                let here = format!("Program {name}");
+                ex.add(&here, "program", ctx, Body::Fields(fields_of(c)));
+                walk(c, &here, ctx, ex);
+            }
+            "AddOnInstructionDefinition" => {
+                let here = format!("AOI {name}");
+                let mut f = fields_of(c);
+                for p in child(c, "Parameters")
+                    .into_iter()
+                    .flat_map(|p| children(p, "Parameter"))
+                {
+                    f.insert(
+                        format!("Parameter {}", p.attribute("Name").unwrap_or("")),
+                        pairs(&fields_of(p), " "),
+                    );
+                }
+                for t in child(c, "LocalTags")
+                    .into_iter()
+                    .flat_map(|p| children(p, "LocalTag"))
+                {
+                    f.insert(
+                        format!("LocalTag {}", t.attribute("Name").unwrap_or("")),
+                        tag_text(t),
+                    );
+                }
+                ex.add(&here, "aoi", ctx, Body::Fields(f));
+                walk(c, &here, ctx, ex);
+            }
+            "Routine" => {
+                let here = if scope.is_empty() {
+                    format!("Routine {name}")
+                } else {
+                    format!("{scope} / Routine {name}")
+                };
+                let body = routine_body(c);
+                ex.add(&here, "routine", ctx, body);
+            }
+            "Tag" => {
+                let owner = if scope.is_empty() {
+                    "Controller"
+                } else {
+                    scope
+                };
+                let mut f = fields_of(c);
+                f.insert("value".into(), tag_value(c));
+                ex.add(
+                    &format!("{owner} / Tag {name}"),
+                    "tag",
+                    ctx,
+                    Body::Fields(f),
+                );
+            }
+            "DataType" => {
+                let mut f = fields_of(c);
+                for m in child(c, "Members")
+                    .into_iter()
+                    .flat_map(|m| children(m, "Member"))
+                {
+                    f.insert(
+                        format!("Member {}", m.attribute("Name").unwrap_or("")),
+                        pairs(&fields_of(m), " "),
+                    );
+                }
+                ex.add(
+                    &format!("DataType {name}"),
+                    "datatype",
+                    ctx,
+                    Body::Fields(f),
+                );
+            }
+            "Module" => {
+                let mut f = fields_of(c);
+                for (i, d) in c
+                    .descendants()
+                    .filter(|d| d.tag_name().name() == "Data")
+                    .enumerate()
+                {
+                    f.insert(format!("Data {i}"), text_of(Some(d)));
+                }
+                ex.add(&format!("Module {name}"), "module", ctx, Body::Fields(f));
+            }
+            "Task" => {
+                let mut f = fields_of(c);
+                let progs: Vec<&str> = c
+                    .descendants()
+                    .filter(|d| d.tag_name().name() == "ScheduledProgram")
+                    .filter_map(|d| d.attribute("Name"))
+                    .collect();
+                f.insert("ScheduledPrograms".into(), progs.join(", "));
+                ex.add(&format!("Task {name}"), "task", ctx, Body::Fields(f));
+            }
+            // Containers: look inside.
+            _ => walk(c, scope, ctx, ex),
+        }
+    }
+}
+
+/// A tag's value: its decorated data when there is some (the raw `<Data>` hex is the same
+/// value in another form), else the raw data.
+fn tag_value(t: roxmltree::Node) -> String {
+    let datas: Vec<roxmltree::Node> = children(t, "Data").collect();
+    if let Some(d) = datas
+        .iter()
+        .find(|d| d.attribute("Format") == Some("Decorated"))
+    {
+        let mut parts = Vec::new();
+        decorated(*d, "", &mut parts);
+        return parts.join(" ");
+    }
+    datas
+        .iter()
+        .map(|d| text_of(Some(*d)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn decorated(n: roxmltree::Node, path: &str, out: &mut Vec<String>) {
+    for c in n.children().filter(|c| c.is_element()) {
+        let name = c.attribute("Name").or(c.attribute("Index")).unwrap_or("");
+        let here = if name.is_empty() {
+            path.to_string()
+        } else if path.is_empty() {
+            name.to_string()
+        } else if name.starts_with('[') {
+            format!("{path}{name}")
+        } else {
+            format!("{path}.{name}")
+        };
+        if let Some(v) = c.attribute("Value") {
+            out.push(format!(
+                "{}={v}",
+                if here.is_empty() { "value" } else { &here }
+            ));
+        }
+        decorated(c, &here, out);
+    }
+}
+
+/// `k=v` pairs joined by `sep`.
+fn pairs(f: &BTreeMap<String, String>, sep: &str) -> String {
+    f.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+fn tag_text(t: roxmltree::Node) -> String {
+    let f = fields_of(t);
+    format!("{} value={}", pairs(&f, " "), tag_value(t))
+}
+
+fn routine_body(r: roxmltree::Node) -> Body {
+    if let Some(rll) = child(r, "RLLContent") {
+        return Body::Rungs(
+            children(rll, "Rung")
+                .map(|g| (text_of(child(g, "Text")), text_of(child(g, "Comment"))))
+                .collect(),
+        );
+    }
+    if let Some(st) = child(r, "STContent") {
+        let mut lines: Vec<(u64, String)> = children(st, "Line")
+            .map(|l| {
+                let n = l
+                    .attribute("Number")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(u64::MAX);
+                let t: String = l
+                    .descendants()
+                    .filter(|d| d.is_text())
+                    .filter_map(|d| d.text())
+                    .collect();
+                (n, t.trim_matches(['\r', '\n']).to_string())
+            })
+            .collect();
+        lines.sort_by_key(|(n, _)| *n);
+        return Body::Lines(lines.into_iter().map(|(_, t)| t).collect());
+    }
+    // FBD, SFC and encoded bodies: the elements and their attributes, without the
+    // positions an editor moves, one field per element in document order.
+    let mut f = BTreeMap::new();
+    for (i, d) in r
+        .descendants()
+        .filter(|d| d.is_element())
+        .skip(1)
+        .enumerate()
+    {
+        let attrs: Vec<String> = d
+            .attributes()
+            .filter(|a| !matches!(a.name(), "X" | "Y" | "Width" | "Height" | "HideDesc"))
+            .map(|a| format!("{}={}", a.name(), a.value()))
+            .collect();
+        let text = d
+            .children()
+            .filter(|c| c.is_text())
+            .filter_map(|c| c.text())
+            .collect::<String>();
+        f.insert(
+            format!("{i:05} {}", d.tag_name().name()),
+            format!("{} {}", attrs.join(" "), text.trim()),
+        );
+    }
+    Body::Fields(f)
+}
+
+/// One change between two exports, by address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// `Program MainProgram / Routine Conveyor1 / Rung 0→5`.
+    pub address: String,
+    /// `added`, `removed`, `changed`, `moved`, `comment`, `cosmetic`.
+    pub what: &'static str,
+    /// The kind of item (`routine`, `tag`, ...), which gives the class.
+    pub kind: &'static str,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+/// The changes from `old` to `new`, item by item; rungs aligned by their text, so that a
+/// moved rung is one `moved` change, not a run of changed numbers.
+pub fn compare(old: &Export, new: &Export) -> Vec<Change> {
+    let mut out = Vec::new();
+    let keys: std::collections::BTreeSet<&String> =
+        old.items.keys().chain(new.items.keys()).collect();
+    for k in keys {
+        match (old.items.get(k), new.items.get(k)) {
+            (Some(o), None) => out.push(Change {
+                address: k.clone(),
+                what: "removed",
+                kind: o.kind,
+                old: Some(summary(&o.body)),
+                new: None,
+            }),
+            (None, Some(n)) => out.push(Change {
+                address: k.clone(),
+                what: "added",
+                kind: n.kind,
+                old: None,
+                new: Some(summary(&n.body)),
+            }),
+            (Some(o), Some(n)) => compare_bodies(k, n.kind, &o.body, &n.body, &mut out),
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+fn summary(b: &Body) -> String {
+    match b {
+        Body::Rungs(r) => format!("{} rungs", r.len()),
+        Body::Lines(l) => format!("{} lines", l.len()),
+        Body::Fields(f) => pairs(f, "; "),
+    }
+}
+
+fn compare_bodies(at: &str, kind: &'static str, o: &Body, n: &Body, out: &mut Vec<Change>) {
+    let change = |address: String, what, old: Option<String>, new: Option<String>| Change {
+        address,
+        what,
+        kind,
+        old,
+        new,
+    };
+    match (o, n) {
+        (Body::Rungs(a), Body::Rungs(b)) => rungs(at, kind, a, b, out),
+        (Body::Lines(a), Body::Lines(b)) => {
+            let ra: Vec<&str> = a.iter().map(String::as_str).collect();
+            let rb: Vec<&str> = b.iter().map(String::as_str).collect();
+            let diff = similar::TextDiff::configure()
+                .timeout(std::time::Duration::from_millis(500))
+                .diff_slices(&ra, &rb);
+            for op in diff.ops() {
+                let (tag, or, nr) = op.as_tag_tuple();
+                let line = |r: &std::ops::Range<usize>, v: &[String]| -> Option<String> {
+                    (!r.is_empty()).then(|| v[r.clone()].join("\n"))
+                };
+                let what = match tag {
+                    similar::DiffTag::Equal => continue,
+                    similar::DiffTag::Delete => "removed",
+                    similar::DiffTag::Insert => "added",
+                    similar::DiffTag::Replace => "changed",
+                };
+                let lines = if nr.is_empty() {
+                    format!("Line {}", or.start)
+                } else if nr.len() == 1 {
+                    format!("Line {}", nr.start)
+                } else {
+                    format!("Lines {}-{}", nr.start, nr.end - 1)
+                };
+                out.push(change(
+                    format!("{at} / {lines}"),
+                    what,
+                    line(&or, a),
+                    line(&nr, b),
+                ));
+            }
+        }
+        (Body::Fields(a), Body::Fields(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let (x, y) = (a.get(k), b.get(k));
+                if x == y {
+                    continue;
+                }
+                let what = if COSMETIC.contains(&k.as_str()) {
+                    "cosmetic"
+                } else if k == "Description" {
+                    "comment"
+                } else if x.is_none() {
+                    "added"
+                } else if y.is_none() {
+                    "removed"
+                } else {
+                    "changed"
+                };
+                out.push(change(format!("{at} / {k}"), what, x.cloned(), y.cloned()));
+            }
+        }
+        _ => out.push(change(
+            at.to_string(),
+            "changed",
+            Some(summary(o)),
+            Some(summary(n)),
+        )),
+    }
+}
+
+/// Rungs aligned by their text: equal texts pair up (moved when the position changed),
+/// a replaced run pairs position by position (changed), the rest is added or removed;
+/// the comment of every paired rung is compared on its own.
+fn rungs(
+    at: &str,
+    kind: &'static str,
+    a: &[(String, String)],
+    b: &[(String, String)],
+    out: &mut Vec<Change>,
+) {
+    let ta: Vec<&str> = a.iter().map(|r| r.0.as_str()).collect();
+    let tb: Vec<&str> = b.iter().map(|r| r.0.as_str()).collect();
+    let diff = similar::TextDiff::configure()
+        .timeout(std::time::Duration::from_millis(500))
+        .diff_slices(&ta, &tb);
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    let mut gone: Vec<usize> = Vec::new();
+    let mut came: Vec<usize> = Vec::new();
+    for op in diff.ops() {
+        let (tag, or, nr) = op.as_tag_tuple();
+        match tag {
+            similar::DiffTag::Equal => pairs.extend(or.zip(nr)),
+            _ => {
+                gone.extend(or);
+                came.extend(nr);
+            }
+        }
+    }
+    // A rung whose text left one place and arrived at another moved.
+    let mut moved = Vec::new();
+    gone.retain(|&i| match came.iter().position(|&j| tb[j] == ta[i]) {
+        Some(p) => {
+            moved.push((i, came.remove(p)));
+            false
+        }
+        None => true,
+    });
+    let change = |address: String, what, old: Option<String>, new: Option<String>| Change {
+        address,
+        what,
+        kind,
+        old,
+        new,
+    };
+    for &(i, j) in &moved {
+        out.push(change(
+            format!("{at} / Rung {i}→{j}"),
+            "moved",
+            Some(a[i].0.clone()),
+            Some(b[j].0.clone()),
+        ));
+    }
+    // What is left pairs up in order: changed texts; the surplus is added or removed.
+    let mut left = gone.iter();
+    let mut right = came.iter();
+    loop {
+        match (left.next(), right.next()) {
+            (Some(&i), Some(&j)) => {
+                pairs.push((i, j));
+                out.push(change(
+                    format!("{at} / Rung {j}"),
+                    "changed",
+                    Some(a[i].0.clone()),
+                    Some(b[j].0.clone()),
+                ));
+            }
+            (Some(&i), None) => out.push(change(
+                format!("{at} / Rung {i}"),
+                "removed",
+                Some(a[i].0.clone()),
+                None,
+            )),
+            (None, Some(&j)) => out.push(change(
+                format!("{at} / Rung {j}"),
+                "added",
+                None,
+                Some(b[j].0.clone()),
+            )),
+            (None, None) => break,
+        }
+    }
+    pairs.extend(moved);
+    pairs.sort_by_key(|p| p.1);
+    for (i, j) in pairs {
+        if a[i].1 != b[j].1 {
+            out.push(change(
+                format!("{at} / Rung {j} comment"),
+                "comment",
+                Some(a[i].1.clone()),
+                Some(b[j].1.clone()),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OLD: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<RSLogix5000Content SchemaRevision="1.0" SoftwareRevision="20.01" TargetName="R" TargetType="Routine" ExportDate="Thu Feb 22 15:54:34 2018">
+<Controller Use="Context" Name="C">
+<Tags Use="Context">
+<Tag Name="Speed" TagType="Base" DataType="DINT" Radix="Decimal">
+<Data>E8 03 00 00</Data>
+<Data Format="Decorated"><DataValue DataType="DINT" Radix="Decimal" Value="1000"/></Data>
+</Tag>
+</Tags>
+<Programs Use="Context">
+<Program Use="Context" Name="Main">
+<Routines Use="Context">
+<Routine Use="Target" Name="Belt" Type="RLL">
+<RLLContent>
+<Rung Number="0" Type="N"><Comment><![CDATA[first]]></Comment><Text><![CDATA[XIC(A)OTE(B);]]></Text></Rung>
+<Rung Number="1" Type="N"><Text><![CDATA[XIC(C)OTE(D);]]></Text></Rung>
+<Rung Number="2" Type="N"><Text><![CDATA[XIC(E)OTE(F);]]></Text></Rung>
+</RLLContent>
+</Routine>
+</Routines>
+</Program>
+</Programs>
+</Controller>
+</RSLogix5000Content>"#;
+
+    fn changes(old: &str, new: &str) -> Vec<(String, &'static str)> {
+        compare(&parse(old).unwrap(), &parse(new).unwrap())
+            .into_iter()
+            .map(|c| (c.address, c.what))
+            .collect()
+    }
+
+    #[test]
+    fn a_moved_rung_is_one_move_and_its_comment_stays_where_it_was() {
+        // Rung 0's text moves to the end; the comment stays on position 0.
+        let new = OLD
+            .replace("<![CDATA[XIC(A)OTE(B);]]>", "<![CDATA[XIC(C)OTE(D);]]>")
+            .replacen(
+                "<Rung Number=\"1\" Type=\"N\"><Text><![CDATA[XIC(C)OTE(D);]]>",
+                "<Rung Number=\"1\" Type=\"N\"><Text><![CDATA[XIC(E)OTE(F);]]>",
+                1,
+            )
+            .replacen(
+                "<Rung Number=\"2\" Type=\"N\"><Text><![CDATA[XIC(E)OTE(F);]]>",
+                "<Rung Number=\"2\" Type=\"N\"><Text><![CDATA[XIC(A)OTE(B);]]>",
+                1,
+            );
+        assert_eq!(
+            changes(OLD, &new),
+            [
+                (
+                    "Program Main / Routine Belt / Rung 0→2".to_string(),
+                    "moved"
+                ),
+                (
+                    "Program Main / Routine Belt / Rung 0 comment".to_string(),
+                    "comment"
+                ),
+                (
+                    "Program Main / Routine Belt / Rung 2 comment".to_string(),
+                    "comment"
+                ),
+            ]
+        );
+    }
+
+    /// The shared corpus of real exports (`PLCVAULT_CORPUS`, default `../shared/corpus`),
+    /// or `None`, saying so, where there is none (a failure when peers are required).
+    pub fn corpus(test: &str) -> Option<std::path::PathBuf> {
+        let dir = std::env::var_os("PLCVAULT_CORPUS")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
+            });
+        if dir.join("pairs.tsv").exists() {
+            return Some(dir);
+        }
+        if std::env::var("PLCVAULT_REQUIRE_PEERS").as_deref() == Ok("1") {
+            panic!(
+                "{test}: the corpus is required but not at {}",
+                dir.display()
+            );
+        }
+        eprintln!(
+            "DID NOT RUN {test}: no corpus at {} (set PLCVAULT_CORPUS)",
+            dir.display()
+        );
+        None
+    }
+
+    #[test]
+    fn the_belt_conveyor_pair_is_one_moved_rung_and_three_comment_changes() {
+        let Some(dir) = corpus("l5x belt conveyor pair") else {
+            return;
+        };
+        let at = dir.join("l5x/alairjunior-l5x2c/6a3a3c7/examples");
+        let read = |n: &str| std::fs::read_to_string(at.join(n)).unwrap();
+        let got = changes(
+            &read("belt_conveyor.L5X"),
+            &read("belt_conveyor_wrong_rearm.L5X"),
+        );
+        let r = "Program MainProgram / Routine Conveyor1";
+        assert_eq!(
+            got,
+            [
+                (format!("{r} / Rung 0→5"), "moved"),
+                (format!("{r} / Rung 0 comment"), "comment"),
+                (format!("{r} / Rung 5 comment"), "comment"),
+                (format!("{r} / Rung 9 comment"), "comment"),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_corpus_l5x_parses_and_matches_itself() {
+        let Some(dir) = corpus("l5x corpus parse") else {
+            return;
+        };
+        let mut n = 0;
+        for e in walkdir::WalkDir::new(dir.join("l5x")) {
+            let e = e.unwrap();
+            if !e
+                .file_name()
+                .to_string_lossy()
+                .to_ascii_lowercase()
+                .ends_with(".l5x")
+            {
+                continue;
+            }
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            let text = text.trim_start_matches('\u{feff}');
+            let ex = parse(text).unwrap_or_else(|err| panic!("{}: {err}", e.path().display()));
+            assert!(ex.items.len() > 1, "{}", e.path().display());
+            assert!(compare(&ex, &ex).is_empty());
+            n += 1;
+        }
+        assert!(n >= 10, "{n} L5X files");
+    }
+
+    #[test]
+    fn the_logix_library_pairs_give_their_stated_changes() {
+        let Some(dir) = corpus("l5x LogixLibraries pairs") else {
+            return;
+        };
+        let lib = dir.join("l5x/JeremyMedders-LogixLibraries");
+        // "COMMIT:PATH" of the old and the new version.
+        let pair = |a: &str, b: &str| {
+            let read = |at: &str| {
+                let (commit, path) = at.split_once(':').unwrap();
+                parse(&std::fs::read_to_string(lib.join(commit).join(path)).unwrap()).unwrap()
+            };
+            compare(&read(a), &read(b))
+        };
+        let ie = "src/Device/Cisco/IE4000/Dvc_CiscoIE4000_AOI.L5X";
+        // Metadata only: every change cosmetic.
+        let c = pair(&format!("9cf9590:{ie}"), &format!("453a129:{ie}"));
+        assert_eq!(c.len(), 9, "{c:?}");
+        assert!(c.iter().all(|c| c.what == "cosmetic"), "{c:?}");
+        // One parameter's usage, and dates.
+        let c = pair(&format!("453a129:{ie}"), &format!("9a7c644:{ie}"));
+        let real: Vec<&Change> = c.iter().filter(|c| c.what != "cosmetic").collect();
+        assert_eq!(real.len(), 1, "{c:?}");
+        assert_eq!(real[0].address, "AOI Dvc_CiscoIE4000 / Parameter Val_Fault");
+        assert!(real[0].old.as_deref().unwrap().contains("Usage=Input"));
+        assert!(real[0].new.as_deref().unwrap().contains("Usage=Output"));
+        // ST lines inserted and one changed, a local tag and a dependency AOI added.
+        let sd = "src/System/Sys_SDCard_AOI.L5X";
+        let c = pair(&format!("62b9bd4:{sd}"), &format!("a526379:{sd}"));
+        let has = |addr: &str, what: &str| c.iter().any(|c| c.address == addr && c.what == what);
+        assert!(
+            has("AOI Sys_SDCard / Routine Logic / Lines 5-6", "added"),
+            "{c:?}"
+        );
+        assert!(
+            has("AOI Sys_SDCard / Routine Logic / Line 8", "changed"),
+            "{c:?}"
+        );
+        assert!(has("AOI Sys_SDCard / LocalTag Module", "added"), "{c:?}");
+        assert!(has("AOI Sys_Module", "added"), "{c:?}");
+        let line8 = c.iter().find(|c| c.address.ends_with("Line 8")).unwrap();
+        assert_eq!(line8.old.as_deref(), Some("PG.Inp_Enable := 1;"));
+        assert_eq!(
+            line8.new.as_deref(),
+            Some("PG.Inp_Enable := Module.Sts_Connected;")
+        );
+    }
+
+    #[test]
+    fn values_timestamps_and_itself() {
+        assert!(changes(OLD, OLD).is_empty());
+        let bumped = OLD.replace("Thu Feb 22 15:54:34 2018", "Fri Feb 23 08:00:00 2018");
+        assert_eq!(
+            changes(OLD, &bumped),
+            [("File / ExportDate".to_string(), "cosmetic")]
+        );
+        let value = OLD.replace("Value=\"1000\"", "Value=\"1200\"");
+        assert_eq!(
+            changes(OLD, &value),
+            [("Controller / Tag Speed / value".to_string(), "changed")]
+        );
+        let edited = OLD.replace("XIC(C)OTE(D);", "XIO(C)OTE(D);");
+        assert_eq!(
+            changes(OLD, &edited),
+            [(
+                "Program Main / Routine Belt / Rung 1".to_string(),
+                "changed"
+            )]
+        );
+        assert!(parse("<html/>").is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! Change review in the engineer's terms (issue 20): project exports diffed by address.
+//! A small L5X of our own runs everywhere; the real exports of the shared corpus run where
+//! it is (`PLCVAULT_CORPUS`, default `../shared/corpus`).
+
+mod common;
+
+use common::Site;
+
+const ROUTINE: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<RSLogix5000Content SchemaRevision="1.0" SoftwareRevision="33.01" TargetName="Belt" TargetType="Routine" ExportDate="Mon Nov 30 10:00:00 2026">
+<Controller Use="Context" Name="Line1">
+<Tags Use="Context">
+<Tag Name="Speed" TagType="Base" DataType="DINT" Radix="Decimal">
+<Data Format="Decorated"><DataValue DataType="DINT" Radix="Decimal" Value="1000"/></Data>
+</Tag>
+</Tags>
+<Programs Use="Context">
+<Program Use="Context" Name="Main">
+<Routines Use="Context">
+<Routine Use="Target" Name="Belt" Type="RLL">
+<RLLContent>
+<Rung Number="0" Type="N"><Comment><![CDATA[Start the belt]]></Comment><Text><![CDATA[XIC(Start)OTL(Run);]]></Text></Rung>
+<Rung Number="1" Type="N"><Text><![CDATA[XIC(Stop)OTU(Run);]]></Text></Rung>
+<Rung Number="2" Type="N"><Text><![CDATA[XIC(Run)OTE(Motor);]]></Text></Rung>
+</RLLContent>
+</Routine>
+</Routines>
+</Program>
+</Programs>
+</Controller>
+</RSLogix5000Content>
+"#;
+
+fn findings(s: &Site) -> Vec<serde_json::Value> {
+    s.run(&["--json", "diff", "line1", "--live"])
+        .records("finding")
+}
+
+#[test]
+fn an_l5x_rung_change_is_a_logic_finding_by_address_and_a_re_export_is_cosmetic() {
+    let s = Site::new();
+    s.write("plant/Belt.L5X", ROUTINE.as_bytes());
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let alice = s.add_approver();
+    assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
+
+    // Re-exported: only the date differs. Listed as cosmetic, no drift.
+    s.write(
+        "plant/Belt.L5X",
+        ROUTINE
+            .replace("Mon Nov 30 10:00:00 2026", "Tue Dec 01 09:00:00 2026")
+            .as_bytes(),
+    );
+    let r = s.run(&["--json", "collect", "line1"]);
+    assert_eq!(r.code, 0, "a re-export is no drift: {}", r.stdout);
+    let f = findings(&s);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (f[0]["class"].as_str(), f[0]["address"].as_str()),
+        (Some("cosmetic"), Some("File / ExportDate"))
+    );
+
+    // Someone inverts the stop rung: one logic finding naming the rung, old and new text.
+    s.write(
+        "plant/Belt.L5X",
+        ROUTINE
+            .replace("XIC(Stop)OTU(Run);", "XIO(Stop)OTU(Run);")
+            .as_bytes(),
+    );
+    let r = s.run(&["--json", "collect", "line1"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let f = findings(&s);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["class"], "logic");
+    assert_eq!(f[0]["severity"], "critical");
+    assert_eq!(f[0]["address"], "Program Main / Routine Belt / Rung 1");
+    assert_eq!(
+        (f[0]["old"].as_str(), f[0]["new"].as_str()),
+        (Some("XIC(Stop)OTU(Run);"), Some("XIO(Stop)OTU(Run);"))
+    );
+    let r = s.run(&["diff", "line1", "--live"]);
+    assert!(
+        r.stdout.contains("Program Main / Routine Belt / Rung 1")
+            && r.stdout.contains("+ XIO(Stop)OTU(Run);"),
+        "{}",
+        r.stdout
+    );
+
+    // A tag's value: values, by address.
+    s.write(
+        "plant/Belt.L5X",
+        ROUTINE
+            .replace("Value=\"1000\"", "Value=\"1500\"")
+            .as_bytes(),
+    );
+    let f = findings(&s);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (f[0]["address"].as_str(), f[0]["class"].as_str()),
+        (Some("Controller / Tag Speed / value"), Some("values"))
+    );
+
+    // Bytes that differ with no item changed never read as "no change".
+    s.write(
+        "plant/Belt.L5X",
+        ROUTINE
+            .replace("<Rung Number=\"2\"", "\n\n<Rung Number=\"2\"")
+            .as_bytes(),
+    );
+    let f = findings(&s);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["class"], "cosmetic");
+
+    // Not parseable any more: the text view, never silence.
+    s.write(
+        "plant/Belt.L5X",
+        ROUTINE.replace("</RSLogix5000Content>", "").as_bytes(),
+    );
+    let f = findings(&s);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["view"], "text");
+}
+
+#[test]
+fn the_belt_conveyor_pair_of_the_corpus_is_one_moved_rung_and_three_comments() {
+    let dir = std::env::var_os("PLCVAULT_CORPUS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
+        });
+    let at = dir.join("l5x/alairjunior-l5x2c/6a3a3c7/examples");
+    if !at.exists() {
+        assert!(
+            std::env::var("PLCVAULT_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "the corpus is required but not at {}",
+            dir.display()
+        );
+        eprintln!(
+            "DID NOT RUN: no corpus at {} (set PLCVAULT_CORPUS)",
+            dir.display()
+        );
+        return;
+    }
+    let s = Site::new();
+    s.write(
+        "plant/Conveyor.L5X",
+        &std::fs::read(at.join("belt_conveyor.L5X")).unwrap(),
+    );
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let alice = s.add_approver();
+    assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
+    s.write(
+        "plant/Conveyor.L5X",
+        &std::fs::read(at.join("belt_conveyor_wrong_rearm.L5X")).unwrap(),
+    );
+    let f = findings(&s);
+    let got: Vec<(String, String)> = f
+        .iter()
+        .map(|f| {
+            (
+                f["address"].as_str().unwrap().to_string(),
+                f["class"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let r = "Program MainProgram / Routine Conveyor1";
+    assert_eq!(
+        got,
+        [
+            (format!("{r} / Rung 0→5"), "logic".to_string()),
+            (format!("{r} / Rung 0 comment"), "comment".to_string()),
+            (format!("{r} / Rung 5 comment"), "comment".to_string()),
+            (format!("{r} / Rung 9 comment"), "comment".to_string()),
+        ]
+    );
+}
