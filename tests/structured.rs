@@ -174,3 +174,58 @@ fn the_belt_conveyor_pair_of_the_corpus_is_one_moved_rung_and_three_comments() {
         ]
     );
 }
+
+const POU: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<TcPlcObject Version="1.1.0.1" ProductVersion="3.1.4024.3">
+  <POU Name="FB_Belt" Id="{11111111-0000-0000-0000-000000000001}" SpecialFunc="None">
+    <Declaration><![CDATA[FUNCTION_BLOCK FB_Belt
+VAR
+    Speed : INT := 10;
+END_VAR]]></Declaration>
+    <Implementation>
+      <ST><![CDATA[IF Start THEN
+    Run := TRUE;
+END_IF]]></ST>
+    </Implementation>
+    <Method Name="Stop" Id="{11111111-0000-0000-0000-000000000002}">
+      <Declaration><![CDATA[METHOD Stop : BOOL]]></Declaration>
+      <Implementation>
+        <ST><![CDATA[Run := FALSE;]]></ST>
+      </Implementation>
+    </Method>
+  </POU>
+</TcPlcObject>
+"#;
+
+#[test]
+fn a_twincat_method_change_is_named_and_a_rebuild_by_another_version_is_cosmetic() {
+    let s = Site::new();
+    s.write("plant/POUs/FB_Belt.TcPOU", POU.as_bytes());
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let alice = s.add_approver();
+    assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
+    s.write(
+        "plant/POUs/FB_Belt.TcPOU",
+        POU.replace("3.1.4024.3", "3.1.4022.18").as_bytes(),
+    );
+    let f = findings(&s);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (f[0]["class"].as_str(), f[0]["address"].as_str()),
+        (Some("cosmetic"), Some("File / ProductVersion"))
+    );
+    s.write(
+        "plant/POUs/FB_Belt.TcPOU",
+        POU.replace("Run := FALSE;", "Run := Start;").as_bytes(),
+    );
+    let f = findings(&s);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        f[0]["address"],
+        "POU FB_Belt / Method Stop / Implementation / Line 0"
+    );
+    assert_eq!(
+        (f[0]["class"].as_str(), f[0]["severity"].as_str()),
+        (Some("logic"), Some("critical"))
+    );
+}

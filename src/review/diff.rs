@@ -290,7 +290,9 @@ pub fn compare(
                             "cosmetic" => Class::Cosmetic,
                             "comment" => Class::Comment,
                             _ => match c.kind {
-                                "routine" | "aoi" | "datatype" => Class::Logic,
+                                "routine" | "aoi" | "datatype" | "pou" | "gvl" | "dut"
+                                | "interface" | "method" | "property" | "action" | "transition"
+                                | "accessor" | "declaration" | "implementation" => Class::Logic,
                                 "tag" if c.address.ends_with("/ value") => {
                                     if base == Class::Recipe {
                                         Class::Recipe
@@ -359,27 +361,31 @@ pub fn compare(
 }
 
 /// The item changes of a project export both snapshots recorded in a format the review
-/// reads (`l5x`), when both parse; `None` for anything else (then the byte or text view).
-/// Bytes that differ with no item changed are one cosmetic change (formatting), so that a
-/// changed file never reads as unchanged.
+/// reads (`l5x`, `twincat`), when both parse; `None` for anything else (then the byte or
+/// text view). Bytes that differ with no item changed are one cosmetic change
+/// (formatting), so that a changed file never reads as unchanged.
 fn structured(
     o: &ArtifactEntry,
     n: &ArtifactEntry,
     read_old: &Reader,
     read_new: &Reader,
-) -> Option<Vec<crate::review::formats::l5x::Change>> {
-    use crate::review::formats::{FORMAT_KEY, l5x};
-    let is_l5x =
-        |a: &ArtifactEntry| a.meta.extra.get(FORMAT_KEY).map(String::as_str) == Some("l5x");
-    if !is_l5x(o) || !is_l5x(n) || o.size > VIEW_LIMIT || n.size > VIEW_LIMIT {
+) -> Option<Vec<crate::review::formats::Change>> {
+    use crate::review::formats::{self, FORMAT_KEY};
+    let format = |a: &ArtifactEntry| a.meta.extra.get(FORMAT_KEY).cloned();
+    let parse: fn(&str) -> Result<formats::Export, String> = match format(o)?.as_str() {
+        "l5x" => formats::l5x::parse,
+        "twincat" => formats::twincat::parse,
+        _ => return None,
+    };
+    if format(n) != format(o) || o.size > VIEW_LIMIT || n.size > VIEW_LIMIT {
         return None;
     }
     let (a, b) = (read_old(o)?, read_new(n)?);
     let (a, b) = (std::str::from_utf8(&a).ok()?, std::str::from_utf8(&b).ok()?);
-    let (a, b) = (l5x::parse(a).ok()?, l5x::parse(b).ok()?);
-    let mut c = l5x::compare(&a, &b);
+    let (a, b) = (parse(a).ok()?, parse(b).ok()?);
+    let mut c = formats::compare(&a, &b);
     if c.is_empty() {
-        c.push(l5x::Change {
+        c.push(formats::Change {
             address: "File".into(),
             what: "cosmetic",
             kind: "file",

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use super::{Body, Export, child, children, pairs, text_of};
+
 /// Attributes that change on every export or edit without changing what the controller
 /// runs: listed as cosmetic, never hidden.
 pub const COSMETIC: &[&str] = &[
@@ -20,35 +22,6 @@ pub const COSMETIC: &[&str] = &[
     "TargetLastEdited",
     "ProjectCreationDate",
 ];
-
-/// The body of an item.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Body {
-    /// Ladder rungs in order: (neutral text, comment).
-    Rungs(Vec<(String, String)>),
-    /// Structured-text lines in order.
-    Lines(Vec<String>),
-    /// Named values (attributes, members, decorated data), each its own address.
-    Fields(BTreeMap<String, String>),
-}
-
-/// One addressed part of an export.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Item {
-    /// `Program MainProgram / Routine Conveyor1`, `Controller / Tag Recipe`, ...
-    pub address: String,
-    /// `routine`, `tag`, `datatype`, `aoi`, `module`, `task`, `program`, `file`.
-    pub kind: &'static str,
-    /// A dependency copied into the export (`Use="Context"`), not its target.
-    pub context: bool,
-    pub body: Body,
-}
-
-/// An L5X export's items, by address.
-#[derive(Clone, Debug, Default)]
-pub struct Export {
-    pub items: BTreeMap<String, Item>,
-}
 
 /// Parses an L5X export.
 ///
@@ -68,7 +41,10 @@ pub fn parse(text: &str) -> Result<Export, String> {
             root.tag_name().name()
         ));
     }
-    let mut ex = Export::default();
+    let mut ex = Export {
+        cosmetic: COSMETIC,
+        ..Export::default()
+    };
     let mut file = BTreeMap::new();
     for a in root.attributes() {
         file.insert(a.name().to_string(), a.value().to_string());
@@ -76,53 +52,6 @@ pub fn parse(text: &str) -> Result<Export, String> {
     ex.add("File", "file", false, Body::Fields(file));
     walk(root, "", false, &mut ex);
     Ok(ex)
-}
-
-impl Export {
-    fn add(&mut self, address: &str, kind: &'static str, context: bool, body: Body) {
-        // An address met twice (a malformed export) keeps both, the second numbered.
-        let mut key = address.to_string();
-        let mut n = 2;
-        while self.items.contains_key(&key) {
-            key = format!("{address} #{n}");
-            n += 1;
-        }
-        self.items.insert(
-            key.clone(),
-            Item {
-                address: key,
-                kind,
-                context,
-                body,
-            },
-        );
-    }
-}
-
-fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
-    n.children()
-        .find(|c| c.is_element() && c.tag_name().name() == name)
-}
-
-fn children<'a, 'i>(
-    n: roxmltree::Node<'a, 'i>,
-    name: &'static str,
-) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> {
-    n.children()
-        .filter(move |c| c.is_element() && c.tag_name().name() == name)
-}
-
-/// All text below `n` (CDATA included), trimmed of the export's own line breaks.
-fn text_of(n: Option<roxmltree::Node>) -> String {
-    n.map(|n| {
-        n.descendants()
-            .filter(|d| d.is_text())
-            .filter_map(|d| d.text())
-            .collect::<String>()
-    })
-    .unwrap_or_default()
-    .trim()
-    .to_string()
 }
 
 fn is_context(n: roxmltree::Node, inherited: bool) -> bool {
@@ -295,14 +224,6 @@ fn decorated(n: roxmltree::Node, path: &str, out: &mut Vec<String>) {
     }
 }
 
-/// `k=v` pairs joined by `sep`.
-fn pairs(f: &BTreeMap<String, String>, sep: &str) -> String {
-    f.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(sep)
-}
-
 fn tag_text(t: roxmltree::Node) -> String {
     let f = fields_of(t);
     format!("{} value={}", pairs(&f, " "), tag_value(t))
@@ -361,225 +282,9 @@ fn routine_body(r: roxmltree::Node) -> Body {
     Body::Fields(f)
 }
 
-/// One change between two exports, by address.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Change {
-    /// `Program MainProgram / Routine Conveyor1 / Rung 0→5`.
-    pub address: String,
-    /// `added`, `removed`, `changed`, `moved`, `comment`, `cosmetic`.
-    pub what: &'static str,
-    /// The kind of item (`routine`, `tag`, ...), which gives the class.
-    pub kind: &'static str,
-    pub old: Option<String>,
-    pub new: Option<String>,
-}
-
-/// The changes from `old` to `new`, item by item; rungs aligned by their text, so that a
-/// moved rung is one `moved` change, not a run of changed numbers.
-pub fn compare(old: &Export, new: &Export) -> Vec<Change> {
-    let mut out = Vec::new();
-    let keys: std::collections::BTreeSet<&String> =
-        old.items.keys().chain(new.items.keys()).collect();
-    for k in keys {
-        match (old.items.get(k), new.items.get(k)) {
-            (Some(o), None) => out.push(Change {
-                address: k.clone(),
-                what: "removed",
-                kind: o.kind,
-                old: Some(summary(&o.body)),
-                new: None,
-            }),
-            (None, Some(n)) => out.push(Change {
-                address: k.clone(),
-                what: "added",
-                kind: n.kind,
-                old: None,
-                new: Some(summary(&n.body)),
-            }),
-            (Some(o), Some(n)) => compare_bodies(k, n.kind, &o.body, &n.body, &mut out),
-            (None, None) => {}
-        }
-    }
-    out
-}
-
-fn summary(b: &Body) -> String {
-    match b {
-        Body::Rungs(r) => format!("{} rungs", r.len()),
-        Body::Lines(l) => format!("{} lines", l.len()),
-        Body::Fields(f) => pairs(f, "; "),
-    }
-}
-
-fn compare_bodies(at: &str, kind: &'static str, o: &Body, n: &Body, out: &mut Vec<Change>) {
-    let change = |address: String, what, old: Option<String>, new: Option<String>| Change {
-        address,
-        what,
-        kind,
-        old,
-        new,
-    };
-    match (o, n) {
-        (Body::Rungs(a), Body::Rungs(b)) => rungs(at, kind, a, b, out),
-        (Body::Lines(a), Body::Lines(b)) => {
-            let ra: Vec<&str> = a.iter().map(String::as_str).collect();
-            let rb: Vec<&str> = b.iter().map(String::as_str).collect();
-            let diff = similar::TextDiff::configure()
-                .timeout(std::time::Duration::from_millis(500))
-                .diff_slices(&ra, &rb);
-            for op in diff.ops() {
-                let (tag, or, nr) = op.as_tag_tuple();
-                let line = |r: &std::ops::Range<usize>, v: &[String]| -> Option<String> {
-                    (!r.is_empty()).then(|| v[r.clone()].join("\n"))
-                };
-                let what = match tag {
-                    similar::DiffTag::Equal => continue,
-                    similar::DiffTag::Delete => "removed",
-                    similar::DiffTag::Insert => "added",
-                    similar::DiffTag::Replace => "changed",
-                };
-                let lines = if nr.is_empty() {
-                    format!("Line {}", or.start)
-                } else if nr.len() == 1 {
-                    format!("Line {}", nr.start)
-                } else {
-                    format!("Lines {}-{}", nr.start, nr.end - 1)
-                };
-                out.push(change(
-                    format!("{at} / {lines}"),
-                    what,
-                    line(&or, a),
-                    line(&nr, b),
-                ));
-            }
-        }
-        (Body::Fields(a), Body::Fields(b)) => {
-            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-            for k in keys {
-                let (x, y) = (a.get(k), b.get(k));
-                if x == y {
-                    continue;
-                }
-                let what = if COSMETIC.contains(&k.as_str()) {
-                    "cosmetic"
-                } else if k == "Description" {
-                    "comment"
-                } else if x.is_none() {
-                    "added"
-                } else if y.is_none() {
-                    "removed"
-                } else {
-                    "changed"
-                };
-                out.push(change(format!("{at} / {k}"), what, x.cloned(), y.cloned()));
-            }
-        }
-        _ => out.push(change(
-            at.to_string(),
-            "changed",
-            Some(summary(o)),
-            Some(summary(n)),
-        )),
-    }
-}
-
-/// Rungs aligned by their text: equal texts pair up (moved when the position changed),
-/// a replaced run pairs position by position (changed), the rest is added or removed;
-/// the comment of every paired rung is compared on its own.
-fn rungs(
-    at: &str,
-    kind: &'static str,
-    a: &[(String, String)],
-    b: &[(String, String)],
-    out: &mut Vec<Change>,
-) {
-    let ta: Vec<&str> = a.iter().map(|r| r.0.as_str()).collect();
-    let tb: Vec<&str> = b.iter().map(|r| r.0.as_str()).collect();
-    let diff = similar::TextDiff::configure()
-        .timeout(std::time::Duration::from_millis(500))
-        .diff_slices(&ta, &tb);
-    let mut pairs: Vec<(usize, usize)> = Vec::new();
-    let mut gone: Vec<usize> = Vec::new();
-    let mut came: Vec<usize> = Vec::new();
-    for op in diff.ops() {
-        let (tag, or, nr) = op.as_tag_tuple();
-        match tag {
-            similar::DiffTag::Equal => pairs.extend(or.zip(nr)),
-            _ => {
-                gone.extend(or);
-                came.extend(nr);
-            }
-        }
-    }
-    // A rung whose text left one place and arrived at another moved.
-    let mut moved = Vec::new();
-    gone.retain(|&i| match came.iter().position(|&j| tb[j] == ta[i]) {
-        Some(p) => {
-            moved.push((i, came.remove(p)));
-            false
-        }
-        None => true,
-    });
-    let change = |address: String, what, old: Option<String>, new: Option<String>| Change {
-        address,
-        what,
-        kind,
-        old,
-        new,
-    };
-    for &(i, j) in &moved {
-        out.push(change(
-            format!("{at} / Rung {i}→{j}"),
-            "moved",
-            Some(a[i].0.clone()),
-            Some(b[j].0.clone()),
-        ));
-    }
-    // What is left pairs up in order: changed texts; the surplus is added or removed.
-    let mut left = gone.iter();
-    let mut right = came.iter();
-    loop {
-        match (left.next(), right.next()) {
-            (Some(&i), Some(&j)) => {
-                pairs.push((i, j));
-                out.push(change(
-                    format!("{at} / Rung {j}"),
-                    "changed",
-                    Some(a[i].0.clone()),
-                    Some(b[j].0.clone()),
-                ));
-            }
-            (Some(&i), None) => out.push(change(
-                format!("{at} / Rung {i}"),
-                "removed",
-                Some(a[i].0.clone()),
-                None,
-            )),
-            (None, Some(&j)) => out.push(change(
-                format!("{at} / Rung {j}"),
-                "added",
-                None,
-                Some(b[j].0.clone()),
-            )),
-            (None, None) => break,
-        }
-    }
-    pairs.extend(moved);
-    pairs.sort_by_key(|p| p.1);
-    for (i, j) in pairs {
-        if a[i].1 != b[j].1 {
-            out.push(change(
-                format!("{at} / Rung {j} comment"),
-                "comment",
-                Some(a[i].1.clone()),
-                Some(b[j].1.clone()),
-            ));
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
+    use super::super::{Change, compare};
     use super::*;
 
     const OLD: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>

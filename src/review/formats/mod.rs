@@ -4,6 +4,9 @@
 //! diff time.
 
 pub mod l5x;
+pub mod twincat;
+
+use std::collections::BTreeMap;
 
 /// The `ArtifactMeta::extra` key the collector records an export's format under. A pure
 /// function of the name and the content, so never compared as metadata.
@@ -83,6 +86,349 @@ pub fn root_element(head: &[u8]) -> Option<String> {
             return None;
         }
     }
+}
+
+/// The body of an item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// Ladder rungs in order: (neutral text, comment).
+    Rungs(Vec<(String, String)>),
+    /// Structured-text lines in order.
+    Lines(Vec<String>),
+    /// Named values (attributes, members, decorated data), each its own address.
+    Fields(BTreeMap<String, String>),
+}
+
+/// One addressed part of an export.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    /// `Program MainProgram / Routine Conveyor1`, `Controller / Tag Recipe`, ...
+    pub address: String,
+    /// `routine`, `tag`, `datatype`, `aoi`, `module`, `task`, `program`, `file`.
+    pub kind: &'static str,
+    /// A dependency copied into the export (`Use="Context"`), not its target.
+    pub context: bool,
+    pub body: Body,
+}
+
+/// An export's items, by their key: a stable id where the format has one (a TwinCAT GUID:
+/// a rename is a rename), else the address.
+#[derive(Clone, Debug, Default)]
+pub struct Export {
+    pub items: BTreeMap<String, Item>,
+    /// The field names that change without changing what runs, for this format.
+    pub cosmetic: &'static [&'static str],
+}
+
+impl Export {
+    /// Adds an item keyed by its address.
+    pub fn add(&mut self, address: &str, kind: &'static str, context: bool, body: Body) {
+        self.add_keyed(address, address, kind, context, body);
+    }
+
+    /// Adds an item under a stable `key` (a GUID); a key met twice (a malformed export)
+    /// keeps both, the second numbered.
+    pub fn add_keyed(
+        &mut self,
+        key: &str,
+        address: &str,
+        kind: &'static str,
+        context: bool,
+        body: Body,
+    ) {
+        let (mut k, mut a) = (key.to_string(), address.to_string());
+        let mut n = 2;
+        while self.items.contains_key(&k) {
+            k = format!("{key} #{n}");
+            a = format!("{address} #{n}");
+            n += 1;
+        }
+        self.items.insert(
+            k,
+            Item {
+                address: a,
+                kind,
+                context,
+                body,
+            },
+        );
+    }
+}
+
+/// `k=v` pairs joined by `sep`.
+pub fn pairs(f: &BTreeMap<String, String>, sep: &str) -> String {
+    f.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+/// One change between two exports, by address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// `Program MainProgram / Routine Conveyor1 / Rung 0→5`.
+    pub address: String,
+    /// `added`, `removed`, `changed`, `moved`, `comment`, `cosmetic`.
+    pub what: &'static str,
+    /// The kind of item (`routine`, `tag`, ...), which gives the class.
+    pub kind: &'static str,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+/// The changes from `old` to `new`, item by item; rungs aligned by their text, so that a
+/// moved rung is one `moved` change, not a run of changed numbers.
+pub fn compare(old: &Export, new: &Export) -> Vec<Change> {
+    let mut out = Vec::new();
+    let keys: std::collections::BTreeSet<&String> =
+        old.items.keys().chain(new.items.keys()).collect();
+    let cosmetic = if new.cosmetic.is_empty() {
+        old.cosmetic
+    } else {
+        new.cosmetic
+    };
+    for k in keys {
+        match (old.items.get(k), new.items.get(k)) {
+            (Some(o), None) => out.push(Change {
+                address: o.address.clone(),
+                what: "removed",
+                kind: o.kind,
+                old: Some(summary(&o.body)),
+                new: None,
+            }),
+            (None, Some(n)) => out.push(Change {
+                address: n.address.clone(),
+                what: "added",
+                kind: n.kind,
+                old: None,
+                new: Some(summary(&n.body)),
+            }),
+            (Some(o), Some(n)) => {
+                // A renamed object says so once, not again for its declaration and body.
+                if o.address != n.address && !matches!(n.kind, "declaration" | "implementation") {
+                    out.push(Change {
+                        address: n.address.clone(),
+                        what: "renamed",
+                        kind: n.kind,
+                        old: Some(o.address.clone()),
+                        new: Some(n.address.clone()),
+                    });
+                }
+                compare_bodies(&n.address, n.kind, &o.body, &n.body, cosmetic, &mut out)
+            }
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+fn summary(b: &Body) -> String {
+    match b {
+        Body::Rungs(r) => format!("{} rungs", r.len()),
+        Body::Lines(l) => format!("{} lines", l.len()),
+        Body::Fields(f) => pairs(f, "; "),
+    }
+}
+
+fn compare_bodies(
+    at: &str,
+    kind: &'static str,
+    o: &Body,
+    n: &Body,
+    cosmetic: &[&str],
+    out: &mut Vec<Change>,
+) {
+    let change = |address: String, what, old: Option<String>, new: Option<String>| Change {
+        address,
+        what,
+        kind,
+        old,
+        new,
+    };
+    match (o, n) {
+        (Body::Rungs(a), Body::Rungs(b)) => rungs(at, kind, a, b, out),
+        (Body::Lines(a), Body::Lines(b)) => {
+            let ra: Vec<&str> = a.iter().map(String::as_str).collect();
+            let rb: Vec<&str> = b.iter().map(String::as_str).collect();
+            let diff = similar::TextDiff::configure()
+                .timeout(std::time::Duration::from_millis(500))
+                .diff_slices(&ra, &rb);
+            for op in diff.ops() {
+                let (tag, or, nr) = op.as_tag_tuple();
+                let line = |r: &std::ops::Range<usize>, v: &[String]| -> Option<String> {
+                    (!r.is_empty()).then(|| v[r.clone()].join("\n"))
+                };
+                let what = match tag {
+                    similar::DiffTag::Equal => continue,
+                    similar::DiffTag::Delete => "removed",
+                    similar::DiffTag::Insert => "added",
+                    similar::DiffTag::Replace => "changed",
+                };
+                let lines = if nr.is_empty() {
+                    format!("Line {}", or.start)
+                } else if nr.len() == 1 {
+                    format!("Line {}", nr.start)
+                } else {
+                    format!("Lines {}-{}", nr.start, nr.end - 1)
+                };
+                out.push(change(
+                    format!("{at} / {lines}"),
+                    what,
+                    line(&or, a),
+                    line(&nr, b),
+                ));
+            }
+        }
+        (Body::Fields(a), Body::Fields(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let (x, y) = (a.get(k), b.get(k));
+                if x == y {
+                    continue;
+                }
+                let what = if cosmetic.contains(&k.as_str()) {
+                    "cosmetic"
+                } else if k == "Description" {
+                    "comment"
+                } else if x.is_none() {
+                    "added"
+                } else if y.is_none() {
+                    "removed"
+                } else {
+                    "changed"
+                };
+                out.push(change(format!("{at} / {k}"), what, x.cloned(), y.cloned()));
+            }
+        }
+        _ => out.push(change(
+            at.to_string(),
+            "changed",
+            Some(summary(o)),
+            Some(summary(n)),
+        )),
+    }
+}
+
+/// Rungs aligned by their text: equal texts pair up (moved when the position changed),
+/// a replaced run pairs position by position (changed), the rest is added or removed;
+/// the comment of every paired rung is compared on its own.
+fn rungs(
+    at: &str,
+    kind: &'static str,
+    a: &[(String, String)],
+    b: &[(String, String)],
+    out: &mut Vec<Change>,
+) {
+    let ta: Vec<&str> = a.iter().map(|r| r.0.as_str()).collect();
+    let tb: Vec<&str> = b.iter().map(|r| r.0.as_str()).collect();
+    let diff = similar::TextDiff::configure()
+        .timeout(std::time::Duration::from_millis(500))
+        .diff_slices(&ta, &tb);
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    let mut gone: Vec<usize> = Vec::new();
+    let mut came: Vec<usize> = Vec::new();
+    for op in diff.ops() {
+        let (tag, or, nr) = op.as_tag_tuple();
+        match tag {
+            similar::DiffTag::Equal => pairs.extend(or.zip(nr)),
+            _ => {
+                gone.extend(or);
+                came.extend(nr);
+            }
+        }
+    }
+    // A rung whose text left one place and arrived at another moved.
+    let mut moved = Vec::new();
+    gone.retain(|&i| match came.iter().position(|&j| tb[j] == ta[i]) {
+        Some(p) => {
+            moved.push((i, came.remove(p)));
+            false
+        }
+        None => true,
+    });
+    let change = |address: String, what, old: Option<String>, new: Option<String>| Change {
+        address,
+        what,
+        kind,
+        old,
+        new,
+    };
+    for &(i, j) in &moved {
+        out.push(change(
+            format!("{at} / Rung {i}→{j}"),
+            "moved",
+            Some(a[i].0.clone()),
+            Some(b[j].0.clone()),
+        ));
+    }
+    // What is left pairs up in order: changed texts; the surplus is added or removed.
+    let mut left = gone.iter();
+    let mut right = came.iter();
+    loop {
+        match (left.next(), right.next()) {
+            (Some(&i), Some(&j)) => {
+                pairs.push((i, j));
+                out.push(change(
+                    format!("{at} / Rung {j}"),
+                    "changed",
+                    Some(a[i].0.clone()),
+                    Some(b[j].0.clone()),
+                ));
+            }
+            (Some(&i), None) => out.push(change(
+                format!("{at} / Rung {i}"),
+                "removed",
+                Some(a[i].0.clone()),
+                None,
+            )),
+            (None, Some(&j)) => out.push(change(
+                format!("{at} / Rung {j}"),
+                "added",
+                None,
+                Some(b[j].0.clone()),
+            )),
+            (None, None) => break,
+        }
+    }
+    pairs.extend(moved);
+    pairs.sort_by_key(|p| p.1);
+    for (i, j) in pairs {
+        if a[i].1 != b[j].1 {
+            out.push(change(
+                format!("{at} / Rung {j} comment"),
+                "comment",
+                Some(a[i].1.clone()),
+                Some(b[j].1.clone()),
+            ));
+        }
+    }
+}
+
+/// The first child element of `n` named `name`.
+pub fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
+    n.children()
+        .find(|c| c.is_element() && c.tag_name().name() == name)
+}
+
+pub fn children<'a, 'i>(
+    n: roxmltree::Node<'a, 'i>,
+    name: &'static str,
+) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> {
+    n.children()
+        .filter(move |c| c.is_element() && c.tag_name().name() == name)
+}
+
+/// All text below `n` (CDATA included), trimmed of the export's own line breaks.
+pub fn text_of(n: Option<roxmltree::Node>) -> String {
+    n.map(|n| {
+        n.descendants()
+            .filter(|d| d.is_text())
+            .filter_map(|d| d.text())
+            .collect::<String>()
+    })
+    .unwrap_or_default()
+    .trim()
+    .to_string()
 }
 
 #[cfg(test)]
