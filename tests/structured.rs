@@ -222,10 +222,29 @@ fn a_twincat_method_change_is_named_and_a_rebuild_by_another_version_is_cosmetic
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(
         f[0]["address"],
-        "POU FB_Belt / Method Stop / Implementation / Line 0"
+        "POU FB_Belt / Method Stop / Implementation / Line 1"
     );
     assert_eq!(
         (f[0]["class"].as_str(), f[0]["severity"].as_str()),
         (Some("logic"), Some("critical"))
     );
+}
+
+#[test]
+fn an_scl_source_change_is_named_by_block_section_and_line() {
+    let fb = "FUNCTION_BLOCK \"Conveyor\"\nTITLE = Conveyor\nVERSION : 1.0\n   VAR_INPUT\n      start : Bool;\n   END_VAR\nBEGIN\n  IF #start THEN\n    #run := TRUE;\n  END_IF;\nEND_FUNCTION_BLOCK\n";
+    let s = Site::new();
+    s.write("plant/PLC1/Conveyor.scl", fb.as_bytes());
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let alice = s.add_approver();
+    assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
+    s.write(
+        "plant/PLC1/Conveyor.scl",
+        fb.replace("#run := TRUE;", "#run := #start AND FALSE;")
+            .as_bytes(),
+    );
+    let f = findings(&s);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["address"], "FB Conveyor / Body / Line 2");
+    assert_eq!(f[0]["class"], "logic");
 }

@@ -292,7 +292,8 @@ pub fn compare(
                             _ => match c.kind {
                                 "routine" | "aoi" | "datatype" | "pou" | "gvl" | "dut"
                                 | "interface" | "method" | "property" | "action" | "transition"
-                                | "accessor" | "declaration" | "implementation" => Class::Logic,
+                                | "accessor" | "declaration" | "implementation" | "block"
+                                | "code" => Class::Logic,
                                 "tag" if c.address.ends_with("/ value") => {
                                     if base == Class::Recipe {
                                         Class::Recipe
@@ -375,6 +376,7 @@ fn structured(
     let parse: fn(&str) -> Result<formats::Export, String> = match format(o)?.as_str() {
         "l5x" => formats::l5x::parse,
         "twincat" => formats::twincat::parse,
+        "siemens-source" => formats::siemens::parse,
         _ => return None,
     };
     if format(n) != format(o) || o.size > VIEW_LIMIT || n.size > VIEW_LIMIT {

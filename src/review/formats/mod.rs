@@ -4,6 +4,7 @@
 //! diff time.
 
 pub mod l5x;
+pub mod siemens;
 pub mod twincat;
 
 use std::collections::BTreeMap;
@@ -118,6 +119,9 @@ pub struct Export {
     pub items: BTreeMap<String, Item>,
     /// The field names that change without changing what runs, for this format.
     pub cosmetic: &'static [&'static str],
+    /// The number of a body's first line as the format's editor shows it (L5X numbers ST
+    /// lines from 0, TwinCAT and STEP 7 editors from 1).
+    pub line_base: usize,
 }
 
 impl Export {
@@ -214,7 +218,13 @@ pub fn compare(old: &Export, new: &Export) -> Vec<Change> {
                         new: Some(n.address.clone()),
                     });
                 }
-                compare_bodies(&n.address, n.kind, &o.body, &n.body, cosmetic, &mut out)
+                compare_bodies(
+                    &n.address,
+                    n.kind,
+                    (&o.body, &n.body),
+                    (cosmetic, new.line_base),
+                    &mut out,
+                )
             }
             (None, None) => {}
         }
@@ -233,9 +243,8 @@ fn summary(b: &Body) -> String {
 fn compare_bodies(
     at: &str,
     kind: &'static str,
-    o: &Body,
-    n: &Body,
-    cosmetic: &[&str],
+    (o, n): (&Body, &Body),
+    (cosmetic, base): (&[&str], usize),
     out: &mut Vec<Change>,
 ) {
     let change = |address: String, what, old: Option<String>, new: Option<String>| Change {
@@ -265,11 +274,11 @@ fn compare_bodies(
                     similar::DiffTag::Replace => "changed",
                 };
                 let lines = if nr.is_empty() {
-                    format!("Line {}", or.start)
+                    format!("Line {}", or.start + base)
                 } else if nr.len() == 1 {
-                    format!("Line {}", nr.start)
+                    format!("Line {}", nr.start + base)
                 } else {
-                    format!("Lines {}-{}", nr.start, nr.end - 1)
+                    format!("Lines {}-{}", nr.start + base, nr.end - 1 + base)
                 };
                 out.push(change(
                     format!("{at} / {lines}"),

@@ -44,6 +44,7 @@ pub fn parse(text: &str) -> Result<Export, String> {
     }
     let mut ex = Export {
         cosmetic: COSMETIC,
+        line_base: 1,
         ..Export::default()
     };
     let mut file: BTreeMap<String, String> = root
@@ -170,7 +171,7 @@ END_IF]]></ST>
         assert_eq!(
             changes(POU, &edited),
             [(
-                "POU FB_Belt / Method Stop / Implementation / Line 0".to_string(),
+                "POU FB_Belt / Method Stop / Implementation / Line 1".to_string(),
                 "changed"
             )]
         );
