@@ -248,3 +248,34 @@ fn an_scl_source_change_is_named_by_block_section_and_line() {
     assert_eq!(f[0]["address"], "FB Conveyor / Body / Line 2");
     assert_eq!(f[0]["class"], "logic");
 }
+
+#[test]
+fn a_plcopen_body_line_change_is_named_by_pou_and_line() {
+    let tc6 = r#"<?xml version="1.0" encoding="utf-8"?>
+<project xmlns="http://www.plcopen.org/xml/tc6_0201">
+  <fileHeader companyName="x" productName="Beremiz" creationDateTime="2026-11-30T10:00:00" />
+  <contentHeader name="Line1" modificationDateTime="2026-11-30T10:00:00" />
+  <types><dataTypes /><pous>
+    <pou name="main" pouType="program">
+      <interface><localVars><variable name="run"><type><BOOL /></type></variable></localVars></interface>
+      <body><ST><xhtml xmlns="http://www.w3.org/1999/xhtml">run := start;
+out := run;</xhtml></ST></body>
+    </pou>
+  </pous></types>
+  <instances><configurations /></instances>
+</project>
+"#;
+    let s = Site::new();
+    s.write("plant/openplc/plc.xml", tc6.as_bytes());
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let alice = s.add_approver();
+    assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
+    s.write(
+        "plant/openplc/plc.xml",
+        tc6.replace("out := run;", "out := NOT run;").as_bytes(),
+    );
+    let f = findings(&s);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["address"], "POU main / Body / Line 2");
+    assert_eq!(f[0]["class"], "logic");
+}

@@ -291,9 +291,9 @@ pub fn compare(
                             "comment" => Class::Comment,
                             _ => match c.kind {
                                 "routine" | "aoi" | "datatype" | "pou" | "gvl" | "dut"
-                                | "interface" | "method" | "property" | "action" | "transition"
-                                | "accessor" | "declaration" | "implementation" | "block"
-                                | "code" => Class::Logic,
+                                | "globals" | "interface" | "method" | "property" | "action"
+                                | "transition" | "accessor" | "declaration" | "implementation"
+                                | "block" | "code" => Class::Logic,
                                 "tag" if c.address.ends_with("/ value") => {
                                     if base == Class::Recipe {
                                         Class::Recipe
@@ -376,6 +376,7 @@ fn structured(
     let parse: fn(&str) -> Result<formats::Export, String> = match format(o)?.as_str() {
         "l5x" => formats::l5x::parse,
         "twincat" => formats::twincat::parse,
+        "plcopen" => formats::plcopen::parse,
         "siemens-source" => formats::siemens::parse,
         _ => return None,
     };

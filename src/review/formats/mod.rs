@@ -4,6 +4,7 @@
 //! diff time.
 
 pub mod l5x;
+pub mod plcopen;
 pub mod siemens;
 pub mod twincat;
 

@@ -1,0 +1,489 @@
+//! PLCopen TC6 XML (`tc6_0200` from CODESYS and e!COCKPIT, `tc6_0201` from Beremiz and
+//! OpenPLC) as addressed items: data types, POUs with each interface section (variables
+//! with their types and initial values) and their bodies — ST and IL by line, FBD, LD and
+//! SFC as their elements without positions or `localId` numbering — CODESYS methods,
+//! global variable lists, and configurations, resources and tasks. A CODESYS `ObjectId`
+//! GUID keys its object, so a rename is a rename. The file and content headers' times are
+//! cosmetic.
+
+use std::collections::BTreeMap;
+
+use super::{Body, Export, child, text_of};
+
+/// What every export changes without changing what runs.
+pub const COSMETIC: &[&str] = &["creationDateTime", "modificationDateTime"];
+
+/// Interface sections of a POU.
+const SECTIONS: &[&str] = &[
+    "inputVars",
+    "outputVars",
+    "inOutVars",
+    "localVars",
+    "tempVars",
+    "externalVars",
+    "globalVars",
+    "accessVars",
+];
+
+/// Parses a PLCopen TC6 document.
+///
+/// Fails when the text is not XML or not a PLCopen `project`.
+pub fn parse(text: &str) -> Result<Export, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let opt = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: 20_000_000,
+        ..roxmltree::ParsingOptions::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(text, opt).map_err(|e| e.to_string())?;
+    let root = doc.root_element();
+    if root.tag_name().name() != "project"
+        || !root
+            .tag_name()
+            .namespace()
+            .is_some_and(|n| n.contains("plcopen.org/xml/tc6"))
+    {
+        return Err("not a PLCopen TC6 project".into());
+    }
+    let mut ex = Export {
+        cosmetic: COSMETIC,
+        line_base: 1,
+        ..Export::default()
+    };
+    let mut file = BTreeMap::new();
+    for h in ["fileHeader", "contentHeader"] {
+        if let Some(n) = child(root, h) {
+            for a in n.attributes() {
+                file.insert(a.name().to_string(), a.value().to_string());
+            }
+        }
+    }
+    ex.add("File", "file", false, Body::Fields(file));
+    for n in root.descendants().filter(|n| n.is_element()) {
+        match n.tag_name().name() {
+            "dataType" => {
+                let name = n.attribute("name").unwrap_or("");
+                let mut f = BTreeMap::new();
+                if let Some(b) = child(n, "baseType") {
+                    describe_type(b, "", &mut f);
+                }
+                ex.add_keyed(
+                    &key(n, &format!("DataType {name}")),
+                    &format!("DataType {name}"),
+                    "datatype",
+                    false,
+                    Body::Fields(f),
+                );
+            }
+            "pou" => {
+                let name = n.attribute("name").unwrap_or("");
+                pou(n, &format!("POU {name}"), &mut ex);
+            }
+            "Method" | "Action" | "Transition"
+                if n.ancestors().any(|a| a.tag_name().name() == "pou") =>
+            {
+                let owner = n
+                    .ancestors()
+                    .find(|a| a.tag_name().name() == "pou")
+                    .and_then(|p| p.attribute("name"))
+                    .unwrap_or("");
+                let tag = n.tag_name().name();
+                let name = n.attribute("name").unwrap_or("");
+                pou(n, &format!("POU {owner} / {tag} {name}"), &mut ex);
+            }
+            "action" | "transition" => {
+                let owner = n
+                    .ancestors()
+                    .find(|a| a.tag_name().name() == "pou")
+                    .and_then(|p| p.attribute("name"))
+                    .unwrap_or("");
+                let name = n.attribute("name").unwrap_or("");
+                let at = format!("POU {owner} / {} {name}", n.tag_name().name());
+                if let Some(b) = child(n, "body") {
+                    ex.add(&format!("{at} / Body"), "code", false, body(b));
+                }
+            }
+            "globalVars" if n.attribute("name").is_some() => {
+                let at = format!("GlobalVars {}", n.attribute("name").unwrap_or(""));
+                ex.add_keyed(
+                    &key(n, &at),
+                    &at,
+                    "globals",
+                    false,
+                    Body::Fields(variables(n)),
+                );
+            }
+            "task" => {
+                let at = format!("{} / Task {}", scope(n), n.attribute("name").unwrap_or(""));
+                let mut f: BTreeMap<String, String> = n
+                    .attributes()
+                    .filter(|a| a.name() != "name")
+                    .map(|a| (a.name().to_string(), a.value().to_string()))
+                    .collect();
+                let progs: Vec<String> = n
+                    .children()
+                    .filter(|c| c.tag_name().name() == "pouInstance")
+                    .map(|c| {
+                        format!(
+                            "{}:{}",
+                            c.attribute("name").unwrap_or(""),
+                            c.attribute("typeName").unwrap_or("")
+                        )
+                    })
+                    .collect();
+                f.insert("pouInstances".into(), progs.join(", "));
+                ex.add(&at, "task", false, Body::Fields(f));
+            }
+            _ => {}
+        }
+    }
+    Ok(ex)
+}
+
+/// `Configuration C / Resource R` above a task.
+fn scope(n: roxmltree::Node) -> String {
+    let mut parts: Vec<String> = n
+        .ancestors()
+        .filter_map(|a| match a.tag_name().name() {
+            "configuration" => Some(format!(
+                "Configuration {}",
+                a.attribute("name").unwrap_or("")
+            )),
+            "resource" => Some(format!("Resource {}", a.attribute("name").unwrap_or(""))),
+            _ => None,
+        })
+        .collect();
+    parts.reverse();
+    parts.join(" / ")
+}
+
+/// The CODESYS ObjectId of `n` (in its own `addData`), else `fallback`.
+fn key(n: roxmltree::Node, fallback: &str) -> String {
+    child(n, "addData")
+        .into_iter()
+        .flat_map(|a| a.children())
+        .filter(|d| {
+            d.attribute("name")
+                .is_some_and(|x| x.ends_with("/objectid"))
+        })
+        .map(|d| text_of(Some(d)))
+        .find(|id| !id.is_empty())
+        .unwrap_or_else(|| fallback.to_string())
+}
+
+fn pou(n: roxmltree::Node, at: &str, ex: &mut Export) {
+    let mut f: BTreeMap<String, String> = n
+        .attributes()
+        .filter(|a| a.name() != "name")
+        .map(|a| (a.name().to_string(), a.value().to_string()))
+        .collect();
+    if let Some(i) = child(n, "interface") {
+        if let Some(r) = child(i, "returnType") {
+            f.insert("returnType".into(), type_text(r));
+        }
+        for s in i
+            .children()
+            .filter(|c| SECTIONS.contains(&c.tag_name().name()))
+        {
+            let mut name = s.tag_name().name().to_string();
+            for flag in ["constant", "retain", "persistent"] {
+                if s.attribute(flag) == Some("true") {
+                    name.push(' ');
+                    name.push_str(flag);
+                }
+            }
+            ex.add(
+                &format!("{at} / {name}"),
+                "interface",
+                false,
+                Body::Fields(variables(s)),
+            );
+        }
+    }
+    let k = key(n, at);
+    ex.add_keyed(&k, at, "pou", false, Body::Fields(f));
+    if let Some(b) = child(n, "body") {
+        ex.add_keyed(
+            &format!("{k} body"),
+            &format!("{at} / Body"),
+            "code",
+            false,
+            body(b),
+        );
+    }
+}
+
+/// Each variable: `TYPE := initial`, its documentation as ` // ...`.
+fn variables(s: roxmltree::Node) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for v in s.children().filter(|c| c.tag_name().name() == "variable") {
+        let mut t = child(v, "type").map(type_text).unwrap_or_default();
+        if let Some(iv) = child(v, "initialValue") {
+            t.push_str(" := ");
+            t.push_str(&value_text(iv));
+        }
+        let doc = text_of(child(v, "documentation"));
+        if !doc.is_empty() {
+            t.push_str(" // ");
+            t.push_str(&doc.replace('\n', " "));
+        }
+        out.insert(v.attribute("name").unwrap_or("").to_string(), t);
+    }
+    out
+}
+
+/// A type as IEC text: `BOOL`, `MY_UDT`, `STRING(128)`, `ARRAY[0..9] OF INT`, ...
+fn type_text(t: roxmltree::Node) -> String {
+    let Some(e) = t.children().find(|c| c.is_element()) else {
+        return String::new();
+    };
+    let base = || child(e, "baseType").map(type_text).unwrap_or_default();
+    match e.tag_name().name() {
+        "derived" => e.attribute("name").unwrap_or("").to_string(),
+        "string" | "wstring" => {
+            let k = e.tag_name().name().to_ascii_uppercase();
+            match e.attribute("length") {
+                Some(l) => format!("{k}({l})"),
+                None => k,
+            }
+        }
+        "array" => {
+            let dims: Vec<String> = e
+                .children()
+                .filter(|c| c.tag_name().name() == "dimension")
+                .map(|d| {
+                    format!(
+                        "{}..{}",
+                        d.attribute("lower").unwrap_or(""),
+                        d.attribute("upper").unwrap_or("")
+                    )
+                })
+                .collect();
+            format!("ARRAY[{}] OF {}", dims.join(","), base())
+        }
+        "pointer" => format!("POINTER TO {}", base()),
+        "struct" => {
+            let mut f = BTreeMap::new();
+            describe_type(t, "", &mut f);
+            format!("STRUCT {}", super::pairs(&f, "; "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A data type's base as fields: struct members, enum values, or the type.
+fn describe_type(b: roxmltree::Node, prefix: &str, out: &mut BTreeMap<String, String>) {
+    let Some(e) = b.children().find(|c| c.is_element()) else {
+        return;
+    };
+    match e.tag_name().name() {
+        "struct" => {
+            for (k, v) in variables(e) {
+                out.insert(format!("{prefix}Member {k}"), v);
+            }
+        }
+        "enum" => {
+            let values: Vec<String> = e
+                .descendants()
+                .filter(|v| v.tag_name().name() == "value")
+                .map(|v| match v.attribute("value") {
+                    Some(x) => format!("{}={x}", v.attribute("name").unwrap_or("")),
+                    None => v.attribute("name").unwrap_or("").to_string(),
+                })
+                .collect();
+            out.insert(format!("{prefix}values"), values.join(", "));
+        }
+        _ => {
+            out.insert(format!("{prefix}type"), type_text(b));
+        }
+    }
+}
+
+/// An initial value as text.
+fn value_text(v: roxmltree::Node) -> String {
+    let Some(e) = v.children().find(|c| c.is_element()) else {
+        return String::new();
+    };
+    match e.tag_name().name() {
+        "simpleValue" => e.attribute("value").unwrap_or("").to_string(),
+        _ => {
+            let parts: Vec<String> = e
+                .descendants()
+                .filter(|d| d.tag_name().name() == "simpleValue")
+                .filter_map(|d| d.attribute("value").map(str::to_string))
+                .collect();
+            format!("[{}]", parts.join(", "))
+        }
+    }
+}
+
+/// A body: ST and IL as lines; FBD, LD and SFC as their elements, positions and
+/// `localId` numbering left out, in document order.
+fn body(b: roxmltree::Node) -> Body {
+    let Some(lang) = b.children().find(|c| c.is_element()) else {
+        return Body::Lines(Vec::new());
+    };
+    match lang.tag_name().name() {
+        "ST" | "IL" => Body::Lines(
+            text_of(Some(lang))
+                .lines()
+                .map(|l| l.trim_end().to_string())
+                .collect(),
+        ),
+        _ => {
+            let mut f = BTreeMap::new();
+            let mut i = 0;
+            for d in lang.descendants().filter(|d| d.is_element()) {
+                let tag = d.tag_name().name();
+                if matches!(
+                    tag,
+                    "position"
+                        | "relPosition"
+                        | "connectionPointIn"
+                        | "connectionPointOut"
+                        | "connection"
+                        | "addData"
+                ) {
+                    continue;
+                }
+                let attrs: Vec<String> = d
+                    .attributes()
+                    .filter(|a| {
+                        !matches!(
+                            a.name(),
+                            "localId"
+                                | "refLocalId"
+                                | "height"
+                                | "width"
+                                | "x"
+                                | "y"
+                                | "executionOrderId"
+                        )
+                    })
+                    .map(|a| format!("{}={}", a.name(), a.value()))
+                    .collect();
+                let text: String = d
+                    .children()
+                    .filter(|c| c.is_text())
+                    .filter_map(|c| c.text())
+                    .collect();
+                f.insert(
+                    format!("{i:05} {tag}"),
+                    format!("{} {}", attrs.join(" "), text.trim()),
+                );
+                i += 1;
+            }
+            Body::Fields(f)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::compare;
+    use super::*;
+
+    const TC6: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<project xmlns="http://www.plcopen.org/xml/tc6_0200">
+  <fileHeader companyName="x" productName="CODESYS" creationDateTime="2026-11-30T10:00:00" />
+  <contentHeader name="Line1" modificationDateTime="2026-11-30T10:00:00" />
+  <types>
+    <dataTypes />
+    <pous>
+      <pou name="FB_Belt" pouType="functionBlock">
+        <interface>
+          <inputVars>
+            <variable name="Start"><type><BOOL /></type></variable>
+            <variable name="Speed"><type><INT /></type><initialValue><simpleValue value="10" /></initialValue></variable>
+          </inputVars>
+        </interface>
+        <body>
+          <ST><xhtml xmlns="http://www.w3.org/1999/xhtml">IF Start THEN
+  Run := TRUE;
+END_IF</xhtml></ST>
+        </body>
+        <addData>
+          <data name="http://www.3s-software.com/plcopenxml/objectid" handleUnknown="discard">
+            <ObjectId>aaaaaaaa-0000-0000-0000-000000000001</ObjectId>
+          </data>
+        </addData>
+      </pou>
+    </pous>
+  </types>
+  <instances><configurations /></instances>
+</project>"#;
+
+    fn changes(a: &str, b: &str) -> Vec<(String, &'static str)> {
+        compare(&parse(a).unwrap(), &parse(b).unwrap())
+            .into_iter()
+            .map(|c| (c.address, c.what))
+            .collect()
+    }
+
+    #[test]
+    fn pous_interfaces_bodies_renames_and_headers() {
+        assert!(changes(TC6, TC6).is_empty());
+        assert_eq!(
+            changes(TC6, &TC6.replace("Run := TRUE;", "Run := FALSE;")),
+            [("POU FB_Belt / Body / Line 2".to_string(), "changed")]
+        );
+        assert_eq!(
+            changes(TC6, &TC6.replace("value=\"10\"", "value=\"12\"")),
+            [("POU FB_Belt / inputVars / Speed".to_string(), "changed")]
+        );
+        let renamed = TC6.replace("FB_Belt", "FB_BELT");
+        let c = changes(TC6, &renamed);
+        assert!(c.contains(&("POU FB_BELT".to_string(), "renamed")), "{c:?}");
+        let bumped = TC6.replace("2026-11-30T10:00:00", "2026-12-01T09:00:00");
+        let c = changes(TC6, &bumped);
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert!(c.iter().all(|(_, w)| *w == "cosmetic"), "{c:?}");
+    }
+
+    #[test]
+    fn every_corpus_plcopen_file_parses_and_its_method_pair_names_the_new_methods() {
+        let Some(dir) = super::super::l5x::tests::corpus("plcopen corpus") else {
+            return;
+        };
+        let base = dir.join("plcopen/MichielVanwelsenaere-HomeAutomation.CoDeSys3");
+        let read = |c: &str, p: &str| {
+            parse(&std::fs::read_to_string(base.join(c).join(p)).unwrap()).unwrap()
+        };
+        for (c, p) in [
+            ("89b6545", "src/Exports/PLCopen.xml"),
+            ("298b7bf", "src/Exports/PLCopen.xml"),
+            ("d8149b1", "src/PLCopen/HomeAutomation.xml"),
+            ("192d3fa", "src/PLCopen/HomeAutomation.xml"),
+        ] {
+            let ex = read(c, p);
+            assert!(ex.items.len() > 10, "{c}");
+            assert!(compare(&ex, &ex).is_empty());
+        }
+        let got = compare(
+            &read("d8149b1", "src/PLCopen/HomeAutomation.xml"),
+            &read("192d3fa", "src/PLCopen/HomeAutomation.xml"),
+        );
+        for pou in [
+            "FB_RS485_EASTRON_SDM220_MQTT",
+            "FB_RS485_EASTRON_SDM_POWER_MQTT",
+        ] {
+            let m = format!("POU {pou} / Method PubMqttMessage");
+            assert!(
+                got.iter().any(|c| c.address == m && c.what == "added"),
+                "{m}: {got:?}"
+            );
+            let body = format!("POU {pou} / Method ProcessDataArray / Body");
+            assert!(
+                got.iter()
+                    .any(|c| c.address.starts_with(&body) && c.what != "cosmetic"),
+                "{body}: {got:?}"
+            );
+        }
+        // Nothing else of substance changed: only those POUs, and the headers.
+        assert!(
+            got.iter()
+                .all(|c| c.what == "cosmetic" || c.address.contains("EASTRON_SDM")),
+            "{got:?}"
+        );
+    }
+}
