@@ -48,9 +48,14 @@ fn hmi_image(seed: u64) -> Vec<u8> {
 }
 
 fn plc_program(name: &str, networks: usize) -> String {
-    let mut s = format!(
-        "// {name} — exported from the engineering workstation\nORGANIZATION_BLOCK {name}\nBEGIN\n"
-    );
+    // An FB's source says FUNCTION_BLOCK, an OB's ORGANIZATION_BLOCK.
+    let kw = if name.starts_with("FB") {
+        "FUNCTION_BLOCK"
+    } else {
+        "ORGANIZATION_BLOCK"
+    };
+    let mut s =
+        format!("// {name} — exported from the engineering workstation\n{kw} {name}\nBEGIN\n");
     for n in 1..=networks {
         s.push_str(&format!(
             "NETWORK {n} // conveyor section {n}\n      A     I {}.{}\n      AN    I {}.{}\n      =     Q {}.{}\n",
@@ -62,7 +67,31 @@ fn plc_program(name: &str, networks: usize) -> String {
             n % 8
         ));
     }
-    s.push_str("END_ORGANIZATION_BLOCK\n");
+    s.push_str(&format!("END_{kw}\n"));
+    s
+}
+
+/// The palletiser's ladder routine as Studio 5000 exports it (L5X, one routine).
+fn palletiser_l5x() -> String {
+    let rungs = [
+        ("Start the palletiser", "XIC(Start)XIO(Stop)OTL(Run);"),
+        ("", "XIC(Stop)OTU(Run);"),
+        (
+            "Safety: the light curtain stops the robot",
+            "XIC(Run)XIC(LightCurtain_OK)OTE(Robot_Enable);",
+        ),
+        ("", "XIC(Robot_Enable)TON(T_Cycle,?,?);"),
+        ("", "XIC(T_Cycle.DN)CTU(C_Layers,?,?);"),
+    ];
+    let mut s = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<RSLogix5000Content SchemaRevision=\"1.0\" SoftwareRevision=\"33.01\" TargetName=\"Palletiser\" TargetType=\"Routine\" TargetSubType=\"RLL\" ContainsContext=\"true\" Owner=\"Line 1\" ExportDate=\"Mon Nov 30 10:00:00 2026\" ExportOptions=\"References DecoratedData Context\">\n<Controller Use=\"Context\" Name=\"PLC3\">\n<Programs Use=\"Context\">\n<Program Use=\"Context\" Name=\"MainProgram\">\n<Routines Use=\"Context\">\n<Routine Use=\"Target\" Name=\"Palletiser\" Type=\"RLL\">\n<RLLContent>\n",
+    );
+    for (i, (comment, text)) in rungs.iter().enumerate() {
+        s.push_str(&format!(
+            "<Rung Number=\"{i}\" Type=\"N\">\n<Comment>\n<![CDATA[{comment}]]>\n</Comment>\n<Text>\n<![CDATA[{text}]]>\n</Text>\n</Rung>\n"
+        ));
+    }
+    s.push_str("</RLLContent>\n</Routine>\n</Routines>\n</Program>\n</Programs>\n</Controller>\n</RSLogix5000Content>\n");
     s
 }
 
@@ -80,6 +109,7 @@ fn build_plant(root: &Path) -> Result<BTreeMap<String, [u8; 32]>> {
         ("PLC1/OB1.awl".into(), plc_program("OB1", 40).into_bytes()),
         ("PLC1/FB10_Conveyor.scl".into(), plc_program("FB10", 120).into_bytes()),
         ("PLC2/OB1.awl".into(), plc_program("OB1", 25).into_bytes()),
+        ("PLC3/Palletiser.L5X".into(), palletiser_l5x().into_bytes()),
         ("recipes/Still_Water_500ml.csv".into(), recipe("Still Water", 500, 82).into_bytes()),
         ("recipes/Orange_Juice_1l.csv".into(), recipe("Orange Juice", 1000, 88).into_bytes()),
         ("config/network.xml".into(), b"<network><plc name=\"PLC1\" ip=\"10.1.1.10\"/><plc name=\"PLC2\" ip=\"10.1.1.11\"/></network>\n".to_vec()),
@@ -393,7 +423,7 @@ pub fn run(keep: Option<&Path>, out: &Out) -> Result<Outcome> {
         "\n6. Behind the tool's back, someone lowers the sterilisation temperature of a recipe",
     );
     out.say(
-        "   file (88 -> 72 degC), edits the conveyor logic, and writes 72 into the filler PLC's",
+        "   file (88 -> 72 degC), edits the conveyor logic, bypasses the light curtain in the\n   palletiser's ladder (a rung of its L5X export), and writes 72 into the filler PLC's",
     );
     out.say(format!(
         "   recipe register {STERILISE_REGISTER} with a laptop, and downloads a changed FB{LABELLER_FB} into the"
@@ -476,6 +506,7 @@ fn expect_drift(
 ) -> Result<(Vec<String>, Vec<String>)> {
     let expected_files = vec![
         "PLC1/FB10_Conveyor.scl".to_string(),
+        "PLC3/Palletiser.L5X".to_string(),
         "recipes/Orange_Juice_1l.csv".to_string(),
     ];
     let got_files = changed_of(second, "line1");
@@ -531,6 +562,8 @@ fn review_page(
             "line1",
             vec![
                 "logic:PLC1/FB10_Conveyor.scl",
+                "cosmetic:PLC3/Palletiser.L5X",
+                "logic:PLC3/Palletiser.L5X",
                 "recipe:recipes/Orange_Juice_1l.csv",
             ],
         ),
@@ -695,6 +728,15 @@ fn tamper(plant: &Path, filler: &SimPlc, labeller: &S7Sim) -> Result<()> {
     let logic = plant.join("PLC1/FB10_Conveyor.scl");
     let text = std::fs::read_to_string(&logic)?.replace("AN    I 2.7", "A     I 2.7");
     std::fs::write(&logic, text)?;
+    // The light-curtain condition bypassed in the palletiser's ladder, and re-exported.
+    let ladder = plant.join("PLC3/Palletiser.L5X");
+    let text = std::fs::read_to_string(&ladder)?
+        .replace(
+            "XIC(Run)XIC(LightCurtain_OK)OTE(Robot_Enable);",
+            "XIC(Run)OTE(Robot_Enable);",
+        )
+        .replace("Mon Nov 30 10:00:00 2026", "Tue Dec 01 02:10:00 2026");
+    std::fs::write(&ladder, text)?;
     filler.set_holding(STERILISE_REGISTER, 72);
     labeller.update(|c| {
         if let Some(b) = c.block_mut(BlockType::Fb, LABELLER_FB) {
