@@ -229,6 +229,23 @@ fn tag_text(t: roxmltree::Node) -> String {
     format!("{} value={}", pairs(&f, " "), tag_value(t))
 }
 
+/// A line's text without the export's own layout around it: leading or trailing white
+/// space that holds a line break is the file's indentation, not the line's.
+fn strip_layout(t: &str) -> &str {
+    let lead = t.len() - t.trim_start().len();
+    let t = if t[..lead].contains('\n') {
+        &t[lead..]
+    } else {
+        t
+    };
+    let trail = t.trim_end().len();
+    if t[trail..].contains('\n') {
+        &t[..trail]
+    } else {
+        t
+    }
+}
+
 fn routine_body(r: roxmltree::Node) -> Body {
     if let Some(rll) = child(r, "RLLContent") {
         return Body::Rungs(
@@ -249,7 +266,7 @@ fn routine_body(r: roxmltree::Node) -> Body {
                     .filter(|d| d.is_text())
                     .filter_map(|d| d.text())
                     .collect();
-                (n, t.trim_matches(['\r', '\n']).to_string())
+                (n, strip_layout(&t).to_string())
             })
             .collect();
         lines.sort_by_key(|(n, _)| *n);

@@ -4,6 +4,8 @@
 //! diff time.
 
 pub mod l5x;
+#[cfg(test)]
+mod mutations;
 pub mod plcopen;
 pub mod siemens;
 pub mod twincat;
