@@ -721,6 +721,13 @@ fn the_starter_configs_examples_uncommented_parse() {
         text.contains("[site]") && text.contains("nightly (false for a spare"),
         "{text}"
     );
+    // Every adapter has its example.
+    for adapter in ["files", "modbus", "ftp", "s7"] {
+        assert!(
+            text.contains(&format!("# adapter = \"{adapter}\"")),
+            "{adapter}: {text}"
+        );
+    }
     let example = |l: &str| {
         let t = l.trim_start_matches("# ");
         l.starts_with("# ")

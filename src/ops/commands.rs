@@ -220,6 +220,17 @@ public-key = "keys/collector.key.pub"
 # host-key-fingerprint = ""    # "" refuses the server once and prints its key to pin
 # user = "backup"
 # key-file = "keys/panel_ed25519"
+#
+# [[device]]                   # a Siemens S7-300/400 CPU (S7-1200/1500: slot 1, PUT/GET allowed)
+# name = "line1-cpu"
+# adapter = "s7"
+# address = "10.1.1.30"
+# rack = 0
+# slot = 2
+# [[device.db]]                # a DB read as data (blocks are uploaded anyway)
+# number = 10
+# size = 200
+# kind = "recipe"
 
 # Run by `plcvault daemon` (or use cron; see the README):
 # [[schedule]]
