@@ -110,6 +110,28 @@ pub fn duration(
     Ok(v)
 }
 
+/// An adapter's validation error as a settings error at the key it names: `spans` maps
+/// keys to where they are, `other` is the place for any other key, and the device table
+/// the place of last resort.
+pub fn invalid(
+    e: crate::AdapterError,
+    spans: &[(&str, Option<Range<usize>>)],
+    other: Option<Range<usize>>,
+    table: &DeviceTable<'_>,
+) -> SettingsError {
+    let span = match &e {
+        crate::AdapterError::Config { key, .. } => spans
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(other, |(_, s)| s.clone()),
+        _ => None,
+    };
+    SettingsError {
+        span: span.or(Some(table.span())),
+        message: e.to_string(),
+    }
+}
+
 /// A kind name (`logic`, `recipe`, ...).
 ///
 /// Fails listing the kinds.

@@ -305,18 +305,7 @@ async fn a_wrong_rack_or_slot_is_refused_with_the_fix() {
             drop(s);
         }
     });
-    let sim = S7Sim::start("127.0.0.1:0", S7SimConfig::generated(1, 1))
-        .await
-        .unwrap();
-    let mut o = options(&sim);
-    o.address = addr.to_string();
-    let e = S7Collector::new(o)
-        .unwrap()
-        .collect()
-        .await
-        .expect_err("refused");
-    assert_eq!(e.kind(), "refused", "{e}");
-    assert!(e.to_string().contains("rack"), "{e}");
+    assert_refused_with_the_rack_fix(addr).await;
 }
 
 #[tokio::test]
@@ -349,6 +338,12 @@ async fn a_cpu_answering_the_iso_connection_with_a_disconnect_is_refused_with_th
             let _ = s.write_all(&dr).await;
         }
     });
+    assert_refused_with_the_rack_fix(addr).await;
+}
+
+/// Collecting from `addr` (a CPU that will not take the connection) fails as `refused`,
+/// naming rack and slot.
+async fn assert_refused_with_the_rack_fix(addr: std::net::SocketAddr) {
     let sim = S7Sim::start("127.0.0.1:0", S7SimConfig::generated(1, 1))
         .await
         .unwrap();

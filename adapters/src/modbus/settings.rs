@@ -131,19 +131,19 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
         ranges,
     };
     opts.validate().map_err(|e| {
-        let span = match &e {
-            crate::AdapterError::Config { key, .. } => match key.as_str() {
-                "max-requests-per-second" => s.max_requests_per_second.as_ref().map(|v| v.span()),
-                "retries" => s.retries.as_ref().map(|v| v.span()),
-                "timeout" => s.timeout.as_ref().map(|v| v.span()),
-                _ => s.range.first().map(|r| r.table.span()),
-            },
-            _ => None,
-        };
-        SettingsError {
-            span: span.or(Some(whole.span())),
-            message: e.to_string(),
-        }
+        settings::invalid(
+            e,
+            &[
+                (
+                    "max-requests-per-second",
+                    s.max_requests_per_second.as_ref().map(|v| v.span()),
+                ),
+                ("retries", s.retries.as_ref().map(|v| v.span())),
+                ("timeout", s.timeout.as_ref().map(|v| v.span())),
+            ],
+            s.range.first().map(|r| r.table.span()),
+            &whole,
+        )
     })?;
     let kinds = opts
         .ranges

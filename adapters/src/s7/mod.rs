@@ -407,6 +407,16 @@ pub fn parse_cpu_state(data: &[u8]) -> Option<String> {
     )
 }
 
+/// A read that failed after its retries: the snapshot is not whole, the warning says
+/// what, and a CPU that stopped answering is remembered as down (the rest is skipped).
+fn failed(out: &mut Collection, down: &mut Option<(S7Error, String)>, warning: String, e: S7Error) {
+    out.complete = false;
+    out.warnings.push(warning.clone());
+    if e.stopped() {
+        *down = Some((e, warning));
+    }
+}
+
 /// Collects one S7 CPU.
 pub struct S7Collector {
     opts: S7Options,
@@ -493,12 +503,12 @@ impl S7Collector {
                         .push(format!("SZL {id:#06x} not available: {e}"));
                 }
                 Err(e) => {
-                    out.complete = false;
-                    let w = format!("SZL {id:#06x} not read: {e}");
-                    out.warnings.push(w.clone());
-                    if e.stopped() {
-                        down = Some((e, w));
-                    }
+                    failed(
+                        &mut out,
+                        &mut down,
+                        format!("SZL {id:#06x} not read: {e}"),
+                        e,
+                    );
                 }
             }
         }
@@ -528,12 +538,12 @@ impl S7Collector {
                     continue;
                 }
                 Err(e) => {
-                    out.complete = false;
-                    let w = format!("the {t} list not read: {e}");
-                    out.warnings.push(w.clone());
-                    if e.stopped() {
-                        down = Some((e, w));
-                    }
+                    failed(
+                        &mut out,
+                        &mut down,
+                        format!("the {t} list not read: {e}"),
+                        e,
+                    );
                     continue;
                 }
             };
@@ -565,12 +575,12 @@ impl S7Collector {
                         None
                     }
                     Err(e) => {
-                        out.complete = false;
-                        let w = format!("{label}: block info not read: {e}");
-                        out.warnings.push(w.clone());
-                        if e.stopped() {
-                            down = Some((e, w));
-                        }
+                        failed(
+                            &mut out,
+                            &mut down,
+                            format!("{label}: block info not read: {e}"),
+                            e,
+                        );
                         continue;
                     }
                 };
@@ -622,12 +632,7 @@ impl S7Collector {
                             "failed".to_string()
                         }
                         Err(e) => {
-                            out.complete = false;
-                            let w = format!("{label} not uploaded: {e}");
-                            out.warnings.push(w.clone());
-                            if e.stopped() {
-                                down = Some((e, w));
-                            }
+                            failed(&mut out, &mut down, format!("{label} not uploaded: {e}"), e);
                             "failed".to_string()
                         }
                     }
@@ -651,12 +656,12 @@ impl S7Collector {
                     data: SourceData::Bytes(bytes),
                 }),
                 Err(e) => {
-                    out.complete = false;
-                    let w = format!("DB{} not read: {e}", d.number);
-                    out.warnings.push(w.clone());
-                    if e.stopped() {
-                        down = Some((e, w));
-                    }
+                    failed(
+                        &mut out,
+                        &mut down,
+                        format!("DB{} not read: {e}", d.number),
+                        e,
+                    );
                 }
             }
         }

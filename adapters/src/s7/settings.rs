@@ -191,20 +191,20 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
         kinds: kinds.clone(),
     };
     opts.validate().map_err(|e| {
-        let span = match &e {
-            crate::AdapterError::Config { key, .. } => match key.as_str() {
-                "max-requests-per-second" => s.max_requests_per_second.as_ref().map(|v| v.span()),
-                "retries" => s.retries.as_ref().map(|v| v.span()),
-                "timeout" => s.timeout.as_ref().map(|v| v.span()),
-                "pdu-size" => s.pdu_size.as_ref().map(|v| v.span()),
-                _ => s.db.first().map(|d| d.size.span()),
-            },
-            _ => None,
-        };
-        SettingsError {
-            span: span.or(Some(whole.span())),
-            message: e.to_string(),
-        }
+        settings::invalid(
+            e,
+            &[
+                (
+                    "max-requests-per-second",
+                    s.max_requests_per_second.as_ref().map(|v| v.span()),
+                ),
+                ("retries", s.retries.as_ref().map(|v| v.span())),
+                ("timeout", s.timeout.as_ref().map(|v| v.span())),
+                ("pdu-size", s.pdu_size.as_ref().map(|v| v.span())),
+            ],
+            s.db.first().map(|d| d.size.span()),
+            &whole,
+        )
     })?;
     // The kinds the adapter gives (bound to approvals with the comparison rules): the
     // config's globs, then the configured DBs by name.

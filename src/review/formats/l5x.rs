@@ -27,20 +27,8 @@ pub const COSMETIC: &[&str] = &[
 ///
 /// Fails when the text is not XML or not an `RSLogix5000Content` document.
 pub fn parse(text: &str) -> Result<Export, String> {
-    let opt = roxmltree::ParsingOptions {
-        allow_dtd: false,
-        nodes_limit: 20_000_000,
-        ..roxmltree::ParsingOptions::default()
-    };
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let doc = roxmltree::Document::parse_with_options(text, opt).map_err(|e| e.to_string())?;
+    let doc = super::parse_xml(text, "RSLogix5000Content")?;
     let root = doc.root_element();
-    if root.tag_name().name() != "RSLogix5000Content" {
-        return Err(format!(
-            "the root element is {}, not RSLogix5000Content",
-            root.tag_name().name()
-        ));
-    }
     let mut ex = Export {
         cosmetic: COSMETIC,
         ..Export::default()

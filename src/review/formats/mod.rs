@@ -416,6 +416,25 @@ fn rungs(
     }
 }
 
+/// Parses an export's XML (a leading BOM skipped, no DTD, at most 20 million nodes) and
+/// checks that its root element is `root`.
+///
+/// Fails when the text is not XML or its root is another element.
+pub fn parse_xml<'a>(text: &'a str, root: &str) -> Result<roxmltree::Document<'a>, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let opt = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: 20_000_000,
+        ..roxmltree::ParsingOptions::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(text, opt).map_err(|e| e.to_string())?;
+    let got = doc.root_element().tag_name().name();
+    if got != root {
+        return Err(format!("the root element is {got}, not {root}"));
+    }
+    Ok(doc)
+}
+
 /// The first child element of `n` named `name`.
 pub fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
     n.children()

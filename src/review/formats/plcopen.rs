@@ -29,19 +29,12 @@ const SECTIONS: &[&str] = &[
 ///
 /// Fails when the text is not XML or not a PLCopen `project`.
 pub fn parse(text: &str) -> Result<Export, String> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let opt = roxmltree::ParsingOptions {
-        allow_dtd: false,
-        nodes_limit: 20_000_000,
-        ..roxmltree::ParsingOptions::default()
-    };
-    let doc = roxmltree::Document::parse_with_options(text, opt).map_err(|e| e.to_string())?;
+    let doc = super::parse_xml(text, "project")?;
     let root = doc.root_element();
-    if root.tag_name().name() != "project"
-        || !root
-            .tag_name()
-            .namespace()
-            .is_some_and(|n| n.contains("plcopen.org/xml/tc6"))
+    if !root
+        .tag_name()
+        .namespace()
+        .is_some_and(|n| n.contains("plcopen.org/xml/tc6"))
     {
         return Err("not a PLCopen TC6 project".into());
     }

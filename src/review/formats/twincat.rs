@@ -28,20 +28,8 @@ const OBJECTS: &[&str] = &[
 ///
 /// Fails when the text is not XML or not a `TcPlcObject`.
 pub fn parse(text: &str) -> Result<Export, String> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let opt = roxmltree::ParsingOptions {
-        allow_dtd: false,
-        nodes_limit: 20_000_000,
-        ..roxmltree::ParsingOptions::default()
-    };
-    let doc = roxmltree::Document::parse_with_options(text, opt).map_err(|e| e.to_string())?;
+    let doc = super::parse_xml(text, "TcPlcObject")?;
     let root = doc.root_element();
-    if root.tag_name().name() != "TcPlcObject" {
-        return Err(format!(
-            "the root element is {}, not TcPlcObject",
-            root.tag_name().name()
-        ));
-    }
     let mut ex = Export {
         cosmetic: COSMETIC,
         line_base: 1,
