@@ -129,6 +129,19 @@ pub type LiveData = std::collections::HashMap<String, Option<Vec<u8>>>;
 /// Contents up to this size are read for exact views.
 pub const VIEW_LIMIT: u64 = 8 * 1024 * 1024;
 
+/// Project exports the review reads by address (L5X, PLCopen, TwinCAT, Siemens sources)
+/// are read up to this size: a whole controller's L5X is tens of MiB.
+pub const STRUCTURED_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// How much of an artifact a view reads: [`STRUCTURED_LIMIT`] for an export the collector
+/// recorded in a format the review reads by address, else [`VIEW_LIMIT`].
+pub fn view_limit(a: &ArtifactEntry) -> u64 {
+    match a.meta.extra.get(crate::review::formats::FORMAT_KEY) {
+        Some(f) if crate::review::formats::parser(f).is_some() => STRUCTURED_LIMIT,
+        _ => VIEW_LIMIT,
+    }
+}
+
 /// Compares `new` with `old` under `rules`. `read_old` and `read_new` fetch contents for
 /// the views.
 pub fn compare(
@@ -282,46 +295,62 @@ pub fn compare(
                     continue;
                 }
                 // A project export both sides recorded as such: changes by address.
-                if let Some(items) = structured(o, n, read_old, read_new) {
-                    statuses.push(status("changed"));
-                    let base = class_of(name, &[o.kind, n.kind]);
-                    for c in items {
-                        let class = match c.what {
-                            "cosmetic" => Class::Cosmetic,
-                            "comment" => Class::Comment,
-                            _ => match c.kind {
-                                "routine" | "aoi" | "datatype" | "pou" | "gvl" | "dut"
-                                | "globals" | "interface" | "method" | "property" | "action"
-                                | "transition" | "accessor" | "declaration" | "implementation"
-                                | "block" | "code" => Class::Logic,
-                                "tag" if c.address.ends_with("/ value") => {
-                                    if base == Class::Recipe {
-                                        Class::Recipe
-                                    } else {
-                                        Class::Values
+                let remark = match structured(o, n, read_old, read_new) {
+                    Structured::No => None,
+                    Structured::Fallback(why) => Some(why),
+                    Structured::Items(items) => {
+                        statuses.push(status("changed"));
+                        let base = class_of(name, &[o.kind, n.kind]);
+                        for c in items {
+                            let class = match c.what {
+                                "cosmetic" => Class::Cosmetic,
+                                "comment" => Class::Comment,
+                                _ => match c.kind {
+                                    "routine" | "aoi" | "datatype" | "pou" | "gvl" | "dut"
+                                    | "globals" | "interface" | "method" | "property"
+                                    | "action" | "transition" | "accessor" | "declaration"
+                                    | "implementation" | "block" | "code" => Class::Logic,
+                                    "tag" if c.address.ends_with("/ value") => {
+                                        if base == Class::Recipe {
+                                            Class::Recipe
+                                        } else {
+                                            Class::Values
+                                        }
                                     }
+                                    "program" | "tag" | "module" | "task" | "controller"
+                                    | "file" => Class::Config,
+                                    _ => base,
+                                },
+                            };
+                            let summary = format!(
+                                "{name}: {} {}{}",
+                                c.address,
+                                if c.what == "opaque" {
+                                    "opaque: hash changed (source-protected or encoded)"
+                                } else {
+                                    c.what
+                                },
+                                if c.context {
+                                    " (a dependency the export carries, Use=\"Context\")"
+                                } else {
+                                    ""
                                 }
-                                "program" | "tag" | "module" | "task" | "controller" | "file" => {
-                                    Class::Config
-                                }
-                                _ => base,
-                            },
-                        };
-                        let summary = format!("{name}: {} {}", c.address, c.what);
-                        finding(
-                            name,
-                            c.what,
-                            class,
-                            summary,
-                            View::Item {
-                                address: c.address,
-                                old: c.old,
-                                new: c.new,
-                            },
-                        );
+                            );
+                            finding(
+                                name,
+                                c.what,
+                                class,
+                                summary,
+                                View::Item {
+                                    address: c.address,
+                                    old: c.old,
+                                    new: c.new,
+                                },
+                            );
+                        }
+                        continue;
                     }
-                    continue;
-                }
+                };
                 let view = view_of(o, n, read_old, read_new, &volatile, adapter);
                 if let View::Registers { changes, .. } = &view
                     && changes.is_empty()
@@ -345,7 +374,10 @@ pub fn compare(
                         View::None,
                     );
                 }
-                let summary = summarize(name, n.kind, &view);
+                let mut summary = summarize(name, n.kind, &view);
+                if let Some(why) = remark {
+                    summary.push_str(&format!("; not compared by address: {why}"));
+                }
                 finding(
                     name,
                     "changed",
@@ -361,42 +393,91 @@ pub fn compare(
     out
 }
 
+/// What the review makes of a changed artifact the collector recorded as a project export.
+enum Structured {
+    /// Not an export (or not recorded as one): the byte or text view, no remark.
+    No,
+    /// An export that cannot be read by address: the byte or text view, and why.
+    Fallback(String),
+    /// The item changes, by address.
+    Items(Vec<crate::review::formats::Change>),
+}
+
 /// The item changes of a project export both snapshots recorded in a format the review
-/// reads (`l5x`, `twincat`), when both parse; `None` for anything else (then the byte or
-/// text view). Bytes that differ with no item changed are one cosmetic change
-/// (formatting), so that a changed file never reads as unchanged.
+/// reads by address, when both parse. Bytes that differ with no item changed are one
+/// cosmetic change (formatting), so that a changed file never reads as unchanged.
 fn structured(
     o: &ArtifactEntry,
     n: &ArtifactEntry,
     read_old: &Reader,
     read_new: &Reader,
-) -> Option<Vec<crate::review::formats::Change>> {
+) -> Structured {
     use crate::review::formats::{self, FORMAT_KEY};
     let format = |a: &ArtifactEntry| a.meta.extra.get(FORMAT_KEY).cloned();
-    let parse: fn(&str) -> Result<formats::Export, String> = match format(o)?.as_str() {
-        "l5x" => formats::l5x::parse,
-        "twincat" => formats::twincat::parse,
-        "plcopen" => formats::plcopen::parse,
-        "siemens-source" => formats::siemens::parse,
-        _ => return None,
+    let (fo, fn_) = (format(o), format(n));
+    let Some(f) = fn_.clone().or(fo.clone()) else {
+        return Structured::No;
     };
-    if format(n) != format(o) || o.size > VIEW_LIMIT || n.size > VIEW_LIMIT {
-        return None;
+    if f == "binary-project" {
+        return Structured::Fallback(
+            "a binary project: export needed for a structured diff (L5X, PLCopen XML, TwinCAT or Siemens sources)".into(),
+        );
     }
-    let (a, b) = (read_old(o)?, read_new(n)?);
-    let (a, b) = (std::str::from_utf8(&a).ok()?, std::str::from_utf8(&b).ok()?);
-    let (a, b) = (parse(a).ok()?, parse(b).ok()?);
+    let Some(parse) = formats::parser(&f) else {
+        return Structured::No;
+    };
+    let name = formats::format_name(&f);
+    if fo != fn_ {
+        return Structured::Fallback(format!(
+            "recorded as {} before and as {} now",
+            fo.as_deref()
+                .map(formats::format_name)
+                .unwrap_or("plain content"),
+            fn_.as_deref()
+                .map(formats::format_name)
+                .unwrap_or("plain content"),
+        ));
+    }
+    if o.size > STRUCTURED_LIMIT || n.size > STRUCTURED_LIMIT {
+        return Structured::Fallback(format!(
+            "over {} (read by address up to that size)",
+            crate::output::human_bytes(STRUCTURED_LIMIT)
+        ));
+    }
+    let (Some(a), Some(b)) = (read_old(o), read_new(n)) else {
+        return Structured::Fallback("the content could not be read back from the vault".into());
+    };
+    let text = |b: &[u8], side: &str| {
+        std::str::from_utf8(b)
+            .map(str::to_string)
+            .map_err(|e| format!("the {side} version is not UTF-8 text ({e})"))
+    };
+    let parsed = text(&a, "old")
+        .and_then(|a| {
+            parse(&a).map_err(|e| format!("the old version does not parse as {name}: {e}"))
+        })
+        .and_then(|a| {
+            let b = text(&b, "new")?;
+            let b =
+                parse(&b).map_err(|e| format!("the new version does not parse as {name}: {e}"))?;
+            Ok((a, b))
+        });
+    let (a, b) = match parsed {
+        Ok(p) => p,
+        Err(why) => return Structured::Fallback(why),
+    };
     let mut c = formats::compare(&a, &b);
     if c.is_empty() {
         c.push(formats::Change {
             address: "File".into(),
             what: "cosmetic",
             kind: "file",
+            context: false,
             old: None,
             new: Some("bytes differ, no item changed (formatting, white space or order)".into()),
         });
     }
-    Some(c)
+    Structured::Items(c)
 }
 
 fn meta_change(o: &ArtifactEntry, n: &ArtifactEntry) -> String {
@@ -530,7 +611,7 @@ fn view_of(
     adapter: Option<&str>,
 ) -> View {
     let registers = adapter == Some("modbus");
-    let small = o.size <= VIEW_LIMIT && n.size <= VIEW_LIMIT;
+    let small = o.size <= view_limit(o) && n.size <= view_limit(n);
     let contents = if small {
         read_old(o).zip(read_new(n))
     } else {

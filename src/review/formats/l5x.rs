@@ -21,6 +21,8 @@ pub const COSMETIC: &[&str] = &[
     "EditedBy",
     "TargetLastEdited",
     "ProjectCreationDate",
+    // The hidden SINT members that host a data type's BOOL members: named by the editor.
+    "Member ZZZZZZZZZZ*",
 ];
 
 /// Parses an L5X export.
@@ -99,6 +101,7 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
                         tag_text(t),
                     );
                 }
+                dependencies(c, &mut f);
                 ex.add(&here, "aoi", ctx, Body::Fields(f));
                 walk(c, &here, ctx, ex);
             }
@@ -109,7 +112,43 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
                     format!("{scope} / Routine {name}")
                 };
                 let body = routine_body(c);
+                let attrs = fields_of(c);
                 ex.add(&here, "routine", ctx, body);
+                // Its type and description, beside the body.
+                ex.add_keyed(
+                    &format!("{here}\u{0}"),
+                    &here,
+                    "routine",
+                    ctx,
+                    Body::Fields(attrs),
+                );
+            }
+            // Source-protected content: only its hash can be compared.
+            "EncodedData" => {
+                let what = match c.attribute("EncodedType").unwrap_or("") {
+                    "AddOnInstructionDefinition" => "AOI",
+                    other => other,
+                };
+                let here = if scope.is_empty() || what == "AOI" {
+                    format!("{what} {name}")
+                } else {
+                    format!("{scope} / {what} {name}")
+                };
+                let mut f = fields_of(c);
+                // The encoded text without its line breaks and indentation (base64 is
+                // the same with any white space).
+                let body: String = c
+                    .descendants()
+                    .filter(|d| d.is_text())
+                    .filter_map(|d| d.text())
+                    .flat_map(|t| t.chars().filter(|ch| !ch.is_whitespace()))
+                    .collect();
+                f.insert(
+                    super::OPAQUE.into(),
+                    format!("sha256 {}", vault::Hash::of(body.as_bytes()).to_hex()),
+                );
+                let kind = if what == "AOI" { "aoi" } else { "routine" };
+                ex.add(&here, kind, ctx, Body::Fields(f));
             }
             "Tag" => {
                 let owner = if scope.is_empty() {
@@ -128,6 +167,7 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
             }
             "DataType" => {
                 let mut f = fields_of(c);
+                dependencies(c, &mut f);
                 for m in child(c, "Members")
                     .into_iter()
                     .flat_map(|m| children(m, "Member"))
@@ -168,6 +208,26 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
             // Containers: look inside.
             _ => walk(c, scope, ctx, ex),
         }
+    }
+}
+
+/// The data types and instructions an AOI or a data type depends on, as one field.
+fn dependencies(n: roxmltree::Node, f: &mut BTreeMap<String, String>) {
+    let mut d: Vec<String> = child(n, "Dependencies")
+        .into_iter()
+        .flat_map(|d| children(d, "Dependency"))
+        .map(|d| {
+            format!(
+                "{} {}",
+                d.attribute("Type").unwrap_or(""),
+                d.attribute("Name").unwrap_or("")
+            )
+        })
+        .collect();
+    d.sort();
+    d.dedup();
+    if !d.is_empty() {
+        f.insert("Dependencies".into(), d.join(", "));
     }
 }
 
@@ -238,7 +298,15 @@ fn routine_body(r: roxmltree::Node) -> Body {
     if let Some(rll) = child(r, "RLLContent") {
         return Body::Rungs(
             children(rll, "Rung")
-                .map(|g| (text_of(child(g, "Text")), text_of(child(g, "Comment"))))
+                .map(|g| {
+                    let text = text_of(child(g, "Text"));
+                    // A rung of a pending online edit (inserted, replaced, deleted) says so.
+                    let text = match g.attribute("Type") {
+                        None | Some("N") => text,
+                        Some(t) => format!("[Type={t}] {text}"),
+                    };
+                    (text, text_of(child(g, "Comment")))
+                })
                 .collect(),
         );
     }
@@ -260,31 +328,152 @@ fn routine_body(r: roxmltree::Node) -> Body {
         lines.sort_by_key(|(n, _)| *n);
         return Body::Lines(lines.into_iter().map(|(_, t)| t).collect());
     }
-    // FBD, SFC and encoded bodies: the elements and their attributes, without the
-    // positions an editor moves, one field per element in document order.
     let mut f = BTreeMap::new();
+    // FBD sheets and SFC charts as graphs: elements named by their operand, wires and
+    // links by the elements they join; IDs and positions (what an editor renumbers and
+    // moves) left out.
+    if let Some(fbd) = child(r, "FBDContent") {
+        for s in children(fbd, "Sheet") {
+            let at = format!("Sheet {} / ", s.attribute("Number").unwrap_or("?"));
+            graph(s, &at, &mut f);
+        }
+        return Body::Fields(f);
+    }
+    if let Some(sfc) = child(r, "SFCContent") {
+        graph(sfc, "", &mut f);
+        return Body::Fields(f);
+    }
+    // Other bodies: their elements without positions, one field per element in order.
     for (i, d) in r
         .descendants()
         .filter(|d| d.is_element())
         .skip(1)
         .enumerate()
     {
-        let attrs: Vec<String> = d
-            .attributes()
-            .filter(|a| !matches!(a.name(), "X" | "Y" | "Width" | "Height" | "HideDesc"))
-            .map(|a| format!("{}={}", a.name(), a.value()))
-            .collect();
-        let text = d
-            .children()
-            .filter(|c| c.is_text())
-            .filter_map(|c| c.text())
-            .collect::<String>();
         f.insert(
             format!("{i:05} {}", d.tag_name().name()),
-            format!("{} {}", attrs.join(" "), text.trim()),
+            canonical(d, false),
         );
     }
     Body::Fields(f)
+}
+
+/// Attributes an editor changes when it moves or renumbers an element.
+fn layout(name: &str) -> bool {
+    matches!(
+        name,
+        "ID" | "X" | "Y" | "Width" | "Height" | "HideDesc" | "DescX" | "DescY" | "DescWidth"
+    )
+}
+
+/// An element as text: its attributes other than layout, then (with `deep`) every
+/// element below it with its attributes, and the text, in document order.
+fn canonical(n: roxmltree::Node, deep: bool) -> String {
+    let mut parts = Vec::new();
+    let mut push = |d: roxmltree::Node, tag: bool| {
+        let attrs: Vec<String> = d
+            .attributes()
+            .filter(|a| !layout(a.name()))
+            .map(|a| format!("{}={}", a.name(), a.value()))
+            .collect();
+        if tag {
+            parts.push(format!("<{}>", d.tag_name().name()));
+        }
+        parts.extend(attrs);
+        let text: String = d
+            .children()
+            .filter(|c| c.is_text())
+            .filter_map(|c| c.text())
+            .collect();
+        if !text.trim().is_empty() {
+            parts.push(text.trim().to_string());
+        }
+    };
+    push(n, false);
+    if deep {
+        for d in n.descendants().filter(|d| d.is_element()).skip(1) {
+            push(d, true);
+        }
+    }
+    parts.join(" ")
+}
+
+/// The elements of an FBD sheet or an SFC chart below `c` as fields named by operand
+/// (`Block BAND_01 (BAND)`, `IRef Speed`, `Step Step_000`), and its wires and links
+/// by the elements they join (`Wire IRef Speed → Block BAND_01 (BAND).In1`).
+fn graph(c: roxmltree::Node, at: &str, f: &mut BTreeMap<String, String>) {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut unique = |base: String| {
+        let n = seen.entry(base.clone()).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            base
+        } else {
+            format!("{base} #{n}")
+        }
+    };
+    let mut names: BTreeMap<&str, String> = BTreeMap::new();
+    let links = |e: &roxmltree::Node| matches!(e.tag_name().name(), "Wire" | "DirectedLink");
+    for e in c.children().filter(|e| e.is_element() && !links(e)) {
+        let tag = e.tag_name().name();
+        let base = match (e.attribute("Operand"), tag) {
+            (Some(o), "Block" | "AddOnInstruction" | "Function" | "JSR" | "SBR" | "RET") => {
+                format!("{tag} {o} ({})", e.attribute("Type").unwrap_or(""))
+            }
+            (Some(o), _) => format!("{tag} {o}"),
+            (None, _) => tag.to_string(),
+        };
+        let name = unique(base);
+        if let Some(id) = e.attribute("ID") {
+            names.insert(id, name.clone());
+        }
+        // Legs of a branch are joined by links too.
+        for (k, d) in e
+            .descendants()
+            .filter(|d| d.is_element() && *d != e)
+            .filter(|d| d.attribute("ID").is_some())
+            .enumerate()
+        {
+            names.insert(
+                d.attribute("ID").unwrap_or(""),
+                format!("{name} {} {}", d.tag_name().name(), k + 1),
+            );
+        }
+        f.insert(format!("{at}{name}"), canonical(e, true));
+    }
+    for e in c.children().filter(|e| e.is_element() && links(e)) {
+        let end = |id: &str, param: &str| {
+            let who = e
+                .attribute(id)
+                .map(|i| {
+                    names
+                        .get(i)
+                        .cloned()
+                        .unwrap_or(format!("ID {i} (no such element)"))
+                })
+                .unwrap_or_default();
+            match e.attribute(param) {
+                Some(p) => format!("{who}.{p}"),
+                None => who,
+            }
+        };
+        let word = if e.tag_name().name() == "Wire" {
+            "Wire"
+        } else {
+            "Link"
+        };
+        let key = unique(format!(
+            "{word} {} → {}",
+            end("FromID", "FromParam"),
+            end("ToID", "ToParam")
+        ));
+        let rest: Vec<String> = e
+            .attributes()
+            .filter(|a| !matches!(a.name(), "FromID" | "ToID" | "FromParam" | "ToParam"))
+            .map(|a| format!("{}={}", a.name(), a.value()))
+            .collect();
+        f.insert(format!("{at}{key}"), rest.join(" "));
+    }
 }
 
 #[cfg(test)]
@@ -496,5 +685,209 @@ pub(super) mod tests {
             )]
         );
         assert!(parse("<html/>").is_err());
+    }
+
+    #[test]
+    fn the_sdcard_revision_pair_gives_exactly_its_stated_changes() {
+        let Some(dir) = corpus("l5x SDCard revision pair") else {
+            return;
+        };
+        let lib = dir.join("l5x/JeremyMedders-LogixLibraries");
+        let sd = "src/System/Sys_SDCard_AOI.L5X";
+        let read =
+            |c: &str| parse(&std::fs::read_to_string(lib.join(c).join(sd)).unwrap()).unwrap();
+        let got: Vec<(String, &str, bool)> = compare(&read("a526379"), &read("03ccc11"))
+            .into_iter()
+            .map(|c| (c.address, c.what, c.context))
+            .collect();
+        let want = [
+            ("AOI Sys_Module / EditedDate", "cosmetic", true),
+            ("AOI Sys_Module / SoftwareRevision", "changed", true),
+            ("AOI Sys_Module / Routine Logic / Line 43", "changed", true),
+            ("AOI Sys_Module / Routine Prescan / Line 2", "changed", true),
+            ("AOI Sys_SDCard / EditedDate", "cosmetic", false),
+            ("AOI Sys_SDCard / Parameter Ref_MsgResp", "changed", false),
+            ("AOI Sys_SDCard / Revision", "changed", false),
+            ("AOI Sys_SDCard / SoftwareRevision", "changed", false),
+            ("AOI Sys_SDCard / Routine Logic / Line 2", "changed", false),
+            ("AOI Sys_SDCard / Routine Logic / Line 20", "changed", false),
+            (
+                "AOI Sys_SDCard / Routine Prescan / Line 2",
+                "changed",
+                false,
+            ),
+            ("File / ExportDate", "cosmetic", false),
+            ("File / SoftwareRevision", "changed", false),
+            ("File / TargetLastEdited", "cosmetic", false),
+            ("File / TargetRevision", "changed", false),
+        ];
+        let want: Vec<(String, &str, bool)> = want
+            .iter()
+            .map(|(a, w, c)| (a.to_string(), *w, *c))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    const FBD: &str = r#"<?xml version="1.0"?>
+<RSLogix5000Content SchemaRevision="1.0" TargetType="Routine">
+<Controller Use="Context" Name="C"><Programs Use="Context"><Program Use="Context" Name="Main"><Routines Use="Context">
+<Routine Use="Target" Name="Mix" Type="FBD">
+<FBDContent SheetSize="Letter" SheetOrientation="Landscape">
+<Sheet Number="1">
+<IRef ID="0" X="100" Y="100" Operand="Start" HideDesc="false"/>
+<IRef ID="1" X="140" Y="140" Operand="Enable" HideDesc="false"/>
+<ORef ID="3" X="880" Y="140" Operand="Run" HideDesc="false"/>
+<Block Type="BAND" ID="4" X="240" Y="80" Operand="BAND_01" VisiblePins="In1 In2 Out" HideDesc="false"/>
+<Wire FromID="0" ToID="4" ToParam="In1"/>
+<Wire FromID="1" ToID="4" ToParam="In2"/>
+<Wire FromID="4" FromParam="Out" ToID="3"/>
+</Sheet>
+</FBDContent>
+</Routine>
+<Routine Use="Target" Name="Seq" Type="SFC">
+<SFCContent SheetSize="Letter" StepName="Step">
+<Step ID="0" X="200" Y="100" Operand="Fill" HideDesc="false" DescX="240" DescY="80" DescWidth="0" InitialStep="true"/>
+<Transition ID="1" X="200" Y="180" Operand="Full" HideDesc="false"><Condition><STContent><Line Number="0"><![CDATA[Level > 90]]></Line></STContent></Condition></Transition>
+<Step ID="2" X="200" Y="260" Operand="Drain" HideDesc="false"/>
+<DirectedLink FromID="0" ToID="1" Show="true"/>
+<DirectedLink FromID="1" ToID="2" Show="true"/>
+</SFCContent>
+</Routine>
+</Routines></Program></Programs></Controller>
+</RSLogix5000Content>"#;
+
+    #[test]
+    fn fbd_and_sfc_are_graphs_named_by_operand_not_by_id_or_position() {
+        // Moved and renumbered: every ID and coordinate differs, nothing that runs does.
+        let moved = FBD
+            .replace("ID=\"0\"", "ID=\"10\"")
+            .replace("FromID=\"0\"", "FromID=\"10\"")
+            .replace("X=\"240\" Y=\"80\"", "X=\"400\" Y=\"300\"")
+            .replace("Y=\"260\"", "Y=\"300\"");
+        assert!(changes(FBD, &moved).is_empty());
+        let sheet = "Program Main / Routine Mix / Sheet 1";
+        // A wire moved to another pin.
+        let rewired = FBD.replace(
+            "<Wire FromID=\"1\" ToID=\"4\" ToParam=\"In2\"/>",
+            "<Wire FromID=\"1\" ToID=\"4\" ToParam=\"In1\"/>",
+        );
+        assert_eq!(
+            changes(FBD, &rewired),
+            [
+                (
+                    format!("{sheet} / Wire IRef Enable → Block BAND_01 (BAND).In1"),
+                    "added"
+                ),
+                (
+                    format!("{sheet} / Wire IRef Enable → Block BAND_01 (BAND).In2"),
+                    "removed"
+                ),
+            ]
+        );
+        // A block's instruction changed.
+        let bor = FBD.replace("Type=\"BAND\"", "Type=\"BOR\"");
+        let c = changes(FBD, &bor);
+        assert!(
+            c.contains(&(format!("{sheet} / Block BAND_01 (BOR)"), "added")),
+            "{c:?}"
+        );
+        // An SFC transition's condition and a link.
+        let cond = FBD.replace("Level > 90", "Level > 95");
+        assert_eq!(
+            changes(FBD, &cond),
+            [(
+                "Program Main / Routine Seq / Transition Full".to_string(),
+                "changed"
+            )]
+        );
+        let relinked = FBD.replace(
+            "<DirectedLink FromID=\"1\" ToID=\"2\" Show=\"true\"/>",
+            "<DirectedLink FromID=\"1\" ToID=\"0\" Show=\"true\"/>",
+        );
+        let c = changes(FBD, &relinked);
+        assert!(
+            c.contains(&(
+                "Program Main / Routine Seq / Link Transition Full → Step Fill".to_string(),
+                "added"
+            )),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn encoded_content_is_opaque_and_dependencies_descriptions_and_rung_types_count() {
+        let aoi = |body: &str, dep: &str, desc: &str, bits: &str| {
+            format!(
+                r#"<RSLogix5000Content SchemaRevision="1.0" TargetType="AddOnInstructionDefinition">
+<Controller Use="Context" Name="C">
+<DataTypes Use="Context"><DataType Name="UDT_A" Family="NoFamily" Class="User"><Members>
+<Member Name="{bits}" DataType="SINT" Dimension="0" Radix="Decimal" Hidden="true"/>
+<Member Name="Flag" DataType="BIT" Dimension="0" Radix="Decimal" Hidden="false" Target="{bits}" BitNumber="0"/>
+</Members></DataType></DataTypes>
+<AddOnInstructionDefinitions Use="Context">
+<EncodedData EncodedType="AddOnInstructionDefinition" Name="Secret" EditedDate="2023-01-01" EncryptionConfig="9">
+{body}
+</EncodedData>
+<AddOnInstructionDefinition Use="Target" Name="Open" Revision="1.0">
+<Dependencies><Dependency Type="DataType" Name="{dep}"/></Dependencies>
+<Routines><Routine Name="Logic" Type="RLL"><Description><![CDATA[{desc}]]></Description><RLLContent>
+<Rung Number="0" Type="N"><Text><![CDATA[XIC(A)OTE(B);]]></Text></Rung>
+</RLLContent></Routine></Routines>
+</AddOnInstructionDefinition>
+</AddOnInstructionDefinitions>
+</Controller>
+</RSLogix5000Content>"#
+            )
+        };
+        let old = aoi("QUJD\nREVG", "UDT_A", "main", "ZZZZZZZZZZUDT_A0");
+        // The same encoded text laid out anew is the same content.
+        assert!(
+            changes(
+                &old,
+                &aoi("  QUJDREVG  ", "UDT_A", "main", "ZZZZZZZZZZUDT_A0")
+            )
+            .is_empty()
+        );
+        let c = compare(
+            &parse(&old).unwrap(),
+            &parse(&aoi("QUJDREVH", "UDT_A", "main", "ZZZZZZZZZZUDT_A0")).unwrap(),
+        );
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(
+            (c[0].address.as_str(), c[0].what),
+            ("AOI Secret / encoded content", "opaque")
+        );
+        assert_eq!(
+            changes(&old, &aoi("QUJDREVG", "UDT_B", "main", "ZZZZZZZZZZUDT_A0")),
+            [("AOI Open / Dependencies".to_string(), "changed")]
+        );
+        assert_eq!(
+            changes(
+                &old,
+                &aoi("QUJDREVG", "UDT_A", "the main one", "ZZZZZZZZZZUDT_A0")
+            ),
+            [(
+                "AOI Open / Routine Logic / Description".to_string(),
+                "comment"
+            )]
+        );
+        // The hidden host of BOOL members is named by the editor: cosmetic, listed.
+        let c = changes(&old, &aoi("QUJDREVG", "UDT_A", "main", "ZZZZZZZZZZUDT_A1"));
+        assert!(
+            c.iter()
+                .any(|(a, w)| a.contains("Member ZZZZZZZZZZUDT_A1") && *w == "cosmetic"),
+            "{c:?}"
+        );
+        assert!(
+            c.iter()
+                .any(|(a, w)| a.contains("Member Flag") && *w == "changed"),
+            "{c:?}"
+        );
+        // A rung of a pending online edit is not the same rung.
+        let pending = old.replace("Type=\"N\"", "Type=\"D\"");
+        assert_eq!(
+            changes(&old, &pending),
+            [("AOI Open / Routine Logic / Rung 0".to_string(), "changed")]
+        );
     }
 }

@@ -52,6 +52,36 @@ pub fn detect(name: &str, head: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// The field of an item whose content is source-protected or encoded: its hash.
+pub const OPAQUE: &str = "encoded content";
+
+/// Reads an export's text into its items; fails with the reason it cannot.
+pub type Parser = fn(&str) -> Result<Export, String>;
+
+/// The parser of a recorded format the review reads by address; `None` for others
+/// (`binary-project`, anything unknown).
+pub fn parser(format: &str) -> Option<Parser> {
+    Some(match format {
+        "l5x" => l5x::parse,
+        "twincat" => twincat::parse,
+        "plcopen" => plcopen::parse,
+        "siemens-source" => siemens::parse,
+        _ => return None,
+    })
+}
+
+/// A recorded format as people name it.
+pub fn format_name(format: &str) -> &str {
+    match format {
+        "l5x" => "L5X",
+        "twincat" => "TwinCAT 3 source",
+        "plcopen" => "PLCopen XML",
+        "siemens-source" => "a Siemens source",
+        "binary-project" => "a binary project",
+        f => f,
+    }
+}
+
 fn strip_bom(b: &[u8]) -> &[u8] {
     b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b)
 }
@@ -179,6 +209,8 @@ pub struct Change {
     pub what: &'static str,
     /// The kind of item (`routine`, `tag`, ...), which gives the class.
     pub kind: &'static str,
+    /// In a dependency the export carries (`Use="Context"`), not its target.
+    pub context: bool,
     pub old: Option<String>,
     pub new: Option<String>,
 }
@@ -200,6 +232,7 @@ pub fn compare(old: &Export, new: &Export) -> Vec<Change> {
                 address: o.address.clone(),
                 what: "removed",
                 kind: o.kind,
+                context: o.context,
                 old: Some(summary(&o.body)),
                 new: None,
             }),
@@ -207,16 +240,23 @@ pub fn compare(old: &Export, new: &Export) -> Vec<Change> {
                 address: n.address.clone(),
                 what: "added",
                 kind: n.kind,
+                context: n.context,
                 old: None,
                 new: Some(summary(&n.body)),
             }),
             (Some(o), Some(n)) => {
-                // A renamed object says so once, not again for its declaration and body.
-                if o.address != n.address && !matches!(n.kind, "declaration" | "implementation") {
+                let start = out.len();
+                // A renamed object says so once, not again for its declaration, body or
+                // the parts under it (whose own name stayed).
+                let own = |a: &str| a.rsplit(" / ").next().unwrap_or("").to_string();
+                if own(&o.address) != own(&n.address)
+                    && !matches!(n.kind, "declaration" | "implementation" | "code")
+                {
                     out.push(Change {
                         address: n.address.clone(),
                         what: "renamed",
                         kind: n.kind,
+                        context: false,
                         old: Some(o.address.clone()),
                         new: Some(n.address.clone()),
                     });
@@ -227,7 +267,10 @@ pub fn compare(old: &Export, new: &Export) -> Vec<Change> {
                     (&o.body, &n.body),
                     (cosmetic, new.line_base),
                     &mut out,
-                )
+                );
+                for c in &mut out[start..] {
+                    c.context = o.context || n.context;
+                }
             }
             (None, None) => {}
         }
@@ -254,6 +297,7 @@ fn compare_bodies(
         address,
         what,
         kind,
+        context: false,
         old,
         new,
     };
@@ -298,8 +342,10 @@ fn compare_bodies(
                 if x == y {
                     continue;
                 }
-                let what = if cosmetic.contains(&k.as_str()) {
+                let what = if is_cosmetic(cosmetic, k) {
                     "cosmetic"
+                } else if k == OPAQUE {
+                    "opaque"
                 } else if k == "Description" {
                     "comment"
                 } else if x.is_none() {
@@ -319,6 +365,15 @@ fn compare_bodies(
             Some(summary(n)),
         )),
     }
+}
+
+/// Whether the field `k` is on a format's cosmetic list (an entry ending in `*` names a
+/// prefix).
+fn is_cosmetic(list: &[&str], k: &str) -> bool {
+    list.iter().any(|c| match c.strip_suffix('*') {
+        Some(prefix) => k.starts_with(prefix),
+        None => *c == k,
+    })
 }
 
 /// Rungs aligned by their text: equal texts pair up (moved when the position changed),
@@ -362,6 +417,7 @@ fn rungs(
         address,
         what,
         kind,
+        context: false,
         old,
         new,
     };

@@ -69,42 +69,48 @@ pub fn parse(text: &str) -> Result<Export, String> {
                 );
             }
             "pou" => {
-                let name = n.attribute("name").unwrap_or("");
-                pou(n, &format!("POU {name}"), &mut ex);
+                let at = format!("POU {}", n.attribute("name").unwrap_or(""));
+                pou(n, &at, &at, &mut ex);
             }
             "Method" | "Action" | "Transition"
                 if n.ancestors().any(|a| a.tag_name().name() == "pou") =>
             {
-                let owner = n
-                    .ancestors()
-                    .find(|a| a.tag_name().name() == "pou")
-                    .and_then(|p| p.attribute("name"))
-                    .unwrap_or("");
-                let tag = n.tag_name().name();
-                let name = n.attribute("name").unwrap_or("");
-                pou(n, &format!("POU {owner} / {tag} {name}"), &mut ex);
+                let (at, fallback) = owned(n);
+                pou(n, &at, &fallback, &mut ex);
             }
             "action" | "transition" => {
-                let owner = n
-                    .ancestors()
-                    .find(|a| a.tag_name().name() == "pou")
-                    .and_then(|p| p.attribute("name"))
-                    .unwrap_or("");
-                let name = n.attribute("name").unwrap_or("");
-                let at = format!("POU {owner} / {} {name}", n.tag_name().name());
+                let (at, fallback) = owned(n);
                 if let Some(b) = child(n, "body") {
-                    ex.add(&format!("{at} / Body"), "code", false, body(b));
+                    ex.add_keyed(
+                        &format!("{fallback} body"),
+                        &format!("{at} / Body"),
+                        "code",
+                        false,
+                        body(b),
+                    );
                 }
             }
             "globalVars" if n.attribute("name").is_some() => {
-                let at = format!("GlobalVars {}", n.attribute("name").unwrap_or(""));
-                ex.add_keyed(
-                    &key(n, &at),
-                    &at,
-                    "globals",
-                    false,
-                    Body::Fields(variables(n)),
-                );
+                let mut at = format!("GlobalVars {}", n.attribute("name").unwrap_or(""));
+                // CODESYS writes the part of a list with other attributes (not
+                // constant, say) inside the list's own `addData`: it goes with that list.
+                let outer = n
+                    .ancestors()
+                    .skip(1)
+                    .find(|a| a.tag_name().name() == "globalVars");
+                let k = match outer {
+                    Some(o) => {
+                        let i = n
+                            .prev_siblings()
+                            .filter(|s| s.tag_name().name() == "globalVars")
+                            .count()
+                            + 1;
+                        at.push_str(&format!(" (mixed attributes part {i})"));
+                        format!("{} mixed {i}", key(o, &at))
+                    }
+                    None => key(n, &at),
+                };
+                ex.add_keyed(&k, &at, "globals", false, Body::Fields(variables(n)));
             }
             "task" => {
                 let at = format!("{} / Task {}", scope(n), n.attribute("name").unwrap_or(""));
@@ -164,7 +170,31 @@ fn key(n: roxmltree::Node, fallback: &str) -> String {
         .unwrap_or_else(|| fallback.to_string())
 }
 
-fn pou(n: roxmltree::Node, at: &str, ex: &mut Export) {
+/// The address of a method, action or transition (`POU FB_Belt / Method Start`), and its
+/// key when it has no ObjectId of its own: under its POU's key, so that renaming the POU
+/// renames it too.
+fn owned(n: roxmltree::Node) -> (String, String) {
+    let owner = n.ancestors().find(|a| a.tag_name().name() == "pou");
+    let owner_at = format!(
+        "POU {}",
+        owner.and_then(|p| p.attribute("name")).unwrap_or("")
+    );
+    let owner_key = owner.map(|p| key(p, &owner_at)).unwrap_or(owner_at.clone());
+    let what = format!(
+        "{} {}",
+        n.tag_name().name(),
+        n.attribute("name").unwrap_or("")
+    );
+    (
+        format!("{owner_at} / {what}"),
+        format!("{owner_key} / {what}"),
+    )
+}
+
+/// A POU (or a method, action, transition) at address `at`, keyed by its ObjectId, else
+/// `fallback`; its interface sections and body under that key.
+fn pou(n: roxmltree::Node, at: &str, fallback: &str, ex: &mut Export) {
+    let k = key(n, fallback);
     let mut f: BTreeMap<String, String> = n
         .attributes()
         .filter(|a| a.name() != "name")
@@ -185,7 +215,8 @@ fn pou(n: roxmltree::Node, at: &str, ex: &mut Export) {
                     name.push_str(flag);
                 }
             }
-            ex.add(
+            ex.add_keyed(
+                &format!("{k} / {name}"),
                 &format!("{at} / {name}"),
                 "interface",
                 false,
@@ -193,7 +224,6 @@ fn pou(n: roxmltree::Node, at: &str, ex: &mut Export) {
             );
         }
     }
-    let k = key(n, at);
     ex.add_keyed(&k, at, "pou", false, Body::Fields(f));
     if let Some(b) = child(n, "body") {
         ex.add_keyed(
@@ -478,5 +508,42 @@ END_IF</xhtml></ST>
                 .all(|c| c.what == "cosmetic" || c.address.contains("EASTRON_SDM")),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn the_mass_rename_pair_is_26_renames_and_no_object_added_or_removed() {
+        let Some(dir) = super::super::l5x::tests::corpus("plcopen mass rename pair") else {
+            return;
+        };
+        let base = dir.join("plcopen/MichielVanwelsenaere-HomeAutomation.CoDeSys3");
+        let read = |c: &str| {
+            parse(&std::fs::read_to_string(base.join(c).join("src/Exports/PLCopen.xml")).unwrap())
+                .unwrap()
+        };
+        let got = compare(&read("89b6545"), &read("298b7bf"));
+        let renamed = |kind: &str| {
+            got.iter()
+                .filter(|c| c.what == "renamed" && c.kind == kind)
+                .filter(|c| !c.address.contains("(mixed attributes part"))
+                .count()
+        };
+        // 26 ObjectId-bearing objects renamed: 11 data types, 9 POUs, 6 variable lists.
+        assert_eq!(
+            (renamed("datatype"), renamed("pou"), renamed("globals")),
+            (11, 9, 6)
+        );
+        assert!(got.iter().any(|c| c.what == "renamed"
+            && c.old.as_deref() == Some("POU PLC_PRG_MAIN")
+            && c.new.as_deref() == Some("POU PRG_MAIN")));
+        // POUs, methods, actions and types are the same objects: none added or removed.
+        let gone: Vec<_> = got
+            .iter()
+            .filter(|c| matches!(c.what, "added" | "removed"))
+            .filter(|c| c.kind != "interface")
+            .collect();
+        assert!(gone.is_empty(), "{gone:?}");
+        // The headers' dates are the only cosmetic changes.
+        let cosmetic: Vec<_> = got.iter().filter(|c| c.what == "cosmetic").collect();
+        assert_eq!(cosmetic.len(), 2, "{cosmetic:?}");
     }
 }
