@@ -226,11 +226,18 @@ fn the_demo_runs_and_proves_its_restore() {
         stdout.contains("changed PLC1/FB10_Conveyor.scl"),
         "{stdout}"
     );
-    assert!(stdout.contains("8 of 8 files byte-identical"), "{stdout}");
-    // The ladder change is a rung-level finding, the re-export's date a cosmetic one.
+    assert!(stdout.contains("9 of 9 files byte-identical"), "{stdout}");
+    // The ladder change is a rung-level finding, the re-export's date a cosmetic one;
+    // the TwinCAT method's line by address, the newer build's version cosmetic.
     assert!(
         stdout.contains("Program MainProgram / Routine Palletiser / Rung 2")
             && stdout.contains("cosmetic  PLC3/Palletiser.L5X: File / ExportDate"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "PLC4/FB_Doser.TcPOU: POU FB_Doser / Method Limit / Implementation / Line 2 changed"
+        ) && stdout.contains("cosmetic  PLC4/FB_Doser.TcPOU: File / ProductVersion"),
         "{stdout}"
     );
     assert!(stdout.contains("changed holding/0-99.csv"), "{stdout}");

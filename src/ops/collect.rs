@@ -271,7 +271,7 @@ pub fn run_on(
         |_, (_, device, done)| {
             let (entry, manifest) = done.as_ref()?;
             let read = |a: &ArtifactEntry| {
-                vault::read_artifact(&vault, &index, a, crate::review::diff::VIEW_LIMIT).ok()
+                vault::read_artifact(&vault, &index, a, crate::review::diff::view_limit(a)).ok()
             };
             let rv = crate::review::baseline::review_against_baseline(
                 &vault,

@@ -95,6 +95,49 @@ fn palletiser_l5x() -> String {
     s
 }
 
+/// The doser's function block as TwinCAT 3 saves it (`.TcPOU`): declaration,
+/// implementation, a method, and the editor's `LineIds`.
+fn doser_tcpou() -> String {
+    "<?xml version=\"1.0\" encoding=\"utf-8\"?>
+<TcPlcObject Version=\"1.1.0.1\" ProductVersion=\"3.1.4024.12\">
+  <POU Name=\"FB_Doser\" Id=\"{6f3c2a10-4b1e-4c8a-9d2f-0a1b2c3d4e5f}\" SpecialFunc=\"None\">
+    <Declaration><![CDATA[FUNCTION_BLOCK FB_Doser
+VAR_INPUT
+    bStart : BOOL;
+    rSetpoint : REAL; // ml per bottle
+END_VAR
+VAR_OUTPUT
+    bValveOpen : BOOL;
+END_VAR
+VAR
+    rDosed : REAL;
+END_VAR]]></Declaration>
+    <Implementation>
+      <ST><![CDATA[IF bStart AND rDosed < rSetpoint THEN
+    bValveOpen := Limit();
+ELSE
+    bValveOpen := FALSE;
+END_IF]]></ST>
+    </Implementation>
+    <Method Name=\"Limit\" Id=\"{6f3c2a10-4b1e-4c8a-9d2f-0a1b2c3d4e60}\">
+      <Declaration><![CDATA[METHOD Limit : BOOL]]></Declaration>
+      <Implementation>
+        <ST><![CDATA[// never more than the bottle holds
+Limit := rSetpoint <= 1000.0;]]></ST>
+      </Implementation>
+    </Method>
+    <LineIds Name=\"FB_Doser\">
+      <LineId Id=\"3\" Count=\"4\" />
+    </LineIds>
+    <LineIds Name=\"FB_Doser.Limit\">
+      <LineId Id=\"2\" Count=\"1\" />
+    </LineIds>
+  </POU>
+</TcPlcObject>
+"
+    .to_string()
+}
+
 fn recipe(product: &str, fill_ml: u32, temp_c: u32) -> String {
     format!(
         "parameter;value;unit\nproduct;{product};\nfill_volume;{fill_ml};ml\ncap_torque;{};Ncm\nsterilise_temp;{temp_c};degC\nline_speed;{};bottles/min\n",
@@ -110,6 +153,7 @@ fn build_plant(root: &Path) -> Result<BTreeMap<String, [u8; 32]>> {
         ("PLC1/FB10_Conveyor.scl".into(), plc_program("FB10", 120).into_bytes()),
         ("PLC2/OB1.awl".into(), plc_program("OB1", 25).into_bytes()),
         ("PLC3/Palletiser.L5X".into(), palletiser_l5x().into_bytes()),
+        ("PLC4/FB_Doser.TcPOU".into(), doser_tcpou().into_bytes()),
         ("recipes/Still_Water_500ml.csv".into(), recipe("Still Water", 500, 82).into_bytes()),
         ("recipes/Orange_Juice_1l.csv".into(), recipe("Orange Juice", 1000, 88).into_bytes()),
         ("config/network.xml".into(), b"<network><plc name=\"PLC1\" ip=\"10.1.1.10\"/><plc name=\"PLC2\" ip=\"10.1.1.11\"/></network>\n".to_vec()),
@@ -423,7 +467,7 @@ pub fn run(keep: Option<&Path>, out: &Out) -> Result<Outcome> {
         "\n6. Behind the tool's back, someone lowers the sterilisation temperature of a recipe",
     );
     out.say(
-        "   file (88 -> 72 degC), edits the conveyor logic, bypasses the light curtain in the\n   palletiser's ladder (a rung of its L5X export), and writes 72 into the filler PLC's",
+        "   file (88 -> 72 degC), edits the conveyor logic, bypasses the light curtain in the\n   palletiser's ladder (a rung of its L5X export), raises the doser's limit in a\n   TwinCAT method, and writes 72 into the filler PLC's",
     );
     out.say(format!(
         "   recipe register {STERILISE_REGISTER} with a laptop, and downloads a changed FB{LABELLER_FB} into the"
@@ -507,6 +551,7 @@ fn expect_drift(
     let expected_files = vec![
         "PLC1/FB10_Conveyor.scl".to_string(),
         "PLC3/Palletiser.L5X".to_string(),
+        "PLC4/FB_Doser.TcPOU".to_string(),
         "recipes/Orange_Juice_1l.csv".to_string(),
     ];
     let got_files = changed_of(second, "line1");
@@ -564,6 +609,8 @@ fn review_page(
                 "logic:PLC1/FB10_Conveyor.scl",
                 "cosmetic:PLC3/Palletiser.L5X",
                 "logic:PLC3/Palletiser.L5X",
+                "cosmetic:PLC4/FB_Doser.TcPOU",
+                "logic:PLC4/FB_Doser.TcPOU",
                 "recipe:recipes/Orange_Juice_1l.csv",
             ],
         ),
@@ -737,6 +784,12 @@ fn tamper(plant: &Path, filler: &SimPlc, labeller: &S7Sim) -> Result<()> {
         )
         .replace("Mon Nov 30 10:00:00 2026", "Tue Dec 01 02:10:00 2026");
     std::fs::write(&ladder, text)?;
+    // The doser's limit raised tenfold in its method, saved by a newer TwinCAT build.
+    let doser = plant.join("PLC4/FB_Doser.TcPOU");
+    let text = std::fs::read_to_string(&doser)?
+        .replace("rSetpoint <= 1000.0", "rSetpoint <= 10000.0")
+        .replace("3.1.4024.12", "3.1.4026.5");
+    std::fs::write(&doser, text)?;
     filler.set_holding(STERILISE_REGISTER, 72);
     labeller.update(|c| {
         if let Some(b) = c.block_mut(BlockType::Fb, LABELLER_FB) {
@@ -756,7 +809,7 @@ fn review_all(
     let history = vault::History::load(&vault, &cfg.trust)?;
     let (index, _) = vault::Index::load_reading(&vault, &history);
     let read = |a: &vault::ArtifactEntry| {
-        vault::read_artifact(&vault, &index, a, crate::review::diff::VIEW_LIMIT).ok()
+        vault::read_artifact(&vault, &index, a, crate::review::diff::view_limit(a)).ok()
     };
     devices
         .iter()

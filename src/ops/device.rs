@@ -95,7 +95,7 @@ pub fn admissible(mut collection: Collection) -> Collection {
 }
 
 /// Size, SHA-256, chunk list and (when small) the content of a stream, without storing it.
-fn describe<R: Read>(reader: R) -> std::io::Result<(vault::Stored, Option<Vec<u8>>)> {
+fn describe<R: Read>(reader: R, limit: u64) -> std::io::Result<(vault::Stored, Option<Vec<u8>>)> {
     use sha2::Digest;
     let mut chunker = vault::chunker::Chunker::new();
     let mut hasher = sha2::Sha256::new();
@@ -106,7 +106,7 @@ fn describe<R: Read>(reader: R) -> std::io::Result<(vault::Stored, Option<Vec<u8
             hasher.update(c);
             chunks.push((vault::Hash::of(c), c.len() as u32));
             if let Some(buf) = &mut content {
-                if buf.len() as u64 + c.len() as u64 > crate::review::diff::VIEW_LIMIT {
+                if buf.len() as u64 + c.len() as u64 > limit {
                     content = None;
                 } else {
                     buf.extend_from_slice(c);
@@ -143,8 +143,18 @@ pub fn collect_live(device: &DeviceConfig) -> Result<(Manifest, LiveData)> {
     let mut artifacts = Vec::new();
     let mut data = HashMap::new();
     for src in &collection.artifacts {
+        // Kept for the views: a project export (by its name) as far as the review reads
+        // one by address.
+        let limit = if crate::review::formats::maybe_export(&src.name) {
+            crate::review::diff::STRUCTURED_LIMIT
+        } else {
+            crate::review::diff::VIEW_LIMIT
+        };
+        let describe = |r: &mut dyn Read| describe(r, limit);
         let described = match &src.data {
-            SourceData::Bytes(b) => describe(&b[..]).map(|(s, c)| (s, c, true, src.meta.clone())),
+            SourceData::Bytes(b) => {
+                describe(&mut &b[..]).map(|(s, c)| (s, c, true, src.meta.clone()))
+            }
             SourceData::File(file) => {
                 match read_stable(file, READ_ATTEMPTS, READ_PAUSE, |f| describe(f)) {
                     Ok(r) => Ok((r.value.0, r.value.1, r.stable, r.meta)),

@@ -14,7 +14,7 @@ use vault::{ApprovalRecord, ArtifactEntry, History, Index, Manifest, Vault};
 use crate::config::{Config, DeviceConfig};
 use crate::output::{Out, Outcome};
 use crate::review::diff::{
-    Class, Comparison, DiffFinding, Rules, Severity, VIEW_LIMIT, View, compare,
+    Class, Comparison, DiffFinding, Rules, Severity, View, compare, view_limit,
 };
 use crate::review::html::{Review, print, write_html};
 
@@ -128,7 +128,7 @@ pub fn review_against_baseline(
     }
     let old = vault::manifest::load(vault.root(), &baseline.manifest)
         .with_context(|| format!("cannot read the baseline of `{}`", device.name))?;
-    let read_old = |a: &ArtifactEntry| vault::read_artifact(vault, index, a, VIEW_LIMIT).ok();
+    let read_old = |a: &ArtifactEntry| vault::read_artifact(vault, index, a, view_limit(a)).ok();
     let mut comparison = compare(&device.name, &old, current, &rules, &read_old, read_current);
     comparison.findings.splice(0..0, doubt);
     Ok(Review {
@@ -210,7 +210,7 @@ pub fn approve(cfg: &Config, o: &ApproveOptions, out: &Out) -> Result<Outcome> {
     let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
     // Show what is about to be signed: this snapshot against the current baseline.
     let (index, _) = Index::load_reading(&vault, &history);
-    let read = |a: &ArtifactEntry| vault::read_artifact(&vault, &index, a, VIEW_LIMIT).ok();
+    let read = |a: &ArtifactEntry| vault::read_artifact(&vault, &index, a, view_limit(a)).ok();
     let review = review_against_baseline(
         &vault,
         &index,
@@ -572,14 +572,15 @@ fn review_one(
     };
     let read_current = |a: &ArtifactEntry| match &live_data {
         Some(data) => data.get(&a.name).cloned().flatten(),
-        None => vault::read_artifact(vault, index, a, VIEW_LIMIT).ok(),
+        None => vault::read_artifact(vault, index, a, view_limit(a)).ok(),
     };
     let review = if against == "baseline" {
         review_against_baseline(vault, index, history, dev, &current, label, &read_current)?
     } else {
         let other = cfg.find_snapshot(history, &dev.name, Some(against))?;
         let old = vault::manifest::load(vault.root(), &other.manifest)?;
-        let read_old = |a: &ArtifactEntry| vault::read_artifact(vault, index, a, VIEW_LIMIT).ok();
+        let read_old =
+            |a: &ArtifactEntry| vault::read_artifact(vault, index, a, view_limit(a)).ok();
         let comparison = compare(
             &dev.name,
             &old,

@@ -200,8 +200,13 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
                     .map_err(anyhow::Error::from)
                     .and_then(|m| {
                         let read = |a: &vault::ArtifactEntry| {
-                            vault::read_artifact(&vault, &index, a, crate::review::diff::VIEW_LIMIT)
-                                .ok()
+                            vault::read_artifact(
+                                &vault,
+                                &index,
+                                a,
+                                crate::review::diff::view_limit(a),
+                            )
+                            .ok()
                         };
                         crate::review::baseline::review_against_baseline(
                             &vault,

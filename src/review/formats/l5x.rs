@@ -21,8 +21,6 @@ pub const COSMETIC: &[&str] = &[
     "EditedBy",
     "TargetLastEdited",
     "ProjectCreationDate",
-    // The hidden SINT members that host a data type's BOOL members: named by the editor.
-    "Member ZZZZZZZZZZ*",
 ];
 
 /// Parses an L5X export.
@@ -168,14 +166,31 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
             "DataType" => {
                 let mut f = fields_of(c);
                 dependencies(c, &mut f);
-                for m in child(c, "Members")
+                // The hidden SINT members that hold a data type's BOOLs are named by the
+                // editor (`ZZZZZZZZZZUDT_A0`, after the type): named here by their order,
+                // in the BOOLs' `Target` too, so that only their number and type count.
+                let members: Vec<roxmltree::Node> = child(c, "Members")
                     .into_iter()
                     .flat_map(|m| children(m, "Member"))
-                {
-                    f.insert(
-                        format!("Member {}", m.attribute("Name").unwrap_or("")),
-                        pairs(&fields_of(m), " "),
-                    );
+                    .collect();
+                let hosts: BTreeMap<&str, String> = members
+                    .iter()
+                    .filter(|m| m.attribute("Hidden") == Some("true"))
+                    .filter_map(|m| m.attribute("Name"))
+                    .filter(|n| n.starts_with("ZZZZZZZZZZ"))
+                    .enumerate()
+                    .map(|(i, n)| (n, format!("(hidden BOOL host {})", i + 1)))
+                    .collect();
+                for m in members {
+                    let name = m.attribute("Name").unwrap_or("");
+                    let mut mf = fields_of(m);
+                    if let Some(t) = mf.get_mut("Target")
+                        && let Some(h) = hosts.get(t.as_str())
+                    {
+                        *t = h.clone();
+                    }
+                    let name = hosts.get(name).map(String::as_str).unwrap_or(name);
+                    f.insert(format!("Member {name}"), pairs(&mf, " "));
                 }
                 ex.add(
                     &format!("DataType {name}"),
@@ -234,7 +249,11 @@ fn dependencies(n: roxmltree::Node, f: &mut BTreeMap<String, String>) {
 /// A tag's value: its decorated data when there is some (the raw `<Data>` hex is the same
 /// value in another form), else the raw data.
 fn tag_value(t: roxmltree::Node) -> String {
-    let datas: Vec<roxmltree::Node> = children(t, "Data").collect();
+    // An AOI's parameters and local tags hold theirs as `DefaultData`.
+    let datas: Vec<roxmltree::Node> = t
+        .children()
+        .filter(|c| matches!(c.tag_name().name(), "Data" | "DefaultData"))
+        .collect();
     if let Some(d) = datas
         .iter()
         .find(|d| d.attribute("Format") == Some("Decorated"))
@@ -871,17 +890,15 @@ pub(super) mod tests {
                 "comment"
             )]
         );
-        // The hidden host of BOOL members is named by the editor: cosmetic, listed.
-        let c = changes(&old, &aoi("QUJDREVG", "UDT_A", "main", "ZZZZZZZZZZUDT_A1"));
-        assert!(
-            c.iter()
-                .any(|(a, w)| a.contains("Member ZZZZZZZZZZUDT_A1") && *w == "cosmetic"),
-            "{c:?}"
-        );
-        assert!(
-            c.iter()
-                .any(|(a, w)| a.contains("Member Flag") && *w == "changed"),
-            "{c:?}"
+        // The hidden host of BOOL members is named by the editor: its name is no change,
+        // its type is.
+        assert!(changes(&old, &aoi("QUJDREVG", "UDT_A", "main", "ZZZZZZZZZZUDT_A1")).is_empty());
+        assert_eq!(
+            changes(&old, &old.replace("DataType=\"SINT\"", "DataType=\"INT\"")),
+            [(
+                "DataType UDT_A / Member (hidden BOOL host 1)".to_string(),
+                "changed"
+            )]
         );
         // A rung of a pending online edit is not the same rung.
         let pending = old.replace("Type=\"N\"", "Type=\"D\"");

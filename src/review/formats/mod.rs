@@ -5,7 +5,7 @@
 
 pub mod l5x;
 #[cfg(test)]
-mod mutations;
+pub mod mutations;
 pub mod plcopen;
 pub mod siemens;
 pub mod twincat;
@@ -80,6 +80,19 @@ pub fn format_name(format: &str) -> &str {
         "binary-project" => "a binary project",
         f => f,
     }
+}
+
+/// Whether an artifact named `name` may be a project export the review reads by address
+/// (by its extension alone; what it is comes from [`detect`] on its bytes).
+pub fn maybe_export(name: &str) -> bool {
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    matches!(
+        ext.as_str(),
+        "l5x" | "xml" | "tcpou" | "tcgvl" | "tcdut" | "scl" | "awl" | "stl" | "udt" | "db"
+    )
 }
 
 fn strip_bom(b: &[u8]) -> &[u8] {
@@ -342,7 +355,7 @@ fn compare_bodies(
                 if x == y {
                     continue;
                 }
-                let what = if is_cosmetic(cosmetic, k) {
+                let what = if cosmetic.contains(&k.as_str()) {
                     "cosmetic"
                 } else if k == OPAQUE {
                     "opaque"
@@ -365,15 +378,6 @@ fn compare_bodies(
             Some(summary(n)),
         )),
     }
-}
-
-/// Whether the field `k` is on a format's cosmetic list (an entry ending in `*` names a
-/// prefix).
-fn is_cosmetic(list: &[&str], k: &str) -> bool {
-    list.iter().any(|c| match c.strip_suffix('*') {
-        Some(prefix) => k.starts_with(prefix),
-        None => *c == k,
-    })
 }
 
 /// Rungs aligned by their text: equal texts pair up (moved when the position changed),

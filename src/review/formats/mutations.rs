@@ -97,6 +97,102 @@ fn one_token_mutations(text: &str, parse: fn(&str) -> Result<Export, String>, n:
     tried
 }
 
+/// For each of `n` seeds: mutates one token in the value of an attribute `attr` on a line
+/// that `line` accepts (a tag's decorated `Value`, a member's `DataType`, a variable's
+/// initial value), and checks that exactly one change is reported, at an address `at`
+/// accepts. Returns how many were checked.
+fn value_mutations(
+    text: &str,
+    parse: super::Parser,
+    (attr, line): (&str, fn(&str) -> bool),
+    at: fn(&str) -> bool,
+    n: usize,
+) -> usize {
+    let base = parse(text).unwrap();
+    let needle = format!(" {attr}=\"");
+    // Byte ranges of the values of `attr` on accepted lines.
+    let mut values = Vec::new();
+    let mut offset = 0;
+    for l in text.split_inclusive('\n') {
+        if line(l.trim_start()) {
+            for (i, _) in l.match_indices(&needle) {
+                let start = offset + i + needle.len();
+                if let Some(len) = text[start..].find('"') {
+                    values.push(start..start + len);
+                }
+            }
+        }
+        offset += l.len();
+    }
+    let mut rng = Rng(0xA77_u64 ^ text.len() as u64);
+    let mut tried = 0;
+    for seed in 0..n {
+        if values.is_empty() {
+            break;
+        }
+        let r = values[rng.below(values.len())].clone();
+        let Some(mutated) = mutate_token(&text[r.clone()], &mut rng) else {
+            continue;
+        };
+        let new_text = format!("{}{mutated}{}", &text[..r.start], &text[r.end..]);
+        let Ok(new) = parse(&new_text) else {
+            continue;
+        };
+        let got: Vec<_> = compare(&base, &new)
+            .into_iter()
+            .filter(|c| c.what != "cosmetic")
+            .collect();
+        assert_eq!(
+            got.len(),
+            1,
+            "seed {seed}: {attr}={:?} -> {mutated:?}: {got:?}",
+            &text[r.clone()]
+        );
+        assert!(
+            at(&got[0].address) && got[0].what == "changed",
+            "seed {seed}: {attr} mutated, reported {got:?}"
+        );
+        tried += 1;
+    }
+    tried
+}
+
+/// The value mutations of a format: L5X tag values and member types, PLCopen initial
+/// values.
+fn values_of(format: &str, text: &str, parse: super::Parser, n: usize) -> usize {
+    match format {
+        "l5x" => {
+            value_mutations(
+                text,
+                parse,
+                ("Value", |l| {
+                    l.starts_with("<DataValue") || l.starts_with("<Element")
+                }),
+                |a| {
+                    a.ends_with("/ value")
+                        || a.contains("/ LocalTag ")
+                        || a.contains("/ Parameter ")
+                },
+                n,
+            ) + value_mutations(
+                text,
+                parse,
+                ("DataType", |l| l.starts_with("<Member ")),
+                |a| a.contains("/ Member "),
+                n,
+            )
+        }
+        "plcopen" => value_mutations(
+            text,
+            parse,
+            ("value", |l| l.contains("<simpleValue")),
+            |a| a.starts_with("POU ") || a.starts_with("DataType ") || a.starts_with("GlobalVars "),
+            n,
+        ),
+        _ => 0,
+    }
+}
+
 /// Edits that change nothing that runs: the same text re-indented (white space between
 /// elements), and every timestamp the format calls cosmetic bumped.
 fn harmless_edits(text: &str, parse: fn(&str) -> Result<Export, String>) {
@@ -122,8 +218,59 @@ fn harmless_edits(text: &str, parse: fn(&str) -> Result<Export, String>) {
     }
 }
 
+/// The committed fixtures, one or two per format (`tests/fixtures/exports/`): name and text.
+pub const FIXTURES: &[(&str, &str)] = &[
+    (
+        "Line2.L5X",
+        include_str!("../../../tests/fixtures/exports/Line2.L5X"),
+    ),
+    (
+        "FB_Capper.TcPOU",
+        include_str!("../../../tests/fixtures/exports/FB_Capper.TcPOU"),
+    ),
+    (
+        "Line2.plcopen.xml",
+        include_str!("../../../tests/fixtures/exports/Line2.plcopen.xml"),
+    ),
+    (
+        "FB20_Mixer.scl",
+        include_str!("../../../tests/fixtures/exports/FB20_Mixer.scl"),
+    ),
+    (
+        "FC30_Valves.awl",
+        include_str!("../../../tests/fixtures/exports/FC30_Valves.awl"),
+    ),
+];
+
+/// The parser of a fixture, by the format the collector records for it.
+pub fn fixture_parser(name: &str, text: &str) -> super::Parser {
+    let f = super::detect(name, text.as_bytes()).expect("a fixture has a format");
+    super::parser(f).expect("a fixture's format is read by address")
+}
+
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_committed_fixtures_parse_survive_harmless_edits_and_name_every_mutation() {
+        for (name, text) in FIXTURES {
+            let parse = fixture_parser(name, text);
+            let ex = parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(ex.items.len() > 2, "{name}");
+            assert!(compare(&ex, &ex).is_empty(), "{name}");
+            if !name.ends_with(".scl") && !name.ends_with(".awl") {
+                harmless_edits(text, parse);
+            }
+            let done = one_token_mutations(text, parse, 60);
+            assert!(done >= 5, "{name}: only {done} mutations checked");
+            let format = super::super::detect(name, text.as_bytes()).unwrap();
+            let values = values_of(format, text, parse, 60);
+            assert!(
+                values >= 30 || !matches!(format, "l5x" | "plcopen"),
+                "{name}: only {values} value mutations checked"
+            );
+        }
+    }
 
     fn corpus_files(dir: &str, ext: &str) -> Vec<String> {
         let Some(root) = super::super::l5x::tests::corpus(dir) else {
@@ -174,6 +321,20 @@ mod tests {
                 }
             }
             assert!(done >= 200, "{dir}: only {done} mutations checked");
+            // Tag values, member types, initial values.
+            if matches!(dir, "l5x" | "plcopen") {
+                let mut values = 0;
+                for text in files.iter().filter(|t| parse(t).is_ok()) {
+                    if values >= 200 {
+                        break;
+                    }
+                    values += values_of(dir, text, parse, 70);
+                }
+                assert!(
+                    values >= 200,
+                    "{dir}: only {values} value mutations checked"
+                );
+            }
         }
     }
 

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Body, Export, child, text_of};
+use super::{Body, Export, child, children, text_of};
 
 /// What every export changes without changing what runs.
 pub const COSMETIC: &[&str] = &["creationDateTime", "modificationDateTime"];
@@ -353,52 +353,133 @@ fn body(b: roxmltree::Node) -> Body {
                 .map(|l| l.trim_end().to_string())
                 .collect(),
         ),
-        _ => {
-            let mut f = BTreeMap::new();
-            let mut i = 0;
-            for d in lang.descendants().filter(|d| d.is_element()) {
-                let tag = d.tag_name().name();
-                if matches!(
-                    tag,
-                    "position"
-                        | "relPosition"
-                        | "connectionPointIn"
-                        | "connectionPointOut"
-                        | "connection"
-                        | "addData"
-                ) {
-                    continue;
-                }
-                let attrs: Vec<String> = d
-                    .attributes()
-                    .filter(|a| {
-                        !matches!(
-                            a.name(),
-                            "localId"
-                                | "refLocalId"
-                                | "height"
-                                | "width"
-                                | "x"
-                                | "y"
-                                | "executionOrderId"
-                        )
-                    })
-                    .map(|a| format!("{}={}", a.name(), a.value()))
-                    .collect();
-                let text: String = d
-                    .children()
-                    .filter(|c| c.is_text())
-                    .filter_map(|c| c.text())
-                    .collect();
-                f.insert(
-                    format!("{i:05} {tag}"),
-                    format!("{} {}", attrs.join(" "), text.trim()),
-                );
-                i += 1;
+        _ => Body::Fields(graph(lang)),
+    }
+}
+
+/// Attributes an editor changes when it moves, resizes or renumbers an element.
+fn layout(name: &str) -> bool {
+    matches!(
+        name,
+        "localId" | "refLocalId" | "height" | "width" | "x" | "y" | "executionOrderId"
+    )
+}
+
+/// Elements that only place or wire things.
+fn placement(tag: &str) -> bool {
+    matches!(
+        tag,
+        "position" | "relPosition" | "connectionPointIn" | "connectionPointOut" | "connection"
+    )
+}
+
+/// An FBD, LD or SFC body as a graph: each element named by what it is (`block Labeller
+/// (FB_Labeller)`, `inVariable TRUE`, `step Fill`, `contact Start`) with its content, and
+/// each connection by the elements it joins (`connection inVariable TRUE →
+/// block Labeller (FB_Labeller).Start`); positions and `localId` numbering left out.
+fn graph(lang: roxmltree::Node) -> BTreeMap<String, String> {
+    let mut f = BTreeMap::new();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut unique = |base: String| {
+        let n = seen.entry(base.clone()).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            base
+        } else {
+            format!("{base} #{n}")
+        }
+    };
+    let elements: Vec<roxmltree::Node> = lang.children().filter(|c| c.is_element()).collect();
+    let mut names: BTreeMap<&str, String> = BTreeMap::new();
+    for e in &elements {
+        let tag = e.tag_name().name();
+        let text = |n: &str| text_of(child(*e, n));
+        let what = match tag {
+            "block" => format!(
+                "{} ({})",
+                e.attribute("instanceName")
+                    .unwrap_or(e.attribute("typeName").unwrap_or("")),
+                e.attribute("typeName").unwrap_or("")
+            ),
+            "inVariable" | "outVariable" | "inOutVariable" => text("expression"),
+            "contact" | "coil" => text("variable"),
+            "step" | "connector" | "continuation" => e.attribute("name").unwrap_or("").into(),
+            "jumpStep" => e.attribute("targetName").unwrap_or("").into(),
+            "label" | "jump" => e.attribute("label").unwrap_or("").into(),
+            _ => String::new(),
+        };
+        let base = if what.is_empty() {
+            tag.to_string()
+        } else {
+            format!("{tag} {what}")
+        };
+        let name = unique(base);
+        if let Some(id) = e.attribute("localId") {
+            names.insert(id, name.clone());
+        }
+        let mut parts = Vec::new();
+        for d in e.descendants().filter(|d| d.is_element()) {
+            if d.ancestors().any(|a| placement(a.tag_name().name())) {
+                continue;
             }
-            Body::Fields(f)
+            let attrs: Vec<String> = d
+                .attributes()
+                .filter(|a| !layout(a.name()))
+                .map(|a| format!("{}={}", a.name(), a.value()))
+                .collect();
+            let t: String = d
+                .children()
+                .filter(|c| c.is_text())
+                .filter_map(|c| c.text())
+                .collect();
+            if d != *e {
+                parts.push(format!("<{}>", d.tag_name().name()));
+            }
+            parts.extend(attrs);
+            if !t.trim().is_empty() {
+                parts.push(t.trim().to_string());
+            }
+        }
+        f.insert(name, parts.join(" "));
+    }
+    // Connections: into each element (or a block's input pin) from the element (and
+    // output pin) it names.
+    for e in &elements {
+        let to = names.get(e.attribute("localId").unwrap_or("")).cloned();
+        for cpi in e
+            .descendants()
+            .filter(|d| d.tag_name().name() == "connectionPointIn")
+        {
+            let pin = cpi
+                .ancestors()
+                .take_while(|a| a != e)
+                .find(|a| a.tag_name().name() == "variable")
+                .and_then(|v| v.attribute("formalParameter"));
+            let to = match (&to, pin) {
+                (Some(t), Some(p)) => format!("{t}.{p}"),
+                (Some(t), None) => t.clone(),
+                (None, _) => "an element without localId".into(),
+            };
+            for c in children(cpi, "connection") {
+                let from = c
+                    .attribute("refLocalId")
+                    .map(|r| {
+                        names
+                            .get(r)
+                            .cloned()
+                            .unwrap_or(format!("localId {r} (no such element)"))
+                    })
+                    .unwrap_or_default();
+                let from = match c.attribute("formalParameter") {
+                    Some(p) => format!("{from}.{p}"),
+                    None => from,
+                };
+                let key = unique(format!("connection {from} → {to}"));
+                f.insert(key, String::new());
+            }
         }
     }
+    f
 }
 
 #[cfg(test)]
