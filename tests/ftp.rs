@@ -201,6 +201,20 @@ fn plain_ftp_collects_a_tree_read_only_and_restores_it_byte_exact() {
 }
 
 #[test]
+fn project_exports_collected_over_ftp_are_compared_by_address() {
+    let Some(py) = python("project_exports_collected_over_ftp_are_compared_by_address") else {
+        return;
+    };
+    let s = Site::new();
+    let root = s.path("server");
+    std::fs::create_dir_all(&root).unwrap();
+    let peer = Peer::start(&py, &root, None);
+    add_ftp(&s, "ews", peer.port, "");
+    common::exports_are_compared_by_address(&s, &root, "ews");
+    assert_read_only(&peer.commands(), "MLSD", "pyftpdlib");
+}
+
+#[test]
 fn ftps_with_the_pinned_certificate_collects_and_a_wrong_pin_is_refused_with_the_fingerprint() {
     let Some(py) = python("ftps_pinned") else {
         return;

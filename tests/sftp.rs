@@ -351,6 +351,19 @@ fn sftp_collects_a_tree_read_only_diffs_drills_reports_and_restores_it_byte_exac
 }
 
 #[test]
+fn project_exports_collected_over_sftp_are_compared_by_address() {
+    if !have_peer("project_exports_over_sftp") {
+        return;
+    }
+    let s = Site::new();
+    let root = s.path("server");
+    std::fs::create_dir_all(&root).unwrap();
+    let peer = Peer::start(&s.path("sshd"), &root);
+    add_sftp(&s, "ews", &peer, peer.port, &root, "");
+    common::exports_are_compared_by_address(&s, &root, "ews");
+}
+
+#[test]
 fn an_unknown_or_changed_host_key_is_refused_with_its_fingerprint_and_a_bad_login_is_auth() {
     if !have_peer("host_keys") {
         return;

@@ -239,3 +239,63 @@ pub fn collect_in_180_mib(site: &Site, device: &str) {
     );
     assert!(stdout.contains("\"status\":\"ok\""), "{stdout}");
 }
+
+/// Issue 20 over a remote adapter: the committed L5X and TwinCAT fixtures are served from
+/// `root/exports/`; after a first collection of `device`, approved as its baseline, a rung and a method line are
+/// changed on the server, and the next collection reports each at its address (the
+/// collector recorded the format from the bytes it read over the wire).
+pub fn exports_are_compared_by_address(site: &Site, root: &Path, device: &str) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exports");
+    let dir = root.join("exports");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["Line2.L5X", "FB_Capper.TcPOU"] {
+        std::fs::copy(fixtures.join(f), dir.join(f)).unwrap();
+    }
+    let r = site.run(&["--json", "collect", device]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let key = site.add_approver();
+    let r = site.approve(device, &key, "CHG-20");
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let edit = |name: &str, from: &str, to: &str| {
+        let p = dir.join(name);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains(from), "{name}: {from}");
+        std::fs::write(&p, text.replace(from, to)).unwrap();
+    };
+    edit(
+        "Line2.L5X",
+        "XIO(Guard_Closed)OTU(Run);",
+        "XIC(Guard_Closed)OTU(Run);",
+    );
+    edit("FB_Capper.TcPOU", "nValue >= 180", "nValue >= 80");
+    let r = site.run(&["--json", "collect", device]);
+    let found: Vec<(String, String, String)> = r
+        .records("finding")
+        .iter()
+        .map(|f| {
+            (
+                f["artifact"].as_str().unwrap_or("").to_string(),
+                f["summary"].as_str().unwrap_or("").to_string(),
+                f["class"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    for (artifact, summary) in [
+        (
+            "exports/Line2.L5X",
+            "exports/Line2.L5X: Program Filling / Routine Main / Rung 2 changed",
+        ),
+        (
+            "exports/FB_Capper.TcPOU",
+            "exports/FB_Capper.TcPOU: POU FB_Capper / Method CheckTorque / Implementation / Line 1 changed",
+        ),
+    ] {
+        assert!(
+            found
+                .iter()
+                .any(|(a, s, c)| a == artifact && s == summary && c == "logic"),
+            "{summary}: {found:?}\n{}",
+            r.stderr
+        );
+    }
+}
