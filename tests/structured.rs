@@ -275,3 +275,54 @@ out := run;</xhtml></ST></body>
     assert_eq!(f[0]["address"], "POU main / Body / Line 2");
     assert_eq!(f[0]["class"], "logic");
 }
+
+/// The README's examples for the committed whole-controller fixture: a recipe value in a
+/// structure tag, a rewired FBD block input, an SFC condition, each at its address with
+/// its class; the HTML page puts each program in its own side-by-side table.
+#[test]
+fn a_controller_exports_values_wires_and_steps_are_named_as_the_readme_shows() {
+    let fixture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exports/Line2.L5X"),
+    )
+    .unwrap();
+    let s = Site::new();
+    s.write("plant/Line2.L5X", fixture.as_bytes());
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let alice = s.add_approver();
+    assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
+    let changed = fixture
+        .replace(
+            "<DataValueMember Name=\"SteriliseTemp\" DataType=\"DINT\" Radix=\"Decimal\" Value=\"88\"/>",
+            "<DataValueMember Name=\"SteriliseTemp\" DataType=\"DINT\" Radix=\"Decimal\" Value=\"72\"/>",
+        )
+        .replace(
+            "<Wire FromID=\"1\" ToID=\"3\" ToParam=\"SourceB\"/>",
+            "<Wire FromID=\"0\" ToID=\"3\" ToParam=\"SourceB\"/>",
+        )
+        .replace("Bottle_Present AND Guard_Closed", "Bottle_Present");
+    assert_ne!(changed, fixture);
+    s.write("plant/Line2.L5X", changed.as_bytes());
+    let html = s.path("review.html");
+    let r = s.run(&["diff", "line1", "--live", "--html", html.to_str().unwrap()]);
+    for line in [
+        "[info    ] values    Line2.L5X: Controller / Tag Juice / value changed",
+        "- Enabled=1 FillVolume=1000.0 SteriliseTemp=88",
+        "+ Enabled=1 FillVolume=1000.0 SteriliseTemp=72",
+        "[critical] logic     Line2.L5X: Program Filling / Routine Mixing / Sheet 1 / Wire IRef Tank_Level → Block MUL_01 (MUL).SourceB added",
+        "[critical] logic     Line2.L5X: Program Filling / Routine Mixing / Sheet 1 / Wire IRef Juice.FillVolume → Block MUL_01 (MUL).SourceB removed",
+        "[critical] logic     Line2.L5X: Program Filling / Routine Sequence / Transition Bottle_In changed",
+    ] {
+        assert!(r.stdout.contains(line), "{line}\n{}", r.stdout);
+    }
+    let page = std::fs::read_to_string(&html).unwrap();
+    for section in [
+        "<h3>Line2.L5X — Controller</h3>",
+        "<h3>Line2.L5X — Program Filling</h3>",
+    ] {
+        assert_eq!(page.matches(section).count(), 1, "{section}");
+    }
+    assert!(
+        page.contains("<td>Routine Sequence / Transition Bottle_In</td>"),
+        "{page}"
+    );
+}

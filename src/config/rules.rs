@@ -124,6 +124,12 @@ pub struct Rules {
     /// config edit cannot lower the class of a change. Absent in approvals before it.
     #[serde(default)]
     pub kinds: Vec<(String, ArtifactKind)>,
+    /// The version of the per-format lists of cosmetic differences (export dates,
+    /// `ProductVersion`, …) the structured diffs apply: which differences are called
+    /// cosmetic is part of what an approval signs. Empty in approvals made before the
+    /// lists existed.
+    #[serde(default)]
+    pub cosmetic_list: String,
 }
 
 impl Default for Rules {
@@ -131,6 +137,7 @@ impl Default for Rules {
         Rules {
             volatile: Vec::new(),
             kinds: Vec::new(),
+            cosmetic_list: COSMETIC_LIST.to_string(),
             shrink_limit: 0.5,
             severity: Class::ALL
                 .into_iter()
@@ -183,6 +190,19 @@ impl Rules {
                 ));
             }
         }
+        if self.cosmetic_list != old.cosmetic_list {
+            // Another list may call more differences cosmetic (info): re-approve to accept.
+            weaker = true;
+            out.push(format!(
+                "cosmetic list {} -> {} (which export differences are cosmetic; see the README)",
+                if old.cosmetic_list.is_empty() {
+                    "(none)"
+                } else {
+                    &old.cosmetic_list
+                },
+                self.cosmetic_list
+            ));
+        }
         if self.kinds != old.kinds {
             weaker = true;
             out.push("artifact kinds (the [[device.kind]] globs or range kinds) changed".into());
@@ -190,6 +210,10 @@ impl Rules {
         (out, weaker)
     }
 }
+
+/// The version of the per-format cosmetic lists this build applies (the README lists
+/// them); raised whenever a list changes.
+pub const COSMETIC_LIST: &str = "1";
 
 /// Logic, identity and suspect changes are critical; values and metadata informational.
 pub fn default_severity(c: Class) -> Severity {
@@ -242,4 +266,27 @@ pub fn parse_volatile(rule: &str) -> Result<Volatile, String> {
     glob::Pattern::new(rule)
         .map(Volatile::Files)
         .map_err(|e| format!("`{rule}` is neither TABLE:START-END nor a valid glob: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_approval_under_another_cosmetic_list_is_a_weaker_rule_change() {
+        let now = Rules::default();
+        assert_eq!(now.changes_from(&Rules::default()), (vec![], false));
+        // Signed before the lists existed: the field is absent.
+        let mut before: serde_json::Value = serde_json::to_value(Rules::default()).unwrap();
+        before.as_object_mut().unwrap().remove("cosmetic-list");
+        let before: Rules = serde_json::from_value(before).unwrap();
+        let (changes, weaker) = now.changes_from(&before);
+        assert!(weaker);
+        assert_eq!(
+            changes,
+            [format!(
+                "cosmetic list (none) -> {COSMETIC_LIST} (which export differences are cosmetic; see the README)"
+            )]
+        );
+    }
 }
