@@ -444,25 +444,15 @@ fn structured(
             crate::output::human_bytes(STRUCTURED_LIMIT)
         ));
     }
-    let (Some(a), Some(b)) = (read_old(o), read_new(n)) else {
-        return Structured::Fallback("the content could not be read back from the vault".into());
+    // One side at a time, its bytes dropped once parsed: the peak is one file, its
+    // parse tree and the two item lists.
+    let side = |a: &ArtifactEntry, read: &Reader, which: &str| {
+        let bytes = read(a).ok_or("the content could not be read back from the vault")?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| format!("the {which} version is not UTF-8 text ({e})"))?;
+        parse(text).map_err(|e| format!("the {which} version does not parse as {name}: {e}"))
     };
-    let text = |b: &[u8], side: &str| {
-        std::str::from_utf8(b)
-            .map(str::to_string)
-            .map_err(|e| format!("the {side} version is not UTF-8 text ({e})"))
-    };
-    let parsed = text(&a, "old")
-        .and_then(|a| {
-            parse(&a).map_err(|e| format!("the old version does not parse as {name}: {e}"))
-        })
-        .and_then(|a| {
-            let b = text(&b, "new")?;
-            let b =
-                parse(&b).map_err(|e| format!("the new version does not parse as {name}: {e}"))?;
-            Ok((a, b))
-        });
-    let (a, b) = match parsed {
+    let (a, b) = match side(o, read_old, "old").and_then(|a| Ok((a, side(n, read_new, "new")?))) {
         Ok(p) => p,
         Err(why) => return Structured::Fallback(why),
     };

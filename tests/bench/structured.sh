@@ -43,22 +43,23 @@ bench() {
   local ids
   ids=$("$bin" --json --config "$cfg" snapshots ews | python3 -c '
 import json, sys
-ids = [r["id"] for r in map(json.loads, sys.stdin) if r.get("type") == "snapshot"]
+ids = [r["data"]["id"] for r in map(json.loads, sys.stdin) if r.get("type") == "snapshot"]
 print(ids[0], ids[-1])')
   read -r first second <<<"$ids"
   # Warm the page cache for both tools.
   cat "$old" "$new" >/dev/null
   measure "$w/gnu" diff "$old" "$new"
   measure "$w/ours" "$bin" --json --config "$cfg" diff ews --snapshot "$second" --against "$first"
-  read -r gs gk <"$w/gnu"
-  read -r os ok <"$w/ours"
+  read -r gs gk < <(tail -1 "$w/gnu")
+  read -r os ok < <(tail -1 "$w/ours")
   local size; size=$(stat -c %s "$new")
   local findings
   findings=$(python3 -c '
 import json, sys
-f = [r for r in map(json.loads, open(sys.argv[1])) if r.get("type") == "finding"]
+f = [r["data"] for r in map(json.loads, open(sys.argv[1])) if r.get("type") == "finding"]
 real = [r for r in f if r["class"] != "cosmetic"]
-print(f"{len(f)} findings ({len(real)} not cosmetic); first: {real[0][\"summary\"] if real else f[0][\"summary\"]}")' "$w/ours.stdout")
+first = (real or f)[0]["summary"]
+print(f"{len(f)} findings ({len(real)} not cosmetic); first: {first}")' "$w/ours.stdout")
   printf '%-34s %6.1f MB  plcvault diff %5.2f s %6.0f MiB (%.1f x the file)   GNU diff %5.2f s %5.0f MiB   ratio %.1f\n' \
     "$name" "$(echo "$size / 1000000" | bc -l)" "$os" "$(echo "$ok / 1024" | bc -l)" \
     "$(echo "$ok * 1024 / $size" | bc -l)" "$gs" "$(echo "$gk / 1024" | bc -l)" "$(echo "$os / $gs" | bc -l)"
