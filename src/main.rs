@@ -40,6 +40,21 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+enum ProofKind {
+    /// That log entry N is in the signed checkpoint's tree
+    Inclusion {
+        /// The log entry number (from 1)
+        entry: u64,
+    },
+    /// That the tree of the first N entries is a prefix of the signed checkpoint's tree
+    Consistency {
+        /// The older tree's size (an auditor's remembered checkpoint)
+        #[arg(long)]
+        from: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum Command {
     /// Generate an Ed25519 key pair: PATH (private, mode 0600) and PATH.pub
     Keygen {
@@ -164,6 +179,12 @@ enum Command {
         /// Verify an exported evidence folder instead of the vault
         #[arg(long, value_name = "DIR", conflicts_with = "read_data")]
         evidence: Option<PathBuf>,
+    },
+    /// Print a proof against the vault's signed checkpoint (RFC 9162, hashes in hex), for
+    /// an auditor or a tool nobody here wrote to check
+    Proof {
+        #[command(subcommand)]
+        what: ProofKind,
     },
     /// Accept, signed by an approver, a log state that writers refuse: an older vault copy
     /// put back on purpose, a lost vault replaced by a new one, entries dated by a wrong clock
@@ -500,6 +521,14 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             ..
         } => review::evidence::verify(&load()?, dir, out),
         Command::Verify { read_data, .. } => ops::commands::verify(&load()?, *read_data, out),
+        Command::Proof { what } => {
+            let cfg = load()?;
+            let (entry, from) = match what {
+                ProofKind::Inclusion { entry } => (Some(*entry), None),
+                ProofKind::Consistency { from } => (None, Some(*from)),
+            };
+            ops::commands::proof(&cfg, entry, from, out)
+        }
         Command::Recover { key, reason } => ops::recover::run(&load()?, key, reason, out),
         Command::Evidence {
             action: EvidenceAction::Export { since, out: dir },

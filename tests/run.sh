@@ -14,7 +14,7 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   exit 2
 fi
 
-echo "== test peers: pymodbus, PyNaCl, pyftpdlib (with pyOpenSSL), python-snap7, l5x, blark in .venv; Debian's zstd, OpenSSH sshd, vsftpd, tcpdump, tshark"
+echo "== test peers: pymodbus, PyNaCl, pyftpdlib (with pyOpenSSL), python-snap7, l5x, blark in .venv; Debian's zstd, OpenSSH sshd, vsftpd, tcpdump, tshark, Go with golang.org/x/mod"
 PYMODBUS_VERSION=3.16.1
 SNAP7_VERSION=3.3.0
 # Outside inventories for the structured diffs: the `l5x` package (L5X) and blark (TwinCAT).
@@ -46,6 +46,9 @@ command -v ssh-keygen >/dev/null 2>&1 || missing="$missing openssh-client"
 # The wire recorder nobody here wrote: a loopback capture decoded by Wireshark's dissectors.
 command -v tcpdump >/dev/null 2>&1 || missing="$missing tcpdump"
 command -v tshark >/dev/null 2>&1 || missing="$missing tshark"
+# The transparency-log checker nobody here wrote: Go's sumdb note and tlog packages.
+command -v go >/dev/null 2>&1 || missing="$missing golang-go"
+[ -f /usr/share/gocode/src/golang.org/x/mod/sumdb/tlog/tlog.go ] || missing="$missing golang-golang-x-mod-dev"
 if [ -n "$missing" ]; then
   echo "installing Debian's$missing" >&2
   # shellcheck disable=SC2086
@@ -54,6 +57,7 @@ fi
 /usr/sbin/sshd -V 2>&1 | head -1 || true
 /usr/sbin/vsftpd -v 0>&1 2>&1 | head -1 || true
 tshark --version 2>/dev/null | head -1 || true
+go version 2>/dev/null || true
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

@@ -381,6 +381,42 @@ pub fn snapshots(cfg: &Config, devices: Option<&[String]>, out: &Out) -> Result<
     Ok(Outcome::Clean)
 }
 
+/// Prints an inclusion proof of log entry `entry`, or a consistency proof from the tree
+/// of `from` entries, against the vault's signed checkpoint (record `proof`).
+///
+/// Fails when the checkpoint is not trusted or does not cover what was asked.
+pub fn proof(cfg: &Config, entry: Option<u64>, from: Option<u64>, out: &Out) -> Result<Outcome> {
+    let vault = cfg.vault_for_reading()?;
+    let keys: Vec<vault::PublicKey> = cfg.trust.keys.iter().map(|k| k.key).collect();
+    let p = match (entry, from) {
+        (Some(e), _) => vault::tiles::prove_inclusion(vault.root(), vault.id(), &keys, e),
+        (None, Some(f)) => vault::tiles::prove_consistency(vault.root(), vault.id(), &keys, f),
+        (None, None) => unreachable!("clap asks for one"),
+    }
+    .map_err(|why| anyhow::anyhow!("{why}\nfix: run `plcvault verify` and read its findings"))?;
+    out.record("proof", &p, || {
+        let what = match (p.entry, p.from) {
+            (Some(e), _) => format!("entry {e} (leaf {}) is in", p.leaf.map(|l| l.to_hex()).unwrap_or_default()),
+            (None, Some(f)) => format!(
+                "the tree of {f} entries (root {}) is a prefix of",
+                p.old_root.map(|r| r.to_hex()).unwrap_or_default()
+            ),
+            _ => String::new(),
+        };
+        let mut t = format!(
+            "{what} the signed checkpoint of {} entries (root {}); proof, {} hashes from the leaf up:",
+            p.size,
+            p.root.to_hex(),
+            p.proof.len()
+        );
+        for h in &p.proof {
+            t.push_str(&format!("\n  {}", h.to_hex()));
+        }
+        t
+    });
+    Ok(Outcome::Clean)
+}
+
 pub fn verify(cfg: &Config, read_data: bool, out: &Out) -> Result<Outcome> {
     let vault = cfg.vault_for_reading()?;
     let t0 = Instant::now();

@@ -39,16 +39,29 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Writes `bytes` to `dest` atomically, replacing any existing file.
 pub fn write_replace(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(tmp_dir, dest, bytes, true)
+}
+
+/// Writes `bytes` to `dest` by rename, without waiting for the disk: for derived data
+/// (the log's tiles and checkpoint) that every writer checks against the log and
+/// rebuilds when a power cut left it short.
+pub fn write_replace_derived(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(tmp_dir, dest, bytes, false)
+}
+
+fn replace(tmp_dir: &Path, dest: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     let (mut f, tmp) = create_temp(tmp_dir, "write")?;
     let result = (|| {
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         drop(f);
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent)?;
         }
         fs::rename(&tmp, dest)?;
-        if let Some(parent) = dest.parent() {
+        if durable && let Some(parent) = dest.parent() {
             sync_dir(parent)?;
         }
         Ok(())

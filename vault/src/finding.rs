@@ -52,6 +52,12 @@ pub enum FindingKind {
     CorruptChunk,
     /// A manifest is inconsistent with itself (sizes, names).
     BadManifest,
+    /// The signed checkpoint is malformed, not signed by a trusted key, covers more
+    /// entries than the log has, or names a root that is not the log's tree.
+    BadCheckpoint,
+    /// A tile of the log's Merkle tree differs from the tree of the entries (derived
+    /// data: the next write rebuilds it).
+    BadTile,
 }
 
 impl FindingKind {
@@ -79,6 +85,8 @@ impl FindingKind {
             FindingKind::MissingChunk => "missing-chunk",
             FindingKind::CorruptChunk => "corrupt-chunk",
             FindingKind::BadManifest => "bad-manifest",
+            FindingKind::BadCheckpoint => "bad-checkpoint",
+            FindingKind::BadTile => "bad-tile",
         }
     }
 }

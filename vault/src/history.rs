@@ -114,6 +114,8 @@ pub struct History {
     pub findings: Vec<Finding>,
     /// Files in `log/` that are not entries.
     pub strays: Vec<String>,
+    /// The Merkle leaf hash of every entry read, by entry number, in order.
+    pub leaves: Vec<(u64, Hash)>,
 }
 
 impl History {
@@ -159,6 +161,7 @@ impl History {
             }
             expected = seq + 1;
             let (bytes, parsed) = log::read(vault.root(), seq)?;
+            h.leaves.push((seq, crate::tlog::leaf_hash(&bytes)));
             let path = log::entry_path(vault.root(), seq);
             let entry = match parsed {
                 Ok(e) => e,

@@ -21,6 +21,8 @@ pub mod parallel;
 pub mod repository;
 pub mod restore;
 pub mod state;
+pub mod tiles;
+pub mod tlog;
 pub mod verify;
 pub mod writer;
 

@@ -486,6 +486,10 @@ pub fn append_unguarded(
         let bytes = encode(&header, event, key);
         let path = entry_path(root, seq);
         if atomic::write_exclusive(&tmp, &path, &bytes).map_err(io_err("append", &path))? {
+            // The entry is committed; the tree's tiles and signed checkpoint follow it.
+            // They are derived: when this fails, verify says so and the next append
+            // catches up.
+            let _ = crate::tiles::sync(root, vault_id, key, seq);
             return parse(seq, &path, &bytes).map_err(|why| crate::error::corrupt(&path, why));
         }
     }

@@ -89,7 +89,138 @@ fn log_level(kind: FindingKind) -> bool {
             | FindingKind::MissingChunk
             | FindingKind::CorruptChunk
             | FindingKind::BadManifest
+            | FindingKind::BadTile
     )
+}
+
+/// The signed checkpoint and the tiles against the tree of the entries: the checkpoint
+/// must be signed by a trusted key, name this vault, cover no more entries than the log
+/// has, and give the root of its first `size` entries; every tile it covers must hold
+/// the entries' hashes.
+fn check_tree(
+    vault: &Vault,
+    trust: &Trust,
+    checkpoint: std::io::Result<Option<String>>,
+    history: &History,
+    report: &mut VerifyReport,
+) {
+    use crate::tiles;
+    let note = match checkpoint {
+        Ok(Some(n)) => n,
+        Ok(None) => {
+            report.notes.push(
+                "no signed checkpoint yet (a vault from before log v2): the next write adds one"
+                    .into(),
+            );
+            return;
+        }
+        Err(e) => {
+            report.findings.push(Finding::new(
+                FindingKind::BadCheckpoint,
+                format!("tlog/checkpoint cannot be read: {e}"),
+            ));
+            return;
+        }
+    };
+    let keys: Vec<crate::key::PublicKey> = trust.keys.iter().map(|k| k.key).collect();
+    let bad = |msg: String| Finding::new(FindingKind::BadCheckpoint, msg).path("tlog/checkpoint");
+    let signed = match tiles::open(&note, vault.id(), &keys) {
+        Ok(s) => s,
+        Err(why) => {
+            report
+                .findings
+                .push(bad(format!("the checkpoint is malformed: {why}")));
+            return;
+        }
+    };
+    let c = &signed.checkpoint;
+    if signed.signers.is_empty() {
+        report.findings.push(bad(format!(
+            "the checkpoint (size {}) is not signed by a trusted key (signature lines: {})",
+            c.size,
+            if signed.others.is_empty() {
+                "none that verify".to_string()
+            } else {
+                signed.others.join(", ")
+            }
+        )));
+        return;
+    }
+    if c.origin != tiles::origin(vault.id()) {
+        report.findings.push(bad(format!(
+            "the checkpoint is for {:?}, not this vault ({})",
+            c.origin,
+            tiles::origin(vault.id())
+        )));
+        return;
+    }
+    // The tree of the entries from 1 on, up to the first gap.
+    let mut tree = crate::tlog::MemoryTree::new();
+    for (i, (seq, leaf)) in history.leaves.iter().enumerate() {
+        if *seq != i as u64 + 1 {
+            break;
+        }
+        tree.push(*leaf);
+    }
+    if c.size > tree.size() {
+        report.findings.push(bad(format!(
+            "the signed checkpoint covers {} entries, the log holds {} in a row: entries were cut or deleted after it was signed",
+            c.size,
+            tree.size()
+        )));
+        return;
+    }
+    let root = crate::tlog::tree_hash(&tree, c.size).expect("in memory");
+    if root != c.root {
+        report.findings.push(bad(format!(
+            "the signed checkpoint's root for {} entries is not the tree of the log's first {} entries: the log was rewritten after it was signed, or the checkpoint was forged",
+            c.size, c.size
+        )));
+        return;
+    }
+    if c.size < tree.size() {
+        report.notes.push(format!(
+            "{} entries after the signed checkpoint (size {}): the next write signs them",
+            tree.size() - c.size,
+            c.size
+        ));
+    }
+    // Every tile the checkpoint covers.
+    let t = tiles::Tiles::of(vault.root());
+    let mut level = 0u32;
+    loop {
+        let nodes = c.size >> (tiles::HEIGHT * level);
+        if nodes == 0 {
+            break;
+        }
+        let want = tree.level(tiles::HEIGHT * level);
+        for index in 0..nodes.div_ceil(tiles::WIDTH) {
+            let width = (nodes - index * tiles::WIDTH).min(tiles::WIDTH);
+            let lo = (index * tiles::WIDTH) as usize;
+            let expected = &want[lo..lo + width as usize];
+            let got = t.read(level, index, width);
+            let ok = got
+                .as_ref()
+                .is_ok_and(|g| g.len() as u64 >= width && &g[..width as usize] == expected);
+            if !ok {
+                report.findings.push(
+                    Finding::new(
+                        FindingKind::BadTile,
+                        format!(
+                            "tile {level}/{} differs from the tree of the entries ({}): derived data, rebuilt by the next write",
+                            tiles::index_path(index),
+                            match got {
+                                Err(e) => e,
+                                Ok(_) => "other hashes".into(),
+                            }
+                        ),
+                    )
+                    .path(t.path(level, index, width).display()),
+                );
+            }
+        }
+        level += 1;
+    }
 }
 
 /// Where a chunk is used, for naming what damage affects.
@@ -114,6 +245,9 @@ pub fn verify(
         Some(dir) => Some(state::Memory::load(dir, vault.id())?),
         None => None,
     };
+    // So is the signed checkpoint: read first, it can only cover fewer entries than the
+    // log listed after it.
+    let checkpoint = crate::tiles::read_checkpoint(vault.root());
     let history = History::load(vault, trust)?;
     let accepted = history.accepted();
     let mut report = VerifyReport {
@@ -131,6 +265,7 @@ pub fn verify(
     }
 
     check_memory(memory.as_ref(), &history, &accepted, &mut report);
+    check_tree(vault, trust, checkpoint, &history, &mut report);
     let newest_sane = check_clocks(&history, &accepted, opts, &mut report);
     note_recoveries(&history, &mut report);
     check_stale(opts, newest_sane, &history, &mut report);
