@@ -150,6 +150,8 @@ fn finish(
     };
     let entry = vault::log::append_unguarded(vault.root(), vault.id(), key, &event)?;
     vault::state::replace(state, vault.id(), (entry.file_seq, entry.hash))?;
+    // The log need not extend the checkpoint verified before the accepted state either.
+    vault::state::forget_checkpoint(state, vault.id())?;
     // The vaults this one replaces are retired: should one of them come back, it is a
     // vault the state does not know, a `replaced-vault` finding, and not written to.
     vault::state::retire_others(state, vault.id())?;

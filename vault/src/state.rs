@@ -320,6 +320,52 @@ pub fn retire_others(state_dir: &Path, keep: &str) -> Result<(), VaultError> {
     crate::atomic::sync_dir(state_dir).map_err(io_err("sync", state_dir))
 }
 
+fn checkpoint_path(state_dir: &Path, vault_id: &str) -> PathBuf {
+    state_dir.join(format!("{vault_id}.checkpoint"))
+}
+
+/// The signed checkpoint this verifier last verified for the vault (the note as stored),
+/// if any.
+///
+/// Fails when the file exists but cannot be read.
+pub fn verified_checkpoint(state_dir: &Path, vault_id: &str) -> Result<Option<String>, VaultError> {
+    let path = checkpoint_path(state_dir, vault_id);
+    match crate::fsread::read_regular(&path, MAX_STATE_FILE) {
+        Ok(b) => String::from_utf8(b)
+            .map(Some)
+            .map_err(|_| VaultError::StateDamaged {
+                path,
+                why: "it is not UTF-8".into(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(VaultError::StateDamaged {
+            path,
+            why: e.to_string(),
+        }),
+    }
+}
+
+/// Remembers `note` as the last verified checkpoint of the vault.
+///
+/// Fails when the state folder cannot be written.
+pub fn remember_checkpoint(state_dir: &Path, vault_id: &str, note: &str) -> Result<(), VaultError> {
+    std::fs::create_dir_all(state_dir).map_err(io_err("create", state_dir))?;
+    let path = checkpoint_path(state_dir, vault_id);
+    crate::atomic::write_replace(state_dir, &path, note.as_bytes()).map_err(io_err("write", &path))
+}
+
+/// Forgets the last verified checkpoint: after a recovery an approver signed, the log
+/// need not extend it.
+///
+/// Fails when the file exists and cannot be removed.
+pub fn forget_checkpoint(state_dir: &Path, vault_id: &str) -> Result<(), VaultError> {
+    let path = checkpoint_path(state_dir, vault_id);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("remove", &path)(e)),
+        _ => Ok(()),
+    }
+}
+
 /// Records `head` as seen, whatever was remembered: for a deliberate recovery only.
 ///
 /// Fails when the state folder cannot be written.

@@ -97,29 +97,41 @@ fn log_level(kind: FindingKind) -> bool {
 /// must be signed by a trusted key, name this vault, cover no more entries than the log
 /// has, and give the root of its first `size` entries; every tile it covers must hold
 /// the entries' hashes.
+///
+/// With the checkpoint this verifier verified last (`remembered`), the current one must
+/// extend it: a smaller tree, or one that a consistency proof from the stored tiles does
+/// not join to it (history rewritten, or another view of the log shown), is critical.
+/// Returns the checkpoint note when it passed, for the verifier to remember.
 fn check_tree(
     vault: &Vault,
     trust: &Trust,
-    checkpoint: std::io::Result<Option<String>>,
+    (checkpoint, remembered): (std::io::Result<Option<String>>, Option<String>),
     history: &History,
     report: &mut VerifyReport,
-) {
+) -> Option<String> {
     use crate::tiles;
     let note = match checkpoint {
         Ok(Some(n)) => n,
         Ok(None) => {
-            report.notes.push(
-                "no signed checkpoint yet (a vault from before log v2): the next write adds one"
-                    .into(),
-            );
-            return;
+            if remembered.is_some() {
+                report.findings.push(Finding::new(
+                    FindingKind::BadCheckpoint,
+                    "the vault has no signed checkpoint, but this verifier verified one before: tlog/ was deleted",
+                ));
+            } else {
+                report.notes.push(
+                    "no signed checkpoint yet (a vault from before log v2): the next write adds one"
+                        .into(),
+                );
+            }
+            return None;
         }
         Err(e) => {
             report.findings.push(Finding::new(
                 FindingKind::BadCheckpoint,
                 format!("tlog/checkpoint cannot be read: {e}"),
             ));
-            return;
+            return None;
         }
     };
     let keys: Vec<crate::key::PublicKey> = trust.keys.iter().map(|k| k.key).collect();
@@ -130,7 +142,7 @@ fn check_tree(
             report
                 .findings
                 .push(bad(format!("the checkpoint is malformed: {why}")));
-            return;
+            return None;
         }
     };
     let c = &signed.checkpoint;
@@ -144,7 +156,7 @@ fn check_tree(
                 signed.others.join(", ")
             }
         )));
-        return;
+        return None;
     }
     if c.origin != tiles::origin(vault.id()) {
         report.findings.push(bad(format!(
@@ -152,7 +164,7 @@ fn check_tree(
             c.origin,
             tiles::origin(vault.id())
         )));
-        return;
+        return None;
     }
     // The tree of the entries from 1 on, up to the first gap.
     let mut tree = crate::tlog::MemoryTree::new();
@@ -168,7 +180,7 @@ fn check_tree(
             c.size,
             tree.size()
         )));
-        return;
+        return None;
     }
     let root = crate::tlog::tree_hash(&tree, c.size).expect("in memory");
     if root != c.root {
@@ -176,7 +188,7 @@ fn check_tree(
             "the signed checkpoint's root for {} entries is not the tree of the log's first {} entries: the log was rewritten after it was signed, or the checkpoint was forged",
             c.size, c.size
         )));
-        return;
+        return None;
     }
     if c.size < tree.size() {
         report.notes.push(format!(
@@ -221,6 +233,30 @@ fn check_tree(
         }
         level += 1;
     }
+    // The checkpoint verified last must be a prefix of this one.
+    let keys: Vec<crate::key::PublicKey> = trust.keys.iter().map(|k| k.key).collect();
+    if let Some(old) = remembered.and_then(|n| tiles::open(&n, vault.id(), &keys).ok()) {
+        let o = &old.checkpoint;
+        let joined = o.size <= c.size
+            && crate::tlog::consistency_proof(&t, o.size.max(1), c.size).is_ok_and(|p| {
+                o.size == 0 || crate::tlog::check_consistency(o.size, &o.root, c.size, &c.root, &p)
+            });
+        if !joined {
+            report.findings.push(bad(if o.size > c.size {
+                format!(
+                    "the signed checkpoint covers {} entries, but this verifier verified one of {} before: the log was rolled back or cut",
+                    c.size, o.size
+                )
+            } else {
+                format!(
+                    "the signed checkpoint of {} entries does not extend the one of {} entries this verifier verified before (no consistency proof joins them): history was rewritten, or this is another view of the log",
+                    c.size, o.size
+                )
+            }));
+            return None;
+        }
+    }
+    Some(note)
 }
 
 /// Where a chunk is used, for naming what damage affects.
@@ -265,7 +301,23 @@ pub fn verify(
     }
 
     check_memory(memory.as_ref(), &history, &accepted, &mut report);
-    check_tree(vault, trust, checkpoint, &history, &mut report);
+    // The checkpoint verified last, unless the remembered head already tells a rollback,
+    // divergence or replaced vault (reported, or accepted by a recovery, once).
+    let head_problem = memory
+        .as_ref()
+        .and_then(|m| m.problem_in(&history))
+        .is_some();
+    let remembered_checkpoint = match &opts.state_dir {
+        Some(dir) if !head_problem => state::verified_checkpoint(dir, vault.id())?,
+        _ => None,
+    };
+    let verified_note = check_tree(
+        vault,
+        trust,
+        (checkpoint, remembered_checkpoint),
+        &history,
+        &mut report,
+    );
     let newest_sane = check_clocks(&history, &accepted, opts, &mut report);
     note_recoveries(&history, &mut report);
     check_stale(opts, newest_sane, &history, &mut report);
@@ -298,13 +350,19 @@ pub fn verify(
     if opts.update_state
         && let (Some(dir), Some(head)) = (&opts.state_dir, history.head())
         && !report.findings.iter().any(|f| log_level(f.kind))
-        && let Err(e) = state::remember(dir, vault.id(), head)
     {
-        report.notes.push(format!(
-            "the head (entry {}) could not be remembered: {e}; until it is, a rollback to before it goes unnoticed by this verifier (make {} writable)",
-            head.0,
-            dir.display()
-        ));
+        let remembered =
+            state::remember(dir, vault.id(), head).and_then(|()| match &verified_note {
+                Some(n) => state::remember_checkpoint(dir, vault.id(), n),
+                None => Ok(()),
+            });
+        if let Err(e) = remembered {
+            report.notes.push(format!(
+                "the head (entry {}) could not be remembered: {e}; until it is, a rollback to before it goes unnoticed by this verifier (make {} writable)",
+                head.0,
+                dir.display()
+            ));
+        }
     }
     report.findings = crate::finding::cap_per_kind(std::mem::take(&mut report.findings));
     Ok(report)

@@ -413,3 +413,40 @@ fn a_log_cut_after_its_checkpoint_is_found_and_a_vault_without_tiles_gets_them()
     let note = fs::read_to_string(f.root().join("tlog/checkpoint")).unwrap();
     assert_eq!(note.lines().nth(1), Some("3"), "{note}");
 }
+
+#[test]
+fn a_checkpoint_that_does_not_extend_the_one_verified_before_is_found() {
+    let f = Fixture::standard();
+    assert!(kinds(&check(&f, false)).is_empty());
+    assert!(
+        f.state_dir()
+            .join(format!("{}.checkpoint", f.vault.id()))
+            .exists()
+    );
+    // History rewritten from entry 2 on, and the tree rebuilt to match it, re-signed:
+    // consistent in itself, not with what this verifier verified.
+    let (_, parsed) = log::read(f.root(), 2).unwrap();
+    let old = parsed.unwrap();
+    let header = Header {
+        time: "2026-01-01T00:00:00.000Z".into(),
+        ..old.header.clone()
+    };
+    let bytes = log::encode(&header, old.event.as_ref().unwrap(), &f.collector);
+    fs::write(log::entry_path(f.root(), 2), bytes).unwrap();
+    fs::remove_dir_all(f.root().join("tlog")).unwrap();
+    vault::tiles::sync(f.root(), f.vault.id(), &f.collector, 2).unwrap();
+    // The remembered head would tell (diverged); without it, the remembered checkpoint
+    // still does.
+    fs::remove_file(f.state_dir().join(format!("{}.head", f.vault.id()))).unwrap();
+    let r = check(&f, false);
+    assert!(
+        r.findings
+            .iter()
+            .any(|x| x.kind == FindingKind::BadCheckpoint
+                && x.message.contains("does not extend the one of 2 entries")),
+        "{r:?}"
+    );
+    // tlog/ deleted outright is found too, once a checkpoint was verified.
+    fs::remove_dir_all(f.root().join("tlog")).unwrap();
+    assert!(kinds(&check(&f, false)).contains(&FindingKind::BadCheckpoint));
+}
