@@ -305,6 +305,9 @@ pub fn compare(
                             let class = match c.what {
                                 "cosmetic" => Class::Cosmetic,
                                 "comment" => Class::Comment,
+                                // What no item reads, or a part the reader knows only
+                                // by its content: logic until a reviewer says otherwise.
+                                _ if matches!(c.kind, "unread" | "other") => Class::Logic,
                                 _ => match c.kind {
                                     "routine" | "aoi" | "datatype" | "pou" | "gvl" | "dut"
                                     | "globals" | "interface" | "method" | "property"
@@ -375,16 +378,18 @@ pub fn compare(
                     );
                 }
                 let mut summary = summarize(name, n.kind, &view);
-                if let Some(why) = remark {
-                    summary.push_str(&format!("; not compared by address: {why}"));
-                }
-                finding(
-                    name,
-                    "changed",
-                    class_of(name, &[o.kind, n.kind]),
-                    summary,
-                    view,
-                );
+                // A project export (a program) that cannot be read by address is still
+                // a program: logic, whatever its extension says.
+                let class = if remark.is_some() {
+                    summary.push_str(&format!(
+                        "; not compared by address: {}",
+                        remark.as_deref().unwrap_or("")
+                    ));
+                    Class::Logic
+                } else {
+                    class_of(name, &[o.kind, n.kind])
+                };
+                finding(name, "changed", class, summary, view);
             }
             (None, None) => {}
         }
@@ -457,15 +462,31 @@ fn structured(
         Err(why) => return Structured::Fallback(why),
     };
     let mut c = formats::compare(&a, &b);
-    if c.is_empty() {
-        c.push(formats::Change {
-            address: "File".into(),
-            what: "cosmetic",
-            kind: "file",
-            context: false,
-            old: None,
-            new: Some("bytes differ, no item changed (formatting, white space or order)".into()),
+    if c.iter().all(|c| matches!(c.what, "cosmetic" | "comment")) {
+        // Nothing that runs changed: formatting only, or a change in what no item reads
+        // (hidden behind a re-export's new date) — told apart on the whole document,
+        // never guessed.
+        let unread = read_old(o).zip(read_new(n)).and_then(|(x, y)| {
+            formats::unread_change(
+                &f,
+                std::str::from_utf8(&x).ok()?,
+                std::str::from_utf8(&y).ok()?,
+            )
         });
+        match unread {
+            Some(u) => c.push(u),
+            None if c.is_empty() => c.push(formats::Change {
+                address: "File".into(),
+                what: "cosmetic",
+                kind: "file",
+                context: false,
+                old: None,
+                new: Some(
+                    "bytes differ, no item changed (formatting, white space or order)".into(),
+                ),
+            }),
+            None => {}
+        }
     }
     Structured::Items(c)
 }
@@ -1367,6 +1388,156 @@ mod tests {
         }
         // Most single-byte edits still parse: the test exercises the item view.
         assert!(structured > 100, "{structured}");
+    }
+
+    /// Compares two versions of an export as a files device would (format recorded from
+    /// the bytes): (class, summary) of each finding.
+    fn export_findings(name: &str, old: &str, new: &str) -> Vec<(Class, String)> {
+        let entry = |data: &[u8]| {
+            let mut a = art(name, adapters::files::default_kind(name), data);
+            crate::review::formats::record(&mut a.meta, name, data);
+            a
+        };
+        let (o, n) = (entry(old.as_bytes()), entry(new.as_bytes()));
+        let data: HashMap<Hash, Vec<u8>> = [
+            (o.sha256, old.as_bytes().to_vec()),
+            (n.sha256, new.as_bytes().to_vec()),
+        ]
+        .into_iter()
+        .collect();
+        let read = |a: &ArtifactEntry| data.get(&a.sha256).cloned();
+        compare(
+            "d",
+            &manifest_of("files", vec![o]),
+            &manifest_of("files", vec![n]),
+            &Rules::default(),
+            &read,
+            &read,
+        )
+        .findings
+        .into_iter()
+        .map(|f| (f.class, f.summary))
+        .collect()
+    }
+
+    // Issue 20, red team: what an export holds beyond the items read is never noise.
+    #[test]
+    fn changes_outside_the_items_read_are_findings_never_noise() {
+        let l5x = include_str!("../../tests/fixtures/exports/Line2.L5X");
+        let redate = |t: &str| t.replace("Mon Nov 30 10:00:00 2026", "Tue Dec 01 03:00:00 2026");
+        // A module's keying, read by address; hidden behind a re-export's new date.
+        let f = export_findings(
+            "Line2.L5X",
+            l5x,
+            &redate(l5x).replace("<EKey State=\"ExactMatch\"/>", "<EKey State=\"Disabled\"/>"),
+        );
+        assert!(
+            f.contains(&(
+                Class::Config,
+                "Line2.L5X: Module Local / EKey changed".into()
+            )),
+            "{f:?}"
+        );
+        // An element no reader knows, with only the date beside it: a logic finding at
+        // its path, not "cosmetic".
+        let hidden =
+            redate(l5x).replace("<Tasks>", "<SafetyInfo SafetyLocked=\"false\"/>\n<Tasks>");
+        let base = l5x.replace("<Tasks>", "<SafetyInfo SafetyLocked=\"true\"/>\n<Tasks>");
+        let f = export_findings("Line2.L5X", &base, &hidden);
+        assert!(
+            f.iter()
+                .any(|(c, s)| *c == Class::Logic && s.contains("SafetyInfo")),
+            "{f:?}"
+        );
+        // An AOI parameter's default value.
+        let f = export_findings(
+            "Line2.L5X",
+            l5x,
+            &l5x.replacen(
+                "<Parameter Name=\"Max\" TagType=\"Base\" DataType=\"REAL\" Usage=\"Input\" Radix=\"Float\" Required=\"true\" Visible=\"true\" ExternalAccess=\"Read/Write\"/>",
+                "<Parameter Name=\"Max\" TagType=\"Base\" DataType=\"REAL\" Usage=\"Input\" Radix=\"Float\" Required=\"true\" Visible=\"true\" ExternalAccess=\"Read/Write\">\n<DefaultData Format=\"Decorated\">\n<DataValue DataType=\"REAL\" Radix=\"Float\" Value=\"99.0\"/>\n</DefaultData>\n</Parameter>",
+                1,
+            ),
+        );
+        assert!(
+            f.iter()
+                .any(|(c, s)| *c == Class::Logic
+                    && s.contains("AOI AOI_Limit / Parameter Max changed")),
+            "{f:?}"
+        );
+        // An added routine carries its rungs, for review from the tool.
+        let added = l5x.replace(
+            "<Routine Name=\"Mixing\" Type=\"FBD\">",
+            "<Routine Name=\"Bypass\" Type=\"RLL\">\n<RLLContent>\n<Rung Number=\"0\" Type=\"N\">\n<Text>\n<![CDATA[OTL(Guard_Closed);]]>\n</Text>\n</Rung>\n</RLLContent>\n</Routine>\n<Routine Name=\"Mixing\" Type=\"FBD\">",
+        );
+        let c = crate::review::formats::compare(
+            &crate::review::formats::l5x::parse(l5x).unwrap(),
+            &crate::review::formats::l5x::parse(&added).unwrap(),
+        );
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].new.as_deref(), Some("Rung 0: OTL(Guard_Closed);"));
+        // Nesting deeper than any export: the text view with the reason, no crash.
+        let deep = l5x.replace(
+            "<Tasks>",
+            &format!("{}{}<Tasks>", "<a>".repeat(20_000), "</a>".repeat(20_000)),
+        );
+        let f = export_findings("Line2.L5X", l5x, &deep);
+        assert!(
+            f.iter()
+                .any(|(c, s)| *c == Class::Logic && s.contains("nested deeper than")),
+            "{f:?}"
+        );
+        // PLCopen: a located variable's address, and task settings behind a new date.
+        let tc6 = include_str!("../../tests/fixtures/exports/Line2.plcopen.xml");
+        let f = export_findings(
+            "Line2.plcopen.xml",
+            tc6,
+            &tc6.replace(
+                "<variable name=\"Start\">",
+                "<variable name=\"Start\" address=\"%IX7.7\">",
+            ),
+        );
+        assert!(
+            f.iter().any(|(c, s)| *c == Class::Logic
+                && s.contains("POU FB_Labeller / inputVars / Start changed")),
+            "{f:?}"
+        );
+        let f = export_findings(
+            "Line2.plcopen.xml",
+            tc6,
+            &tc6.replace("2026-11-30T10:00:00.000", "2026-12-01T10:00:00.000")
+                .replace("<taskCycle>", "<taskCycle interval=\"T#1000ms\">"),
+        );
+        assert!(
+            f.iter()
+                .any(|(c, s)| *c == Class::Logic && s.contains("task[MainTask]")),
+            "{f:?}"
+        );
+        // Siemens: an END inside a comment ends nothing; a block in lower case is a block.
+        let scl = include_str!("../../tests/fixtures/exports/FB20_Mixer.scl");
+        let f = export_findings(
+            "FB20_Mixer.scl",
+            scl,
+            &scl.replace(
+                "\tEND_IF;\nEND_FUNCTION_BLOCK",
+                "\tEND_IF;\n(*\nEND_FUNCTION_BLOCK *)\n\t#Speed := #MaxSpeed;\nEND_FUNCTION_BLOCK",
+            ),
+        );
+        assert!(
+            f.iter()
+                .any(|(c, s)| *c == Class::Logic && s.contains("FB FB20_Mixer / Body / Lines")),
+            "{f:?}"
+        );
+        let f = export_findings(
+            "FB20_Mixer.scl",
+            scl,
+            &format!("{scl}\nfunction_block \"Evil\"\nbegin\n  #x := 1;\nend_function_block\n"),
+        );
+        assert!(
+            f.iter()
+                .any(|(c, s)| *c == Class::Logic && s.contains("FB Evil added")),
+            "{f:?}"
+        );
     }
 
     #[test]

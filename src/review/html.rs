@@ -534,7 +534,11 @@ fn side_by_side(h: &mut String, artifact: &str, section: &str, group: &[&DiffFin
             f.severity,
             f.severity,
             f.class,
-            esc(&f.change),
+            esc(&if f.summary.ends_with("Use=\"Context\")") {
+                format!("{} (in a dependency the export carries)", f.change)
+            } else {
+                f.change.clone()
+            }),
             cell(old),
             cell(new)
         );

@@ -21,7 +21,12 @@ pub const COSMETIC: &[&str] = &[
     "EditedBy",
     "TargetLastEdited",
     "ProjectCreationDate",
+    // A tag's raw `<Data>` (L5K or hex) beside its decorated data: the same value.
+    RAW_DATA,
 ];
+
+/// The field of a tag's raw data beside decorated data.
+pub const RAW_DATA: &str = "raw data";
 
 /// Parses an L5X export.
 ///
@@ -64,6 +69,25 @@ fn fields_of(n: roxmltree::Node) -> BTreeMap<String, String> {
     f
 }
 
+/// Attributes an element's own content leaves out: its name (the address has it), `Use`
+/// (the item says dependency), and the cosmetic ones (compared as their own fields).
+fn dropped(a: &str) -> bool {
+    a == "Name" || a == "Use" || COSMETIC.contains(&a)
+}
+
+/// Adds to `f` every element below `n` but the children named in `read` (what the item
+/// already reads) and descriptions: nothing an export holds goes unread.
+fn rest(n: roxmltree::Node, read: &[&str], f: &mut BTreeMap<String, String>) {
+    let skip = |c: roxmltree::Node| {
+        let t = c.tag_name().name();
+        t == "Description"
+            || (c.parent() == Some(n) && read.contains(&t))
+            || (t == "Data" && c.attribute("Format") == Some("Decorated"))
+    };
+    let keep = |a: &str| a == "Use" || COSMETIC.contains(&a);
+    super::residual(n, &skip, &keep, "", f);
+}
+
 fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
     for c in n.children().filter(|c| c.is_element()) {
         let ctx = is_context(c, inherited);
@@ -74,7 +98,11 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
                 walk(c, "Controller", ctx, ex);
             }
             "Program" => {
-                let here = format!("Program {name}");
+                let here = if scope.is_empty() || scope == "Controller" {
+                    format!("Program {name}")
+                } else {
+                    format!("{scope} / Program {name}")
+                };
                 ex.add(&here, "program", ctx, Body::Fields(fields_of(c)));
                 walk(c, &here, ctx, ex);
             }
@@ -87,7 +115,7 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
                 {
                     f.insert(
                         format!("Parameter {}", p.attribute("Name").unwrap_or("")),
-                        pairs(&fields_of(p), " "),
+                        tag_text(p),
                     );
                 }
                 for t in child(c, "LocalTags")
@@ -100,8 +128,15 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
                     );
                 }
                 dependencies(c, &mut f);
+                rest(
+                    c,
+                    &["Parameters", "LocalTags", "Routines", "Dependencies"],
+                    &mut f,
+                );
                 ex.add(&here, "aoi", ctx, Body::Fields(f));
-                walk(c, &here, ctx, ex);
+                if let Some(r) = child(c, "Routines") {
+                    walk(r, &here, ctx, ex);
+                }
             }
             "Routine" => {
                 let here = if scope.is_empty() {
@@ -156,6 +191,21 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
                 };
                 let mut f = fields_of(c);
                 f.insert("value".into(), tag_value(c));
+                // The raw `<Data>` beside decorated data is the same value in another
+                // form: cosmetic, listed; everything else a tag holds (consumed and
+                // produced connections, forces, operand comments, alarms) is read.
+                if children(c, "Data").any(|d| d.attribute("Format") == Some("Decorated")) {
+                    let raw: Vec<String> = children(c, "Data")
+                        .filter(|d| d.attribute("Format") != Some("Decorated"))
+                        .map(|d| super::own_content(d, &|_| false))
+                        .collect();
+                    if !raw.is_empty() {
+                        f.insert(RAW_DATA.into(), raw.join(" | "));
+                    }
+                    rest(c, &["Data"], &mut f);
+                } else {
+                    rest(c, &[], &mut f);
+                }
                 ex.add(
                     &format!("{owner} / Tag {name}"),
                     "tag",
@@ -166,6 +216,7 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
             "DataType" => {
                 let mut f = fields_of(c);
                 dependencies(c, &mut f);
+                rest(c, &["Members", "Dependencies"], &mut f);
                 // The hidden SINT members that hold a data type's BOOLs are named by the
                 // editor (`ZZZZZZZZZZUDT_A0`, after the type): named here by their order,
                 // in the BOOLs' `Target` too, so that only their number and type count.
@@ -200,14 +251,10 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
                 );
             }
             "Module" => {
+                // Everything a module holds: ports and addresses, keying, connections
+                // and their RPIs, configuration data.
                 let mut f = fields_of(c);
-                for (i, d) in c
-                    .descendants()
-                    .filter(|d| d.tag_name().name() == "Data")
-                    .enumerate()
-                {
-                    f.insert(format!("Data {i}"), text_of(Some(d)));
-                }
+                rest(c, &[], &mut f);
                 ex.add(&format!("Module {name}"), "module", ctx, Body::Fields(f));
             }
             "Task" => {
@@ -218,10 +265,29 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
                     .filter_map(|d| d.attribute("Name"))
                     .collect();
                 f.insert("ScheduledPrograms".into(), progs.join(", "));
+                // An event task's trigger, and anything else a task holds.
+                rest(c, &["ScheduledPrograms"], &mut f);
                 ex.add(&format!("Task {name}"), "task", ctx, Body::Fields(f));
             }
-            // Containers: look inside.
-            _ => walk(c, scope, ctx, ex),
+            // A description is its owner's field.
+            "Description" => {}
+            // Containers (`Tags`, `Programs`) and elements read as nothing else
+            // (`RedundancyInfo`, `Security`, `WallClockTime`, `ParameterConnections`...):
+            // their own content is an item, then what is inside.
+            other => {
+                let own = super::own_content(c, &dropped);
+                if !own.is_empty() {
+                    let here = if scope.is_empty() {
+                        other.to_string()
+                    } else {
+                        format!("{scope} / {other}")
+                    };
+                    let mut f = BTreeMap::new();
+                    f.insert("attributes".into(), own);
+                    ex.add(&here, "other", ctx, Body::Fields(f));
+                }
+                walk(c, scope, ctx, ex)
+            }
         }
     }
 }

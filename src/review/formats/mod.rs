@@ -70,6 +70,97 @@ pub fn parser(format: &str) -> Option<Parser> {
     })
 }
 
+/// When no item changed but the bytes did: the first difference between the documents'
+/// canonical lines (element paths with their content, white space, attribute order, CDATA
+/// splits and entities aside, and the format's layout and cosmetic attributes left out),
+/// as a change of what the reader does not read by address; `None` when they are the
+/// same (formatting only).
+pub fn unread_change(format: &str, old: &str, new: &str) -> Option<Change> {
+    let lines = |t: &str| -> Option<Vec<String>> {
+        match format {
+            "siemens-source" => Some(
+                t.lines()
+                    .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                    .filter(|l| !l.is_empty())
+                    .collect(),
+            ),
+            _ => {
+                let root = match format {
+                    "l5x" => "RSLogix5000Content",
+                    "twincat" => "TcPlcObject",
+                    _ => "project",
+                };
+                let doc = parse_xml(t, root).ok()?;
+                let cosmetic: &[&str] = match format {
+                    "l5x" => l5x::COSMETIC,
+                    "twincat" => twincat::COSMETIC,
+                    _ => plcopen::COSMETIC,
+                };
+                let drop = |a: &str| {
+                    cosmetic.contains(&a)
+                        || matches!(
+                            a,
+                            "X" | "Y"
+                                | "Width"
+                                | "Height"
+                                | "HideDesc"
+                                | "DescX"
+                                | "DescY"
+                                | "DescWidth"
+                                | "x"
+                                | "y"
+                                | "width"
+                                | "height"
+                        )
+                };
+                Some(canonical(&doc, &drop))
+            }
+        }
+    };
+    let (a, b) = (lines(old)?, lines(new)?);
+    if a == b {
+        return None;
+    }
+    // The first run of lines that differ, as the line diff of the two aligns them.
+    let (ra, rb): (Vec<&str>, Vec<&str>) = (
+        a.iter().map(String::as_str).collect(),
+        b.iter().map(String::as_str).collect(),
+    );
+    let diff = similar::TextDiff::configure()
+        .timeout(std::time::Duration::from_millis(500))
+        .diff_slices(&ra, &rb);
+    let (or, nr) = diff
+        .ops()
+        .iter()
+        .map(|op| op.as_tag_tuple())
+        .find(|(tag, _, _)| *tag != similar::DiffTag::Equal)
+        .map(|(_, o, n)| (o, n))?;
+    let show = |v: &[String], r: std::ops::Range<usize>| -> Option<String> {
+        let more = r.len().saturating_sub(10);
+        let mut part: Vec<String> = v[r].iter().take(10).cloned().collect();
+        if more > 0 {
+            part.push(format!("… {more} more"));
+        }
+        (!part.is_empty()).then(|| part.join("\n"))
+    };
+    let at = b
+        .get(nr.start)
+        .filter(|_| !nr.is_empty())
+        .or(a.get(or.start))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or("")
+        .to_string();
+    let (old, new) = (show(&a, or), show(&b, nr));
+    Some(Change {
+        address: format!("File / {at}"),
+        what: "changed",
+        kind: "unread",
+        context: false,
+        old,
+        new,
+    })
+}
+
 /// A recorded format as people name it.
 pub fn format_name(format: &str) -> &str {
     match format {
@@ -239,7 +330,16 @@ pub fn compare(old: &Export, new: &Export) -> Vec<Change> {
     } else {
         new.cosmetic
     };
+    // A routine's attributes are an item beside its body (key ending in NUL): added or
+    // removed with it, it is not said twice.
+    let both = |k: &str| {
+        k.strip_suffix('\u{0}')
+            .is_some_and(|body| old.items.contains_key(body) != new.items.contains_key(body))
+    };
     for k in keys {
+        if both(k) && old.items.contains_key(k.as_str()) != new.items.contains_key(k.as_str()) {
+            continue;
+        }
         match (old.items.get(k), new.items.get(k)) {
             (Some(o), None) => out.push(Change {
                 address: o.address.clone(),
@@ -291,12 +391,36 @@ pub fn compare(old: &Export, new: &Export) -> Vec<Change> {
     out
 }
 
+/// How many lines of an added or removed item's content a change carries.
+const SHOWN: usize = 400;
+
+/// An item's whole content, one line per rung, line or field (at most `SHOWN`, then how
+/// many more): an added routine is reviewed from the tool, not elsewhere.
 fn summary(b: &Body) -> String {
-    match b {
-        Body::Rungs(r) => format!("{} rungs", r.len()),
-        Body::Lines(l) => format!("{} lines", l.len()),
-        Body::Fields(f) => pairs(f, "; "),
+    let lines: Vec<String> = match b {
+        Body::Rungs(r) => r
+            .iter()
+            .enumerate()
+            .map(|(i, (t, c))| {
+                if c.is_empty() {
+                    format!("Rung {i}: {t}")
+                } else {
+                    format!("Rung {i}: {t}    // {}", c.replace('\n', " "))
+                }
+            })
+            .collect(),
+        Body::Lines(l) => l.clone(),
+        Body::Fields(f) => f.iter().map(|(k, v)| format!("{k}: {v}")).collect(),
+    };
+    if lines.is_empty() {
+        return "(empty)".into();
     }
+    let more = lines.len().saturating_sub(SHOWN);
+    let mut out = lines.into_iter().take(SHOWN).collect::<Vec<_>>().join("\n");
+    if more > 0 {
+        out.push_str(&format!("\n… {more} more"));
+    }
+    out
 }
 
 fn compare_bodies(
@@ -396,27 +520,37 @@ fn rungs(
         .timeout(std::time::Duration::from_millis(500))
         .diff_slices(&ta, &tb);
     let mut pairs: Vec<(usize, usize)> = Vec::new();
-    let mut gone: Vec<usize> = Vec::new();
-    let mut came: Vec<usize> = Vec::new();
+    // Each run the alignment replaced: (old rungs, new rungs).
+    let mut runs: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
     for op in diff.ops() {
         let (tag, or, nr) = op.as_tag_tuple();
         match tag {
             similar::DiffTag::Equal => pairs.extend(or.zip(nr)),
-            _ => {
-                gone.extend(or);
-                came.extend(nr);
+            _ => runs.push((or.collect(), nr.collect())),
+        }
+    }
+    // A rung whose text left one place and arrived at another moved (found by text,
+    // in one pass over what arrived).
+    let mut arrived: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+    for (_, came) in &runs {
+        for &j in came.iter().rev() {
+            arrived.entry(tb[j]).or_default().push(j);
+        }
+    }
+    let mut moved = Vec::new();
+    let (mut left_taken, mut came_taken) = (
+        std::collections::HashSet::new(),
+        std::collections::HashSet::new(),
+    );
+    for (gone, _) in &runs {
+        for &i in gone {
+            if let Some(j) = arrived.get_mut(ta[i]).and_then(Vec::pop) {
+                moved.push((i, j));
+                left_taken.insert(i);
+                came_taken.insert(j);
             }
         }
     }
-    // A rung whose text left one place and arrived at another moved.
-    let mut moved = Vec::new();
-    gone.retain(|&i| match came.iter().position(|&j| tb[j] == ta[i]) {
-        Some(p) => {
-            moved.push((i, came.remove(p)));
-            false
-        }
-        None => true,
-    });
     let change = |address: String, what, old: Option<String>, new: Option<String>| Change {
         address,
         what,
@@ -433,33 +567,36 @@ fn rungs(
             Some(b[j].0.clone()),
         ));
     }
-    // What is left pairs up in order: changed texts; the surplus is added or removed.
-    let mut left = gone.iter();
-    let mut right = came.iter();
-    loop {
-        match (left.next(), right.next()) {
-            (Some(&i), Some(&j)) => {
-                pairs.push((i, j));
-                out.push(change(
-                    format!("{at} / Rung {j}"),
-                    "changed",
+    // Within each replaced run, what is left pairs up in order (changed texts); the
+    // surplus is added or removed where it stood.
+    for (gone, came) in &runs {
+        let mut left = gone.iter().filter(|i| !left_taken.contains(*i));
+        let mut right = came.iter().filter(|j| !came_taken.contains(*j));
+        loop {
+            match (left.next(), right.next()) {
+                (Some(&i), Some(&j)) => {
+                    pairs.push((i, j));
+                    out.push(change(
+                        format!("{at} / Rung {j}"),
+                        "changed",
+                        Some(a[i].0.clone()),
+                        Some(b[j].0.clone()),
+                    ));
+                }
+                (Some(&i), None) => out.push(change(
+                    format!("{at} / Rung {i}"),
+                    "removed",
                     Some(a[i].0.clone()),
+                    None,
+                )),
+                (None, Some(&j)) => out.push(change(
+                    format!("{at} / Rung {j}"),
+                    "added",
+                    None,
                     Some(b[j].0.clone()),
-                ));
+                )),
+                (None, None) => break,
             }
-            (Some(&i), None) => out.push(change(
-                format!("{at} / Rung {i}"),
-                "removed",
-                Some(a[i].0.clone()),
-                None,
-            )),
-            (None, Some(&j)) => out.push(change(
-                format!("{at} / Rung {j}"),
-                "added",
-                None,
-                Some(b[j].0.clone()),
-            )),
-            (None, None) => break,
         }
     }
     pairs.extend(moved);
@@ -488,12 +625,128 @@ pub fn parse_xml<'a>(text: &'a str, root: &str) -> Result<roxmltree::Document<'a
         ..roxmltree::ParsingOptions::default()
     };
     let doc = roxmltree::Document::parse_with_options(text, opt).map_err(|e| e.to_string())?;
+    // Nesting deeper than any export has: refused before a reader recurses into it.
+    let mut depth = vec![0usize; doc.descendants().count() + 1];
+    for n in doc.descendants().filter(|n| n.is_element()) {
+        let d = n.parent().map_or(0, |p| depth[p.id().get_usize()]) + 1;
+        if d > MAX_DEPTH {
+            return Err(format!(
+                "elements nested deeper than {MAX_DEPTH} levels (line {})",
+                doc.text_pos_at(n.range().start).row
+            ));
+        }
+        depth[n.id().get_usize()] = d;
+    }
     let got = doc.root_element().tag_name().name();
     if got != root {
         return Err(format!("the root element is {got}, not {root}"));
     }
     Ok(doc)
 }
+
+/// The attributes that name an element among its siblings, in the order looked for.
+const NAMING: &[&str] = &["Name", "name", "Id", "Number", "Index", "Operand", "Type"];
+
+/// An element's path step: `Port[1]` (by its naming attribute) or `Port#2` (the second of
+/// its tag among siblings without one).
+fn step(n: roxmltree::Node) -> String {
+    let tag = n.tag_name().name();
+    if let Some(v) = NAMING.iter().find_map(|a| n.attribute(*a)) {
+        return format!("{tag}[{v}]");
+    }
+    let k = n
+        .prev_siblings()
+        .skip(1)
+        .filter(|s| s.is_element() && s.tag_name().name() == tag)
+        .count();
+    if k == 0 {
+        tag.to_string()
+    } else {
+        format!("{tag}#{}", k + 1)
+    }
+}
+
+/// An element's own content as text: its attributes but those `drop` names, sorted, and
+/// its text (CDATA included), each line trimmed and blank lines left out (a re-export
+/// re-indents embedded text too).
+pub fn own_content(n: roxmltree::Node, drop: &dyn Fn(&str) -> bool) -> String {
+    let mut attrs: Vec<String> = n
+        .attributes()
+        .filter(|a| !drop(a.name()))
+        .map(|a| format!("{}={}", a.name(), a.value()))
+        .collect();
+    attrs.sort();
+    let text: String = n
+        .children()
+        .filter(|c| c.is_text())
+        .filter_map(|c| c.text())
+        .collect();
+    let text: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if !text.is_empty() {
+        attrs.push(text.join("\n"));
+    }
+    attrs.join(" ")
+}
+
+/// Everything below `n` that the format's reader does not read as items of their own —
+/// every element not excluded by `skip`, at its relative path (`Ports/Port[1]`), with its
+/// own content — so that no part of an export can change unreported.
+pub fn residual(
+    n: roxmltree::Node,
+    skip: &dyn Fn(roxmltree::Node) -> bool,
+    drop: &dyn Fn(&str) -> bool,
+    prefix: &str,
+    out: &mut BTreeMap<String, String>,
+) {
+    for c in n.children().filter(|c| c.is_element() && !skip(*c)) {
+        let path = format!("{prefix}{}", step(c));
+        let mut key = path.clone();
+        let mut k = 2;
+        while out.contains_key(&key) {
+            key = format!("{path} #{k}");
+            k += 1;
+        }
+        out.insert(key, own_content(c, drop));
+        residual(c, skip, drop, &format!("{path}/"), out);
+    }
+}
+
+/// The whole document as lines — element path, own content — with the attributes `drop`
+/// names left out: what the catch-all compares when no item changed, so that white
+/// space, attribute order, CDATA splits and entities are formatting, and anything else
+/// is a change.
+pub fn canonical(doc: &roxmltree::Document, drop: &dyn Fn(&str) -> bool) -> Vec<String> {
+    canonical_node(doc.root_element(), drop)
+}
+
+/// The lines of [`canonical`] for the element `n` and everything below it.
+pub fn canonical_node(n: roxmltree::Node, drop: &dyn Fn(&str) -> bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack: Vec<String> = Vec::new();
+    canonical_into(n, drop, &mut stack, &mut out);
+    out
+}
+
+fn canonical_into(
+    n: roxmltree::Node,
+    drop: &dyn Fn(&str) -> bool,
+    stack: &mut Vec<String>,
+    out: &mut Vec<String>,
+) {
+    stack.push(step(n));
+    out.push(format!("{} {}", stack.join("/"), own_content(n, drop)));
+    for c in n.children().filter(|c| c.is_element()) {
+        canonical_into(c, drop, stack, out);
+    }
+    stack.pop();
+}
+
+/// The deepest nesting an export may have: readers walk it recursively.
+pub const MAX_DEPTH: usize = 512;
 
 /// The first child element of `n` named `name`.
 pub fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {

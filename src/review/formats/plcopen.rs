@@ -90,8 +90,13 @@ pub fn parse(text: &str) -> Result<Export, String> {
                     );
                 }
             }
-            "globalVars" if n.attribute("name").is_some() => {
-                let mut at = format!("GlobalVars {}", n.attribute("name").unwrap_or(""));
+            "globalVars" => {
+                // Beremiz and OpenPLC write configuration and resource variables in an
+                // unnamed list: named by where it is.
+                let mut at = match n.attribute("name") {
+                    Some(name) => format!("GlobalVars {name}"),
+                    None => format!("{} / GlobalVars", scope(n)),
+                };
                 // CODESYS writes the part of a list with other attributes (not
                 // constant, say) inside the list's own `addData`: it goes with that list.
                 let outer = n
@@ -241,6 +246,16 @@ fn variables(s: roxmltree::Node) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for v in s.children().filter(|c| c.tag_name().name() == "variable") {
         let mut t = child(v, "type").map(type_text).unwrap_or_default();
+        // A located variable's address (`AT %IX0.0`) and any other attribute.
+        let mut attrs: Vec<String> = v
+            .attributes()
+            .filter(|a| a.name() != "name")
+            .map(|a| format!("{}={}", a.name(), a.value()))
+            .collect();
+        attrs.sort();
+        if !attrs.is_empty() {
+            t = format!("{t} [{}]", attrs.join(" "));
+        }
         if let Some(iv) = child(v, "initialValue") {
             t.push_str(" := ");
             t.push_str(&value_text(iv));
@@ -357,11 +372,12 @@ fn body(b: roxmltree::Node) -> Body {
     }
 }
 
-/// Attributes an editor changes when it moves, resizes or renumbers an element.
+/// Attributes an editor changes when it moves, resizes or renumbers an element (not
+/// `executionOrderId`: it decides the order an FBD runs in).
 fn layout(name: &str) -> bool {
     matches!(
         name,
-        "localId" | "refLocalId" | "height" | "width" | "x" | "y" | "executionOrderId"
+        "localId" | "refLocalId" | "height" | "width" | "x" | "y"
     )
 }
 

@@ -27,6 +27,47 @@ const HEADER: &[&str] = &[
     "KNOW_HOW_PROTECT",
 ];
 
+/// The code of a line with its comments removed (`//` to the end, `(* … *)` and
+/// `/* … */`, which may span lines: `open` carries the one still open), upper-cased and
+/// trimmed: what keywords are looked for in, so that an `END_FUNCTION_BLOCK` inside a
+/// comment ends nothing.
+fn code_of(line: &str, open: &mut Option<&'static str>) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    loop {
+        if let Some(close) = *open {
+            match rest.find(close) {
+                Some(i) => {
+                    rest = &rest[i + close.len()..];
+                    *open = None;
+                }
+                None => break,
+            }
+        }
+        let next = ["//", "(*", "/*"]
+            .iter()
+            .filter_map(|m| rest.find(m).map(|i| (i, *m)))
+            .min();
+        match next {
+            None => {
+                out.push_str(rest);
+                break;
+            }
+            Some((i, "//")) => {
+                out.push_str(&rest[..i]);
+                break;
+            }
+            Some((i, m)) => {
+                out.push_str(&rest[..i]);
+                out.push(' ');
+                rest = &rest[i + 2..];
+                *open = Some(if m == "(*" { "*)" } else { "*/" });
+            }
+        }
+    }
+    out.trim().to_ascii_uppercase()
+}
+
 /// Parses a Siemens source.
 ///
 /// Fails when no block is found, or a block does not end.
@@ -38,15 +79,29 @@ pub fn parse(text: &str) -> Result<Export, String> {
     };
     let mut lines = text.lines().map(|l| l.trim_end()).peekable();
     let mut blocks = 0;
+    // Keywords are not case-sensitive; comments hide them.
+    let mut open = None;
+    let mut outside: Vec<String> = Vec::new();
     while let Some(line) = lines.next() {
         let t = line.trim();
+        let code = code_of(line, &mut open);
         let Some((kw, short)) = BLOCKS.iter().find(|(kw, _)| {
-            t.strip_prefix(kw)
+            code.strip_prefix(kw)
                 .is_some_and(|r| r.is_empty() || r.starts_with([' ', '\t', '"']))
         }) else {
+            // Text between blocks is compared too.
+            if !t.is_empty() {
+                outside.push(t.to_string());
+            }
             continue;
         };
-        let name = t[kw.len()..]
+        // The name as written (the keyword may be in any case; a comment before it aside).
+        let named = if t.to_ascii_uppercase().starts_with(kw) {
+            t
+        } else {
+            code.as_str()
+        };
+        let name = named[kw.len()..]
             .split(':')
             .next()
             .unwrap_or("")
@@ -63,7 +118,11 @@ pub fn parse(text: &str) -> Result<Export, String> {
         let mut ended = false;
         for l in lines.by_ref() {
             let u = l.trim();
-            if u.eq_ignore_ascii_case(&end) || u.starts_with(&format!("{end} ")) {
+            let code = code_of(l, &mut open);
+            if code == end
+                || code.starts_with(&format!("{end} "))
+                || code.starts_with(&format!("{end};"))
+            {
                 ended = true;
                 break;
             }
@@ -72,7 +131,7 @@ pub fn parse(text: &str) -> Result<Export, String> {
                 continue;
             }
             if let Some((name, lines)) = &mut section {
-                if u.starts_with("END_VAR") || u.starts_with("END_STRUCT") {
+                if code.starts_with("END_VAR") || code.starts_with("END_STRUCT") {
                     sections.push((name.clone(), std::mem::take(lines)));
                     section = None;
                 } else {
@@ -80,11 +139,11 @@ pub fn parse(text: &str) -> Result<Export, String> {
                 }
                 continue;
             }
-            if u == "BEGIN" {
+            if code == "BEGIN" {
                 in_body = true;
-            } else if u.starts_with("VAR") || u == "STRUCT" {
-                section = Some((u.to_string(), Vec::new()));
-            } else if let Some(h) = HEADER.iter().find(|h| u.starts_with(*h)) {
+            } else if code.starts_with("VAR") || code == "STRUCT" {
+                section = Some((code.clone(), Vec::new()));
+            } else if let Some(h) = HEADER.iter().find(|h| code.starts_with(*h)) {
                 let v = u[h.len()..].trim_start_matches([' ', ':', '=']).trim();
                 header.insert(h.to_string(), v.to_string());
             } else if !u.is_empty() {
@@ -106,12 +165,13 @@ pub fn parse(text: &str) -> Result<Export, String> {
                 Body::Lines(lines),
             );
         }
-        let stl = body.iter().any(|l| l.trim_start().starts_with("NETWORK"));
+        let network = |l: &str| l.trim_start().to_ascii_uppercase().starts_with("NETWORK");
+        let stl = body.iter().any(|l| network(l));
         if stl {
             let mut n = 0;
             let mut net: Vec<String> = Vec::new();
             for l in body {
-                if l.trim_start().starts_with("NETWORK") {
+                if network(&l) {
                     if n > 0 || !net.is_empty() {
                         ex.add(
                             &format!("{at} / Network {n}"),
@@ -147,6 +207,9 @@ pub fn parse(text: &str) -> Result<Export, String> {
     }
     if blocks == 0 {
         return Err("no FUNCTION_BLOCK, FUNCTION, ORGANIZATION_BLOCK, DATA_BLOCK or TYPE".into());
+    }
+    if !outside.is_empty() {
+        ex.add("Outside blocks", "code", false, Body::Lines(outside));
     }
     Ok(ex)
 }

@@ -51,7 +51,18 @@ pub fn parse(text: &str) -> Result<Export, String> {
     Ok(ex)
 }
 
+/// A declaration or implementation as lines: its text (ST, CDATA), or, for a graphical
+/// body (CFC, LD, FBD, SFC saved as XML), every element with its attributes and text, one
+/// line each, positions aside.
 fn lines(n: Option<roxmltree::Node>) -> Body {
+    let graphical = n.and_then(|n| {
+        n.children()
+            .find(|c| c.is_element() && c.tag_name().name() != "ST")
+    });
+    if let Some(g) = graphical {
+        let layout = |a: &str| matches!(a, "X" | "Y" | "Width" | "Height" | "x" | "y");
+        return Body::Lines(super::canonical_node(g, &layout));
+    }
     Body::Lines(
         text_of(n)
             .lines()
@@ -216,6 +227,33 @@ END_IF]]></ST>
                 .address
                 .starts_with("POU FB_TestSuite / Method AddTest / Implementation")),
             "{c:?}"
+        );
+    }
+
+    #[test]
+    fn a_graphical_body_is_compared_by_its_elements_and_attributes() {
+        let ld = |negated: &str| {
+            format!(
+                r#"<?xml version="1.0" encoding="utf-8"?>
+<TcPlcObject Version="1.1.0.1" ProductVersion="3.1.4024.3">
+  <POU Name="PRG_Ld" Id="{{22222222-0000-0000-0000-000000000001}}" SpecialFunc="None">
+    <Declaration><![CDATA[PROGRAM PRG_Ld]]></Declaration>
+    <Implementation>
+      <LD>
+        <Network X="10" Y="20"><Contact Name="bStart" Negated="{negated}" /><Coil Name="bRun" /></Network>
+      </LD>
+    </Implementation>
+  </POU>
+</TcPlcObject>"#
+            )
+        };
+        assert!(changes(&ld("false"), &ld("false").replace("X=\"10\"", "X=\"90\"")).is_empty());
+        assert_eq!(
+            changes(&ld("false"), &ld("true")),
+            [(
+                "POU PRG_Ld / Implementation / Line 3".to_string(),
+                "changed"
+            )]
         );
     }
 }
