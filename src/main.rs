@@ -40,6 +40,16 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+enum WitnessAction {
+    /// Cosign the current checkpoint with this witness's key
+    Cosign {
+        /// The witness's private key (its public key trusted with role = "witness")
+        #[arg(long, value_name = "PATH")]
+        key: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum ProofKind {
     /// That log entry N is in the signed checkpoint's tree
     Inclusion {
@@ -64,9 +74,10 @@ enum Command {
         /// A comment stored in the .pub file (who or what the key is for)
         #[arg(long, default_value = "")]
         comment: String,
-        /// What the key is for: `collector` (this host signs collections) or `approver` (a
-        /// person signs baselines and recoveries); decides the [[trust]] snippet printed
-        #[arg(long, default_value = "collector", value_parser = ["collector", "approver"])]
+        /// What the key is for: `collector` (this host signs collections), `approver` (a
+        /// person signs baselines and recoveries) or `witness` (another host cosigns the
+        /// log's checkpoints); decides the [[trust]] snippet printed
+        #[arg(long, default_value = "collector", value_parser = ["collector", "approver", "witness"])]
         role: String,
     },
     /// Set up a new site in DIR: starter config, collector key, vault and state folders
@@ -185,6 +196,12 @@ enum Command {
     Proof {
         #[command(subcommand)]
         what: ProofKind,
+    },
+    /// On a witness host: cosign the vault's signed checkpoint after checking it extends
+    /// the one this host cosigned before (a fork is refused, exit 1)
+    Witness {
+        #[command(subcommand)]
+        what: WitnessAction,
     },
     /// Accept, signed by an approver, a log state that writers refuse: an older vault copy
     /// put back on purpose, a lost vault replaced by a new one, entries dated by a wrong clock
@@ -386,7 +403,7 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
                 .exists()
                 .then(|| config.parent().map(Path::to_path_buf))
                 .flatten();
-            ops::commands::keygen(path, comment, role == "approver", site.as_deref(), out)
+            ops::commands::keygen(path, comment, role, site.as_deref(), out)
         }
         Command::Init {
             dir,
@@ -521,6 +538,9 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             ..
         } => review::evidence::verify(&load()?, dir, out),
         Command::Verify { read_data, .. } => ops::commands::verify(&load()?, *read_data, out),
+        Command::Witness {
+            what: WitnessAction::Cosign { key },
+        } => ops::commands::witness_cosign(&load()?, key, out),
         Command::Proof { what } => {
             let cfg = load()?;
             let (entry, from) = match what {

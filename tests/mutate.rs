@@ -569,7 +569,7 @@ fn a_log_of_large_untrusted_entries_stays_within_the_memory_limit() {
     let v = vault::Vault::open(&root).unwrap();
     let rogue = vault::SecretKey::generate().unwrap();
     for _ in 0..20 {
-        vault::log::append_unguarded(
+        vault::append::append_unguarded(
             &root,
             v.id(),
             &rogue,
@@ -610,7 +610,7 @@ fn a_huge_pack_named_by_an_untrusted_entry_is_not_read_into_memory() {
     let f = std::fs::File::create(&path).unwrap();
     f.set_len(10 << 30).unwrap();
     let rogue = vault::SecretKey::generate().unwrap();
-    vault::log::append_unguarded(
+    vault::append::append_unguarded(
         &root,
         v.id(),
         &rogue,

@@ -176,3 +176,134 @@ fn go_checks_our_checkpoint_tiles_and_proofs_and_catches_tampering() {
         r.stdout
     );
 }
+
+/// Copies a folder tree.
+fn copy_tree(from: &Path, to: &Path) {
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+// Two writers given the same old vault: each extends it with its own entry. A witness
+// that cosigned one of them refuses the other, and says so as a critical finding; the
+// vault it cosigned verifies with `witnesses = 1`.
+#[test]
+fn a_forked_log_is_found_by_a_witness_and_witnessed_checkpoints_verify() {
+    let s = Site::new();
+    s.write("plant/OB1.awl", b"NETWORK 1\n A I 0.0\n = Q 4.0\n");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    // The witness host's key, trusted by the site with role witness, one cosignature asked.
+    let key = s.add_key("central", "witness", "the central witness");
+    let text = std::fs::read_to_string(s.config()).unwrap().replacen(
+        "[vault]\n",
+        "[vault]\nwitnesses = 1\nwitness-grace = \"1h\"\n",
+        1,
+    );
+    std::fs::write(s.config(), text).unwrap();
+    let r = s.run(&[
+        "keygen",
+        "--out",
+        s.path("w2.key").to_str().unwrap(),
+        "--role",
+        "witness",
+    ]);
+    assert!(r.stdout.contains("role = \"witness\""), "{}", r.stdout);
+    // The witness keeps its own memory.
+    let witness = s.config_with_state("witness.toml", "witness-state");
+    let r = s.run_with(
+        &witness,
+        &["witness", "cosign", "--key", key.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("cosigned the checkpoint of 1 entries"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(s.run(&["verify"]).code, 0);
+
+    // The fork: a copy of the vault, written to by another writer.
+    copy_tree(&s.vault(), &s.path("site/vault-b"));
+    let fork = s.path("site/fork.toml");
+    std::fs::write(
+        &fork,
+        std::fs::read_to_string(s.config())
+            .unwrap()
+            .replace("path = \"vault\"", "path = \"vault-b\"")
+            .replace("state = \"state\"", "state = \"state-b\""),
+    )
+    .unwrap();
+    s.write("plant/OB1.awl", b"NETWORK 1\n AN I 0.0\n = Q 4.0\n");
+    let r = s.run_with(&fork, &["collect", "line1"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    s.write("plant/OB1.awl", b"NETWORK 1\n A I 0.1\n = Q 4.0\n");
+    let r = s.run(&["collect", "line1"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // The witness sees the real vault first and cosigns it...
+    let r = s.run_with(
+        &witness,
+        &["witness", "cosign", "--key", key.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // ...then is shown the fork, of the same size with another root: refused, critical.
+    let witness_b = s.path("site/witness-b.toml");
+    std::fs::write(
+        &witness_b,
+        std::fs::read_to_string(&witness)
+            .unwrap()
+            .replace("path = \"vault\"", "path = \"vault-b\""),
+    )
+    .unwrap();
+    let r = s.run_with(
+        &witness_b,
+        &[
+            "--json",
+            "witness",
+            "cosign",
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let f = r.records("finding");
+    assert!(
+        f.iter().any(|x| x["kind"] == "fork"
+            && x["message"]
+                .as_str()
+                .unwrap()
+                .contains("cannot be true together with the one of 2 entries")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !s.path("site/vault-b/tlog/witnessed/00000000000000000002.checkpoint")
+            .exists(),
+        "the fork was not cosigned"
+    );
+    // The witnessed vault verifies; the fork, with the real vault's witnessed
+    // checkpoint put beside it, is caught by its own verify.
+    assert_eq!(s.run(&["verify"]).code, 0);
+    std::fs::create_dir_all(s.path("site/vault-b/tlog/witnessed")).unwrap();
+    std::fs::copy(
+        s.vault()
+            .join("tlog/witnessed/00000000000000000002.checkpoint"),
+        s.path("site/vault-b/tlog/witnessed/00000000000000000002.checkpoint"),
+    )
+    .unwrap();
+    let r = s.run_with(&fork, &["--json", "verify"]);
+    assert!(
+        r.records("finding")
+            .iter()
+            .any(|x| x["kind"] == "bad-checkpoint"
+                && x["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("forked or rewritten")),
+        "{}",
+        r.stdout
+    );
+}

@@ -86,6 +86,8 @@ struct RawVault {
     state: Option<Spanned<String>>,
     stale_after: Option<Spanned<String>>,
     compression_level: Option<Spanned<i32>>,
+    witnesses: Option<Spanned<u32>>,
+    witness_grace: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -175,6 +177,10 @@ pub struct VaultConfig {
     /// `None` (`stale-after = "off"`): never report the log as stale (an archived copy).
     pub stale_after: Option<Duration>,
     pub compression_level: i32,
+    /// How many `witness` keys must have cosigned a checkpoint covering every entry
+    /// older than `witness_grace` (0: none asked for).
+    pub witnesses: usize,
+    pub witness_grace: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -541,6 +547,8 @@ impl Config {
                 state: None,
                 stale_after: None,
                 compression_level: None,
+                witnesses: None,
+                witness_grace: None,
             },
             None => bail!(
                 "{}: no [vault] table, and devices need a vault to be collected into\nfix: add\n[vault]\npath = \"vault\"\nkey = \"keys/collector.key\"",
@@ -567,6 +575,11 @@ impl Config {
                 loc.at(l),
                 l.get_ref()
             ),
+        };
+        let witnesses = v.witnesses.as_ref().map_or(0, |w| *w.get_ref() as usize);
+        let witness_grace = match &v.witness_grace {
+            None => Duration::from_secs(48 * 3600),
+            Some(d) => loc.duration(d, "[vault] key `witness-grace`", MINUTE, YEAR)?,
         };
         let vault_path = resolve(v.path.get_ref());
         let state_path = v
@@ -595,6 +608,8 @@ impl Config {
             state: state_path,
             stale_after,
             compression_level,
+            witnesses,
+            witness_grace,
         };
 
         let mut keys = Vec::new();
@@ -607,8 +622,9 @@ impl Config {
             let role = match t.role.get_ref().as_str() {
                 "collector" => Role::Collector,
                 "approver" => Role::Approver,
+                "witness" => Role::Witness,
                 other => bail!(
-                    "{}: [[trust]] `{name}` key `role`: `{other}` is not a role\nfix: use \"collector\" or \"approver\"",
+                    "{}: [[trust]] `{name}` key `role`: `{other}` is not a role\nfix: use \"collector\", \"approver\" or \"witness\"",
                     loc.at(&t.role)
                 ),
             };
@@ -632,6 +648,13 @@ impl Config {
                 );
             }
             keys.push(TrustedKey { name, role, key });
+        }
+        let witness_keys = keys.iter().filter(|k| k.role == Role::Witness).count();
+        if witnesses > witness_keys {
+            bail!(
+                "{}: [vault] key `witnesses`: {witnesses} cosignatures asked for, but the config trusts {witness_keys} key(s) of role \"witness\"\nfix: add a [[trust]] entry with role = \"witness\" for each witness host's public key (plcvault keygen --role witness on that host)",
+                v.witnesses.as_ref().map(|w| loc.at(w)).unwrap_or_default()
+            );
         }
 
         let mut devices = Vec::new();

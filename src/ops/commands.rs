@@ -15,7 +15,7 @@ use crate::output::{Out, Outcome, human_bytes};
 pub fn keygen(
     path: &Path,
     comment: &str,
-    approver: bool,
+    role: &str,
     site: Option<&Path>,
     out: &Out,
 ) -> Result<Outcome> {
@@ -35,16 +35,10 @@ pub fn keygen(
             public_key: key.public().to_hex(),
         },
         || {
-            let (role, advice) = if approver {
-                (
-                    "approver",
-                    "Keep the private key with its owner (a laptop or a token), never on the collector host;\ncopy only the .pub file to the site, next to its plcvault.toml, and paste this into that config\n(public-key is resolved against the config's folder):",
-                )
-            } else {
-                (
-                    "collector",
-                    "This host signs what it collects with it ([vault] key in the config).\nPaste this into the config of this site and of every verifier\n(public-key is resolved against the config's folder):",
-                )
+            let advice = match role {
+                "approver" => "Keep the private key with its owner (a laptop or a token), never on the collector host;\ncopy only the .pub file to the site, next to its plcvault.toml, and paste this into that config\n(public-key is resolved against the config's folder):",
+                "witness" => "Keep the private key on the witness host (a central server, the auditor's machine), never on the collector host;\nrun `plcvault witness cosign --key` there on a copy of the vault, and paste this into the config of the site and of every verifier\n(public-key is resolved against the config's folder):",
+                _ => "This host signs what it collects with it ([vault] key in the config).\nPaste this into the config of this site and of every verifier\n(public-key is resolved against the config's folder):",
             };
             format!(
                 "wrote private key {} (mode 0600)\n\
@@ -54,7 +48,7 @@ pub fn keygen(
                 pub_path.display(),
                 key.public().fingerprint(),
                 path.file_stem().and_then(|s| s.to_str()).unwrap_or(role),
-                trust_path(&pub_path, site, approver)
+                trust_path(&pub_path, site, role != "collector")
             )
         },
     );
@@ -417,6 +411,75 @@ pub fn proof(cfg: &Config, entry: Option<u64>, from: Option<u64>, out: &Out) -> 
     Ok(Outcome::Clean)
 }
 
+/// A witness's cosignature of the vault's current checkpoint with `key` (a `witness`
+/// key), after checking that it extends the one this host cosigned before (remembered in
+/// the state folder as `<vault id>.witnessed`). A checkpoint that cannot be true together
+/// with that one is a critical finding (exit 1) and is not cosigned.
+///
+/// Fails when the key cannot be read or is not trusted as witness, or the checkpoint is
+/// not trusted.
+pub fn witness_cosign(cfg: &Config, key: &std::path::Path, out: &Out) -> Result<Outcome> {
+    let vault = cfg.vault_for_reading()?;
+    let secret = vault::SecretKey::load(key)
+        .with_context(|| format!("cannot read the witness key {}", key.display()))?;
+    let public = secret.public();
+    if !cfg
+        .trust
+        .keys
+        .iter()
+        .any(|k| k.key == public && k.role == vault::Role::Witness)
+    {
+        anyhow::bail!(
+            "{} is not trusted as a witness key by this config\nfix: add its public key as a [[trust]] entry with role = \"witness\"",
+            key.display()
+        );
+    }
+    let writers: Vec<vault::PublicKey> = cfg
+        .trust
+        .keys
+        .iter()
+        .filter(|k| k.role != vault::Role::Witness)
+        .map(|k| k.key)
+        .collect();
+    let memory = cfg.vault.state.join(format!("{}.witnessed", vault.id()));
+    let seen = match std::fs::read_to_string(&memory) {
+        Ok(s) => Some(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", memory.display())),
+    };
+    match vault::tiles::cosign(vault.root(), vault.id(), &writers, &secret, seen.as_deref()) {
+        Ok((c, note)) => {
+            std::fs::create_dir_all(&cfg.vault.state)?;
+            vault::atomic::write_replace(&cfg.vault.state, &memory, note.as_bytes()).with_context(
+                || {
+                    format!(
+                        "cannot remember the cosigned checkpoint in {}",
+                        memory.display()
+                    )
+                },
+            )?;
+            out.record(
+                "cosigned",
+                &serde_json::json!({"size": c.size, "root": c.root, "witness": vault::tiles::key_name(vault.id(), &public)}),
+                || format!("cosigned the checkpoint of {} entries (root {}) as witness {}", c.size, c.root.to_hex(), vault::tiles::key_name(vault.id(), &public)),
+            );
+            Ok(Outcome::Clean)
+        }
+        Err(vault::tiles::CosignError::Fork(why)) => {
+            out.record(
+                "finding",
+                &serde_json::json!({"kind": "fork", "severity": "critical", "message": why}),
+                || format!("CRITICAL fork: {why}\nnot cosigned; keep this witness's state ({}) as evidence", memory.display()),
+            );
+            Ok(Outcome::Findings)
+        }
+        Err(vault::tiles::CosignError::Untrusted(why))
+        | Err(vault::tiles::CosignError::Io(why)) => Err(anyhow::anyhow!(
+            "{why}\nfix: run `plcvault verify` on the vault and read its findings"
+        )),
+    }
+}
+
 pub fn verify(cfg: &Config, read_data: bool, out: &Out) -> Result<Outcome> {
     let vault = cfg.vault_for_reading()?;
     let t0 = Instant::now();
@@ -433,6 +496,8 @@ pub fn verify(cfg: &Config, read_data: bool, out: &Out) -> Result<Outcome> {
             stale_after: cfg.vault.stale_after,
             state_dir: Some(cfg.vault.state.clone()),
             threads: cfg.threads,
+            witnesses: cfg.vault.witnesses,
+            witness_grace: cfg.vault.witness_grace,
             ..Default::default()
         },
     )?;

@@ -148,7 +148,7 @@ fn finish(
         accepted: accepted.clone(),
         reason: reason.to_string(),
     };
-    let entry = vault::log::append_unguarded(vault.root(), vault.id(), key, &event)?;
+    let entry = vault::append::append_unguarded(vault.root(), vault.id(), key, &event)?;
     vault::state::replace(state, vault.id(), (entry.file_seq, entry.hash))?;
     // The log need not extend the checkpoint verified before the accepted state either.
     vault::state::forget_checkpoint(state, vault.id())?;

@@ -151,18 +151,24 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 impl Site {
     /// Generates an approver key `alice` and trusts it as approver; returns its path.
     pub fn add_approver(&self) -> PathBuf {
-        let key = self.path("site/keys/alice.key");
+        self.add_key("alice", "approver", "Alice, process engineer")
+    }
+
+    /// Generates a key pair `site/keys/NAME.key` and trusts it with `role`; returns its
+    /// path.
+    pub fn add_key(&self, name: &str, role: &str, comment: &str) -> PathBuf {
+        let key = self.path(&format!("site/keys/{name}.key"));
         let r = self.run(&[
             "keygen",
             "--out",
             key.to_str().unwrap(),
             "--comment",
-            "Alice, process engineer",
+            comment,
         ]);
         assert_eq!(r.code, 0, "{}", r.stderr);
         let mut text = std::fs::read_to_string(self.config()).unwrap();
         text.push_str(&format!(
-            "\n[[trust]]\nname = \"alice\"\nrole = \"approver\"\npublic-key = \"{}.pub\"\n",
+            "\n[[trust]]\nname = \"{name}\"\nrole = \"{role}\"\npublic-key = \"{}.pub\"\n",
             key.display()
         ));
         std::fs::write(self.config(), text).unwrap();

@@ -58,6 +58,9 @@ pub enum FindingKind {
     /// A tile of the log's Merkle tree differs from the tree of the entries (derived
     /// data: the next write rebuilds it).
     BadTile,
+    /// Entries older than the grace period are covered by no checkpoint that enough
+    /// witnesses cosigned.
+    Unwitnessed,
 }
 
 impl FindingKind {
@@ -87,6 +90,7 @@ impl FindingKind {
             FindingKind::BadManifest => "bad-manifest",
             FindingKind::BadCheckpoint => "bad-checkpoint",
             FindingKind::BadTile => "bad-tile",
+            FindingKind::Unwitnessed => "unwitnessed",
         }
     }
 }

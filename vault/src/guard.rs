@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::error::VaultError;
 use crate::hash::Hash;
 use crate::key::SecretKey;
-use crate::log::{self, Entry, Event};
+use crate::log::{Entry, Event};
 use crate::repository::Vault;
 use crate::state;
 
@@ -77,7 +77,7 @@ pub fn check(vault: &Vault) -> Result<(), VaultError> {
 /// or with `Contended` after many lost races.
 pub fn append(vault: &Vault, key: &SecretKey, event: &Event) -> Result<Entry, VaultError> {
     check(vault)?;
-    let entry = log::append_unguarded(vault.root(), vault.id(), key, event)?;
+    let entry = crate::append::append_unguarded(vault.root(), vault.id(), key, event)?;
     if let Some(dir) = vault.state_dir() {
         state::remember(dir, vault.id(), (entry.file_seq, entry.hash))?;
     }

@@ -287,6 +287,8 @@ pub enum Role {
     Collector,
     /// Baseline approvals.
     Approver,
+    /// Cosigns the log's checkpoints from another host; signs no entry.
+    Witness,
 }
 
 impl fmt::Display for Role {
@@ -294,6 +296,7 @@ impl fmt::Display for Role {
         f.write_str(match self {
             Role::Collector => "collector",
             Role::Approver => "approver",
+            Role::Witness => "witness",
         })
     }
 }

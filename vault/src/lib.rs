@@ -3,6 +3,7 @@
 //!
 //! The byte-level format is in `FORMAT.md` beside this crate.
 
+pub mod append;
 pub mod atomic;
 pub mod chunker;
 pub mod error;

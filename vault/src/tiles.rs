@@ -524,6 +524,86 @@ pub fn prove_consistency(
     })
 }
 
+/// The folder of witnessed checkpoints: `tlog/witnessed/<size, 20 digits>.checkpoint`,
+/// the writer's checkpoint of that size with one more signature line per witness.
+pub fn witnessed_dir(root: &Path) -> PathBuf {
+    root.join("tlog/witnessed")
+}
+
+/// What a witness found when asked to cosign.
+#[derive(Debug)]
+pub enum CosignError {
+    /// The checkpoint cannot be trusted or read (not signed by a writer, tiles damaged).
+    Untrusted(String),
+    /// The checkpoint cannot be true together with the one the witness cosigned before:
+    /// a smaller tree, the same size with another root, or no consistency proof — the
+    /// log was forked or rewritten.
+    Fork(String),
+    /// Writing the cosigned checkpoint failed.
+    Io(String),
+}
+
+/// A witness's cosignature of the vault's current checkpoint: checks it (signed by one
+/// of `writers`, the tiles give its root) and, when the witness cosigned one before
+/// (`seen`, as it remembered it), that a consistency proof joins that one to it; then
+/// adds its signature and stores the result under `tlog/witnessed/`. Returns the
+/// cosigned note, for the witness to remember.
+///
+/// Fails with `Fork` when the two checkpoints cannot both be true.
+pub fn cosign(
+    root: &Path,
+    vault_id: &str,
+    writers: &[PublicKey],
+    witness: &SecretKey,
+    seen: Option<&str>,
+) -> Result<(Checkpoint, String), CosignError> {
+    let (c, note) = trusted_checkpoint(root, vault_id, writers).map_err(CosignError::Untrusted)?;
+    if let Some(seen) = seen {
+        let old = open(seen, vault_id, &[])
+            .map_err(|e| {
+                CosignError::Untrusted(format!(
+                    "the checkpoint this witness remembered does not parse: {e}"
+                ))
+            })?
+            .checkpoint;
+        let t = Tiles::of(root);
+        let joined = old.size <= c.size
+            && crate::tlog::consistency_proof(&t, old.size.max(1), c.size).is_ok_and(|p| {
+                old.size == 0
+                    || crate::tlog::check_consistency(old.size, &old.root, c.size, &c.root, &p)
+            });
+        if !joined {
+            return Err(CosignError::Fork(format!(
+                "the checkpoint of {} entries (root {}) cannot be true together with the one of {} entries (root {}) this witness cosigned before: the log was forked or rewritten",
+                c.size,
+                c.root.to_hex(),
+                old.size,
+                old.root.to_hex()
+            )));
+        }
+    }
+    let public = witness.public();
+    let name = key_name(vault_id, &public);
+    let mut sig = key_id(&name, &public).to_vec();
+    sig.extend_from_slice(&witness.sign(c.text().as_bytes()));
+    let line = format!("\u{2014} {name} {}\n", base64(&sig));
+    // Another witness may have cosigned this size already: its line stays.
+    let path = witnessed_dir(root).join(format!("{:020}.checkpoint", c.size));
+    let base = match fs::read_to_string(&path) {
+        Ok(existing) if existing.starts_with(&c.text()) => existing,
+        _ => note.clone(),
+    };
+    let cosigned = if base.contains(&format!("\u{2014} {name} ")) {
+        base
+    } else {
+        format!("{base}{line}")
+    };
+    fs::create_dir_all(witnessed_dir(root)).map_err(|e| CosignError::Io(e.to_string()))?;
+    atomic::write_replace(&root.join("tmp"), &path, cosigned.as_bytes())
+        .map_err(|e| CosignError::Io(format!("{}: {e}", path.display())))?;
+    Ok((c, format!("{note}{line}")))
+}
+
 /// An exclusive lock on a file (`flock`), released when dropped.
 struct Lock {
     _file: fs::File,

@@ -35,6 +35,10 @@ pub struct VerifyOptions {
     /// before it is a finding (clocks of two hosts, NTP corrections).
     pub clock_skew: Duration,
     pub threads: usize,
+    /// How many witnesses (keys of role `witness`) must have cosigned a checkpoint
+    /// covering every entry older than `witness_grace`; 0: none asked for.
+    pub witnesses: usize,
+    pub witness_grace: Duration,
 }
 
 /// The default clock skew allowed between entries and the verifier.
@@ -50,6 +54,8 @@ impl Default for VerifyOptions {
             now: SystemTime::now(),
             clock_skew: DEFAULT_CLOCK_SKEW,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            witnesses: 0,
+            witness_grace: Duration::from_secs(48 * 3600),
         }
     }
 }
@@ -90,6 +96,7 @@ fn log_level(kind: FindingKind) -> bool {
             | FindingKind::CorruptChunk
             | FindingKind::BadManifest
             | FindingKind::BadTile
+            | FindingKind::Unwitnessed
     )
 }
 
@@ -134,7 +141,13 @@ fn check_tree(
             return None;
         }
     };
-    let keys: Vec<crate::key::PublicKey> = trust.keys.iter().map(|k| k.key).collect();
+    // Writers sign checkpoints; a witness's signature alone is none.
+    let keys: Vec<crate::key::PublicKey> = trust
+        .keys
+        .iter()
+        .filter(|k| k.role != crate::key::Role::Witness)
+        .map(|k| k.key)
+        .collect();
     let bad = |msg: String| Finding::new(FindingKind::BadCheckpoint, msg).path("tlog/checkpoint");
     let signed = match tiles::open(&note, vault.id(), &keys) {
         Ok(s) => s,
@@ -259,6 +272,132 @@ fn check_tree(
     Some(note)
 }
 
+/// The witnessed checkpoints (`tlog/witnessed/`): each must be the tree of the log's
+/// entries — a witnessed checkpoint the log no longer matches means the log was forked
+/// or rewritten after witnesses saw it (critical) — and, when witnesses are asked for,
+/// every entry older than the grace period must be covered by one that enough of them
+/// cosigned.
+fn check_witnessed(
+    vault: &Vault,
+    trust: &Trust,
+    opts: &VerifyOptions,
+    history: &History,
+    report: &mut VerifyReport,
+) {
+    use crate::key::Role;
+    use crate::tiles;
+    let dir = tiles::witnessed_dir(vault.root());
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        if opts.witnesses > 0 && !history.leaves.is_empty() {
+            check_unwitnessed(opts, history, 0, report);
+        }
+        return;
+    };
+    let writers: Vec<_> = trust
+        .keys
+        .iter()
+        .filter(|k| k.role != Role::Witness)
+        .map(|k| k.key)
+        .collect();
+    let witnesses: Vec<_> = trust
+        .keys
+        .iter()
+        .filter(|k| k.role == Role::Witness)
+        .map(|k| k.key)
+        .collect();
+    let all: Vec<_> = trust.keys.iter().map(|k| k.key).collect();
+    let mut tree = crate::tlog::MemoryTree::new();
+    for (i, (seq, leaf)) in history.leaves.iter().enumerate() {
+        if *seq != i as u64 + 1 {
+            break;
+        }
+        tree.push(*leaf);
+    }
+    let mut covered = 0u64;
+    let mut names: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
+    names.sort();
+    for path in names
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "checkpoint"))
+    {
+        let Ok(bytes) = crate::fsread::read_regular(path, tiles::MAX_CHECKPOINT) else {
+            continue;
+        };
+        let note = String::from_utf8_lossy(&bytes);
+        let Ok(signed) = tiles::open(&note, vault.id(), &all) else {
+            report.findings.push(
+                Finding::new(
+                    FindingKind::BadCheckpoint,
+                    "a witnessed checkpoint is malformed",
+                )
+                .path(path.display()),
+            );
+            continue;
+        };
+        let c = &signed.checkpoint;
+        let by_writer = signed.signers.iter().any(|k| writers.contains(k));
+        let cosigners = signed
+            .signers
+            .iter()
+            .filter(|k| witnesses.contains(k))
+            .count();
+        if !by_writer || cosigners == 0 {
+            continue;
+        }
+        let matches = c.size <= tree.size()
+            && crate::tlog::tree_hash(&tree, c.size).is_ok_and(|r| r == c.root);
+        if !matches {
+            report.findings.push(
+                Finding::new(
+                    FindingKind::BadCheckpoint,
+                    format!(
+                        "a checkpoint of {} entries that {cosigners} witness(es) cosigned is not the tree of this log: the log was forked or rewritten after witnesses saw it",
+                        c.size
+                    ),
+                )
+                .path(path.display()),
+            );
+            continue;
+        }
+        if cosigners >= opts.witnesses {
+            covered = covered.max(c.size);
+        }
+    }
+    if opts.witnesses > 0 {
+        check_unwitnessed(opts, history, covered, report);
+    }
+}
+
+/// The first entry after the newest checkpoint enough witnesses cosigned: older than the
+/// grace period, it is a finding.
+fn check_unwitnessed(
+    opts: &VerifyOptions,
+    history: &History,
+    covered: u64,
+    report: &mut VerifyReport,
+) {
+    let first = history
+        .entries
+        .iter()
+        .find(|c| c.entry.file_seq > covered)
+        .and_then(|c| c.entry.time().map(|t| (c.entry.file_seq, t)));
+    if let Some((seq, t)) = first
+        && opts.now.duration_since(t).unwrap_or_default() > opts.witness_grace
+    {
+        report.findings.push(
+            Finding::new(
+                FindingKind::Unwitnessed,
+                format!(
+                    "entries from {seq} on are not covered by a checkpoint {} witness(es) cosigned, and entry {seq} is older than the grace period of {}: run `plcvault witness cosign` on the witness hosts",
+                    opts.witnesses,
+                    humantime::format_duration(opts.witness_grace)
+                ),
+            )
+            .seq(seq),
+        );
+    }
+}
+
 /// Where a chunk is used, for naming what damage affects.
 struct Usage {
     device: String,
@@ -318,6 +457,7 @@ pub fn verify(
         &history,
         &mut report,
     );
+    check_witnessed(vault, trust, opts, &history, &mut report);
     let newest_sane = check_clocks(&history, &accepted, opts, &mut report);
     note_recoveries(&history, &mut report);
     check_stale(opts, newest_sane, &history, &mut report);

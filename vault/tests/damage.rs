@@ -126,7 +126,7 @@ fn log_entry_with_bad_signature() {
 fn entry_signed_by_unknown_key() {
     let f = Fixture::standard();
     let stranger = SecretKey::generate().unwrap();
-    log::append_unguarded(
+    vault::append::append_unguarded(
         f.root(),
         f.vault.id(),
         &stranger,
@@ -146,7 +146,7 @@ fn entry_signed_by_unknown_key() {
 fn entry_signed_by_wrong_role() {
     let f = Fixture::standard();
     // An approver key may not sign collections.
-    log::append_unguarded(
+    vault::append::append_unguarded(
         f.root(),
         f.vault.id(),
         &f.approver,
@@ -179,7 +179,7 @@ fn broken_chain() {
 #[test]
 fn deleted_entry() {
     let f = Fixture::standard();
-    log::append_unguarded(
+    vault::append::append_unguarded(
         f.root(),
         f.vault.id(),
         &f.collector,
@@ -393,7 +393,7 @@ fn a_log_cut_after_its_checkpoint_is_found_and_a_vault_without_tiles_gets_them()
     let r = check(&f, false);
     assert!(kinds(&r).is_empty(), "{r:?}");
     assert!(r.notes.iter().any(|n| n.contains("no signed checkpoint")));
-    log::append_unguarded(
+    vault::append::append_unguarded(
         f.root(),
         f.vault.id(),
         &f.collector,
@@ -449,4 +449,31 @@ fn a_checkpoint_that_does_not_extend_the_one_verified_before_is_found() {
     // tlog/ deleted outright is found too, once a checkpoint was verified.
     fs::remove_dir_all(f.root().join("tlog")).unwrap();
     assert!(kinds(&check(&f, false)).contains(&FindingKind::BadCheckpoint));
+}
+
+#[test]
+fn entries_no_witness_cosigned_within_the_grace_period_are_found() {
+    let f = Fixture::standard();
+    let opts = |now, witnesses| VerifyOptions {
+        now,
+        witnesses,
+        witness_grace: Duration::from_secs(48 * 3600),
+        ..Default::default()
+    };
+    let later = SystemTime::now() + Duration::from_secs(72 * 3600);
+    // None asked for: nothing to say.
+    assert!(
+        verify(&f.vault, &f.trust, &opts(later, 0))
+            .unwrap()
+            .is_clean()
+    );
+    // Asked for, none cosigned, within the grace period: fine; past it: a finding.
+    assert!(
+        verify(&f.vault, &f.trust, &opts(SystemTime::now(), 1))
+            .unwrap()
+            .is_clean()
+    );
+    let r = verify(&f.vault, &f.trust, &opts(later, 1)).unwrap();
+    assert_eq!(kinds(&r), vec![FindingKind::Unwitnessed]);
+    assert_eq!(r.findings[0].seq, Some(1));
 }
