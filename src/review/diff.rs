@@ -328,10 +328,13 @@ pub fn compare(
                             let summary = format!(
                                 "{name}: {} {}{}",
                                 c.address,
-                                if c.what == "opaque" {
-                                    "opaque: hash changed (source-protected or encoded)"
-                                } else {
-                                    c.what
+                                match c.what {
+                                    "opaque" => {
+                                        "opaque: hash changed (source-protected or encoded)"
+                                    }
+                                    // The class says comment; the address often does too.
+                                    "comment" => "changed",
+                                    w => w,
                                 },
                                 if c.context {
                                     " (a dependency the export carries, Use=\"Context\")"
@@ -462,10 +465,10 @@ fn structured(
         Err(why) => return Structured::Fallback(why),
     };
     let mut c = formats::compare(&a, &b);
-    if c.iter().all(|c| matches!(c.what, "cosmetic" | "comment")) {
-        // Nothing that runs changed: formatting only, or a change in what no item reads
-        // (hidden behind a re-export's new date) — told apart on the whole document,
-        // never guessed.
+    // XML exports compare what no item read on every diff (`Export::unread`). A Siemens
+    // source is all items: bytes that differ with none changed are formatting, or lines
+    // the items normalise (white space) — told apart on the whole text.
+    if f == "siemens-source" && c.is_empty() {
         let unread = read_old(o).zip(read_new(n)).and_then(|(x, y)| {
             formats::unread_change(
                 &f,
@@ -473,20 +476,17 @@ fn structured(
                 std::str::from_utf8(&y).ok()?,
             )
         });
-        match unread {
-            Some(u) => c.push(u),
-            None if c.is_empty() => c.push(formats::Change {
-                address: "File".into(),
-                what: "cosmetic",
-                kind: "file",
-                context: false,
-                old: None,
-                new: Some(
-                    "bytes differ, no item changed (formatting, white space or order)".into(),
-                ),
-            }),
-            None => {}
-        }
+        c.extend(unread);
+    }
+    if c.is_empty() {
+        c.push(formats::Change {
+            address: "File".into(),
+            what: "cosmetic",
+            kind: "file",
+            context: false,
+            old: None,
+            new: Some("bytes differ, no item changed (formatting, white space or order)".into()),
+        });
     }
     Structured::Items(c)
 }
@@ -1513,6 +1513,36 @@ mod tests {
                 .any(|(c, s)| *c == Class::Logic && s.contains("task[MainTask]")),
             "{f:?}"
         );
+        // Round 2: a second rung text beside a tag value change is still found; a comment
+        // edit is a comment and nothing else; reordered tags are formatting.
+        let f = export_findings(
+            "Line2.L5X",
+            l5x,
+            &l5x.replace("Value=\"88\"", "Value=\"72\"").replace(
+                "<![CDATA[XIO(Guard_Closed)OTU(Run);]]>\n</Text>",
+                "<![CDATA[XIO(Guard_Closed)OTU(Run);]]>\n</Text>\n<Text>\n<![CDATA[OTL(Run);]]>\n</Text>",
+            ),
+        );
+        assert!(
+            f.iter()
+                .any(|(c, s)| *c == Class::Logic && s.contains("Rung[2]/Text#2 added")),
+            "{f:?}"
+        );
+        let f = export_findings(
+            "Line2.L5X",
+            l5x,
+            &l5x.replace("Safety: guard door stops the filler", "guard door"),
+        );
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].0, Class::Comment, "{f:?}");
+        let (a, b) = (
+            l5x.find("<Tag Name=\"LineSpeed\"").unwrap(),
+            l5x.find("<Tag Name=\"Juice\"").unwrap(),
+        );
+        let c = l5x.find("<Tag Name=\"Setpoints\"").unwrap();
+        let swapped = format!("{}{}{}{}", &l5x[..a], &l5x[b..c], &l5x[a..b], &l5x[c..]);
+        let f = export_findings("Line2.L5X", l5x, &swapped);
+        assert!(f.iter().all(|(c, _)| *c == Class::Cosmetic), "{f:?}");
         // Siemens: an END inside a comment ends nothing; a block in lower case is a block.
         let scl = include_str!("../../tests/fixtures/exports/FB20_Mixer.scl");
         let f = export_findings(

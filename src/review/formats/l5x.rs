@@ -43,8 +43,22 @@ pub fn parse(text: &str) -> Result<Export, String> {
         file.insert(a.name().to_string(), a.value().to_string());
     }
     ex.add("File", "file", false, Body::Fields(file));
+    ex.own(root);
     walk(root, "", false, &mut ex);
+    ex.finish(&doc, &|a| {
+        COSMETIC.contains(&a)
+            || matches!(
+                a,
+                "X" | "Y" | "Width" | "Height" | "HideDesc" | "DescX" | "DescY" | "DescWidth"
+            )
+    });
     Ok(ex)
+}
+
+/// Marks `n` as read with its first description (what `fields_of` reads).
+fn mark_fields(n: roxmltree::Node, ex: &mut Export) {
+    ex.own(n);
+    ex.first(n, "Description");
 }
 
 fn is_context(n: roxmltree::Node, inherited: bool) -> bool {
@@ -94,6 +108,7 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
         let name = c.attribute("Name").unwrap_or("");
         match c.tag_name().name() {
             "Controller" => {
+                mark_fields(c, ex);
                 ex.add("Controller", "controller", ctx, Body::Fields(fields_of(c)));
                 walk(c, "Controller", ctx, ex);
             }
@@ -103,6 +118,7 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
                 } else {
                     format!("{scope} / Program {name}")
                 };
+                mark_fields(c, ex);
                 ex.add(&here, "program", ctx, Body::Fields(fields_of(c)));
                 walk(c, &here, ctx, ex);
             }
@@ -134,7 +150,15 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
                     &mut f,
                 );
                 ex.add(&here, "aoi", ctx, Body::Fields(f));
+                // Everything but its routines is in its fields.
+                ex.own(c);
+                for k in c.children().filter(|k| k.is_element()) {
+                    if k.tag_name().name() != "Routines" {
+                        ex.all(k);
+                    }
+                }
                 if let Some(r) = child(c, "Routines") {
+                    ex.own(r);
                     walk(r, &here, ctx, ex);
                 }
             }
@@ -144,7 +168,8 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
                 } else {
                     format!("{scope} / Routine {name}")
                 };
-                let body = routine_body(c);
+                let body = routine_body(c, ex);
+                mark_fields(c, ex);
                 let attrs = fields_of(c);
                 ex.add(&here, "routine", ctx, body);
                 // Its type and description, beside the body.
@@ -181,6 +206,7 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
                     format!("sha256 {}", vault::Hash::of(body.as_bytes()).to_hex()),
                 );
                 let kind = if what == "AOI" { "aoi" } else { "routine" };
+                ex.all(c);
                 ex.add(&here, kind, ctx, Body::Fields(f));
             }
             "Tag" => {
@@ -206,6 +232,7 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
                 } else {
                     rest(c, &[], &mut f);
                 }
+                ex.all(c);
                 ex.add(
                     &format!("{owner} / Tag {name}"),
                     "tag",
@@ -243,6 +270,20 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
                     let name = hosts.get(name).map(String::as_str).unwrap_or(name);
                     f.insert(format!("Member {name}"), pairs(&mf, " "));
                 }
+                // Read: its own attributes and description, each member's, its
+                // dependencies and (by `rest`) everything else but the members.
+                mark_fields(c, ex);
+                for k in c.children().filter(|k| k.is_element()) {
+                    match k.tag_name().name() {
+                        "Members" => {
+                            ex.own(k);
+                            for m in children(k, "Member") {
+                                mark_fields(m, ex);
+                            }
+                        }
+                        _ => ex.all(k),
+                    }
+                }
                 ex.add(
                     &format!("DataType {name}"),
                     "datatype",
@@ -255,6 +296,7 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
                 // and their RPIs, configuration data.
                 let mut f = fields_of(c);
                 rest(c, &[], &mut f);
+                ex.all(c);
                 ex.add(&format!("Module {name}"), "module", ctx, Body::Fields(f));
             }
             "Task" => {
@@ -267,6 +309,7 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
                 f.insert("ScheduledPrograms".into(), progs.join(", "));
                 // An event task's trigger, and anything else a task holds.
                 rest(c, &["ScheduledPrograms"], &mut f);
+                ex.all(c);
                 ex.add(&format!("Task {name}"), "task", ctx, Body::Fields(f));
             }
             // A description is its owner's field.
@@ -275,6 +318,7 @@ fn walk(n: roxmltree::Node, scope: &str, inherited: bool, ex: &mut Export) {
             // (`RedundancyInfo`, `Security`, `WallClockTime`, `ParameterConnections`...):
             // their own content is an item, then what is inside.
             other => {
+                ex.own(c);
                 let own = super::own_content(c, &dropped);
                 if !own.is_empty() {
                     let here = if scope.is_empty() {
@@ -320,13 +364,18 @@ fn tag_value(t: roxmltree::Node) -> String {
         .children()
         .filter(|c| matches!(c.tag_name().name(), "Data" | "DefaultData"))
         .collect();
-    if let Some(d) = datas
+    // Every decorated copy (an export has one; a second is read, not skipped).
+    let decorated_copies: Vec<String> = datas
         .iter()
-        .find(|d| d.attribute("Format") == Some("Decorated"))
-    {
-        let mut parts = Vec::new();
-        decorated(*d, "", &mut parts);
-        return parts.join(" ");
+        .filter(|d| d.attribute("Format") == Some("Decorated"))
+        .map(|d| {
+            let mut parts = Vec::new();
+            decorated(*d, "", &mut parts);
+            parts.join(" ")
+        })
+        .collect();
+    if !decorated_copies.is_empty() {
+        return decorated_copies.join(" | ");
     }
     datas
         .iter()
@@ -358,7 +407,8 @@ fn decorated(n: roxmltree::Node, path: &str, out: &mut Vec<String>) {
 }
 
 fn tag_text(t: roxmltree::Node) -> String {
-    let f = fields_of(t);
+    let mut f = fields_of(t);
+    rest(t, &["Data", "DefaultData"], &mut f);
     format!("{} value={}", pairs(&f, " "), tag_value(t))
 }
 
@@ -379,8 +429,17 @@ fn strip_layout(t: &str) -> &str {
     }
 }
 
-fn routine_body(r: roxmltree::Node) -> Body {
+/// A routine's body, marking in `ex` what it read: the first RLL, ST, FBD or SFC body
+/// (a second one is left unread, so it is compared as such), each rung's first text and
+/// comment, every ST line.
+fn routine_body(r: roxmltree::Node, ex: &mut Export) -> Body {
     if let Some(rll) = child(r, "RLLContent") {
+        ex.own(rll);
+        for g in children(rll, "Rung") {
+            ex.own(g);
+            ex.first(g, "Text");
+            ex.first(g, "Comment");
+        }
         return Body::Rungs(
             children(rll, "Rung")
                 .map(|g| {
@@ -396,6 +455,10 @@ fn routine_body(r: roxmltree::Node) -> Body {
         );
     }
     if let Some(st) = child(r, "STContent") {
+        ex.own(st);
+        for l in children(st, "Line") {
+            ex.all(l);
+        }
         let mut lines: Vec<(u64, String)> = children(st, "Line")
             .map(|l| {
                 let n = l
@@ -418,6 +481,7 @@ fn routine_body(r: roxmltree::Node) -> Body {
     // links by the elements they join; IDs and positions (what an editor renumbers and
     // moves) left out.
     if let Some(fbd) = child(r, "FBDContent") {
+        ex.all(fbd);
         for s in children(fbd, "Sheet") {
             let at = format!("Sheet {} / ", s.attribute("Number").unwrap_or("?"));
             graph(s, &at, &mut f);
@@ -425,10 +489,14 @@ fn routine_body(r: roxmltree::Node) -> Body {
         return Body::Fields(f);
     }
     if let Some(sfc) = child(r, "SFCContent") {
+        ex.all(sfc);
         graph(sfc, "", &mut f);
         return Body::Fields(f);
     }
     // Other bodies: their elements without positions, one field per element in order.
+    for k in r.children().filter(|k| k.is_element()) {
+        ex.all(k);
+    }
     for (i, d) in r
         .descendants()
         .filter(|d| d.is_element())

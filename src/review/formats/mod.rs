@@ -79,7 +79,9 @@ pub fn unread_change(format: &str, old: &str, new: &str) -> Option<Change> {
     let lines = |t: &str| -> Option<Vec<String>> {
         match format {
             "siemens-source" => Some(
-                t.lines()
+                t.strip_prefix('\u{feff}')
+                    .unwrap_or(t)
+                    .lines()
                     .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
                     .filter(|l| !l.is_empty())
                     .collect(),
@@ -259,9 +261,65 @@ pub struct Export {
     /// The number of a body's first line as the format's editor shows it (L5X numbers ST
     /// lines from 0, TwinCAT and STEP 7 editors from 1).
     pub line_base: usize,
+    /// What no item read: one line per element (path and own content) the reader did not
+    /// mark as read, in document order — compared on every diff, so that nothing an export
+    /// holds changes unreported and nothing an item reported is reported twice.
+    pub unread: Vec<String>,
+    /// Elements read while parsing (own content; whole subtree), by node id.
+    read: std::collections::HashSet<usize>,
+    read_all: std::collections::HashSet<usize>,
 }
 
 impl Export {
+    /// Marks an element's own content (attributes, text) as read by an item.
+    pub fn own(&mut self, n: roxmltree::Node) {
+        self.read.insert(n.id().get_usize());
+    }
+
+    /// Marks an element and everything below it as read by an item.
+    pub fn all(&mut self, n: roxmltree::Node) {
+        self.read_all.insert(n.id().get_usize());
+    }
+
+    /// Marks the first child of `n` named `name` (a reader reads only that one) as read,
+    /// whole.
+    pub fn first(&mut self, n: roxmltree::Node, name: &str) {
+        if let Some(c) = child(n, name) {
+            self.all(c);
+        }
+    }
+
+    /// Collects what no item read, once the document is parsed: every element not marked,
+    /// with its own content (the attributes `drop` names left out).
+    pub fn finish(&mut self, doc: &roxmltree::Document, drop: &dyn Fn(&str) -> bool) {
+        let mut stack = Vec::new();
+        let mut out = Vec::new();
+        self.unread_into(doc.root_element(), drop, &mut stack, &mut out);
+        self.unread = out;
+        self.read = Default::default();
+        self.read_all = Default::default();
+    }
+
+    fn unread_into(
+        &self,
+        n: roxmltree::Node,
+        drop: &dyn Fn(&str) -> bool,
+        stack: &mut Vec<String>,
+        out: &mut Vec<String>,
+    ) {
+        let id = n.id().get_usize();
+        if self.read_all.contains(&id) {
+            return;
+        }
+        stack.push(step(n));
+        if !self.read.contains(&id) {
+            out.push(format!("{} {}", stack.join("/"), own_content(n, drop)));
+        }
+        for c in n.children().filter(|c| c.is_element()) {
+            self.unread_into(c, drop, stack, out);
+        }
+        stack.pop();
+    }
     /// Adds an item keyed by its address.
     pub fn add(&mut self, address: &str, kind: &'static str, context: bool, body: Body) {
         self.add_keyed(address, address, kind, context, body);
@@ -388,6 +446,7 @@ pub fn compare(old: &Export, new: &Export) -> Vec<Change> {
             (None, None) => {}
         }
     }
+    unread(&old.unread, &new.unread, &mut out);
     out
 }
 
@@ -501,6 +560,71 @@ fn compare_bodies(
             Some(summary(o)),
             Some(summary(n)),
         )),
+    }
+}
+
+/// How many runs of unread lines that differ are reported one by one.
+const UNREAD_RUNS: usize = 20;
+
+/// The runs of lines no item read that differ, each a logic change at the path of its
+/// first element, with the lines before and after (at most 10 each).
+fn unread(old: &[String], new: &[String], out: &mut Vec<Change>) {
+    if old == new {
+        return;
+    }
+    let (ra, rb): (Vec<&str>, Vec<&str>) = (
+        old.iter().map(String::as_str).collect(),
+        new.iter().map(String::as_str).collect(),
+    );
+    let diff = similar::TextDiff::configure()
+        .timeout(std::time::Duration::from_millis(500))
+        .diff_slices(&ra, &rb);
+    let runs: Vec<_> = diff
+        .ops()
+        .iter()
+        .map(|op| op.as_tag_tuple())
+        .filter(|(tag, _, _)| *tag != similar::DiffTag::Equal)
+        .collect();
+    let show = |v: &[String], r: &std::ops::Range<usize>| -> Option<String> {
+        let more = r.len().saturating_sub(10);
+        let mut part: Vec<String> = v[r.clone()].iter().take(10).cloned().collect();
+        if more > 0 {
+            part.push(format!("… {more} more"));
+        }
+        (!part.is_empty()).then(|| part.join("\n"))
+    };
+    for (tag, or, nr) in runs.iter().take(UNREAD_RUNS) {
+        let first = if nr.is_empty() {
+            &old[or.start]
+        } else {
+            &new[nr.start]
+        };
+        let at = first.split(' ').next().unwrap_or("");
+        out.push(Change {
+            address: format!("File / {at}"),
+            what: match tag {
+                similar::DiffTag::Delete => "removed",
+                similar::DiffTag::Insert => "added",
+                _ => "changed",
+            },
+            kind: "unread",
+            context: false,
+            old: show(old, or),
+            new: show(new, nr),
+        });
+    }
+    if runs.len() > UNREAD_RUNS {
+        out.push(Change {
+            address: "File".into(),
+            what: "changed",
+            kind: "unread",
+            context: false,
+            old: None,
+            new: Some(format!(
+                "{} more runs of changed content outside the items (see the text of the export)",
+                runs.len() - UNREAD_RUNS
+            )),
+        });
     }
 }
 

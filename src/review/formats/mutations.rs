@@ -433,6 +433,47 @@ mod outside {
         }
     }
 
+    /// PLCopen by plain XML element counts, from Python's own XML parser (nothing of
+    /// ours): as many POUs, methods and data types as the file has elements.
+    #[test]
+    fn plain_xml_counts_agree_with_our_plcopen_items() {
+        let Some(dir) = super::super::l5x::tests::corpus("plcopen element counts") else {
+            return;
+        };
+        let base = dir.join("plcopen/MichielVanwelsenaere-HomeAutomation.CoDeSys3");
+        for (commit, path) in [
+            ("89b6545", "src/Exports/PLCopen.xml"),
+            ("298b7bf", "src/Exports/PLCopen.xml"),
+            ("d8149b1", "src/PLCopen/HomeAutomation.xml"),
+            ("192d3fa", "src/PLCopen/HomeAutomation.xml"),
+        ] {
+            let file = base.join(commit).join(path);
+            let script = "import sys, xml.etree.ElementTree as E\nt = E.parse(sys.argv[1])\nn = lambda tag: sum(1 for e in t.iter() if e.tag.split('}')[-1] == tag)\nprint(n('pou'), n('Method'), n('dataType'))";
+            let out = Command::new("python3")
+                .args(["-c", script])
+                .arg(&file)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let theirs = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let ex =
+                super::super::plcopen::parse(&std::fs::read_to_string(&file).unwrap()).unwrap();
+            let count = |f: &dyn Fn(&super::super::Item) -> bool| {
+                ex.items.values().filter(|i| f(i)).count()
+            };
+            let pous = count(&|i| {
+                i.kind == "pou" && i.address.starts_with("POU ") && !i.address.contains(" / ")
+            });
+            let methods = count(&|i| i.kind == "pou" && i.address.contains(" / Method "));
+            let types = count(&|i| i.kind == "datatype");
+            assert_eq!(format!("{pous} {methods} {types}"), theirs, "{commit}");
+        }
+    }
+
     #[test]
     fn blark_lists_the_methods_we_list() {
         let Some(dir) = super::super::l5x::tests::corpus("twincat inventory") else {

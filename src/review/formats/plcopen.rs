@@ -52,6 +52,12 @@ pub fn parse(text: &str) -> Result<Export, String> {
         }
     }
     ex.add("File", "file", false, Body::Fields(file));
+    ex.own(root);
+    for h in ["fileHeader", "contentHeader"] {
+        if let Some(n) = child(root, h) {
+            ex.own(n);
+        }
+    }
     for n in root.descendants().filter(|n| n.is_element()) {
         match n.tag_name().name() {
             "dataType" => {
@@ -59,7 +65,17 @@ pub fn parse(text: &str) -> Result<Export, String> {
                 let mut f = BTreeMap::new();
                 if let Some(b) = child(n, "baseType") {
                     describe_type(b, "", &mut f);
+                    // Read whole where the description has every part of it.
+                    let kind = b.children().find(|c| c.is_element());
+                    if kind.is_some_and(|k| {
+                        matches!(k.tag_name().name(), "struct" | "enum" | "derived" | "array")
+                            || k.children().all(|c| !c.is_element())
+                    }) {
+                        ex.all(b);
+                    }
                 }
+                ex.own(n);
+                mark_object_id(n, &mut ex);
                 ex.add_keyed(
                     &key(n, &format!("DataType {name}")),
                     &format!("DataType {name}"),
@@ -72,14 +88,22 @@ pub fn parse(text: &str) -> Result<Export, String> {
                 let at = format!("POU {}", n.attribute("name").unwrap_or(""));
                 pou(n, &at, &at, &mut ex);
             }
+            // A CODESYS interface (in a project's `addData`): its methods' signatures.
+            "Interface" if n.attribute("name").is_some() => {
+                let at = format!("Interface {}", n.attribute("name").unwrap_or(""));
+                pou(n, &at, &at, &mut ex);
+            }
             "Method" | "Action" | "Transition"
-                if n.ancestors().any(|a| a.tag_name().name() == "pou") =>
+                if n.ancestors()
+                    .any(|a| matches!(a.tag_name().name(), "pou" | "Interface")) =>
             {
                 let (at, fallback) = owned(n);
                 pou(n, &at, &fallback, &mut ex);
             }
             "action" | "transition" => {
                 let (at, fallback) = owned(n);
+                ex.own(n);
+                ex.first(n, "body");
                 if let Some(b) = child(n, "body") {
                     ex.add_keyed(
                         &format!("{fallback} body"),
@@ -115,6 +139,11 @@ pub fn parse(text: &str) -> Result<Export, String> {
                     }
                     None => key(n, &at),
                 };
+                ex.own(n);
+                for v in children(n, "variable") {
+                    ex.all(v);
+                }
+                mark_object_id(n, &mut ex);
                 ex.add_keyed(&k, &at, "globals", false, Body::Fields(variables(n)));
             }
             "task" => {
@@ -136,12 +165,42 @@ pub fn parse(text: &str) -> Result<Export, String> {
                     })
                     .collect();
                 f.insert("pouInstances".into(), progs.join(", "));
+                ex.own(n);
+                for p in children(n, "pouInstance") {
+                    ex.own(p);
+                }
                 ex.add(&at, "task", false, Body::Fields(f));
             }
+            // Their names are in the addresses of what they hold.
+            "configuration" | "resource" => ex.own(n),
             _ => {}
         }
     }
+    ex.finish(&doc, &|a| {
+        COSMETIC.contains(&a)
+            || matches!(a, "x" | "y" | "width" | "height" | "localId" | "refLocalId")
+    });
     Ok(ex)
+}
+
+/// Marks the `addData` element holding `n`'s CODESYS ObjectId as read.
+fn mark_object_id(n: roxmltree::Node, ex: &mut Export) {
+    if let Some(a) = child(n, "addData") {
+        ex.own(a);
+        for d in a.children().filter(|d| {
+            d.attribute("name")
+                .is_some_and(|x| x.ends_with("/objectid") || x.ends_with("/method"))
+        }) {
+            if d.attribute("name")
+                .is_some_and(|x| x.ends_with("/objectid"))
+            {
+                ex.all(d);
+            } else {
+                // Methods are read as POUs of their own.
+                ex.own(d);
+            }
+        }
+    }
 }
 
 /// `Configuration C / Resource R` above a task.
@@ -163,6 +222,10 @@ fn scope(n: roxmltree::Node) -> String {
 
 /// The CODESYS ObjectId of `n` (in its own `addData`), else `fallback`.
 fn key(n: roxmltree::Node, fallback: &str) -> String {
+    // CODESYS puts it on methods and interfaces as an attribute.
+    if let Some(id) = n.attribute("ObjectId").filter(|id| !id.is_empty()) {
+        return id.to_string();
+    }
     child(n, "addData")
         .into_iter()
         .flat_map(|a| a.children())
@@ -179,9 +242,17 @@ fn key(n: roxmltree::Node, fallback: &str) -> String {
 /// key when it has no ObjectId of its own: under its POU's key, so that renaming the POU
 /// renames it too.
 fn owned(n: roxmltree::Node) -> (String, String) {
-    let owner = n.ancestors().find(|a| a.tag_name().name() == "pou");
+    let owner = n
+        .ancestors()
+        .skip(1)
+        .find(|a| matches!(a.tag_name().name(), "pou" | "Interface"));
     let owner_at = format!(
-        "POU {}",
+        "{} {}",
+        if owner.is_some_and(|o| o.tag_name().name() == "Interface") {
+            "Interface"
+        } else {
+            "POU"
+        },
         owner.and_then(|p| p.attribute("name")).unwrap_or("")
     );
     let owner_key = owner.map(|p| key(p, &owner_at)).unwrap_or(owner_at.clone());
@@ -202,9 +273,27 @@ fn pou(n: roxmltree::Node, at: &str, fallback: &str, ex: &mut Export) {
     let k = key(n, fallback);
     let mut f: BTreeMap<String, String> = n
         .attributes()
-        .filter(|a| a.name() != "name")
+        .filter(|a| a.name() != "name" && a.name() != "ObjectId")
         .map(|a| (a.name().to_string(), a.value().to_string()))
         .collect();
+    // Read: its attributes, the interface's return type and sections with every
+    // variable, the first body, its ObjectId.
+    ex.own(n);
+    ex.first(n, "body");
+    mark_object_id(n, ex);
+    if let Some(i) = child(n, "interface") {
+        ex.own(i);
+        ex.first(i, "returnType");
+        for s in i
+            .children()
+            .filter(|c| SECTIONS.contains(&c.tag_name().name()))
+        {
+            ex.own(s);
+            for v in children(s, "variable") {
+                ex.all(v);
+            }
+        }
+    }
     if let Some(i) = child(n, "interface") {
         if let Some(r) = child(i, "returnType") {
             f.insert("returnType".into(), type_text(r));
@@ -622,13 +711,31 @@ END_IF</xhtml></ST>
             got.iter()
                 .filter(|c| c.what == "renamed" && c.kind == kind)
                 .filter(|c| !c.address.contains("(mixed attributes part"))
+                .filter(|c| !c.address.starts_with("Interface "))
                 .count()
         };
-        // 26 ObjectId-bearing objects renamed: 11 data types, 9 POUs, 6 variable lists.
+        // 26 objects with an `<ObjectId>` element renamed: 11 data types, 9 POUs, 6
+        // variable lists.
         assert_eq!(
             (renamed("datatype"), renamed("pou"), renamed("globals")),
             (11, 9, 6)
         );
+        // And the two CODESYS interfaces, whose ObjectId is an attribute (which the
+        // pair's description does not count): renamed too, not added and removed.
+        for (old, new) in [
+            ("Interface RS485Device", "Interface I_RS485_DEVICE"),
+            ("Interface RS485Transport", "Interface I_RS485_TRANSPORT"),
+        ] {
+            assert!(
+                got.iter().any(|c| c.what == "renamed"
+                    && c.old.as_deref() == Some(old)
+                    && c.new.as_deref() == Some(new)),
+                "{old} -> {new}: {:?}",
+                got.iter()
+                    .filter(|c| c.address.starts_with("Interface"))
+                    .collect::<Vec<_>>()
+            );
+        }
         assert!(got.iter().any(|c| c.what == "renamed"
             && c.old.as_deref() == Some("POU PLC_PRG_MAIN")
             && c.new.as_deref() == Some("POU PRG_MAIN")));

@@ -45,9 +45,20 @@ pub fn parse(text: &str) -> Result<Export, String> {
         .count();
     file.insert("LineIds".into(), format!("{line_ids} blocks"));
     ex.add("File", "file", false, Body::Fields(file));
+    ex.own(root);
+    // The editor's line maps: cosmetic, counted in the file's fields.
+    for d in doc
+        .descendants()
+        .filter(|d| d.tag_name().name() == "LineIds")
+    {
+        ex.all(d);
+    }
     for c in root.children().filter(|c| c.is_element()) {
         object(c, "", &mut ex);
     }
+    ex.finish(&doc, &|a| {
+        COSMETIC.contains(&a) || matches!(a, "X" | "Y" | "Width" | "Height" | "x" | "y")
+    });
     Ok(ex)
 }
 
@@ -104,6 +115,11 @@ fn object(n: roxmltree::Node, scope: &str, ex: &mut Export) {
         .map(|a| (a.name().to_string(), a.value().to_string()))
         .collect();
     ex.add_keyed(&key, &here, kind, false, Body::Fields(fields));
+    // Read: its attributes, its first declaration and implementation (a second one is
+    // left unread, so it is compared as such).
+    ex.own(n);
+    ex.first(n, "Declaration");
+    ex.first(n, "Implementation");
     if let Some(d) = child(n, "Declaration") {
         ex.add_keyed(
             &format!("{key} declaration"),
