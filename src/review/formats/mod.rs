@@ -265,20 +265,35 @@ pub struct Export {
     /// mark as read, in document order — compared on every diff, so that nothing an export
     /// holds changes unreported and nothing an item reported is reported twice.
     pub unread: Vec<String>,
-    /// Elements read while parsing (own content; whole subtree), by node id.
-    read: std::collections::HashSet<usize>,
-    read_all: std::collections::HashSet<usize>,
+    /// Elements read while parsing, by node id: `OWN` (own content), `ALL` (the whole
+    /// subtree). One byte per node, dropped once parsing is done.
+    marks: Vec<u8>,
 }
+
+const OWN: u8 = 1;
+const ALL: u8 = 2;
 
 impl Export {
     /// Marks an element's own content (attributes, text) as read by an item.
     pub fn own(&mut self, n: roxmltree::Node) {
-        self.read.insert(n.id().get_usize());
+        self.mark(n, OWN);
     }
 
     /// Marks an element and everything below it as read by an item.
     pub fn all(&mut self, n: roxmltree::Node) {
-        self.read_all.insert(n.id().get_usize());
+        self.mark(n, ALL);
+    }
+
+    fn mark(&mut self, n: roxmltree::Node, how: u8) {
+        let id = n.id().get_usize();
+        if self.marks.len() <= id {
+            self.marks.resize(id + 1, 0);
+        }
+        self.marks[id] |= how;
+    }
+
+    fn marked(&self, id: usize, how: u8) -> bool {
+        self.marks.get(id).is_some_and(|m| m & how != 0)
     }
 
     /// Marks the first child of `n` named `name` (a reader reads only that one) as read,
@@ -296,8 +311,7 @@ impl Export {
         let mut out = Vec::new();
         self.unread_into(doc.root_element(), drop, &mut stack, &mut out);
         self.unread = out;
-        self.read = Default::default();
-        self.read_all = Default::default();
+        self.marks = Vec::new();
     }
 
     fn unread_into(
@@ -308,11 +322,11 @@ impl Export {
         out: &mut Vec<String>,
     ) {
         let id = n.id().get_usize();
-        if self.read_all.contains(&id) {
+        if self.marked(id, ALL) {
             return;
         }
         stack.push(step(n));
-        if !self.read.contains(&id) {
+        if !self.marked(id, OWN) {
             out.push(format!("{} {}", stack.join("/"), own_content(n, drop)));
         }
         for c in n.children().filter(|c| c.is_element()) {
@@ -750,10 +764,10 @@ pub fn parse_xml<'a>(text: &'a str, root: &str) -> Result<roxmltree::Document<'a
     };
     let doc = roxmltree::Document::parse_with_options(text, opt).map_err(|e| e.to_string())?;
     // Nesting deeper than any export has: refused before a reader recurses into it.
-    let mut depth = vec![0usize; doc.descendants().count() + 1];
+    let mut depth = vec![0u16; doc.descendants().count() + 1];
     for n in doc.descendants().filter(|n| n.is_element()) {
         let d = n.parent().map_or(0, |p| depth[p.id().get_usize()]) + 1;
-        if d > MAX_DEPTH {
+        if usize::from(d) > MAX_DEPTH {
             return Err(format!(
                 "elements nested deeper than {MAX_DEPTH} levels (line {})",
                 doc.text_pos_at(n.range().start).row
