@@ -147,6 +147,54 @@ fn go_checks_our_checkpoint_tiles_and_proofs_and_catches_tampering() {
         assert!(text.contains(line), "{line}: {text}");
     }
 
+    // The worked example of FORMAT.md, by hand: Python's hashlib and PyNaCl check the
+    // checkpoint's signature and entry 200's proof.
+    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    if py.exists() {
+        let p: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&proofs[1]).unwrap()).unwrap();
+        let hashes: Vec<String> = p["data"]["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h.as_str().unwrap().to_string())
+            .collect();
+        let (_, hex) = collector(&s);
+        let out = Command::new(&py)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/check_inclusion.py"))
+            .arg(s.vault())
+            .arg(&hex)
+            .arg("200")
+            .args(&hashes)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && text.contains("entry 200 is in the tree of 260 entries"),
+            "{text}"
+        );
+        // One hash changed: refused.
+        let mut bent = hashes.clone();
+        bent[0] = format!("{:0>64}", "1");
+        let out = Command::new(&py)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/check_inclusion.py"))
+            .arg(s.vault())
+            .arg(&hex)
+            .arg("200")
+            .args(&bent)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+    } else {
+        assert_ne!(
+            std::env::var("PLCVAULT_REQUIRE_PEERS").as_deref(),
+            Ok("1"),
+            "PyNaCl in .venv is required; run `bash tests/run.sh`"
+        );
+        eprintln!("SKIPPED the FORMAT.md worked example: no .venv (run `bash tests/run.sh`)");
+    }
+
     // A proof with one hash changed is refused by Go.
     let bent = std::fs::read_to_string(&proofs[1]).unwrap();
     let at = bent.find("\"proof\":[\"").unwrap() + 10;
