@@ -179,7 +179,11 @@ pub fn view_lines(f: &DiffFinding) -> Vec<String> {
             let mut v = vec![address.clone()];
             for (sign, side) in [("-", old), ("+", new)] {
                 if let Some(t) = side {
-                    v.extend(t.lines().map(|l| format!("{sign} {l}")));
+                    // A tab in code shows as an arrow, not as an escape on every line.
+                    v.extend(
+                        t.lines()
+                            .map(|l| format!("{sign} {}", l.replace('\t', "→   "))),
+                    );
                 }
             }
             v

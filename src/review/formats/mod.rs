@@ -350,9 +350,15 @@ impl Export {
         body: Body,
     ) {
         let (mut k, mut a) = (key.to_string(), address.to_string());
+        // An item's attribute part is keyed `KEY\0`: numbered before the NUL, so that it
+        // stays the part of the numbered item.
+        let (stem, nul) = match key.strip_suffix('\u{0}') {
+            Some(stem) => (stem, "\u{0}"),
+            None => (key, ""),
+        };
         let mut n = 2;
         while self.items.contains_key(&k) {
-            k = format!("{key} #{n}");
+            k = format!("{stem} #{n}{nul}");
             a = format!("{address} #{n}");
             n += 1;
         }
