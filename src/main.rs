@@ -191,6 +191,9 @@ enum Command {
         #[arg(long, value_name = "DIR", conflicts_with = "read_data")]
         evidence: Option<PathBuf>,
     },
+    /// Give a vault written before log v2 its Merkle tree and signed checkpoint, from its
+    /// entries (no entry changes; the first write does the same)
+    Upgrade,
     /// Print a proof against the vault's signed checkpoint (RFC 9162, hashes in hex), for
     /// an auditor or a tool nobody here wrote to check
     Proof {
@@ -538,6 +541,7 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             ..
         } => review::evidence::verify(&load()?, dir, out),
         Command::Verify { read_data, .. } => ops::commands::verify(&load()?, *read_data, out),
+        Command::Upgrade => ops::commands::upgrade(&load()?, out),
         Command::Witness {
             what: WitnessAction::Cosign { key },
         } => ops::commands::witness_cosign(&load()?, key, out),

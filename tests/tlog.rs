@@ -355,3 +355,46 @@ fn a_forked_log_is_found_by_a_witness_and_witnessed_checkpoints_verify() {
         r.stdout
     );
 }
+
+// A vault from before log v2 (no tlog/): `upgrade` builds the tree from the entries and
+// changes no entry; verify agrees, and the Go checker accepts the result.
+#[test]
+fn upgrade_gives_an_old_vault_its_tree_and_changes_no_entry() {
+    let s = Site::new();
+    s.write("plant/OB1.awl", b"NETWORK 1\n A I 0.0\n");
+    for i in 0..3 {
+        s.write(
+            "plant/OB1.awl",
+            format!("NETWORK 1\n A I 0.{i}\n").as_bytes(),
+        );
+        assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    }
+    std::fs::remove_dir_all(s.vault().join("tlog")).unwrap();
+    let entries: Vec<Vec<u8>> = (1..=3)
+        .map(|n| std::fs::read(s.vault().join(format!("log/{n:020}.entry"))).unwrap())
+        .collect();
+    let r = s.run(&["--json", "verify"]);
+    assert!(
+        r.stdout.contains("no signed checkpoint yet"),
+        "{}",
+        r.stdout
+    );
+    let r = s.run(&["upgrade"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("built the log's Merkle tree: 3 entries"),
+        "{}",
+        r.stdout
+    );
+    for (i, e) in entries.iter().enumerate() {
+        let now = std::fs::read(s.vault().join(format!("log/{:020}.entry", i + 1))).unwrap();
+        assert_eq!(&now, e, "entry {}", i + 1);
+    }
+    assert_eq!(s.run(&["verify"]).code, 0);
+    let r = s.run(&["upgrade"]);
+    assert!(r.stdout.contains("brought up to date"), "{}", r.stdout);
+    if let Some(bin) = checker(s.dir.path(), "upgrade_gives_an_old_vault_its_tree") {
+        let (ok, text) = go_check(&bin, &s, &[]);
+        assert!(ok && text.contains("size 3"), "{text}");
+    }
+}

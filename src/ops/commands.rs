@@ -411,6 +411,53 @@ pub fn proof(cfg: &Config, entry: Option<u64>, from: Option<u64>, out: &Out) -> 
     Ok(Outcome::Clean)
 }
 
+/// `upgrade`: gives a vault written before log v2 its Merkle tree (tiles and a checkpoint
+/// signed with this host's key) from its entries, and shows that no entry changed: every
+/// entry file's SHA-256 before and after. Idempotent: a vault that has the tree is
+/// brought up to date.
+///
+/// Fails when the vault cannot be written, the key cannot be loaded, or the log was cut
+/// below its checkpoint (verify reports it).
+pub fn upgrade(cfg: &Config, out: &Out) -> Result<Outcome> {
+    let key = cfg.signing_key()?;
+    let vault = vault::guard::open_for_append(&cfg.vault.path, &cfg.vault.state)?;
+    vault::guard::check(&vault)?;
+    let (seqs, _) = vault::log::list(vault.root())?;
+    let newest = seqs.last().copied().unwrap_or(0);
+    let hashes = |seqs: &[u64]| -> Result<Vec<vault::Hash>> {
+        seqs.iter()
+            .map(|&s| Ok(vault::Hash::of(&vault::log::read(vault.root(), s)?.0)))
+            .collect()
+    };
+    let before = hashes(&seqs)?;
+    let had = vault::tiles::read_checkpoint(vault.root())?.is_some();
+    vault::tiles::sync(vault.root(), vault.id(), &key, newest).map_err(|why| {
+        anyhow::anyhow!("{why}\nfix: run `plcvault verify` and read its findings")
+    })?;
+    let after = hashes(&seqs)?;
+    if before != after {
+        anyhow::bail!(
+            "log entries changed while the tree was built: another writer rewrote them; run `plcvault verify`"
+        );
+    }
+    let keys: Vec<vault::PublicKey> = cfg.trust.keys.iter().map(|k| k.key).collect();
+    let (c, _) = vault::tiles::trusted_checkpoint(vault.root(), vault.id(), &keys)
+        .map_err(|why| anyhow::anyhow!("{why}"))?;
+    out.record(
+        "upgrade",
+        &serde_json::json!({"entries": seqs.len(), "size": c.size, "root": c.root, "had_tree": had, "entries_unchanged": true}),
+        || {
+            format!(
+                "{} the log's Merkle tree: {} entries, root {}; every entry file's SHA-256 is the same before and after",
+                if had { "brought up to date" } else { "built" },
+                c.size,
+                c.root.to_hex()
+            )
+        },
+    );
+    Ok(Outcome::Clean)
+}
+
 /// A witness's cosignature of the vault's current checkpoint with `key` (a `witness`
 /// key), after checking that it extends the one this host cosigned before (remembered in
 /// the state folder as `<vault id>.witnessed`). A checkpoint that cannot be true together
