@@ -448,7 +448,7 @@ pub fn upgrade(cfg: &Config, out: &Out) -> Result<Outcome> {
         &serde_json::json!({"entries": seqs.len(), "size": c.size, "root": c.root, "had_tree": had, "entries_unchanged": true}),
         || {
             format!(
-                "{} the log's Merkle tree: {} entries, root {}; every entry file's SHA-256 is the same before and after",
+                "{} the log's Merkle tree: {} entries, root {}; every entry's SHA-256 is the same before and after (full groups of 256 now in bundles)",
                 if had { "brought up to date" } else { "built" },
                 c.size,
                 c.root.to_hex()

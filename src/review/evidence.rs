@@ -119,9 +119,11 @@ pub fn export(cfg: &Config, since: Option<&str>, dir: &Path, out: &Out) -> Resul
     }
     copy_regular(vault.root().join("VAULT"), dir.join("VAULT"))?;
     // The whole log: the chain verifies from entry 1.
+    let mut reader = vault::log::Reader::new(vault.root());
     for c in &history.entries {
-        let from = vault::log::entry_path(vault.root(), c.entry.file_seq);
-        copy_regular(&from, vault::log::entry_path(dir, c.entry.file_seq))?;
+        let (bytes, _, _) = reader.read(c.entry.file_seq)?;
+        let to = vault::log::entry_path(dir, c.entry.file_seq);
+        std::fs::write(&to, bytes).with_context(|| format!("cannot write {}", to.display()))?;
     }
     // Manifests of snapshots in the period, and of every baseline.
     let in_period = |t: &str| match since_t {

@@ -9,9 +9,7 @@ use crate::atomic;
 use crate::error::{VaultError, io_err};
 use crate::hash::Hash;
 use crate::key::SecretKey;
-use crate::log::{
-    ENTRY_VERSION, Entry, Event, Header, MAX_ENTRY_SIZE, encode, entry_path, list, parse,
-};
+use crate::log::{ENTRY_VERSION, Entry, Event, Header, Reader, encode, entry_path, newest, parse};
 
 /// Appends without consulting the verifier state: for tests, and for a `recovery` entry,
 /// which is what makes a log that does not extend the memory writable again.
@@ -26,15 +24,18 @@ pub fn append_unguarded(
     const ATTEMPTS: u32 = 50;
     let tmp = root.join("tmp");
     for _ in 0..ATTEMPTS {
-        let (seqs, _) = list(root)?;
-        let (seq, prev) = match seqs.last() {
-            Some(&last) => {
-                let path = entry_path(root, last);
-                let bytes = crate::fsread::read_regular(&path, MAX_ENTRY_SIZE)
-                    .map_err(io_err("read log entry", &path))?;
+        let (seq, prev) = match newest(root)? {
+            0 => (1, None),
+            last => {
+                let (bytes, _, path) = Reader::new(root).read(last)?;
+                if bytes.is_empty() {
+                    return Err(crate::error::corrupt(
+                        &path,
+                        format!("entry {last}, the newest, cannot be read: run `plcvault verify`"),
+                    ));
+                }
                 (last + 1, Some(Hash::of(&bytes)))
             }
-            None => (1, None),
         };
         let header = Header {
             v: ENTRY_VERSION,

@@ -53,8 +53,7 @@ pub fn check(vault: &Vault) -> Result<(), VaultError> {
     if memory.this.is_none() && memory.retired.is_none() && memory.others.is_empty() {
         return Ok(());
     }
-    let (seqs, _) = crate::log::list(vault.root())?;
-    let newest = seqs.last().copied().unwrap_or(0);
+    let newest = crate::log::newest(vault.root())?;
     let hash_at = |seq: u64| {
         crate::log::read(vault.root(), seq)
             .ok()

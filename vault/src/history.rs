@@ -144,6 +144,7 @@ impl History {
         }
         let mut prev: Option<(u64, Hash)> = None;
         let mut expected = 1u64;
+        let mut reader = log::Reader::new(vault.root());
         for seq in seqs {
             if seq != expected {
                 let range = if seq - 1 == expected {
@@ -160,9 +161,8 @@ impl History {
                 );
             }
             expected = seq + 1;
-            let (bytes, parsed) = log::read(vault.root(), seq)?;
+            let (bytes, parsed, path) = reader.read(seq)?;
             h.leaves.push((seq, crate::tlog::leaf_hash(&bytes)));
-            let path = log::entry_path(vault.root(), seq);
             let entry = match parsed {
                 Ok(e) => e,
                 Err(why) => {

@@ -249,11 +249,37 @@ pub fn looks_like_entry(name: &str) -> bool {
         .is_some_and(|s| s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// The sequence numbers present in `log/` (1 to `MAX_SEQ`), ascending, and the names of
-/// files there that are not entries (including entry-shaped names out of that range).
+/// The sequence numbers of the entries present, loose in `log/` or in bundles (1 to
+/// `MAX_SEQ`), ascending, and the names of files that are not entries (including
+/// entry-shaped names out of that range, and loose files of entries a bundle holds).
+///
+/// Fails when a folder cannot be listed.
+pub fn list(root: &Path) -> Result<(Vec<u64>, Vec<String>), VaultError> {
+    let (loose, mut strays) = list_loose(root)?;
+    let (groups, bundle_strays) = list_bundles(root)?;
+    strays.extend(bundle_strays);
+    let bundled: std::collections::HashSet<u64> = groups.iter().copied().collect();
+    let mut seqs: Vec<u64> = groups
+        .iter()
+        .flat_map(|g| g * BUNDLE + 1..=(g + 1) * BUNDLE)
+        .collect();
+    for seq in loose {
+        if bundled.contains(&((seq - 1) / BUNDLE)) {
+            // Left by a bundling cut short, or put there: the bundle is what is read.
+            strays.push(format!("{seq:020}.entry (entry {seq} is in a bundle)"));
+        } else {
+            seqs.push(seq);
+        }
+    }
+    seqs.sort_unstable();
+    strays.sort();
+    Ok((seqs, strays))
+}
+
+/// The loose entry files in `log/`: their numbers, ascending, and the other names.
 ///
 /// Fails when the folder cannot be listed.
-pub fn list(root: &Path) -> Result<(Vec<u64>, Vec<String>), VaultError> {
+pub fn list_loose(root: &Path) -> Result<(Vec<u64>, Vec<String>), VaultError> {
     let dir = root.join("log");
     let mut seqs = Vec::new();
     let mut strays = Vec::new();
@@ -278,6 +304,238 @@ pub fn list(root: &Path) -> Result<(Vec<u64>, Vec<String>), VaultError> {
     seqs.sort_unstable();
     strays.sort();
     Ok((seqs, strays))
+}
+
+/// Entries per bundle.
+pub const BUNDLE: u64 = 256;
+
+/// The largest entry a bundle holds: its length is two bytes.
+pub const MAX_BUNDLED_ENTRY: usize = 65_535;
+
+/// The folder of entry bundles.
+pub fn bundles_dir(root: &Path) -> PathBuf {
+    root.join("tlog/tile/entries")
+}
+
+/// The file of bundle `group`: entries `256·group + 1 … 256·group + 256`, in the C2SP
+/// `tlog-tiles` layout (`tlog/tile/entries/x001/234`).
+pub fn bundle_path(root: &Path, group: u64) -> PathBuf {
+    bundles_dir(root).join(crate::tlog::index_path(group))
+}
+
+/// A bundle's bytes: each entry as a big-endian two-byte length and the entry.
+///
+/// Panics when an entry is longer than `MAX_BUNDLED_ENTRY` (callers check).
+pub fn encode_bundle(entries: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.iter().map(|e| e.len() + 2).sum());
+    for e in entries {
+        let len = u16::try_from(e.len()).expect("a bundled entry is at most 65,535 bytes");
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(e);
+    }
+    out
+}
+
+/// The entries of a full bundle. `Err` says why the bytes are not one.
+pub fn split_bundle(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let mut out = Vec::with_capacity(BUNDLE as usize);
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let [a, b, tail @ ..] = rest else {
+            return Err(format!(
+                "the bundle ends inside the length of entry {} (truncated?)",
+                out.len() + 1
+            ));
+        };
+        let len = u16::from_be_bytes([*a, *b]) as usize;
+        if tail.len() < len {
+            return Err(format!(
+                "entry {} of the bundle says {len} bytes, {} are left (truncated?)",
+                out.len() + 1,
+                tail.len()
+            ));
+        }
+        out.push(tail[..len].to_vec());
+        rest = &tail[len..];
+    }
+    if out.len() as u64 != BUNDLE {
+        return Err(format!(
+            "the bundle holds {} entries, not {BUNDLE}",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+/// The largest bundle file a reader reads.
+const MAX_BUNDLE_SIZE: u64 = BUNDLE * (MAX_BUNDLED_ENTRY as u64 + 2);
+
+/// The bundles present (group numbers, ascending) and the files under the bundles
+/// folder that are not bundles.
+///
+/// Fails when a folder cannot be listed.
+pub fn list_bundles(root: &Path) -> Result<(Vec<u64>, Vec<String>), VaultError> {
+    let mut groups = Vec::new();
+    let mut strays = Vec::new();
+    walk_bundles(&bundles_dir(root), "", 0, &mut groups, &mut strays)?;
+    groups.sort_unstable();
+    Ok((groups, strays))
+}
+
+fn walk_bundles(
+    dir: &Path,
+    shown: &str,
+    prefix: u64,
+    groups: &mut Vec<u64>,
+    strays: &mut Vec<String>,
+) -> Result<(), VaultError> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err("list", dir)(e)),
+    };
+    for item in rd {
+        let item = item.map_err(io_err("list", dir))?;
+        let name = item.file_name().to_string_lossy().into_owned();
+        let three = |s: &str| {
+            (s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse::<u64>().ok())
+                .flatten()
+        };
+        let is_dir = item.file_type().is_ok_and(|t| t.is_dir());
+        match (name.strip_prefix('x').and_then(three), three(&name)) {
+            // Below 2^63 / 1000 per level keeps the number in range.
+            (Some(n), _) if is_dir && prefix < MAX_SEQ / BUNDLE / 1000 => walk_bundles(
+                &dir.join(&name),
+                &format!("{shown}{name}/"),
+                prefix * 1000 + n,
+                groups,
+                strays,
+            )?,
+            (_, Some(n)) if !is_dir && (prefix * 1000 + n) < MAX_SEQ / BUNDLE => {
+                groups.push(prefix * 1000 + n)
+            }
+            _ => strays.push(format!("tlog/tile/entries/{shown}{name}")),
+        }
+    }
+    Ok(())
+}
+
+/// The number of the newest entry present, loose or bundled; 0 for an empty log. Lists
+/// `log/` (which holds only the entries not yet bundled) and descends the bundles folder
+/// along its largest names, so it does not list the whole log.
+///
+/// Fails when a folder cannot be listed.
+pub fn newest(root: &Path) -> Result<u64, VaultError> {
+    let (loose, _) = list_loose(root)?;
+    let mut dir = bundles_dir(root);
+    let mut group = 0u64;
+    let mut found = false;
+    loop {
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(e) => return Err(io_err("list", &dir)(e)),
+        };
+        let mut best: Option<(u64, String, bool)> = None;
+        for item in rd {
+            let item = item.map_err(io_err("list", &dir))?;
+            let name = item.file_name().to_string_lossy().into_owned();
+            let is_dir = item.file_type().is_ok_and(|t| t.is_dir());
+            let n = match name.strip_prefix('x') {
+                Some(d) if is_dir => d,
+                None if !is_dir => name.as_str(),
+                _ => continue,
+            };
+            if n.len() != 3 || !n.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let n: u64 = n.parse().expect("three digits");
+            // A folder `xNNN` is a higher digit group than any file beside it.
+            let rank = (u64::from(is_dir), n);
+            if best
+                .as_ref()
+                .is_none_or(|(b, _, d)| (u64::from(*d), *b) < rank)
+            {
+                best = Some((n, name, is_dir));
+            }
+        }
+        match best {
+            Some((n, name, true)) if group < MAX_SEQ / BUNDLE / 1000 => {
+                group = group * 1000 + n;
+                dir = dir.join(name);
+            }
+            Some((n, _, false)) => {
+                group = group * 1000 + n;
+                found = true;
+                break;
+            }
+            _ => break,
+        }
+    }
+    let bundled = if found { (group + 1) * BUNDLE } else { 0 };
+    Ok(loose.last().copied().unwrap_or(0).max(bundled))
+}
+
+/// Reads entries by number, from their bundle when there is one, else from `log/`,
+/// keeping the last bundle read so that reading in order reads each bundle once.
+pub struct Reader<'a> {
+    root: &'a Path,
+    bundle: Option<(u64, Option<Bundle>)>,
+}
+
+/// A bundle read: its entries, or why it is damaged.
+type Bundle = Result<Vec<Vec<u8>>, String>;
+
+impl<'a> Reader<'a> {
+    pub fn new(root: &'a Path) -> Reader<'a> {
+        Reader { root, bundle: None }
+    }
+
+    /// Entry `seq`'s bytes and parse, and where they were read. The outer `Err` is an I/O
+    /// failure; the inner one a malformed entry (or a damaged bundle holding it).
+    ///
+    /// Fails when a file cannot be read.
+    #[allow(clippy::type_complexity)]
+    pub fn read(
+        &mut self,
+        seq: u64,
+    ) -> Result<(Vec<u8>, Result<Entry, String>, PathBuf), VaultError> {
+        let group = (seq.max(1) - 1) / BUNDLE;
+        if self.bundle.as_ref().is_none_or(|(g, _)| *g != group) {
+            let path = bundle_path(self.root, group);
+            let loaded = match crate::fsread::read_regular(&path, MAX_BUNDLE_SIZE) {
+                Ok(bytes) => Some(split_bundle(&bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Some(Err(e.to_string())),
+                Err(e) => return Err(io_err("read log bundle", &path)(e)),
+            };
+            self.bundle = Some((group, loaded));
+        }
+        let path = bundle_path(self.root, group);
+        match &self.bundle {
+            Some((_, Some(Ok(entries)))) => {
+                let bytes = entries[((seq - 1) % BUNDLE) as usize].clone();
+                let parsed = parse(seq, &path, &bytes);
+                Ok((bytes, parsed, path))
+            }
+            Some((_, Some(Err(why)))) => {
+                // A damaged bundle: loose copies left by a bundling cut short still count.
+                match read_loose(self.root, seq) {
+                    Ok((bytes, parsed)) => Ok((bytes, parsed, entry_path(self.root, seq))),
+                    Err(_) => Ok((
+                        Vec::new(),
+                        Err(format!("its bundle {} is damaged: {why}", path.display())),
+                        path,
+                    )),
+                }
+            }
+            _ => {
+                let (bytes, parsed) = read_loose(self.root, seq)?;
+                Ok((bytes, parsed, entry_path(self.root, seq)))
+            }
+        }
+    }
 }
 
 /// Parses the bytes of an entry file. `Err` says why they are not a well-formed entry.
@@ -421,11 +679,19 @@ pub fn is_device_name(d: &str) -> bool {
 /// with many failures is the largest), far below this.
 pub const MAX_ENTRY_SIZE: u64 = 4 * 1024 * 1024;
 
-/// Reads entry `seq`. The outer `Err` is an I/O failure; the inner one a malformed entry
+/// Reads entry `seq`, from its bundle or `log/`. The outer `Err` is an I/O failure; the
+/// inner one a malformed entry.
+///
+/// Fails when a file cannot be read.
+pub fn read(root: &Path, seq: u64) -> Result<(Vec<u8>, Result<Entry, String>), VaultError> {
+    Reader::new(root).read(seq).map(|(b, p, _)| (b, p))
+}
+
+/// Reads entry `seq` from its loose file in `log/`. The outer `Err` is an I/O failure; the inner one a malformed entry
 /// (including a file that is not a regular file, or too large to be an entry).
 ///
 /// Fails when the file cannot be read.
-pub fn read(root: &Path, seq: u64) -> Result<(Vec<u8>, Result<Entry, String>), VaultError> {
+pub fn read_loose(root: &Path, seq: u64) -> Result<(Vec<u8>, Result<Entry, String>), VaultError> {
     let path = entry_path(root, seq);
     match crate::fsread::read_regular(&path, MAX_ENTRY_SIZE) {
         Ok(bytes) => {

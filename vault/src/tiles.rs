@@ -31,17 +31,7 @@ pub const HEIGHT: u32 = 8;
 /// The largest checkpoint a reader reads.
 pub const MAX_CHECKPOINT: u64 = 64 * 1024;
 
-/// The path element of tile index `n`: `x001/x234/067`.
-pub fn index_path(n: u64) -> String {
-    let mut groups = vec![format!("{:03}", n % 1000)];
-    let mut n = n / 1000;
-    while n > 0 {
-        groups.push(format!("x{:03}", n % 1000));
-        n /= 1000;
-    }
-    groups.reverse();
-    groups.join("/")
-}
+pub use crate::tlog::index_path;
 
 /// The tiles of a vault's log.
 pub struct Tiles {
@@ -366,12 +356,12 @@ pub fn sync(root: &Path, vault_id: &str, key: &SecretKey, newest: u64) -> Result
     while size < newest {
         let upto = newest.min(size + 65_536);
         let mut leaves = Vec::with_capacity((upto - size) as usize);
+        let mut reader = crate::log::Reader::new(root);
         for seq in size + 1..=upto {
-            let path = crate::log::entry_path(root, seq);
-            match crate::fsread::read_regular(&path, crate::log::MAX_ENTRY_SIZE) {
-                Ok(b) => leaves.push(crate::tlog::leaf_hash(&b)),
-                // A gap: the tree ends before it (verify reports the gap).
-                Err(_) => break,
+            match reader.read(seq) {
+                Ok((b, Ok(_), _)) => leaves.push(crate::tlog::leaf_hash(&b)),
+                // A gap or a malformed entry: the tree ends before it (verify reports it).
+                _ => break,
             }
         }
         if leaves.is_empty() {
@@ -393,7 +383,72 @@ pub fn sync(root: &Path, vault_id: &str, key: &SecretKey, newest: u64) -> Result
         &checkpoint_path(root),
         c.sign(vault_id, key).as_bytes(),
     )
-    .map_err(|e| format!("checkpoint: {e}"))
+    .map_err(|e| format!("checkpoint: {e}"))?;
+    bundle(root, &tiles, size, &tmp)
+}
+
+/// Moves every full group of 256 loose entries that the tree covers, after the newest
+/// bundle, into a bundle: written and synced, read back and checked entry by entry
+/// against the tree's leaf hashes, and only then are the loose files removed. A group
+/// holding an entry too long for a bundle (over 65,535 bytes) stays loose.
+///
+/// Fails on I/O errors; the loose entries stay then.
+fn bundle(root: &Path, tiles: &Tiles, size: u64, tmp: &Path) -> Result<(), String> {
+    use crate::log::{BUNDLE, MAX_BUNDLED_ENTRY, bundle_path, entry_path, read_loose};
+    let err = |e: crate::error::VaultError| e.to_string();
+    let (loose, _) = crate::log::list_loose(root).map_err(err)?;
+    let Some(&first) = loose.first() else {
+        return Ok(());
+    };
+    let mut group = (first - 1) / BUNDLE;
+    while (group + 1) * BUNDLE <= size {
+        let path = bundle_path(root, group);
+        if path.exists() {
+            // Loose copies a bundling cut short left behind go once they match.
+            if let Ok(Ok(bundled)) =
+                crate::fsread::read_regular(&path, 1 << 24).map(|b| crate::log::split_bundle(&b))
+            {
+                for (i, seq) in (group * BUNDLE + 1..=(group + 1) * BUNDLE).enumerate() {
+                    if loose.binary_search(&seq).is_ok()
+                        && read_loose(root, seq).is_ok_and(|(b, _)| b == bundled[i])
+                    {
+                        let _ = fs::remove_file(entry_path(root, seq));
+                    }
+                }
+            }
+            group += 1;
+            continue;
+        }
+        let leaves = tiles.read(0, group, WIDTH)?;
+        let mut entries = Vec::with_capacity(BUNDLE as usize);
+        for (i, seq) in (group * BUNDLE + 1..=(group + 1) * BUNDLE).enumerate() {
+            match read_loose(root, seq) {
+                Ok((b, Ok(_)))
+                    if b.len() <= MAX_BUNDLED_ENTRY && crate::tlog::leaf_hash(&b) == leaves[i] =>
+                {
+                    entries.push(b)
+                }
+                _ => break,
+            }
+        }
+        if entries.len() as u64 == BUNDLE {
+            let bytes = crate::log::encode_bundle(&entries);
+            atomic::write_replace(tmp, &path, &bytes)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let back = crate::fsread::read_regular(&path, bytes.len() as u64)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if back != bytes {
+                let _ = fs::remove_file(&path);
+                return Err(format!("{}: read back differs", path.display()));
+            }
+            for seq in group * BUNDLE + 1..=(group + 1) * BUNDLE {
+                let _ = fs::remove_file(entry_path(root, seq));
+            }
+            let _ = atomic::sync_dir(&root.join("log"));
+        }
+        group += 1;
+    }
+    Ok(())
 }
 
 /// An inclusion or consistency proof against the vault's signed checkpoint, as
@@ -464,9 +519,12 @@ pub fn prove_inclusion(
             c.size
         ));
     }
-    let path = crate::log::entry_path(root, entry);
-    let bytes = crate::fsread::read_regular(&path, crate::log::MAX_ENTRY_SIZE)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let (bytes, _, path) = crate::log::Reader::new(root)
+        .read(entry)
+        .map_err(|e| e.to_string())?;
+    if bytes.is_empty() {
+        return Err(format!("{}: entry {entry} cannot be read", path.display()));
+    }
     let leaf = crate::tlog::leaf_hash(&bytes);
     let t = Tiles::of(root);
     let proof = crate::tlog::inclusion_proof(&t, entry - 1, c.size)?;

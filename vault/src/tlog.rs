@@ -258,6 +258,18 @@ impl Subtrees for MemoryTree {
     }
 }
 
+/// The path element of tile index `n`: `x001/x234/067`.
+pub fn index_path(n: u64) -> String {
+    let mut groups = vec![format!("{:03}", n % 1000)];
+    let mut n = n / 1000;
+    while n > 0 {
+        groups.push(format!("x{:03}", n % 1000));
+        n /= 1000;
+    }
+    groups.reverse();
+    groups.join("/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

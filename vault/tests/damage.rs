@@ -477,3 +477,114 @@ fn entries_no_witness_cosigned_within_the_grace_period_are_found() {
     assert_eq!(kinds(&r), vec![FindingKind::Unwitnessed]);
     assert_eq!(r.findings[0].seq, Some(1));
 }
+
+/// Appends `n` heartbeats.
+fn heartbeats(f: &Fixture, n: usize) {
+    for i in 0..n {
+        vault::append::append_unguarded(
+            f.root(),
+            f.vault.id(),
+            &f.collector,
+            &Event::Heartbeat {
+                note: format!("night {i}"),
+            },
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn full_groups_of_256_entries_move_into_bundles_and_damage_to_a_bundle_is_found() {
+    let f = Fixture::standard();
+    heartbeats(&f, 600);
+    // 602 entries: two bundles, 90 loose entries in log/.
+    let (loose, _) = log::list_loose(f.root()).unwrap();
+    assert_eq!(loose.first().copied(), Some(513));
+    assert_eq!(loose.len(), 90);
+    assert!(log::bundle_path(f.root(), 0).exists() && log::bundle_path(f.root(), 1).exists());
+    assert_eq!(log::newest(f.root()).unwrap(), 602);
+    let r = check(&f, true);
+    assert!(r.is_clean(), "{:?}", r.findings);
+    assert_eq!(r.entries, 602);
+    // Bundles are C2SP entry bundles: two-byte big-endian lengths, then the entry.
+    let b = fs::read(log::bundle_path(f.root(), 1)).unwrap();
+    let len = u16::from_be_bytes([b[0], b[1]]) as usize;
+    let (bytes, _) = log::read(f.root(), 257).unwrap();
+    assert_eq!(&b[2..2 + len], &bytes[..]);
+    assert!(bytes.ends_with(b"\n") && bytes.starts_with(b"{\"v\":1"));
+    // A flipped bit inside an entry of a bundle: its signature no longer verifies.
+    let path = log::bundle_path(f.root(), 1);
+    let mut bad = b.clone();
+    bad[2 + 30] ^= 0x04;
+    fs::write(&path, &bad).unwrap();
+    let k = kinds(&check(&f, false));
+    assert!(
+        k.contains(&FindingKind::BadSignature) || k.contains(&FindingKind::MalformedEntry),
+        "{k:?}"
+    );
+    assert!(
+        k.contains(&FindingKind::BadTile) || k.contains(&FindingKind::BadCheckpoint),
+        "{k:?}"
+    );
+    // A flipped bit in a length: the bundle is damaged, every entry in it is malformed.
+    let mut bad = b.clone();
+    bad[0] ^= 0x40;
+    fs::write(&path, &bad).unwrap();
+    let r = check(&f, false);
+    let malformed = r
+        .findings
+        .iter()
+        .filter(|x| x.kind == FindingKind::MalformedEntry)
+        .count();
+    assert!(malformed >= 1, "{:?}", r.findings);
+    assert!(
+        r.findings.iter().any(|x| x.message.contains("bundle")),
+        "{:?}",
+        r.findings
+    );
+    // A deleted bundle: 256 entries missing.
+    fs::remove_file(&path).unwrap();
+    let r = check(&f, false);
+    assert!(
+        r.findings.iter().any(
+            |x| x.kind == FindingKind::MissingEntry && x.message.contains("entries 257 to 512")
+        ),
+        "{:?}",
+        r.findings
+    );
+    // Put back, all is well again, and appending goes on after the newest entry.
+    fs::write(&path, &b).unwrap();
+    heartbeats(&f, 1);
+    assert_eq!(log::newest(f.root()).unwrap(), 603);
+}
+
+#[test]
+fn a_bundling_cut_short_leaves_loose_copies_that_go_at_the_next_write() {
+    let f = Fixture::standard();
+    heartbeats(&f, 253);
+    let copies: Vec<Vec<u8>> = (1..=255)
+        .map(|s| fs::read(log::entry_path(f.root(), s)).unwrap())
+        .collect();
+    assert!(!log::bundle_path(f.root(), 0).exists());
+    heartbeats(&f, 1);
+    assert!(log::bundle_path(f.root(), 0).exists());
+    assert_eq!(log::list_loose(f.root()).unwrap().0, Vec::<u64>::new());
+    // As if the power went after the bundle was written, before the loose files went.
+    for (i, c) in copies.iter().enumerate().take(10) {
+        fs::write(log::entry_path(f.root(), i as u64 + 1), c).unwrap();
+    }
+    let r = check(&f, false);
+    assert!(r.is_clean(), "{:?}", r.findings);
+    assert_eq!(r.entries, 256);
+    heartbeats(&f, 1);
+    assert_eq!(log::list_loose(f.root()).unwrap().0, vec![257]);
+    // Reading prefers the bundle; a loose file that differs from it is listed, not read.
+    fs::write(log::entry_path(f.root(), 3), b"not an entry\n").unwrap();
+    let r = check(&f, false);
+    assert!(r.is_clean(), "{:?}", r.findings);
+    assert!(
+        r.notes.iter().any(|n| n.contains("entry 3 is in a bundle")),
+        "{:?}",
+        r.notes
+    );
+}
