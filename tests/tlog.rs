@@ -132,6 +132,10 @@ fn go_checks_our_checkpoint_tiles_and_proofs_and_catches_tampering() {
         std::fs::write(&p, line).unwrap();
         proofs.push(p);
     }
+    // Entries 1 to 256 are in a C2SP entry bundle now; 257 to 260 are loose.
+    assert!(s.vault().join("tlog/tile/entries/000").exists());
+    assert!(!s.vault().join("log/00000000000000000256.entry").exists());
+    assert!(s.vault().join("log/00000000000000000257.entry").exists());
     let (ok, text) = go_check(&bin, &s, &proofs);
     assert!(ok, "{text}");
     for line in [
@@ -209,7 +213,7 @@ fn go_checks_our_checkpoint_tiles_and_proofs_and_catches_tampering() {
 
     // An entry rewritten after the checkpoint was signed: Go's root differs, and our own
     // verify reports the checkpoint.
-    let e = s.vault().join("log/00000000000000000005.entry");
+    let e = s.vault().join("log/00000000000000000258.entry");
     let mut b = std::fs::read(&e).unwrap();
     b[10] ^= 0x01;
     std::fs::write(&e, &b).unwrap();

@@ -875,6 +875,18 @@ impl Config {
     /// named as such (lost, not "not yet created").
     ///
     /// Fails when there is no vault, or it cannot be opened.
+    /// The vault's checked log, from this host's catalog of it (in the state folder) and
+    /// the entries since: what commands read instead of every entry.
+    ///
+    /// Fails when the log cannot be read.
+    pub fn history(&self, vault: &vault::Vault) -> Result<vault::History> {
+        Ok(vault::catalog::open(
+            vault,
+            &self.trust,
+            Some(&self.vault.state),
+        )?)
+    }
+
     pub fn vault_for_reading(&self) -> Result<vault::Vault> {
         match vault::Vault::open(&self.vault.path) {
             Err(vault::VaultError::NotAVault { path }) => {
@@ -965,25 +977,15 @@ impl Config {
     ) -> Result<vault::SnapshotRecord> {
         match history.find_snapshot(Some(device), id) {
             Ok(s) => Ok(s),
-            Err(_) if !history.snapshots().iter().any(|s| s.device == device) => {
+            Err(_) if history.device(device).is_none_or(|d| d.snapshots == 0) => {
                 if !self.devices.iter().any(|d| d.name == device) {
                     return Err(self.unknown_device(&[device]));
                 }
                 // Never tried, or tried and failed: say which, with the last failure.
                 let failed = history
-                    .entries
-                    .iter()
-                    .rev()
-                    .filter(|c| c.trusted)
-                    .find_map(|c| match &c.entry.event {
-                        Ok(vault::log::Event::CollectFailed {
-                            device: d, error, ..
-                        }) if d == device => Some((
-                            c.entry.header.time.clone(),
-                            error.lines().next().unwrap_or_default().to_string(),
-                        )),
-                        _ => None,
-                    });
+                    .device(device)
+                    .and_then(|d| d.last_failure.clone())
+                    .map(|f| (f.time, f.error));
                 Err(anyhow::Error::new(NoSnapshot(match failed {
                     Some((time, error)) => format!(
                         "`{device}` has no snapshot: its collections failed, the last at {time}: {error}\nfix: make `plcvault collect {device}` succeed first"

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::{Result, bail};
-use vault::{History, Index};
+use vault::Index;
 
 use crate::config::Config;
 use crate::output::{Out, Outcome, human_bytes};
@@ -21,7 +21,7 @@ pub(crate) fn open(
 ) -> Result<(vault::Vault, vault::SnapshotRecord, vault::Manifest, Index)> {
     let vault = cfg.vault_for_reading()?;
     crate::ops::commands::warn_if_doubtful(cfg, &vault, out);
-    let history = History::load(&vault, &cfg.trust)?;
+    let history = cfg.history(&vault)?;
     let snap = cfg.find_snapshot(&history, device, Some(snapshot))?;
     let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
     let (index, problems) = Index::load_reading(&vault, &history);

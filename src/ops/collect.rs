@@ -18,7 +18,7 @@ use adapters::{ArtifactSource, Collection, SourceData, StreamError};
 use vault::log::Event;
 use vault::manifest::{ArtifactEntry, ArtifactStatus};
 use vault::writer::StoreError;
-use vault::{History, Index, Manifest, Scratch, SecretKey, Vault, Writer};
+use vault::{Index, Manifest, Scratch, SecretKey, Vault, Writer};
 
 use crate::config::{Config, DeviceConfig};
 use crate::ops::device::{READ_ATTEMPTS, READ_PAUSE, adapter_source, admissible, collect_guarded};
@@ -153,7 +153,7 @@ pub fn run_on(
     let vault = cfg
         .vault_for_writing(true)
         .with_context(|| format!("cannot open the vault at {}", cfg.vault.path.display()))?;
-    let history = History::load(&vault, &cfg.trust)?;
+    let history = cfg.history(&vault)?;
     if !history.findings.is_empty() {
         out.warn(format!(
             "the vault's log has {} integrity finding(s); collecting anyway — run `plcvault verify` to see them",

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use vault::{History, Index, RestoreOptions, SecretKey, Vault, VerifyOptions};
+use vault::{Index, RestoreOptions, SecretKey, Vault, VerifyOptions};
 
 use crate::config::Config;
 use crate::output::{Out, Outcome, human_bytes};
@@ -326,18 +326,22 @@ pub(crate) fn warn_if_doubtful(cfg: &Config, vault: &Vault, out: &Out) {
 pub fn snapshots(cfg: &Config, devices: Option<&[String]>, out: &Out) -> Result<Outcome> {
     let vault = cfg.vault_for_reading()?;
     warn_if_doubtful(cfg, &vault, out);
-    let history = History::load(&vault, &cfg.trust)?;
+    let history = cfg.history(&vault)?;
     if !history.findings.is_empty() {
         out.warn(format!(
             "the log has {} integrity finding(s); untrusted entries are not listed — run `plcvault verify`",
             history.findings.len()
         ));
     }
-    let list: Vec<_> = history
-        .snapshots()
-        .into_iter()
-        .filter(|s| devices.is_none_or(|d| d.contains(&s.device)))
-        .collect();
+    let list: Vec<_> = match devices {
+        Some(names) => {
+            let mut l: Vec<_> = names.iter().flat_map(|d| history.snapshots_of(d)).collect();
+            l.sort_by_key(|s| s.seq);
+            l.dedup_by_key(|s| s.seq);
+            l
+        }
+        None => history.snapshots(),
+    };
     if !list.is_empty() {
         out.say(format!(
             "{:<12}  {:<24}  {:<20}  {:>9}  {:>10}  {:>5}  complete",
@@ -695,7 +699,7 @@ pub fn restore_onto(
     let target = cfg.one(target)?;
     let vault = cfg.vault_for_reading()?;
     warn_if_doubtful(cfg, &vault, out);
-    let history = History::load(&vault, &cfg.trust)?;
+    let history = cfg.history(&vault)?;
     let snap = cfg.find_snapshot(&history, device, Some(snapshot))?;
     let manifest = vault::manifest::load(vault.root(), &snap.manifest)?;
     crate::ops::drill::check_target(&manifest, target, false)?;

@@ -806,7 +806,7 @@ fn review_all(
     devices: &[&crate::config::DeviceConfig],
 ) -> Result<Vec<crate::review::html::Review>> {
     let vault = vault::Vault::open(&cfg.vault.path)?;
-    let history = vault::History::load(&vault, &cfg.trust)?;
+    let history = cfg.history(&vault)?;
     let (index, _) = vault::Index::load_reading(&vault, &history);
     let read = |a: &vault::ArtifactEntry| {
         vault::read_artifact(&vault, &index, a, crate::review::diff::view_limit(a)).ok()

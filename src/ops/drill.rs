@@ -44,7 +44,7 @@ pub fn run(
 ) -> Result<Outcome> {
     let key = cfg.signing_key()?;
     let vault = cfg.vault_for_writing(false)?;
-    let history = History::load(&vault, &cfg.trust)?;
+    let history = cfg.history(&vault)?;
     let (index, _) = Index::load_reading(&vault, &history);
     if let Some(dir) = to {
         // A folder that cannot be made is the operator's mistake, not a failed drill.

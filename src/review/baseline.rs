@@ -178,7 +178,7 @@ pub fn approve(cfg: &Config, o: &ApproveOptions, out: &Out) -> Result<Outcome> {
         bail!("an approval needs a change ticket\nfix: pass --ticket CHG-1234");
     }
     let vault = cfg.vault_for_writing(false)?;
-    let history = History::load(&vault, &cfg.trust)?;
+    let history = cfg.history(&vault)?;
     if !history.findings.is_empty() {
         // "The newest" cannot be told on a damaged log; a snapshot the approver names (and
         // reviewed) can still be approved, since damage that cannot be repaired (a signed
@@ -296,7 +296,7 @@ pub fn approve(cfg: &Config, o: &ApproveOptions, out: &Out) -> Result<Outcome> {
         review: Some(digest),
     };
     vault::guard::append(&vault, &key, &event)?;
-    let history = History::load(&vault, &cfg.trust)?;
+    let history = cfg.history(&vault)?;
     let record = history
         .baseline(&dev.name)
         .context("the approval just written is not readable")?;
@@ -407,7 +407,7 @@ pub fn show(cfg: &Config, device: &str, all: bool, out: &Out) -> Result<Outcome>
             "{d}; newer approvals may be missing — run `plcvault verify`"
         ));
     }
-    let history = History::load(&vault, &cfg.trust)?;
+    let history = cfg.history(&vault)?;
     let list = history.approvals(Some(&dev.name));
     if list.is_empty() {
         out.say(format!("`{}` has no approved baseline", dev.name));
@@ -452,7 +452,7 @@ pub fn diff(
         bail!("--snapshot and --against name one device's snapshots\nfix: name one device");
     }
     let vault = cfg.vault_for_reading()?;
-    let history = History::load(&vault, &cfg.trust)?;
+    let history = cfg.history(&vault)?;
     let (index, _) = Index::load_reading(&vault, &history);
     // Untrusted entries are never acted on; say so rather than silently comparing an older
     // snapshot (or an older baseline) than the log shows. Entries missing at the end of

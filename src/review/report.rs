@@ -9,8 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use vault::log::Event;
-use vault::{ApprovalRecord, DrillRecord, History, Index, SnapshotRecord, VerifyOptions};
+use vault::{ApprovalRecord, DrillRecord, Index, SnapshotRecord, VerifyOptions};
 
 use crate::config::Config;
 use crate::output::{Out, Outcome};
@@ -130,7 +129,7 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
             ..Default::default()
         },
     )?;
-    let history = History::load(&vault, &cfg.trust)?;
+    let history = cfg.history(&vault)?;
     let (index, _) = Index::load_reading(&vault, &history);
     let log = LogStatus {
         intact: verify.is_clean(),
@@ -139,39 +138,32 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
         head_hash: verify.head_hash,
         findings: verify.findings.iter().map(|f| f.to_string()).collect(),
     };
-    let snapshots = history.snapshots();
     let ahead = |time: &str| {
         humantime::parse_rfc3339(time).is_ok_and(|t| t > now + vault::verify::DEFAULT_CLOCK_SKEW)
     };
     let mut devices = Vec::new();
     for d in &cfg.devices {
-        let mine: Vec<&SnapshotRecord> = snapshots.iter().filter(|s| s.device == d.name).collect();
-        let last_collection = mine.last().map(|s| (*s).clone());
+        let summary = history.device(&d.name);
+        let last_collection = summary.and_then(|s| s.latest.clone());
         // A backup dated ahead of this clock (a writer's clock was wrong, even if accepted
         // in a recovery) does not count as recent: alarms look at the ones dated before now.
-        let last_good_backup = mine
-            .iter()
-            .rev()
-            .find(|s| s.complete && !ahead(&s.time))
-            .map(|s| (*s).clone());
+        let last_good_backup = match summary.and_then(|s| s.latest_complete.clone()) {
+            Some(s) if ahead(&s.time) => history
+                .snapshots_of(&d.name)
+                .into_iter()
+                .rev()
+                .find(|s| s.complete && !ahead(&s.time)),
+            s => s,
+        };
         let backup_age = last_good_backup.as_ref().and_then(|s| age(now, &s.time));
         let backup_age_seconds = backup_age.map(|a| a.as_secs());
-        let last_failure =
-            history
-                .entries
-                .iter()
-                .rev()
-                .filter(|c| c.trusted)
-                .find_map(|c| match &c.entry.event {
-                    Ok(Event::CollectFailed { device, error, .. }) if *device == d.name => {
-                        Some(Failure {
-                            seq: c.entry.file_seq,
-                            time: c.entry.header.time.clone(),
-                            error: error.lines().next().unwrap_or_default().to_string(),
-                        })
-                    }
-                    _ => None,
-                });
+        let last_failure = summary
+            .and_then(|s| s.last_failure.clone())
+            .map(|f| Failure {
+                seq: f.seq,
+                time: f.time,
+                error: f.error,
+            });
         let baseline = history.baseline(&d.name);
         let mut comparison_error = None;
         let mut rules_note = None;
@@ -243,13 +235,15 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
             }
             _ => (None, 0),
         };
-        let drills = history.drills(Some(&d.name));
-        let last_drill = drills.last().cloned();
-        let last_passed_drill = drills
-            .iter()
-            .rev()
-            .find(|r| r.passed && !ahead(&r.time))
-            .cloned();
+        let last_drill = summary.and_then(|s| s.last_drill.clone());
+        let last_passed_drill = match summary.and_then(|s| s.last_passed_drill.clone()) {
+            Some(r) if ahead(&r.time) => history
+                .drills(Some(&d.name))
+                .into_iter()
+                .rev()
+                .find(|r| r.passed && !ahead(&r.time)),
+            r => r,
+        };
         let mut alarms = Vec::new();
         match backup_age {
             None => alarms.push("no-good-backup".to_string()),

@@ -10,6 +10,7 @@ checked; exits 1 when anything does not hold.
 """
 import base64
 import hashlib
+import os
 import sys
 
 import nacl.signing
@@ -38,8 +39,24 @@ def main():
     nacl.signing.VerifyKey(pub).verify(text.encode(), sig[4:])
     print(f"checkpoint signed by {name}: {size} entries, root {root.hex()}")
 
-    # 3. The leaf: SHA-256 of 0x00 and the whole entry file.
-    entry = open(f"{vault}/log/{n:020d}.entry", "rb").read()
+    # 3. The leaf: SHA-256 of 0x00 and the whole entry: in its bundle of 256 when there
+    #    is one (each entry after its length, two bytes big-endian), else its own file.
+    group = (n - 1) // 256
+    digits = [f"{group % 1000:03d}"]
+    g = group // 1000
+    while g:
+        digits.insert(0, f"x{g % 1000:03d}")
+        g //= 1000
+    bundle = os.path.join(vault, "tlog/tile/entries", *digits)
+    if os.path.exists(bundle):
+        raw, at, entries = open(bundle, "rb").read(), 0, []
+        while at < len(raw):
+            length = int.from_bytes(raw[at:at + 2], "big")
+            entries.append(raw[at + 2:at + 2 + length])
+            at += 2 + length
+        entry = entries[(n - 1) % 256]
+    else:
+        entry = open(f"{vault}/log/{n:020d}.entry", "rb").read()
     r = hashlib.sha256(b"\x00" + entry).digest()
 
     # 4. Up the tree (RFC 9162 2.1.3.2): interior = SHA-256(0x01 || left || right).

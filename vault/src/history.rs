@@ -1,10 +1,16 @@
-//! Reading the log back: every entry checked against the pinned keys and the hash chain.
+//! Reading the log back: every entry checked against the pinned keys and the hash chain,
+//! and what the trusted ones say folded into a summary per device.
 //!
-//! Everything that reads the vault (listing, restore, the writer, verify) goes through
-//! `History::load`, so an entry with a bad signature, an unknown or wrong-role signer, or
-//! from another vault is never acted on.
+//! Everything that reads the vault (listing, restore, the writer, verify) goes through a
+//! `History` — built from every entry (`History::load`), or from the verifier's catalog
+//! and the entries since (`catalog::open`) — so an entry with a bad signature, an unknown
+//! or wrong-role signer, or from another vault is never acted on.
 
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::VaultError;
 use crate::finding::{Finding, FindingKind};
@@ -23,7 +29,7 @@ pub struct Checked {
 }
 
 /// A stored snapshot as the log records it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotRecord {
     /// The snapshot id: the first 12 hex digits of its log entry's hash (unique per
     /// collection, even when the content did not change).
@@ -44,7 +50,7 @@ pub struct SnapshotRecord {
 }
 
 /// A baseline approval as the log records it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ApprovalRecord {
     pub seq: u64,
     /// The approval entry's hash, short, and whole.
@@ -65,12 +71,12 @@ pub struct ApprovalRecord {
     pub rules: serde_json::Value,
     pub accepted_suspect: bool,
     /// The digest of the review shown before signing, when the approval records one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<Hash>,
 }
 
 /// A restore drill as the log records it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DrillRecord {
     pub seq: u64,
     pub id: String,
@@ -88,7 +94,7 @@ pub struct DrillRecord {
 }
 
 /// A finding an approver accepted in a trusted `recovery` entry.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AcceptedRecord {
     pub seq: u64,
     pub time: String,
@@ -107,15 +113,322 @@ impl AcceptedRecord {
     }
 }
 
+/// A failed collection as the log records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FailureRecord {
+    pub seq: u64,
+    pub time: String,
+    /// The error's first line.
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// One trusted entry about a device, as the catalog keeps it: one line of JSON each, in
+/// log order, in the device's record file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "kebab-case")]
+pub enum Record {
+    Snapshot(SnapshotRecord),
+    Approval(ApprovalRecord),
+    Drill(DrillRecord),
+    Failure(FailureRecord),
+}
+
+/// Where a device's records are and what they hash to: `count` lines, `bytes` long, whose
+/// running SHA-256 (each step hashing the previous digest and the line) is `digest`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordFile {
+    pub count: u64,
+    pub bytes: u64,
+    pub digest: Hash,
+}
+
+/// What the log says about one device, folded entry by entry.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeviceSummary {
+    pub snapshots: u64,
+    pub latest: Option<SnapshotRecord>,
+    pub latest_complete: Option<SnapshotRecord>,
+    pub approvals: u64,
+    /// The newest trusted approval.
+    pub baseline: Option<ApprovalRecord>,
+    pub drills: u64,
+    pub last_drill: Option<DrillRecord>,
+    pub last_passed_drill: Option<DrillRecord>,
+    pub last_failure: Option<FailureRecord>,
+    pub records: RecordFile,
+}
+
+/// The log folded: what every command needs without reading the entries again.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Summary {
+    /// The vault's id.
+    pub vault: String,
+    /// The highest entry number folded.
+    pub size: u64,
+    /// The Merkle tree of the entries folded, as the roots of its complete subtrees from
+    /// the left (its compact range), and how many leaves it has.
+    pub frontier: Vec<Hash>,
+    pub leaves: u64,
+    /// The newest entry folded and the SHA-256 of its bytes, whatever they were (the
+    /// next entry's `prev` must name it).
+    pub prev: Option<(u64, Hash)>,
+    /// The newest well-formed entry and its time.
+    pub head: Option<(u64, Hash)>,
+    pub newest_time: Option<String>,
+    pub devices: BTreeMap<String, DeviceSummary>,
+    /// Entries that cannot be trusted, and entries findings are about.
+    pub untrusted: Vec<u64>,
+    pub accepted: Vec<AcceptedRecord>,
+    /// Trusted recovery entries: number, signer, time, what they accepted, why.
+    pub recoveries: Vec<(u64, String, String, Vec<crate::log::Accepted>, String)>,
+    /// Packs named by any well-formed snapshot entry, and by trusted ones.
+    pub packs_read: Vec<PackRef>,
+    pub packs_committed: Vec<PackRef>,
+    /// The findings so far, at most `MAX_PER_KIND` per kind, and how many of each kind.
+    pub findings: Vec<Finding>,
+    pub counts: BTreeMap<FindingKind, usize>,
+    /// The files the folded entries were read from, as they were (see `catalog`).
+    #[serde(default)]
+    pub files: Vec<FileStat>,
+}
+
+/// A file entries were read from: its path in the vault, size, inode, modification and
+/// change times, and for a loose entry the SHA-256 of its bytes (so that its move into a
+/// bundle can be checked).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStat {
+    pub path: String,
+    pub len: u64,
+    pub ino: u64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<Hash>,
+}
+
+impl Summary {
+    pub fn new(vault: &str) -> Summary {
+        Summary {
+            vault: vault.to_string(),
+            ..Summary::default()
+        }
+    }
+
+    /// The root of the tree of the entries folded.
+    pub fn root(&self) -> Hash {
+        let mut it = self.frontier.iter().rev();
+        match it.next() {
+            None => crate::tlog::empty_root(),
+            Some(last) => it.fold(*last, |r, h| crate::tlog::node_hash(h, &r)),
+        }
+    }
+
+    fn push_leaf(&mut self, leaf: Hash) {
+        let mut h = leaf;
+        let mut n = self.leaves;
+        while n & 1 == 1 {
+            let left = self.frontier.pop().expect("one subtree per set bit");
+            h = crate::tlog::node_hash(&left, &h);
+            n >>= 1;
+        }
+        self.frontier.push(h);
+        self.leaves += 1;
+    }
+
+    fn finding(&mut self, f: Finding) {
+        let n = self.counts.entry(f.kind).or_default();
+        *n += 1;
+        if *n <= crate::finding::MAX_PER_KIND {
+            self.findings.push(f);
+        }
+    }
+
+    /// The findings, with one per kind that had more than were kept.
+    pub fn all_findings(&self) -> Vec<Finding> {
+        let mut out = self.findings.clone();
+        for (kind, n) in &self.counts {
+            if *n > crate::finding::MAX_PER_KIND {
+                out.push(Finding::new(
+                    *kind,
+                    format!(
+                        "{} more findings of this kind (the first {} are listed)",
+                        n - crate::finding::MAX_PER_KIND,
+                        crate::finding::MAX_PER_KIND
+                    ),
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Checks entry `seq` (its bytes and parse as read) against trust, its number, its vault
+/// and the entry before it (`prev`: the number and hash of the entry read before, if
+/// any). Returns the checked entry, if well formed, and what was found.
+pub fn check_entry(
+    vault_id: &str,
+    trust: &Trust,
+    prev: Option<(u64, Hash)>,
+    (seq, parsed, path): (u64, Result<Entry, String>, &Path),
+) -> (Option<Checked>, Vec<Finding>) {
+    let mut found = Vec::new();
+    let entry = match parsed {
+        Ok(e) => e,
+        Err(why) => {
+            found.push(
+                Finding::new(
+                    FindingKind::MalformedEntry,
+                    format!("log entry {seq} is malformed: {why}"),
+                )
+                .seq(seq)
+                .path(path.display()),
+            );
+            return (None, found);
+        }
+    };
+    let mut trusted = true;
+    let mut flag = |kind, msg: String| {
+        trusted = false;
+        found.push(Finding::new(kind, msg).seq(seq).path(path.display()));
+    };
+    if entry.header.seq != seq {
+        flag(
+            FindingKind::Reordered,
+            format!(
+                "log file {seq} holds entry {} (entries were moved or reordered)",
+                entry.header.seq
+            ),
+        );
+    }
+    if entry.header.vault != vault_id {
+        flag(
+            FindingKind::WrongVault,
+            format!(
+                "log entry {seq} belongs to vault {}, not this vault {vault_id}",
+                entry.header.vault,
+            ),
+        );
+    }
+    let signer_name = match trust.lookup(&entry.header.signer) {
+        None => {
+            flag(
+                FindingKind::UnknownSigner,
+                format!(
+                    "log entry {seq} is signed by key {}, which the config does not trust",
+                    entry.header.signer.fingerprint()
+                ),
+            );
+            None
+        }
+        Some((name, roles)) => {
+            if let Ok(ev) = &entry.event {
+                let need = ev.required_role();
+                if !roles.contains(&need) {
+                    flag(
+                        FindingKind::WrongRole,
+                        format!(
+                            "log entry {seq} ({}) is signed by `{name}`, which is not trusted as {need}",
+                            ev.type_name()
+                        ),
+                    );
+                }
+            }
+            Some(name.to_string())
+        }
+    };
+    if !entry.signature_ok() {
+        flag(
+            FindingKind::BadSignature,
+            format!("log entry {seq} has a signature that does not verify (altered entry?)"),
+        );
+    }
+    let expected_prev = match prev {
+        Some((p, hash)) if p + 1 == seq => Some(hash),
+        _ => None,
+    };
+    let chain_ok = match (seq, entry.header.prev, expected_prev) {
+        (1, None, _) => true,
+        (_, Some(claimed), Some(actual)) => claimed == actual,
+        // The previous entry is missing: the gap is reported already.
+        (s, Some(_), None) if s > 1 => true,
+        _ => false,
+    };
+    if !chain_ok {
+        found.push(
+            Finding::new(
+                FindingKind::BrokenChain,
+                format!(
+                    "log entry {seq} does not follow entry {}: the chain is broken (entry changed, replaced or inserted)",
+                    seq.saturating_sub(1)
+                ),
+            )
+            .seq(seq)
+            .path(path.display()),
+        );
+    }
+    let mut entry = entry;
+    entry.slim(trusted);
+    (
+        Some(Checked {
+            entry,
+            signer_name,
+            trusted,
+        }),
+        found,
+    )
+}
+
+/// Where device records go as they are folded: kept in memory, or appended to files of
+/// a catalog folder.
+#[derive(Debug)]
+pub enum Store {
+    Memory(BTreeMap<String, Vec<Record>>),
+    /// The folder, and lines not written yet per device.
+    Dir(PathBuf, BTreeMap<String, Vec<u8>>),
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::Memory(BTreeMap::new())
+    }
+}
+
+/// The file of a device's records in a catalog folder: named by the SHA-256 of the
+/// device's name, since a name may be `..`.
+pub fn record_path(dir: &Path, device: &str) -> PathBuf {
+    dir.join(format!(
+        "{}.records",
+        &Hash::of(device.as_bytes()).to_hex()[..32]
+    ))
+}
+
+/// Lines held in memory before a `Store::Dir` writes them out.
+const MAX_PENDING: usize = 16 * 1024 * 1024;
+
 /// The checked log.
 #[derive(Debug, Default)]
 pub struct History {
+    /// The entries read and checked by this reading (all of them, for `load`; those
+    /// after the catalog's, for `catalog::open`).
     pub entries: Vec<Checked>,
     pub findings: Vec<Finding>,
     /// Files in `log/` that are not entries.
     pub strays: Vec<String>,
     /// The Merkle leaf hash of every entry read, by entry number, in order.
     pub leaves: Vec<(u64, Hash)>,
+    pub summary: Summary,
+    pub store: Store,
+    /// Keep every checked entry in `entries` (else only those after `keep_after`).
+    keep_after: u64,
+    pending: usize,
+    frozen: bool,
+    /// The vault read and the keys, for entries not held in memory.
+    root: Option<PathBuf>,
+    trust: Option<Trust>,
+    read_seen: HashSet<Hash>,
+    committed_seen: HashSet<Hash>,
 }
 
 impl History {
@@ -124,246 +437,491 @@ impl History {
     /// Fails only when the log folder or an entry cannot be read at all (I/O error);
     /// damage is reported in `findings`.
     pub fn load(vault: &Vault, trust: &Trust) -> Result<History, VaultError> {
-        let (seqs, strays) = log::list(vault.root())?;
-        let mut h = History {
-            strays,
-            ..History::default()
-        };
-        for s in h.strays.iter().filter(|s| log::looks_like_entry(s)) {
-            h.findings.push(Finding::new(
-                FindingKind::MalformedEntry,
-                format!(
-                    "log/{s} is not a valid entry number (1 to {}): a log file put there by hand",
-                    log::MAX_SEQ
-                ),
-            ));
-        }
-        let mut sink = crate::finding::Sink::default();
-        for f in std::mem::take(&mut h.findings) {
-            sink.push(f);
-        }
-        let mut prev: Option<(u64, Hash)> = None;
-        let mut expected = 1u64;
-        let mut reader = log::Reader::new(vault.root());
-        for seq in seqs {
-            if seq != expected {
-                let range = if seq - 1 == expected {
-                    format!("entry {expected} is")
-                } else {
-                    format!("entries {expected} to {} are", seq - 1)
-                };
-                sink.push(
-                    Finding::new(
-                        FindingKind::MissingEntry,
-                        format!("{range} missing from the log (deleted?)"),
-                    )
-                    .seq(expected),
-                );
-            }
-            expected = seq + 1;
-            let (bytes, parsed, path) = reader.read(seq)?;
-            h.leaves.push((seq, crate::tlog::leaf_hash(&bytes)));
-            let entry = match parsed {
-                Ok(e) => e,
-                Err(why) => {
-                    sink.push(
-                        Finding::new(
-                            FindingKind::MalformedEntry,
-                            format!("log entry {seq} is malformed: {why}"),
-                        )
-                        .seq(seq)
-                        .path(path.display()),
-                    );
-                    prev = Some((seq, Hash::of(&bytes)));
-                    continue;
-                }
-            };
-            let mut trusted = true;
-            let mut flag = |kind, msg: String| {
-                trusted = false;
-                sink.push(Finding::new(kind, msg).seq(seq).path(path.display()));
-            };
-            if entry.header.seq != seq {
-                flag(
-                    FindingKind::Reordered,
-                    format!(
-                        "log file {seq} holds entry {} (entries were moved or reordered)",
-                        entry.header.seq
-                    ),
-                );
-            }
-            if entry.header.vault != vault.id() {
-                flag(
-                    FindingKind::WrongVault,
-                    format!(
-                        "log entry {seq} belongs to vault {}, not this vault {}",
-                        entry.header.vault,
-                        vault.id()
-                    ),
-                );
-            }
-            let signer_name = match trust.lookup(&entry.header.signer) {
-                None => {
-                    flag(
-                        FindingKind::UnknownSigner,
-                        format!(
-                            "log entry {seq} is signed by key {}, which the config does not trust",
-                            entry.header.signer.fingerprint()
-                        ),
-                    );
-                    None
-                }
-                Some((name, roles)) => {
-                    if let Ok(ev) = &entry.event {
-                        let need = ev.required_role();
-                        if !roles.contains(&need) {
-                            flag(
-                                FindingKind::WrongRole,
-                                format!(
-                                    "log entry {seq} ({}) is signed by `{name}`, which is not trusted as {need}",
-                                    ev.type_name()
-                                ),
-                            );
-                        }
-                    }
-                    Some(name.to_string())
-                }
-            };
-            if !entry.signature_ok() {
-                flag(
-                    FindingKind::BadSignature,
-                    format!(
-                        "log entry {seq} has a signature that does not verify (altered entry?)"
-                    ),
-                );
-            }
-            let expected_prev = match prev {
-                Some((p, hash)) if p + 1 == seq => Some(hash),
-                _ => None,
-            };
-            let chain_ok = match (seq, entry.header.prev, expected_prev) {
-                (1, None, _) => true,
-                (_, Some(claimed), Some(actual)) => claimed == actual,
-                // The previous entry is missing: the gap is reported already.
-                (s, Some(_), None) if s > 1 => true,
-                _ => false,
-            };
-            if !chain_ok {
-                sink.push(
-                    Finding::new(
-                        FindingKind::BrokenChain,
-                        format!(
-                            "log entry {seq} does not follow entry {}: the chain is broken (entry changed, replaced or inserted)",
-                            seq.saturating_sub(1)
-                        ),
-                    )
-                    .seq(seq)
-                    .path(path.display()),
-                );
-            }
-            prev = Some((seq, entry.hash));
-            let mut entry = entry;
-            entry.slim(trusted);
-            h.entries.push(Checked {
-                entry,
-                signer_name,
-                trusted,
-            });
-        }
-        h.findings = sink.finish();
+        let mut h = History::start(Summary::new(vault.id()), Store::default(), 0);
+        h.fold_log(vault, trust, None)?;
+        h.finish();
         Ok(h)
     }
 
-    /// Trusted entries with an event this version knows, oldest first.
-    fn trusted(&self) -> impl Iterator<Item = (&Checked, &Event)> {
-        self.entries
-            .iter()
-            .filter(|c| c.trusted)
-            .filter_map(|c| c.entry.event.as_ref().ok().map(|ev| (c, ev)))
+    /// A history continuing `summary`, whose records are in `store`; entries folded after
+    /// `keep_after` are kept in `entries`.
+    pub fn start(summary: Summary, store: Store, keep_after: u64) -> History {
+        let read_seen = summary.packs_read.iter().map(|p| p.id).collect();
+        let committed_seen = summary.packs_committed.iter().map(|p| p.id).collect();
+        History {
+            summary,
+            store,
+            keep_after,
+            read_seen,
+            committed_seen,
+            ..History::default()
+        }
+    }
+
+    /// Reads, checks and folds the entries after the summary's, up to `upto` (or all),
+    /// and lists the strays. Returns the highest entry number present.
+    ///
+    /// Fails when the log cannot be listed or an entry cannot be read (I/O error).
+    pub fn fold_log(
+        &mut self,
+        vault: &Vault,
+        trust: &Trust,
+        upto: Option<u64>,
+    ) -> Result<u64, VaultError> {
+        let from = self.summary.size;
+        let (seqs, strays) = if from == 0 {
+            log::list(vault.root())?
+        } else {
+            // Entries after the catalog's: the loose ones, and bundles made since.
+            let (mut loose, strays) = log::list_loose(vault.root())?;
+            let newest = log::newest(vault.root())?;
+            let bundled_from = from + 1;
+            let mut seqs: Vec<u64> = (bundled_from..=newest)
+                .filter(|s| loose.binary_search(s).is_err())
+                .filter(|s| log::bundle_path(vault.root(), (s - 1) / log::BUNDLE).exists())
+                .collect();
+            loose.retain(|s| *s > from);
+            seqs.extend(loose);
+            seqs.sort_unstable();
+            seqs.dedup();
+            (seqs, strays)
+        };
+        if from == 0 {
+            for s in strays.iter().filter(|s| log::looks_like_entry(s)) {
+                self.summary.finding(Finding::new(
+                    FindingKind::MalformedEntry,
+                    format!(
+                        "log/{s} is not a valid entry number (1 to {}): a log file put there by hand",
+                        log::MAX_SEQ
+                    ),
+                ));
+            }
+        }
+        self.strays = strays;
+        self.root = Some(vault.root().to_owned());
+        self.trust = Some(trust.clone());
+        let newest = seqs.last().copied().unwrap_or(from);
+        let mut reader = log::Reader::new(vault.root());
+        for seq in seqs.into_iter().filter(|s| *s > from) {
+            if upto.is_some_and(|u| seq > u) {
+                break;
+            }
+            let (bytes, parsed, path) = reader.read(seq)?;
+            self.fold(vault.id(), trust, seq, &bytes, parsed, &path)?;
+        }
+        Ok(newest)
+    }
+
+    /// Checks and folds entry `seq`.
+    ///
+    /// Fails when a record cannot be written to the catalog folder.
+    pub fn fold(
+        &mut self,
+        vault_id: &str,
+        trust: &Trust,
+        seq: u64,
+        bytes: &[u8],
+        parsed: Result<Entry, String>,
+        path: &Path,
+    ) -> Result<(), VaultError> {
+        let expected = self.summary.prev.map_or(1, |(s, _)| s + 1);
+        if seq != expected {
+            let range = if seq - 1 == expected {
+                format!("entry {expected} is")
+            } else {
+                format!("entries {expected} to {} are", seq - 1)
+            };
+            self.summary.finding(
+                Finding::new(
+                    FindingKind::MissingEntry,
+                    format!("{range} missing from the log (deleted?)"),
+                )
+                .seq(expected),
+            );
+            self.summary.untrusted.push(expected);
+        }
+        let leaf = crate::tlog::leaf_hash(bytes);
+        if seq == expected {
+            self.summary.push_leaf(leaf);
+        }
+        self.leaves.push((seq, leaf));
+        let (checked, found) = check_entry(vault_id, trust, self.summary.prev, (seq, parsed, path));
+        self.summary.size = seq;
+        self.summary.prev = Some((seq, Hash::of(bytes)));
+        let doubtful = found.iter().any(|f| {
+            matches!(
+                f.kind,
+                FindingKind::MalformedEntry
+                    | FindingKind::MissingEntry
+                    | FindingKind::BrokenChain
+                    | FindingKind::Reordered
+                    | FindingKind::WrongVault
+            )
+        });
+        for f in found {
+            self.summary.finding(f);
+        }
+        let Some(c) = checked else {
+            self.summary.untrusted.push(seq);
+            return Ok(());
+        };
+        if !c.trusted || doubtful {
+            self.summary.untrusted.push(seq);
+        }
+        self.summary.head = Some((seq, c.entry.hash));
+        self.summary.newest_time = Some(c.entry.header.time.clone());
+        if let Ok(Event::Snapshot { packs, .. }) = &c.entry.event {
+            for p in packs {
+                if self.read_seen.insert(p.id) {
+                    self.summary.packs_read.push(p.clone());
+                }
+                if c.trusted && self.committed_seen.insert(p.id) {
+                    self.summary.packs_committed.push(p.clone());
+                }
+            }
+        }
+        if c.trusted
+            && let Ok(ev) = &c.entry.event
+        {
+            self.apply(&c, ev)?;
+        }
+        if seq > self.keep_after {
+            self.entries.push(c);
+        }
+        Ok(())
+    }
+
+    /// Folds a trusted entry's event into the summary and the device's records.
+    fn apply(&mut self, c: &Checked, ev: &Event) -> Result<(), VaultError> {
+        let signer = c.signer_name.clone().unwrap_or_default();
+        let seq = c.entry.file_seq;
+        let time = c.entry.header.time.clone();
+        let record = match ev {
+            Event::Snapshot {
+                device,
+                started,
+                finished,
+                manifest,
+                complete,
+                artifacts,
+                bytes,
+                ..
+            } => Record::Snapshot(SnapshotRecord {
+                id: c.entry.hash.short(),
+                entry: c.entry.hash,
+                seq,
+                time,
+                started: started.clone(),
+                finished: finished.clone(),
+                device: device.clone(),
+                manifest: *manifest,
+                complete: *complete,
+                artifacts: *artifacts,
+                bytes: *bytes,
+                signer,
+            }),
+            Event::Approval {
+                device,
+                snapshot,
+                manifest,
+                ticket,
+                reason,
+                rules,
+                accepted_suspect,
+                review,
+                ..
+            } => Record::Approval(ApprovalRecord {
+                seq,
+                id: c.entry.hash.short(),
+                entry: c.entry.hash,
+                time,
+                device: device.clone(),
+                snapshot: snapshot.short(),
+                snapshot_entry: *snapshot,
+                manifest: *manifest,
+                approver: signer,
+                key: c.entry.header.signer.fingerprint(),
+                ticket: ticket.clone(),
+                reason: reason.clone(),
+                rules: rules.clone(),
+                accepted_suspect: *accepted_suspect,
+                review: *review,
+            }),
+            Event::Drill {
+                device,
+                snapshot,
+                target,
+                passed,
+                artifacts,
+                bytes,
+                restore_ms,
+                verify_ms,
+                failures,
+                ..
+            } => Record::Drill(DrillRecord {
+                seq,
+                id: c.entry.hash.short(),
+                entry: c.entry.hash,
+                time,
+                device: device.clone(),
+                snapshot: snapshot.short(),
+                target: target.clone(),
+                passed: *passed,
+                artifacts: *artifacts,
+                bytes: *bytes,
+                restore_ms: *restore_ms,
+                verify_ms: *verify_ms,
+                failures: failures.clone(),
+            }),
+            Event::CollectFailed {
+                device: _,
+                error,
+                kind,
+            } => Record::Failure(FailureRecord {
+                seq,
+                time,
+                error: error.lines().next().unwrap_or_default().to_string(),
+                kind: kind.clone(),
+            }),
+            Event::Recovery { accepted, reason } => {
+                for a in accepted {
+                    self.summary.accepted.push(AcceptedRecord {
+                        seq,
+                        time: time.clone(),
+                        approver: signer.clone(),
+                        reason: reason.clone(),
+                        accepted: a.clone(),
+                    });
+                }
+                self.summary
+                    .recoveries
+                    .push((seq, signer, time, accepted.clone(), reason.clone()));
+                return Ok(());
+            }
+            Event::Heartbeat { .. } => return Ok(()),
+        };
+        let device = ev.device().expect("a device event").to_string();
+        let d = self.summary.devices.entry(device.clone()).or_default();
+        match &record {
+            Record::Snapshot(s) => {
+                d.snapshots += 1;
+                d.latest = Some(s.clone());
+                if s.complete {
+                    d.latest_complete = Some(s.clone());
+                }
+            }
+            Record::Approval(a) => {
+                d.approvals += 1;
+                d.baseline = Some(a.clone());
+            }
+            Record::Drill(r) => {
+                d.drills += 1;
+                d.last_drill = Some(r.clone());
+                if r.passed {
+                    d.last_passed_drill = Some(r.clone());
+                }
+            }
+            Record::Failure(f) => d.last_failure = Some(f.clone()),
+        }
+        let line = record_line(&record);
+        d.records.count += 1;
+        d.records.bytes += line.len() as u64;
+        d.records.digest = chain_digest(&d.records.digest, &line);
+        match &mut self.store {
+            Store::Memory(m) => m.entry(device).or_default().push(record),
+            Store::Dir(_, pending) => {
+                self.pending += line.len();
+                pending.entry(device).or_default().extend_from_slice(&line);
+                if self.pending > MAX_PENDING && !self.frozen {
+                    self.flush()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the records held in memory to the catalog folder.
+    ///
+    /// Fails when a file cannot be written.
+    pub fn flush(&mut self) -> Result<(), VaultError> {
+        use std::os::unix::fs::FileExt;
+        if let Store::Dir(dir, pending) = &mut self.store {
+            for (device, lines) in std::mem::take(pending) {
+                let path = record_path(dir, &device);
+                let total = self
+                    .summary
+                    .devices
+                    .get(&device)
+                    .map_or(0, |d| d.records.bytes);
+                // What the summary covers stays; anything after it (lines of a run that
+                // never saved its summary) is overwritten.
+                let before = total - lines.len() as u64;
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+                    .map_err(crate::error::io_err("write", &path))?;
+                let len = f
+                    .metadata()
+                    .map_err(crate::error::io_err("read", &path))?
+                    .len();
+                if len < before {
+                    return Err(crate::error::corrupt(
+                        &path,
+                        "the catalog's records are shorter than its summary says",
+                    ));
+                }
+                f.set_len(before)
+                    .and_then(|()| f.write_all_at(&lines, before))
+                    .map_err(crate::error::io_err("write", &path))?;
+            }
+        }
+        self.pending = 0;
+        Ok(())
+    }
+
+    /// From now on records stay in memory: what is folded after a saved summary is never
+    /// written.
+    pub fn freeze(&mut self) {
+        self.frozen = true;
+    }
+
+    /// Ends folding: the findings as the summary has them.
+    pub fn finish(&mut self) {
+        self.findings = self.summary.all_findings();
+        self.summary.untrusted.sort_unstable();
+        self.summary.untrusted.dedup();
+    }
+
+    /// A device's records, oldest first.
+    ///
+    /// Fails when the catalog's file of them is damaged or cannot be read.
+    pub fn records(&self, device: &str) -> Result<Vec<Record>, VaultError> {
+        match &self.store {
+            Store::Memory(m) => Ok(m.get(device).cloned().unwrap_or_default()),
+            Store::Dir(dir, pending) => {
+                let Some(d) = self.summary.devices.get(device) else {
+                    return Ok(Vec::new());
+                };
+                let path = record_path(dir, device);
+                let mut bytes = match std::fs::read(&path) {
+                    Ok(b) => b,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                    Err(e) => return Err(crate::error::io_err("read", &path)(e)),
+                };
+                let written = d.records.bytes - pending.get(device).map_or(0, |p| p.len() as u64);
+                if (bytes.len() as u64) < written {
+                    return self.rebuilt_records(dir, device);
+                }
+                bytes.truncate(written as usize);
+                if let Some(p) = pending.get(device) {
+                    bytes.extend_from_slice(p);
+                }
+                match parse_records(&bytes, &d.records) {
+                    Ok(r) => Ok(r),
+                    Err(_) => self.rebuilt_records(dir, device),
+                }
+            }
+        }
+    }
+
+    /// A device's records read from every entry, for a catalog whose file of them is
+    /// damaged: the catalog is discarded, and the next opening rebuilds it.
+    fn rebuilt_records(&self, dir: &Path, device: &str) -> Result<Vec<Record>, VaultError> {
+        let _ = std::fs::remove_file(dir.join("summary"));
+        let (Some(root), Some(trust)) = (&self.root, &self.trust) else {
+            return Err(crate::error::corrupt(
+                &record_path(dir, device),
+                "the catalog's records do not match its summary (edited?)",
+            ));
+        };
+        let vault = Vault::open(root)?;
+        let full = History::load(&vault, trust)?;
+        full.records(device)
+    }
+
+    fn all_records(&self) -> Vec<Record> {
+        let mut all: Vec<Record> = self
+            .summary
+            .devices
+            .keys()
+            .flat_map(|d| self.records(d).unwrap_or_default())
+            .collect();
+        all.sort_by_key(record_seq);
+        all
     }
 
     /// The hash of the entry in file `seq`, if it was readable and well formed.
     pub fn hash_of(&self, seq: u64) -> Option<Hash> {
-        self.entries
-            .iter()
-            .find(|c| c.entry.file_seq == seq)
-            .map(|c| c.entry.hash)
+        if let Some(c) = self.entries.iter().find(|c| c.entry.file_seq == seq) {
+            return Some(c.entry.hash);
+        }
+        if self.summary.head.is_some_and(|(s, _)| s == seq) {
+            return self.summary.head.map(|h| h.1);
+        }
+        let root = self.root.as_deref()?;
+        match log::read(root, seq) {
+            Ok((_, Ok(e))) => Some(e.hash),
+            _ => None,
+        }
     }
 
     /// The newest entry file's number and hash.
     pub fn head(&self) -> Option<(u64, Hash)> {
-        self.entries
-            .last()
-            .map(|c| (c.entry.file_seq, c.entry.hash))
+        self.summary.head
     }
 
     pub fn newest_time(&self) -> Option<SystemTime> {
-        self.entries.iter().rev().find_map(|c| c.entry.time())
+        self.summary
+            .newest_time
+            .as_deref()
+            .and_then(|t| humantime::parse_rfc3339(t).ok())
     }
 
     /// Trusted snapshot entries, oldest first.
     pub fn snapshots(&self) -> Vec<SnapshotRecord> {
-        self.trusted()
-            .filter_map(|(c, ev)| match ev {
-                Event::Snapshot {
-                    device,
-                    started,
-                    finished,
-                    manifest,
-                    complete,
-                    artifacts,
-                    bytes,
-                    ..
-                } => Some(SnapshotRecord {
-                    id: c.entry.hash.short(),
-                    entry: c.entry.hash,
-                    seq: c.entry.file_seq,
-                    time: c.entry.header.time.clone(),
-                    started: started.clone(),
-                    finished: finished.clone(),
-                    device: device.clone(),
-                    manifest: *manifest,
-                    complete: *complete,
-                    artifacts: *artifacts,
-                    bytes: *bytes,
-                    signer: c.signer_name.clone().unwrap_or_default(),
-                }),
+        self.all_records()
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Snapshot(s) => Some(s),
                 _ => None,
             })
             .collect()
     }
 
+    /// A device's trusted snapshot entries, oldest first.
+    pub fn snapshots_of(&self, device: &str) -> Vec<SnapshotRecord> {
+        self.records(device)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Snapshot(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What the log says about a device, if it names it.
+    pub fn device(&self, device: &str) -> Option<&DeviceSummary> {
+        self.summary.devices.get(device)
+    }
+
+    /// One device's records, or every device's in log order. A catalog file that cannot
+    /// be read at all gives none (`records` says why).
+    fn records_of(&self, device: Option<&str>) -> Vec<Record> {
+        match device {
+            Some(d) => self.records(d).unwrap_or_default(),
+            None => self.all_records(),
+        }
+    }
+
     /// Trusted approvals, oldest first, optionally of one device.
     pub fn approvals(&self, device: Option<&str>) -> Vec<ApprovalRecord> {
-        self.trusted()
-            .filter_map(|(c, ev)| match ev {
-                Event::Approval {
-                    device: d,
-                    snapshot,
-                    manifest,
-                    ticket,
-                    reason,
-                    rules,
-                    accepted_suspect,
-                    review,
-                    ..
-                } if device.is_none_or(|x| x == d) => Some(ApprovalRecord {
-                    seq: c.entry.file_seq,
-                    id: c.entry.hash.short(),
-                    entry: c.entry.hash,
-                    time: c.entry.header.time.clone(),
-                    device: d.clone(),
-                    snapshot: snapshot.short(),
-                    snapshot_entry: *snapshot,
-                    manifest: *manifest,
-                    approver: c.signer_name.clone().unwrap_or_default(),
-                    key: c.entry.header.signer.fingerprint(),
-                    ticket: ticket.clone(),
-                    reason: reason.clone(),
-                    rules: rules.clone(),
-                    accepted_suspect: *accepted_suspect,
-                    review: *review,
-                }),
+        self.records_of(device)
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Approval(a) => Some(a),
                 _ => None,
             })
             .collect()
@@ -371,34 +929,10 @@ impl History {
 
     /// Trusted drill records, oldest first, optionally of one device.
     pub fn drills(&self, device: Option<&str>) -> Vec<DrillRecord> {
-        self.trusted()
-            .filter_map(|(c, ev)| match ev {
-                Event::Drill {
-                    device: d,
-                    snapshot,
-                    target,
-                    passed,
-                    artifacts,
-                    bytes,
-                    restore_ms,
-                    verify_ms,
-                    failures,
-                    ..
-                } if device.is_none_or(|x| x == d) => Some(DrillRecord {
-                    seq: c.entry.file_seq,
-                    id: c.entry.hash.short(),
-                    entry: c.entry.hash,
-                    time: c.entry.header.time.clone(),
-                    device: d.clone(),
-                    snapshot: snapshot.short(),
-                    target: target.clone(),
-                    passed: *passed,
-                    artifacts: *artifacts,
-                    bytes: *bytes,
-                    restore_ms: *restore_ms,
-                    verify_ms: *verify_ms,
-                    failures: failures.clone(),
-                }),
+        self.records_of(device)
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Drill(a) => Some(a),
                 _ => None,
             })
             .collect()
@@ -406,21 +940,7 @@ impl History {
 
     /// Findings accepted by trusted `recovery` entries, oldest first.
     pub fn accepted(&self) -> Vec<AcceptedRecord> {
-        self.trusted()
-            .flat_map(|(c, ev)| match ev {
-                Event::Recovery { accepted, reason } => accepted
-                    .iter()
-                    .map(|a| AcceptedRecord {
-                        seq: c.entry.file_seq,
-                        time: c.entry.header.time.clone(),
-                        approver: c.signer_name.clone().unwrap_or_default(),
-                        reason: reason.clone(),
-                        accepted: a.clone(),
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            })
-            .collect()
+        self.summary.accepted.clone()
     }
 
     /// Why a device's newest trusted approval, at entry `after`, may not be its newest
@@ -430,29 +950,12 @@ impl History {
     /// a new approval after the damage clears it.
     pub fn doubts_after(&self, after: u64) -> Vec<String> {
         let mut seqs: Vec<u64> = self
-            .entries
+            .summary
+            .untrusted
             .iter()
-            .filter(|c| !c.trusted && c.entry.file_seq > after)
-            .map(|c| c.entry.file_seq)
+            .copied()
+            .filter(|s| *s > after)
             .collect();
-        seqs.extend(
-            self.findings
-                .iter()
-                // A chain break or a moved entry means entries from elsewhere (an older copy,
-                // another vault) were put in: validly signed, yet not this history.
-                .filter(|f| {
-                    matches!(
-                        f.kind,
-                        FindingKind::MalformedEntry
-                            | FindingKind::MissingEntry
-                            | FindingKind::BrokenChain
-                            | FindingKind::Reordered
-                            | FindingKind::WrongVault
-                    )
-                })
-                .filter_map(|f| f.seq)
-                .filter(|s| *s > after),
-        );
         seqs.sort_unstable();
         seqs.dedup();
         seqs.iter()
@@ -462,7 +965,10 @@ impl History {
 
     /// The device's baseline: its newest trusted approval.
     pub fn baseline(&self, device: &str) -> Option<ApprovalRecord> {
-        self.approvals(Some(device)).pop()
+        self.summary
+            .devices
+            .get(device)
+            .and_then(|d| d.baseline.clone())
     }
 
     /// Packs to read chunks from: those named by any well-formed snapshot entry, trusted
@@ -472,23 +978,12 @@ impl History {
     /// against `committed_packs`, so no new snapshot comes to depend on a pack that only
     /// an untrusted entry names.
     pub fn packs_for_reading(&self) -> Vec<PackRef> {
-        self.entries
-            .iter()
-            .flat_map(|c| match &c.entry.event {
-                Ok(Event::Snapshot { packs, .. }) => packs.clone(),
-                _ => Vec::new(),
-            })
-            .collect()
+        self.summary.packs_read.clone()
     }
 
     /// Packs named by trusted snapshot entries: what writers deduplicate against.
     pub fn committed_packs(&self) -> Vec<PackRef> {
-        self.trusted()
-            .flat_map(|(_, ev)| match ev {
-                Event::Snapshot { packs, .. } => packs.clone(),
-                _ => Vec::new(),
-            })
-            .collect()
+        self.summary.packs_committed.clone()
     }
 
     /// Finds a snapshot by id (a prefix of its log entry's hash) or `latest`, optionally
@@ -500,16 +995,21 @@ impl History {
         device: Option<&str>,
         id: Option<&str>,
     ) -> Result<SnapshotRecord, VaultError> {
-        let all: Vec<SnapshotRecord> = self
-            .snapshots()
-            .into_iter()
-            .filter(|s| device.is_none_or(|d| s.device == d))
-            .collect();
         let not_found = |id: &str| VaultError::SnapshotNotFound {
             id: id.to_string(),
             device: device
                 .map(|d| format!(" of device `{d}`"))
                 .unwrap_or_default(),
+        };
+        if let (Some(d), None | Some("latest")) = (device, id) {
+            return self
+                .device(d)
+                .and_then(|s| s.latest.clone())
+                .ok_or_else(|| not_found("latest"));
+        }
+        let all = match device {
+            Some(d) => self.snapshots_of(d),
+            None => self.snapshots(),
         };
         match id {
             None | Some("latest") => all.last().cloned().ok_or_else(|| not_found("latest")),
@@ -527,4 +1027,45 @@ impl History {
             }
         }
     }
+}
+
+fn record_seq(r: &Record) -> u64 {
+    match r {
+        Record::Snapshot(s) => s.seq,
+        Record::Approval(a) => a.seq,
+        Record::Drill(d) => d.seq,
+        Record::Failure(f) => f.seq,
+    }
+}
+
+/// One record as its file holds it: JSON and a newline.
+fn record_line(r: &Record) -> Vec<u8> {
+    let mut line = serde_json::to_vec(r).expect("records always serialize");
+    line.push(b'\n');
+    line
+}
+
+/// The running digest after one more line.
+fn chain_digest(prev: &Hash, line: &[u8]) -> Hash {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(prev.0);
+    h.update(line);
+    Hash::from_hasher(h)
+}
+
+/// Parses a device's record lines, which must be what `file` says.
+pub fn parse_records(bytes: &[u8], file: &RecordFile) -> Result<Vec<Record>, String> {
+    let mut out = Vec::with_capacity(file.count as usize);
+    let mut digest = Hash::default();
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        digest = chain_digest(&digest, line);
+        out.push(
+            serde_json::from_slice(line).map_err(|e| format!("a record does not parse ({e})"))?,
+        );
+    }
+    if out.len() as u64 != file.count || digest != file.digest {
+        return Err("the catalog's records do not match its summary (edited?)".into());
+    }
+    Ok(out)
 }

@@ -5,6 +5,7 @@
 
 pub mod append;
 pub mod atomic;
+pub mod catalog;
 pub mod chunker;
 pub mod error;
 pub mod finding;

@@ -5,7 +5,8 @@
 //	tlogcheck VAULT KEYNAME PUBHEX [INCLUSION.json ...] [CONSISTENCY.json ...]
 //
 // It opens VAULT/tlog/checkpoint as a signed note with the Ed25519 key PUBHEX under
-// KEYNAME; recomputes the tree from the entries VAULT/log/N.entry (leaf = the whole file)
+// KEYNAME; recomputes the tree from the entries (leaf = the whole entry), read from the C2SP
+// entry bundle VAULT/tlog/tile/entries/N when there is one, else from VAULT/log/N.entry,
 // and checks the checkpoint's root; checks every tile the checkpoint covers, byte for
 // byte, against Go's ReadTileData (the C2SP path, without Go's height element); and checks
 // each proof file plcvault printed (`plcvault proof inclusion|consistency --json`). Prints
@@ -36,6 +37,44 @@ func fail(format string, a ...interface{}) {
 func c2spPath(t tlog.Tile) string {
 	p := t.Path() // tile/8/L/N[.p/W]
 	return strings.Replace(p, "tile/8/", "tile/", 1)
+}
+
+// bundles holds the entry bundles read so far, by number.
+var bundles = map[int64][][]byte{}
+
+// readEntry returns leaf i's entry (entry i+1): from its C2SP entry bundle (256 entries,
+// each after its length as two big-endian bytes; the bundle's number written as a tile's),
+// else from its loose file.
+func readEntry(vault string, i int64) ([]byte, error) {
+	n := i / 256
+	if _, ok := bundles[n]; !ok {
+		elem := strings.TrimPrefix(tlog.Tile{H: 8, L: 0, N: n, W: 256}.Path(), "tile/8/0/")
+		raw, err := os.ReadFile(filepath.Join(vault, "tlog/tile/entries", elem))
+		if err == nil {
+			var list [][]byte
+			for len(raw) > 0 {
+				if len(raw) < 2 {
+					return nil, fmt.Errorf("bundle %d: truncated length", n)
+				}
+				l := int(raw[0])<<8 | int(raw[1])
+				if len(raw) < 2+l {
+					return nil, fmt.Errorf("bundle %d: entry of %d bytes truncated", n, l)
+				}
+				list = append(list, raw[2:2+l])
+				raw = raw[2+l:]
+			}
+			if len(list) != 256 {
+				return nil, fmt.Errorf("bundle %d holds %d entries, not 256", n, len(list))
+			}
+			bundles[n] = list
+		} else {
+			bundles[n] = nil
+		}
+	}
+	if b := bundles[n]; b != nil {
+		return b[i%256], nil
+	}
+	return os.ReadFile(filepath.Join(vault, "log", fmt.Sprintf("%020d.entry", i+1)))
 }
 
 func hash(s string) tlog.Hash {
@@ -119,7 +158,7 @@ func main() {
 	})
 	leaves := make([]tlog.Hash, size)
 	for i := int64(0); i < size; i++ {
-		data, err := os.ReadFile(filepath.Join(vault, "log", fmt.Sprintf("%020d.entry", i+1)))
+		data, err := readEntry(vault, i)
 		if err != nil {
 			fail("entry %d: %v", i+1, err)
 		}

@@ -1,0 +1,244 @@
+//! The verifier's catalog of a vault's log: the log folded (per device: latest snapshot,
+//! baseline, drills, failures, and every record in a file of its own) and kept in the
+//! state folder, outside the vault, at the size of a signed checkpoint whose root it
+//! reproduced. A command then reads and checks only the entries after it, and folds
+//! them in: O(devices + new entries), not O(history).
+//!
+//! The catalog is derived and never trusted on its own. It is saved only when the tree of
+//! the entries it folded gives the root of the vault's signed checkpoint of that size, and
+//! a later opening folds the entries since onto its compact range of that tree: unless
+//! that reproduces the root of the current signed checkpoint (so the vault's log extends
+//! what was folded), it is rebuilt from the entries. An edited summary fails its digest, an
+//! edited record file its running digest, and both are rebuilt.
+//!
+//! Layout: `<state>/<vault id>.catalog/summary` (one line of JSON, then the SHA-256 of that
+//! line in hex) and `<state>/<vault id>.catalog/<32 hex>.records` per device (JSON lines).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::{VaultError, io_err};
+use crate::hash::Hash;
+use crate::history::{FileStat, History, Store, Summary};
+use crate::key::Role;
+use crate::repository::{Trust, Vault};
+
+/// The catalog's format.
+pub const VERSION: u32 = 1;
+
+/// The largest summary a reader reads.
+const MAX_SUMMARY: u64 = 512 * 1024 * 1024;
+
+/// The catalog folder of a vault in a state folder.
+pub fn dir(state_dir: &Path, vault_id: &str) -> PathBuf {
+    state_dir.join(format!("{vault_id}.catalog"))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    v: u32,
+    summary: Summary,
+}
+
+/// The saved summary, if there is one and it is whole and of this vault.
+fn load(dir: &Path, vault_id: &str) -> Option<Summary> {
+    let bytes = crate::fsread::read_regular(&dir.join("summary"), MAX_SUMMARY).ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    let (body, digest) = text.strip_suffix('\n')?.rsplit_once('\n')?;
+    if Hash::of(body.as_bytes()).to_hex() != digest {
+        return None;
+    }
+    let saved: Saved = serde_json::from_str(body).ok()?;
+    (saved.v == VERSION && saved.summary.vault == vault_id).then_some(saved.summary)
+}
+
+/// Saves the summary (records are written before it).
+fn save(dir: &Path, summary: &Summary) -> Result<(), VaultError> {
+    let body = serde_json::to_string(&Saved {
+        v: VERSION,
+        summary: summary.clone(),
+    })
+    .expect("summaries serialize");
+    let text = format!("{body}\n{}\n", Hash::of(body.as_bytes()).to_hex());
+    let path = dir.join("summary");
+    crate::atomic::write_replace_derived(dir, &path, text.as_bytes())
+        .map_err(io_err("write", &path))
+}
+
+/// Marks the catalog as not to be used: the next opening rebuilds it.
+pub fn discard(state_dir: &Path, vault_id: &str) {
+    let _ = fs::remove_file(dir(state_dir, vault_id).join("summary"));
+}
+
+/// Empties the catalog folder for a rebuild.
+fn clear(dir: &Path) -> Result<(), VaultError> {
+    if let Ok(rd) = fs::read_dir(dir) {
+        for item in rd.flatten() {
+            let name = item.file_name();
+            if name.to_string_lossy().ends_with(".records") || name == "summary" {
+                let p = item.path();
+                fs::remove_file(&p).map_err(io_err("remove", &p))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The keys whose checkpoint signatures count: the vault's writers.
+fn writer_keys(trust: &Trust) -> Vec<crate::key::PublicKey> {
+    trust
+        .keys
+        .iter()
+        .filter(|k| k.role != Role::Witness)
+        .map(|k| k.key)
+        .collect()
+}
+
+/// The checked log, from the catalog in `state_dir` and the entries after it; the catalog
+/// is brought up to the vault's signed checkpoint and saved. Without a state folder, a
+/// writable catalog folder or a trusted checkpoint (a vault from before log v2, or one
+/// verify reports), every entry is read (`History::load`).
+///
+/// Fails when the log or the catalog cannot be read (I/O error); damage to the log is in
+/// the history's findings.
+pub fn open(vault: &Vault, trust: &Trust, state_dir: Option<&Path>) -> Result<History, VaultError> {
+    let Some(state) = state_dir else {
+        return History::load(vault, trust);
+    };
+    let Ok((cp, _)) =
+        crate::tiles::trusted_checkpoint(vault.root(), vault.id(), &writer_keys(trust))
+    else {
+        return History::load(vault, trust);
+    };
+    let dir = dir(state, vault.id());
+    if fs::create_dir_all(&dir).is_err() {
+        return History::load(vault, trust);
+    }
+    let Ok(lock) = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))
+    else {
+        return History::load(vault, trust);
+    };
+    lock.lock().map_err(io_err("lock", &dir.join("lock")))?;
+
+    let saved = load(&dir, vault.id()).filter(|s| {
+        s.size <= cp.size && records_whole(&dir, s) && files_unchanged(vault.root(), s)
+    });
+    let resumed = saved.is_some();
+    let fold = |summary: Summary| -> Result<History, VaultError> {
+        let keep = summary.size;
+        let mut h = History::start(summary, Store::Dir(dir.clone(), Default::default()), keep);
+        h.fold_log(vault, trust, Some(cp.size))?;
+        Ok(h)
+    };
+    let matches = |h: &History| {
+        h.summary.size == cp.size && h.summary.leaves == cp.size && h.summary.root() == cp.root
+    };
+    let mut h = match saved {
+        Some(s) => fold(s)?,
+        None => {
+            clear(&dir)?;
+            fold(Summary::new(vault.id()))?
+        }
+    };
+    if !matches(&h) && resumed {
+        // The log does not extend what the catalog folded (rewritten, forked, or the
+        // catalog edited): start over from the entries.
+        clear(&dir)?;
+        h = fold(Summary::new(vault.id()))?;
+    }
+    if !matches(&h) {
+        // The log itself does not give its checkpoint's root: verify reports it; read it
+        // all, keep nothing.
+        clear(&dir)?;
+        drop(lock);
+        return History::load(vault, trust);
+    }
+    h.flush()?;
+    h.summary.files = stat_files(vault.root(), h.summary.size)?;
+    save(&dir, &h.summary)?;
+    drop(lock);
+    // Entries after the checkpoint (a write whose tree update has not run yet): folded,
+    // never saved.
+    h.freeze();
+    h.fold_log(vault, trust, None)?;
+    h.finish();
+    Ok(h)
+}
+
+/// Every device's record file is at least as long as the summary says (a file cut short
+/// or removed means the catalog is damaged).
+fn records_whole(dir: &Path, s: &Summary) -> bool {
+    s.devices.iter().all(|(name, d)| {
+        d.records.count == 0
+            || fs::metadata(crate::history::record_path(dir, name))
+                .is_ok_and(|m| m.len() >= d.records.bytes)
+    })
+}
+
+fn stat(root: &Path, rel: &str) -> Option<FileStat> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::symlink_metadata(root.join(rel)).ok()?;
+    Some(FileStat {
+        path: rel.to_string(),
+        len: m.len(),
+        ino: m.ino(),
+        mtime: (m.mtime(), m.mtime_nsec()),
+        ctime: (m.ctime(), m.ctime_nsec()),
+        hash: None,
+    })
+}
+
+/// The files entries 1 to `size` are read from: bundles, and loose entry files with the
+/// hash of their bytes.
+///
+/// Fails when the log cannot be listed.
+fn stat_files(root: &Path, size: u64) -> Result<Vec<FileStat>, VaultError> {
+    let mut out = Vec::new();
+    let (groups, _) = crate::log::list_bundles(root)?;
+    for g in groups
+        .into_iter()
+        .filter(|g| (g + 1) * crate::log::BUNDLE <= size)
+    {
+        let rel = format!("tlog/tile/entries/{}", crate::tlog::index_path(g));
+        out.extend(stat(root, &rel));
+    }
+    let (loose, _) = crate::log::list_loose(root)?;
+    for seq in loose.into_iter().filter(|s| *s <= size) {
+        let rel = format!("log/{seq:020}.entry");
+        if let Some(mut st) = stat(root, &rel) {
+            st.hash = crate::log::read_loose(root, seq)
+                .ok()
+                .map(|(b, _)| Hash::of(&b));
+            out.push(st);
+        }
+    }
+    Ok(out)
+}
+
+/// Every file the catalog's entries were read from is as it was, or is a loose entry now
+/// in a bundle byte for byte: an entry changed in place (a flipped bit, an edit, a file put
+/// back) makes the catalog rebuilt, so its damage is found.
+fn files_unchanged(root: &Path, s: &Summary) -> bool {
+    let mut reader = crate::log::Reader::new(root);
+    s.files.iter().all(|f| {
+        if stat(root, &f.path).is_some_and(|st| FileStat { hash: f.hash, ..st } == *f) {
+            return true;
+        }
+        let seq = f
+            .path
+            .strip_prefix("log/")
+            .and_then(|n| n.strip_suffix(".entry"))
+            .and_then(|n| n.parse::<u64>().ok());
+        match (seq, f.hash) {
+            (Some(seq), Some(hash)) if !root.join(&f.path).exists() => {
+                crate::log::bundle_path(root, (seq - 1) / crate::log::BUNDLE).exists()
+                    && reader.read(seq).is_ok_and(|(b, _, _)| Hash::of(&b) == hash)
+            }
+            _ => false,
+        }
+    })
+}
