@@ -102,6 +102,30 @@ fn writer_keys(trust: &Trust) -> Vec<crate::key::PublicKey> {
 /// Fails when the log or the catalog cannot be read (I/O error); damage to the log is in
 /// the history's findings.
 pub fn open(vault: &Vault, trust: &Trust, state_dir: Option<&Path>) -> Result<History, VaultError> {
+    open_as(vault, trust, state_dir, Want::New)
+}
+
+/// Which entries a reading must hold checked (`History::entries`, `leaves`, `times`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Want {
+    /// Those after the catalog (none when it is rebuilt): for commands.
+    New,
+    /// Those after this entry number: for a verifier that verified up to it.
+    Since(u64),
+    /// Rebuild the catalog from every entry, holding only the times of all: for
+    /// `verify --full`.
+    Rebuild,
+}
+
+/// `open`, holding the entries `want` asks for.
+///
+/// Fails as `open` does.
+pub fn open_as(
+    vault: &Vault,
+    trust: &Trust,
+    state_dir: Option<&Path>,
+    want: Want,
+) -> Result<History, VaultError> {
     let Some(state) = state_dir else {
         return History::load(vault, trust);
     };
@@ -124,12 +148,18 @@ pub fn open(vault: &Vault, trust: &Trust, state_dir: Option<&Path>) -> Result<Hi
     };
     lock.lock().map_err(io_err("lock", &dir.join("lock")))?;
 
-    let saved = load(&dir, vault.id()).filter(|s| {
-        s.size <= cp.size && records_whole(&dir, s) && files_unchanged(vault.root(), s)
-    });
+    let saved = load(&dir, vault.id())
+        .filter(|_| want != Want::Rebuild)
+        .filter(|s| {
+            s.size <= cp.size && records_whole(&dir, s) && files_unchanged(vault.root(), s)
+        });
     let resumed = saved.is_some();
     let fold = |summary: Summary| -> Result<History, VaultError> {
-        let keep = summary.size;
+        let keep = match (want, summary.size) {
+            (Want::Since(m), size) => m.max(size),
+            (_, 0) => u64::MAX,
+            (_, size) => size,
+        };
         let mut h = History::start(summary, Store::Dir(dir.clone(), Default::default()), keep);
         h.fold_log(vault, trust, Some(cp.size))?;
         Ok(h)
@@ -161,6 +191,13 @@ pub fn open(vault: &Vault, trust: &Trust, state_dir: Option<&Path>) -> Result<Hi
     h.summary.files = stat_files(vault.root(), h.summary.size)?;
     save(&dir, &h.summary)?;
     drop(lock);
+    h.rebuilt = h.since == 0;
+    h.matched = Some((cp.size, cp.root));
+    if let Want::Since(m) = want
+        && m < h.since
+    {
+        h.recheck(vault, trust, m, h.since)?;
+    }
     // Entries after the checkpoint (a write whose tree update has not run yet): folded,
     // never saved.
     h.freeze();

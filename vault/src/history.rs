@@ -165,8 +165,10 @@ pub struct DeviceSummary {
 pub struct Summary {
     /// The vault's id.
     pub vault: String,
-    /// The highest entry number folded.
+    /// The highest entry number folded, and how many well-formed entries there were.
     pub size: u64,
+    #[serde(default)]
+    pub count: u64,
     /// The Merkle tree of the entries folded, as the roots of its complete subtrees from
     /// the left (its compact range), and how many leaves it has.
     pub frontier: Vec<Hash>,
@@ -420,6 +422,15 @@ pub struct History {
     pub leaves: Vec<(u64, Hash)>,
     pub summary: Summary,
     pub store: Store,
+    /// `entries`, `leaves` and `times` hold what was read after this entry number (0:
+    /// every entry).
+    pub since: u64,
+    /// The time of every trusted entry read, by number, in order.
+    pub times: Vec<(u64, SystemTime)>,
+    /// The catalog was rebuilt from every entry in this reading.
+    pub rebuilt: bool,
+    /// The signed checkpoint the catalog reproduced: its size and root.
+    pub matched: Option<(u64, Hash)>,
     /// Keep every checked entry in `entries` (else only those after `keep_after`).
     keep_after: u64,
     pending: usize,
@@ -449,6 +460,7 @@ impl History {
         let read_seen = summary.packs_read.iter().map(|p| p.id).collect();
         let committed_seen = summary.packs_committed.iter().map(|p| p.id).collect();
         History {
+            since: summary.size,
             summary,
             store,
             keep_after,
@@ -569,6 +581,12 @@ impl History {
             self.summary.untrusted.push(seq);
         }
         self.summary.head = Some((seq, c.entry.hash));
+        self.summary.count += 1;
+        if c.trusted
+            && let Some(t) = c.entry.time()
+        {
+            self.times.push((seq, t));
+        }
         self.summary.newest_time = Some(c.entry.header.time.clone());
         if let Ok(Event::Snapshot { packs, .. }) = &c.entry.event {
             for p in packs {
@@ -593,112 +611,25 @@ impl History {
 
     /// Folds a trusted entry's event into the summary and the device's records.
     fn apply(&mut self, c: &Checked, ev: &Event) -> Result<(), VaultError> {
-        let signer = c.signer_name.clone().unwrap_or_default();
-        let seq = c.entry.file_seq;
-        let time = c.entry.header.time.clone();
-        let record = match ev {
-            Event::Snapshot {
-                device,
-                started,
-                finished,
-                manifest,
-                complete,
-                artifacts,
-                bytes,
-                ..
-            } => Record::Snapshot(SnapshotRecord {
-                id: c.entry.hash.short(),
-                entry: c.entry.hash,
-                seq,
-                time,
-                started: started.clone(),
-                finished: finished.clone(),
-                device: device.clone(),
-                manifest: *manifest,
-                complete: *complete,
-                artifacts: *artifacts,
-                bytes: *bytes,
-                signer,
-            }),
-            Event::Approval {
-                device,
-                snapshot,
-                manifest,
-                ticket,
-                reason,
-                rules,
-                accepted_suspect,
-                review,
-                ..
-            } => Record::Approval(ApprovalRecord {
-                seq,
-                id: c.entry.hash.short(),
-                entry: c.entry.hash,
-                time,
-                device: device.clone(),
-                snapshot: snapshot.short(),
-                snapshot_entry: *snapshot,
-                manifest: *manifest,
-                approver: signer,
-                key: c.entry.header.signer.fingerprint(),
-                ticket: ticket.clone(),
-                reason: reason.clone(),
-                rules: rules.clone(),
-                accepted_suspect: *accepted_suspect,
-                review: *review,
-            }),
-            Event::Drill {
-                device,
-                snapshot,
-                target,
-                passed,
-                artifacts,
-                bytes,
-                restore_ms,
-                verify_ms,
-                failures,
-                ..
-            } => Record::Drill(DrillRecord {
-                seq,
-                id: c.entry.hash.short(),
-                entry: c.entry.hash,
-                time,
-                device: device.clone(),
-                snapshot: snapshot.short(),
-                target: target.clone(),
-                passed: *passed,
-                artifacts: *artifacts,
-                bytes: *bytes,
-                restore_ms: *restore_ms,
-                verify_ms: *verify_ms,
-                failures: failures.clone(),
-            }),
-            Event::CollectFailed {
-                device: _,
-                error,
-                kind,
-            } => Record::Failure(FailureRecord {
-                seq,
-                time,
-                error: error.lines().next().unwrap_or_default().to_string(),
-                kind: kind.clone(),
-            }),
-            Event::Recovery { accepted, reason } => {
-                for a in accepted {
-                    self.summary.accepted.push(AcceptedRecord {
-                        seq,
-                        time: time.clone(),
-                        approver: signer.clone(),
-                        reason: reason.clone(),
-                        accepted: a.clone(),
-                    });
-                }
-                self.summary
-                    .recoveries
-                    .push((seq, signer, time, accepted.clone(), reason.clone()));
-                return Ok(());
+        if let Event::Recovery { accepted, reason } = ev {
+            let signer = c.signer_name.clone().unwrap_or_default();
+            let (seq, time) = (c.entry.file_seq, c.entry.header.time.clone());
+            for a in accepted {
+                self.summary.accepted.push(AcceptedRecord {
+                    seq,
+                    time: time.clone(),
+                    approver: signer.clone(),
+                    reason: reason.clone(),
+                    accepted: a.clone(),
+                });
             }
-            Event::Heartbeat { .. } => return Ok(()),
+            self.summary
+                .recoveries
+                .push((seq, signer, time, accepted.clone(), reason.clone()));
+            return Ok(());
+        }
+        let Some(record) = record_of(c, ev) else {
+            return Ok(());
         };
         let device = ev.device().expect("a device event").to_string();
         let d = self.summary.devices.entry(device.clone()).or_default();
@@ -792,6 +723,77 @@ impl History {
         self.findings = self.summary.all_findings();
         self.summary.untrusted.sort_unstable();
         self.summary.untrusted.dedup();
+    }
+
+    /// Reads and checks entries `from + 1` to `to` again, without folding them (they are
+    /// in the summary already), and puts them before what this reading holds: for a
+    /// verifier that last verified entry `from`.
+    ///
+    /// Fails when an entry cannot be read (I/O error).
+    pub fn recheck(
+        &mut self,
+        vault: &Vault,
+        trust: &Trust,
+        from: u64,
+        to: u64,
+    ) -> Result<(), VaultError> {
+        if from >= to {
+            return Ok(());
+        }
+        let mut reader = log::Reader::new(vault.root());
+        let mut prev = match from {
+            0 => None,
+            f => {
+                let (b, _, _) = reader.read(f)?;
+                Some((f, Hash::of(&b)))
+            }
+        };
+        let (mut entries, mut leaves, mut times) = (Vec::new(), Vec::new(), Vec::new());
+        for seq in from + 1..=to {
+            let (bytes, parsed, path) = reader.read(seq)?;
+            leaves.push((seq, crate::tlog::leaf_hash(&bytes)));
+            let (checked, _) = check_entry(vault.id(), trust, prev, (seq, parsed, &path));
+            prev = Some((seq, Hash::of(&bytes)));
+            if let Some(c) = checked {
+                if c.trusted
+                    && let Some(t) = c.entry.time()
+                {
+                    times.push((seq, t));
+                }
+                entries.push(c);
+            }
+        }
+        entries.append(&mut self.entries);
+        leaves.append(&mut self.leaves);
+        times.append(&mut self.times);
+        (self.entries, self.leaves, self.times) = (entries, leaves, times);
+        self.since = from;
+        Ok(())
+    }
+
+    /// The trusted snapshots among the entries this reading holds, oldest first.
+    pub fn snapshots_read(&self) -> Vec<SnapshotRecord> {
+        self.entries
+            .iter()
+            .filter(|c| c.trusted)
+            .filter_map(
+                |c| match c.entry.event.as_ref().ok().and_then(|ev| record_of(c, ev)) {
+                    Some(Record::Snapshot(s)) => Some(s),
+                    _ => None,
+                },
+            )
+            .collect()
+    }
+
+    /// The time of entry `seq`, if it is well formed.
+    pub fn time_of(&self, seq: u64) -> Option<SystemTime> {
+        if let Some(c) = self.entries.iter().find(|c| c.entry.file_seq == seq) {
+            return c.entry.time();
+        }
+        match log::read(self.root.as_deref()?, seq) {
+            Ok((_, Ok(e))) => e.time(),
+            _ => None,
+        }
     }
 
     /// A device's records, oldest first.
@@ -1027,6 +1029,102 @@ impl History {
             }
         }
     }
+}
+
+/// The record a trusted entry's event makes for its device, if it is about one.
+pub fn record_of(c: &Checked, ev: &Event) -> Option<Record> {
+    let signer = c.signer_name.clone().unwrap_or_default();
+    let seq = c.entry.file_seq;
+    let time = c.entry.header.time.clone();
+    Some(match ev {
+        Event::Snapshot {
+            device,
+            started,
+            finished,
+            manifest,
+            complete,
+            artifacts,
+            bytes,
+            ..
+        } => Record::Snapshot(SnapshotRecord {
+            id: c.entry.hash.short(),
+            entry: c.entry.hash,
+            seq,
+            time,
+            started: started.clone(),
+            finished: finished.clone(),
+            device: device.clone(),
+            manifest: *manifest,
+            complete: *complete,
+            artifacts: *artifacts,
+            bytes: *bytes,
+            signer,
+        }),
+        Event::Approval {
+            device,
+            snapshot,
+            manifest,
+            ticket,
+            reason,
+            rules,
+            accepted_suspect,
+            review,
+            ..
+        } => Record::Approval(ApprovalRecord {
+            seq,
+            id: c.entry.hash.short(),
+            entry: c.entry.hash,
+            time,
+            device: device.clone(),
+            snapshot: snapshot.short(),
+            snapshot_entry: *snapshot,
+            manifest: *manifest,
+            approver: signer,
+            key: c.entry.header.signer.fingerprint(),
+            ticket: ticket.clone(),
+            reason: reason.clone(),
+            rules: rules.clone(),
+            accepted_suspect: *accepted_suspect,
+            review: *review,
+        }),
+        Event::Drill {
+            device,
+            snapshot,
+            target,
+            passed,
+            artifacts,
+            bytes,
+            restore_ms,
+            verify_ms,
+            failures,
+            ..
+        } => Record::Drill(DrillRecord {
+            seq,
+            id: c.entry.hash.short(),
+            entry: c.entry.hash,
+            time,
+            device: device.clone(),
+            snapshot: snapshot.short(),
+            target: target.clone(),
+            passed: *passed,
+            artifacts: *artifacts,
+            bytes: *bytes,
+            restore_ms: *restore_ms,
+            verify_ms: *verify_ms,
+            failures: failures.clone(),
+        }),
+        Event::CollectFailed {
+            device: _,
+            error,
+            kind,
+        } => Record::Failure(FailureRecord {
+            seq,
+            time,
+            error: error.lines().next().unwrap_or_default().to_string(),
+            kind: kind.clone(),
+        }),
+        Event::Recovery { .. } | Event::Heartbeat { .. } => return None,
+    })
 }
 
 fn record_seq(r: &Record) -> u64 {
