@@ -184,9 +184,13 @@ enum Command {
     },
     /// Verify the log, manifests and packs with the pinned public keys
     Verify {
-        /// Also read every pack and re-hash every chunk
+        /// Also read every pack and re-hash every chunk (implies --full)
         #[arg(long)]
         read_data: bool,
+        /// Check every entry, manifest and pack again, not only what came after the
+        /// checkpoint this host verified last
+        #[arg(long)]
+        full: bool,
         /// Verify an exported evidence folder instead of the vault
         #[arg(long, value_name = "DIR", conflicts_with = "read_data")]
         evidence: Option<PathBuf>,
@@ -540,7 +544,9 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             evidence: Some(dir),
             ..
         } => review::evidence::verify(&load()?, dir, out),
-        Command::Verify { read_data, .. } => ops::commands::verify(&load()?, *read_data, out),
+        Command::Verify {
+            read_data, full, ..
+        } => ops::commands::verify(&load()?, *read_data, *full, out),
         Command::Upgrade => ops::commands::upgrade(&load()?, out),
         Command::Witness {
             what: WitnessAction::Cosign { key },

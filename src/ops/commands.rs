@@ -531,19 +531,26 @@ pub fn witness_cosign(cfg: &Config, key: &std::path::Path, out: &Out) -> Result<
     }
 }
 
-pub fn verify(cfg: &Config, read_data: bool, out: &Out) -> Result<Outcome> {
+pub fn verify(cfg: &Config, read_data: bool, full: bool, out: &Out) -> Result<Outcome> {
     let vault = cfg.vault_for_reading()?;
     let t0 = Instant::now();
     out.info(format!(
         "verifying {}{}",
         vault.root().display(),
-        if read_data { " (reading all data)" } else { "" }
+        if read_data {
+            " (reading all data)"
+        } else if full {
+            " (every entry)"
+        } else {
+            ""
+        }
     ));
     let report = vault::verify(
         &vault,
         &cfg.trust,
         &VerifyOptions {
             read_data,
+            full,
             stale_after: cfg.vault.stale_after,
             state_dir: Some(cfg.vault.state.clone()),
             threads: cfg.threads,

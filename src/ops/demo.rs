@@ -452,7 +452,7 @@ pub fn run(keep: Option<&Path>, out: &Out) -> Result<Outcome> {
     out.say(
         "\n4. Audit: verify every signature, every chain link and re-read every byte of the vault.",
     );
-    let v = crate::ops::commands::verify(&cfg, true, out)?;
+    let v = crate::ops::commands::verify(&cfg, true, true, out)?;
     if v != Outcome::Clean {
         bail!("verification of a fresh vault found damage");
     }

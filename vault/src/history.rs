@@ -266,17 +266,17 @@ impl Summary {
     }
 }
 
-/// Checks entry `seq` (its bytes and parse as read) against trust, its number, its vault
+/// Checks entry `seq` (its parse as read, and whether its signature verifies) against trust, its number, its vault
 /// and the entry before it (`prev`: the number and hash of the entry read before, if
 /// any). Returns the checked entry, if well formed, and what was found.
 pub fn check_entry(
     vault_id: &str,
     trust: &Trust,
     prev: Option<(u64, Hash)>,
-    (seq, parsed, path): (u64, Result<Entry, String>, &Path),
+    (seq, parsed, path): (u64, Result<(Entry, bool), String>, &Path),
 ) -> (Option<Checked>, Vec<Finding>) {
     let mut found = Vec::new();
-    let entry = match parsed {
+    let (entry, signature_ok) = match parsed {
         Ok(e) => e,
         Err(why) => {
             found.push(
@@ -340,7 +340,7 @@ pub fn check_entry(
             Some(name.to_string())
         }
     };
-    if !entry.signature_ok() {
+    if !signature_ok {
         flag(
             FindingKind::BadSignature,
             format!("log entry {seq} has a signature that does not verify (altered entry?)"),
@@ -485,7 +485,13 @@ impl History {
             log::list(vault.root())?
         } else {
             // Entries after the catalog's: the loose ones, and bundles made since.
-            let (mut loose, strays) = log::list_loose(vault.root())?;
+            let (mut loose, mut strays) = log::list_loose(vault.root())?;
+            for seq in &loose {
+                if log::bundle_path(vault.root(), (seq - 1) / log::BUNDLE).exists() {
+                    strays.push(format!("{seq:020}.entry (entry {seq} is in a bundle)"));
+                }
+            }
+            loose.retain(|s| !log::bundle_path(vault.root(), (s - 1) / log::BUNDLE).exists());
             let newest = log::newest(vault.root())?;
             let bundled_from = from + 1;
             let mut seqs: Vec<u64> = (bundled_from..=newest)
@@ -514,12 +520,40 @@ impl History {
         self.trust = Some(trust.clone());
         let newest = seqs.last().copied().unwrap_or(from);
         let mut reader = log::Reader::new(vault.root());
-        for seq in seqs.into_iter().filter(|s| *s > from) {
-            if upto.is_some_and(|u| seq > u) {
-                break;
+        let seqs: Vec<u64> = seqs
+            .into_iter()
+            .filter(|s| *s > from && upto.is_none_or(|u| *s <= u))
+            .collect();
+        // Read in order, parse and check signatures on every core, fold in order.
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for batch in seqs.chunks(4096) {
+            let raw = batch
+                .iter()
+                .map(|&seq| reader.read_raw(seq).map(|(b, bad, p)| (seq, b, bad, p)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let parsed = crate::parallel::map_with(
+                &raw,
+                threads,
+                || (),
+                |_, (seq, b, bad, p)| {
+                    let parsed = match bad {
+                        Some(why) => Err(why.clone()),
+                        None => log::parse(*seq, p, b),
+                    };
+                    let sig = parsed.as_ref().is_ok_and(Entry::signature_ok);
+                    (parsed, sig)
+                },
+            );
+            for ((seq, bytes, _, path), (parsed, sig)) in raw.iter().zip(parsed) {
+                self.fold(
+                    vault.id(),
+                    trust,
+                    *seq,
+                    bytes,
+                    parsed.map(|e| (e, sig)),
+                    path,
+                )?;
             }
-            let (bytes, parsed, path) = reader.read(seq)?;
-            self.fold(vault.id(), trust, seq, &bytes, parsed, &path)?;
         }
         Ok(newest)
     }
@@ -533,7 +567,7 @@ impl History {
         trust: &Trust,
         seq: u64,
         bytes: &[u8],
-        parsed: Result<Entry, String>,
+        parsed: Result<(Entry, bool), String>,
         path: &Path,
     ) -> Result<(), VaultError> {
         let expected = self.summary.prev.map_or(1, |(s, _)| s + 1);
@@ -752,6 +786,10 @@ impl History {
         for seq in from + 1..=to {
             let (bytes, parsed, path) = reader.read(seq)?;
             leaves.push((seq, crate::tlog::leaf_hash(&bytes)));
+            let parsed = parsed.map(|e| {
+                let ok = e.signature_ok();
+                (e, ok)
+            });
             let (checked, _) = check_entry(vault.id(), trust, prev, (seq, parsed, &path));
             prev = Some((seq, Hash::of(&bytes)));
             if let Some(c) = checked {

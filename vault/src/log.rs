@@ -501,6 +501,19 @@ impl<'a> Reader<'a> {
         &mut self,
         seq: u64,
     ) -> Result<(Vec<u8>, Result<Entry, String>, PathBuf), VaultError> {
+        let (bytes, bad, path) = self.read_raw(seq)?;
+        let parsed = match bad {
+            Some(why) => Err(why),
+            None => parse(seq, &path, &bytes),
+        };
+        Ok((bytes, parsed, path))
+    }
+
+    /// Entry `seq`'s bytes, unparsed, with why they cannot be an entry when that is known
+    /// from reading (a damaged bundle, a file too large), and where they were read.
+    ///
+    /// Fails when a file cannot be read.
+    pub fn read_raw(&mut self, seq: u64) -> Result<(Vec<u8>, Option<String>, PathBuf), VaultError> {
         let group = (seq.max(1) - 1) / BUNDLE;
         if self.bundle.as_ref().is_none_or(|(g, _)| *g != group) {
             let path = bundle_path(self.root, group);
@@ -515,26 +528,36 @@ impl<'a> Reader<'a> {
         let path = bundle_path(self.root, group);
         match &self.bundle {
             Some((_, Some(Ok(entries)))) => {
-                let bytes = entries[((seq - 1) % BUNDLE) as usize].clone();
-                let parsed = parse(seq, &path, &bytes);
-                Ok((bytes, parsed, path))
+                Ok((entries[((seq - 1) % BUNDLE) as usize].clone(), None, path))
             }
             Some((_, Some(Err(why)))) => {
                 // A damaged bundle: loose copies left by a bundling cut short still count.
-                match read_loose(self.root, seq) {
-                    Ok((bytes, parsed)) => Ok((bytes, parsed, entry_path(self.root, seq))),
+                match loose_raw(self.root, seq) {
+                    Ok((bytes, bad)) => Ok((bytes, bad, entry_path(self.root, seq))),
                     Err(_) => Ok((
                         Vec::new(),
-                        Err(format!("its bundle {} is damaged: {why}", path.display())),
+                        Some(format!("its bundle {} is damaged: {why}", path.display())),
                         path,
                     )),
                 }
             }
             _ => {
-                let (bytes, parsed) = read_loose(self.root, seq)?;
-                Ok((bytes, parsed, entry_path(self.root, seq)))
+                let (bytes, bad) = loose_raw(self.root, seq)?;
+                Ok((bytes, bad, entry_path(self.root, seq)))
             }
         }
+    }
+}
+
+/// A loose entry file's bytes, with why they cannot be an entry when reading tells.
+fn loose_raw(root: &Path, seq: u64) -> Result<(Vec<u8>, Option<String>), VaultError> {
+    let path = entry_path(root, seq);
+    match crate::fsread::read_regular(&path, MAX_ENTRY_SIZE) {
+        Ok(bytes) => Ok((bytes, None)),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Ok((Vec::new(), Some(e.to_string())))
+        }
+        Err(e) => Err(io_err("read log entry", &path)(e)),
     }
 }
 
@@ -692,18 +715,12 @@ pub fn read(root: &Path, seq: u64) -> Result<(Vec<u8>, Result<Entry, String>), V
 ///
 /// Fails when the file cannot be read.
 pub fn read_loose(root: &Path, seq: u64) -> Result<(Vec<u8>, Result<Entry, String>), VaultError> {
-    let path = entry_path(root, seq);
-    match crate::fsread::read_regular(&path, MAX_ENTRY_SIZE) {
-        Ok(bytes) => {
-            let parsed = parse(seq, &path, &bytes);
-            Ok((bytes, parsed))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-            let why = e.to_string();
-            Ok((Vec::new(), Err(why)))
-        }
-        Err(e) => Err(io_err("read log entry", &path)(e)),
-    }
+    let (bytes, bad) = loose_raw(root, seq)?;
+    let parsed = match bad {
+        Some(why) => Err(why),
+        None => parse(seq, &entry_path(root, seq), &bytes),
+    };
+    Ok((bytes, parsed))
 }
 
 /// Serializes and signs an entry body.

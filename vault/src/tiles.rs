@@ -358,8 +358,8 @@ pub fn sync(root: &Path, vault_id: &str, key: &SecretKey, newest: u64) -> Result
         let mut leaves = Vec::with_capacity((upto - size) as usize);
         let mut reader = crate::log::Reader::new(root);
         for seq in size + 1..=upto {
-            match reader.read(seq) {
-                Ok((b, Ok(_), _)) => leaves.push(crate::tlog::leaf_hash(&b)),
+            match reader.read_raw(seq) {
+                Ok((b, None, _)) => leaves.push(crate::tlog::leaf_hash(&b)),
                 // A gap or a malformed entry: the tree ends before it (verify reports it).
                 _ => break,
             }

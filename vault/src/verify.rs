@@ -22,8 +22,11 @@ use crate::state;
 
 #[derive(Clone, Debug)]
 pub struct VerifyOptions {
-    /// Read every pack: hash it whole and re-hash every chunk.
+    /// Read every pack: hash it whole and re-hash every chunk (implies `full`).
     pub read_data: bool,
+    /// Check every entry, manifest and pack, not only what came after the checkpoint
+    /// this verifier verified last.
+    pub full: bool,
     /// Report the log as stale when its newest entry is older than this.
     pub stale_after: Option<Duration>,
     /// Where the verifier remembers the last head it saw (outside the vault).
@@ -48,6 +51,7 @@ impl Default for VerifyOptions {
     fn default() -> Self {
         VerifyOptions {
             read_data: false,
+            full: false,
             stale_after: None,
             state_dir: None,
             update_state: true,
@@ -179,14 +183,7 @@ fn check_tree(
         )));
         return None;
     }
-    // The tree of the entries from 1 on, up to the first gap.
-    let mut tree = crate::tlog::MemoryTree::new();
-    for (i, (seq, leaf)) in history.leaves.iter().enumerate() {
-        if *seq != i as u64 + 1 {
-            break;
-        }
-        tree.push(*leaf);
-    }
+    let tree = Tree::of(vault, history);
     if c.size > tree.size() {
         report.findings.push(bad(format!(
             "the signed checkpoint covers {} entries, the log holds {} in a row: entries were cut or deleted after it was signed",
@@ -195,23 +192,28 @@ fn check_tree(
         )));
         return None;
     }
-    let root = crate::tlog::tree_hash(&tree, c.size).expect("in memory");
-    if root != c.root {
+    if !tree.root_is(c.size, &c.root) {
         report.findings.push(bad(format!(
             "the signed checkpoint's root for {} entries is not the tree of the log's first {} entries: the log was rewritten after it was signed, or the checkpoint was forged",
             c.size, c.size
         )));
         return None;
     }
-    if c.size < tree.size() {
+    if c.size < history.summary.size {
         report.notes.push(format!(
             "{} entries after the signed checkpoint (size {}): the next write signs them",
-            tree.size() - c.size,
+            history.summary.size - c.size,
             c.size
         ));
     }
-    // Every tile the checkpoint covers.
     let t = tiles::Tiles::of(vault.root());
+    let Tree::Memory(tree) = &tree else {
+        // The tiles of the entries read: the rest were checked when they were new, and
+        // the tiles give the root the entries gave.
+        check_new_tiles(&t, c.size, history, report);
+        return check_extends(vault, trust, remembered, c, &t, report).then_some(note);
+    };
+    // Every tile the checkpoint covers.
     let mut level = 0u32;
     loop {
         let nodes = c.size >> (tiles::HEIGHT * level);
@@ -246,12 +248,25 @@ fn check_tree(
         }
         level += 1;
     }
-    // The checkpoint verified last must be a prefix of this one.
+    check_extends(vault, trust, remembered, c, &t, report).then_some(note)
+}
+
+/// The checkpoint verified last must be a prefix of `c`: else a finding, and false.
+fn check_extends(
+    vault: &Vault,
+    trust: &Trust,
+    remembered: Option<String>,
+    c: &crate::tiles::Checkpoint,
+    t: &crate::tiles::Tiles,
+    report: &mut VerifyReport,
+) -> bool {
+    use crate::tiles;
+    let bad = |msg: String| Finding::new(FindingKind::BadCheckpoint, msg).path("tlog/checkpoint");
     let keys: Vec<crate::key::PublicKey> = trust.keys.iter().map(|k| k.key).collect();
     if let Some(old) = remembered.and_then(|n| tiles::open(&n, vault.id(), &keys).ok()) {
         let o = &old.checkpoint;
         let joined = o.size <= c.size
-            && crate::tlog::consistency_proof(&t, o.size.max(1), c.size).is_ok_and(|p| {
+            && crate::tlog::consistency_proof(t, o.size.max(1), c.size).is_ok_and(|p| {
                 o.size == 0 || crate::tlog::check_consistency(o.size, &o.root, c.size, &c.root, &p)
             });
         if !joined {
@@ -266,10 +281,103 @@ fn check_tree(
                     c.size, o.size
                 )
             }));
-            return None;
+            return false;
         }
     }
-    Some(note)
+    true
+}
+
+/// The tree of the log's entries, as far as this reading checked it: every leaf in
+/// memory, or the stored tiles, whose root at the catalog's size the entries reproduced.
+enum Tree {
+    Memory(crate::tlog::MemoryTree),
+    Tiles(crate::tiles::Tiles, u64, Hash),
+}
+
+impl Tree {
+    fn of(vault: &Vault, history: &History) -> Tree {
+        match history.matched {
+            Some((size, root)) if history.since > 0 => {
+                Tree::Tiles(crate::tiles::Tiles::of(vault.root()), size, root)
+            }
+            _ => {
+                // The tree of the entries from 1 on, up to the first gap.
+                let mut tree = crate::tlog::MemoryTree::new();
+                for (i, (seq, leaf)) in history.leaves.iter().enumerate() {
+                    if *seq != i as u64 + 1 {
+                        break;
+                    }
+                    tree.push(*leaf);
+                }
+                Tree::Memory(tree)
+            }
+        }
+    }
+
+    fn size(&self) -> u64 {
+        match self {
+            Tree::Memory(t) => t.size(),
+            Tree::Tiles(_, size, _) => *size,
+        }
+    }
+
+    /// Whether the tree's first `m` leaves have root `root`.
+    fn root_is(&self, m: u64, root: &Hash) -> bool {
+        match self {
+            Tree::Memory(t) => {
+                m <= t.size() && crate::tlog::tree_hash(t, m).is_ok_and(|r| r == *root)
+            }
+            Tree::Tiles(_, n, r) if m == *n => r == root,
+            Tree::Tiles(_, _, _) if m == 0 => *root == crate::tlog::empty_root(),
+            Tree::Tiles(t, n, r) => {
+                m < *n
+                    && crate::tlog::consistency_proof(t, m, *n)
+                        .is_ok_and(|p| crate::tlog::check_consistency(m, root, *n, r, &p))
+            }
+        }
+    }
+}
+
+/// The level-0 tiles holding the leaves this reading read hold exactly their hashes.
+fn check_new_tiles(
+    t: &crate::tiles::Tiles,
+    size: u64,
+    history: &History,
+    report: &mut VerifyReport,
+) {
+    use crate::tiles::{WIDTH, index_path};
+    let mut by_tile: BTreeMap<u64, Vec<(u64, Hash)>> = BTreeMap::new();
+    for &(seq, leaf) in history.leaves.iter().filter(|(s, _)| *s <= size) {
+        by_tile
+            .entry((seq - 1) / WIDTH)
+            .or_default()
+            .push((seq, leaf));
+    }
+    for (index, leaves) in by_tile {
+        let width = (size - index * WIDTH).min(WIDTH);
+        let got = t.read(0, index, width);
+        let ok = got.as_ref().is_ok_and(|g| {
+            leaves
+                .iter()
+                .all(|(seq, leaf)| g.get(((seq - 1) % WIDTH) as usize) == Some(leaf))
+        });
+        if !ok {
+            report.findings.push(
+                Finding::new(
+                    FindingKind::BadTile,
+                    format!(
+                        "tile 0/{} differs from the tree of the entries ({}): derived data, rebuilt by the next write",
+                        index_path(index),
+                        match got {
+                            Err(e) => e,
+                            Ok(_) => "other hashes".into(),
+                        }
+                    ),
+                )
+                .path(t.path(0, index, width).display()),
+            );
+        }
+    }
 }
 
 /// The witnessed checkpoints (`tlog/witnessed/`): each must be the tree of the log's
@@ -288,7 +396,7 @@ fn check_witnessed(
     use crate::tiles;
     let dir = tiles::witnessed_dir(vault.root());
     let Ok(rd) = std::fs::read_dir(&dir) else {
-        if opts.witnesses > 0 && !history.leaves.is_empty() {
+        if opts.witnesses > 0 && history.summary.size > 0 {
             check_unwitnessed(opts, history, 0, report);
         }
         return;
@@ -306,13 +414,7 @@ fn check_witnessed(
         .map(|k| k.key)
         .collect();
     let all: Vec<_> = trust.keys.iter().map(|k| k.key).collect();
-    let mut tree = crate::tlog::MemoryTree::new();
-    for (i, (seq, leaf)) in history.leaves.iter().enumerate() {
-        if *seq != i as u64 + 1 {
-            break;
-        }
-        tree.push(*leaf);
-    }
+    let tree = Tree::of(vault, history);
     let mut covered = 0u64;
     let mut names: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
     names.sort();
@@ -344,8 +446,7 @@ fn check_witnessed(
         if !by_writer || cosigners == 0 {
             continue;
         }
-        let matches = c.size <= tree.size()
-            && crate::tlog::tree_hash(&tree, c.size).is_ok_and(|r| r == c.root);
+        let matches = tree.root_is(c.size, &c.root);
         if !matches {
             report.findings.push(
                 Finding::new(
@@ -376,11 +477,9 @@ fn check_unwitnessed(
     covered: u64,
     report: &mut VerifyReport,
 ) {
-    let first = history
-        .entries
-        .iter()
-        .find(|c| c.entry.file_seq > covered)
-        .and_then(|c| c.entry.time().map(|t| (c.entry.file_seq, t)));
+    let first = (covered + 1..=history.summary.size)
+        .take(16)
+        .find_map(|seq| history.time_of(seq).map(|t| (seq, t)));
     if let Some((seq, t)) = first
         && opts.now.duration_since(t).unwrap_or_default() > opts.witness_grace
     {
@@ -423,11 +522,29 @@ pub fn verify(
     // So is the signed checkpoint: read first, it can only cover fewer entries than the
     // log listed after it.
     let checkpoint = crate::tiles::read_checkpoint(vault.root());
-    let history = History::load(vault, trust)?;
+    // What this verifier verified last: only what came after it is read again, unless
+    // everything is asked for.
+    let verified_size = match &opts.state_dir {
+        Some(dir) if !opts.full && !opts.read_data => state::verified_checkpoint(dir, vault.id())
+            .ok()
+            .flatten()
+            .and_then(|n| {
+                let keys: Vec<_> = trust.keys.iter().map(|k| k.key).collect();
+                crate::tiles::open(&n, vault.id(), &keys).ok()
+            })
+            .filter(|c| !c.signers.is_empty())
+            .map(|c| c.checkpoint.size),
+        _ => None,
+    };
+    let want = match verified_size {
+        Some(m) => crate::catalog::Want::Since(m),
+        None => crate::catalog::Want::Rebuild,
+    };
+    let history = crate::catalog::open_as(vault, trust, opts.state_dir.as_deref(), want)?;
     let accepted = history.accepted();
     let mut report = VerifyReport {
         findings: history.findings.clone(),
-        entries: history.entries.len() as u64,
+        entries: history.summary.count,
         head_seq: history.head().map(|h| h.0),
         head_hash: history.head().map(|h| h.1),
         ..VerifyReport::default()
@@ -458,7 +575,7 @@ pub fn verify(
         &mut report,
     );
     check_witnessed(vault, trust, opts, &history, &mut report);
-    let newest_sane = check_clocks(&history, &accepted, opts, &mut report);
+    let (newest_sane, clocks) = check_clocks(vault, &history, &accepted, opts, &mut report);
     note_recoveries(&history, &mut report);
     check_stale(opts, newest_sane, &history, &mut report);
 
@@ -475,24 +592,60 @@ pub fn verify(
     report.packs = packs.len() as u64;
     let index = load_index(vault, &history, &mut report);
 
-    // Manifests of trusted snapshots.
-    let snapshots = history.snapshots();
-    report.snapshots = snapshots.len() as u64;
-    let (usage, to_hash) = check_manifests(vault, &index, &snapshots, opts.read_data, &mut report);
+    // Manifests of trusted snapshots: of every snapshot, device by device, or of those
+    // after what this verifier verified last.
+    let mut usage = HashMap::new();
+    let mut to_hash = Vec::new();
+    let mut named = HashSet::new();
+    let groups: Vec<Vec<SnapshotRecord>> = if history.since == 0 {
+        history
+            .summary
+            .devices
+            .keys()
+            .map(|d| history.snapshots_of(d))
+            .collect()
+    } else {
+        report.notes.push(format!(
+            "checked the {} entries after entry {} (verified before) and the manifests they name; `verify --full` checks all",
+            history.summary.size.saturating_sub(history.since),
+            history.since
+        ));
+        vec![history.snapshots_read()]
+    };
+    for snapshots in groups {
+        report.snapshots += snapshots.len() as u64;
+        named.extend(snapshots.iter().map(|s| s.manifest));
+        let (u, h) = check_manifests(vault, &index, &snapshots, opts.read_data, &mut report);
+        for (k, v) in u {
+            usage.entry(k).or_insert_with(Vec::new).extend(v);
+        }
+        to_hash.extend(h);
+    }
+    if history.since > 0 {
+        report.snapshots = history.summary.devices.values().map(|d| d.snapshots).sum();
+    }
 
     if opts.read_data {
         read_data(vault, &index, opts.threads, &usage, &mut report);
         artifact_hashes(vault, &index, opts.threads, &to_hash, &mut report);
     }
 
-    leftovers(vault, &packs, &snapshots, &mut report);
+    if history.since == 0 {
+        leftovers(vault, &packs, &named, &mut report);
+    }
 
     if opts.update_state
         && let (Some(dir), Some(head)) = (&opts.state_dir, history.head())
         && !report.findings.iter().any(|f| log_level(f.kind))
     {
-        let remembered =
-            state::remember(dir, vault.id(), head).and_then(|()| match &verified_note {
+        let remembered = state::remember(dir, vault.id(), head)
+            .and_then(|()| {
+                let path = clocks_path(dir, vault.id());
+                let bytes = serde_json::to_vec(&clocks).expect("clocks serialize");
+                crate::atomic::write_replace(dir, &path, &bytes)
+                    .map_err(crate::error::io_err("write", &path))
+            })
+            .and_then(|()| match &verified_note {
                 Some(n) => state::remember_checkpoint(dir, vault.id(), n),
                 None => Ok(()),
             });
@@ -570,7 +723,12 @@ fn check_manifests(
         if !checked.insert(s.manifest) {
             // Checked once; its chunks are still used by this snapshot too, so that damage
             // names every snapshot it hurts.
-            for (artifact, ids) in chunks_of.get(&s.manifest).into_iter().flatten() {
+            for (artifact, ids) in chunks_of
+                .get(&s.manifest)
+                .into_iter()
+                .flatten()
+                .filter(|_| read_data)
+            {
                 for id in ids {
                     usage.entry(*id).or_default().push(Usage {
                         device: s.device.clone(),
@@ -672,16 +830,22 @@ fn check_manifests(
                     Some(loc) if loc.entry.plain_len != *len => missing += 1,
                     Some(_) => {}
                 }
-                usage.entry(*id).or_default().push(Usage {
-                    device: s.device.clone(),
-                    snapshot: s.id.clone(),
-                    artifact: a.name.clone(),
-                });
+                // Which artifacts use a chunk names what damage hurts: only reading the
+                // data finds such damage.
+                if read_data {
+                    usage.entry(*id).or_default().push(Usage {
+                        device: s.device.clone(),
+                        snapshot: s.id.clone(),
+                        artifact: a.name.clone(),
+                    });
+                }
             }
-            chunks_of
-                .entry(s.manifest)
-                .or_default()
-                .push((a.name.clone(), a.chunks.iter().map(|(id, _)| *id).collect()));
+            if read_data {
+                chunks_of
+                    .entry(s.manifest)
+                    .or_default()
+                    .push((a.name.clone(), a.chunks.iter().map(|(id, _)| *id).collect()));
+            }
             if missing == 0
                 && read_data
                 && seen_versions.insert((
@@ -744,14 +908,46 @@ fn check_memory(
     }
 }
 
+/// What a verifier keeps of the entries' clocks between runs (`<state>/<vault id>.clocks`),
+/// so that checking only new entries still reports old clock findings: the entries
+/// covered, the newest sane entry, the latest-dated entries (any entry dated in the future
+/// is among them), and the time-backwards findings so far.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+pub struct Clocks {
+    pub size: u64,
+    pub sane: Option<(u64, String)>,
+    pub latest: Vec<(u64, String)>,
+    pub backwards: Vec<Finding>,
+}
+
+/// The latest-dated entries kept.
+const LATEST_KEPT: usize = 64;
+
+fn clocks_path(dir: &std::path::Path, vault_id: &str) -> PathBuf {
+    dir.join(format!("{vault_id}.clocks"))
+}
+
+fn load_clocks(opts: &VerifyOptions, vault_id: &str, size: u64) -> Option<Clocks> {
+    let path = clocks_path(opts.state_dir.as_deref()?, vault_id);
+    let bytes = crate::fsread::read_regular(&path, 16 * 1024 * 1024).ok()?;
+    serde_json::from_slice::<Clocks>(&bytes)
+        .ok()
+        .filter(|c| c.size == size)
+}
+
+fn parse_time(t: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339(t).ok()
+}
+
 /// Entries dated in the future or before their predecessor (unless accepted). Returns the
-/// time of the newest entry that is not in the future.
+/// time of the newest entry that is not in the future, and what to remember of the clocks.
 fn check_clocks(
+    vault: &Vault,
     history: &History,
     accepted: &[crate::history::AcceptedRecord],
     opts: &VerifyOptions,
     report: &mut VerifyReport,
-) -> Option<SystemTime> {
+) -> (Option<SystemTime>, Clocks) {
     // Clocks: an entry from the future would switch off the stale check; one dated before
     // its predecessor hides when things happened. Entries are compared with the newest
     // earlier entry that is not in the future (a future-dated entry is its own finding).
@@ -764,10 +960,54 @@ fn check_clocks(
         .filter_map(|a| a.accepted.seq)
         .collect();
     let mut clock = Vec::new();
-    let mut sane: Option<(u64, SystemTime)> = None;
-    for c in history.entries.iter().filter(|c| c.trusted) {
-        let Some(t) = c.entry.time() else { continue };
-        let seq = c.entry.file_seq;
+    let future = |seq: u64, time: &str, t: SystemTime| {
+        Finding::new(
+            FindingKind::FutureTime,
+            format!(
+                "log entry {seq} is dated {time}, {} ahead of this verifier's clock (a writer's clock was wrong, or the entry was made to look fresh)",
+                whole_seconds(t.duration_since(opts.now).unwrap_or_default())
+            ),
+        )
+        .seq(seq)
+    };
+    // After what was verified before: its clock findings, its future-dated entries, and
+    // its newest sane entry as the reference.
+    let before = match history.since {
+        0 => Clocks::default(),
+        s => load_clocks(opts, vault.id(), s).unwrap_or_else(|| Clocks {
+            size: s,
+            sane: history
+                .time_of(s)
+                .filter(|t| *t <= ahead && !accepted_future.contains(&s))
+                .map(|t| (s, humantime::format_rfc3339_millis(t).to_string())),
+            ..Clocks::default()
+        }),
+    };
+    clock.extend(before.backwards.iter().cloned());
+    for (seq, time) in &before.latest {
+        if let Some(t) = parse_time(time)
+            && t > ahead
+            && !accepted_future.contains(seq)
+        {
+            clock.push(future(*seq, time, t));
+        }
+    }
+    let mut sane: Option<(u64, SystemTime)> = before
+        .sane
+        .as_ref()
+        .and_then(|(s, t)| parse_time(t).map(|t| (*s, t)));
+    let mut latest: Vec<(u64, SystemTime)> = before
+        .latest
+        .iter()
+        .filter_map(|(s, t)| parse_time(t).map(|t| (*s, t)))
+        .collect();
+    for &(seq, t) in &history.times {
+        let time = humantime::format_rfc3339_millis(t).to_string();
+        latest.push((seq, t));
+        if latest.len() > 4 * LATEST_KEPT {
+            latest.sort_by_key(|e| std::cmp::Reverse(e.1));
+            latest.truncate(LATEST_KEPT);
+        }
         if accepted_future.contains(&seq) {
             continue;
         }
@@ -778,8 +1018,7 @@ fn check_clocks(
                 Finding::new(
                     FindingKind::TimeBackwards,
                     format!(
-                        "log entry {seq} is dated {}, {} before entry {p} that it follows (a writer's clock went back)",
-                        c.entry.header.time,
+                        "log entry {seq} is dated {time}, {} before entry {p} that it follows (a writer's clock went back)",
                         whole_seconds(pt.duration_since(t).unwrap_or_default())
                     ),
                 )
@@ -787,21 +1026,25 @@ fn check_clocks(
             );
         }
         if t > ahead {
-            clock.push(
-                Finding::new(
-                    FindingKind::FutureTime,
-                    format!(
-                        "log entry {seq} is dated {}, {} ahead of this verifier's clock (a writer's clock was wrong, or the entry was made to look fresh)",
-                        c.entry.header.time,
-                        whole_seconds(t.duration_since(opts.now).unwrap_or_default())
-                    ),
-                )
-                .seq(seq),
-            );
+            clock.push(future(seq, &time, t));
         } else {
             sane = Some((seq, t));
         }
     }
+    latest.sort_by_key(|e| std::cmp::Reverse(e.1));
+    latest.truncate(LATEST_KEPT);
+    let fmt = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
+    let remembered = Clocks {
+        size: history.summary.size,
+        sane: sane.map(|(s, t)| (s, fmt(t))),
+        latest: latest.iter().map(|&(s, t)| (s, fmt(t))).collect(),
+        backwards: clock
+            .iter()
+            .filter(|f| f.kind == FindingKind::TimeBackwards)
+            .cloned()
+            .collect(),
+    };
+    clock.sort_by_key(|f| f.seq);
     for f in clock {
         match accepted
             .iter()
@@ -811,18 +1054,16 @@ fn check_clocks(
             None => report.findings.push(f),
         }
     }
-    sane.map(|s| s.1)
+    (sane.map(|s| s.1), remembered)
 }
 
 /// Every recovery stays visible, also to a verifier that never saw what it accepted.
 fn note_recoveries(history: &History, report: &mut VerifyReport) {
-    for c in history.entries.iter().filter(|c| c.trusted) {
-        if let Ok(crate::log::Event::Recovery { accepted, reason }) = &c.entry.event {
+    for (seq, signer, time, accepted, reason) in &history.summary.recoveries {
+        {
             report.notes.push(format!(
-                "log entry {} is a recovery signed by {} on {}: accepted {}; reason: {reason}",
-                c.entry.file_seq,
-                c.signer_name.as_deref().unwrap_or("?"),
-                c.entry.header.time,
+                "log entry {seq} is a recovery signed by {} on {time}: accepted {}; reason: {reason}",
+                if signer.is_empty() { "?" } else { signer },
                 accepted
                     .iter()
                     .map(|a| match a.seq {
@@ -1145,7 +1386,7 @@ fn corrupt_chunk_finding(
 fn leftovers(
     vault: &Vault,
     packs: &[PackRef],
-    snapshots: &[crate::history::SnapshotRecord],
+    manifests: &HashSet<Hash>,
     report: &mut VerifyReport,
 ) {
     let named: HashSet<String> = packs.iter().map(|p| format!("{}.pack", p.id)).collect();
@@ -1160,10 +1401,7 @@ fn leftovers(
             }
         }
     }
-    let named: HashSet<String> = snapshots
-        .iter()
-        .map(|s| format!("{}.json", s.manifest))
-        .collect();
+    let named: HashSet<String> = manifests.iter().map(|m| format!("{m}.json")).collect();
     let stray_manifests = std::fs::read_dir(vault.root().join("manifests"))
         .map(|rd| {
             rd.flatten()
