@@ -1,9 +1,10 @@
-//! Grows a vault's log for the history benchmark (`tests/bench/history.sh`): after the
-//! vault's newest night of real collections (one snapshot entry per device), appends
-//! NIGHTS more nights in which every device's data was unchanged: one signed snapshot
-//! entry per device per night naming the same manifest, dated a day apart and ending
-//! now. Entries go straight into C2SP bundles of 256, then the tree and its signed
-//! checkpoint are brought up to date, as a writer would.
+//! Writes a vault's log anew for the history benchmark (`tests/bench/history.sh`): from
+//! the first night collected for real (one snapshot entry per device), NIGHTS nights in
+//! which every device's data stayed unchanged: one signed snapshot entry per device per
+//! night naming the same manifest (the first night's also its packs), dated a day apart,
+//! the last one a day ago. Entries go straight into C2SP bundles of 256, then the tree
+//! and its signed checkpoint are built as a writer would. The verifier state of the old
+//! log no longer applies (remove it).
 //!
 //!     history_gen VAULT COLLECTOR_KEY NIGHTS
 
@@ -24,36 +25,36 @@ fn main() {
     let root = vault.root().to_owned();
     let newest = log::newest(&root).expect("a log");
 
-    // The newest real snapshot entry of each device, in the order they were collected.
-    let mut last: Vec<Event> = Vec::new();
+    // The first snapshot entry of each device, in the order they were collected: the
+    // first night, collected for real.
+    let mut first: Vec<Event> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut reader = log::Reader::new(&root);
-    for seq in (1..=newest).rev() {
+    for seq in 1..=newest {
         let (_, parsed, _) = reader.read(seq).expect("readable");
         if let Ok(e) = parsed
             && let Ok(ev @ Event::Snapshot { device, .. }) = &e.event
             && seen.insert(device.clone())
         {
-            last.push(ev.clone());
+            first.push(ev.clone());
         }
     }
-    last.reverse();
-    let devices = last.len() as u64;
+    let devices = first.len() as u64;
     assert!(devices > 0, "collect once before growing the log");
-
-    // Entries of the group the log ends in are rewritten into its bundle.
-    let group_start = newest / log::BUNDLE * log::BUNDLE;
-    let mut pending: Vec<Vec<u8>> = (group_start + 1..=newest)
-        .map(|s| reader.read(s).expect("readable").0)
-        .collect();
-    let mut prev = Hash::of(&reader.read(newest).expect("readable").0);
-    let mut seq = newest;
-    let mut group = group_start / log::BUNDLE;
+    drop(reader);
+    // The log is written anew, the first night dated NIGHTS days ago.
+    std::fs::remove_dir_all(root.join("tlog")).expect("tlog/ removed");
+    std::fs::remove_dir_all(root.join("log")).expect("log/ removed");
+    std::fs::create_dir_all(root.join("log")).expect("log/ made");
+    let mut pending: Vec<Vec<u8>> = Vec::new();
+    let mut prev: Option<Hash> = None;
+    let mut seq = 0u64;
+    let mut group = 0u64;
     let now = SystemTime::now();
     let tmp = vault.tmp_dir();
     for night in 0..nights {
         let day = now - Duration::from_secs((nights - night) * 86_400);
-        for (i, ev) in last.iter().enumerate() {
+        for (i, ev) in first.iter().enumerate() {
             let Event::Snapshot {
                 device,
                 manifest,
@@ -61,6 +62,7 @@ fn main() {
                 complete,
                 artifacts,
                 bytes,
+                packs,
                 ..
             } = ev
             else {
@@ -77,19 +79,24 @@ fn main() {
                 complete: *complete,
                 artifacts: *artifacts,
                 bytes: *bytes,
-                packs: Vec::new(),
+                // The data was stored on the first night; unchanged since.
+                packs: if night == 0 {
+                    packs.clone()
+                } else {
+                    Vec::new()
+                },
             };
             seq += 1;
             let header = Header {
                 v: log::ENTRY_VERSION,
                 vault: vault.id().to_string(),
                 seq,
-                prev: Some(prev),
+                prev,
                 time: stamp,
                 signer: key.public(),
             };
             let entry = log::encode(&header, &event, &key);
-            prev = Hash::of(&entry);
+            prev = Some(Hash::of(&entry));
             pending.push(entry);
             if pending.len() as u64 == log::BUNDLE {
                 let path = log::bundle_path(&root, group);
@@ -105,9 +112,6 @@ fn main() {
         let s = group * log::BUNDLE + 1 + i as u64;
         std::fs::write(log::entry_path(&root, s), entry).expect("entry written");
     }
-    for s in group_start + 1..(group * log::BUNDLE + 1).min(newest + 1) {
-        let _ = std::fs::remove_file(log::entry_path(&root, s));
-    }
     vault::tiles::sync(&root, vault.id(), &key, seq).expect("tree brought up to date");
-    println!("{seq} entries, {devices} devices, {nights} nights added");
+    println!("{seq} entries: {devices} devices, {nights} nights");
 }

@@ -406,6 +406,53 @@ pub fn record_path(dir: &Path, device: &str) -> PathBuf {
     ))
 }
 
+/// Entries read (number, bytes, why they are not an entry if reading tells, where) and
+/// their parses with whether their signatures verify.
+#[allow(clippy::type_complexity)]
+type Batch = (
+    Vec<(u64, Vec<u8>, Option<String>, PathBuf)>,
+    Vec<Result<(Entry, bool), String>>,
+);
+
+/// Reads the next entries of `seqs` (at most `BATCH_ENTRIES`, or `BATCH_BYTES` of them)
+/// and parses them and checks their signatures on `threads` threads; `None` at the end.
+///
+/// Fails when an entry cannot be read (I/O error).
+fn read_batch(
+    reader: &mut log::Reader,
+    seqs: &mut impl Iterator<Item = u64>,
+    threads: usize,
+) -> Result<Option<Batch>, VaultError> {
+    let (mut raw, mut bytes) = (Vec::new(), 0usize);
+    while raw.len() < BATCH_ENTRIES && bytes < BATCH_BYTES {
+        let Some(seq) = seqs.next() else { break };
+        let (b, bad, p) = reader.read_raw(seq)?;
+        bytes += b.len();
+        raw.push((seq, b, bad, p));
+    }
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let parsed = crate::parallel::map_with(
+        &raw,
+        threads,
+        crate::key::KeyCache::default,
+        |keys, (seq, b, bad, p)| {
+            let parsed = match bad {
+                Some(why) => Err(why.clone()),
+                None => log::parse(*seq, p, b),
+            };
+            let sig = parsed.as_ref().is_ok_and(|e| e.signature_ok_cached(keys));
+            parsed.map(|e| (e, sig))
+        },
+    );
+    Ok(Some((raw, parsed)))
+}
+
+/// How many entries, and how many bytes of them, are parsed at a time.
+const BATCH_ENTRIES: usize = 4096;
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
+
 /// Lines held in memory before a `Store::Dir` writes them out.
 const MAX_PENDING: usize = 16 * 1024 * 1024;
 
@@ -519,42 +566,55 @@ impl History {
         self.root = Some(vault.root().to_owned());
         self.trust = Some(trust.clone());
         let newest = seqs.last().copied().unwrap_or(from);
-        let mut reader = log::Reader::new(vault.root());
         let seqs: Vec<u64> = seqs
             .into_iter()
             .filter(|s| *s > from && upto.is_none_or(|u| *s <= u))
             .collect();
-        // Read in order, parse and check signatures on every core, fold in order.
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        for batch in seqs.chunks(4096) {
-            let raw = batch
-                .iter()
-                .map(|&seq| reader.read_raw(seq).map(|(b, bad, p)| (seq, b, bad, p)))
-                .collect::<Result<Vec<_>, _>>()?;
-            let parsed = crate::parallel::map_with(
-                &raw,
-                threads,
-                || (),
-                |_, (seq, b, bad, p)| {
-                    let parsed = match bad {
-                        Some(why) => Err(why.clone()),
-                        None => log::parse(*seq, p, b),
-                    };
-                    let sig = parsed.as_ref().is_ok_and(Entry::signature_ok);
-                    (parsed, sig)
-                },
-            );
-            for ((seq, bytes, _, path), (parsed, sig)) in raw.iter().zip(parsed) {
-                self.fold(
-                    vault.id(),
-                    trust,
-                    *seq,
-                    bytes,
-                    parsed.map(|e| (e, sig)),
-                    path,
-                )?;
+        // Read in order, parse and check signatures on every core, and fold in order on
+        // this thread while the next batch is parsed.
+        let threads =
+            crate::parallel::threads(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let root = vault.root();
+        let seqs = &seqs;
+        std::thread::scope(|scope| -> Result<(), VaultError> {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let spawn = std::thread::Builder::new();
+            let producer = (threads > 1).then(|| {
+                spawn.spawn_scoped(scope, move || {
+                    let mut reader = log::Reader::new(root);
+                    let mut it = seqs.iter().copied();
+                    while let Some(batch) = read_batch(&mut reader, &mut it, threads)? {
+                        if tx.send(batch).is_err() {
+                            break;
+                        }
+                    }
+                    Ok::<(), VaultError>(())
+                })
+            });
+            let mut fold_batch = |(raw, parsed): Batch| -> Result<(), VaultError> {
+                for ((seq, bytes, _, path), parsed) in raw.iter().zip(parsed) {
+                    self.fold(vault.id(), trust, *seq, bytes, parsed, path)?;
+                }
+                Ok(())
+            };
+            match producer {
+                Some(Ok(producer)) => {
+                    for batch in rx {
+                        fold_batch(batch)?;
+                    }
+                    producer.join().expect("the log reader does not panic")
+                }
+                // One thread, or none to spare: one batch at a time.
+                _ => {
+                    let mut reader = log::Reader::new(root);
+                    let mut it = seqs.iter().copied();
+                    while let Some(batch) = read_batch(&mut reader, &mut it, threads)? {
+                        fold_batch(batch)?;
+                    }
+                    Ok(())
+                }
             }
-        }
+        })?;
         Ok(newest)
     }
 

@@ -89,6 +89,17 @@ impl PublicKey {
         vk.verify_strict(msg, &Signature::from_bytes(sig)).is_ok()
     }
 
+    /// `verify`, with the key decompressed once per `cache`: for checking many entries
+    /// signed by few keys.
+    pub fn verify_cached(&self, cache: &mut KeyCache, msg: &[u8], sig: &[u8; 64]) -> bool {
+        let vk = cache
+            .0
+            .entry(self.0)
+            .or_insert_with(|| VerifyingKey::from_bytes(&self.0).ok());
+        vk.as_ref()
+            .is_some_and(|vk| vk.verify_strict(msg, &Signature::from_bytes(sig)).is_ok())
+    }
+
     /// Reads a public key file.
     ///
     /// Fails when the file cannot be read or does not hold a plcvault public key.
@@ -308,6 +319,10 @@ pub struct TrustedKey {
     pub role: Role,
     pub key: PublicKey,
 }
+
+/// Public keys decompressed once (`PublicKey::verify_cached`).
+#[derive(Default)]
+pub struct KeyCache(std::collections::HashMap<[u8; 32], Option<VerifyingKey>>);
 
 #[cfg(test)]
 mod tests {

@@ -205,6 +205,13 @@ impl Entry {
             .verify(&signed_message(&self.body), &self.signature)
     }
 
+    /// `signature_ok` with keys decompressed once per `cache`.
+    pub fn signature_ok_cached(&self, cache: &mut crate::key::KeyCache) -> bool {
+        self.header
+            .signer
+            .verify_cached(cache, &signed_message(&self.body), &self.signature)
+    }
+
     pub fn time(&self) -> Option<SystemTime> {
         humantime::parse_rfc3339(&self.header.time).ok()
     }
@@ -598,16 +605,6 @@ pub fn parse(file_seq: u64, path: &Path, bytes: &[u8]) -> Result<Entry, String> 
         #[serde(rename = "type")]
         ty: Option<String>,
     }
-    let ty = serde_json::from_str::<TypeOnly>(body)
-        .ok()
-        .and_then(|t| t.ty)
-        .filter(|t| {
-            !t.is_empty()
-                && t.len() <= 64
-                && t.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        })
-        .ok_or("entry `type` is missing or not a type name (a-z, 0-9, -)")?;
     let event = match serde_json::from_str::<Event>(body) {
         Ok(ev) => {
             if let Some(d) = ev.device()
@@ -621,6 +618,18 @@ pub fn parse(file_seq: u64, path: &Path, bytes: &[u8]) -> Result<Entry, String> 
             Ok(ev)
         }
         Err(e) => {
+            // Only when the event does not parse is its type looked at alone (a known
+            // event that parses has a type name).
+            let ty = serde_json::from_str::<TypeOnly>(body)
+                .ok()
+                .and_then(|t| t.ty)
+                .filter(|t| {
+                    !t.is_empty()
+                        && t.len() <= 64
+                        && t.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                })
+                .ok_or("entry `type` is missing or not a type name (a-z, 0-9, -)")?;
             let e = clip(&e.to_string());
             match Some(ty.as_str()) {
                 Some(t)

@@ -6,6 +6,21 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// How many threads to use, at most `wanted`: one when the process's address space is
+/// capped (`ulimit -v`), since every thread's allocator arena reserves 64 MiB of it and a
+/// bounded process must not run out because work was spread over cores.
+pub fn threads(wanted: usize) -> usize {
+    static CAPPED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let capped = *CAPPED.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/limits").is_ok_and(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max address space"))
+                .is_some_and(|l| !l.contains("unlimited"))
+        })
+    });
+    if capped { 1 } else { wanted.max(1) }
+}
+
 /// Runs `work(state, item)` for every item on up to `threads` threads (at least one, at
 /// most one per item), each thread starting from `init()`, and returns the results in
 /// the order of `items`.
@@ -18,17 +33,35 @@ where
 {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let run = || {
+        let mut state = init();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(i) else { break };
+            let r = work(&mut state, item);
+            results.lock().expect("results lock")[i] = Some(r);
+        }
+    };
+    if threads <= 1 || items.len() <= 1 {
+        run();
+        return results
+            .into_inner()
+            .expect("results lock")
+            .into_iter()
+            .map(|r| r.expect("every item was done"))
+            .collect();
+    }
     std::thread::scope(|s| {
+        let mut spawned = 0;
         for _ in 0..threads.clamp(1, items.len().max(1)) {
-            s.spawn(|| {
-                let mut state = init();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let r = work(&mut state, item);
-                    results.lock().expect("results lock")[i] = Some(r);
-                }
-            });
+            // A process short of memory or threads works on with fewer, or on this one.
+            if std::thread::Builder::new().spawn_scoped(s, run).is_err() {
+                break;
+            }
+            spawned += 1;
+        }
+        if spawned == 0 {
+            run();
         }
     });
     results

@@ -350,7 +350,13 @@ pub fn sync(root: &Path, vault_id: &str, key: &SecretKey, newest: u64) -> Result
         _ => 0,
     };
     if size == 0 {
-        let _ = fs::remove_dir_all(tiles.dir().join("tile"));
+        // The hash tiles are rebuilt; the entry bundles beside them are log entries and
+        // are never removed here.
+        if let Ok(rd) = fs::read_dir(tiles.dir().join("tile")) {
+            for level in rd.flatten().filter(|e| e.file_name() != "entries") {
+                let _ = fs::remove_dir_all(level.path());
+            }
+        }
     }
     // In steps, so that a first build of a long log holds few entries at a time.
     while size < newest {

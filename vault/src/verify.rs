@@ -117,7 +117,7 @@ fn check_tree(
     vault: &Vault,
     trust: &Trust,
     (checkpoint, remembered): (std::io::Result<Option<String>>, Option<String>),
-    history: &History,
+    (history, tree): (&History, &Tree),
     report: &mut VerifyReport,
 ) -> Option<String> {
     use crate::tiles;
@@ -183,7 +183,6 @@ fn check_tree(
         )));
         return None;
     }
-    let tree = Tree::of(vault, history);
     if c.size > tree.size() {
         report.findings.push(bad(format!(
             "the signed checkpoint covers {} entries, the log holds {} in a row: entries were cut or deleted after it was signed",
@@ -207,7 +206,7 @@ fn check_tree(
         ));
     }
     let t = tiles::Tiles::of(vault.root());
-    let Tree::Memory(tree) = &tree else {
+    let Tree::Memory(tree) = tree else {
         // The tiles of the entries read: the rest were checked when they were new, and
         // the tiles give the root the entries gave.
         check_new_tiles(&t, c.size, history, report);
@@ -295,7 +294,8 @@ enum Tree {
 }
 
 impl Tree {
-    fn of(vault: &Vault, history: &History) -> Tree {
+    /// Takes the leaves the reading holds (a tree in memory keeps them).
+    fn of(vault: &Vault, history: &mut History) -> Tree {
         match history.matched {
             Some((size, root)) if history.since > 0 => {
                 Tree::Tiles(crate::tiles::Tiles::of(vault.root()), size, root)
@@ -303,11 +303,12 @@ impl Tree {
             _ => {
                 // The tree of the entries from 1 on, up to the first gap.
                 let mut tree = crate::tlog::MemoryTree::new();
-                for (i, (seq, leaf)) in history.leaves.iter().enumerate() {
-                    if *seq != i as u64 + 1 {
+                for (i, (seq, leaf)) in std::mem::take(&mut history.leaves).into_iter().enumerate()
+                {
+                    if seq != i as u64 + 1 {
                         break;
                     }
-                    tree.push(*leaf);
+                    tree.push(leaf);
                 }
                 Tree::Memory(tree)
             }
@@ -389,7 +390,7 @@ fn check_witnessed(
     vault: &Vault,
     trust: &Trust,
     opts: &VerifyOptions,
-    history: &History,
+    (history, tree): (&History, &Tree),
     report: &mut VerifyReport,
 ) {
     use crate::key::Role;
@@ -414,7 +415,6 @@ fn check_witnessed(
         .map(|k| k.key)
         .collect();
     let all: Vec<_> = trust.keys.iter().map(|k| k.key).collect();
-    let tree = Tree::of(vault, history);
     let mut covered = 0u64;
     let mut names: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
     names.sort();
@@ -540,7 +540,7 @@ pub fn verify(
         Some(m) => crate::catalog::Want::Since(m),
         None => crate::catalog::Want::Rebuild,
     };
-    let history = crate::catalog::open_as(vault, trust, opts.state_dir.as_deref(), want)?;
+    let mut history = crate::catalog::open_as(vault, trust, opts.state_dir.as_deref(), want)?;
     let accepted = history.accepted();
     let mut report = VerifyReport {
         findings: history.findings.clone(),
@@ -567,14 +567,16 @@ pub fn verify(
         Some(dir) if !head_problem => state::verified_checkpoint(dir, vault.id())?,
         _ => None,
     };
+    let tree = Tree::of(vault, &mut history);
     let verified_note = check_tree(
         vault,
         trust,
         (checkpoint, remembered_checkpoint),
-        &history,
+        (&history, &tree),
         &mut report,
     );
-    check_witnessed(vault, trust, opts, &history, &mut report);
+    check_witnessed(vault, trust, opts, (&history, &tree), &mut report);
+    drop(tree);
     let (newest_sane, clocks) = check_clocks(vault, &history, &accepted, opts, &mut report);
     note_recoveries(&history, &mut report);
     check_stale(opts, newest_sane, &history, &mut report);
@@ -597,22 +599,22 @@ pub fn verify(
     let mut usage = HashMap::new();
     let mut to_hash = Vec::new();
     let mut named = HashSet::new();
-    let groups: Vec<Vec<SnapshotRecord>> = if history.since == 0 {
-        history
-            .summary
-            .devices
-            .keys()
-            .map(|d| history.snapshots_of(d))
-            .collect()
+    // One device at a time, so that years of snapshots are never all in memory.
+    let groups: Vec<Option<&String>> = if history.since == 0 {
+        history.summary.devices.keys().map(Some).collect()
     } else {
         report.notes.push(format!(
             "checked the {} entries after entry {} (verified before) and the manifests they name; `verify --full` checks all",
             history.summary.size.saturating_sub(history.since),
             history.since
         ));
-        vec![history.snapshots_read()]
+        vec![None]
     };
-    for snapshots in groups {
+    for group in groups {
+        let snapshots = match group {
+            Some(d) => history.snapshots_of(d),
+            None => history.snapshots_read(),
+        };
         report.snapshots += snapshots.len() as u64;
         named.extend(snapshots.iter().map(|s| s.manifest));
         let (u, h) = check_manifests(vault, &index, &snapshots, opts.read_data, &mut report);

@@ -556,6 +556,22 @@ fn full_groups_of_256_entries_move_into_bundles_and_damage_to_a_bundle_is_found(
     fs::write(&path, &b).unwrap();
     heartbeats(&f, 1);
     assert_eq!(log::newest(f.root()).unwrap(), 603);
+    // The checkpoint lost: the next write rebuilds the hash tiles, and never touches the
+    // bundles beside them.
+    fs::remove_file(f.root().join("tlog/checkpoint")).unwrap();
+    heartbeats(&f, 1);
+    assert!(log::bundle_path(f.root(), 0).exists() && log::bundle_path(f.root(), 1).exists());
+    let r = verify(
+        &f.vault,
+        &f.trust,
+        &VerifyOptions {
+            full: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(r.is_clean(), "{:?}", r.findings);
+    assert_eq!(r.entries, 604);
 }
 
 #[test]
