@@ -24,7 +24,7 @@ use crate::key::Role;
 use crate::repository::{Trust, Vault};
 
 /// The catalog's format.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// The largest summary a reader reads.
 const MAX_SUMMARY: u64 = 512 * 1024 * 1024;
@@ -37,11 +37,25 @@ pub fn dir(state_dir: &Path, vault_id: &str) -> PathBuf {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Saved {
     v: u32,
+    /// The SHA-256 of the trusted keys (name, role, key) the entries were checked with:
+    /// another set of keys trusts other entries, so the catalog is rebuilt.
+    trust: Hash,
     summary: Summary,
 }
 
+/// A digest of the trusted keys, names and roles.
+fn trust_digest(trust: &Trust) -> Hash {
+    let mut keys: Vec<String> = trust
+        .keys
+        .iter()
+        .map(|k| format!("{}\n{}\n{}\n", k.name, k.role, k.key.to_hex()))
+        .collect();
+    keys.sort();
+    Hash::of(keys.concat().as_bytes())
+}
+
 /// The saved summary, if there is one and it is whole and of this vault.
-fn load(dir: &Path, vault_id: &str) -> Option<Summary> {
+fn load(dir: &Path, vault_id: &str, trust: &Hash) -> Option<Summary> {
     let bytes = crate::fsread::read_regular(&dir.join("summary"), MAX_SUMMARY).ok()?;
     let text = std::str::from_utf8(&bytes).ok()?;
     let (body, digest) = text.strip_suffix('\n')?.rsplit_once('\n')?;
@@ -49,13 +63,15 @@ fn load(dir: &Path, vault_id: &str) -> Option<Summary> {
         return None;
     }
     let saved: Saved = serde_json::from_str(body).ok()?;
-    (saved.v == VERSION && saved.summary.vault == vault_id).then_some(saved.summary)
+    (saved.v == VERSION && saved.summary.vault == vault_id && saved.trust == *trust)
+        .then_some(saved.summary)
 }
 
 /// Saves the summary (records are written before it).
-fn save(dir: &Path, summary: &Summary) -> Result<(), VaultError> {
+fn save(dir: &Path, summary: &Summary, trust: Hash) -> Result<(), VaultError> {
     let body = serde_json::to_string(&Saved {
         v: VERSION,
+        trust,
         summary: summary.clone(),
     })
     .expect("summaries serialize");
@@ -148,7 +164,11 @@ pub fn open_as(
     };
     lock.lock().map_err(io_err("lock", &dir.join("lock")))?;
 
-    let saved = load(&dir, vault.id())
+    let digest = trust_digest(trust);
+    // The files the entries are read from, before they are read: what the catalog saves
+    // is what was there when folding began, and only if it is still there after.
+    let before = stat_files(vault.root(), cp.size)?;
+    let saved = load(&dir, vault.id(), &digest)
         .filter(|_| want != Want::Rebuild)
         .filter(|s| {
             s.size <= cp.size && records_whole(&dir, s) && files_unchanged(vault.root(), s)
@@ -188,8 +208,13 @@ pub fn open_as(
         return History::load(vault, trust);
     }
     h.flush()?;
-    h.summary.files = stat_files(vault.root(), h.summary.size)?;
-    save(&dir, &h.summary)?;
+    if stat_files(vault.root(), cp.size)? == before {
+        h.summary.files = before;
+        save(&dir, &h.summary, digest)?;
+    } else {
+        // A writer moved entries meanwhile: saved next time.
+        discard(state, vault.id());
+    }
     drop(lock);
     h.rebuilt = h.since == 0;
     h.matched = Some((cp.size, cp.root));
@@ -262,20 +287,22 @@ fn stat_files(root: &Path, size: u64) -> Result<Vec<FileStat>, VaultError> {
 fn files_unchanged(root: &Path, s: &Summary) -> bool {
     let mut reader = crate::log::Reader::new(root);
     s.files.iter().all(|f| {
-        if stat(root, &f.path).is_some_and(|st| FileStat { hash: f.hash, ..st } == *f) {
-            return true;
-        }
         let seq = f
             .path
             .strip_prefix("log/")
             .and_then(|n| n.strip_suffix(".entry"))
             .and_then(|n| n.parse::<u64>().ok());
-        match (seq, f.hash) {
-            (Some(seq), Some(hash)) if !root.join(&f.path).exists() => {
-                crate::log::bundle_path(root, (seq - 1) / crate::log::BUNDLE).exists()
-                    && reader.read(seq).is_ok_and(|(b, _, _)| Hash::of(&b) == hash)
-            }
-            _ => false,
+        // A loose entry a bundle now holds is read from the bundle: it must be the bytes
+        // recorded, whatever happened to the loose file.
+        if let (Some(seq), Some(hash)) = (seq, f.hash)
+            && fs::symlink_metadata(crate::log::bundle_path(
+                root,
+                (seq - 1) / crate::log::BUNDLE,
+            ))
+            .is_ok()
+        {
+            return reader.read(seq).is_ok_and(|(b, _, _)| Hash::of(&b) == hash);
         }
+        stat(root, &f.path).is_some_and(|st| FileStat { hash: f.hash, ..st } == *f)
     })
 }

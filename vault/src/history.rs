@@ -539,11 +539,13 @@ impl History {
                 }
             }
             loose.retain(|s| !log::bundle_path(vault.root(), (s - 1) / log::BUNDLE).exists());
-            let newest = log::newest(vault.root())?;
-            let bundled_from = from + 1;
-            let mut seqs: Vec<u64> = (bundled_from..=newest)
-                .filter(|s| loose.binary_search(s).is_err())
-                .filter(|s| log::bundle_path(vault.root(), (s - 1) / log::BUNDLE).exists())
+            // The bundles listed (not every number up to the newest name: a bundle named
+            // far ahead is a gap, not a loop over billions of numbers).
+            let (groups, _) = log::list_bundles(vault.root())?;
+            let mut seqs: Vec<u64> = groups
+                .into_iter()
+                .filter(|g| (g + 1) * log::BUNDLE > from)
+                .flat_map(|g| (g * log::BUNDLE + 1..=(g + 1) * log::BUNDLE).filter(|s| *s > from))
                 .collect();
             loose.retain(|s| *s > from);
             seqs.extend(loose);

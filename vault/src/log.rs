@@ -472,9 +472,9 @@ pub fn newest(root: &Path) -> Result<u64, VaultError> {
                 group = group * 1000 + n;
                 dir = dir.join(name);
             }
-            Some((n, _, false)) => {
+            Some((n, _, false)) if group < MAX_SEQ / BUNDLE / 1000 => {
                 group = group * 1000 + n;
-                found = true;
+                found = group < MAX_SEQ / BUNDLE;
                 break;
             }
             _ => break,

@@ -577,7 +577,13 @@ pub fn verify(
     );
     check_witnessed(vault, trust, opts, (&history, &tree), &mut report);
     drop(tree);
-    let (newest_sane, clocks) = check_clocks(vault, &history, &accepted, opts, &mut report);
+    // What the clocks were at the checkpoint remembered next, where the next run resumes.
+    let remember_at = verified_note
+        .as_deref()
+        .and_then(|n| crate::tiles::open(n, vault.id(), &[]).ok())
+        .map_or(history.summary.size, |c| c.checkpoint.size);
+    let (newest_sane, clocks) =
+        check_clocks(vault, &history, &accepted, (opts, remember_at), &mut report);
     note_recoveries(&history, &mut report);
     check_stale(opts, newest_sane, &history, &mut report);
 
@@ -947,7 +953,7 @@ fn check_clocks(
     vault: &Vault,
     history: &History,
     accepted: &[crate::history::AcceptedRecord],
-    opts: &VerifyOptions,
+    (opts, remember_at): (&VerifyOptions, u64),
     report: &mut VerifyReport,
 ) -> (Option<SystemTime>, Clocks) {
     // Clocks: an entry from the future would switch off the stale check; one dated before
@@ -1003,7 +1009,29 @@ fn check_clocks(
         .iter()
         .filter_map(|(s, t)| parse_time(t).map(|t| (*s, t)))
         .collect();
+    let fmt = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
+    let snapshot = |sane: &Option<(u64, SystemTime)>,
+                    latest: &mut Vec<(u64, SystemTime)>,
+                    clock: &[Finding],
+                    size: u64| {
+        latest.sort_by_key(|e| std::cmp::Reverse(e.1));
+        latest.truncate(LATEST_KEPT);
+        Clocks {
+            size,
+            sane: sane.map(|(s, t)| (s, fmt(t))),
+            latest: latest.iter().map(|&(s, t)| (s, fmt(t))).collect(),
+            backwards: clock
+                .iter()
+                .filter(|f| f.kind == FindingKind::TimeBackwards)
+                .cloned()
+                .collect(),
+        }
+    };
+    let mut remembered = None;
     for &(seq, t) in &history.times {
+        if seq > remember_at && remembered.is_none() {
+            remembered = Some(snapshot(&sane, &mut latest.clone(), &clock, remember_at));
+        }
         let time = humantime::format_rfc3339_millis(t).to_string();
         latest.push((seq, t));
         if latest.len() > 4 * LATEST_KEPT {
@@ -1033,19 +1061,14 @@ fn check_clocks(
             sane = Some((seq, t));
         }
     }
-    latest.sort_by_key(|e| std::cmp::Reverse(e.1));
-    latest.truncate(LATEST_KEPT);
-    let fmt = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
-    let remembered = Clocks {
-        size: history.summary.size,
-        sane: sane.map(|(s, t)| (s, fmt(t))),
-        latest: latest.iter().map(|&(s, t)| (s, fmt(t))).collect(),
-        backwards: clock
-            .iter()
-            .filter(|f| f.kind == FindingKind::TimeBackwards)
-            .cloned()
-            .collect(),
-    };
+    let remembered = remembered.unwrap_or_else(|| {
+        snapshot(
+            &sane,
+            &mut latest,
+            &clock,
+            remember_at.min(history.summary.size),
+        )
+    });
     clock.sort_by_key(|f| f.seq);
     for f in clock {
         match accepted

@@ -250,3 +250,59 @@ fn a_catalog_spans_bundles_and_entries_after_the_checkpoint() {
     assert_eq!(h.entries.len(), 1);
     assert!(h.findings.is_empty(), "{:?}", h.findings);
 }
+
+#[test]
+fn other_trusted_keys_make_the_catalog_rebuilt() {
+    let f = Fixture::new();
+    plant(&f);
+    // The collector writes after the approval: its key signs the newest checkpoint.
+    fail(&f, "plc3");
+    let state = f.state_dir();
+    let h = catalog::open(&f.vault, &f.trust, Some(&state)).unwrap();
+    assert!(h.baseline("plc1").is_some());
+    // The approver's key is no longer trusted (it was stolen): its approval must not be
+    // believed from a catalog made while it was.
+    let trust = vault::Trust::new(
+        f.trust
+            .keys
+            .iter()
+            .filter(|k| k.role != vault::Role::Approver)
+            .cloned()
+            .collect(),
+    );
+    let h = catalog::open(&f.vault, &trust, Some(&state)).unwrap();
+    assert!(h.rebuilt, "every entry read again");
+    assert!(h.baseline("plc1").is_none());
+    assert!(
+        h.findings
+            .iter()
+            .any(|x| x.kind == FindingKind::UnknownSigner)
+    );
+}
+
+#[test]
+fn a_bundle_put_over_recorded_loose_entries_is_compared_with_them() {
+    let f = Fixture::new();
+    for i in 0..250 {
+        fail(&f, &format!("plc{}", i % 3));
+    }
+    let state = f.state_dir();
+    catalog::open(&f.vault, &f.trust, Some(&state)).unwrap();
+    // A bundle of other entries for group 0 (re-signed by the collector key's holder),
+    // while the loose files stay as they were.
+    let entries: Vec<Vec<u8>> = (1..=256)
+        .map(|s| {
+            let body = format!("altered {s}");
+            let (_, parsed) = log::read(f.root(), s.min(250)).unwrap();
+            let e = parsed.unwrap();
+            log::encode(&e.header, &Event::Heartbeat { note: body }, &f.collector)
+        })
+        .collect();
+    let path = log::bundle_path(f.root(), 0);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, log::encode_bundle(&entries)).unwrap();
+    let h = catalog::open(&f.vault, &f.trust, Some(&state)).unwrap();
+    assert_eq!(h.since, 0, "the bundle shadows the recorded loose entries");
+    let kinds: Vec<FindingKind> = h.findings.iter().map(|x| x.kind).collect();
+    assert!(kinds.contains(&FindingKind::BrokenChain), "{kinds:?}");
+}
