@@ -194,6 +194,10 @@ enum Command {
         /// Verify an exported evidence folder instead of the vault
         #[arg(long, value_name = "DIR", conflicts_with = "read_data")]
         evidence: Option<PathBuf>,
+        /// With --evidence: the checkpoint of the evidence verified last (its `checkpoint`
+        /// file); the log must extend it
+        #[arg(long, value_name = "FILE", requires = "evidence")]
+        from_checkpoint: Option<PathBuf>,
     },
     /// Give a vault written before log v2 its Merkle tree and signed checkpoint, from its
     /// entries (no entry changes; the first write does the same)
@@ -333,9 +337,14 @@ enum BaselineAction {
 enum EvidenceAction {
     /// Write the evidence folder
     Export {
-        /// Include manifests of snapshots from this date on (the log is always whole)
+        /// The period: entries (with their proofs and manifests) from this date on; without
+        /// it, the whole log
         #[arg(long, value_name = "DATE")]
         since: Option<String>,
+        /// The checkpoint of the last audit (the `checkpoint` file of the evidence the
+        /// auditor verified last): the export proves the log extends it
+        #[arg(long, value_name = "FILE")]
+        from_checkpoint: Option<PathBuf>,
         /// The evidence folder to write (created; must be empty)
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
@@ -542,8 +551,9 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
         }
         Command::Verify {
             evidence: Some(dir),
+            from_checkpoint,
             ..
-        } => review::evidence::verify(&load()?, dir, out),
+        } => review::evidence::verify(&load()?, dir, from_checkpoint.as_deref(), out),
         Command::Verify {
             read_data, full, ..
         } => ops::commands::verify(&load()?, *read_data, *full, out),
@@ -561,8 +571,19 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
         }
         Command::Recover { key, reason } => ops::recover::run(&load()?, key, reason, out),
         Command::Evidence {
-            action: EvidenceAction::Export { since, out: dir },
-        } => review::evidence::export(&load()?, since.as_deref(), dir, out),
+            action:
+                EvidenceAction::Export {
+                    since,
+                    from_checkpoint,
+                    out: dir,
+                },
+        } => review::evidence::export(
+            &load()?,
+            since.as_deref(),
+            from_checkpoint.as_deref(),
+            dir,
+            out,
+        ),
         Command::Restore {
             device,
             snapshot,

@@ -230,6 +230,20 @@ fn go_checks_our_checkpoint_tiles_and_proofs_and_catches_tampering() {
 }
 
 /// Copies a folder tree.
+/// A config for a copy of the vault at `site/vault-b`, with its own state: another writer.
+fn fork_config(s: &Site) -> PathBuf {
+    let fork = s.path("site/fork.toml");
+    std::fs::write(
+        &fork,
+        std::fs::read_to_string(s.config())
+            .unwrap()
+            .replace("path = \"vault\"", "path = \"vault-b\"")
+            .replace("state = \"state\"", "state = \"state-b\""),
+    )
+    .unwrap();
+    fork
+}
+
 fn copy_tree(from: &Path, to: &Path) {
     let st = Command::new("cp")
         .arg("-a")
@@ -280,15 +294,7 @@ fn a_forked_log_is_found_by_a_witness_and_witnessed_checkpoints_verify() {
 
     // The fork: a copy of the vault, written to by another writer.
     copy_tree(&s.vault(), &s.path("site/vault-b"));
-    let fork = s.path("site/fork.toml");
-    std::fs::write(
-        &fork,
-        std::fs::read_to_string(s.config())
-            .unwrap()
-            .replace("path = \"vault\"", "path = \"vault-b\"")
-            .replace("state = \"state\"", "state = \"state-b\""),
-    )
-    .unwrap();
+    let fork = fork_config(&s);
     s.write("plant/OB1.awl", b"NETWORK 1\n AN I 0.0\n = Q 4.0\n");
     let r = s.run_with(&fork, &["collect", "line1"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -401,4 +407,407 @@ fn upgrade_gives_an_old_vault_its_tree_and_changes_no_entry() {
         let (ok, text) = go_check(&bin, &s, &[]);
         assert!(ok && text.contains("size 3"), "{text}");
     }
+}
+
+/// The auditor's machine: a config of the site's public keys alone (no vault, no private
+/// key). Returns its path.
+fn auditor(s: &Site, keys: &[(&str, &str)]) -> PathBuf {
+    let dir = s.path("auditor");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cfg = String::new();
+    for (name, role) in keys {
+        let file = format!("{name}.key.pub");
+        std::fs::copy(s.path("site/keys").join(&file), dir.join(&file)).unwrap();
+        cfg.push_str(&format!(
+            "[[trust]]\nname = \"{name}\"\nrole = \"{role}\"\npublic-key = \"{file}\"\n\n"
+        ));
+    }
+    std::fs::write(dir.join("plcvault.toml"), cfg).unwrap();
+    dir.join("plcvault.toml")
+}
+
+/// `evidence export` with `args`, into `dir`; the JSON record.
+fn export(s: &Site, dir: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec![
+        "--json",
+        "evidence",
+        "export",
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let r = s.run(&all);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    r.records("evidence")[0].clone()
+}
+
+/// `verify --evidence DIR [args]` on the auditor's config: exit code, the JSON summary
+/// and the findings' messages.
+fn audit(s: &Site, cfg: &Path, dir: &Path, args: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut all = vec!["--json", "verify", "--evidence", dir.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let r = s.run_with(cfg, &all);
+    let findings: Vec<String> = r
+        .records("finding")
+        .iter()
+        .map(|f| f["message"].as_str().unwrap().to_string())
+        .collect();
+    let summary = r
+        .records("verify-evidence")
+        .first()
+        .cloned()
+        .unwrap_or_else(|| panic!("{}{}", r.stdout, r.stderr));
+    (r.code, summary, findings.join("\n"))
+}
+
+/// The bytes of an evidence folder without its report (which grows with the fleet).
+fn proof_bytes(dir: &Path) -> u64 {
+    common::files_under(dir)
+        .iter()
+        .filter(|p| !p.to_string_lossy().contains("report."))
+        .map(|p| std::fs::metadata(dir.join(p)).unwrap().len())
+        .sum()
+}
+
+/// What a compromised collector host can do to an evidence folder: change its files and
+/// sign the index again with the collector's key, so that only the proofs can tell.
+fn reseal(s: &Site, dir: &Path) {
+    let key = vault::SecretKey::load(&s.path("site/keys/collector.key")).unwrap();
+    let body = std::fs::read(dir.join("EVIDENCE.json")).unwrap();
+    let mut index: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let mut files = Vec::new();
+    for p in common::files_under(dir) {
+        let name = p.to_string_lossy().into_owned();
+        if name == "EVIDENCE.json" || name == "EVIDENCE.sig" {
+            continue;
+        }
+        let bytes = std::fs::read(dir.join(&p)).unwrap();
+        files.push(serde_json::json!({"path": name, "sha256": vault::Hash::of(&bytes).to_hex(), "size": bytes.len()}));
+    }
+    files.sort_by_key(|f| f["path"].as_str().unwrap().to_string());
+    index["files"] = files.into();
+    let body = serde_json::to_vec_pretty(&index).unwrap();
+    let mut msg = b"plcvault-evidence-v1\0".to_vec();
+    msg.extend_from_slice(&body);
+    std::fs::write(dir.join("EVIDENCE.json"), &body).unwrap();
+    std::fs::write(
+        dir.join("EVIDENCE.sig"),
+        format!("{}\n", vault::hash::hex(&key.sign(&msg))),
+    )
+    .unwrap();
+}
+
+/// The time of the newest snapshot of line1, as `--since` takes it.
+fn newest_time(s: &Site) -> String {
+    let r = s.run(&["--json", "snapshots", "line1"]);
+    let list = r.records("snapshot");
+    list.last().unwrap()["time"].as_str().unwrap().to_string()
+}
+
+/// Issue 12 item 6: evidence of a period carries that period's entries, each with its
+/// inclusion proof against the signed checkpoint, and the baseline entries it rests on;
+/// Go's tlog checks every proof; its size follows the period, not the history; an
+/// auditor verifies it with the public keys alone, and a collector that re-signs the
+/// index after changing the folder is still caught by the proofs.
+#[test]
+fn evidence_of_a_period_carries_its_entries_with_proofs_and_grows_with_the_period() {
+    let s = Site::new();
+    let alice = s.add_approver();
+    s.write("plant/OB1.awl", b"NETWORK 1\n A I 0.0\n");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    assert_eq!(s.approve("line1", &alice, "CHG-1").code, 0);
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    // Entries 1-3 before the period; 4-6 in it (entry times have whole seconds).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let period = |s: &Site| {
+        for i in 0..3 {
+            s.write(
+                "plant/OB1.awl",
+                format!("NETWORK 1\n A I 0.{}\n", i + 1).as_bytes(),
+            );
+            // Exit 1: the change is drift from the baseline.
+            let r = s.run(&["collect", "line1"]);
+            assert!(r.code <= 1, "{}{}", r.stdout, r.stderr);
+        }
+    };
+    period(&s);
+    let r = s.run(&["--json", "snapshots", "line1"]);
+    let since = r.records("snapshot")[2]["time"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ev1 = s.path("ev1");
+    let e = export(&s, &ev1, &["--since", &since]);
+    assert_eq!(e["first"], 4, "{e}");
+    assert_eq!(e["size"], 6, "{e}");
+    // The approval (2) of the baseline in force and the snapshot it approved (1).
+    assert_eq!(e["context"], 2, "{e}");
+    assert_eq!(e["entries"], 5, "{e}");
+    assert!(!ev1.join("log/00000000000000000003.entry").exists());
+    assert!(ev1.join("log/00000000000000000001.entry").exists());
+    let cfg = auditor(&s, &[("collector", "collector"), ("alice", "approver")]);
+    let (code, v, found) = audit(&s, &cfg, &ev1, &[]);
+    assert_eq!(code, 0, "{v}\n{found}");
+    assert_eq!(
+        (v["version"].as_u64(), v["entries"].as_u64()),
+        (Some(2), Some(5))
+    );
+    assert_eq!(v["first"], 4);
+    if let Some(bin) = checker(s.dir.path(), "evidence_of_a_period") {
+        let (name, hex) = collector(&s);
+        let out = Command::new(&bin)
+            .args(["-evidence", ev1.to_str().unwrap(), &name, &hex])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("ok inclusion of 5 entries in 6"), "{text}");
+    }
+
+    // A long history and then the same kind of period: the period's evidence hardly
+    // grows (its proofs have a few hashes more), the whole log's does.
+    for i in 1..100 {
+        s.add_device(&format!("plc{i:03}"), "plant");
+    }
+    for _ in 0..3 {
+        assert!(s.run(&["collect", "--all"]).code <= 1);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let before = newest_time(&s);
+    period(&s);
+    let since2 = s.run(&["--json", "snapshots", "line1"]).records("snapshot");
+    let since2 = since2[since2.len() - 3]["time"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(since2, before);
+    let ev2 = s.path("ev2");
+    let e2 = export(&s, &ev2, &["--since", &since2]);
+    assert_eq!(
+        (e2["entries"].as_u64(), e2["size"].as_u64()),
+        (Some(5), Some(309)),
+        "{e2}"
+    );
+    let whole = s.path("ev-whole");
+    let w = export(&s, &whole, &[]);
+    assert_eq!(w["entries"], 309);
+    let (p1, p2, pw) = (proof_bytes(&ev1), proof_bytes(&ev2), proof_bytes(&whole));
+    eprintln!("evidence bytes: period after 6 entries {p1}, after 309 {p2}, whole log {pw}");
+    assert!(p2 < 2 * p1, "{p1} → {p2}");
+    assert!(pw > 20 * p2, "{pw} vs {p2}");
+    let (code, v, found) = audit(&s, &cfg, &ev2, &[]);
+    assert_eq!(code, 0, "{v}\n{found}");
+
+    // A compromised collector host re-signs the index after changing the folder.
+    type Tamper = (&'static str, fn(&Path), &'static str);
+    let cases: [Tamper; 5] = [
+        (
+            "an entry changed",
+            |d| {
+                let p = d.join("log/00000000000000000308.entry");
+                let t = std::fs::read_to_string(&p)
+                    .unwrap()
+                    .replacen("true", "false", 1);
+                std::fs::write(p, t).unwrap();
+            },
+            "log entry 308 is not in the signed checkpoint's tree",
+        ),
+        (
+            "an entry removed from the period",
+            |d| std::fs::remove_file(d.join("log/00000000000000000308.entry")).unwrap(),
+            "log entry 308 is missing",
+        ),
+        (
+            "a proof swapped for another entry's",
+            |d| {
+                let p = d.join("proofs/000001.proofs");
+                let t = std::fs::read_to_string(&p).unwrap();
+                let lines: Vec<&str> = t.lines().collect();
+                let (a, b) = (lines[lines.len() - 2], lines[lines.len() - 1]);
+                let swapped = format!(
+                    "{}{} {}\n{} {}\n",
+                    lines[..lines.len() - 2]
+                        .iter()
+                        .map(|l| format!("{l}\n"))
+                        .collect::<String>(),
+                    a.split_once(' ').unwrap().0,
+                    b.split_once(' ').unwrap().1,
+                    b.split_once(' ').unwrap().0,
+                    a.split_once(' ').unwrap().1,
+                );
+                std::fs::write(p, swapped).unwrap();
+            },
+            "inclusion proof fails",
+        ),
+        (
+            "the checkpoint's root changed",
+            |d| {
+                let p = d.join("checkpoint");
+                let t = std::fs::read_to_string(&p).unwrap();
+                let mut lines: Vec<String> = t.lines().map(str::to_string).collect();
+                lines[2] = vault::tiles::base64(&[7u8; 32]);
+                std::fs::write(p, lines.join("\n") + "\n").unwrap();
+            },
+            "not signed by a key the config trusts",
+        ),
+        (
+            "an earlier entry slipped in",
+            |d| {
+                std::fs::copy(
+                    d.join("log/00000000000000000308.entry"),
+                    d.join("log/00000000000000000200.entry"),
+                )
+                .unwrap();
+            },
+            "log/00000000000000000200.entry is not an entry of the period",
+        ),
+    ];
+    for (what, f, want) in cases {
+        let t = s.path("tampered");
+        let _ = std::fs::remove_dir_all(&t);
+        copy_tree(&ev2, &t);
+        f(&t);
+        reseal(&s, &t);
+        let (code, v, found) = audit(&s, &cfg, &t, &[]);
+        assert_eq!(code, 1, "{what}: {v}\n{found}");
+        assert!(found.contains(want), "{what}: {found}");
+    }
+}
+
+/// Issue 12 item 6: the auditor keeps the checkpoint of the evidence they verified; the
+/// next export proves the log extends it, the witnessed checkpoint is carried and
+/// checked, an older evidence shown later is a rollback, and a fork is refused at export
+/// and caught at verify.
+#[test]
+fn evidence_proves_consistency_with_the_auditors_last_checkpoint_and_a_fork_is_caught() {
+    let s = Site::new();
+    let witness = s.add_key("central", "witness", "the central witness");
+    s.write("plant/OB1.awl", b"NETWORK 1\n A I 0.0\n");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let wcfg = s.config_with_state("witness.toml", "witness-state");
+    let r = s.run_with(
+        &wcfg,
+        &["witness", "cosign", "--key", witness.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // A fork taken now: a copy of the vault another writer will extend.
+    copy_tree(&s.vault(), &s.path("site/vault-b"));
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let cfg = auditor(&s, &[("collector", "collector"), ("central", "witness")]);
+    let ev1 = s.path("ev1");
+    export(&s, &ev1, &[]);
+    let (code, v, found) = audit(&s, &cfg, &ev1, &[]);
+    assert_eq!(code, 0, "{v}\n{found}");
+    assert_eq!(v["witnessed"]["size"], 2, "{v}");
+    assert_eq!(v["witnessed"]["witnesses"], 1, "{v}");
+    let kept = s.path("auditor/last.checkpoint");
+    std::fs::copy(ev1.join("checkpoint"), &kept).unwrap();
+
+    // The next audit: more entries, proven to extend the kept checkpoint.
+    for _ in 0..4 {
+        assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    }
+    let ev2 = s.path("ev2");
+    let e = export(&s, &ev2, &["--from-checkpoint", kept.to_str().unwrap()]);
+    assert_eq!(e["from_size"], 3, "{e}");
+    let (code, v, found) = audit(
+        &s,
+        &cfg,
+        &ev2,
+        &["--from-checkpoint", kept.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{v}\n{found}");
+    assert_eq!(v["from_size"], 3);
+    if let Some(bin) = checker(s.dir.path(), "evidence_proves_consistency") {
+        let (name, hex) = collector(&s);
+        let out = Command::new(&bin)
+            .args(["-evidence", ev2.to_str().unwrap(), &name, &hex])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains("ok consistency from-checkpoint 3 -> 7")
+                && text.contains("ok consistency witnessed 2 -> 7"),
+            "{text}"
+        );
+    }
+    // The old evidence shown after the new one was verified: a rollback.
+    let newer = s.path("auditor/newer.checkpoint");
+    std::fs::copy(ev2.join("checkpoint"), &newer).unwrap();
+    let (code, _, found) = audit(
+        &s,
+        &cfg,
+        &ev1,
+        &["--from-checkpoint", newer.to_str().unwrap()],
+    );
+    assert_eq!(code, 1);
+    assert!(found.contains("rolled back"), "{found}");
+
+    // The fork, extended by another writer past the kept checkpoint's size.
+    let fork = fork_config(&s);
+    s.write("plant/OB1.awl", b"NETWORK 1\n AN I 0.0\n");
+    for _ in 0..3 {
+        assert_eq!(s.run_with(&fork, &["collect", "line1"]).code, 0);
+    }
+    let ev3 = s.path("ev3");
+    let r = s.run_with(
+        &fork,
+        &[
+            "evidence",
+            "export",
+            "--out",
+            ev3.to_str().unwrap(),
+            "--from-checkpoint",
+            kept.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("does not extend the checkpoint"),
+        "{}",
+        r.stderr
+    );
+    let _ = std::fs::remove_dir_all(&ev3);
+    let r = s.run_with(
+        &fork,
+        &["evidence", "export", "--out", ev3.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let (code, _, found) = audit(
+        &s,
+        &cfg,
+        &ev3,
+        &["--from-checkpoint", kept.to_str().unwrap()],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        found.contains("carries no consistency proof from your checkpoint of 3"),
+        "{found}"
+    );
+    // Nor can the fork borrow its own checkpoint of that size.
+    let t = s.path("ev3-forged");
+    copy_tree(&ev3, &t);
+    let r = s.run_with(&fork, &["proof", "consistency", "--from", "3", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The fork's own consistency proof from 3 entries, beside the auditor's checkpoint.
+    let proof: String = r.records("proof")[0]["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| format!("{}\n", h.as_str().unwrap()))
+        .collect();
+    std::fs::copy(kept.clone(), t.join("from-checkpoint")).unwrap();
+    std::fs::write(t.join("from-checkpoint.proof"), proof).unwrap();
+    let body = std::fs::read_to_string(t.join("EVIDENCE.json")).unwrap();
+    std::fs::write(
+        t.join("EVIDENCE.json"),
+        body.replacen("\"signer\"", "\"from_size\": 3,\n  \"signer\"", 1),
+    )
+    .unwrap();
+    reseal(&s, &t);
+    let (code, _, found) = audit(&s, &cfg, &t, &["--from-checkpoint", kept.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(found.contains("forked or rewritten"), "{found}");
 }

@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use crate::error::{VaultError, io_err};
 use crate::hash::Hash;
 use crate::history::{FileStat, History, Store, Summary};
-use crate::key::Role;
 use crate::repository::{Trust, Vault};
 
 /// The catalog's format.
@@ -100,16 +99,6 @@ fn clear(dir: &Path) -> Result<(), VaultError> {
     Ok(())
 }
 
-/// The keys whose checkpoint signatures count: the vault's writers.
-fn writer_keys(trust: &Trust) -> Vec<crate::key::PublicKey> {
-    trust
-        .keys
-        .iter()
-        .filter(|k| k.role != Role::Witness)
-        .map(|k| k.key)
-        .collect()
-}
-
 /// The checked log, from the catalog in `state_dir` and the entries after it; the catalog
 /// is brought up to the vault's signed checkpoint and saved. Without a state folder, a
 /// writable catalog folder or a trusted checkpoint (a vault from before log v2, or one
@@ -145,8 +134,7 @@ pub fn open_as(
     let Some(state) = state_dir else {
         return History::load(vault, trust);
     };
-    let Ok((cp, _)) =
-        crate::tiles::trusted_checkpoint(vault.root(), vault.id(), &writer_keys(trust))
+    let Ok((cp, _)) = crate::tiles::trusted_checkpoint(vault.root(), vault.id(), &trust.writers())
     else {
         return History::load(vault, trust);
     };

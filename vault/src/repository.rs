@@ -150,6 +150,25 @@ impl Trust {
         Trust { keys }
     }
 
+    /// The keys whose checkpoint signatures count: the vault's writers (every role but
+    /// witness).
+    pub fn writers(&self) -> Vec<crate::key::PublicKey> {
+        self.with_role(|r| r != crate::key::Role::Witness)
+    }
+
+    /// The keys trusted as witnesses.
+    pub fn witnesses(&self) -> Vec<crate::key::PublicKey> {
+        self.with_role(|r| r == crate::key::Role::Witness)
+    }
+
+    fn with_role(&self, want: impl Fn(crate::key::Role) -> bool) -> Vec<crate::key::PublicKey> {
+        self.keys
+            .iter()
+            .filter(|k| want(k.role))
+            .map(|k| k.key)
+            .collect()
+    }
+
     /// The name and roles of `key`, if trusted.
     pub fn lookup(&self, key: &PublicKey) -> Option<(&str, Vec<Role>)> {
         let found: Vec<&TrustedKey> = self.keys.iter().filter(|k| k.key == *key).collect();

@@ -206,6 +206,33 @@ pub fn check_consistency(m: u64, old: &Hash, n: u64, new: &Hash, proof: &[Hash])
     snode == 0 && fr == *old && sr == *new
 }
 
+/// Subtree hashes of another store, each computed once: many proofs against one tree
+/// (an evidence export) read each tile once.
+pub struct Memo<'a> {
+    inner: &'a dyn Subtrees,
+    seen: std::cell::RefCell<std::collections::HashMap<(u32, u64), Hash>>,
+}
+
+impl<'a> Memo<'a> {
+    pub fn new(inner: &'a dyn Subtrees) -> Memo<'a> {
+        Memo {
+            inner,
+            seen: Default::default(),
+        }
+    }
+}
+
+impl Subtrees for Memo<'_> {
+    fn subtree(&self, level: u32, index: u64) -> Result<Hash, String> {
+        if let Some(h) = self.seen.borrow().get(&(level, index)) {
+            return Ok(*h);
+        }
+        let h = self.inner.subtree(level, index)?;
+        self.seen.borrow_mut().insert((level, index), h);
+        Ok(h)
+    }
+}
+
 /// Complete-subtree hashes held in memory: every level computed from the leaves.
 #[derive(Default)]
 pub struct MemoryTree {

@@ -146,12 +146,7 @@ fn check_tree(
         }
     };
     // Writers sign checkpoints; a witness's signature alone is none.
-    let keys: Vec<crate::key::PublicKey> = trust
-        .keys
-        .iter()
-        .filter(|k| k.role != crate::key::Role::Witness)
-        .map(|k| k.key)
-        .collect();
+    let keys = trust.writers();
     let bad = |msg: String| Finding::new(FindingKind::BadCheckpoint, msg).path("tlog/checkpoint");
     let signed = match tiles::open(&note, vault.id(), &keys) {
         Ok(s) => s,
@@ -393,7 +388,6 @@ fn check_witnessed(
     (history, tree): (&History, &Tree),
     report: &mut VerifyReport,
 ) {
-    use crate::key::Role;
     use crate::tiles;
     let dir = tiles::witnessed_dir(vault.root());
     let Ok(rd) = std::fs::read_dir(&dir) else {
@@ -402,18 +396,8 @@ fn check_witnessed(
         }
         return;
     };
-    let writers: Vec<_> = trust
-        .keys
-        .iter()
-        .filter(|k| k.role != Role::Witness)
-        .map(|k| k.key)
-        .collect();
-    let witnesses: Vec<_> = trust
-        .keys
-        .iter()
-        .filter(|k| k.role == Role::Witness)
-        .map(|k| k.key)
-        .collect();
+    let writers = trust.writers();
+    let witnesses = trust.witnesses();
     let all: Vec<_> = trust.keys.iter().map(|k| k.key).collect();
     let mut covered = 0u64;
     let mut names: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();

@@ -3,6 +3,7 @@
 // wrote, from which C2SP's signed-note, tlog-checkpoint and tlog-tiles were written down.
 //
 //	tlogcheck VAULT KEYNAME PUBHEX [INCLUSION.json ...] [CONSISTENCY.json ...]
+//	tlogcheck -evidence DIR KEYNAME PUBHEX
 //
 // It opens VAULT/tlog/checkpoint as a signed note with the Ed25519 key PUBHEX under
 // KEYNAME; recomputes the tree from the entries (leaf = the whole entry), read from the C2SP
@@ -10,7 +11,8 @@
 // and checks the checkpoint's root; checks every tile the checkpoint covers, byte for
 // byte, against Go's ReadTileData (the C2SP path, without Go's height element); and checks
 // each proof file plcvault printed (`plcvault proof inclusion|consistency --json`). Prints
-// one line per check; exits 1 on the first failure.
+// one line per check; exits 1 on the first failure. With -evidence it checks a plcvault
+// evidence folder instead (see evidence below).
 package main
 
 import (
@@ -103,7 +105,115 @@ type proofDoc struct {
 	Proof   []string `json:"proof"`
 }
 
+// openCheckpoint opens a signed checkpoint note with verifier v and returns its size and
+// root.
+func openCheckpoint(path string, v note.Verifier) (int64, tlog.Hash) {
+	msg, err := os.ReadFile(path)
+	if err != nil {
+		fail("read checkpoint: %v", err)
+	}
+	n, err := note.Open(msg, note.VerifierList(v))
+	if err != nil {
+		fail("note.Open %s: %v", path, err)
+	}
+	lines := strings.Split(n.Text, "\n")
+	if len(lines) < 4 {
+		fail("%s: checkpoint text has %d lines", path, len(lines))
+	}
+	size, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil {
+		fail("%s: checkpoint size: %v", path, err)
+	}
+	rootBytes, err := base64.StdEncoding.DecodeString(lines[2])
+	if err != nil || len(rootBytes) != 32 {
+		fail("%s: checkpoint root: %v", path, err)
+	}
+	var root tlog.Hash
+	copy(root[:], rootBytes)
+	return size, root
+}
+
+// hexHashes parses hex hashes.
+func hexHashes(words []string) []tlog.Hash {
+	out := make([]tlog.Hash, 0, len(words))
+	for _, w := range words {
+		if w != "" {
+			out = append(out, hash(w))
+		}
+	}
+	return out
+}
+
+// evidence checks a plcvault evidence folder (version 2): the checkpoint's signature,
+// every entry's inclusion proof (proofs/G.proofs: "ENTRY HASH..." per line, hex) with
+// tlog.CheckRecord over the entry file's record hash, and the consistency proofs from
+// the witnessed and the auditor's earlier checkpoint (NAME + NAME.proof, one hex hash
+// per line) with tlog.CheckTree.
+func evidence(dir string, v note.Verifier) {
+	size, root := openCheckpoint(filepath.Join(dir, "checkpoint"), v)
+	fmt.Printf("ok checkpoint signature, size %d\n", size)
+	files, err := filepath.Glob(filepath.Join(dir, "proofs", "*.proofs"))
+	if err != nil || len(files) == 0 {
+		fail("no proofs files")
+	}
+	checked := 0
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			fail("%s: %v", f, err)
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n") {
+			words := strings.Split(line, " ")
+			seq, err := strconv.ParseInt(words[0], 10, 64)
+			if err != nil {
+				fail("%s: %q is not an entry number", f, words[0])
+			}
+			data, err := os.ReadFile(filepath.Join(dir, "log", fmt.Sprintf("%020d.entry", seq)))
+			if err != nil {
+				fail("entry %d: %v", seq, err)
+			}
+			if err := tlog.CheckRecord(hexHashes(words[1:]), size, root, seq-1, tlog.RecordHash(data)); err != nil {
+				fail("inclusion of entry %d in %d: %v", seq, size, err)
+			}
+			checked++
+		}
+	}
+	fmt.Printf("ok inclusion of %d entries in %d\n", checked, size)
+	for _, name := range []string{"witnessed", "from-checkpoint"} {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err != nil {
+			continue
+		}
+		old, oldRoot := openCheckpoint(p, v)
+		raw, err := os.ReadFile(p + ".proof")
+		if err != nil {
+			fail("%s.proof: %v", name, err)
+		}
+		proof := hexHashes(strings.Split(string(raw), "\n"))
+		if err := tlog.CheckTree(proof, size, root, old, oldRoot); err != nil {
+			fail("consistency %s %d -> %d: %v", name, old, size, err)
+		}
+		fmt.Printf("ok consistency %s %d -> %d (%d hashes)\n", name, old, size, len(proof))
+	}
+}
+
 func main() {
+	if len(os.Args) == 5 && os.Args[1] == "-evidence" {
+		pub, err := hex.DecodeString(os.Args[4])
+		if err != nil || len(pub) != ed25519.PublicKeySize {
+			fail("bad public key")
+		}
+		vkey, err := note.NewEd25519VerifierKey(os.Args[3], ed25519.PublicKey(pub))
+		if err != nil {
+			fail("verifier key: %v", err)
+		}
+		v, err := note.NewVerifier(vkey)
+		if err != nil {
+			fail("verifier: %v", err)
+		}
+		evidence(os.Args[2], v)
+		return
+	}
 	if len(os.Args) < 4 {
 		fail("usage: tlogcheck VAULT KEYNAME PUBHEX [PROOF.json ...]")
 	}
