@@ -99,6 +99,7 @@ fn main() {
             prev = Some(Hash::of(&entry));
             pending.push(entry);
             if pending.len() as u64 == log::BUNDLE {
+                vault::repository::mark_bundled(&root).expect("marker written");
                 let path = log::bundle_path(&root, group);
                 vault::atomic::write_replace_derived(&tmp, &path, &log::encode_bundle(&pending))
                     .expect("bundle written");

@@ -35,7 +35,7 @@ pub enum VaultError {
     )]
     MarkerDamaged { path: PathBuf, why: String },
     #[error(
-        "vault {path} uses format {found}; this plcvault reads format 1\nfix: use the plcvault \
+        "vault {path} uses format {found}; this plcvault reads formats 1 and 2\nfix: use the plcvault \
          release that wrote this vault"
     )]
     Version { path: PathBuf, found: String },

@@ -387,6 +387,8 @@ pub fn check_entry(
 #[derive(Debug)]
 pub enum Store {
     Memory(BTreeMap<String, Vec<Record>>),
+    /// One device's records only (the others are counted in the summary, not kept).
+    Only(String, Vec<Record>),
     /// The folder, and lines not written yet per device.
     Dir(PathBuf, BTreeMap<String, Vec<u8>>),
 }
@@ -395,6 +397,15 @@ impl Default for Store {
     fn default() -> Self {
         Store::Memory(BTreeMap::new())
     }
+}
+
+/// The first `len` bytes of the regular file `path` (fewer when it is shorter).
+fn read_prefix(path: &Path, len: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = crate::fsread::open_regular(path)?;
+    let mut out = Vec::new();
+    f.take(len).read_to_end(&mut out)?;
+    Ok(out)
 }
 
 /// The file of a device's records in a catalog folder: named by the SHA-256 of the
@@ -756,6 +767,11 @@ impl History {
         d.records.digest = chain_digest(&d.records.digest, &line);
         match &mut self.store {
             Store::Memory(m) => m.entry(device).or_default().push(record),
+            Store::Only(d, v) => {
+                if *d == device {
+                    v.push(record)
+                }
+            }
             Store::Dir(_, pending) => {
                 self.pending += line.len();
                 pending.entry(device).or_default().extend_from_slice(&line);
@@ -902,17 +918,23 @@ impl History {
     pub fn records(&self, device: &str) -> Result<Vec<Record>, VaultError> {
         match &self.store {
             Store::Memory(m) => Ok(m.get(device).cloned().unwrap_or_default()),
+            Store::Only(d, v) => Ok(if d == device { v.clone() } else { Vec::new() }),
             Store::Dir(dir, pending) => {
                 let Some(d) = self.summary.devices.get(device) else {
                     return Ok(Vec::new());
                 };
                 let path = record_path(dir, device);
-                let mut bytes = match std::fs::read(&path) {
+                let written = d.records.bytes - pending.get(device).map_or(0, |p| p.len() as u64);
+                // Never more than the summary says was written, and only from a regular
+                // file (a FIFO or a link to /dev/zero in its place is damage, not a hang).
+                let mut bytes = match read_prefix(&path, written) {
                     Ok(b) => b,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        return self.rebuilt_records(dir, device);
+                    }
                     Err(e) => return Err(crate::error::io_err("read", &path)(e)),
                 };
-                let written = d.records.bytes - pending.get(device).map_or(0, |p| p.len() as u64);
                 if (bytes.len() as u64) < written {
                     return self.rebuilt_records(dir, device);
                 }
@@ -938,8 +960,14 @@ impl History {
                 "the catalog's records do not match its summary (edited?)",
             ));
         };
+        // Every entry read again, keeping only this device's records.
         let vault = Vault::open(root)?;
-        let full = History::load(&vault, trust)?;
+        let mut full = History::start(
+            Summary::new(vault.id()),
+            Store::Only(device.to_string(), Vec::new()),
+            u64::MAX,
+        );
+        full.fold_log(&vault, trust, None)?;
         full.records(device)
     }
 

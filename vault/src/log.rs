@@ -207,9 +207,11 @@ impl Entry {
 
     /// `signature_ok` with keys decompressed once per `cache`.
     pub fn signature_ok_cached(&self, cache: &mut crate::key::KeyCache) -> bool {
-        self.header
-            .signer
-            .verify_cached(cache, &signed_message(&self.body), &self.signature)
+        self.header.signer.verify_parts_cached(
+            cache,
+            &[SIGNATURE_CONTEXT, &self.body],
+            &self.signature,
+        )
     }
 
     pub fn time(&self) -> Option<SystemTime> {

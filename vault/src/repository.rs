@@ -16,6 +16,29 @@ use crate::hash::hex;
 use crate::key::{PublicKey, Role, TrustedKey};
 
 const MARKER: &str = "plcvault vault\nformat 1\n";
+/// The marker of a vault whose log holds entry bundles (log v2): a release that reads only
+/// loose entries refuses it rather than taking bundled entries for missing ones.
+const MARKER_BUNDLED: &str = "plcvault vault\nformat 2\n";
+
+/// Marks the vault at `root` as format 2 before its first entry bundle is written (a
+/// no-op when it is already): the same marker with `format 2` on its second line,
+/// replaced atomically.
+///
+/// Fails when the marker cannot be read or written.
+pub fn mark_bundled(root: &Path) -> Result<(), VaultError> {
+    let marker = root.join("VAULT");
+    let text = crate::fsread::read_regular(&marker, 4096).map_err(io_err("read", &marker))?;
+    let text = String::from_utf8_lossy(&text);
+    let Some(rest) = text.strip_prefix(MARKER) else {
+        return Ok(());
+    };
+    crate::atomic::write_replace(
+        &root.join("tmp"),
+        &marker,
+        format!("{MARKER_BUNDLED}{rest}").as_bytes(),
+    )
+    .map_err(io_err("write", &marker))
+}
 
 /// An opened vault folder.
 #[derive(Clone, Debug)]
@@ -45,7 +68,10 @@ impl Vault {
             }
             Err(e) => return Err(io_err("read", &marker)(e)),
         };
-        let Some(rest) = text.strip_prefix(MARKER) else {
+        let Some(rest) = text
+            .strip_prefix(MARKER)
+            .or_else(|| text.strip_prefix(MARKER_BUNDLED))
+        else {
             // Another release's marker has the same first line and a well-formed `format N`
             // line; anything else (empty, cut, garbled) is damage, not a newer format.
             let mut lines = text.split('\n');
@@ -56,7 +82,7 @@ impl Vault {
                 .filter(|n| !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()));
             return Err(match format {
                 // `format 1` that did not match exactly: other line ends, extra spaces.
-                Some("1") => VaultError::MarkerDamaged {
+                Some("1" | "2") => VaultError::MarkerDamaged {
                     path: marker.clone(),
                     why:
                         "its lines are not exactly `plcvault vault` / `format 1` (other line ends?)"

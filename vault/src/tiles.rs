@@ -438,6 +438,8 @@ fn bundle(root: &Path, tiles: &Tiles, size: u64, tmp: &Path) -> Result<(), Strin
             }
         }
         if entries.len() as u64 == BUNDLE {
+            // Releases that read only loose entries must refuse the vault from now on.
+            crate::repository::mark_bundled(root).map_err(err)?;
             let bytes = crate::log::encode_bundle(&entries);
             atomic::write_replace(tmp, &path, &bytes)
                 .map_err(|e| format!("{}: {e}", path.display()))?;

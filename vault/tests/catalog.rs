@@ -155,6 +155,26 @@ fn an_edited_or_cut_catalog_is_rebuilt_never_believed() {
     let h = catalog::open(&f.vault, &f.trust, Some(&state)).unwrap();
     assert!(h.rebuilt);
     assert_eq!(view(&h, &DEVICES), truth);
+    // A FIFO, or a link to /dev/zero, in a record file's place: read from the log, never
+    // a hang or an endless read.
+    for odd in ["fifo", "zero"] {
+        catalog::open(&f.vault, &f.trust, Some(&state)).unwrap();
+        fs::remove_file(&records).unwrap();
+        if odd == "fifo" {
+            assert!(
+                std::process::Command::new("mkfifo")
+                    .arg(&records)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        } else {
+            std::os::unix::fs::symlink("/dev/zero", &records).unwrap();
+        }
+        let h = catalog::open(&f.vault, &f.trust, Some(&state)).unwrap();
+        assert_eq!(view(&h, &DEVICES), truth, "{odd}");
+        let _ = fs::remove_file(&records);
+    }
 }
 
 #[test]

@@ -503,6 +503,14 @@ fn full_groups_of_256_entries_move_into_bundles_and_damage_to_a_bundle_is_found(
     assert_eq!(loose.len(), 90);
     assert!(log::bundle_path(f.root(), 0).exists() && log::bundle_path(f.root(), 1).exists());
     assert_eq!(log::newest(f.root()).unwrap(), 602);
+    // The marker says format 2 (so a release that reads only loose entries refuses the
+    // vault rather than taking entries 1-512 for missing), and the vault opens.
+    let marker = fs::read_to_string(f.root().join("VAULT")).unwrap();
+    assert!(
+        marker.starts_with("plcvault vault\nformat 2\nid "),
+        "{marker}"
+    );
+    vault::Vault::open(f.root()).unwrap();
     let r = check(&f, true);
     assert!(r.is_clean(), "{:?}", r.findings);
     assert_eq!(r.entries, 602);
