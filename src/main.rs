@@ -202,6 +202,20 @@ enum Command {
     /// Give a vault written before log v2 its Merkle tree and signed checkpoint, from its
     /// entries (no entry changes; the first write does the same)
     Upgrade,
+    /// Write or bring up to date a whole replica of the vault on removable media (only
+    /// what is missing, each file read back), verify it, and sign a `copy` entry
+    Copy {
+        /// The replica's folder (created when missing; must be empty or a replica of this
+        /// vault)
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+        /// A name for the medium, shown in the report (say "disk B, safe 2")
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Read every file the replica holds again and compare it with the vault's
+        #[arg(long)]
+        check: bool,
+    },
     /// Print a proof against the vault's signed checkpoint (RFC 9162, hashes in hex), for
     /// an auditor or a tool nobody here wrote to check
     Proof {
@@ -558,6 +572,7 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             read_data, full, ..
         } => ops::commands::verify(&load()?, *read_data, *full, out),
         Command::Upgrade => ops::commands::upgrade(&load()?, out),
+        Command::Copy { to, label, check } => ops::commands::copy(&load()?, to, label, *check, out),
         Command::Witness {
             what: WitnessAction::Cosign { key },
         } => ops::commands::witness_cosign(&load()?, key, out),

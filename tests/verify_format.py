@@ -47,6 +47,7 @@ ROLE_OF = {
     "drill": "collector",
     "approval": "approver",
     "recovery": "approver",
+    "copy": "collector",
 }
 # Required fields of each known event and a check of their JSON type.
 STR, INT, BOOL, LIST, OBJ, HASH = "str", "int", "bool", "list", "obj", "hash"
@@ -62,6 +63,8 @@ EVENT_FIELDS = {
               "passed": BOOL, "artifacts": INT, "bytes": INT, "restore_ms": INT,
               "verify_ms": INT, "failures": LIST},
     "recovery": {"accepted": LIST, "reason": STR},
+    "copy": {"disk": STR, "label": STR, "target": STR, "size": INT, "head": HASH, "root": HASH,
+             "written": INT, "bytes": INT, "total_bytes": INT},
 }
 HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 

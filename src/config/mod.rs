@@ -52,6 +52,7 @@ struct RawSite {
 struct RawReport {
     backup_max_age: Option<Spanned<String>>,
     drill_max_age: Option<Spanned<String>>,
+    offline_max_age: Option<Spanned<String>>,
 }
 
 /// Alarm thresholds of `plcvault report`.
@@ -61,6 +62,10 @@ pub struct ReportConfig {
     pub backup_max_age: Duration,
     /// Alarm when no drill passed within this (default 90 days).
     pub drill_max_age: Duration,
+    /// Alarm (`no-offline-copy`) when the newest offline copy is older (default 7 days);
+    /// `offline_asked`: the key was set, so that a site without any copy is told too.
+    pub offline_max_age: Duration,
+    pub offline_asked: bool,
 }
 
 #[derive(Deserialize)]
@@ -791,6 +796,12 @@ impl Config {
                 "drill-max-age",
                 Duration::from_secs(90 * 86400),
             )?,
+            offline_max_age: duration(
+                &raw.report.offline_max_age,
+                "offline-max-age",
+                Duration::from_secs(7 * 86400),
+            )?,
+            offline_asked: raw.report.offline_max_age.is_some(),
         };
         Ok(Config {
             file: path.to_owned(),
@@ -885,6 +896,36 @@ impl Config {
             &self.trust,
             Some(&self.vault.state),
         )?)
+    }
+
+    /// Verifies the vault, every entry and manifest again (`full`) or as plain `verify`
+    /// does (from this host's memory), and refuses to go on when it finds anything:
+    /// `refusing` says what is refused ("copy"), `because` why an intact vault is needed.
+    ///
+    /// Fails when the vault does not verify or cannot be read.
+    pub fn require_intact(
+        &self,
+        vault: &vault::Vault,
+        full: bool,
+        (refusing, because): (&str, &str),
+    ) -> Result<()> {
+        let check = vault::verify(
+            vault,
+            &self.trust,
+            &vault::VerifyOptions {
+                state_dir: (!full).then(|| self.vault.state.clone()),
+                update_state: false,
+                threads: self.threads,
+                ..Default::default()
+            },
+        )?;
+        if let Some(first) = check.findings.first() {
+            anyhow::bail!(
+                "refusing to {refusing}: verify finds {} problem(s), first: {first}\nfix: run `plcvault verify` and repair the vault first; {because}",
+                check.findings.len()
+            );
+        }
+        Ok(())
     }
 
     pub fn vault_for_reading(&self) -> Result<vault::Vault> {

@@ -747,3 +747,93 @@ pub fn restore_onto(
         Outcome::Findings
     })
 }
+
+/// `copy --to DIR [--label TEXT] [--check]`: a replica of the vault as of its signed
+/// checkpoint, verified where it was written with the pinned keys, then a signed `copy`
+/// entry in the vault's log naming the medium, the entries it holds and its size.
+///
+/// Fails when the vault does not verify, DIR is inside the vault (or the vault inside
+/// it), holds something else, or cannot be written, or the replica does not verify.
+pub fn copy(cfg: &Config, to: &Path, label: &str, check: bool, out: &Out) -> Result<Outcome> {
+    let key = cfg.signing_key()?;
+    let vault = cfg.vault_for_reading()?;
+    vault::guard::check(&vault.clone().remembering(&cfg.vault.state))
+        .context("refusing to copy")?;
+    std::fs::create_dir_all(to).with_context(|| {
+        format!(
+            "cannot create {}\nfix: mount the medium, or give a folder that can be made",
+            to.display()
+        )
+    })?;
+    let (a, b) = (
+        std::fs::canonicalize(vault.root())?,
+        std::fs::canonicalize(to)?,
+    );
+    if a.starts_with(&b) || b.starts_with(&a) {
+        bail!(
+            "{} and the vault {} are inside one another\nfix: copy to another disk",
+            to.display(),
+            vault.root().display()
+        );
+    }
+    // Incremental: every file copied is checked against its name or the tree anyway.
+    cfg.require_intact(&vault, false, ("copy", "a copy must be of an intact vault"))?;
+    let history = cfg.history(&vault)?;
+    let target = vault::storage::LocalDir::new(to);
+    let r = vault::replica::copy(&vault, &cfg.trust, &history, &target, check)?;
+    // The replica verified as another machine would: every entry, manifest and pack it
+    // holds, against the pinned keys.
+    let replica = vault::Vault::open(to)?;
+    let v = vault::verify(
+        &replica,
+        &cfg.trust,
+        &vault::VerifyOptions {
+            update_state: false,
+            threads: cfg.threads,
+            stale_after: None,
+            ..Default::default()
+        },
+    )?;
+    if !v.is_clean() {
+        bail!(
+            "the replica on {} does not verify: {} problem(s), first: {}\nfix: run `plcvault copy --check --to {}`; nothing was signed",
+            to.display(),
+            v.findings.len(),
+            v.findings[0],
+            to.display()
+        );
+    }
+    let event = vault::log::Event::Copy {
+        disk: r.disk.clone(),
+        label: label.to_string(),
+        target: to.display().to_string(),
+        size: r.size,
+        head: r.head,
+        root: r.root,
+        written: r.written,
+        bytes: r.bytes,
+        total_bytes: r.total_bytes,
+    };
+    let entry = vault::guard::append(&vault.remembering(&cfg.vault.state), &key, &event)?;
+    out.record(
+        "copy",
+        &serde_json::json!({"report": r, "label": label, "entry": entry.file_seq, "verified": true}),
+        || {
+            format!(
+                "{} replica on {} (disk {}{}): entries 1 to {} (head {}), {} files written ({} bytes), {} already there; {} bytes in all; verified with the pinned keys; signed as log entry {}",
+                if r.new_replica { "wrote a new" } else { "brought up to date the" },
+                to.display(),
+                &r.disk[..12],
+                if label.is_empty() { String::new() } else { format!(", {label}") },
+                r.size,
+                &r.head.to_hex()[..12],
+                r.written,
+                r.bytes,
+                r.present,
+                r.total_bytes,
+                entry.file_seq
+            )
+        },
+    );
+    Ok(Outcome::Clean)
+}

@@ -80,6 +80,34 @@ pub struct Report {
     pub drill_max_age_seconds: u64,
     pub log: LogStatus,
     pub devices: Vec<DeviceStatus>,
+    /// Offline copies (`plcvault copy`), newest first, one per disk.
+    pub offline: OfflineStatus,
+}
+
+/// The site's offline copies and their alarm (IEC 62443-3-3 SR 7.3: backups kept apart
+/// from the system they protect).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct OfflineStatus {
+    pub max_age_seconds: u64,
+    pub disks: Vec<DiskStatus>,
+    /// `no-offline-copy` when the newest copy is older than the maximum age (or there is
+    /// none and `[report] offline-max-age` is set).
+    pub alarms: Vec<String>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DiskStatus {
+    pub disk: String,
+    pub label: String,
+    pub target: String,
+    pub time: String,
+    pub age_seconds: Option<u64>,
+    /// The replica holds entries 1 to `size`; `behind`: entries written since.
+    pub size: u64,
+    pub behind: u64,
+    pub bytes: u64,
+    /// The log entry that records the copy.
+    pub seq: u64,
 }
 
 fn age(now: SystemTime, time: &str) -> Option<Duration> {
@@ -296,7 +324,39 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
             nightly: d.nightly,
         });
     }
+    let mut disks: Vec<DiskStatus> = history
+        .summary
+        .copies
+        .values()
+        .map(|c| DiskStatus {
+            disk: c.disk.clone(),
+            label: c.label.clone(),
+            target: c.target.clone(),
+            time: c.time.clone(),
+            age_seconds: age(now, &c.time).map(|a| a.as_secs()),
+            size: c.size,
+            behind: history.summary.size.saturating_sub(c.size),
+            bytes: c.total_bytes,
+            seq: c.seq,
+        })
+        .collect();
+    disks.sort_by(|a, b| b.time.cmp(&a.time));
+    let newest = disks.first().and_then(|d| d.age_seconds);
+    let stale = match newest {
+        Some(a) => a > cfg.report.offline_max_age.as_secs(),
+        None => cfg.report.offline_asked,
+    };
+    let offline = OfflineStatus {
+        max_age_seconds: cfg.report.offline_max_age.as_secs(),
+        disks,
+        alarms: if stale {
+            vec!["no-offline-copy".to_string()]
+        } else {
+            Vec::new()
+        },
+    };
     Ok(Report {
+        offline,
         site: cfg.site.clone(),
         generated: humantime::format_rfc3339_seconds(now).to_string(),
         vault: vault.root().display().to_string(),
@@ -433,6 +493,30 @@ pub fn prometheus(r: &Report) -> String {
                     .iter()
                     .map(move |a| (format!("{{device=\"{}\",alarm=\"{a}\"}}", d.device), 1.0))
             })
+            .chain(
+                r.offline
+                    .alarms
+                    .iter()
+                    .map(|a| (format!("{{device=\"\",alarm=\"{a}\"}}"), 1.0)),
+            )
+            .collect(),
+    );
+    gauge(
+        "offline_copy_age_seconds",
+        "Age of the newest offline copy on each disk (plcvault copy).",
+        r.offline
+            .disks
+            .iter()
+            .filter_map(|d| {
+                Some((
+                    format!(
+                        "{{disk=\"{}\",label=\"{}\"}}",
+                        d.disk,
+                        d.label.replace(['\\', '"', '\n'], "_")
+                    ),
+                    d.age_seconds? as f64,
+                ))
+            })
             .collect(),
     );
     m
@@ -561,6 +645,34 @@ Every line cites its evidence: log entry numbers and SHA-256 hashes that <code>p
         );
     }
     h.push_str("</table>");
+    // Offline copies: the backups kept apart from the system they protect.
+    let _ = write!(
+        h,
+        "<p>Offline copies ({}): {}.</p><table><tr><th>disk</th><th>label</th><th>copied</th><th>age</th><th>entries held</th><th>evidence</th></tr>",
+        if r.offline.alarms.is_empty() {
+            "<span class=\"ok\">current</span>".to_string()
+        } else {
+            "<span class=\"bad\">no-offline-copy</span>".to_string()
+        },
+        esc(&format!(
+            "the newest must be younger than {}",
+            limit(Duration::from_secs(r.offline.max_age_seconds))
+        ))
+    );
+    for d in &r.offline.disks {
+        let _ = write!(
+            h,
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>1 to {} ({} behind)</td><td>log #{}</td></tr>",
+            esc(&d.disk),
+            esc(&d.label),
+            esc(&d.time),
+            human_age(d.age_seconds),
+            d.size,
+            d.behind,
+            d.seq
+        );
+    }
+    h.push_str("</table>");
     let max_d = Duration::from_secs(r.drill_max_age_seconds);
     let drill_met = devices_ok(&|d| {
         d.last_passed_drill.is_some()
@@ -635,6 +747,10 @@ Every line cites its evidence: log entry numbers and SHA-256 hashes that <code>p
     }
     h.push_str("<h2>Alarms</h2><ul>");
     let mut any = false;
+    for a in &r.offline.alarms {
+        any = true;
+        let _ = write!(h, "<li class=\"bad\">site: {a}</li>");
+    }
     for d in &r.devices {
         for a in &d.alarms {
             any = true;
@@ -707,9 +823,34 @@ pub fn run(
             ) + &note
         });
     }
+    for d in &r.offline.disks {
+        out.record("offline-copy", d, || {
+            format!(
+                "offline copy     disk {} {:<16} {} age {:<10} entries 1 to {} ({} behind), {} bytes",
+                &d.disk[..12.min(d.disk.len())],
+                if d.label.is_empty() { "-" } else { d.label.as_str() },
+                d.time,
+                human_age(d.age_seconds),
+                d.size,
+                d.behind,
+                d.bytes
+            )
+        });
+    }
+    if r.offline.disks.is_empty() && r.offline.alarms.is_empty() {
+        out.info("no offline copy yet: `plcvault copy --to DIR` writes one (set [report] offline-max-age to raise no-offline-copy until then)");
+    }
+    for a in &r.offline.alarms {
+        out.record("site-alarm", &serde_json::json!({"alarm": a}), || {
+            format!(
+                "ALARM {a}: no offline copy newer than {} (`plcvault copy --to DIR` on removable media)",
+                human_age(Some(r.offline.max_age_seconds))
+            )
+        });
+    }
     out.record(
         "report",
-        &serde_json::json!({"generated": r.generated, "log_intact": r.log.intact, "entries": r.log.entries, "devices": r.devices.len(), "alarms": r.devices.iter().map(|d| d.alarms.len()).sum::<usize>()}),
+        &serde_json::json!({"generated": r.generated, "log_intact": r.log.intact, "entries": r.log.entries, "devices": r.devices.len(), "alarms": r.devices.iter().map(|d| d.alarms.len()).sum::<usize>() + r.offline.alarms.len()}),
         || format!("log {}: {} entries; {} device(s)", if r.log.intact { "intact" } else { "DAMAGED" }, r.log.entries, r.devices.len()),
     );
     if let Some(p) = html_out {
@@ -720,7 +861,7 @@ pub fn run(
         write_textfile(p, &prometheus(&r))?;
         out.info(format!("wrote the Prometheus textfile {}", p.display()));
     }
-    let alarms = r.devices.iter().any(|d| !d.alarms.is_empty());
+    let alarms = r.devices.iter().any(|d| !d.alarms.is_empty()) || !r.offline.alarms.is_empty();
     Ok(if alarms || !r.log.intact {
         Outcome::Findings
     } else {

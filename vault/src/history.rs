@@ -191,9 +191,25 @@ pub struct Summary {
     /// The findings so far, at most `MAX_PER_KIND` per kind, and how many of each kind.
     pub findings: Vec<Finding>,
     pub counts: BTreeMap<FindingKind, usize>,
+    /// The newest copy to each offline disk, by the disk's id.
+    #[serde(default)]
+    pub copies: BTreeMap<String, CopyRecord>,
     /// The files the folded entries were read from, as they were (see `catalog`).
     #[serde(default)]
     pub files: Vec<FileStat>,
+}
+
+/// A replica written to an offline disk, as the log records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CopyRecord {
+    pub seq: u64,
+    pub time: String,
+    pub disk: String,
+    pub label: String,
+    pub target: String,
+    /// The replica holds entries 1 to `size`.
+    pub size: u64,
+    pub total_bytes: u64,
 }
 
 /// A file entries were read from: its path in the vault, size, inode, modification and
@@ -718,6 +734,29 @@ impl History {
 
     /// Folds a trusted entry's event into the summary and the device's records.
     fn apply(&mut self, c: &Checked, ev: &Event) -> Result<(), VaultError> {
+        if let Event::Copy {
+            disk,
+            label,
+            target,
+            size,
+            total_bytes,
+            ..
+        } = ev
+        {
+            self.summary.copies.insert(
+                disk.clone(),
+                CopyRecord {
+                    seq: c.entry.file_seq,
+                    time: c.entry.header.time.clone(),
+                    disk: disk.clone(),
+                    label: label.clone(),
+                    target: target.clone(),
+                    size: *size,
+                    total_bytes: *total_bytes,
+                },
+            );
+            return Ok(());
+        }
         if let Event::Recovery { accepted, reason } = ev {
             let signer = c.signer_name.clone().unwrap_or_default();
             let (seq, time) = (c.entry.file_seq, c.entry.header.time.clone());
@@ -1251,7 +1290,7 @@ pub fn record_of(c: &Checked, ev: &Event) -> Option<Record> {
             error: error.lines().next().unwrap_or_default().to_string(),
             kind: kind.clone(),
         }),
-        Event::Recovery { .. } | Event::Heartbeat { .. } => return None,
+        Event::Recovery { .. } | Event::Heartbeat { .. } | Event::Copy { .. } => return None,
     })
 }
 

@@ -101,6 +101,22 @@ pub enum Event {
         accepted: Vec<Accepted>,
         reason: String,
     },
+    /// A replica was written or brought up to date on other storage (an offline disk):
+    /// it holds entries 1 to `size`, the newest of them hashing to `head`.
+    Copy {
+        /// The medium's id (its `REPLICA` file) and the label it was given.
+        disk: String,
+        label: String,
+        /// Where it was written, as the collector host saw it.
+        target: String,
+        size: u64,
+        head: Hash,
+        root: Hash,
+        /// Files and bytes written by this copy; bytes the replica holds.
+        written: u64,
+        bytes: u64,
+        total_bytes: u64,
+    },
 }
 
 /// One verification finding an approver accepted in a `recovery` entry.
@@ -135,7 +151,8 @@ impl Event {
             Event::Snapshot { .. }
             | Event::CollectFailed { .. }
             | Event::Heartbeat { .. }
-            | Event::Drill { .. } => Role::Collector,
+            | Event::Drill { .. }
+            | Event::Copy { .. } => Role::Collector,
             Event::Approval { .. } | Event::Recovery { .. } => Role::Approver,
         }
     }
@@ -148,6 +165,7 @@ impl Event {
             Event::Approval { .. } => "approval",
             Event::Drill { .. } => "drill",
             Event::Recovery { .. } => "recovery",
+            Event::Copy { .. } => "copy",
         }
     }
 
@@ -157,7 +175,7 @@ impl Event {
             | Event::CollectFailed { device, .. }
             | Event::Approval { device, .. }
             | Event::Drill { device, .. } => Some(device),
-            Event::Heartbeat { .. } | Event::Recovery { .. } => None,
+            Event::Heartbeat { .. } | Event::Recovery { .. } | Event::Copy { .. } => None,
         }
     }
 }
@@ -642,6 +660,7 @@ pub fn parse(file_seq: u64, path: &Path, bytes: &[u8]) -> Result<Entry, String> 
                         "approval",
                         "drill",
                         "recovery",
+                        "copy",
                     ]
                     .contains(&t) =>
                 {

@@ -178,22 +178,11 @@ pub fn export(
     vault::guard::check(&vault.clone().remembering(&cfg.vault.state))
         .context("refusing to export evidence")?;
     // Evidence certifies an intact history: the log, the manifests and packs.
-    let check = vault::verify(
+    cfg.require_intact(
         &vault,
-        &cfg.trust,
-        &vault::VerifyOptions {
-            update_state: false,
-            threads: cfg.threads,
-            ..Default::default()
-        },
+        true,
+        ("export evidence", "evidence certifies an intact history"),
     )?;
-    if !check.is_clean() {
-        bail!(
-            "refusing to export evidence: verify finds {} problem(s), first: {}\nfix: run `plcvault verify` and repair the vault first; evidence certifies an intact history",
-            check.findings.len(),
-            check.findings[0]
-        );
-    }
     let root = vault.root();
     let writers = cfg.trust.writers();
     let (cp, note) = vault::tiles::trusted_checkpoint(root, vault.id(), &writers).map_err(|why| {
