@@ -512,7 +512,16 @@ pub fn run(keep: Option<&Path>, out: &Out) -> Result<Outcome> {
     out.say("   Each result is a signed log entry.");
     drills(&cfg, &devices, out)?;
 
-    out.say("\n10. Where the plant stands (what `plcvault report` prints; --html writes the auditor's page):");
+    out.say(
+        "\n10. An offline copy, as IEC 62443 SR 7.3 asks: the whole vault written to removable media",
+    );
+    out.say(
+        "    (here a folder standing in for a USB disk), each file read back, verified with the",
+    );
+    out.say("    public keys alone, and recorded as a signed `copy` entry:");
+    crate::ops::commands::copy(&cfg, &dir.join("usb-disk"), "demo disk A", false, out)?;
+
+    out.say("\n11. Where the plant stands (what `plcvault report` prints; --html writes the auditor's page):");
     crate::review::report::run(&cfg, None, None, out)?;
 
     let total = t0.elapsed().as_secs_f64();
