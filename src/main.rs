@@ -198,6 +198,10 @@ enum Command {
         /// file); the log must extend it
         #[arg(long, value_name = "FILE", requires = "evidence")]
         from_checkpoint: Option<PathBuf>,
+        /// With --evidence: how many trusted witnesses must have cosigned the checkpoint
+        /// the evidence's log extends (entries after it must be younger than 48 h)
+        #[arg(long, value_name = "N", requires = "evidence", default_value_t = 0)]
+        witnesses: usize,
     },
     /// Give a vault written before log v2 its Merkle tree and signed checkpoint, from its
     /// entries (no entry changes; the first write does the same)
@@ -566,8 +570,9 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
         Command::Verify {
             evidence: Some(dir),
             from_checkpoint,
+            witnesses,
             ..
-        } => review::evidence::verify(&load()?, dir, from_checkpoint.as_deref(), out),
+        } => review::evidence::verify(&load()?, dir, (from_checkpoint.as_deref(), *witnesses), out),
         Command::Verify {
             read_data, full, ..
         } => ops::commands::verify(&load()?, *read_data, *full, out),

@@ -497,6 +497,27 @@ fn reseal(s: &Site, dir: &Path) {
     .unwrap();
 }
 
+/// Removes entry `seq` and its proof line from an evidence folder.
+fn drop_entry(d: &Path, seq: u64) {
+    std::fs::remove_file(d.join(format!("log/{seq:020}.entry"))).unwrap();
+    let p = d.join(format!("proofs/{:06}.proofs", (seq - 1) / 256));
+    let t = std::fs::read_to_string(&p).unwrap();
+    let kept: String = t
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{seq} ")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(p, kept).unwrap();
+}
+
+/// Changes fields of an evidence index (`reseal` signs it again).
+fn edit_index(d: &Path, f: impl Fn(&mut serde_json::Value)) {
+    let p = d.join("EVIDENCE.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
 /// The time of the newest snapshot of line1, as `--since` takes it.
 fn newest_time(s: &Site) -> String {
     let r = s.run(&["--json", "snapshots", "line1"]);
@@ -540,17 +561,17 @@ fn evidence_of_a_period_carries_its_entries_with_proofs_and_grows_with_the_perio
     let e = export(&s, &ev1, &["--since", &since]);
     assert_eq!(e["first"], 4, "{e}");
     assert_eq!(e["size"], 6, "{e}");
-    // The approval (2) of the baseline in force and the snapshot it approved (1).
-    assert_eq!(e["context"], 2, "{e}");
-    assert_eq!(e["entries"], 5, "{e}");
-    assert!(!ev1.join("log/00000000000000000003.entry").exists());
-    assert!(ev1.join("log/00000000000000000001.entry").exists());
+    // The approval (2) of the baseline in force, the snapshot it approved (1), and the
+    // entry before the period (3), which proves where it starts.
+    assert_eq!(e["context"], 3, "{e}");
+    assert_eq!(e["entries"], 6, "{e}");
+    assert!(ev1.join("log/00000000000000000003.entry").exists());
     let cfg = auditor(&s, &[("collector", "collector"), ("alice", "approver")]);
     let (code, v, found) = audit(&s, &cfg, &ev1, &[]);
     assert_eq!(code, 0, "{v}\n{found}");
     assert_eq!(
         (v["version"].as_u64(), v["entries"].as_u64()),
-        (Some(2), Some(5))
+        (Some(2), Some(6))
     );
     assert_eq!(v["first"], 4);
     if let Some(bin) = checker(s.dir.path(), "evidence_of_a_period") {
@@ -561,7 +582,7 @@ fn evidence_of_a_period_carries_its_entries_with_proofs_and_grows_with_the_perio
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{text}");
-        assert!(text.contains("ok inclusion of 5 entries in 6"), "{text}");
+        assert!(text.contains("ok inclusion of 6 entries in 6"), "{text}");
     }
 
     // A long history and then the same kind of period: the period's evidence hardly
@@ -585,7 +606,7 @@ fn evidence_of_a_period_carries_its_entries_with_proofs_and_grows_with_the_perio
     let e2 = export(&s, &ev2, &["--since", &since2]);
     assert_eq!(
         (e2["entries"].as_u64(), e2["size"].as_u64()),
-        (Some(5), Some(309)),
+        (Some(6), Some(309)),
         "{e2}"
     );
     let whole = s.path("ev-whole");
@@ -662,7 +683,47 @@ fn evidence_of_a_period_carries_its_entries_with_proofs_and_grows_with_the_perio
             "log/00000000000000000200.entry is not an entry of the period",
         ),
     ];
-    for (what, f, want) in cases {
+    // ...and edits the index itself: where the period starts, what it rests on.
+    let more: [Tamper; 4] = [
+        (
+            "the period's first entry dropped",
+            |d| {
+                drop_entry(d, 307);
+                edit_index(d, |v| v["first"] = 308.into());
+            },
+            "the entry before the period (entry 307) is not carried",
+        ),
+        (
+            "the period's first entry passed off as the one before it",
+            |d| {
+                edit_index(d, |v| {
+                    v["first"] = 308.into();
+                    let mut c: Vec<u64> = serde_json::from_value(v["context"].clone()).unwrap();
+                    c.push(307);
+                    c.sort();
+                    v["context"] = c.into();
+                })
+            },
+            "is dated within it",
+        ),
+        (
+            "the baseline's approval dropped",
+            |d| {
+                drop_entry(d, 2);
+                edit_index(d, |v| {
+                    let c: Vec<u64> = serde_json::from_value(v["context"].clone()).unwrap();
+                    v["context"] = c.into_iter().filter(|&x| x != 2).collect::<Vec<_>>().into();
+                })
+            },
+            "the evidence does not carry that entry",
+        ),
+        (
+            "a proofs file added",
+            |d| std::fs::write(d.join("proofs/000009.proofs"), "1 00\n").unwrap(),
+            "is not the proofs file of a carried entry",
+        ),
+    ];
+    for (what, f, want) in cases.into_iter().chain(more) {
         let t = s.path("tampered");
         let _ = std::fs::remove_dir_all(&t);
         copy_tree(&ev2, &t);
@@ -786,6 +847,47 @@ fn evidence_proves_consistency_with_the_auditors_last_checkpoint_and_a_fork_is_c
         found.contains("carries no consistency proof from your checkpoint of 3"),
         "{found}"
     );
+    // A collector host re-labels the fork's export as version 1 (the whole log, no
+    // checkpoint): its tree is computed from the entries and compared all the same.
+    let v1 = s.path("ev3-v1");
+    copy_tree(&ev3, &v1);
+    for f in ["checkpoint", "witnessed", "witnessed.proof"] {
+        let _ = std::fs::remove_file(v1.join(f));
+    }
+    std::fs::remove_dir_all(v1.join("proofs")).unwrap();
+    edit_index(&v1, |v| {
+        v["v"] = 1.into();
+        let o = v.as_object_mut().unwrap();
+        o.remove("first");
+        o.remove("context");
+    });
+    reseal(&s, &v1);
+    let (code, _, found) = audit(
+        &s,
+        &cfg,
+        &v1,
+        &["--from-checkpoint", kept.to_str().unwrap()],
+    );
+    assert_eq!(code, 1);
+    assert!(found.contains("forked or rewritten"), "{found}");
+    // Witnesses asked for: the fork's export without its witnessed checkpoint is refused,
+    // and one witness is not two.
+    let nw = s.path("ev3-unwitnessed");
+    copy_tree(&ev3, &nw);
+    std::fs::remove_file(nw.join("witnessed")).unwrap();
+    std::fs::remove_file(nw.join("witnessed.proof")).unwrap();
+    reseal(&s, &nw);
+    let (code, _, found) = audit(&s, &cfg, &nw, &["--witnesses", "1"]);
+    assert_eq!(code, 1);
+    assert!(
+        found.contains("no checkpoint cosigned by a trusted witness"),
+        "{found}"
+    );
+    let (code, _, found) = audit(&s, &cfg, &ev2, &["--witnesses", "2"]);
+    assert_eq!(code, 1);
+    assert!(found.contains("2 asked for"), "{found}");
+    let (code, v, found) = audit(&s, &cfg, &ev2, &["--witnesses", "1"]);
+    assert_eq!(code, 0, "{v}\n{found}");
     // Nor can the fork borrow its own checkpoint of that size.
     let t = s.path("ev3-forged");
     copy_tree(&ev3, &t);

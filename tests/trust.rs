@@ -1088,6 +1088,43 @@ fn verify_evidence_never_hangs_or_reads_without_end() {
     );
 }
 
+/// A FIFO in place of a lock file (the catalog's, the tree's) is damage, never a hang.
+#[test]
+fn a_fifo_in_place_of_a_lock_file_never_hangs_a_command() {
+    let s = Site::new();
+    s.write("plant/a.awl", b"A");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let id = vault::Vault::open(&s.vault()).unwrap().id().to_string();
+    let mkfifo = |p: &std::path::Path| {
+        let _ = std::fs::remove_file(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(p)
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    mkfifo(&s.path(&format!("site/state/{id}.catalog/lock")));
+    let r = run_within(&s, &["snapshots", "line1"], Duration::from_secs(30));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    mkfifo(&s.vault().join("tlog/lock"));
+    s.write("plant/a.awl", b"B");
+    let r = run_within(&s, &["collect", "line1"], Duration::from_secs(30));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = run_within(&s, &["--json", "verify"], Duration::from_secs(30));
+    assert!(
+        r.stdout.contains("after the signed checkpoint"),
+        "{}",
+        r.stdout
+    );
+    // Put right, the next write catches up.
+    std::fs::remove_file(s.vault().join("tlog/lock")).unwrap();
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    assert_eq!(s.run(&["verify"]).code, 0);
+}
+
 #[test]
 fn a_damaged_memory_still_stops_a_silent_new_vault() {
     let s = Site::new();

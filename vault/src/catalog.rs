@@ -142,12 +142,9 @@ pub fn open_as(
     if fs::create_dir_all(&dir).is_err() {
         return History::load(vault, trust);
     }
-    let Ok(lock) = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("lock"))
-    else {
+    // A lock that cannot be taken (not a regular file, a folder that cannot be
+    // written): every entry is read instead, never a hang.
+    let Ok(lock) = crate::fsread::open_lock(&dir.join("lock")) else {
         return History::load(vault, trust);
     };
     lock.lock().map_err(io_err("lock", &dir.join("lock")))?;

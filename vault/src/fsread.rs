@@ -32,15 +32,31 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)?;
+    regular(f, path, "not a regular file")
+}
+
+/// Opens (creating it when missing) the lock file `path` for `flock`, without blocking on
+/// a FIFO and without following a link: a lock file that is not a regular file is damage
+/// (`InvalidData`, saying what it is), never a hang.
+///
+/// Fails when it cannot be opened or is not a regular file.
+pub fn open_lock(path: &Path) -> io::Result<File> {
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(path)?;
+    regular(f, path, "not a lock file: remove it (it is made again)")
+}
+
+/// `f` if it is a regular file, else `InvalidData` saying what it is and `what`.
+fn regular(f: File, path: &Path, what: &str) -> io::Result<File> {
     let ft = f.metadata()?.file_type();
     if !ft.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!(
-                "{} is {}, not a regular file",
-                path.display(),
-                describe_type(ft)
-            ),
+            format!("{} is {}, {what}", path.display(), describe_type(ft)),
         ));
     }
     Ok(f)

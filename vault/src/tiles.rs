@@ -390,6 +390,10 @@ pub fn sync(root: &Path, vault_id: &str, key: &SecretKey, newest: u64) -> Result
         c.sign(vault_id, key).as_bytes(),
     )
     .map_err(|e| format!("checkpoint: {e}"))?;
+    // A marker put back to format 1 over a log with bundles is marked again.
+    if crate::log::bundle_path(root, 0).exists() {
+        crate::repository::mark_bundled(root).map_err(|e| e.to_string())?;
+    }
     bundle(root, &tiles, size, &tmp)
 }
 
@@ -677,12 +681,7 @@ struct Lock {
 
 impl Lock {
     fn take(path: &Path) -> Result<Lock, String> {
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let f = crate::fsread::open_lock(path).map_err(|e| format!("{}: {e}", path.display()))?;
         f.lock().map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(Lock { _file: f })
     }

@@ -26,19 +26,25 @@ const MAX_PROOF: usize = 64;
 pub fn verify(
     cfg: &Config,
     dir: &Path,
-    from_checkpoint: Option<&Path>,
+    (from_checkpoint, witnesses): (Option<&Path>, usize),
     out: &Out,
 ) -> Result<Outcome> {
     let (index, mut problems) = check_index(cfg, dir)?;
     let result = if index.v == 1 {
-        if from_checkpoint.is_some() {
-            bail!(
-                "this evidence is version 1 (the whole log, no checkpoint): it cannot be checked against an earlier checkpoint\nfix: verify it without --from-checkpoint"
-            );
+        if witnesses > 0 {
+            problems.push(format!(
+                "this evidence is version 1 (no checkpoint): it cannot show the {witnesses} witness cosignature(s) asked for"
+            ));
         }
-        check_v1(cfg, dir, &index, &mut problems)?
+        check_v1(cfg, dir, &index, from_checkpoint, &mut problems)?
     } else {
-        check_v2(cfg, dir, &index, from_checkpoint, &mut problems)?
+        check_v2(
+            cfg,
+            dir,
+            &index,
+            (from_checkpoint, witnesses),
+            &mut problems,
+        )?
     };
     for p in &problems {
         out.record(
@@ -70,16 +76,27 @@ pub fn verify(
             printable_inline(&index.created)
         );
         if let Some(v2) = &result.v2 {
-            if v2.first > 1 {
-                t.push_str(&format!(
-                    "\n  entries {} to {} of {}, each proven in the signed checkpoint, and {} earlier one(s) the baselines in force rest on",
-                    v2.first, v2.size, v2.size, v2.context
-                ));
+            let proven = if clean {
+                "each proven in the signed checkpoint"
             } else {
+                "carried (see the findings above)"
+            };
+            let since = index.since.as_deref().map(printable_inline).unwrap_or_default();
+            if v2.first > v2.size {
                 t.push_str(&format!(
-                    "\n  all {} entries, each proven in the signed checkpoint",
+                    "\n  no entry dated from {since} on: the newest entry, {}, is the one before the period, {proven}",
                     v2.size
                 ));
+            } else if v2.first > 1 {
+                t.push_str(&format!(
+                    "\n  the period from {since}: entries {} to {} of {}, {proven}, with the entry before it and {} earlier one(s) the baselines in force rest on",
+                    v2.first,
+                    v2.size,
+                    v2.size,
+                    v2.context.saturating_sub(1)
+                ));
+            } else {
+                t.push_str(&format!("\n  all {} entries, {proven}", v2.size));
             }
             match v2.witnessed {
                 Some((w, n)) => t.push_str(&format!(
@@ -87,14 +104,23 @@ pub fn verify(
                 )),
                 None => t.push_str("\n  no checkpoint cosigned by a trusted witness"),
             }
-            match (v2.from_size, from_checkpoint) {
-                (Some(m), Some(_)) => t.push_str(&format!(
-                    "\n  the log extends your checkpoint of {m} entries (consistency proof checked)"
+            match (v2.kept, v2.from_size) {
+                (Some(m), _) if clean => t.push_str(&format!(
+                    "\n  the log extends your checkpoint of {m} entries"
                 )),
-                (Some(m), None) => t.push_str(&format!(
-                    "\n  the log extends the checkpoint of {m} entries the export was given (give yours with --from-checkpoint to compare)"
+                (None, Some(m)) => t.push_str(&format!(
+                    "\n  the log extends the checkpoint of {m} entries the export was given (give your own with --from-checkpoint to compare)"
                 )),
                 _ => {}
+            }
+            if let Some(m) = v2.from_size.or(v2.kept)
+                && v2.first > m + 1
+            {
+                t.push_str(&format!(
+                    "\n  entries {} to {} (after your last audit, before this period) are not in this evidence",
+                    m + 1,
+                    v2.first - 1
+                ));
             }
             if clean {
                 t.push_str(&format!(
@@ -102,6 +128,9 @@ pub fn verify(
                     dir.join("checkpoint").display()
                 ));
             }
+        }
+        if !clean {
+            t.push_str("\nfix: do not rely on this evidence: ask the site for a new export, and have `plcvault verify --full` run on the vault itself");
         }
         t
     });
@@ -120,6 +149,8 @@ struct Checked {
 
 struct V2 {
     first: u64,
+    /// The size of the auditor's own checkpoint, when given.
+    kept: Option<u64>,
     size: u64,
     context: usize,
     witnessed: Option<(u64, usize)>,
@@ -233,10 +264,30 @@ fn check_v1(
     cfg: &Config,
     dir: &Path,
     index: &EvidenceIndex,
+    kept: Option<&Path>,
     problems: &mut Vec<String>,
 ) -> Result<Checked> {
     let vault = Vault::open(dir)?;
     let history = History::load(&vault, &cfg.trust)?;
+    // The whole log is here: its tree is computed and compared with the auditor's
+    // checkpoint.
+    if let Some(kept) = kept {
+        let (m, old_root, _) = read_kept_checkpoint(kept, vault.id(), &cfg.trust)?;
+        let mut tree = vault::tlog::MemoryTree::new();
+        for (_, leaf) in &history.leaves {
+            tree.push(*leaf);
+        }
+        if m > tree.size() {
+            problems.push(format!(
+                "your checkpoint has {m} entries, the evidence's log only {}: the log was rolled back or cut since your last audit",
+                tree.size()
+            ));
+        } else if vault::tlog::tree_hash(&tree, m).ok() != Some(old_root) {
+            problems.push(format!(
+                "the evidence's first {m} entries are not the tree of your checkpoint: the log was forked or rewritten since your last audit"
+            ));
+        }
+    }
     problems.extend(history.findings.iter().map(|f| f.to_string()));
     if vault.id() != index.vault {
         problems.push(format!(
@@ -304,7 +355,7 @@ fn check_v2(
     cfg: &Config,
     dir: &Path,
     index: &EvidenceIndex,
-    kept: Option<&Path>,
+    (kept, need_witnesses): (Option<&Path>, usize),
     problems: &mut Vec<String>,
 ) -> Result<Checked> {
     let id = index.vault.as_str();
@@ -338,8 +389,9 @@ fn check_v2(
             Ok(s) => {
                 if Some(s.checkpoint.size) != index.head_seq {
                     problems.push(format!(
-                        "the checkpoint covers {} entries, the index names entry {:?} as the newest",
-                        s.checkpoint.size, index.head_seq
+                        "the checkpoint covers {} entries, the index names entry {} as the newest",
+                        s.checkpoint.size,
+                        index.head_seq.map_or("none".to_string(), |h| h.to_string())
                     ));
                 }
                 size = s.checkpoint.size;
@@ -367,6 +419,25 @@ fn check_v2(
         .chain(first..=size)
         .collect();
     let wanted: HashSet<u64> = carried.iter().copied().collect();
+    // Where the period starts is proven by the entry before it, dated before DATE: without
+    // it, entries could have been dropped from the period's start.
+    let since = index
+        .since
+        .as_deref()
+        .and_then(|s| super::parse_date(s).ok());
+    if first > 1 {
+        if !index.context.contains(&(first - 1)) {
+            problems.push(format!(
+                "the entry before the period (entry {}) is not carried: nothing proves the period starts at entry {first} (entries may have been dropped from its start)",
+                first - 1
+            ));
+        }
+        if since.is_none() {
+            problems.push(format!(
+                "the period starts at entry {first} but the index gives no date it starts from"
+            ));
+        }
+    }
     // Entries present that the index does not carry (the index lists them as files, but a
     // signed index may still not claim them as the period).
     if let Ok(rd) = std::fs::read_dir(dir.join("log")) {
@@ -388,6 +459,20 @@ fn check_v2(
     let mut proofs: BTreeMap<u64, Vec<Hash>> = BTreeMap::new();
     let mut groups: Vec<u64> = carried.iter().map(|s| (s - 1) / PROOF_GROUP).collect();
     groups.dedup();
+    let proof_files: HashSet<std::path::PathBuf> = groups
+        .iter()
+        .map(|g| proofs_path(dir, g * PROOF_GROUP + 1))
+        .collect();
+    if let Ok(rd) = std::fs::read_dir(dir.join("proofs")) {
+        for e in rd.filter_map(Result::ok) {
+            if !proof_files.contains(&e.path()) {
+                problems.push(format!(
+                    "proofs/{} is not the proofs file of a carried entry",
+                    printable_inline(&e.file_name().to_string_lossy())
+                ));
+            }
+        }
+    }
     for g in groups {
         let path = proofs_path(dir, g * PROOF_GROUP + 1);
         let text = match read_small(&path, MAX_EVIDENCE_FILE) {
@@ -426,6 +511,9 @@ fn check_v2(
     let mut manifests = Vec::new();
     let mut entries = 0;
     let mut head = None;
+    let mut times: BTreeMap<u64, std::time::SystemTime> = BTreeMap::new();
+    let mut hashes: BTreeMap<u64, Hash> = BTreeMap::new();
+    let mut kinds: BTreeMap<u64, (String, Option<Hash>)> = BTreeMap::new();
     for &seq in &carried {
         let path = vault::log::entry_path(dir, seq);
         let bytes = match vault::fsread::read_regular(&path, vault::log::MAX_ENTRY_SIZE) {
@@ -463,7 +551,19 @@ fn check_v2(
             if seq == size {
                 head = Some(c.entry.hash);
             }
+            hashes.insert(seq, c.entry.hash);
             if c.trusted {
+                if let Some(t) = c.entry.time() {
+                    times.insert(seq, t);
+                }
+                let (kind, approves) = match &c.entry.event {
+                    Ok(vault::log::Event::Approval { snapshot, .. }) => {
+                        ("approval".to_string(), Some(*snapshot))
+                    }
+                    Ok(ev) => (ev.type_name().to_string(), None),
+                    Err(t) => (t.clone(), None),
+                };
+                kinds.insert(seq, (kind, approves));
                 match &c.entry.event {
                     Ok(vault::log::Event::Snapshot { manifest, .. })
                     | Ok(vault::log::Event::Approval { manifest, .. }) => manifests.push(*manifest),
@@ -472,8 +572,49 @@ fn check_v2(
             }
         }
     }
-    if size > 0 && head.is_some() && head != index.head_hash {
+    if size > 0 && head != index.head_hash {
         problems.push("the log's newest entry is not the one the index names".into());
+    }
+    // The period's start: the entry before it is dated before DATE.
+    if first > 1
+        && let (Some(t), Some(s)) = (times.get(&(first - 1)), since)
+        && *t >= s
+    {
+        problems.push(format!(
+            "entry {}, carried as the one before the period, is dated within it: the period was cut at its start",
+            first - 1
+        ));
+    }
+    // The earlier entries: approvals, the snapshots they approve, and the boundary.
+    let approved: HashSet<Hash> = kinds.values().filter_map(|(_, a)| *a).collect();
+    for &c in index.context.iter().filter(|&&c| c + 1 != first) {
+        let ok = match kinds.get(&c) {
+            Some((k, _)) if k == "approval" => true,
+            Some((k, _)) if k == "snapshot" => hashes.get(&c).is_some_and(|h| approved.contains(h)),
+            _ => false,
+        };
+        if !ok {
+            problems.push(format!(
+                "earlier entry {c} is neither a baseline approval nor the snapshot a carried approval approves"
+            ));
+        }
+    }
+    // The baselines the report names are carried, as the log has them.
+    if let Ok(Some(text)) = read_small(&dir.join("report.json"), MAX_EVIDENCE_FILE)
+        && let Ok(report) = serde_json::from_str::<serde_json::Value>(&text)
+    {
+        for d in report["devices"].as_array().into_iter().flatten() {
+            let b = &d["baseline"];
+            let (Some(seq), Some(entry)) = (b["seq"].as_u64(), b["entry"].as_str()) else {
+                continue;
+            };
+            if hashes.get(&seq).map(|h| h.to_hex()).as_deref() != Some(entry) {
+                problems.push(format!(
+                    "the report names the approval in log entry {seq} as the baseline of {}, and the evidence does not carry that entry",
+                    printable_inline(d["device"].as_str().unwrap_or("?"))
+                ));
+            }
+        }
     }
     // The manifests the entries name: all carried, each whole.
     manifests.sort();
@@ -488,6 +629,31 @@ fn check_v2(
         Some(r) => check_joined(cfg, dir, id, "witnessed", (size, r), problems, true),
         None => None,
     };
+    // Witnesses asked for: the checkpoint joins one that many cosigned, and what came after
+    // it is younger than the grace period a vault's verify gives.
+    if need_witnesses > 0 {
+        match witnessed {
+            Some((w, _, n)) if n >= need_witnesses => {
+                let grace = vault::VerifyOptions::default().witness_grace;
+                let now = std::time::SystemTime::now();
+                if let Some((seq, _)) = times
+                    .range(w + 1..)
+                    .find(|(_, t)| now.duration_since(**t).unwrap_or_default() > grace)
+                {
+                    problems.push(format!(
+                        "entries from {seq} on are not covered by a checkpoint {need_witnesses} witness(es) cosigned, and entry {seq} is older than {}: the witnesses never saw them (a fork?)",
+                        humantime::format_duration(grace)
+                    ));
+                }
+            }
+            Some((_, _, n)) => problems.push(format!(
+                "the newest witnessed checkpoint has {n} trusted witness cosignature(s), {need_witnesses} asked for"
+            )),
+            None => problems.push(format!(
+                "the evidence carries no checkpoint cosigned by a trusted witness, {need_witnesses} asked for: its log was never seen by a witness (a fork?)"
+            )),
+        }
+    }
     // The auditor's last checkpoint, carried by the export and, when given, compared.
     let carried_from = match root {
         Some(r) => check_joined(cfg, dir, id, "from-checkpoint", (size, r), problems, false),
@@ -498,8 +664,10 @@ fn check_v2(
             "the index and the from-checkpoint file disagree on the earlier checkpoint".into(),
         );
     }
+    let mut kept_size = None;
     if let Some(kept) = kept {
         let (m, old_root, _) = read_kept_checkpoint(kept, id, &cfg.trust)?;
+        kept_size = Some(m);
         if m > size {
             problems.push(format!(
                 "your checkpoint has {m} entries, the evidence's only {size}: the log was rolled back or cut since your last audit"
@@ -529,6 +697,7 @@ fn check_v2(
             context: carried.iter().filter(|&&s| s < first).count(),
             witnessed: witnessed.map(|w| (w.0, w.2)),
             from_size: carried_from.map(|c| c.0),
+            kept: kept_size,
         }),
     })
 }

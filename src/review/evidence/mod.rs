@@ -130,7 +130,12 @@ fn read_kept_checkpoint(path: &Path, vault_id: &str, trust: &Trust) -> Result<(u
         )
     })?;
     let note = String::from_utf8(bytes)
-        .map_err(|_| anyhow::anyhow!("{} is not a checkpoint (not UTF-8)", path.display()))?;
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "{} is not a checkpoint (not UTF-8)\nfix: give the `checkpoint` file of the evidence you verified last",
+                path.display()
+            )
+        })?;
     let signed = vault::tiles::open(&note, vault_id, &trust.writers()).map_err(|e| {
         anyhow::anyhow!(
             "{} is not a checkpoint: {e}\nfix: give the `checkpoint` file of the evidence you verified last",
@@ -241,6 +246,8 @@ pub fn export(
     let mut context = BTreeSet::new();
     let mut manifests = BTreeSet::new();
     if first > 1 {
+        // The entry before the period, dated before DATE: what proves where it starts.
+        context.insert(first - 1);
         let mut in_force: BTreeMap<String, vault::ApprovalRecord> = BTreeMap::new();
         for a in history.approvals(None) {
             if a.seq < first {
@@ -369,6 +376,13 @@ pub fn export(
         format!("{}\n", vault::hash::hex(&key.sign(&msg))),
     )?;
     let entries = carried.len();
+    let newest = vault::log::newest(root)?;
+    if newest > size {
+        out.warn(format!(
+            "entries {} to {newest} are newer than the signed checkpoint and not in this evidence: the next write signs them; export again after it",
+            size + 1
+        ));
+    }
     out.record(
         "evidence",
         &serde_json::json!({
@@ -379,10 +393,15 @@ pub fn export(
         || {
             let period = if first == 1 {
                 format!("all {size} log entries")
+            } else if first > size {
+                format!(
+                    "no log entry in the period (none dated from {} on), the newest entry before it,",
+                    since.unwrap_or_default()
+                )
             } else {
                 format!(
-                    "log entries {first} to {size} of {size}, {} earlier one(s) the baselines rest on,",
-                    context.len()
+                    "log entries {first} to {size} of {size}, the one before them and {} earlier one(s) the baselines rest on,",
+                    context.len() - 1
                 )
             };
             let from = match &from {
