@@ -179,7 +179,39 @@ fn a_copy_over_something_else_or_a_fork_is_refused_and_nothing_is_signed() {
     let r = copy(&s, &s.vault().join("mirror"), &[]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("inside one another"), "{}", r.stderr);
-    assert_eq!(entries(&s), before, "nothing signed");
+    assert!(
+        !s.vault().join("mirror").exists(),
+        "nothing made in the vault"
+    );
+    // A label that would print lines of its own.
+    let r = copy(
+        &s,
+        &s.path("usb-label"),
+        &["--label", "A\nlog intact: 999 entries"],
+    );
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    // A replica whose packs folder links back into the vault would hold nothing.
+    let linked = s.path("usb-linked");
+    std::fs::create_dir_all(&linked).unwrap();
+    std::os::unix::fs::symlink(s.vault().join("packs"), linked.join("packs")).unwrap();
+    let r = copy(&s, &linked, &[]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("is a link"), "{}", r.stderr);
+    // A first copy killed right after naming the medium is finished by the next.
+    let cut = s.path("usb-cut");
+    std::fs::create_dir_all(cut.join("tmp")).unwrap();
+    std::fs::write(
+        cut.join("REPLICA"),
+        "plcvault replica\nid 0123456789abcdef0123456789abcdef\ncreated 2026-12-01T00:00:00Z\n",
+    )
+    .unwrap();
+    let r = copy(&s, &cut, &[]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.records("copy")[0]["report"]["disk"],
+        "0123456789abcdef0123456789abcdef"
+    );
+    assert_eq!(entries(&s), before + 1, "that copy was signed");
 
     // The replica of another vault.
     let other = Site::new();
@@ -215,6 +247,17 @@ fn a_copy_over_something_else_or_a_fork_is_refused_and_nothing_is_signed() {
     let r = copy(&s, &usb2, &[]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("does not extend"), "{}", r.stderr);
+    assert_eq!(entries(&s), before, "nothing signed");
+    // The fork's replica with its checkpoint gone: its entries are still never replaced.
+    let fork_entry = std::fs::read(usb2.join("log/00000000000000000002.entry")).unwrap();
+    std::fs::remove_file(usb2.join("tlog/checkpoint")).unwrap();
+    let r = copy(&s, &usb2, &[]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("another history"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read(usb2.join("log/00000000000000000002.entry")).unwrap(),
+        fork_entry
+    );
     assert_eq!(entries(&s), before, "nothing signed");
 }
 

@@ -618,6 +618,22 @@ fn evidence_of_a_period_carries_its_entries_with_proofs_and_grows_with_the_perio
     assert!(pw > 20 * p2, "{pw} vs {p2}");
     let (code, v, found) = audit(&s, &cfg, &ev2, &[]);
     assert_eq!(code, 0, "{v}\n{found}");
+    // Audits in a row: the auditor who kept the first evidence's checkpoint is told what
+    // this period leaves out.
+    let (code, _, found) = audit(
+        &s,
+        &cfg,
+        &ev2,
+        &[
+            "--from-checkpoint",
+            ev1.join("checkpoint").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        found.contains("entries 7 to 306 were written after the checkpoint of the last audit"),
+        "{found}"
+    );
 
     // A compromised collector host re-signs the index after changing the folder.
     type Tamper = (&'static str, fn(&Path), &'static str);
@@ -886,6 +902,19 @@ fn evidence_proves_consistency_with_the_auditors_last_checkpoint_and_a_fork_is_c
     let (code, _, found) = audit(&s, &cfg, &ev2, &["--witnesses", "2"]);
     assert_eq!(code, 1);
     assert!(found.contains("2 asked for"), "{found}");
+    // Nor is one witness's line written twice.
+    let dup = s.path("ev2-dup");
+    copy_tree(&ev2, &dup);
+    let note = std::fs::read_to_string(dup.join("witnessed")).unwrap();
+    let last = note.lines().last().unwrap().to_string();
+    std::fs::write(dup.join("witnessed"), format!("{note}{last}\n")).unwrap();
+    reseal(&s, &dup);
+    let (code, _, found) = audit(&s, &cfg, &dup, &["--witnesses", "2"]);
+    assert_eq!(code, 1);
+    assert!(
+        found.contains("has 1 trusted witness cosignature(s), 2 asked for"),
+        "{found}"
+    );
     let (code, v, found) = audit(&s, &cfg, &ev2, &["--witnesses", "1"]);
     assert_eq!(code, 0, "{v}\n{found}");
     // Nor can the fork borrow its own checkpoint of that size.

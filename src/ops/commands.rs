@@ -759,16 +759,32 @@ pub fn copy(cfg: &Config, to: &Path, label: &str, check: bool, out: &Out) -> Res
     let vault = cfg.vault_for_reading()?;
     vault::guard::check(&vault.clone().remembering(&cfg.vault.state))
         .context("refusing to copy")?;
-    std::fs::create_dir_all(to).with_context(|| {
-        format!(
-            "cannot create {}\nfix: mount the medium, or give a folder that can be made",
-            to.display()
-        )
-    })?;
-    let (a, b) = (
-        std::fs::canonicalize(vault.root())?,
-        std::fs::canonicalize(to)?,
-    );
+    if label.chars().any(char::is_control) || label.len() > 200 {
+        bail!(
+            "the label has control characters or more than 200 bytes\nfix: give a short one-line label"
+        );
+    }
+    // Where DIR is (or would be), links resolved, before anything is made.
+    let resolved = {
+        let mut existing = std::path::absolute(to)?;
+        let mut rest = Vec::new();
+        while !existing.exists() {
+            match (
+                existing.file_name().map(|n| n.to_owned()),
+                existing.parent(),
+            ) {
+                (Some(n), Some(p)) => {
+                    rest.push(n);
+                    existing = p.to_path_buf();
+                }
+                _ => break,
+            }
+        }
+        let mut p = std::fs::canonicalize(&existing)?;
+        p.extend(rest.iter().rev());
+        p
+    };
+    let (a, b) = (std::fs::canonicalize(vault.root())?, resolved);
     if a.starts_with(&b) || b.starts_with(&a) {
         bail!(
             "{} and the vault {} are inside one another\nfix: copy to another disk",
@@ -776,6 +792,12 @@ pub fn copy(cfg: &Config, to: &Path, label: &str, check: bool, out: &Out) -> Res
             vault.root().display()
         );
     }
+    std::fs::create_dir_all(to).with_context(|| {
+        format!(
+            "cannot create {}\nfix: mount the medium, or give a folder that can be made",
+            to.display()
+        )
+    })?;
     // Incremental: every file copied is checked against its name or the tree anyway.
     cfg.require_intact(&vault, false, ("copy", "a copy must be of an intact vault"))?;
     let history = cfg.history(&vault)?;

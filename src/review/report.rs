@@ -512,7 +512,14 @@ pub fn prometheus(r: &Report) -> String {
                     format!(
                         "{{disk=\"{}\",label=\"{}\"}}",
                         d.disk,
-                        d.label.replace(['\\', '"', '\n'], "_")
+                        d.label
+                            .chars()
+                            .map(|c| if c.is_control() || c == '"' || c == '\\' {
+                                '_'
+                            } else {
+                                c
+                            })
+                            .collect::<String>()
                     ),
                     d.age_seconds? as f64,
                 ))
@@ -828,7 +835,11 @@ pub fn run(
             format!(
                 "offline copy     disk {} {:<16} {} age {:<10} entries 1 to {} ({} behind), {} bytes",
                 &d.disk[..12.min(d.disk.len())],
-                if d.label.is_empty() { "-" } else { d.label.as_str() },
+                if d.label.is_empty() {
+                    "-".into()
+                } else {
+                    crate::output::printable_inline(&d.label)
+                },
                 d.time,
                 human_age(d.age_seconds),
                 d.size,

@@ -717,7 +717,22 @@ pub fn is_entry_time(t: &str) -> bool {
         && digits(17..19)
         && b[b.len() - 1] == b'Z'
         && (b.len() == 20 || (b[19] == b'.' && b.len() > 21 && digits(20..b.len() - 1)));
-    shape && &t[17..19] <= "59"
+    // And a real date and time: no 30 February, no hour 24 (a time no reader can parse
+    // would escape every clock check).
+    let num = |r: std::ops::Range<usize>| t[r].parse::<u32>().unwrap_or(u32::MAX);
+    if !shape {
+        return false;
+    }
+    let (year, month, day) = (num(0..4), num(5..7), num(8..10));
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => 0,
+    };
+    (1..=days).contains(&day) && num(11..13) <= 23 && num(14..16) <= 59 && num(17..19) <= 59
 }
 
 /// A device name as the config allows it.
@@ -762,4 +777,32 @@ pub fn encode(header: &Header, event: &Event, key: &SecretKey) -> Vec<u8> {
     out.extend_from_slice(hex(&sig).as_bytes());
     out.push(b'\n');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_entry_time;
+
+    // Regression (red team, issue 12): a time of the right shape but no real date escaped
+    // every clock check, since no reader could parse it.
+    #[test]
+    fn entry_times_are_real_times() {
+        assert!(is_entry_time("2026-02-28T10:00:00.000Z"));
+        assert!(is_entry_time("2028-02-29T23:59:59Z"));
+        assert!(
+            is_entry_time("1026-01-01T00:00:00Z"),
+            "a real date, if an odd one"
+        );
+        for bad in [
+            "2026-02-30T10:00:00.000Z",
+            "2027-02-29T10:00:00.000Z",
+            "2026-04-31T10:00:00.000Z",
+            "2026-13-01T10:00:00Z",
+            "2026-01-01T25:00:00Z",
+            "2026-01-01T10:61:00Z",
+            "2026-01-01 10:00:00Z",
+        ] {
+            assert!(!is_entry_time(bad), "{bad}");
+        }
+    }
 }

@@ -116,7 +116,11 @@ pub fn copy(
             let listed = target
                 .list("")
                 .map_err(|e| refused(format!("cannot list {place}: {e}\nfix: check the medium")))?;
-            if !listed.is_empty() {
+            // A first copy killed before its marker leaves only these behind.
+            if listed
+                .iter()
+                .any(|(p, _)| p != REPLICA_FILE && !p.starts_with("tmp/"))
+            {
                 return Err(refused(format!(
                     "{place} is not empty and holds no vault\nfix: copy to an empty folder, or to a replica of this vault"
                 )));
@@ -129,6 +133,12 @@ pub fn copy(
             )));
         }
         Some(_) => {}
+    }
+    if new_replica {
+        // The marker first: from here on the folder is a replica of this vault.
+        target
+            .write_exclusive("VAULT", &marker)
+            .map_err(io(target, "VAULT"))?;
     }
     // The medium's own id.
     let disk = match target
@@ -198,9 +208,7 @@ pub fn copy(
         present: 0,
         total_bytes: 0,
     };
-    if new_replica {
-        put(&src, target, "VAULT", None, &mut report, true)?;
-    } else if theirs.as_deref() != Some(&marker[..]) {
+    if !new_replica && theirs.as_deref() != Some(&marker[..]) {
         // The vault's marker moved on (format 2): the replica's follows.
         target
             .write_replace("VAULT", &marker)
@@ -215,15 +223,21 @@ pub fn copy(
             sizes.insert(p, s);
         }
     }
-    let copy_one = |rel: String, named: Option<Hash>, report: &mut CopyReport| {
+    // A file of the right size is taken as there, unless it holds log entries the
+    // replica's checkpoint does not cover (`last`: the newest entry it holds), which are
+    // compared byte for byte: a fork's entry may well have the same size.
+    let copy_with = |rel: String, named: Option<Hash>, last: u64, report: &mut CopyReport| {
         let there = sizes.get(&rel).copied();
         let src_size = std::fs::metadata(root.join(&rel)).map(|m| m.len()).ok();
-        if !check && there.is_some() && there == src_size {
+        if !check && there.is_some() && there == src_size && last <= from_size {
             report.present += 1;
             report.total_bytes += there.unwrap_or(0);
             return Ok(());
         }
         put(&src, target, &rel, named, report, there.is_none())
+    };
+    let copy_one = |rel: String, named: Option<Hash>, report: &mut CopyReport| {
+        copy_with(rel, named, 0, report)
     };
     // Data first: every pack the log names, every manifest a trusted entry names.
     let mut packs = BTreeSet::new();
@@ -258,9 +272,10 @@ pub fn copy(
         .filter(|g| (g + 1) * crate::log::BUNDLE <= n)
         .collect();
     for g in &bundled {
-        copy_one(
+        copy_with(
             rel_of(root, &crate::log::bundle_path(root, *g)),
             None,
+            (g + 1) * crate::log::BUNDLE,
             &mut report,
         )?;
     }
@@ -273,15 +288,16 @@ pub fn copy(
         let path = crate::log::entry_path(root, seq);
         if !path.exists() && crate::log::bundle_path(root, g).exists() {
             // Bundled by a writer since the listing: the bundle instead.
-            copy_one(
+            copy_with(
                 rel_of(root, &crate::log::bundle_path(root, g)),
                 None,
+                (g + 1) * crate::log::BUNDLE,
                 &mut report,
             )?;
             late.insert(g);
             continue;
         }
-        copy_one(rel_of(root, &path), None, &mut report)?;
+        copy_with(rel_of(root, &path), None, seq, &mut report)?;
     }
     let bundled: BTreeSet<u64> = bundled.union(&late).copied().collect();
     for prefix in ["tlog/tile", "tlog/witnessed"] {
@@ -382,11 +398,18 @@ fn put(
     };
     let same = |t: &dyn Storage| t.read(rel, max).ok().flatten().is_some_and(|b| b == bytes);
     if !written {
-        // There already: replaced only when it differs (a damaged or cut copy).
+        // There already: replaced only when it differs (a damaged or cut copy) — never a
+        // log entry, which would be another history (a fork kept as evidence).
         if same(target) {
             report.present += 1;
             report.total_bytes += bytes.len() as u64;
             return Ok(());
+        }
+        if named.is_none() && (rel.starts_with("log/") || rel.starts_with("tlog/tile/entries/")) {
+            return Err(refused(format!(
+                "{rel} on {} is not this vault's: the replica holds another history (a fork?)\nfix: never copy over it; keep it for the investigation and copy to another medium",
+                target.describe()
+            )));
         }
         target.write_replace(rel, &bytes).map_err(io(target, rel))?;
     }

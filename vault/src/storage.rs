@@ -52,12 +52,36 @@ impl LocalDir {
         &self.root
     }
 
-    fn tmp(&self) -> PathBuf {
-        self.root.join("tmp")
+    fn tmp(&self) -> io::Result<PathBuf> {
+        self.path("tmp")
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
-        self.root.join(rel)
+    /// The file `rel`, refused when it or a folder on the way (below the root) is a link:
+    /// a replica that links back into the vault would hold nothing of its own.
+    fn path(&self, rel: &str) -> io::Result<PathBuf> {
+        let mut p = self.root.clone();
+        for part in rel.split('/').filter(|c| !c.is_empty()) {
+            if part == ".." || part == "." {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{rel}: not a plain path"),
+                ));
+            }
+            p.push(part);
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{} is a link: a replica holds its own files, never links (remove it)",
+                            p.display()
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(p)
     }
 }
 
@@ -72,6 +96,15 @@ fn list_into(dir: &Path, rel: &str, out: &mut Vec<(String, u64)>) -> io::Result<
         let name = e.file_name().to_string_lossy().into_owned();
         let path = format!("{rel}/{name}");
         let ft = e.file_type()?;
+        if ft.is_symlink() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} is a link: a replica holds its own files, never links (remove it)",
+                    e.path().display()
+                ),
+            ));
+        }
         if ft.is_dir() {
             list_into(&e.path(), &path, out)?;
         } else if ft.is_file() {
@@ -87,7 +120,7 @@ impl Storage for LocalDir {
     }
 
     fn read(&self, path: &str, max: u64) -> io::Result<Option<Vec<u8>>> {
-        match crate::fsread::read_regular(&self.path(path), max) {
+        match crate::fsread::read_regular(&self.path(path)?, max) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -96,29 +129,40 @@ impl Storage for LocalDir {
 
     fn list(&self, prefix: &str) -> io::Result<Vec<(String, u64)>> {
         let mut out = Vec::new();
-        list_into(&self.path(prefix), prefix.trim_end_matches('/'), &mut out)?;
+        let rel = prefix.trim_end_matches('/');
+        let base = if rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.path(rel)?
+        };
+        list_into(&base, rel, &mut out)?;
+        for (p, _) in &mut out {
+            if let Some(s) = p.strip_prefix('/') {
+                *p = s.to_string();
+            }
+        }
         out.sort();
         Ok(out)
     }
 
     fn write_exclusive(&self, path: &str, bytes: &[u8]) -> io::Result<bool> {
-        let dest = self.path(path);
+        let dest = self.path(path)?;
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent)?;
         }
-        crate::atomic::write_exclusive(&self.tmp(), &dest, bytes)
+        crate::atomic::write_exclusive(&self.tmp()?, &dest, bytes)
     }
 
     fn write_replace(&self, path: &str, bytes: &[u8]) -> io::Result<()> {
-        let dest = self.path(path);
+        let dest = self.path(path)?;
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent)?;
         }
-        crate::atomic::write_replace(&self.tmp(), &dest, bytes)
+        crate::atomic::write_replace(&self.tmp()?, &dest, bytes)
     }
 
     fn delete(&self, path: &str) -> io::Result<()> {
-        match fs::remove_file(self.path(path)) {
+        match fs::remove_file(self.path(path)?) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }

@@ -292,7 +292,8 @@ pub fn open(note: &str, vault_id: &str, keys: &[PublicKey]) -> Result<SignedChec
         match known {
             Some(k) => {
                 let s: [u8; 64] = sig[4..].try_into().expect("64 bytes");
-                if k.verify(text.as_bytes(), &s) {
+                // A key counts once, however many of its lines a note repeats.
+                if k.verify(text.as_bytes(), &s) && !signers.contains(k) {
                     signers.push(*k);
                 }
             }

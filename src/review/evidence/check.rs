@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use vault::{Hash, History, Vault};
@@ -113,15 +114,7 @@ pub fn verify(
                 )),
                 _ => {}
             }
-            if let Some(m) = v2.from_size.or(v2.kept)
-                && v2.first > m + 1
-            {
-                t.push_str(&format!(
-                    "\n  entries {} to {} (after your last audit, before this period) are not in this evidence",
-                    m + 1,
-                    v2.first - 1
-                ));
-            }
+            t.push_str("\n  report.json and report.html are the site's report at export: of their claims, the baselines are checked against the carried entries");
             if clean {
                 t.push_str(&format!(
                     "\n  keep a copy of {} for the next audit: plcvault verify --evidence NEXT --from-checkpoint COPY",
@@ -512,6 +505,8 @@ fn check_v2(
     let mut entries = 0;
     let mut head = None;
     let mut times: BTreeMap<u64, std::time::SystemTime> = BTreeMap::new();
+    // Trusted entries whose time no clock check can use (before 1970).
+    let mut undated: HashSet<u64> = HashSet::new();
     let mut hashes: BTreeMap<u64, Hash> = BTreeMap::new();
     let mut kinds: BTreeMap<u64, (String, Option<Hash>)> = BTreeMap::new();
     for &seq in &carried {
@@ -553,8 +548,13 @@ fn check_v2(
             }
             hashes.insert(seq, c.entry.hash);
             if c.trusted {
-                if let Some(t) = c.entry.time() {
-                    times.insert(seq, t);
+                match c.entry.time() {
+                    Some(t) => {
+                        times.insert(seq, t);
+                    }
+                    None => {
+                        undated.insert(seq);
+                    }
                 }
                 let (kind, approves) = match &c.entry.event {
                     Ok(vault::log::Event::Approval { snapshot, .. }) => {
@@ -575,6 +575,15 @@ fn check_v2(
     if size > 0 && head != index.head_hash {
         problems.push("the log's newest entry is not the one the index names".into());
     }
+    // An entry no clock check can use is before any period, so never in one, and cannot
+    // prove where one starts.
+    for &seq in &undated {
+        if seq + 1 == first || seq >= first {
+            problems.push(format!(
+                "entry {seq} is dated before 1970: it cannot show where the period starts or belong to it"
+            ));
+        }
+    }
     // The period's start: the entry before it is dated before DATE.
     if first > 1
         && let (Some(t), Some(s)) = (times.get(&(first - 1)), since)
@@ -584,6 +593,28 @@ fn check_v2(
             "entry {}, carried as the one before the period, is dated within it: the period was cut at its start",
             first - 1
         ));
+    }
+    // Clocks: no entry dated ahead of now (a date in the future would pass every age
+    // check), none of the period dated before its start (an honest export begins after
+    // the newest entry dated before DATE).
+    let now = std::time::SystemTime::now();
+    for (&seq, &t) in &times {
+        if t > now + vault::verify::DEFAULT_CLOCK_SKEW {
+            problems.push(format!(
+                "entry {seq} is dated {} ahead of now: its time cannot be true",
+                humantime::format_duration(Duration::from_secs(
+                    t.duration_since(now).unwrap_or_default().as_secs()
+                ))
+            ));
+        }
+        if seq >= first
+            && let Some(s) = since
+            && t < s
+        {
+            problems.push(format!(
+                "entry {seq}, in the period, is dated before the period's start: the period was cut"
+            ));
+        }
     }
     // The earlier entries: approvals, the snapshots they approve, and the boundary.
     let approved: HashSet<Hash> = kinds.values().filter_map(|(_, a)| *a).collect();
@@ -687,6 +718,16 @@ fn check_v2(
                 )),
             }
         }
+    }
+    // Audits in a row: nothing written since the last audit may be left out.
+    if let Some(m) = kept_size.or(carried_from.map(|c| c.0))
+        && first > m + 1
+    {
+        problems.push(format!(
+            "entries {} to {} were written after the checkpoint of the last audit ({m} entries) and are not in this evidence: ask for an export whose period begins at or before that audit",
+            m + 1,
+            first - 1
+        ));
     }
     Ok(Checked {
         entries,
