@@ -311,8 +311,8 @@ pub fn copy(
         }
     }
     // The replica's tree gives the checkpoint's root before the checkpoint is written.
-    if let Some(local) = local_root(target) {
-        let got = crate::tlog::tree_hash(&crate::tiles::Tiles::of(&local), n);
+    if let Some(local) = target.local_root() {
+        let got = crate::tlog::tree_hash(&crate::tiles::Tiles::of(local), n);
         if got.as_ref() != Ok(&cp.root) {
             return Err(refused(format!(
                 "the tiles written to {place} do not give the checkpoint's root\nfix: run `plcvault copy --check` to read every file of the replica again"
@@ -347,12 +347,6 @@ pub fn copy(
     let (bytes, _, _) = crate::log::Reader::new(root).read(n)?;
     report.head = Hash::of(&bytes);
     Ok(report)
-}
-
-/// The replica's folder, when the target is one (to check its tree in place).
-fn local_root(target: &dyn Storage) -> Option<std::path::PathBuf> {
-    let p = std::path::PathBuf::from(target.describe());
-    p.join("VAULT").exists().then_some(p)
 }
 
 fn rel_of(root: &std::path::Path, path: &std::path::Path) -> String {

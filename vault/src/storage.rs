@@ -12,6 +12,11 @@ use std::path::{Path, PathBuf};
 pub trait Storage {
     /// What it is, for messages (a folder's path, a bucket's URL).
     fn describe(&self) -> String;
+    /// Its folder, when it is one on this machine (so that a replica's tree can be
+    /// checked in place).
+    fn local_root(&self) -> Option<&Path> {
+        None
+    }
     /// The bytes of `path`, at most `max` of them; `None` when there is no such file.
     ///
     /// Fails when it cannot be read, is not a regular file, or is larger than `max`.
@@ -117,6 +122,10 @@ fn list_into(dir: &Path, rel: &str, out: &mut Vec<(String, u64)>) -> io::Result<
 impl Storage for LocalDir {
     fn describe(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn local_root(&self) -> Option<&Path> {
+        Some(&self.root)
     }
 
     fn read(&self, path: &str, max: u64) -> io::Result<Option<Vec<u8>>> {
