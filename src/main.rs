@@ -220,6 +220,31 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Apply the retention policy ([retention] keep-daily …): sign into the log which
+    /// snapshots are no longer kept. Never forgets the newest (complete) snapshot, the
+    /// baseline and the approved ones before it, a recently drilled snapshot, or anything
+    /// since the baseline while a device drifts. Deletes nothing: see `prune`
+    Forget {
+        /// Show what would be kept and forgotten, and why; sign nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Only these devices (default: every device the vault holds)
+        devices: Vec<String>,
+    },
+    /// Delete packs and manifests no kept snapshot needs and leftovers of failed runs,
+    /// repack sparse packs; alone on the vault, crash-safe
+    Prune {
+        /// Show what would be deleted; delete and sign nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Unused share of kept packs tolerated before repacking (default [retention]
+        /// max-unused, 5%)
+        #[arg(long, value_name = "SHARE", value_parser = parse_share_arg)]
+        max_unused: Option<f64>,
+        /// Leftovers younger than this are kept (default [retention] grace, 1 day)
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        grace: Option<std::time::Duration>,
+    },
     /// Print a proof against the vault's signed checkpoint (RFC 9162, hashes in hex), for
     /// an auditor or a tool nobody here wrote to check
     Proof {
@@ -578,6 +603,33 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
         } => ops::commands::verify(&load()?, *read_data, *full, out),
         Command::Upgrade => ops::commands::upgrade(&load()?, out),
         Command::Copy { to, label, check } => ops::commands::copy(&load()?, to, label, *check, out),
+        Command::Forget { dry_run, devices } => {
+            let cfg = load()?;
+            // Drift as the report sees it: a drifting device keeps everything since its
+            // baseline; one whose comparison cannot run counts as drifting.
+            let report = review::report::build(&cfg, std::time::SystemTime::now())?;
+            let drift = report
+                .devices
+                .iter()
+                .map(|d| (d.device.clone(), d.drift))
+                .collect();
+            let devices: Option<Vec<String>> = if devices.is_empty() {
+                None
+            } else {
+                Some(
+                    devices
+                        .iter()
+                        .map(|d| cfg.stored_device(d))
+                        .collect::<anyhow::Result<_>>()?,
+                )
+            };
+            ops::retain::forget(&cfg, devices.as_deref(), *dry_run, &drift, out)
+        }
+        Command::Prune {
+            dry_run,
+            max_unused,
+            grace,
+        } => ops::retain::prune(&load()?, *dry_run, *max_unused, *grace, out),
         Command::Witness {
             what: WitnessAction::Cosign { key },
         } => ops::commands::witness_cosign(&load()?, key, out),
@@ -670,4 +722,8 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             out,
         ),
     }
+}
+
+fn parse_share_arg(s: &str) -> Result<f64, String> {
+    config::parse_share(s)
 }

@@ -14,7 +14,7 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   exit 2
 fi
 
-echo "== test peers: pymodbus, PyNaCl, pyftpdlib (with pyOpenSSL), python-snap7, l5x, blark in .venv; Debian's zstd, OpenSSH sshd, vsftpd, tcpdump, tshark, Go with golang.org/x/mod"
+echo "== test peers: pymodbus, PyNaCl, pyftpdlib (with pyOpenSSL), python-snap7, l5x, blark in .venv; Debian's zstd, OpenSSH sshd, vsftpd, tcpdump, tshark, Go with golang.org/x/mod, faketime"
 PYMODBUS_VERSION=3.16.1
 SNAP7_VERSION=3.3.0
 # Outside inventories for the structured diffs: the `l5x` package (L5X) and blark (TwinCAT).
@@ -49,6 +49,8 @@ command -v tshark >/dev/null 2>&1 || missing="$missing tshark"
 # The transparency-log checker nobody here wrote: Go's sumdb note and tlog packages.
 command -v go >/dev/null 2>&1 || missing="$missing golang-go"
 [ -f /usr/share/gocode/src/golang.org/x/mod/sumdb/tlog/tlog.go ] || missing="$missing golang-golang-x-mod-dev"
+# Retention tests date their nights in the past with libfaketime.
+command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
 if [ -n "$missing" ]; then
   echo "installing Debian's$missing" >&2
   # shellcheck disable=SC2086

@@ -48,6 +48,8 @@ ROLE_OF = {
     "approval": "approver",
     "recovery": "approver",
     "copy": "collector",
+    "forget": "collector",
+    "prune": "collector",
 }
 # Required fields of each known event and a check of their JSON type.
 STR, INT, BOOL, LIST, OBJ, HASH = "str", "int", "bool", "list", "obj", "hash"
@@ -65,6 +67,8 @@ EVENT_FIELDS = {
     "recovery": {"accepted": LIST, "reason": STR},
     "copy": {"disk": STR, "label": STR, "target": STR, "size": INT, "head": HASH, "root": HASH,
              "written": INT, "bytes": INT, "total_bytes": INT},
+    "forget": {"forgotten": LIST, "policy": None},
+    "prune": {"removed": LIST, "packs": LIST, "freed": INT, "written": INT},
 }
 HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 
@@ -279,7 +283,16 @@ class Verifier:
                     return f"{t} field {k} missing or of the wrong type"
             if "device" in EVENT_FIELDS[t] and not re.fullmatch(r"[A-Za-z0-9._-]{1,255}", b["device"]):
                 return "device is not a device name"
-            if t == "snapshot":
+            if t == "forget":
+                for f in b["forgotten"]:
+                    if not (isinstance(f, dict) and isinstance(f.get("device"), str)
+                            and isinstance(f.get("snapshots"), list)
+                            and all(type_ok(x, INT) for x in f["snapshots"])):
+                        return "forget items are not {device, snapshots}"
+            if t == "prune":
+                if not all(is_hash(x) for x in b["removed"]):
+                    return "prune removed is not a list of hashes"
+            if t in ("snapshot", "prune"):
                 for p in b["packs"]:
                     if not (isinstance(p, dict) and is_hash(p.get("id")) and type_ok(p.get("size"), INT)):
                         return "snapshot packs are not {id, size}"
@@ -430,44 +443,53 @@ class Verifier:
         self.index, self.packs, seen = {}, [], set()
         self.versions, self.versions_seen = [], set()
         budget = MAX_UNTRUSTED_CHUNKS
-        # Packs of trusted snapshots first, then those only untrusted entries name.
-        order = [e for e in self.entries if e[3]] + [e for e in self.entries if not e[3]]
-        for _, b, _, trusted in order:
-            if b.get("type") != "snapshot":
+        # The packs the log names, in its order: those of snapshot entries, less those a
+        # trusted prune entry removed, plus the ones it wrote.
+        named = {}
+        for _, b, _, trusted in self.entries:
+            if b.get("type") == "prune" and trusted:
+                for pid in b["removed"]:
+                    named.pop(pid, None)
+            if b.get("type") == "snapshot" or (b.get("type") == "prune" and trusted):
+                for p in b["packs"]:
+                    p0, t0 = named.get(p["id"], (p, False))
+                    named[p["id"]] = (p0, t0 or trusted)
+        # Packs of trusted entries first, then those only untrusted entries name.
+        order = [p for p, t in named.values() if t] + [p for p, t in named.values() if not t]
+        for p in order:
+            trusted = named[p["id"]][1]
+            if p["id"] in seen:
                 continue
-            for p in b["packs"]:
-                if p["id"] in seen:
+            seen.add(p["id"])
+            path = self.pack_path(p["id"])
+            if not os.path.lexists(path):
+                self.find("missing-pack", f"pack {p['id'][:12]} is missing")
+                continue
+            try:
+                data = read_regular(path, p["size"])
+            except FileNotFoundError:
+                self.find("missing-pack", f"pack {p['id'][:12]} is missing")
+                continue
+            except (Unreadable, OSError) as e:
+                kind = "truncated-pack" if "over the limit" in str(e) else "corrupt-pack"
+                self.find(kind, f"pack {p['id'][:12]}: {e}")
+                continue
+            if len(data) != p["size"]:
+                self.find("truncated-pack", f"pack {p['id'][:12]} is {len(data)} bytes, the log says {p['size']}")
+                continue
+            entries = self.parse_trailer(data)
+            if isinstance(entries, str):
+                kind = "truncated-pack" if entries.startswith("truncated") else "corrupt-pack"
+                self.find(kind, f"pack {p['id'][:12]}: {entries}")
+                continue
+            if not trusted:
+                if len(entries) > budget:
+                    self.find("corrupt-pack", f"pack {p['id'][:12]}: not indexed, over the untrusted budget")
                     continue
-                seen.add(p["id"])
-                path = self.pack_path(p["id"])
-                if not os.path.lexists(path):
-                    self.find("missing-pack", f"pack {p['id'][:12]} is missing")
-                    continue
-                try:
-                    data = read_regular(path, p["size"])
-                except FileNotFoundError:
-                    self.find("missing-pack", f"pack {p['id'][:12]} is missing")
-                    continue
-                except (Unreadable, OSError) as e:
-                    kind = "truncated-pack" if "over the limit" in str(e) else "corrupt-pack"
-                    self.find(kind, f"pack {p['id'][:12]}: {e}")
-                    continue
-                if len(data) != p["size"]:
-                    self.find("truncated-pack", f"pack {p['id'][:12]} is {len(data)} bytes, the log says {p['size']}")
-                    continue
-                entries = self.parse_trailer(data)
-                if isinstance(entries, str):
-                    kind = "truncated-pack" if entries.startswith("truncated") else "corrupt-pack"
-                    self.find(kind, f"pack {p['id'][:12]}: {entries}")
-                    continue
-                if not trusted:
-                    if len(entries) > budget:
-                        self.find("corrupt-pack", f"pack {p['id'][:12]}: not indexed, over the untrusted budget")
-                        continue
-                    budget -= len(entries)
-                self.packs.append((p["id"], p["size"]))
-                for cid, off, stored, plain, codec in entries:
-                    self.index.setdefault(cid, (p["id"], off, stored, plain, codec))
+                budget -= len(entries)
+            self.packs.append((p["id"], p["size"]))
+            for cid, off, stored, plain, codec in entries:
+                self.index.setdefault(cid, (p["id"], off, stored, plain, codec))
 
     @staticmethod
     def decompress(stored, plain_len):
@@ -581,8 +603,12 @@ class Verifier:
 
     def check_manifests(self):
         done = set()
+        forgotten = {(f["device"], s) for _, b, _, trusted in self.entries
+                     if trusted and b["type"] == "forget" for f in b["forgotten"] for s in f["snapshots"]}
         for n, b, _, trusted in self.entries:
             if not trusted or b["type"] != "snapshot" or b["manifest"] in done:
+                continue
+            if (b["device"], n) in forgotten:
                 continue
             done.add(b["manifest"])
             path = os.path.join(self.root, "manifests", f"{b['manifest']}.json")

@@ -43,6 +43,15 @@ pub enum Zone {
 }
 
 impl Zone {
+    /// The zone as a jiff time zone (UTC for `utc`).
+    pub fn tz(&self) -> jiff::tz::TimeZone {
+        match self {
+            Zone::Local => jiff::tz::TimeZone::system(),
+            Zone::Utc => jiff::tz::TimeZone::UTC,
+            Zone::Named(tz) => tz.clone(),
+        }
+    }
+
     /// `local`, `utc`, or an IANA zone name.
     ///
     /// Fails when the name is not in the system's tz database.

@@ -39,6 +39,98 @@ struct RawConfig {
     daemon: RawDaemon,
     #[serde(default)]
     report: RawReport,
+    #[serde(default)]
+    retention: RawRetention,
+}
+
+/// `[retention]`: the vault's policy, prune's settings, and per-device overrides.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawRetention {
+    keep_last: Option<Spanned<u32>>,
+    keep_daily: Option<Spanned<u32>>,
+    keep_weekly: Option<Spanned<u32>>,
+    keep_monthly: Option<Spanned<u32>>,
+    keep_yearly: Option<Spanned<u32>>,
+    keep_approved: Option<Spanned<u32>>,
+    grace: Option<Spanned<String>>,
+    max_unused: Option<Spanned<String>>,
+    #[serde(default)]
+    device: BTreeMap<String, RawPolicy>,
+}
+
+/// `[retention.device.NAME]`: keys that replace the vault's for one device.
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawPolicy {
+    keep_last: Option<Spanned<u32>>,
+    keep_daily: Option<Spanned<u32>>,
+    keep_weekly: Option<Spanned<u32>>,
+    keep_monthly: Option<Spanned<u32>>,
+    keep_yearly: Option<Spanned<u32>>,
+    keep_approved: Option<Spanned<u32>>,
+}
+
+/// A retention policy (restic's semantics: the newest snapshot of each of the last N days,
+/// ISO weeks, months, years that have one; the last N snapshots), plus the approved
+/// baselines kept besides the current one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Policy {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_daily: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_weekly: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_monthly: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_yearly: Option<u32>,
+    pub keep_approved: u32,
+}
+
+impl Policy {
+    /// Some `keep-*` key is set: without one, forget refuses (it would forget everything
+    /// the protections do not keep).
+    pub fn is_set(&self) -> bool {
+        self.keep_last.is_some()
+            || self.keep_daily.is_some()
+            || self.keep_weekly.is_some()
+            || self.keep_monthly.is_some()
+            || self.keep_yearly.is_some()
+    }
+}
+
+/// `[retention]` validated.
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    pub policy: Policy,
+    pub devices: BTreeMap<String, Policy>,
+    /// Prune deletes files no entry names only when older than this (default 1 day).
+    pub grace: Duration,
+    /// Unused share of kept packs tolerated before repacking (default 5%).
+    pub max_unused: f64,
+}
+
+impl RetentionConfig {
+    /// The policy for `device`.
+    pub fn policy_for(&self, device: &str) -> &Policy {
+        self.devices.get(device).unwrap_or(&self.policy)
+    }
+}
+
+/// `5%` (or `0.05`) as a share, 0 to 1.
+pub fn parse_share(text: &str) -> Result<f64, String> {
+    let v = match text.trim().strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+        None => text.trim().parse::<f64>(),
+    }
+    .map_err(|_| format!("`{text}` is not a share (write it like \"5%\")"))?;
+    if !(0.0..=1.0).contains(&v) {
+        return Err(format!("`{text}` is not between 0% and 100%"));
+    }
+    Ok(v)
 }
 
 #[derive(Deserialize, Default)]
@@ -153,6 +245,7 @@ pub struct Config {
     /// The timezone cron times are read in.
     pub zone: Zone,
     pub report: ReportConfig,
+    pub retention: RetentionConfig,
     /// `[site] name`: what pages and reports call the plant (default: the config file's
     /// folder name).
     pub site: String,
@@ -803,6 +896,68 @@ impl Config {
             )?,
             offline_asked: raw.report.offline_max_age.is_some(),
         };
+        let retention = {
+            let r = &raw.retention;
+            let keep = |v: &Option<Spanned<u32>>, key: &str| -> Result<Option<u32>> {
+                match v {
+                    Some(n) if *n.get_ref() > 100_000 => {
+                        bail!("{}: [retention] key `{key}`: at most 100000", loc.at(n))
+                    }
+                    v => Ok(v.as_ref().map(|n| *n.get_ref())),
+                }
+            };
+            let policy = Policy {
+                keep_last: keep(&r.keep_last, "keep-last")?,
+                keep_daily: keep(&r.keep_daily, "keep-daily")?,
+                keep_weekly: keep(&r.keep_weekly, "keep-weekly")?,
+                keep_monthly: keep(&r.keep_monthly, "keep-monthly")?,
+                keep_yearly: keep(&r.keep_yearly, "keep-yearly")?,
+                keep_approved: keep(&r.keep_approved, "keep-approved")?.unwrap_or(2),
+            };
+            let mut per_device = BTreeMap::new();
+            for (name, p) in &r.device {
+                if !devices.iter().any(|d| &d.name == name) {
+                    bail!(
+                        "{}: [retention.device.{name}]: no [[device]] is named `{name}`\nfix: use a configured device's name",
+                        path.display()
+                    );
+                }
+                let or = |v: &Option<Spanned<u32>>, base: Option<u32>, key: &str| {
+                    Ok::<_, anyhow::Error>(keep(v, key)?.or(base))
+                };
+                per_device.insert(
+                    name.clone(),
+                    Policy {
+                        keep_last: or(&p.keep_last, policy.keep_last, "keep-last")?,
+                        keep_daily: or(&p.keep_daily, policy.keep_daily, "keep-daily")?,
+                        keep_weekly: or(&p.keep_weekly, policy.keep_weekly, "keep-weekly")?,
+                        keep_monthly: or(&p.keep_monthly, policy.keep_monthly, "keep-monthly")?,
+                        keep_yearly: or(&p.keep_yearly, policy.keep_yearly, "keep-yearly")?,
+                        keep_approved: or(
+                            &p.keep_approved,
+                            Some(policy.keep_approved),
+                            "keep-approved",
+                        )?
+                        .unwrap_or(2),
+                    },
+                );
+            }
+            let grace = match &r.grace {
+                None => Duration::from_secs(86400),
+                Some(g) => loc.duration(g, "[retention] key `grace`", Duration::ZERO, 10 * YEAR)?,
+            };
+            let max_unused = match &r.max_unused {
+                None => 0.05,
+                Some(m) => parse_share(m.get_ref())
+                    .map_err(|e| anyhow!("{}: [retention] key `max-unused`: {e}", loc.at(m)))?,
+            };
+            RetentionConfig {
+                policy,
+                devices: per_device,
+                grace,
+                max_unused,
+            }
+        };
         Ok(Config {
             file: path.to_owned(),
             vault: vault_cfg,
@@ -813,6 +968,7 @@ impl Config {
             schedules,
             zone,
             report,
+            retention,
             site: raw
                 .site
                 .name
@@ -989,6 +1145,7 @@ impl Config {
         } else {
             vault::Vault::open(&self.vault.path)?.remembering(&self.vault.state)
         };
+        let v = v.hold(vault::Hold::Shared)?;
         vault::guard::check(&v)?;
         Ok(v)
     }

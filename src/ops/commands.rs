@@ -756,7 +756,8 @@ pub fn restore_onto(
 /// it), holds something else, or cannot be written, or the replica does not verify.
 pub fn copy(cfg: &Config, to: &Path, label: &str, check: bool, out: &Out) -> Result<Outcome> {
     let key = cfg.signing_key()?;
-    let vault = cfg.vault_for_reading()?;
+    // Held shared: a prune waits for the copy, and the copy for a prune.
+    let vault = cfg.vault_for_reading()?.hold(vault::Hold::Shared)?;
     vault::guard::check(&vault.clone().remembering(&cfg.vault.state))
         .context("refusing to copy")?;
     if label.chars().any(char::is_control) || label.len() > 200 {

@@ -9,5 +9,6 @@ pub mod demo;
 pub mod device;
 pub mod drill;
 pub mod recover;
+pub mod retain;
 pub mod schedule;
 pub mod sim;

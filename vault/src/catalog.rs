@@ -23,7 +23,7 @@ use crate::history::{FileStat, History, Store, Summary};
 use crate::repository::{Trust, Vault};
 
 /// The catalog's format.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// The largest summary a reader reads.
 const MAX_SUMMARY: u64 = 512 * 1024 * 1024;

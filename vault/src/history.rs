@@ -6,7 +6,7 @@
 //! and the entries since (`catalog::open`) — so an entry with a bad signature, an unknown
 //! or wrong-role signer, or from another vault is never acted on.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -124,6 +124,15 @@ pub struct FailureRecord {
     pub kind: Option<String>,
 }
 
+/// Snapshots of a device that a trusted `forget` entry forgot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ForgottenRecord {
+    pub seq: u64,
+    pub time: String,
+    /// Entry numbers of the snapshots forgotten.
+    pub snapshots: Vec<u64>,
+}
+
 /// One trusted entry about a device, as the catalog keeps it: one line of JSON each, in
 /// log order, in the device's record file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -133,6 +142,7 @@ pub enum Record {
     Approval(ApprovalRecord),
     Drill(DrillRecord),
     Failure(FailureRecord),
+    Forgotten(ForgottenRecord),
 }
 
 /// Where a device's records are and what they hash to: `count` lines, `bytes` long, whose
@@ -158,6 +168,9 @@ pub struct DeviceSummary {
     pub last_passed_drill: Option<DrillRecord>,
     pub last_failure: Option<FailureRecord>,
     pub records: RecordFile,
+    /// Snapshots retention forgot (counted in `snapshots` too).
+    #[serde(default)]
+    pub forgotten: u64,
 }
 
 /// The log folded: what every command needs without reading the entries again.
@@ -711,15 +724,24 @@ impl History {
             self.times.push((seq, t));
         }
         self.summary.newest_time = Some(c.entry.header.time.clone());
-        if let Ok(Event::Snapshot { packs, .. }) = &c.entry.event {
-            for p in packs {
-                if self.read_seen.insert(p.id) {
-                    self.summary.packs_read.push(p.clone());
+        match &c.entry.event {
+            Ok(Event::Snapshot { packs, .. }) => self.add_packs(packs, c.trusted),
+            // A trusted prune's removed packs are no longer part of the vault, its new
+            // ones are. An untrusted one changes nothing: the packs it names as removed
+            // stay expected, so their absence is a finding.
+            Ok(Event::Prune { removed, packs, .. }) if c.trusted => {
+                let gone: HashSet<Hash> = removed.iter().copied().collect();
+                self.summary.packs_read.retain(|p| !gone.contains(&p.id));
+                self.summary
+                    .packs_committed
+                    .retain(|p| !gone.contains(&p.id));
+                for id in &gone {
+                    self.read_seen.remove(id);
+                    self.committed_seen.remove(id);
                 }
-                if c.trusted && self.committed_seen.insert(p.id) {
-                    self.summary.packs_committed.push(p.clone());
-                }
+                self.add_packs(packs, true);
             }
+            _ => {}
         }
         if c.trusted
             && let Ok(ev) = &c.entry.event
@@ -732,8 +754,30 @@ impl History {
         Ok(())
     }
 
+    fn add_packs(&mut self, packs: &[PackRef], trusted: bool) {
+        for p in packs {
+            if self.read_seen.insert(p.id) {
+                self.summary.packs_read.push(p.clone());
+            }
+            if trusted && self.committed_seen.insert(p.id) {
+                self.summary.packs_committed.push(p.clone());
+            }
+        }
+    }
+
     /// Folds a trusted entry's event into the summary and the device's records.
     fn apply(&mut self, c: &Checked, ev: &Event) -> Result<(), VaultError> {
+        if let Event::Forget { forgotten, .. } = ev {
+            for f in forgotten {
+                let record = Record::Forgotten(ForgottenRecord {
+                    seq: c.entry.file_seq,
+                    time: c.entry.header.time.clone(),
+                    snapshots: f.snapshots.clone(),
+                });
+                self.add_record(f.device.clone(), record)?;
+            }
+            return Ok(());
+        }
         if let Event::Copy {
             disk,
             label,
@@ -778,6 +822,11 @@ impl History {
             return Ok(());
         };
         let device = ev.device().expect("a device event").to_string();
+        self.add_record(device, record)
+    }
+
+    /// Adds a record to the device's summary and file.
+    fn add_record(&mut self, device: String, record: Record) -> Result<(), VaultError> {
         let d = self.summary.devices.entry(device.clone()).or_default();
         match &record {
             Record::Snapshot(s) => {
@@ -799,6 +848,7 @@ impl History {
                 }
             }
             Record::Failure(f) => d.last_failure = Some(f.clone()),
+            Record::Forgotten(f) => d.forgotten += f.snapshots.len() as u64,
         }
         let line = record_line(&record);
         d.records.count += 1;
@@ -926,14 +976,30 @@ impl History {
         Ok(())
     }
 
-    /// The trusted snapshots among the entries this reading holds, oldest first.
+    /// The trusted snapshots among the entries this reading holds that no entry of it
+    /// forgot, oldest first.
     pub fn snapshots_read(&self) -> Vec<SnapshotRecord> {
+        let forgotten: HashSet<(&str, u64)> = self
+            .entries
+            .iter()
+            .filter(|c| c.trusted)
+            .filter_map(|c| match &c.entry.event {
+                Ok(Event::Forget { forgotten, .. }) => Some(forgotten),
+                _ => None,
+            })
+            .flatten()
+            .flat_map(|f| f.snapshots.iter().map(|s| (f.device.as_str(), *s)))
+            .collect();
         self.entries
             .iter()
             .filter(|c| c.trusted)
             .filter_map(
                 |c| match c.entry.event.as_ref().ok().and_then(|ev| record_of(c, ev)) {
-                    Some(Record::Snapshot(s)) => Some(s),
+                    Some(Record::Snapshot(s))
+                        if !forgotten.contains(&(s.device.as_str(), s.seq)) =>
+                    {
+                        Some(s)
+                    }
                     _ => None,
                 },
             )
@@ -1048,27 +1114,27 @@ impl History {
             .and_then(|t| humantime::parse_rfc3339(t).ok())
     }
 
-    /// Trusted snapshot entries, oldest first.
+    /// Trusted snapshot entries that retention did not forget, oldest first.
     pub fn snapshots(&self) -> Vec<SnapshotRecord> {
-        self.all_records()
-            .into_iter()
-            .filter_map(|r| match r {
-                Record::Snapshot(s) => Some(s),
-                _ => None,
-            })
-            .collect()
+        let mut all: Vec<SnapshotRecord> = self
+            .summary
+            .devices
+            .keys()
+            .flat_map(|d| self.snapshots_of(d))
+            .collect();
+        all.sort_by_key(|s| s.seq);
+        all
     }
 
-    /// A device's trusted snapshot entries, oldest first.
+    /// A device's trusted snapshot entries that retention did not forget, oldest first.
     pub fn snapshots_of(&self, device: &str) -> Vec<SnapshotRecord> {
-        self.records(device)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|r| match r {
-                Record::Snapshot(s) => Some(s),
-                _ => None,
-            })
-            .collect()
+        kept_snapshots(self.records(device).unwrap_or_default())
+    }
+
+    /// A device's forgotten snapshots: entry number of the snapshot, and of the `forget`
+    /// entry that forgot it.
+    pub fn forgotten_of(&self, device: &str) -> HashMap<u64, u64> {
+        forgotten_in(&self.records(device).unwrap_or_default())
     }
 
     /// What the log says about a device, if it names it.
@@ -1189,13 +1255,73 @@ impl History {
                     .filter(|s| s.entry.to_hex().starts_with(&prefix))
                     .collect();
                 match hits.len() {
-                    0 => Err(not_found(&prefix)),
+                    0 => Err(self
+                        .forgotten_error(device, &prefix)
+                        .unwrap_or_else(|| not_found(&prefix))),
                     1 => Ok(hits[0].clone()),
                     _ => Err(VaultError::AmbiguousSnapshot(prefix)),
                 }
             }
         }
     }
+}
+
+impl History {
+    /// Why snapshot `prefix` is not found, when retention forgot it.
+    fn forgotten_error(&self, device: Option<&str>, prefix: &str) -> Option<VaultError> {
+        let devices: Vec<&String> = match device {
+            Some(d) => self.summary.devices.keys().filter(|k| *k == d).collect(),
+            None => self.summary.devices.keys().collect(),
+        };
+        devices.into_iter().find_map(|d| {
+            let records = self.records(d).unwrap_or_default();
+            let forgotten = forgotten_in(&records);
+            self.forgotten_hit(&records, &forgotten, prefix)
+        })
+    }
+
+    fn forgotten_hit(
+        &self,
+        records: &[Record],
+        forgotten: &HashMap<u64, u64>,
+        prefix: &str,
+    ) -> Option<VaultError> {
+        records.iter().find_map(|r| match r {
+            Record::Snapshot(s) if s.entry.to_hex().starts_with(prefix) => {
+                let by = forgotten.get(&s.seq)?;
+                Some(VaultError::Refused(format!(
+                    "snapshot {} of `{}` (log entry {}) was forgotten by retention in log entry {by}; its data may be pruned: pick a kept one with `plcvault snapshots {}`",
+                    s.id, s.device, s.seq, s.device
+                )))
+            }
+            _ => None,
+        })
+    }
+}
+
+/// Snapshot entry number → the `forget` entry that forgot it, from a device's records.
+fn forgotten_in(records: &[Record]) -> HashMap<u64, u64> {
+    let mut out = HashMap::new();
+    for r in records {
+        if let Record::Forgotten(f) = r {
+            for s in &f.snapshots {
+                out.entry(*s).or_insert(f.seq);
+            }
+        }
+    }
+    out
+}
+
+/// The snapshot records among `records` that no forgotten record names.
+fn kept_snapshots(records: Vec<Record>) -> Vec<SnapshotRecord> {
+    let forgotten = forgotten_in(&records);
+    records
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Snapshot(s) if !forgotten.contains_key(&s.seq) => Some(s),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The record a trusted entry's event makes for its device, if it is about one.
@@ -1290,7 +1416,11 @@ pub fn record_of(c: &Checked, ev: &Event) -> Option<Record> {
             error: error.lines().next().unwrap_or_default().to_string(),
             kind: kind.clone(),
         }),
-        Event::Recovery { .. } | Event::Heartbeat { .. } | Event::Copy { .. } => return None,
+        Event::Recovery { .. }
+        | Event::Heartbeat { .. }
+        | Event::Copy { .. }
+        | Event::Forget { .. }
+        | Event::Prune { .. } => return None,
     })
 }
 
@@ -1300,6 +1430,7 @@ fn record_seq(r: &Record) -> u64 {
         Record::Approval(a) => a.seq,
         Record::Drill(d) => d.seq,
         Record::Failure(f) => f.seq,
+        Record::Forgotten(f) => f.seq,
     }
 }
 

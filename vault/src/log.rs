@@ -117,6 +117,32 @@ pub enum Event {
         bytes: u64,
         total_bytes: u64,
     },
+    /// Retention forgot snapshots: their manifests and the packs only they used may be
+    /// deleted by a later `prune`. Their log entries stay (the audit trail).
+    Forget {
+        /// The snapshots forgotten, device by device, by entry number.
+        forgotten: Vec<Forgotten>,
+        /// The policy applied, as the config said it (for the auditor).
+        policy: serde_json::Value,
+    },
+    /// Prune deleted packs no kept snapshot needs and wrote the live chunks of sparse
+    /// packs into new ones: from this entry on, `removed` packs are not part of the vault
+    /// and `packs` are.
+    Prune {
+        removed: Vec<Hash>,
+        packs: Vec<PackRef>,
+        /// Bytes of the removed packs, and of the new ones.
+        freed: u64,
+        written: u64,
+    },
+}
+
+/// Snapshots of one device that a `forget` entry forgot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forgotten {
+    pub device: String,
+    /// Entry numbers of the snapshot entries, ascending.
+    pub snapshots: Vec<u64>,
 }
 
 /// One verification finding an approver accepted in a `recovery` entry.
@@ -152,7 +178,9 @@ impl Event {
             | Event::CollectFailed { .. }
             | Event::Heartbeat { .. }
             | Event::Drill { .. }
-            | Event::Copy { .. } => Role::Collector,
+            | Event::Copy { .. }
+            | Event::Forget { .. }
+            | Event::Prune { .. } => Role::Collector,
             Event::Approval { .. } | Event::Recovery { .. } => Role::Approver,
         }
     }
@@ -166,6 +194,8 @@ impl Event {
             Event::Drill { .. } => "drill",
             Event::Recovery { .. } => "recovery",
             Event::Copy { .. } => "copy",
+            Event::Forget { .. } => "forget",
+            Event::Prune { .. } => "prune",
         }
     }
 
@@ -175,7 +205,11 @@ impl Event {
             | Event::CollectFailed { device, .. }
             | Event::Approval { device, .. }
             | Event::Drill { device, .. } => Some(device),
-            Event::Heartbeat { .. } | Event::Recovery { .. } | Event::Copy { .. } => None,
+            Event::Heartbeat { .. }
+            | Event::Recovery { .. }
+            | Event::Copy { .. }
+            | Event::Forget { .. }
+            | Event::Prune { .. } => None,
         }
     }
 }

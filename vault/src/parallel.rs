@@ -42,6 +42,8 @@ where
             results.lock().expect("results lock")[i] = Some(r);
         }
     };
+    // Under an address-space cap, one thread whatever the caller asked (see `threads`).
+    let threads = self::threads(threads);
     if threads <= 1 || items.len() <= 1 {
         run();
         return results

@@ -35,6 +35,10 @@ pub struct CopyReport {
     pub present: u64,
     /// The bytes of every file the replica holds for this state.
     pub total_bytes: u64,
+    /// Packs and manifests deleted from the replica because the vault's log no longer
+    /// needs them (pruned, or only forgotten snapshots named them), and their bytes.
+    pub removed: u64,
+    pub removed_bytes: u64,
 }
 
 fn refused(msg: String) -> VaultError {
@@ -207,6 +211,8 @@ pub fn copy(
         bytes: 0,
         present: 0,
         total_bytes: 0,
+        removed: 0,
+        removed_bytes: 0,
     };
     if !new_replica && theirs.as_deref() != Some(&marker[..]) {
         // The vault's marker moved on (format 2): the replica's follows.
@@ -341,6 +347,29 @@ pub fn copy(
             let rel = rel_of(root, &crate::log::entry_path(root, seq));
             if sizes.contains_key(&rel) {
                 target.delete(&rel).map_err(io(target, &rel))?;
+            }
+        }
+    }
+    // Packs prune removed and manifests only forgotten snapshots named go too, once the
+    // replica's checkpoint holds every entry the history was read from (else its log may
+    // still name them).
+    if history.summary.size <= n {
+        for (rel, size) in &sizes {
+            let stale = match rel.split('/').collect::<Vec<_>>()[..] {
+                ["packs", _, name] => name
+                    .strip_suffix(".pack")
+                    .and_then(Hash::from_hex)
+                    .is_some_and(|h| !packs.contains(&h)),
+                ["manifests", name] => name
+                    .strip_suffix(".json")
+                    .and_then(Hash::from_hex)
+                    .is_some_and(|h| !manifests.contains(&h)),
+                _ => false,
+            };
+            if stale {
+                target.delete(rel).map_err(io(target, rel))?;
+                report.removed += 1;
+                report.removed_bytes += size;
             }
         }
     }

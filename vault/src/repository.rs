@@ -48,9 +48,57 @@ pub struct Vault {
     /// The verifier's memory (outside the vault). When set, every append first checks
     /// that the log still holds the remembered head, and then advances it.
     state: Option<PathBuf>,
+    /// A shared lock on `lock`, held while this vault is open for writing, so that prune
+    /// (which takes it exclusively) never deletes a pack a writer is about to reuse.
+    writing: Option<std::sync::Arc<fs::File>>,
+}
+
+/// What holds the writers' lock: a shared or an exclusive `flock` on the vault's `lock`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// Collect, drill, approve, copy, forget: any number at once.
+    Shared,
+    /// Prune: alone, never waiting (it fails when a writer runs).
+    Exclusive,
 }
 
 impl Vault {
+    /// The same vault with the writers' lock held (see `Hold`) until the last clone of it
+    /// is dropped. A shared hold waits for a running prune to finish; an exclusive one
+    /// fails at once when another command holds the lock.
+    ///
+    /// Fails when the lock file cannot be opened, or with `Refused` for an exclusive hold
+    /// while a writer runs.
+    pub fn hold(mut self, how: Hold) -> Result<Vault, VaultError> {
+        let path = self.root.join("lock");
+        let f = crate::fsread::open_lock(&path).map_err(io_err("open", &path))?;
+        match how {
+            Hold::Shared => match f.try_lock_shared() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    eprintln!(
+                        "waiting for the prune running on {} to finish",
+                        self.root.display()
+                    );
+                    f.lock_shared().map_err(io_err("lock", &path))?;
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(io_err("lock", &path)(e)),
+            },
+            Hold::Exclusive => match f.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(VaultError::Refused(format!(
+                        "another plcvault command (collect, drill, approve, copy, forget or prune) is writing {}: run prune again when it has finished",
+                        self.root.display()
+                    )));
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(io_err("lock", &path)(e)),
+            },
+        }
+        self.writing = Some(std::sync::Arc::new(f));
+        Ok(self)
+    }
+
     /// Opens an existing vault.
     ///
     /// Fails when `root` has no VAULT file or a format this version cannot read.
@@ -111,6 +159,7 @@ impl Vault {
             root: root.to_owned(),
             id,
             state: None,
+            writing: None,
         })
     }
 
