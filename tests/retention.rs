@@ -349,6 +349,17 @@ fn forget_keeps_what_it_must_and_prune_frees_the_rest() {
     for (i, id) in ids2.iter().enumerate().skip(1) {
         restores_exactly(&site, "line2", id, &nights[i]["line2"]);
     }
+    // Evidence of the whole period still exports and checks: the forget entry it carries
+    // says which manifests are gone; a kept one removed from it is a finding.
+    let ev = site.path("evidence");
+    let r = site.run(&["evidence", "export", "--out", ev.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = site.run(&["verify", "--evidence", ev.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let kept_manifest = common::files_under(&ev.join("manifests"))[0].clone();
+    std::fs::remove_file(kept_manifest).unwrap();
+    let r = site.run(&["verify", "--evidence", ev.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     // Nothing left to do: no entry.
     let r = site.run(&["--json", "prune"]);
     assert_eq!(r.code, 0, "{}", r.stderr);

@@ -1,7 +1,7 @@
 //! `verify --evidence DIR [--from-checkpoint FILE]`: checks an evidence folder with the
 //! public keys alone.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -502,6 +502,11 @@ fn check_v2(
     let mut prev: Option<(u64, Hash)> = None;
     let mut cache = vault::key::KeyCache::default();
     let mut manifests = Vec::new();
+    // Who names each manifest, and the snapshots trusted forget entries forgot: a
+    // manifest only forgotten snapshots name may be gone (pruned).
+    let mut origins: Vec<(Hash, Origin)> = Vec::new();
+    let mut snapshot_at: HashMap<Hash, (String, u64)> = HashMap::new();
+    let mut forgets: HashSet<(String, u64)> = HashSet::new();
     let mut entries = 0;
     let mut head = None;
     let mut times: BTreeMap<u64, std::time::SystemTime> = BTreeMap::new();
@@ -565,8 +570,24 @@ fn check_v2(
                 };
                 kinds.insert(seq, (kind, approves));
                 match &c.entry.event {
-                    Ok(vault::log::Event::Snapshot { manifest, .. })
-                    | Ok(vault::log::Event::Approval { manifest, .. }) => manifests.push(*manifest),
+                    Ok(vault::log::Event::Snapshot {
+                        manifest, device, ..
+                    }) => {
+                        manifests.push(*manifest);
+                        origins.push((*manifest, Origin::Snapshot(device.clone(), seq)));
+                        snapshot_at.insert(c.entry.hash, (device.clone(), seq));
+                    }
+                    Ok(vault::log::Event::Approval {
+                        manifest, snapshot, ..
+                    }) => {
+                        manifests.push(*manifest);
+                        origins.push((*manifest, Origin::Approval(*snapshot)));
+                    }
+                    Ok(vault::log::Event::Forget { forgotten, .. }) => {
+                        for f in forgotten {
+                            forgets.extend(f.snapshots.iter().map(|s| (f.device.clone(), *s)));
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -650,9 +671,20 @@ fn check_v2(
     // The manifests the entries name: all carried, each whole.
     manifests.sort();
     manifests.dedup();
+    let forgotten = |o: &Origin| match o {
+        Origin::Snapshot(d, s) => forgets.contains(&(d.clone(), *s)),
+        Origin::Approval(h) => snapshot_at.get(h).is_some_and(|k| forgets.contains(k)),
+    };
     for m in &manifests {
-        if let Err(e) = vault::manifest::load(dir, m) {
-            problems.push(first_line(&e.to_string()));
+        let only_forgotten = origins
+            .iter()
+            .filter(|(x, _)| x == m)
+            .all(|(_, o)| forgotten(o));
+        match vault::manifest::load(dir, m) {
+            Err(vault::VaultError::Io { error, .. })
+                if error.kind() == std::io::ErrorKind::NotFound && only_forgotten => {}
+            Err(e) => problems.push(first_line(&e.to_string())),
+            Ok(_) => {}
         }
     }
     // The newest witnessed checkpoint, and that the exported one extends it.
@@ -815,4 +847,12 @@ fn check_joined(
         return None;
     }
     Some((c.size, c.root, witnesses))
+}
+
+/// What names a manifest in an evidence folder.
+enum Origin {
+    /// A snapshot entry: its device and number.
+    Snapshot(String, u64),
+    /// An approval: the approved snapshot's entry hash.
+    Approval(Hash),
 }

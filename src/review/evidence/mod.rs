@@ -323,6 +323,15 @@ pub fn export(
             proof_text(proof).as_bytes(),
         )?;
     }
+    // A manifest only forgotten snapshots named may be pruned: the forget entry the
+    // period carries says so, and the checker allows its absence.
+    let kept: BTreeSet<vault::Hash> = history.snapshots().iter().map(|s| s.manifest).collect();
+    let pruned: BTreeSet<vault::Hash> = manifests
+        .iter()
+        .filter(|m| !kept.contains(m) && !vault::manifest::manifest_path(root, m).exists())
+        .copied()
+        .collect();
+    let manifests: BTreeSet<vault::Hash> = manifests.difference(&pruned).copied().collect();
     for m in &manifests {
         let from = vault::manifest::manifest_path(root, m);
         copy_regular(&from, vault::manifest::manifest_path(dir, m))
