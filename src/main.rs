@@ -202,6 +202,20 @@ enum Command {
         /// the evidence's log extends (entries after it must be younger than 48 h)
         #[arg(long, value_name = "N", requires = "evidence", default_value_t = 0)]
         witnesses: usize,
+        /// Verify the replica on a [[remote]] object store in place instead (its signed
+        /// checkpoint, entries, packs and manifests; with --read-data every pack hashed)
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["evidence", "full"])]
+        remote: Option<String>,
+    },
+    /// Replicate the vault to a [[remote]] S3-compatible bucket (only what is missing,
+    /// each object checked before it is written and read back, the signed checkpoint
+    /// last), verify the replica in place, and sign a `copy` entry
+    Push {
+        /// The [[remote]]'s name
+        remote: String,
+        /// Read every object of the replica again and rewrite what differs
+        #[arg(long)]
+        check: bool,
     },
     /// Give a vault written before log v2 its Merkle tree and signed checkpoint, from its
     /// entries (no entry changes; the first write does the same)
@@ -293,6 +307,9 @@ enum Command {
         /// Keep setuid, setgid and sticky bits recorded with files (dropped by default)
         #[arg(long)]
         keep_special_bits: bool,
+        /// Restore from the replica on this [[remote]] (checked in place first) with --to
+        #[arg(long, value_name = "NAME", requires = "to")]
+        remote: Option<String>,
     },
     /// Serve simulated PLCs (Modbus TCP and Siemens S7 on 127.0.0.1) until SIGTERM or SIGINT
     Sim {
@@ -599,8 +616,14 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             ..
         } => review::evidence::verify(&load()?, dir, (from_checkpoint.as_deref(), *witnesses), out),
         Command::Verify {
+            remote: Some(name),
+            read_data,
+            ..
+        } => ops::remote::verify(&load()?, name, *read_data, out),
+        Command::Verify {
             read_data, full, ..
         } => ops::commands::verify(&load()?, *read_data, *full, out),
+        Command::Push { remote, check } => ops::remote::push(&load()?, remote, *check, out),
         Command::Upgrade => ops::commands::upgrade(&load()?, out),
         Command::Copy { to, label, check } => ops::commands::copy(&load()?, to, label, *check, out),
         Command::Forget { dry_run, devices } => {
@@ -663,10 +686,20 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             target,
             force,
             keep_special_bits,
+            remote,
         } => {
             let cfg = load()?;
             let device = &cfg.stored_device(device)?;
             match (to, target) {
+                (Some(to), _) if remote.is_some() => ops::remote::restore(
+                    &cfg,
+                    remote.as_deref().expect("matched"),
+                    device,
+                    snapshot,
+                    to,
+                    *force,
+                    out,
+                ),
                 (Some(to), _) => ops::commands::restore(
                     &cfg,
                     device,

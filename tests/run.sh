@@ -14,7 +14,7 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   exit 2
 fi
 
-echo "== test peers: pymodbus, PyNaCl, pyftpdlib (with pyOpenSSL), python-snap7, l5x, blark in .venv; Debian's zstd, OpenSSH sshd, vsftpd, tcpdump, tshark, Go with golang.org/x/mod, faketime"
+echo "== test peers: pymodbus, PyNaCl, pyftpdlib (with pyOpenSSL), python-snap7, l5x, blark in .venv; Debian's zstd, OpenSSH sshd, vsftpd, tcpdump, tshark, Go with golang.org/x/mod, faketime, rclone; Garage (cached build)"
 PYMODBUS_VERSION=3.16.1
 SNAP7_VERSION=3.3.0
 # Outside inventories for the structured diffs: the `l5x` package (L5X) and blark (TwinCAT).
@@ -49,8 +49,10 @@ command -v tshark >/dev/null 2>&1 || missing="$missing tshark"
 # The transparency-log checker nobody here wrote: Go's sumdb note and tlog packages.
 command -v go >/dev/null 2>&1 || missing="$missing golang-go"
 [ -f /usr/share/gocode/src/golang.org/x/mod/sumdb/tlog/tlog.go ] || missing="$missing golang-golang-x-mod-dev"
-# Retention tests date their nights in the past with libfaketime.
+# Retention tests date their nights in the past with libfaketime; the object-store tests
+# damage the bucket with rclone.
 command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
+command -v rclone >/dev/null 2>&1 || missing="$missing rclone"
 if [ -n "$missing" ]; then
   echo "installing Debian's$missing" >&2
   # shellcheck disable=SC2086
@@ -60,6 +62,20 @@ fi
 /usr/sbin/vsftpd -v 0>&1 2>&1 | head -1 || true
 tshark --version 2>/dev/null | head -1 || true
 go version 2>/dev/null || true
+
+# The S3-compatible store of the push tests: Garage, built once from crates.io (about 9
+# minutes on this machine) and cached outside the work tree.
+GARAGE_VERSION=2.5.0
+GARAGE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/plcvault/garage-$GARAGE_VERSION"
+if [ ! -x "$GARAGE_ROOT/bin/garage" ]; then
+  echo "building Garage $GARAGE_VERSION into $GARAGE_ROOT (once)" >&2
+  CARGO_TARGET_DIR="$GARAGE_ROOT.build" cargo install --quiet garage --version "$GARAGE_VERSION" --locked \
+    --no-default-features --features sqlite,bundled-libs --root "$GARAGE_ROOT"
+  rm -rf "$GARAGE_ROOT.build"
+fi
+export PLCVAULT_GARAGE="$GARAGE_ROOT/bin/garage"
+"$PLCVAULT_GARAGE" --version 2>/dev/null | head -1 || true
+rclone version 2>/dev/null | head -1 || true
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

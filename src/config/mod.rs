@@ -41,6 +41,45 @@ struct RawConfig {
     report: RawReport,
     #[serde(default)]
     retention: RawRetention,
+    #[serde(default)]
+    remote: Vec<RawRemote>,
+}
+
+/// `[[remote]]`: an S3-compatible bucket `push` replicates the vault to.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawRemote {
+    name: Spanned<String>,
+    url: Spanned<String>,
+    endpoint: Option<Spanned<String>>,
+    region: Option<Spanned<String>>,
+    credentials: Option<Spanned<String>>,
+}
+
+/// A remote, validated. Credentials are read when it is used, never kept in the config.
+#[derive(Debug, Clone)]
+pub struct RemoteConfig {
+    pub name: String,
+    pub bucket: String,
+    /// The key prefix inside the bucket (no leading or trailing `/`; may be empty).
+    pub prefix: String,
+    /// `http(s)://host:port` of an S3-compatible store; `None`: AWS.
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// A file holding `access-key-id` and `secret-access-key` (TOML, mode 0600); `None`:
+    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` from the environment.
+    pub credentials: Option<PathBuf>,
+}
+
+impl RemoteConfig {
+    /// `s3://bucket/prefix`, for messages.
+    pub fn url(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
 }
 
 /// `[retention]`: the vault's policy, prune's settings, and per-device overrides.
@@ -246,6 +285,7 @@ pub struct Config {
     pub zone: Zone,
     pub report: ReportConfig,
     pub retention: RetentionConfig,
+    pub remotes: Vec<RemoteConfig>,
     /// `[site] name`: what pages and reports call the plant (default: the config file's
     /// folder name).
     pub site: String,
@@ -958,6 +998,60 @@ impl Config {
                 max_unused,
             }
         };
+        let mut remotes: Vec<RemoteConfig> = Vec::new();
+        for r in &raw.remote {
+            let name = r.name.get_ref().clone();
+            if remotes.iter().any(|x| x.name == name) || name.is_empty() {
+                bail!(
+                    "{}: [[remote]] name `{name}` is empty or used twice",
+                    loc.at(&r.name)
+                );
+            }
+            let url = r.url.get_ref();
+            let Some(rest) = url.strip_prefix("s3://") else {
+                bail!(
+                    "{}: [[remote]] `{name}` key `url`: `{url}` is not an s3:// URL\nfix: write it like \"s3://bucket/site-a\"",
+                    loc.at(&r.url)
+                );
+            };
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let prefix = prefix.trim_matches('/');
+            if bucket.is_empty()
+                || prefix.split('/').any(|c| c == "." || c == "..")
+                || url.chars().any(char::is_control)
+            {
+                bail!(
+                    "{}: [[remote]] `{name}` key `url`: `{url}` names no bucket, or a prefix with `.` or `..`",
+                    loc.at(&r.url)
+                );
+            }
+            let endpoint = match &r.endpoint {
+                Some(e)
+                    if !(e.get_ref().starts_with("http://")
+                        || e.get_ref().starts_with("https://")) =>
+                {
+                    bail!(
+                        "{}: [[remote]] `{name}` key `endpoint`: `{}` is not an http:// or https:// URL",
+                        loc.at(e),
+                        e.get_ref()
+                    )
+                }
+                e => e
+                    .as_ref()
+                    .map(|e| e.get_ref().trim_end_matches('/').to_string()),
+            };
+            remotes.push(RemoteConfig {
+                name,
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+                endpoint,
+                region: r
+                    .region
+                    .as_ref()
+                    .map_or("us-east-1".to_string(), |r| r.get_ref().clone()),
+                credentials: r.credentials.as_ref().map(|c| resolve(c.get_ref())),
+            });
+        }
         Ok(Config {
             file: path.to_owned(),
             vault: vault_cfg,
@@ -969,6 +1063,7 @@ impl Config {
             zone,
             report,
             retention,
+            remotes,
             site: raw
                 .site
                 .name

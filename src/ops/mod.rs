@@ -9,6 +9,7 @@ pub mod demo;
 pub mod device;
 pub mod drill;
 pub mod recover;
+pub mod remote;
 pub mod retain;
 pub mod schedule;
 pub mod sim;

@@ -341,7 +341,12 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
         })
         .collect();
     disks.sort_by(|a, b| b.time.cmp(&a.time));
-    let newest = disks.first().and_then(|d| d.age_seconds);
+    // A replica on an object store (`push`, target s3://…) is listed too, but is online:
+    // only removable media count for the offline alarm.
+    let newest = disks
+        .iter()
+        .find(|d| !d.target.starts_with("s3://"))
+        .and_then(|d| d.age_seconds);
     let stale = match newest {
         Some(a) => a > cfg.report.offline_max_age.as_secs(),
         None => cfg.report.offline_asked,
