@@ -158,6 +158,10 @@ enum Command {
         /// Also write a Prometheus textfile for node_exporter
         #[arg(long, value_name = "FILE")]
         prometheus: Option<PathBuf>,
+        /// Instead: the fleet of sites that push to this [[remote]]'s bucket, each
+        /// replica checked in place with the keys this config pins
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["html", "prometheus"])]
+        remote: Option<String>,
     },
     /// List the snapshots the log records
     Snapshots {
@@ -495,7 +499,12 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             Ok(ops::collect::run(&cfg, &selected, out)?.0)
         }
         Command::Daemon => ops::schedule::daemon(load()?, out),
-        Command::Report { html, prometheus } => {
+        Command::Report {
+            remote: Some(name), ..
+        } => ops::remote::fleet(&load()?, name, out),
+        Command::Report {
+            html, prometheus, ..
+        } => {
             let cfg = load().inspect_err(|_| {
                 if let Some(p) = prometheus {
                     review::report::write_failed_metrics(p, out);

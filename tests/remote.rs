@@ -263,6 +263,9 @@ fn push_verify_and_restore_through_a_real_object_store() {
         let _ = child.kill();
         let _ = child.wait();
         kills += 1;
+        // Killed anywhere, the replica is its previous state plus objects no entry
+        // names yet: it verifies.
+        run_clean(&site, &["verify", "--remote", "central"]);
     }
     assert!(kills > 0, "no push was killed");
     let r = run_clean(&site, &["--json", "push", "central"]);
@@ -281,6 +284,31 @@ fn push_verify_and_restore_through_a_real_object_store() {
     run_clean(&b, &["push", "central"]);
     run_clean(&b, &["verify", "--remote", "central", "--read-data"]);
     run_clean(&site, &["verify", "--remote", "central", "--read-data"]);
+    // The fleet view across the bucket's sites: with only this site's keys, the other
+    // site's replica is not trusted; pinned too, both are intact.
+    let r = site.run(&["--json", "report", "--remote", "central"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let sites = r.records("fleet-site");
+    assert_eq!(sites.len(), 2, "{}", r.stdout);
+    assert_eq!(sites[0]["intact"], true);
+    assert_eq!(sites[1]["intact"], false);
+    let mut cfg = std::fs::read_to_string(site.config()).unwrap();
+    cfg.push_str(&format!(
+        "\n[[trust]]\nname = \"site-b\"\nrole = \"collector\"\npublic-key = \"{}\"\n",
+        b.path("site/keys/collector.key.pub").display()
+    ));
+    std::fs::write(site.config(), cfg).unwrap();
+    let r = run_clean(&site, &["--json", "report", "--remote", "central"]);
+    let sites = r.records("fleet-site");
+    assert_eq!(sites[1]["prefix"], "site-b");
+    assert_eq!(sites[1]["intact"], true, "{}", sites[1]);
+    assert_eq!(sites[1]["devices"][0]["device"], "line1");
+    assert!(
+        sites[1]["devices"][0]["alarms"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 
     // Damage in the bucket, done by rclone: each found by verify --remote (exit 1).
     let packs: Vec<PathBuf> = common::files_under(&site.vault().join("packs"));

@@ -294,6 +294,163 @@ impl Storage for S3Storage {
     }
 }
 
+impl S3Storage {
+    /// The names of the folders directly under this prefix.
+    fn subfolders(&self) -> io::Result<Vec<String>> {
+        let key = (!self.prefix.is_empty()).then(|| Key::from(self.prefix.as_str()));
+        let listed = crate::runtime::block_on(self.store.list_with_delimiter(key.as_ref()))
+            .map_err(|e| io_other("runtime", e))?
+            .map_err(|e| io_other(&format!("LIST {}", self.url), e))?;
+        let mut out: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// The same bucket under another prefix (a sibling site's).
+    fn sibling(&self, prefix: &str, bucket: &str) -> S3Storage {
+        S3Storage {
+            store: self.store.clone(),
+            prefix: prefix.to_string(),
+            url: format!("s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// One site of a fleet bucket, as `report --remote` shows it.
+#[derive(Serialize)]
+struct SiteStatus {
+    prefix: String,
+    url: String,
+    vault: String,
+    intact: bool,
+    findings: Vec<String>,
+    entries: u64,
+    newest: Option<String>,
+    devices: Vec<FleetDevice>,
+}
+
+#[derive(Serialize)]
+struct FleetDevice {
+    device: String,
+    last_good_backup: Option<String>,
+    age_seconds: Option<u64>,
+    baseline: Option<String>,
+    alarms: Vec<String>,
+}
+
+/// `report --remote NAME`: every site that pushes to the remote's bucket (each prefix
+/// beside this site's that holds a replica), checked in place with the keys this config
+/// pins (a central config pins every site's collector key): integrity, entries, newest
+/// entry, and per device the last complete backup, its age and baseline, with the
+/// `backup-too-old` / `no-good-backup` alarms. Exit 1 when a site does not verify or has
+/// an alarm.
+pub fn fleet(cfg: &Config, name: &str, out: &Out) -> Result<Outcome> {
+    let r = remote(cfg, name)?;
+    let storage = S3Storage::open(r)?;
+    // The fleet's root: the remote's prefix without its last component.
+    let parent = r.prefix.rsplit_once('/').map_or("", |(p, _)| p).to_string();
+    let root = storage.sibling(&parent, &r.bucket);
+    let mut prefixes: Vec<String> = Vec::new();
+    for p in root.subfolders()? {
+        let full = if parent.is_empty() {
+            p.clone()
+        } else {
+            format!("{parent}/{p}")
+        };
+        if root.sibling(&full, &r.bucket).exists("VAULT")? {
+            prefixes.push(p);
+        }
+    }
+    if prefixes.is_empty() {
+        bail!(
+            "no site has pushed to s3://{}/{parent} yet\nfix: `plcvault push {name}` on each site",
+            r.bucket
+        );
+    }
+    let now = std::time::SystemTime::now();
+    let mut outcome = Outcome::Clean;
+    for p in prefixes {
+        let full = if parent.is_empty() {
+            p.clone()
+        } else {
+            format!("{parent}/{p}")
+        };
+        let site = root.sibling(&full, &r.bucket);
+        let c = check_remote(cfg, &site, false)?;
+        let mut devices = Vec::new();
+        for (d, sum) in &c.history.summary.devices {
+            let good = sum.latest_complete.as_ref();
+            let age = good.and_then(|s| {
+                humantime::parse_rfc3339(&s.time)
+                    .ok()
+                    .map(|t| now.duration_since(t).unwrap_or_default().as_secs())
+            });
+            let mut alarms = Vec::new();
+            match age {
+                None => alarms.push("no-good-backup".to_string()),
+                Some(a) if a > cfg.report.backup_max_age.as_secs() => {
+                    alarms.push("backup-too-old".to_string())
+                }
+                _ => {}
+            }
+            devices.push(FleetDevice {
+                device: d.clone(),
+                last_good_backup: good.map(|s| s.time.clone()),
+                age_seconds: age,
+                baseline: sum
+                    .baseline
+                    .as_ref()
+                    .map(|b| format!("{} by {} ({})", b.snapshot, b.approver, b.ticket)),
+                alarms,
+            });
+        }
+        let st = SiteStatus {
+            prefix: p.clone(),
+            url: site.url.clone(),
+            vault: c.history.summary.vault.clone(),
+            intact: c.findings.is_empty(),
+            findings: c.findings.iter().map(|f| f.to_string()).collect(),
+            entries: c.size,
+            newest: c.history.summary.newest_time.clone(),
+            devices,
+        };
+        if !st.intact || st.devices.iter().any(|d| !d.alarms.is_empty()) {
+            outcome = Outcome::Findings;
+        }
+        out.record("fleet-site", &st, || {
+            let mut t = format!(
+                "{} {}: {} entries, newest {}",
+                if st.intact { "INTACT " } else { "DAMAGED" },
+                st.url,
+                st.entries,
+                st.newest.as_deref().unwrap_or("-")
+            );
+            for f in &st.findings {
+                t.push_str(&format!("\n  FINDING {f}"));
+            }
+            for d in &st.devices {
+                t.push_str(&format!(
+                    "\n  {:<20} backup {:<26} baseline {:<40} {}",
+                    d.device,
+                    d.last_good_backup.as_deref().unwrap_or("none"),
+                    d.baseline.as_deref().unwrap_or("none"),
+                    if d.alarms.is_empty() {
+                        "ok".to_string()
+                    } else {
+                        format!("alarms: {}", d.alarms.join(", "))
+                    }
+                ));
+            }
+            t
+        });
+    }
+    Ok(outcome)
+}
+
 fn remote<'a>(cfg: &'a Config, name: &str) -> Result<&'a RemoteConfig> {
     cfg.remotes.iter().find(|r| r.name == name).ok_or_else(|| {
         let names: Vec<&str> = cfg.remotes.iter().map(|r| r.name.as_str()).collect();
