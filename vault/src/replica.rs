@@ -86,7 +86,7 @@ pub fn copy(
     vault: &Vault,
     trust: &Trust,
     history: &History,
-    target: &dyn Storage,
+    target: &(dyn Storage + Sync),
     check: bool,
 ) -> Result<CopyReport, VaultError> {
     let root = vault.root();
@@ -232,15 +232,27 @@ pub fn copy(
     // A file of the right size is taken as there, unless it holds log entries the
     // replica's checkpoint does not cover (`last`: the newest entry it holds), which are
     // compared byte for byte: a fork's entry may well have the same size.
-    let copy_with = |rel: String, named: Option<Hash>, last: u64, report: &mut CopyReport| {
-        let there = sizes.get(&rel).copied();
-        let src_size = std::fs::metadata(root.join(&rel)).map(|m| m.len()).ok();
+    // Whether `rel` is taken as there (`Some(size)`), else whether it is new.
+    let present = |rel: &str, last: u64| -> Result<Option<u64>, bool> {
+        let there = sizes.get(rel).copied();
+        let src_size = std::fs::metadata(root.join(rel)).map(|m| m.len()).ok();
         if !check && there.is_some() && there == src_size && last <= from_size {
-            report.present += 1;
-            report.total_bytes += there.unwrap_or(0);
-            return Ok(());
+            Ok(there)
+        } else {
+            Err(there.is_none())
         }
-        put(&src, target, &rel, named, report, there.is_none())
+    };
+    let copy_with = |rel: String, named: Option<Hash>, last: u64, report: &mut CopyReport| {
+        let mut t = Tally::default();
+        match present(&rel, last) {
+            Ok(size) => {
+                t.present += 1;
+                t.total_bytes += size.unwrap_or(0);
+            }
+            Err(new) => put(&src, target, &rel, named, &mut t, new)?,
+        }
+        t.add_to(report);
+        Ok::<(), VaultError>(())
     };
     let copy_one = |rel: String, named: Option<Hash>, report: &mut CopyReport| {
         copy_with(rel, named, 0, report)
@@ -250,12 +262,32 @@ pub fn copy(
     for p in history.packs_for_reading() {
         packs.insert(p.id);
     }
+    // Packs, the bulk of the bytes, several at a time (an object store answers each
+    // request after a round trip; a disk does not mind).
+    let mut to_put = Vec::new();
     for id in &packs {
-        copy_one(
-            format!("packs/{}/{id}.pack", &id.to_hex()[..2]),
-            Some(*id),
-            &mut report,
-        )?;
+        let rel = format!("packs/{}/{id}.pack", &id.to_hex()[..2]);
+        match present(&rel, 0) {
+            Ok(size) => Tally {
+                present: 1,
+                total_bytes: size.unwrap_or(0),
+                ..Tally::default()
+            }
+            .add_to(&mut report),
+            Err(new) => to_put.push((rel, *id, new)),
+        }
+    }
+    let results = crate::parallel::map_with(
+        &to_put,
+        PUTS_AT_ONCE,
+        || (),
+        |_, (rel, id, new)| {
+            let mut t = Tally::default();
+            put(&src, target, rel, Some(*id), &mut t, *new).map(|()| t)
+        },
+    );
+    for r in results {
+        r?.add_to(&mut report);
     }
     let mut manifests = BTreeSet::new();
     for s in history.snapshots() {
@@ -387,12 +419,33 @@ fn rel_of(root: &std::path::Path, path: &std::path::Path) -> String {
 
 /// Copies one file of the vault to the target and reads it back: a content-addressed
 /// file (`named`) must hash to its name on both sides.
+/// Packs copied at the same time.
+const PUTS_AT_ONCE: usize = 4;
+
+/// What copying some files did.
+#[derive(Default)]
+struct Tally {
+    present: u64,
+    written: u64,
+    bytes: u64,
+    total_bytes: u64,
+}
+
+impl Tally {
+    fn add_to(&self, r: &mut CopyReport) {
+        r.present += self.present;
+        r.written += self.written;
+        r.bytes += self.bytes;
+        r.total_bytes += self.total_bytes;
+    }
+}
+
 fn put(
     src: &crate::storage::LocalDir,
     target: &dyn Storage,
     rel: &str,
     named: Option<Hash>,
-    report: &mut CopyReport,
+    report: &mut Tally,
     new: bool,
 ) -> Result<(), VaultError> {
     let max = crate::pack::MAX_PACK_SIZE.max(crate::manifest::MAX_MANIFEST_SIZE);
