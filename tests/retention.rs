@@ -436,18 +436,25 @@ fn prune_keeps_young_leftovers_and_never_runs_beside_a_writer() {
     lock.lock_shared().unwrap();
     let r = site.run(&["prune"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("is writing"), "{}", r.stderr);
+    assert!(r.stderr.contains("is using"), "{}", r.stderr);
     lock.unlock().unwrap();
     // And a prune holding it makes a collect wait, not fail.
     lock.lock().unwrap();
     let mut child = site.command(&["collect", "line1"]).spawn().unwrap();
+    // Readers too: a verify or restore never reads a pack a prune is deleting.
+    let mut reader = site.command(&["verify", "--read-data"]).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(700));
     assert!(
         child.try_wait().unwrap().is_none(),
         "collect did not wait for prune"
     );
+    assert!(
+        reader.try_wait().unwrap().is_none(),
+        "verify did not wait for prune"
+    );
     lock.unlock().unwrap();
     assert!(child.wait().unwrap().success());
+    assert!(reader.wait().unwrap().success());
     verify_clean(&site);
 }
 

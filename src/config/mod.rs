@@ -1205,7 +1205,15 @@ impl Config {
                 }
                 Err(vault::VaultError::NotAVault { path }.into())
             }
-            r => Ok(r?),
+            // Readers hold the writers' lock shared too, so that a prune never deletes
+            // a pack a verify or restore is reading; a vault on read-only media (where
+            // no prune can run) is read without it.
+            Ok(v) => match v.clone().hold(vault::Hold::Shared) {
+                Ok(held) => Ok(held),
+                Err(vault::VaultError::Io { .. }) => Ok(v),
+                Err(e) => Err(e.into()),
+            },
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -900,9 +900,23 @@ pub fn restore(
             keep_special_bits: false,
         },
     )?;
+    // The temporary folder is only a cache of the replica: name the replica instead.
+    let tmp_name = root.display().to_string();
     for f in &report.failed {
-        out.record("restore-failure", f, || {
-            format!("FAILED  {}: {}", f.name, f.error.replace('\n', " "))
+        let error = f
+            .error
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .replace(&tmp_name, &storage.url);
+        let f = vault::restore::RestoreFailure {
+            name: f.name.clone(),
+            error: format!(
+                "{error} (the replica is damaged: run `plcvault verify --remote {name} --read-data`; restore from the vault or another replica)"
+            ),
+        };
+        out.record("restore-failure", &f, || {
+            format!("FAILED  {}: {}", f.name, f.error)
         });
     }
     out.record(
@@ -910,12 +924,21 @@ pub fn restore(
         &serde_json::json!({"remote": name, "device": device, "snapshot": snap.id, "target": to, "artifacts": report.artifacts, "bytes": report.bytes, "failed": report.failed.len()}),
         || {
             format!(
-                "restored {} of {} artifacts ({}) of snapshot {} from {}; every chunk and file matched its SHA-256",
+                "{} {} of {} artifacts ({}) of snapshot {} from {}; {}",
+                if report.failed.is_empty() { "restored" } else { "PARTLY restored" },
                 report.artifacts,
                 manifest.artifacts.len(),
                 human_bytes(report.bytes),
                 snap.id,
-                storage.url
+                storage.url,
+                if report.failed.is_empty() {
+                    "every chunk and file matched its SHA-256".to_string()
+                } else {
+                    format!(
+                        "{} failed (see above) and were not written; the rest matched their SHA-256",
+                        report.failed.len()
+                    )
+                }
             )
         },
     );

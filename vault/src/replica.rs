@@ -293,8 +293,12 @@ pub fn copy(
     for s in history.snapshots() {
         manifests.insert(s.manifest);
     }
+    // Approved snapshots' manifests are kept snapshots' (forget keeps the baseline); an
+    // older approval's may have been pruned with its forgotten snapshot.
     for a in history.approvals(None) {
-        manifests.insert(a.manifest);
+        if root.join(format!("manifests/{}.json", a.manifest)).exists() {
+            manifests.insert(a.manifest);
+        }
     }
     for m in &manifests {
         let rel = format!("manifests/{m}.json");

@@ -88,7 +88,7 @@ impl Vault {
                 Ok(()) => {}
                 Err(fs::TryLockError::WouldBlock) => {
                     return Err(VaultError::Refused(format!(
-                        "another plcvault command (collect, drill, approve, copy, forget or prune) is writing {}: run prune again when it has finished",
+                        "another plcvault command (collect, drill, approve, copy, forget, verify, restore, report or another prune) is using {}: run prune again when it has finished",
                         self.root.display()
                     )));
                 }
