@@ -354,6 +354,16 @@ fn push_verify_and_restore_through_a_real_object_store() {
         "g:plcvault/site-a/log/00000000000000000002.entry",
     ]);
     run_clean(&site, &["verify", "--remote", "central"]);
+    // `read-back = "etag"`: a write proven by the store's MD5 of what it received
+    // (Garage's ETag is the body's MD5); the replica verifies whole.
+    let mut cfg = std::fs::read_to_string(site.config()).unwrap();
+    cfg.push_str(&format!(
+        "\n[[remote]]\nname = \"etag\"\nurl = \"s3://plcvault/site-a-etag\"\nendpoint = \"{}\"\nregion = \"garage\"\ncredentials = \"keys/s3.toml\"\nread-back = \"etag\"\n",
+        g.endpoint
+    ));
+    std::fs::write(site.config(), cfg).unwrap();
+    run_clean(&site, &["push", "etag"]);
+    run_clean(&site, &["verify", "--remote", "etag", "--read-data"]);
     // A restore from a damaged replica is refused.
     g.rclone(&["deletefile", &key]);
     let r = site.run(&[

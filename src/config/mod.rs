@@ -54,6 +54,7 @@ struct RawRemote {
     endpoint: Option<Spanned<String>>,
     region: Option<Spanned<String>>,
     credentials: Option<Spanned<String>>,
+    read_back: Option<Spanned<String>>,
 }
 
 /// A remote, validated. Credentials are read when it is used, never kept in the config.
@@ -69,6 +70,9 @@ pub struct RemoteConfig {
     /// A file holding `access-key-id` and `secret-access-key` (TOML, mode 0600); `None`:
     /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` from the environment.
     pub credentials: Option<PathBuf>,
+    /// How `push` proves an object was stored: `full` (read back whole, the default) or
+    /// `etag` (the store's MD5 of what it received, compared with ours).
+    pub read_back_etag: bool,
 }
 
 impl RemoteConfig {
@@ -1050,6 +1054,14 @@ impl Config {
                     .as_ref()
                     .map_or("us-east-1".to_string(), |r| r.get_ref().clone()),
                 credentials: r.credentials.as_ref().map(|c| resolve(c.get_ref())),
+                read_back_etag: match r.read_back.as_ref().map(|v| v.get_ref().as_str()) {
+                    None | Some("full") => false,
+                    Some("etag") => true,
+                    Some(other) => bail!(
+                        "{}: [[remote]] key `read-back`: `{other}` is neither \"full\" nor \"etag\"",
+                        loc.at(r.read_back.as_ref().expect("matched"))
+                    ),
+                },
             });
         }
         Ok(Config {

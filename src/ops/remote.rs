@@ -32,6 +32,9 @@ pub struct S3Storage {
     store: AmazonS3,
     prefix: String,
     url: String,
+    /// `read-back = "etag"`: a write is proven by the ETag (the MD5 the store computed
+    /// of what it received) instead of reading the object back whole.
+    etag: bool,
 }
 
 /// What a store enforced when probed.
@@ -129,6 +132,7 @@ impl S3Storage {
             store,
             prefix: r.prefix.clone(),
             url: r.url(),
+            etag: r.read_back_etag,
         })
     }
 
@@ -282,6 +286,37 @@ impl Storage for S3Storage {
             .map_err(|e| io_other(&what, e))
     }
 
+    fn holds(&self, path: &str, bytes: &[u8]) -> bool {
+        let full = || {
+            self.read(path, bytes.len() as u64)
+                .ok()
+                .flatten()
+                .is_some_and(|b| b == bytes)
+        };
+        if !self.etag {
+            return full();
+        }
+        let key = self.key(path);
+        let Ok(Ok(meta)) = crate::runtime::block_on(self.store.head(&key)) else {
+            return false;
+        };
+        let md5: String = {
+            use md5::Digest;
+            md5::Md5::digest(bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        match meta.e_tag.as_deref().map(|e| e.trim_matches('"')) {
+            // A single-part upload's ETag is the MD5 of its body.
+            Some(e) if e.len() == 32 && e.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                meta.size == bytes.len() as u64 && e.eq_ignore_ascii_case(&md5)
+            }
+            // Multipart or encrypted: no MD5 to compare, read it back.
+            _ => full(),
+        }
+    }
+
     fn delete(&self, path: &str) -> io::Result<()> {
         let key = self.key(path);
         let what = format!("DELETE {}", self.describe_key(path));
@@ -316,6 +351,7 @@ impl S3Storage {
             store: self.store.clone(),
             prefix: prefix.to_string(),
             url: format!("s3://{bucket}/{prefix}"),
+            etag: self.etag,
         }
     }
 }

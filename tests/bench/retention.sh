@@ -113,6 +113,19 @@ url = "s3://bench/plcvault"
 endpoint = "http://127.0.0.1:$s3"
 region = "garage"
 EOF
+cat >>"$cfg" <<EOF
+
+[[remote]]
+name = "garage-etag"
+url = "s3://bench/plcvault-etag"
+endpoint = "http://127.0.0.1:$s3"
+region = "garage"
+read-back = "etag"
+EOF
+sync
+e0=$(date +%s.%N)
+"$bin" --config "$cfg" -q push garage-etag >/dev/null
+e1=$(date +%s.%N)
 sync
 p0=$(date +%s.%N)
 "$bin" --config "$cfg" -q push garage >/dev/null
@@ -128,7 +141,10 @@ p3=$(date +%s.%N)
 vb=$(size "$work/site/vault")
 push=$(echo "$p1 - $p0" | bc); rcl=$(echo "$p2 - $p1" | bc); cpy=$(echo "$p3 - $p2" | bc)
 printf '%-28s %8.1f s %8.1f MiB/s\n' "plcvault push (verified)" "$push" "$(echo "$vb / 1048576 / $push" | bc -l)"
+etag=$(echo "$e1 - $e0" | bc)
+printf '%-28s %8.1f s %8.1f MiB/s\n' "plcvault push read-back=etag" "$etag" "$(echo "$vb / 1048576 / $etag" | bc -l)"
 printf '%-28s %8.1f s %8.1f MiB/s\n' "rclone sync $(rclone version | head -1 | cut -d' ' -f2)" "$rcl" "$(echo "$vb / 1048576 / $rcl" | bc -l)"
 printf '%-28s %8.1f s %8.1f MiB/s\n' "cp -a (loopback floor)" "$cpy" "$(echo "$vb / 1048576 / $cpy" | bc -l)"
-printf 'plcvault push / rclone sync: %.2fx (target <= 1.2x)\n' "$(echo "$push / $rcl" | bc -l)"
+printf 'plcvault push / rclone sync: %.2fx full read-back, %.2fx read-back=etag (target <= 1.2x)\n' "$(echo "$push / $rcl" | bc -l)" "$(echo "$etag / $rcl" | bc -l)"
+"$bin" --config "$cfg" -q verify --remote garage-etag --read-data
 "$bin" --config "$cfg" -q verify --remote garage --read-data

@@ -493,7 +493,7 @@ fn put(
         }
         target.write_replace(rel, &bytes).map_err(io(target, rel))?;
     }
-    if !same(target) {
+    if !target.holds(rel, &bytes) {
         return Err(refused(format!(
             "{rel} read back from {} is not what was written\nfix: check the medium; copy again",
             target.describe()

@@ -39,6 +39,15 @@ pub trait Storage {
     ///
     /// Fails when it cannot be removed.
     fn delete(&self, path: &str) -> io::Result<()>;
+    /// Whether `path` holds exactly `bytes`: the read-back after a write. By default the
+    /// file is read whole and compared; a storage may offer a cheaper proof its user
+    /// chose (an object store's digest of what it received).
+    fn holds(&self, path: &str, bytes: &[u8]) -> bool {
+        self.read(path, bytes.len() as u64)
+            .ok()
+            .flatten()
+            .is_some_and(|b| b == bytes)
+    }
 }
 
 /// A folder (a vault, or a replica on removable media).
