@@ -668,30 +668,52 @@ pub fn restore(
             "failed": report.failed.len(), "duration_ms": (secs * 1000.0) as u64,
         }),
         || {
-            format!(
-                "{} {} of {} artifacts ({}) of snapshot {} in {:.2} s; {}",
-                if report.failed.is_empty() { "restored" } else { "PARTLY restored" },
-                report.artifacts,
+            restore_summary(
+                &report,
                 manifest.artifacts.len(),
-                human_bytes(report.bytes),
-                snap.id,
-                secs,
-                if report.failed.is_empty() {
-                    "every chunk and file matched its SHA-256".to_string()
-                } else {
-                    format!(
-                        "{} failed (see above) and were not written; the rest matched their SHA-256",
-                        report.failed.len()
-                    )
-                }
+                &snap.id,
+                &format!("in {secs:.2} s"),
             )
         },
     );
-    Ok(if report.failed.is_empty() {
+    Ok(restore_outcome(&report))
+}
+
+/// The line a restore ends with: how much of the snapshot was restored, `whence` (how
+/// long it took, or where from), and whether everything matched its SHA-256.
+pub fn restore_summary(
+    report: &vault::RestoreReport,
+    artifacts: usize,
+    snapshot: &str,
+    whence: &str,
+) -> String {
+    format!(
+        "{} {} of {artifacts} artifacts ({}) of snapshot {snapshot} {whence}; {}",
+        if report.failed.is_empty() {
+            "restored"
+        } else {
+            "PARTLY restored"
+        },
+        report.artifacts,
+        human_bytes(report.bytes),
+        if report.failed.is_empty() {
+            "every chunk and file matched its SHA-256".to_string()
+        } else {
+            format!(
+                "{} failed (see above) and were not written; the rest matched their SHA-256",
+                report.failed.len()
+            )
+        }
+    )
+}
+
+/// Exit 1 when an artifact failed to restore.
+pub fn restore_outcome(report: &vault::RestoreReport) -> Outcome {
+    if report.failed.is_empty() {
         Outcome::Clean
     } else {
         Outcome::Findings
-    })
+    }
 }
 
 /// `restore DEVICE --target DEVICE2`: writes the snapshot onto a writable device and

@@ -959,28 +959,13 @@ pub fn restore(
         "restore",
         &serde_json::json!({"remote": name, "device": device, "snapshot": snap.id, "target": to, "artifacts": report.artifacts, "bytes": report.bytes, "failed": report.failed.len()}),
         || {
-            format!(
-                "{} {} of {} artifacts ({}) of snapshot {} from {}; {}",
-                if report.failed.is_empty() { "restored" } else { "PARTLY restored" },
-                report.artifacts,
+            crate::ops::commands::restore_summary(
+                &report,
                 manifest.artifacts.len(),
-                human_bytes(report.bytes),
-                snap.id,
-                storage.url,
-                if report.failed.is_empty() {
-                    "every chunk and file matched its SHA-256".to_string()
-                } else {
-                    format!(
-                        "{} failed (see above) and were not written; the rest matched their SHA-256",
-                        report.failed.len()
-                    )
-                }
+                &snap.id,
+                &format!("from {}", storage.url),
             )
         },
     );
-    Ok(if report.failed.is_empty() {
-        Outcome::Clean
-    } else {
-        Outcome::Findings
-    })
+    Ok(crate::ops::commands::restore_outcome(&report))
 }
