@@ -19,6 +19,8 @@ use std::sync::Arc;
 pub use vault::manifest::{ArtifactKind, ArtifactMeta};
 
 pub mod device;
+#[cfg(feature = "enip")]
+pub mod enip;
 #[cfg(feature = "files")]
 pub mod files;
 #[cfg(feature = "ftp")]

@@ -43,6 +43,12 @@ pub const ADAPTERS: &[Adapter] = &[
         build: crate::s7::settings::build,
         files_by_name: false,
     },
+    #[cfg(feature = "enip")]
+    Adapter {
+        name: "enip",
+        build: crate::enip::settings::build,
+        files_by_name: false,
+    },
 ];
 
 /// The adapters of this build, by name.
