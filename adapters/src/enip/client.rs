@@ -231,10 +231,20 @@ impl Session {
                         "the controller no longer knows the session".into(),
                     )))
                 } else if f.status != proto::ENCAP_OK {
-                    Err(Failed::Retry(EnipError::Transport(format!(
-                        "encapsulation status 0x{:x}",
-                        f.status
-                    ))))
+                    // The module refused the request itself (cpppo does so for a route
+                    // path or a service it does not serve, then drops the session).
+                    Err(Failed::Final(EnipError::Refused {
+                        status: 0,
+                        text: format!(
+                            "encapsulation status 0x{:02x}: the module refused the request{}",
+                            f.status,
+                            if self.ep.route.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" (route path {})", route_text(&self.ep.route))
+                            }
+                        ),
+                    }))
                 } else if command != proto::CMD_LIST_IDENTITY && f.session != req.session {
                     Err(Failed::Retry(EnipError::Garbage(format!(
                         "session handle 0x{:08x} in answer to 0x{:08x}",
