@@ -315,7 +315,7 @@ enum Command {
         #[arg(long, value_name = "NAME", requires = "to")]
         remote: Option<String>,
     },
-    /// Serve simulated PLCs (Modbus TCP and Siemens S7 on 127.0.0.1) until SIGTERM or SIGINT
+    /// Serve simulated PLCs (Modbus TCP, Siemens S7, Logix EtherNet/IP on 127.0.0.1) until SIGTERM or SIGINT
     Sim {
         /// How many Modbus PLCs
         #[arg(long, default_value_t = 1)]
@@ -329,6 +329,15 @@ enum Command {
         /// Let the S7 CPUs accept write var into their DBs (spares for drills)
         #[arg(long)]
         s7_writable: bool,
+        /// How many simulated Logix controllers (EtherNet/IP, CIP)
+        #[arg(long, default_value_t = 0)]
+        enip: usize,
+        /// Tags per Logix controller besides the generated recipe, motors and program
+        #[arg(long, default_value_t = 100)]
+        enip_tags: usize,
+        /// Let the Logix controllers accept Write Tag (spares for drills)
+        #[arg(long)]
+        enip_writable: bool,
         /// Holding (and other) registers per PLC, generated
         #[arg(long, default_value_t = 1000)]
         registers: usize,
@@ -744,6 +753,9 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             s7,
             blocks,
             s7_writable,
+            enip,
+            enip_tags,
+            enip_writable,
             registers,
             map,
             write_config,
@@ -755,6 +767,9 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
                 s7: *s7,
                 blocks: *blocks,
                 s7_writable: *s7_writable,
+                enip: *enip,
+                enip_tags: *enip_tags,
+                enip_writable: *enip_writable,
                 registers: *registers,
                 map: map.as_deref(),
                 write_config: write_config.as_deref(),

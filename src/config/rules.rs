@@ -227,8 +227,15 @@ pub fn default_severity(c: Class) -> Severity {
 /// A parsed volatile rule.
 #[derive(Clone, Debug)]
 pub enum Volatile {
-    Registers { table: String, start: u32, end: u32 },
+    Registers {
+        table: String,
+        start: u32,
+        end: u32,
+    },
     Files(glob::Pattern),
+    /// `tag:GLOB`: value changes of controller tags whose qualified name
+    /// (`Counter`, `Program:MainProgram.StepNo`) matches.
+    Tags(glob::Pattern),
 }
 
 /// Parses a volatile rule; `Err` says why it is not one.
@@ -237,6 +244,11 @@ pub fn check_volatile(rule: &str) -> Result<(), String> {
 }
 
 pub fn parse_volatile(rule: &str) -> Result<Volatile, String> {
+    if let Some(g) = rule.strip_prefix("tag:") {
+        return glob::Pattern::new(g)
+            .map(Volatile::Tags)
+            .map_err(|e| format!("`{rule}`: `{g}` is not a valid tag glob: {e}"));
+    }
     if let Some((table, range)) = rule.split_once(':')
         && ["holding", "input", "coils", "discrete"].contains(&table)
     {

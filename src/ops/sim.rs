@@ -1,5 +1,6 @@
 //! `plcvault sim`: simulated PLCs for trying plcvault without a plant, and for the fleet
-//! benchmark. Serves N Modbus TCP PLCs and M Siemens S7 CPUs on 127.0.0.1 (ports chosen
+//! benchmark. Serves N Modbus TCP PLCs, M Siemens S7 CPUs and K Logix controllers
+//! (EtherNet/IP) on 127.0.0.1 (ports chosen
 //! by the OS), writes a config snippet naming them, and on SIGTERM/SIGINT prints what each
 //! received: the request count, the functions, the most requests in any one second and
 //! the most in flight at once.
@@ -8,6 +9,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
+use adapters::enip::sim::{EnipSim, EnipSimConfig};
 use adapters::modbus::sim::{SimConfig, SimMap, SimPlc};
 use adapters::s7::sim::{S7Sim, S7SimConfig};
 use anyhow::{Context, Result};
@@ -21,6 +23,10 @@ pub struct SimOptions<'a> {
     /// Logic blocks per S7 CPU.
     pub blocks: usize,
     pub s7_writable: bool,
+    /// Logix controllers, their extra tags, and whether they accept Write Tag.
+    pub enip: usize,
+    pub enip_tags: usize,
+    pub enip_writable: bool,
     pub registers: usize,
     pub map: Option<&'a Path>,
     pub write_config: Option<&'a Path>,
@@ -115,6 +121,26 @@ pub fn run(opts: &SimOptions, out: &Out) -> Result<Outcome> {
         ));
         cpus.push((name, cpu));
     }
+    let mut logix = Vec::new();
+    for i in 0..opts.enip {
+        let name = format!("sim-logix-{:03}", i + 1);
+        let mut c = EnipSimConfig::generated(opts.enip_tags, i as u64 + 1);
+        c.response_delay = opts.response_delay;
+        c.writable = opts.enip_writable;
+        let plc = runtime.block_on(EnipSim::start("127.0.0.1:0", c))?;
+        snippet.push_str(&format!(
+            "\n[[device]]\nname = \"{name}\"\nadapter = \"enip\"\naddress = \"{}\"\ntags = [\"sim\"]\nmax-requests-per-second = {}\nmax-tags = {}\n{}\n[[device.kind]]\nmatch = \"Recipe\"\nkind = \"recipe\"\n\n[[device.kind]]\nmatch = \"Setpoint\"\nkind = \"recipe\"\n",
+            plc.addr(),
+            opts.max_requests_per_second,
+            (opts.enip_tags + 100).max(1000),
+            if opts.enip_writable {
+                "writable = true\nnightly = false\n"
+            } else {
+                ""
+            },
+        ));
+        logix.push((name, plc));
+    }
     match opts.write_config {
         Some(p) => {
             // Written whole, then renamed: a reader never sees half a snippet.
@@ -122,9 +148,10 @@ pub fn run(opts: &SimOptions, out: &Out) -> Result<Outcome> {
             std::fs::write(&tmp, &snippet)?;
             std::fs::rename(&tmp, p)?;
             out.info(format!(
-                "{} simulated PLC(s) and {} S7 CPU(s) running; config snippet in {}",
+                "{} simulated PLC(s), {} S7 CPU(s) and {} Logix controller(s) running; config snippet in {}",
                 plcs.len(),
                 cpus.len(),
+                logix.len(),
                 p.display()
             ));
         }
@@ -165,6 +192,21 @@ pub fn run(opts: &SimOptions, out: &Out) -> Result<Outcome> {
                 functions: reqs.iter().map(|r| r.function.clone()).collect(),
                 max_per_second: max_per_second(&times),
                 max_in_flight: cpu.max_in_flight(),
+            },
+        );
+    }
+    for (name, plc) in &logix {
+        let reqs = plc.requests();
+        let times: Vec<_> = reqs.iter().map(|r| r.at).collect();
+        print_stats(
+            out,
+            &PlcStats {
+                device: name.clone(),
+                address: plc.addr().to_string(),
+                requests: reqs.len(),
+                functions: reqs.iter().map(|r| r.function.clone()).collect(),
+                max_per_second: max_per_second(&times),
+                max_in_flight: plc.max_in_flight(),
             },
         );
     }

@@ -299,6 +299,16 @@ pub fn compare(
                     Structured::No => None,
                     Structured::Fallback(why) => Some(why),
                     Structured::Items(items) => {
+                        // Value changes of controller tags an approved `tag:` rule
+                        // names are expected; anything else about them is not.
+                        let items: Vec<_> = items
+                            .into_iter()
+                            .filter(|c| !tag_volatile(c, &volatile))
+                            .collect();
+                        if items.is_empty() {
+                            statuses.push(status("volatile"));
+                            continue;
+                        }
                         statuses.push(status("changed"));
                         let base = class_of(name, &[o.kind, n.kind]);
                         for c in items {
@@ -308,6 +318,11 @@ pub fn compare(
                                 // What no item reads, or a part the reader knows only
                                 // by its content: logic until a reviewer says otherwise.
                                 _ if matches!(c.kind, "unread" | "other") => Class::Logic,
+                                _ if crate::review::formats::enip::recorded_kind(c.kind)
+                                    .is_some() =>
+                                {
+                                    enip_class(&c, base, &sev)
+                                }
                                 _ => match c.kind {
                                     "routine" | "aoi" | "datatype" | "pou" | "gvl" | "dut"
                                     | "globals" | "interface" | "method" | "property"
@@ -399,6 +414,41 @@ pub fn compare(
     }
     out.artifacts = statuses;
     out
+}
+
+/// Whether an approved `tag:GLOB` rule masks a controller tag's value change.
+fn tag_volatile(c: &crate::review::formats::Change, volatile: &[Volatile]) -> bool {
+    if c.what != "changed" || crate::review::formats::enip::recorded_kind(c.kind).is_none() {
+        return false;
+    }
+    match crate::review::formats::enip::tag_of(&c.address) {
+        Some((tag, true)) => volatile
+            .iter()
+            .any(|v| matches!(v, Volatile::Tags(p) if p.matches(&tag))),
+        _ => false,
+    }
+}
+
+/// The class of a change to a controller tag: its value takes the graver of the kind the
+/// collector recorded for the tag and the artifact's class; a tag added, removed, retyped,
+/// resized or given another kind is a configuration change (a download did it).
+fn enip_class(
+    c: &crate::review::formats::Change,
+    base: Class,
+    sev: &dyn Fn(Class) -> Severity,
+) -> Class {
+    let value = crate::review::formats::enip::tag_of(&c.address).is_some_and(|(_, v)| v);
+    if c.what != "changed" || !value {
+        return Class::Config;
+    }
+    let recorded = crate::review::formats::enip::recorded_kind(c.kind)
+        .and_then(|k| k.parse::<ArtifactKind>().ok())
+        .map(Class::of)
+        .unwrap_or(Class::Values);
+    [recorded, base]
+        .into_iter()
+        .max_by_key(|c| sev(*c))
+        .unwrap_or(recorded)
 }
 
 /// What the review makes of a changed artifact the collector recorded as a project export.
@@ -598,6 +648,7 @@ fn parse_identity(text: &str, adapter: &str) -> Option<BTreeMap<String, String>>
     let magic = match adapter {
         "modbus" => "# plcvault modbus identification v1",
         "s7" => adapters::s7::IDENTITY_MAGIC,
+        "enip" => adapters::enip::IDENTITY_MAGIC,
         _ => return None,
     };
     if lines.next()? != magic {

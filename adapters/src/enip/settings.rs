@@ -21,7 +21,8 @@ struct EnipSettings {
     timeout: Option<Spanned<String>>,
     retries: Option<Spanned<u32>>,
     max_requests_per_second: Option<Spanned<f64>>,
-    tags: Option<Spanned<Vec<String>>>,
+    /// Only these tags (the device's `tags` are its labels, common to every adapter).
+    read_tags: Option<Spanned<Vec<String>>>,
     programs: Option<bool>,
     max_tags: Option<Spanned<usize>>,
     writable: Option<Spanned<bool>>,
@@ -80,20 +81,20 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
         Some(t) => settings::duration(t, "timeout", super::MIN_TIMEOUT, super::MAX_TIMEOUT)?,
     };
     let mut tags = Vec::new();
-    if let Some(list) = &s.tags {
+    if let Some(list) = &s.read_tags {
         for t in list.get_ref() {
             let Some(n) = NamedTag::parse(t) else {
                 return Err(SettingsError::at(
                     list,
                     format!(
-                        "key `tags`: `{t}` is not a tag\nfix: write Name, Name[ELEMENTS] or Program:PROGRAM.Name"
+                        "key `read-tags`: `{t}` is not a tag\nfix: write Name, Name[ELEMENTS] or Program:PROGRAM.Name"
                     ),
                 ));
             };
             if tags.iter().any(|x: &NamedTag| x.name == n.name) {
                 return Err(SettingsError::at(
                     list,
-                    format!("key `tags`: `{}` is listed twice", n.name),
+                    format!("key `read-tags`: `{}` is listed twice", n.name),
                 ));
             }
             tags.push(n);
@@ -101,7 +102,7 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
         if tags.is_empty() {
             return Err(SettingsError::at(
                 list,
-                "key `tags` is empty: nothing would be read\nfix: leave it out to read the controller's whole tag directory",
+                "key `read-tags` is empty: nothing would be read\nfix: leave it out to read the controller's whole tag directory",
             ));
         }
     }

@@ -3,6 +3,7 @@
 //! `format`: the extension together with the XML root element), never from a guess at
 //! diff time.
 
+pub mod enip;
 pub mod l5x;
 #[cfg(test)]
 pub mod mutations;
@@ -66,6 +67,7 @@ pub fn parser(format: &str) -> Option<Parser> {
         "twincat" => twincat::parse,
         "plcopen" => plcopen::parse,
         "siemens-source" => siemens::parse,
+        "enip-tags" => enip::parse,
         _ => return None,
     })
 }
