@@ -90,6 +90,7 @@ fn options(addr: SocketAddr, tags: &[&str]) -> EnipOptions {
         programs: true,
         max_tags: 100_000,
         kinds: Vec::new(),
+        connected: true,
     }
 }
 
@@ -128,64 +129,85 @@ async fn our_client_reads_cpppos_controller_and_sends_only_reads() {
         "identity": {"Product Name": "1769-L33ER/A LOGIX5333ER", "Serial Number": 305419896, "Product Code Number": 97},
         "route": "1/0",
     });
-    let srv = Cpppo::start(&py, &spec);
-    let c = EnipCollector::new(options(
-        srv.addr,
-        &["Recipe[100]", "Setpoint[4]", "Speed", "Big[1000]"],
-    ))
-    .unwrap()
-    .collect()
-    .await
-    .unwrap();
-    assert!(c.complete, "{:?}", c.warnings);
-    let id = text(&c, "identity.txt");
-    for want in [
-        "product-name=1769-L33ER/A LOGIX5333ER",
-        "serial-number=0x12345678",
-        "product-code=97",
-        "vendor=1 (Rockwell Automation/Allen-Bradley)",
-        "module-product-name=1769-L33ER/A LOGIX5333ER",
-    ] {
-        assert!(id.lines().any(|l| l == want), "{want} not in\n{id}");
-    }
-    let csv = text(&c, "tags/controller.csv");
-    let join = |v: &[i64]| v.iter().map(i64::to_string).collect::<Vec<_>>().join(" ");
-    assert_eq!(field(&csv, "Recipe", 4), join(&recipe));
-    assert_eq!(field(&csv, "Recipe", 1), "DINT");
-    // cpppo's REAL is a float32: 0.1 stored is 0.1f32, printed exactly as such.
-    assert_eq!(field(&csv, "Setpoint", 4), "12.5 0.1 -3 10000000000");
-    assert_eq!(field(&csv, "Speed", 4), "1234");
-    assert_eq!(field(&csv, "Big", 4), join(&big));
-    // What cpppo recorded: only the read commands and services; Big came in pieces.
-    let log = srv.log.lock().unwrap().clone();
-    assert!(!log.is_empty());
-    let mut fragments = 0;
-    for r in &log {
-        let cmd = r["command"].as_u64().unwrap();
-        assert!([0x63, 0x65, 0x66, 0x6F].contains(&cmd), "sent {r}");
-        for s in r["services"].as_array().unwrap() {
-            let s = s.as_u64().unwrap();
-            // 0x52 is both the Unconnected Send and Read Tag Fragmented.
+    // Both ways of messaging: one class 3 connection (the default), and unconnected.
+    for connected in [true, false] {
+        let srv = Cpppo::start(&py, &spec);
+        let c = EnipCollector::new(EnipOptions {
+            connected,
+            ..options(
+                srv.addr,
+                &["Recipe[100]", "Setpoint[4]", "Speed", "Big[1000]"],
+            )
+        })
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+        assert!(c.complete, "{:?}", c.warnings);
+        let id = text(&c, "identity.txt");
+        for want in [
+            "product-name=1769-L33ER/A LOGIX5333ER",
+            "serial-number=0x12345678",
+            "product-code=97",
+            "vendor=1 (Rockwell Automation/Allen-Bradley)",
+            "module-product-name=1769-L33ER/A LOGIX5333ER",
+        ] {
+            assert!(id.lines().any(|l| l == want), "{want} not in\n{id}");
+        }
+        let csv = text(&c, "tags/controller.csv");
+        let join = |v: &[i64]| v.iter().map(i64::to_string).collect::<Vec<_>>().join(" ");
+        assert_eq!(field(&csv, "Recipe", 4), join(&recipe));
+        assert_eq!(field(&csv, "Recipe", 1), "DINT");
+        // cpppo's REAL is a float32: 0.1 stored is 0.1f32, printed exactly as such.
+        assert_eq!(field(&csv, "Setpoint", 4), "12.5 0.1 -3 10000000000");
+        assert_eq!(field(&csv, "Speed", 4), "1234");
+        assert_eq!(field(&csv, "Big", 4), join(&big));
+        // What cpppo recorded: only the read commands and services; Big came in pieces.
+        let log = srv.log.lock().unwrap().clone();
+        assert!(!log.is_empty());
+        let (commands, services): (&[u64], &[u64]) = if connected {
+            (
+                &[0x63, 0x65, 0x66, 0x6F, 0x70],
+                // Large Forward Open, Forward Close, Multiple Service Packet too.
+                &[0x01, 0x4C, 0x52, 0x5B, 0x4E, 0x0A],
+            )
+        } else {
+            (&[0x63, 0x65, 0x66, 0x6F], &[0x01, 0x4C, 0x52])
+        };
+        let mut fragments = 0;
+        for r in &log {
+            let cmd = r["command"].as_u64().unwrap();
+            assert!(commands.contains(&cmd), "sent {r}");
+            let sent: Vec<u64> = r["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_u64().unwrap())
+                .collect();
+            for s in &sent {
+                // 0x52 is both the Unconnected Send and Read Tag Fragmented.
+                assert!(services.contains(s), "sent service {s:#x} in {r}");
+            }
+            // Inside a Multiple Service Packet, only Read Tag.
+            if sent.first() == Some(&0x0A) {
+                assert!(sent[1..].iter().all(|s| *s == 0x4C), "{r}");
+            }
+            let pieces = sent.iter().filter(|s| **s == 0x52).count();
+            if (connected && cmd == 0x70 && pieces == 1) || pieces == 2 {
+                fragments += 1;
+            }
+        }
+        if connected {
             assert!(
-                [0x01, 0x4C, 0x52].contains(&s),
-                "sent service {s:#x} in {r}"
+                log.iter().any(|r| r["services"][0] == 0x5B),
+                "no Large Forward Open: {log:?}"
             );
         }
-        if r["services"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| **s == 0x52)
-            .count()
-            == 2
-        {
-            fragments += 1;
-        }
+        assert!(
+            fragments >= if connected { 2 } else { 9 },
+            "4000 bytes of Big in pieces: {fragments}: {log:?}"
+        );
     }
-    assert!(
-        fragments >= 9,
-        "4000 bytes of Big in pieces of 488 or less: {fragments}: {log:?}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,8 +218,12 @@ async fn cpppo_refusing_a_route_or_the_tag_directory_is_a_clear_warning_not_a_ha
     let spec = json!({"tags": {"Speed": ["DINT", 1]}, "values": {"Speed": 7}, "route": "1/0"});
     let srv = Cpppo::start(&py, &spec);
     // The controller is in slot 0; slot 3 is refused by its Connection Manager.
+    // Unconnected: cpppo checks the route of an Unconnected Send, but not the connection
+    // path of a Forward Open (it grants one along any route; our simulator refuses, as a
+    // Logix Connection Manager does: enip_sim's wrong-route test).
     let mut o = options(srv.addr, &["Speed"]);
     o.route = vec![(1, 3)];
+    o.connected = false;
     let c = EnipCollector::new(o).unwrap().collect().await.unwrap();
     assert!(!c.complete);
     assert!(

@@ -23,6 +23,7 @@ fn options(sim: &EnipSim) -> EnipOptions {
             ("Recipe".into(), ArtifactKind::Recipe),
             ("Setpoint*".into(), ArtifactKind::Recipe),
         ],
+        connected: true,
     }
 }
 
@@ -142,8 +143,9 @@ async fn identity_directory_and_values_match_what_the_controller_holds() {
         .unwrap();
     assert_eq!(tags.meta.extra["format"], "enip-tags");
 
-    // Only the read functions, one session, one request at a time.
-    let allowed = [
+    // Only the read functions, one session, one request at a time; over one class 3
+    // connection, small tags many to a packet.
+    let unconnected = [
         "ListIdentity",
         "RegisterSession",
         "UnRegisterSession",
@@ -154,17 +156,71 @@ async fn identity_directory_and_values_match_what_the_controller_holds() {
         "Read Tag",
         "Read Tag Fragmented",
     ];
+    let connected = [
+        "Large Forward Open",
+        "SendUnitData",
+        "Forward Close",
+        "Multiple Service Packet",
+    ];
     let got = sim.requests();
     for r in &got {
         assert!(
-            allowed.contains(&r.function.as_str()),
+            unconnected.contains(&r.function.as_str()) || connected.contains(&r.function.as_str()),
             "{} sent",
             r.function
         );
         assert_eq!(r.connection, 1, "{r:?}");
     }
+    for f in connected {
+        assert!(got.iter().any(|r| r.function == f), "no {f}");
+    }
     assert_eq!(sim.max_in_flight(), 1);
-    assert_eq!(READ_FUNCTIONS.len(), 8);
+    assert_eq!(READ_FUNCTIONS.len(), 12);
+
+    // Unconnected, the same artifacts from the unconnected services alone.
+    let plain = EnipSim::start("127.0.0.1:0", EnipSimConfig::generated(5, 1))
+        .await
+        .unwrap();
+    let u = collect(EnipOptions {
+        connected: false,
+        ..options(&plain)
+    })
+    .await;
+    assert!(u.complete, "{:?}", u.warnings);
+    for a in [
+        "identity.txt",
+        "tags/controller.csv",
+        "tags/program-MainProgram.csv",
+    ] {
+        assert_eq!(text(&u, a), text(&c, a), "{a}");
+    }
+    for r in plain.requests() {
+        assert!(
+            unconnected.contains(&r.function.as_str()),
+            "{} sent",
+            r.function
+        );
+    }
+    assert!(plain.requests().len() > got.len());
+
+    // A controller with no connection to spare: unconnected, with a warning that says so.
+    let full = EnipSim::start("127.0.0.1:0", EnipSimConfig::generated(5, 1))
+        .await
+        .unwrap();
+    full.update(|c| c.refuse_connections = true);
+    let f = collect(options(&full)).await;
+    assert!(f.complete, "{:?}", f.warnings);
+    assert_eq!(
+        text(&f, "tags/controller.csv"),
+        text(&c, "tags/controller.csv")
+    );
+    assert!(
+        f.warnings
+            .iter()
+            .any(|w| w.contains("opened no connection") && w.contains("0x01 connection failure")),
+        "{:?}",
+        f.warnings
+    );
 }
 
 #[tokio::test]

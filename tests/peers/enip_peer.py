@@ -43,8 +43,9 @@ def walk(d, prefix=""):
 
 
 def services_of(b):
-    """The CIP service codes in a SendRRData payload as it came off the wire: each
-    unconnected data item's service, and an Unconnected Send's embedded one."""
+    """The CIP service codes in a SendRRData or SendUnitData payload as it came off the
+    wire: each data item's service (a connected item after its sequence number), an
+    Unconnected Send's embedded one, and every service inside a Multiple Service Packet."""
     out = []
     if len(b) < 8:
         return out
@@ -53,15 +54,29 @@ def services_of(b):
         kind = int.from_bytes(b[at : at + 2], "little")
         size = int.from_bytes(b[at + 2 : at + 4], "little")
         d, at = b[at + 4 : at + 4 + size], at + 4 + size
-        if kind != 0xB2 or not d:
+        if kind == 0xB1:
+            d = d[2:]
+        elif kind != 0xB2:
             continue
-        out.append(d[0])
-        words = d[1]
-        if d[0] == 0x52 and d[2:4] == b"\x20\x06":
-            body = d[2 + 2 * words :]
-            inner = body[4 : 4 + int.from_bytes(body[2:4], "little")]
-            if inner:
-                out.append(inner[0])
+        out += message_services(d)
+    return out
+
+
+def message_services(d):
+    if not d:
+        return []
+    out = [d[0]]
+    words = d[1]
+    body = d[2 + 2 * words :]
+    if d[0] == 0x52 and d[2:4] == b"\x20\x06":
+        inner = body[4 : 4 + int.from_bytes(body[2:4], "little")]
+        out += message_services(inner)
+    elif d[0] == 0x0A and len(body) >= 2:
+        count = int.from_bytes(body[0:2], "little")
+        offs = [int.from_bytes(body[2 + 2 * i : 4 + 2 * i], "little") for i in range(count)]
+        for i, o in enumerate(offs):
+            end = offs[i + 1] if i + 1 < count else len(body)
+            out += message_services(body[o:end])
     return out
 
 

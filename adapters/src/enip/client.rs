@@ -1,6 +1,8 @@
 //! The EtherNet/IP client: one TCP connection and one registered session per controller,
-//! one request in flight, every request paced and timed out, explicit messages sent
-//! unconnected (SendRRData through the Connection Manager along the route path). Each
+//! one request in flight, every request paced and timed out. Explicit messages go over
+//! one class 3 connection (Large Forward Open, else Forward Open, to the Message Router
+//! along the route path; SendUnitData) when `connected` and the controller grants one,
+//! else unconnected (SendRRData through the Connection Manager along the route path). Each
 //! read is a transaction that starts again from its first request on a new session when
 //! the old one broke: a fragmented read cut in the middle is read again, never kept short.
 
@@ -51,6 +53,9 @@ pub struct Endpoint {
     /// slot 0); empty for a controller reached directly.
     pub route: Vec<(u8, u8)>,
     pub timeout: Duration,
+    /// Ask for a class 3 (explicit messaging) connection; unconnected messages if the
+    /// controller refuses one, or when `false`.
+    pub connected: bool,
 }
 
 /// The largest reply frame accepted: unconnected Logix messages stay under 512 bytes of
@@ -78,10 +83,26 @@ struct Conn {
     session: u32,
 }
 
+/// One tag of a Multiple Service Packet: its path, elements, and the bytes its value has.
+pub type BatchRead = (Vec<Segment>, u16, usize);
+
+/// An open class 3 connection.
+#[derive(Clone, Copy, Debug)]
+struct Link {
+    o_t: u32,
+    t_o: u32,
+    serial: u16,
+    size: usize,
+    seq: u16,
+}
+
 /// A paced, retrying session with one controller.
 pub struct Session {
     ep: Endpoint,
     conn: Option<Conn>,
+    link: Option<Link>,
+    /// Why the controller gave no connection (then every message goes unconnected).
+    pub unconnected_why: Option<String>,
     pacer: Pacer,
     backoff: Backoff,
     context: u64,
@@ -108,6 +129,8 @@ impl Session {
         Session {
             ep,
             conn: None,
+            link: None,
+            unconnected_why: None,
             pacer: Pacer::new(max_per_second),
             backoff: Backoff::new(retries),
             context: 0,
@@ -128,8 +151,19 @@ impl Session {
         }
     }
 
-    /// Unregisters the session and closes the connection.
+    /// The most bytes one message (a request or its reply) may carry.
+    pub fn message_size(&self) -> usize {
+        self.link.map_or(proto::UNCONNECTED_SIZE, |l| l.size)
+    }
+
+    /// Closes the class 3 connection (Forward Close), unregisters the session and closes
+    /// the TCP connection.
     pub async fn close(&mut self) {
+        if let Some(l) = self.link.take() {
+            let _ = self
+                .rr(&proto::forward_close(l.serial, &self.ep.route), false)
+                .await;
+        }
         if let Some(mut c) = self.conn.take() {
             self.pacer.wait().await;
             self.requests += 1;
@@ -146,8 +180,66 @@ impl Session {
         )))
     }
 
+    /// Registers a session, then (when asked and not refused before) opens the class 3
+    /// connection every later message goes over.
     async fn connect(&mut self) -> Result<(), Failed<EnipError>> {
+        self.register().await?;
+        if !self.ep.connected || self.unconnected_why.is_some() {
+            return Ok(());
+        }
+        match self.open_link().await {
+            Ok(()) => Ok(()),
+            Err(Failed::Final(e)) => {
+                self.unconnected_why = Some(e.to_string());
+                // A module that refuses by dropping the session (cpppo) gets a new one.
+                if self.conn.is_none() {
+                    self.register().await?;
+                }
+                Ok(())
+            }
+            Err(f) => Err(f),
+        }
+    }
+
+    /// Large Forward Open, else Forward Open: a class 3 connection to the Message Router.
+    async fn open_link(&mut self) -> Result<(), Failed<EnipError>> {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.subsec_nanos());
+        let t_o = 0x1000_0000 | (stamp & 0x0FFF_FFFF);
+        let serial = (stamp >> 8) as u16 | 1;
+        let mut last = None;
+        for (large, size) in [
+            (true, proto::LARGE_CONNECTION_SIZE),
+            (false, proto::CONNECTION_SIZE),
+        ] {
+            let req = proto::forward_open(large, t_o, serial, size, &self.ep.route);
+            let r = self.rr(&req, false).await?;
+            if r.status == proto::ST_OK {
+                let (o_t, echoed) =
+                    proto::parse_forward_open_reply(&r.data).map_err(|e| self.garbage(e))?;
+                if echoed != t_o {
+                    return Err(self.garbage(WireError::Garbage(format!(
+                        "a Forward Open reply for connection 0x{echoed:08x}, not 0x{t_o:08x}"
+                    ))));
+                }
+                self.link = Some(Link {
+                    o_t,
+                    t_o,
+                    serial,
+                    size: usize::from(size),
+                    seq: 0,
+                });
+                return Ok(());
+            }
+            last = Some(r);
+        }
+        Err(refused(&last.expect("two attempts")))
+    }
+
+    async fn register(&mut self) -> Result<(), Failed<EnipError>> {
         self.conn = None;
+        self.link = None;
         self.pacer.wait().await;
         self.requests += 1;
         let t = self.ep.timeout;
@@ -205,7 +297,9 @@ impl Session {
     /// command, session handle and sender context, and a success status.
     async fn exchange(&mut self, command: u16, data: Vec<u8>) -> Result<Frame, Failed<EnipError>> {
         if self.conn.is_none() {
-            self.connect().await?;
+            return Err(Failed::Retry(EnipError::Transport(
+                "the session is gone".into(),
+            )));
         }
         self.pacer.wait().await;
         self.requests += 1;
@@ -257,14 +351,88 @@ impl Session {
         };
         if r.is_err() {
             self.conn = None;
+            self.link = None;
         }
         r
     }
 
+    /// One CIP request over the class 3 connection, or unconnected without one; its
+    /// reply's service must be the request's.
+    async fn cip(&mut self, inner: &Request) -> Result<Reply, Failed<EnipError>> {
+        if self.conn.is_none() {
+            self.connect().await?;
+        }
+        let Some(mut link) = self.link else {
+            return self.unconnected(inner).await;
+        };
+        link.seq = link.seq.wrapping_add(1);
+        self.link = Some(link);
+        let mut body = link.seq.to_le_bytes().to_vec();
+        body.extend_from_slice(&inner.encode());
+        let data = proto::rr_data(
+            0,
+            &[
+                Item {
+                    kind: proto::ITEM_CONNECTED_ADDRESS,
+                    data: link.o_t.to_le_bytes().to_vec(),
+                },
+                Item {
+                    kind: proto::ITEM_CONNECTED_DATA,
+                    data: body,
+                },
+            ],
+        );
+        let f = self.exchange(proto::CMD_SEND_UNIT_DATA, data).await?;
+        let items = proto::parse_rr_data(&f.data).map_err(|e| self.garbage(e))?;
+        let body = match items.as_slice() {
+            [a, b]
+                // The T->O id, as the spec and Logix have it; cpppo echoes the O->T id.
+                if a.kind == proto::ITEM_CONNECTED_ADDRESS
+                    && (a.data == link.t_o.to_le_bytes() || a.data == link.o_t.to_le_bytes())
+                    && b.kind == proto::ITEM_CONNECTED_DATA
+                    && b.data.get(..2) == Some(&link.seq.to_le_bytes()[..]) =>
+            {
+                &b.data[2..]
+            }
+            other => {
+                let seen: Vec<String> = other
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "item 0x{:04x} {}",
+                            i.kind,
+                            i.data.iter().take(6).map(|b| format!("{b:02x}")).collect::<String>()
+                        )
+                    })
+                    .collect();
+                return Err(self.garbage(WireError::Garbage(format!(
+                    "SendUnitData without this connection's address 0x{:08x} and sequence number {} ({})",
+                    link.t_o,
+                    link.seq,
+                    seen.join(", ")
+                ))));
+            }
+        };
+        let reply = Reply::decode(body).map_err(|e| self.garbage(e))?;
+        if reply.service != inner.service {
+            return Err(self.garbage(WireError::Garbage(format!(
+                "a reply to service 0x{:02x} for 0x{:02x}",
+                reply.service, inner.service
+            ))));
+        }
+        Ok(reply)
+    }
+
     /// One CIP request through the Connection Manager (or straight to the target when
     /// there is no route), and its reply, whose service must be the request's.
-    async fn cip(&mut self, inner: &Request) -> Result<Reply, Failed<EnipError>> {
-        let msg = if self.ep.route.is_empty() {
+    async fn unconnected(&mut self, inner: &Request) -> Result<Reply, Failed<EnipError>> {
+        self.rr(inner, !self.ep.route.is_empty()).await
+    }
+
+    /// One CIP request in SendRRData: wrapped in an Unconnected Send along the route, or
+    /// to the module itself (a Forward Open or Close, whose own path holds the route).
+    async fn rr(&mut self, inner: &Request, wrap: bool) -> Result<Reply, Failed<EnipError>> {
+        let msg = if !wrap {
             inner.clone()
         } else {
             proto::unconnected_send(inner, &self.ep.route)
@@ -296,7 +464,7 @@ impl Session {
         };
         let reply = Reply::decode(body).map_err(|e| self.garbage(e))?;
         // A Connection Manager that could not deliver answers for the Unconnected Send.
-        if !self.ep.route.is_empty()
+        if wrap
             && reply.service == proto::SVC_UNCONNECTED_SEND
             && inner.service != proto::SVC_READ_TAG_FRAGMENTED
             && reply.status != proto::ST_OK
@@ -321,6 +489,7 @@ impl Session {
 
     fn garbage(&mut self, e: WireError) -> Failed<EnipError> {
         self.conn = None;
+        self.link = None;
         io_retry(match e {
             WireError::Io(x) => WireError::Garbage(x),
             g => g,
@@ -340,6 +509,7 @@ impl Session {
                 Err(f) => {
                     if matches!(f, Failed::Retry(_)) {
                         self.conn = None;
+                        self.link = None;
                     }
                     tries.after(f).await?
                 }
@@ -353,6 +523,9 @@ impl Session {
     pub async fn list_identity(&mut self) -> Result<(Identity, Option<u8>), EnipError> {
         self.transaction(|s| {
             Box::pin(async move {
+                if s.conn.is_none() {
+                    s.connect().await?;
+                }
                 let f = s.exchange(proto::CMD_LIST_IDENTITY, Vec::new()).await?;
                 let items = proto::parse_cpf(&f.data).map_err(|e| s.garbage(e))?;
                 match items.as_slice() {
@@ -527,6 +700,65 @@ impl Session {
                     data_type: data_type.expect("set by the first piece"),
                     bytes,
                 })
+            })
+        })
+        .await
+    }
+
+    /// Several small tags in one Multiple Service Packet of Read Tags, each `(path,
+    /// elements, exact bytes)`: each tag's value, or the controller's refusal of it. The
+    /// caller keeps the request and its reply within [`Session::message_size`].
+    ///
+    /// Fails when the packet is refused as a whole (a controller without the service),
+    /// when every attempt failed, or a reply lies about a value's size or type.
+    pub async fn read_many(
+        &mut self,
+        reads: &[BatchRead],
+    ) -> Result<Vec<Result<Value, EnipError>>, EnipError> {
+        let reqs: Vec<Request> = reads
+            .iter()
+            .map(|(p, n, _)| Request::new(proto::SVC_READ_TAG, p, n.to_le_bytes().to_vec()))
+            .collect();
+        let packet = proto::multiple(&reqs);
+        let reads = reads.to_vec();
+        self.transaction(move |s| {
+            let packet = packet.clone();
+            let reads = reads.clone();
+            Box::pin(async move {
+                let r = s.cip(&packet).await?;
+                if r.status != proto::ST_OK && r.status != proto::ST_EMBEDDED {
+                    return Err(refused(&r));
+                }
+                let replies =
+                    proto::parse_multiple(&r.data, reads.len()).map_err(|e| s.garbage(e))?;
+                let mut out = Vec::with_capacity(reads.len());
+                for (reply, (_, _, exact)) in replies.iter().zip(&reads) {
+                    if reply.service != proto::SVC_READ_TAG {
+                        return Err(s.garbage(WireError::Garbage(format!(
+                            "a reply to service 0x{:02x} in a packet of Read Tags",
+                            reply.service
+                        ))));
+                    }
+                    if reply.status != proto::ST_OK {
+                        out.push(Err(EnipError::Refused {
+                            status: reply.status,
+                            text: proto::status_text(reply.status, &reply.extended),
+                        }));
+                        continue;
+                    }
+                    let (t, bytes) = DataType::split(&reply.data).map_err(|e| s.garbage(e))?;
+                    if bytes.len() != *exact {
+                        return Err(s.garbage(WireError::Garbage(format!(
+                            "a value of {} bytes where its type holds {exact}",
+                            bytes.len()
+                        ))));
+                    }
+                    out.push(Ok(Value {
+                        data_type: t,
+                        bytes: bytes.to_vec(),
+                    }));
+                }
+                Ok(out)
             })
         })
         .await

@@ -35,11 +35,19 @@ pub const READ_FUNCTIONS: &[&str] = &[
     "RegisterSession (0x65)",
     "UnRegisterSession (0x66)",
     "SendRRData (0x6F) with Unconnected Send (0x52) to the Connection Manager",
+    "Large Forward Open (0x5B), else Forward Open (0x54): one class 3 explicit-messaging connection to the Message Router (never an I/O connection)",
+    "SendUnitData (0x70) on that connection",
+    "Forward Close (0x4E)",
     "Get_Attribute_All (0x01) on the Identity object",
     "Get_Instance_Attribute_List (0x55) on the Symbol object",
     "Read Tag (0x4C)",
     "Read Tag Fragmented (0x52)",
+    "Multiple Service Packet (0x0A) to the Message Router, holding only Read Tag (0x4C)",
 ];
+
+/// The largest value read in a Multiple Service Packet with others; larger ones are read
+/// on their own.
+pub const BATCH_VALUE_LIMIT: usize = 256;
 
 /// The format the tag files are recorded in (the review compares them tag by tag).
 pub const TAGS_FORMAT: &str = "enip-tags";
@@ -115,6 +123,10 @@ pub struct EnipOptions {
     pub max_tags: usize,
     /// Tag glob → kind, first match wins; values otherwise.
     pub kinds: Vec<(String, ArtifactKind)>,
+    /// Messages over one class 3 connection (`messaging = "connected"`, the default)
+    /// and small tags read many to a Multiple Service Packet; `false`: every message
+    /// unconnected, one tag per request.
+    pub connected: bool,
 }
 
 impl EnipOptions {
@@ -460,6 +472,7 @@ impl EnipCollector {
             addr,
             route: o.route.clone(),
             timeout: o.timeout,
+            connected: o.connected,
         };
         let mut s = Session::new(ep, o.max_requests_per_second, o.retries);
         s.open().await.map_err(|e| match e {
@@ -543,6 +556,11 @@ impl EnipCollector {
             }
         }
 
+        if let Some(why) = &s.unconnected_why {
+            out.warnings.push(format!(
+                "the controller opened no connection ({why}); every message went unconnected, one tag per request (messaging = \"unconnected\" stops asking)"
+            ));
+        }
         // What to read: the configured names, or the directory of each scope.
         let mut plan: Vec<(Option<String>, Vec<Planned>)> = Vec::new();
         if stalled.is_none() && !o.tags.is_empty() {
@@ -628,15 +646,85 @@ impl EnipCollector {
         let mut read_bytes = 0u64;
         let mut skipped = 0usize;
         let mut scopes = Vec::new();
+        let mut batching = o.connected;
         for (program, tags) in plan {
             let mut rows = Vec::new();
-            for Planned {
-                name,
-                listed,
-                dims,
-                elements,
-                exact,
-            } in tags
+            // Small tags of known size, many to a packet: their values (or refusals).
+            let mut early: std::collections::HashMap<usize, Result<Value, EnipError>> =
+                Default::default();
+            if batching && stalled.is_none() {
+                let size = s.message_size();
+                let mut batch: Vec<(usize, client::BatchRead)> = Vec::new();
+                // A packet's request and its reply, as they grow (headers, offsets, the
+                // embedded requests and replies); each stays 16 bytes within the size.
+                let (empty_req, empty_reply) = (proto::multiple_size(std::iter::empty()), 6);
+                let (mut req_bytes, mut reply_bytes) = (empty_req, empty_reply);
+                let mut batches = Vec::new();
+                for (i, t) in tags.iter().enumerate() {
+                    let Some(exact) = t.exact else { continue };
+                    let path = tag_path(&qualified(program.as_deref(), &t.name));
+                    // The embedded Read Tag (service, path size, path, element count) and
+                    // its reply (header, type, value), each with its offset.
+                    let rq = 2 + proto::epath(&path).len() + 2 + 2;
+                    let rp = 4 + 2 + exact + 2;
+                    // Large values go on their own (Read Tag Fragmented).
+                    if t.elements > u64::from(u16::MAX) || exact > BATCH_VALUE_LIMIT {
+                        continue;
+                    }
+                    if req_bytes + rq + 16 > size || reply_bytes + rp + 16 > size {
+                        batches.push(std::mem::take(&mut batch));
+                        (req_bytes, reply_bytes) = (empty_req, empty_reply);
+                    }
+                    req_bytes += rq;
+                    reply_bytes += rp;
+                    batch.push((i, (path, t.elements as u16, exact)));
+                }
+                batches.push(batch);
+                for b in batches.into_iter().filter(|b| b.len() > 1) {
+                    let reads: Vec<_> = b.iter().map(|(_, r)| r.clone()).collect();
+                    match s.read_many(&reads).await {
+                        Ok(values) => {
+                            for ((i, _), v) in b.iter().zip(values) {
+                                // Too large for one reply after all: on its own below.
+                                if !matches!(
+                                    v,
+                                    Err(EnipError::Refused {
+                                        status: 0x06 | 0x11,
+                                        ..
+                                    })
+                                ) {
+                                    early.insert(*i, v);
+                                }
+                            }
+                        }
+                        Err(EnipError::Refused { text, .. }) => {
+                            // No Multiple Service Packet here: one tag per request.
+                            out.warnings.push(format!(
+                                "the controller refused a Multiple Service Packet ({text}); tags read one per request"
+                            ));
+                            batching = false;
+                            break;
+                        }
+                        Err(e) => {
+                            if e.stalled() {
+                                stalled = Some(e);
+                                break;
+                            }
+                            // Read again one by one below, which reports what fails.
+                        }
+                    }
+                }
+            }
+            for (
+                i,
+                Planned {
+                    name,
+                    listed,
+                    dims,
+                    elements,
+                    exact,
+                },
+            ) in tags.into_iter().enumerate()
             {
                 let full = qualified(program.as_deref(), &name);
                 let kind = o.kind_of(&full);
@@ -660,7 +748,11 @@ impl EnipCollector {
                     continue;
                 }
                 let room = MAX_DEVICE_BYTES.saturating_sub(read_bytes);
-                match self.read_one(&mut s, &full, elements, exact, room).await {
+                let read = match early.remove(&i) {
+                    Some(v) => v,
+                    None => self.read_one(&mut s, &full, elements, exact, room).await,
+                };
+                match read {
                     Ok(v) => {
                         read_bytes += v.bytes.len() as u64;
                         let type_name = match v.data_type {

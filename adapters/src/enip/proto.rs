@@ -43,6 +43,7 @@ pub const SVC_LARGE_FORWARD_OPEN: u8 = 0x5B;
 
 /// CIP classes.
 pub const CLASS_IDENTITY: u16 = 0x01;
+pub const CLASS_MESSAGE_ROUTER: u16 = 0x02;
 pub const CLASS_CONNECTION_MANAGER: u16 = 0x06;
 pub const CLASS_PROGRAM_NAME: u16 = 0x64;
 pub const CLASS_SYMBOL: u16 = 0x6B;
@@ -496,6 +497,150 @@ pub fn unconnected_send(inner: &Request, route: &[(u8, u8)]) -> Request {
         ],
         d,
     )
+}
+
+/// The transport of the connections plcvault opens: class 3 (explicit messaging),
+/// application triggered, server side. Never class 0 or 1 (I/O: outputs).
+pub const TRANSPORT_CLASS3: u8 = 0xA3;
+/// Who opens the connection (the originator's vendor id and serial number).
+pub const ORIGINATOR_VENDOR: u16 = 0xFFFE;
+pub const ORIGINATOR_SERIAL: u32 = 0x504C_5654;
+/// The largest message a Large Forward Open asks for, and a Forward Open.
+pub const LARGE_CONNECTION_SIZE: u16 = 4002;
+pub const CONNECTION_SIZE: u16 = 504;
+/// What an unconnected message carries at most (Logix).
+pub const UNCONNECTED_SIZE: usize = 504;
+
+/// A (Large) Forward Open to the Connection Manager for an explicit-messaging connection
+/// (transport class 3) to the Message Router along `route`, with our connection id
+/// `t_o_id`, serial `serial` and message size `size`.
+pub fn forward_open(
+    large: bool,
+    t_o_id: u32,
+    serial: u16,
+    size: u16,
+    route: &[(u8, u8)],
+) -> Request {
+    // Priority/tick time, timeout ticks (about 1.5 s for the open itself).
+    let mut d = vec![0x0A, 0x05];
+    d.extend_from_slice(&0u32.to_le_bytes()); // O->T id: the target chooses
+    d.extend_from_slice(&t_o_id.to_le_bytes());
+    d.extend_from_slice(&serial.to_le_bytes());
+    d.extend_from_slice(&ORIGINATOR_VENDOR.to_le_bytes());
+    d.extend_from_slice(&ORIGINATOR_SERIAL.to_le_bytes());
+    // Timeout multiplier x32 of the RPI (2 s): the controller drops the connection
+    // by itself if plcvault vanishes without a Forward Close.
+    d.extend_from_slice(&[3, 0, 0, 0]);
+    let rpi = 2_000_000u32.to_le_bytes();
+    for _ in 0..2 {
+        d.extend_from_slice(&rpi);
+        // Point to point, low priority, variable size.
+        if large {
+            d.extend_from_slice(&(0x4200_0000u32 | u32::from(size)).to_le_bytes());
+        } else {
+            d.extend_from_slice(&(0x4200u16 | (size & 0x01FF)).to_le_bytes());
+        }
+    }
+    d.push(TRANSPORT_CLASS3);
+    let mut path: Vec<Segment> = route.iter().map(|&(p, l)| Segment::Port(p, l)).collect();
+    path.push(Segment::Class(CLASS_MESSAGE_ROUTER));
+    path.push(Segment::Instance(1));
+    let cp = epath(&path);
+    d.push((cp.len() / 2) as u8);
+    d.extend_from_slice(&cp);
+    Request::new(
+        if large {
+            SVC_LARGE_FORWARD_OPEN
+        } else {
+            SVC_FORWARD_OPEN
+        },
+        &[
+            Segment::Class(CLASS_CONNECTION_MANAGER),
+            Segment::Instance(1),
+        ],
+        d,
+    )
+}
+
+/// The connection ids (O->T, T->O) a Forward Open reply gives.
+///
+/// Fails when the reply is too short.
+pub fn parse_forward_open_reply(d: &[u8]) -> Result<(u32, u32), WireError> {
+    let mut r = Reader::new(d);
+    Ok((r.u32()?, r.u32()?))
+}
+
+/// A Forward Close of the connection with serial `serial` along `route`.
+pub fn forward_close(serial: u16, route: &[(u8, u8)]) -> Request {
+    let mut d = vec![0x0A, 0x05];
+    d.extend_from_slice(&serial.to_le_bytes());
+    d.extend_from_slice(&ORIGINATOR_VENDOR.to_le_bytes());
+    d.extend_from_slice(&ORIGINATOR_SERIAL.to_le_bytes());
+    let mut path: Vec<Segment> = route.iter().map(|&(p, l)| Segment::Port(p, l)).collect();
+    path.push(Segment::Class(CLASS_MESSAGE_ROUTER));
+    path.push(Segment::Instance(1));
+    let cp = epath(&path);
+    d.push((cp.len() / 2) as u8);
+    d.push(0);
+    d.extend_from_slice(&cp);
+    Request::new(
+        SVC_FORWARD_CLOSE,
+        &[
+            Segment::Class(CLASS_CONNECTION_MANAGER),
+            Segment::Instance(1),
+        ],
+        d,
+    )
+}
+
+/// A Multiple Service Packet to the Message Router carrying `reqs`.
+pub fn multiple(reqs: &[Request]) -> Request {
+    let bodies: Vec<Vec<u8>> = reqs.iter().map(Request::encode).collect();
+    let mut d = (reqs.len() as u16).to_le_bytes().to_vec();
+    let mut at = 2 + 2 * reqs.len();
+    for b in &bodies {
+        d.extend_from_slice(&(at as u16).to_le_bytes());
+        at += b.len();
+    }
+    for b in bodies {
+        d.extend_from_slice(&b);
+    }
+    Request::new(
+        SVC_MULTIPLE,
+        &[Segment::Class(CLASS_MESSAGE_ROUTER), Segment::Instance(1)],
+        d,
+    )
+}
+
+/// The bytes a Multiple Service Packet of requests of these encoded sizes takes.
+pub fn multiple_size(sizes: impl Iterator<Item = usize>) -> usize {
+    // Service, path size, class and instance, the count; per request its offset.
+    6 + 2 + sizes.map(|n| n + 2).sum::<usize>()
+}
+
+/// The `n` replies of a Multiple Service Packet reply's data: a count of `n`, offsets
+/// that run forwards inside the data, each a reply.
+///
+/// Fails when any of that does not hold.
+pub fn parse_multiple(d: &[u8], n: usize) -> Result<Vec<Reply>, WireError> {
+    let mut r = Reader::new(d);
+    let count = usize::from(r.u16()?);
+    if count != n {
+        return Err(garbage(format!("{count} replies to {n} requests")));
+    }
+    let mut offs = Vec::with_capacity(n);
+    for _ in 0..n {
+        offs.push(usize::from(r.u16()?));
+    }
+    let mut out = Vec::with_capacity(n);
+    for (i, &o) in offs.iter().enumerate() {
+        let end = offs.get(i + 1).copied().unwrap_or(d.len());
+        if o < 2 + 2 * n || end < o || end > d.len() {
+            return Err(garbage(format!("reply offset {o} out of place")));
+        }
+        out.push(Reply::decode(&d[o..end])?);
+    }
+    Ok(out)
 }
 
 /// The embedded request and the route of an Unconnected Send's data.

@@ -26,6 +26,9 @@ struct EnipSettings {
     programs: Option<bool>,
     max_tags: Option<Spanned<usize>>,
     writable: Option<Spanned<bool>>,
+    /// `connected` (default: one class 3 connection, many tags to a packet) or
+    /// `unconnected` (every message on its own, one tag per request).
+    messaging: Option<Spanned<String>>,
     #[serde(default)]
     kind: Vec<crate::settings::KindRule>,
 }
@@ -117,6 +120,18 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
         }
         kinds.push((pattern.clone(), settings::kind(&k.kind, "kind")?));
     }
+    let connected = match s.messaging.as_ref().map(|m| m.get_ref().as_str()) {
+        None | Some("connected") => true,
+        Some("unconnected") => false,
+        Some(other) => {
+            return Err(SettingsError::at(
+                s.messaging.as_ref().expect("some"),
+                format!(
+                    "key `messaging`: `{other}` is not a way to message\nfix: write messaging = \"connected\" (one class 3 connection, the default) or \"unconnected\""
+                ),
+            ));
+        }
+    };
     let opts = EnipOptions {
         device: ctx.device.to_string(),
         address: addr,
@@ -134,6 +149,7 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
             .as_ref()
             .map_or(super::DEFAULT_MAX_TAGS, |m| *m.get_ref()),
         kinds,
+        connected,
     };
     opts.validate().map_err(|e| {
         settings::invalid(

@@ -174,8 +174,11 @@ pub struct EnipSimConfig {
     pub templates: Vec<SimTemplate>,
     pub writable: bool,
     pub response_delay: Duration,
-    /// Bytes of value in one fragmented-read reply.
+    /// The most bytes of value in one fragmented-read reply (a reply also stays within
+    /// the message size: 488 bytes of value unconnected).
     pub fragment: usize,
+    /// Refuse every Forward Open ("no more connections"): only unconnected messages.
+    pub refuse_connections: bool,
     pub faults: EnipFaults,
 }
 
@@ -292,7 +295,8 @@ impl EnipSimConfig {
             templates: vec![motor_template()],
             writable: false,
             response_delay: Duration::ZERO,
-            fragment: 488,
+            fragment: 4000,
+            refuse_connections: false,
             faults: EnipFaults::default(),
         }
     }
@@ -477,6 +481,14 @@ struct ConnState {
     session: u32,
     /// The connection id this side chose in a Forward Open, and the client's.
     connected: Option<(u32, u32)>,
+    /// The message size the Forward Open granted.
+    size: usize,
+    /// The request being answered opens a connection (faults spare it: they are meant
+    /// for the data).
+    opening: bool,
+    /// The most bytes the request being answered may have in its reply: the granted size
+    /// when it came connected, else the unconnected limit.
+    limit: usize,
 }
 
 /// Serves one connection until it closes or a fault drops it.
@@ -490,6 +502,9 @@ async fn serve(
         connection,
         session: 0,
         connected: None,
+        size: 0,
+        opening: false,
+        limit: proto::UNCONNECTED_SIZE,
     };
     loop {
         let req = proto::read_frame(&mut stream, proto::MAX_FRAME).await?;
@@ -511,7 +526,13 @@ async fn serve(
         let Some(mut reply) = reply else {
             return Ok(());
         };
-        if cfg.faults.wrong_session && reply.command == proto::CMD_SEND_RR_DATA {
+        if cfg.faults.wrong_session
+            && !st.opening
+            && matches!(
+                reply.command,
+                proto::CMD_SEND_RR_DATA | proto::CMD_SEND_UNIT_DATA
+            )
+        {
             s.cfg.lock().expect("sim lock").faults.wrong_session = false;
             reply.session = reply.session.wrapping_add(1);
         }
@@ -587,6 +608,15 @@ fn frame_reply(
                 }
             };
             let cip = Request::decode(&body).ok()?;
+            st.opening = matches!(
+                cip.service,
+                proto::SVC_FORWARD_OPEN | proto::SVC_LARGE_FORWARD_OPEN
+            );
+            st.limit = if connected {
+                st.size
+            } else {
+                proto::UNCONNECTED_SIZE
+            };
             let answer = request_reply(s, cfg, &cip, st)?;
             let data = match seq {
                 None => {
@@ -601,7 +631,7 @@ fn frame_reply(
                         },
                     ];
                     let mut d = proto::rr_data(0, &items);
-                    if cfg.faults.lying_length {
+                    if cfg.faults.lying_length && !st.opening {
                         s.cfg.lock().expect("sim lock").faults.lying_length = false;
                         // The unconnected data item's length field, four more than it holds.
                         let at = d.len() - items[1].data.len() - 2;
@@ -614,6 +644,11 @@ fn frame_reply(
                 Some(seq) => {
                     let mut b = seq.to_vec();
                     b.extend_from_slice(&answer.encode());
+                    if cfg.faults.lying_length {
+                        s.cfg.lock().expect("sim lock").faults.lying_length = false;
+                        // A value four bytes short of what its type holds.
+                        b.truncate(b.len().saturating_sub(4));
+                    }
                     proto::rr_data(
                         0,
                         &[
@@ -669,7 +704,7 @@ fn request_reply(
         return Some(Reply::error(req.service, proto::ST_PATH_SEGMENT));
     };
     match name.as_str() {
-        "Forward Open" | "Large Forward Open" => Some(forward_open(req, st)),
+        "Forward Open" | "Large Forward Open" => Some(forward_open(cfg, req, st)),
         "Forward Close" => {
             st.connected = None;
             let d = req.data.get(2..10).map(<[u8]>::to_vec).unwrap_or_default();
@@ -697,9 +732,9 @@ fn request_reply(
             if cfg.faults.no_symbol_object {
                 return None;
             }
-            Some(symbol_list(cfg, req, &path))
+            Some(symbol_list(cfg, req, &path, st))
         }
-        "Read Tag" | "Read Tag Fragmented" => read_tag(s, cfg, req, &path),
+        "Read Tag" | "Read Tag Fragmented" => read_tag(s, cfg, req, &path, st.limit),
         "Write Tag" | "Write Tag Fragmented" => Some(write_tag(s, cfg, req, &path)),
         "Multiple Service Packet" => {
             let d = &req.data;
@@ -722,6 +757,10 @@ fn request_reply(
                 out.extend_from_slice(&(at as u16).to_le_bytes());
                 at += r.len();
             }
+            if 2 + 2 * n + replies.iter().map(Vec::len).sum::<usize>() > st.limit - 8 {
+                // Reply data too large.
+                return Some(Reply::error(req.service, 0x11));
+            }
             let failed = replies.iter().any(|r| r[2] != proto::ST_OK);
             for r in replies {
                 out.extend_from_slice(&r);
@@ -739,11 +778,55 @@ fn request_reply(
     }
 }
 
-fn forward_open(req: &Request, st: &mut ConnState) -> Reply {
+fn forward_open(cfg: &EnipSimConfig, req: &Request, st: &mut ConnState) -> Reply {
     let d = &req.data;
-    if d.len() < 36 {
+    let large = req.service == proto::SVC_LARGE_FORWARD_OPEN;
+    // Through the parameters: the transport byte, the path size, the path.
+    let at = if large { 38 } else { 34 };
+    if d.len() < at + 2 {
         return Reply::error(req.service, proto::ST_NOT_ENOUGH_DATA);
     }
+    let (transport, words) = (d[at], usize::from(d[at + 1]));
+    let Some(Ok(path)) = d.get(at + 2..at + 2 + words * 2).map(proto::parse_epath) else {
+        return Reply::error(req.service, proto::ST_NOT_ENOUGH_DATA);
+    };
+    let route: Vec<(u8, u8)> = path
+        .iter()
+        .filter_map(|s| match s {
+            Segment::Port(p, l) => Some((*p, *l)),
+            _ => None,
+        })
+        .collect();
+    let connection_failure = |ext: u16| Reply {
+        extended: vec![ext],
+        ..Reply::error(req.service, proto::ST_CONNECTION_FAILURE)
+    };
+    if cfg.refuse_connections {
+        // "No more connections available".
+        return connection_failure(0x0113);
+    }
+    if cfg.route.as_ref().is_some_and(|r| *r != route) {
+        return connection_failure(0x0311);
+    }
+    // Explicit messaging to the Message Router only: an I/O connection is refused
+    // ("transport class not supported").
+    if transport != proto::TRANSPORT_CLASS3
+        || !path.ends_with(&[
+            Segment::Class(proto::CLASS_MESSAGE_ROUTER),
+            Segment::Instance(1),
+        ])
+    {
+        return connection_failure(0x0103);
+    }
+    let size = if large {
+        u32::from_le_bytes(d[26..30].try_into().expect("4 bytes")) & 0xFFFF
+    } else {
+        u32::from(u16::from_le_bytes([d[26], d[27]]) & 0x01FF)
+    };
+    st.size = (size as usize).clamp(
+        proto::UNCONNECTED_SIZE,
+        usize::from(proto::LARGE_CONNECTION_SIZE),
+    );
     let client_id = u32::from_le_bytes(d[6..10].try_into().expect("4 bytes"));
     let ours = 0x5000_0000 | (st.connection as u32);
     st.connected = Some((ours, client_id));
@@ -779,7 +862,7 @@ fn scope<'a>(
     }
 }
 
-fn symbol_list(cfg: &EnipSimConfig, req: &Request, path: &[Segment]) -> Reply {
+fn symbol_list(cfg: &EnipSimConfig, req: &Request, path: &[Segment], st: &ConnState) -> Reply {
     let (program, tags) = match scope(cfg, path) {
         Ok(x) => x,
         Err(st) => return Reply::error(req.service, st),
@@ -836,7 +919,7 @@ fn symbol_list(cfg: &EnipSimConfig, req: &Request, path: &[Segment]) -> Reply {
                 _ => e.push(2), // 10: external access read/write
             }
         }
-        if out.len() + e.len() > 480 {
+        if out.len() + e.len() > st.limit - 24 {
             more = true;
             break;
         }
@@ -935,7 +1018,15 @@ fn tag_at<'a>(cfg: &'a EnipSimConfig, path: &[Segment]) -> Result<(&'a SimTag, u
     Ok((t, start))
 }
 
-fn read_tag(s: &Shared, cfg: &EnipSimConfig, req: &Request, path: &[Segment]) -> Option<Reply> {
+fn read_tag(
+    s: &Shared,
+    cfg: &EnipSimConfig,
+    req: &Request,
+    path: &[Segment],
+    limit: usize,
+) -> Option<Reply> {
+    // The value bytes one reply holds.
+    let piece = cfg.fragment.min(limit - 16);
     if let Some(st) = cfg.faults.read_status {
         return Some(Reply::error(req.service, st));
     }
@@ -961,7 +1052,7 @@ fn read_tag(s: &Shared, cfg: &EnipSimConfig, req: &Request, path: &[Segment]) ->
     let value = &t.bytes[start * el..(start + count) * el];
     let mut head = cfg.handle_of(t).encode();
     if !fragmented {
-        if value.len() > cfg.fragment {
+        if value.len() > limit - 16 {
             return Some(Reply::error(req.service, 0x11));
         }
         head.extend_from_slice(value);
@@ -983,7 +1074,7 @@ fn read_tag(s: &Shared, cfg: &EnipSimConfig, req: &Request, path: &[Segment]) ->
     if offset > value.len() {
         return Some(Reply::error(req.service, 0x20));
     }
-    let end = (offset + cfg.fragment).min(value.len());
+    let end = (offset + piece).min(value.len());
     head.extend_from_slice(&value[offset..end]);
     let more = end < value.len() || cfg.faults.endless_fragments;
     if cfg.faults.endless_fragments && end == offset {
