@@ -8,6 +8,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use adapters::enip::sim::{EnipSim, EnipSimConfig};
 use adapters::modbus::sim::{SimConfig, SimMap, SimPlc};
 use adapters::s7::sim::{S7Sim, S7SimConfig};
 use common::Site;
@@ -241,5 +242,77 @@ async fn a_modbus_collection_puts_only_read_functions_on_the_wire() {
             ["1", "2", "3", "4", "43"].contains(&row[0].as_str()),
             "on the wire: function {row:?}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enip_collection_puts_only_read_services_on_the_wire() {
+    if !tools("enip on the wire") {
+        return;
+    }
+    let s = Site::new();
+    let plc = EnipSim::start("127.0.0.1:0", EnipSimConfig::generated(300, 5))
+        .await
+        .unwrap();
+    let port = plc.addr().port();
+    let mut text = std::fs::read_to_string(s.config()).unwrap();
+    text.push_str(&format!(
+        "\n[[device]]\nname = \"logix\"\nadapter = \"enip\"\naddress = \"{}\"\nmax-requests-per-second = 500\n",
+        plc.addr()
+    ));
+    std::fs::write(s.config(), text).unwrap();
+    let mut cap = Capture::start(&s.path(""), port);
+    let r = s.run(&["collect", "logix"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    cap.stop();
+    let decode = format!("tcp.port=={port},enip");
+    let bad = cap.malformed(&decode);
+    assert!(
+        bad.trim().is_empty(),
+        "Wireshark calls these malformed:\n{bad}"
+    );
+    let rows = cap.fields(
+        &decode,
+        &format!("tcp.dstport == {port} && enip"),
+        &["enip.command", "cip.sc", "cip.cm.fwo.transport"],
+    );
+    assert!(
+        rows.len() > 10,
+        "{} requests decoded:\n{}",
+        rows.len(),
+        cap.summary()
+    );
+    let mut services = std::collections::BTreeSet::new();
+    for row in &rows {
+        assert!(
+            ["0x0063", "0x0065", "0x0066", "0x006f", "0x0070"].contains(&row[0].as_str()),
+            "on the wire: command {row:?}"
+        );
+        services.extend(
+            row[1]
+                .split(',')
+                .filter(|x| !x.is_empty())
+                .map(str::to_string),
+        );
+        // A connection opened is class 3 (explicit messaging), never an I/O connection.
+        if !row[2].is_empty() {
+            assert_eq!(row[2], "3", "{row:?}");
+        }
+    }
+    // Wireshark decodes the services inside SendUnitData (it followed the Forward Open),
+    // each Read Tag inside a Multiple Service Packet, and nothing else.
+    let allowed = ["0x01", "0x0a", "0x4c", "0x4e", "0x52", "0x55", "0x5b"];
+    for sc in &services {
+        assert!(
+            allowed.contains(&sc.as_str()),
+            "service {sc} on the wire: {rows:?}"
+        );
+    }
+    assert!(
+        rows.iter().any(|r| r[2] == "3"),
+        "no Forward Open decoded: {rows:?}"
+    );
+    for want in ["0x01", "0x0a", "0x4c", "0x55", "0x5b"] {
+        assert!(services.contains(want), "no {want} decoded: {services:?}");
     }
 }

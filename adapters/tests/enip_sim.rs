@@ -420,6 +420,46 @@ async fn fifty_thousand_tags_are_listed_in_pages_and_max_tags_bounds_the_directo
 }
 
 #[tokio::test]
+async fn fifty_thousand_tags_are_read_whole_in_packets_within_the_rate_cap() {
+    let sim = EnipSim::start("127.0.0.1:0", EnipSimConfig::generated(50_000, 3))
+        .await
+        .unwrap();
+    let c = collect(EnipOptions {
+        max_requests_per_second: 400.0,
+        ..options(&sim)
+    })
+    .await;
+    assert!(c.complete, "{:?}", c.warnings);
+    let csv = text(&c, "tags/controller.csv");
+    assert_eq!(csv.lines().count(), 3 + 50_000 + 7, "{}", &csv[..300]);
+    assert_eq!(line(&csv, "Tag50000"), "Tag50000,DINT,,values,1549972");
+    assert!(!csv.contains("!not read"));
+    // Requests on the wire, in any one second: never more than the cap; far fewer
+    // than one per tag.
+    let frames: Vec<_> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.frame)
+        .map(|r| r.at)
+        .collect();
+    let mut most = 0;
+    let mut j = 0;
+    for i in 0..frames.len() {
+        while frames[i].duration_since(frames[j]) >= Duration::from_secs(1) {
+            j += 1;
+        }
+        most = most.max(i - j + 1);
+    }
+    assert!(most <= 400, "{most} requests in one second");
+    assert!(
+        frames.len() < 2_000,
+        "{} requests for 50,000 tags",
+        frames.len()
+    );
+    assert_eq!(sim.max_in_flight(), 1);
+}
+
+#[tokio::test]
 async fn named_tags_are_read_without_the_directory() {
     let sim = EnipSim::start("127.0.0.1:0", EnipSimConfig::generated(0, 10))
         .await

@@ -197,13 +197,14 @@ pub fn run(opts: &SimOptions, out: &Out) -> Result<Outcome> {
     }
     for (name, plc) in &logix {
         let reqs = plc.requests();
-        let times: Vec<_> = reqs.iter().map(|r| r.at).collect();
+        // The rate is of requests on the wire; a packet's Read Tags are its content.
+        let times: Vec<_> = reqs.iter().filter(|r| r.frame).map(|r| r.at).collect();
         print_stats(
             out,
             &PlcStats {
                 device: name.clone(),
                 address: plc.addr().to_string(),
-                requests: reqs.len(),
+                requests: times.len(),
                 functions: reqs.iter().map(|r| r.function.clone()).collect(),
                 max_per_second: max_per_second(&times),
                 max_in_flight: plc.max_in_flight(),

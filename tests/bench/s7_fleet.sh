@@ -23,41 +23,12 @@ bin=$root/target/release/plcvault
 py=$root/.venv/bin/python
 [ -x "$py" ] || { echo "needs .venv with python-snap7: run bash tests/run.sh once" >&2; exit 2; }
 
-start_fleet() { # $1 = name
-  "$bin" --json sim --plcs 0 --s7 "$cpus" --blocks "$blocks" --max-requests-per-second "$cap" --response-delay "$delay" \
-    --write-config "$work/$1.toml" >"$work/$1.stats" 2>/dev/null &
-  echo $! >"$work/$1.pid"
-  for _ in $(seq 200); do [ -f "$work/$1.toml" ] && return; sleep 0.1; done
-  echo "the simulated fleet did not start" >&2; exit 1
-}
-stop_fleet() { kill -TERM "$(cat "$work/$1.pid")"; wait "$(cat "$work/$1.pid")" 2>/dev/null || true; }
-stats() { # $1 = stats file: requests, highest rate, most in flight, functions
-  python3 - "$1" <<'PY'
-import json, sys
-stats = [json.loads(l)["data"] for l in open(sys.argv[1]) if '"sim-plc"' in l]
-fns = sorted({f for s in stats for f in s["functions"]})
-print(sum(s["requests"] for s in stats), max(s["max_per_second"] for s in stats),
-      max(s["max_in_flight"] for s in stats), "|".join(fns))
-PY
-}
+sim_args=(--s7 "$cpus" --blocks "$blocks" --max-requests-per-second "$cap" --response-delay "$delay")
+# shellcheck source=tests/bench/fleet_lib.sh
+. tests/bench/fleet_lib.sh
 
 echo "plcvault: $cpus S7 CPUs x $blocks blocks answering in $delay, cap $cap requests/s per CPU ..."
-start_fleet pv
-"$bin" -q init "$work/site" >/dev/null
-cat "$work/pv.toml" >>"$work/site/plcvault.toml"
-printf '\n[collect]\nmax-devices = %s\n' "$cpus" >>"$work/site/plcvault.toml"
-pv=("$bin" -q --config "$work/site/plcvault.toml")
-t0=$(date +%s.%N)
-"${pv[@]}" --json collect --all >"$work/first.jsonl" || true
-t1=$(date +%s.%N)
-vault_bytes() { find "$work/site/vault" -type f -printf '%s\n' | awk '{s += $1} END {print s}'; }
-before=$(vault_bytes)
-"${pv[@]}" --json collect --all >"$work/second.jsonl" || true
-t2=$(date +%s.%N)
-after=$(vault_bytes)
-stop_fleet pv
-read -r pv_requests pv_max_rate pv_inflight functions < <(stats "$work/pv.stats")
-ok=$(grep -c '"status":"ok"' "$work/first.jsonl" || true)
+plcvault_nights
 artifacts=$(python3 -c 'import json,sys; print(sum(json.loads(l)["data"]["artifacts"] for l in open(sys.argv[1]) if "\"device\"" in l and "\"artifacts\"" in l))' "$work/first.jsonl")
 
 echo "python-snap7's client, one CPU after another ..."
@@ -67,8 +38,6 @@ stop_fleet seq
 read -r seq_requests _ _ _ < <(stats "$work/seq.stats")
 seq_time=$(echo "$seq_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["seconds"])')
 seq_blocks=$(echo "$seq_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["blocks"])')
-pv_time=$(echo "$t1 - $t0" | bc -l)
-second_time=$(echo "$t2 - $t1" | bc -l)
 
 printf '\n| | plcvault collect --all | python-snap7 client, sequential |\n|---|---|---|\n'
 printf '| wall time | %.2f s | %.2f s |\n' "$pv_time" "$seq_time"

@@ -26,6 +26,9 @@ pub struct Recorded {
     pub function: String,
     /// The connection it came on (1, 2, ...).
     pub connection: u64,
+    /// An encapsulation request as it came off the wire (`ListIdentity`, `SendRRData`,
+    /// ...), not a CIP request inside one: what a rate cap counts.
+    pub frame: bool,
 }
 
 /// The type of a simulated tag.
@@ -159,6 +162,9 @@ pub struct EnipFaults {
     pub no_symbol_object: bool,
 }
 
+/// Where each tag is in its scope's list, by (program, name).
+type TagIndex = std::collections::HashMap<(Option<String>, String), usize>;
+
 /// What a simulated controller serves.
 #[derive(Clone, Debug)]
 pub struct EnipSimConfig {
@@ -179,6 +185,8 @@ pub struct EnipSimConfig {
     pub fragment: usize,
     /// Refuse every Forward Open ("no more connections"): only unconnected messages.
     pub refuse_connections: bool,
+    /// Where each tag is, by scope and name: built on first use, dropped by `update`.
+    index: Arc<std::sync::OnceLock<TagIndex>>,
     pub faults: EnipFaults,
 }
 
@@ -297,6 +305,7 @@ impl EnipSimConfig {
             response_delay: Duration::ZERO,
             fragment: 4000,
             refuse_connections: false,
+            index: Default::default(),
             faults: EnipFaults::default(),
         }
     }
@@ -319,15 +328,22 @@ impl EnipSimConfig {
     }
 
     fn tag(&self, program: Option<&str>, name: &str) -> Option<&SimTag> {
+        let index = self.index.get_or_init(|| {
+            let mut m = std::collections::HashMap::new();
+            for (i, t) in self.controller.iter().enumerate() {
+                m.entry((None, t.name.clone())).or_insert(i);
+            }
+            for (p, tags) in &self.programs {
+                for (i, t) in tags.iter().enumerate() {
+                    m.entry((Some(p.clone()), t.name.clone())).or_insert(i);
+                }
+            }
+            m
+        });
+        let i = *index.get(&(program.map(str::to_string), name.to_string()))?;
         match program {
-            Some(p) => self
-                .programs
-                .iter()
-                .find(|(n, _)| n == p)?
-                .1
-                .iter()
-                .find(|x| x.name == name),
-            None => self.controller.iter().find(|x| x.name == name),
+            Some(p) => self.programs.iter().find(|(n, _)| n == p)?.1.get(i),
+            None => self.controller.get(i),
         }
     }
 
@@ -344,7 +360,8 @@ impl EnipSimConfig {
 }
 
 struct Shared {
-    cfg: Mutex<EnipSimConfig>,
+    /// Shared with each request being answered; written copy-on-write.
+    cfg: Mutex<Arc<EnipSimConfig>>,
     recorded: Mutex<Vec<Recorded>>,
     served: Mutex<u64>,
     fragments: Mutex<u64>,
@@ -373,7 +390,10 @@ impl EnipSim {
         let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            cfg: Mutex::new(cfg),
+            cfg: Mutex::new(Arc::new(EnipSimConfig {
+                index: Default::default(),
+                ..cfg
+            })),
             recorded: Mutex::new(Vec::new()),
             served: Mutex::new(0),
             fragments: Mutex::new(0),
@@ -403,12 +423,16 @@ impl EnipSim {
 
     /// Changes the configuration (tags, identity, faults) while running.
     pub fn update(&self, f: impl FnOnce(&mut EnipSimConfig)) {
-        f(&mut self.shared.cfg.lock().expect("sim lock"));
+        let mut g = self.shared.cfg.lock().expect("sim lock");
+        let c = Arc::make_mut(&mut g);
+        f(c);
+        // Names may have changed: the lookup is built again on first use.
+        c.index = Default::default();
     }
 
     /// A copy of the configuration as it stands (values after writes included).
     pub fn config(&self) -> EnipSimConfig {
-        self.shared.cfg.lock().expect("sim lock").clone()
+        EnipSimConfig::clone(&self.shared.cfg.lock().expect("sim lock"))
     }
 
     /// Every request received so far.
@@ -422,11 +446,12 @@ impl EnipSim {
     }
 }
 
-fn record(s: &Shared, function: String, connection: u64) -> u64 {
+fn record(s: &Shared, function: String, connection: u64, frame: bool) -> u64 {
     s.recorded.lock().expect("sim lock").push(Recorded {
         at: Instant::now(),
         function,
         connection,
+        frame,
     });
     let mut n = s.served.lock().expect("sim lock");
     *n += 1;
@@ -508,7 +533,7 @@ async fn serve(
     };
     loop {
         let req = proto::read_frame(&mut stream, proto::MAX_FRAME).await?;
-        let n = record(&s, command_name(req.command), connection);
+        let n = record(&s, command_name(req.command), connection, true);
         let cfg = s.cfg.lock().expect("sim lock").clone();
         if cfg.faults.silent_after.is_some_and(|a| n > a) {
             std::future::pending::<()>().await;
@@ -533,7 +558,9 @@ async fn serve(
                 proto::CMD_SEND_RR_DATA | proto::CMD_SEND_UNIT_DATA
             )
         {
-            s.cfg.lock().expect("sim lock").faults.wrong_session = false;
+            Arc::make_mut(&mut s.cfg.lock().expect("sim lock"))
+                .faults
+                .wrong_session = false;
             reply.session = reply.session.wrapping_add(1);
         }
         proto::write_frame(&mut stream, &reply).await?;
@@ -632,7 +659,9 @@ fn frame_reply(
                     ];
                     let mut d = proto::rr_data(0, &items);
                     if cfg.faults.lying_length && !st.opening {
-                        s.cfg.lock().expect("sim lock").faults.lying_length = false;
+                        Arc::make_mut(&mut s.cfg.lock().expect("sim lock"))
+                            .faults
+                            .lying_length = false;
                         // The unconnected data item's length field, four more than it holds.
                         let at = d.len() - items[1].data.len() - 2;
                         let v = u16::from_le_bytes([d[at], d[at + 1]]) + 4;
@@ -645,7 +674,9 @@ fn frame_reply(
                     let mut b = seq.to_vec();
                     b.extend_from_slice(&answer.encode());
                     if cfg.faults.lying_length {
-                        s.cfg.lock().expect("sim lock").faults.lying_length = false;
+                        Arc::make_mut(&mut s.cfg.lock().expect("sim lock"))
+                            .faults
+                            .lying_length = false;
                         // A value four bytes short of what its type holds.
                         b.truncate(b.len().saturating_sub(4));
                     }
@@ -683,7 +714,7 @@ fn request_reply(
     st: &mut ConnState,
 ) -> Option<Reply> {
     let name = service_name(req);
-    record(s, name.clone(), st.connection);
+    record(s, name.clone(), st.connection, false);
     if name == "Unconnected Send" {
         let Ok((inner, route)) = proto::parse_unconnected_send(&req.data) else {
             return Some(Reply::error(req.service, proto::ST_NOT_ENOUGH_DATA));
@@ -1064,11 +1095,15 @@ fn read_tag(
         *p
     };
     if cfg.faults.drop_in_fragment == Some(piece_no) {
-        s.cfg.lock().expect("sim lock").faults.drop_in_fragment = None;
+        Arc::make_mut(&mut s.cfg.lock().expect("sim lock"))
+            .faults
+            .drop_in_fragment = None;
         return None;
     }
     if cfg.faults.type_switch && offset > 0 {
-        s.cfg.lock().expect("sim lock").faults.type_switch = false;
+        Arc::make_mut(&mut s.cfg.lock().expect("sim lock"))
+            .faults
+            .type_switch = false;
         head = proto::DataType::Atomic(0xC3).encode();
     }
     if offset > value.len() {
@@ -1140,7 +1175,8 @@ fn write_tag(s: &Shared, cfg: &EnipSimConfig, req: &Request, path: &[Segment]) -
         Segment::Symbol(p) if p.starts_with("Program:") => Some(p.clone()),
         _ => None,
     });
-    let mut c = s.cfg.lock().expect("sim lock");
+    let mut g = s.cfg.lock().expect("sim lock");
+    let c = Arc::make_mut(&mut g);
     let full = match program {
         Some(p) => format!("{p}.{name}"),
         None => name,
