@@ -302,7 +302,7 @@ enum Command {
         #[arg(long, value_name = "DIR", conflicts_with = "target")]
         to: Option<PathBuf>,
         /// Write the snapshot onto this device (Modbus registers and coils, S7 DB
-        /// contents; must be `writable = true`), then read it back
+        /// contents, Logix tag values; must be `writable = true`), then read it back
         #[arg(long, value_name = "DEVICE")]
         target: Option<String>,
         /// Restore into a folder that is not empty, replacing files with the same names

@@ -314,6 +314,44 @@ async fn lying_lengths_wrong_sessions_and_switched_types_are_never_stored() {
 }
 
 #[tokio::test]
+async fn an_answer_of_another_type_than_the_directory_is_never_stored() {
+    for connected in [true, false] {
+        let sim = EnipSim::start("127.0.0.1:0", EnipSimConfig::generated(3, 5))
+            .await
+            .unwrap();
+        sim.update(|c| c.faults.wrong_type = true);
+        let c = collect(EnipOptions {
+            connected,
+            ..options(&sim)
+        })
+        .await;
+        assert!(!c.complete);
+        let csv = text(&c, "tags/controller.csv");
+        assert_eq!(
+            line(&csv, "LineSpeed"),
+            "LineSpeed,DINT,,values,!not read: no valid answer"
+        );
+        assert_eq!(
+            line(&csv, "Tag00002"),
+            "Tag00002,DINT,,values,!not read: no valid answer"
+        );
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.starts_with("LineSpeed not read")
+                    && w.contains("an answer of type REAL for a tag the directory lists as DINT")),
+            "{:?}",
+            c.warnings
+        );
+        let prog = text(&c, "tags/program-MainProgram.csv");
+        assert_eq!(
+            line(&prog, "Gain"),
+            "Gain,REAL,,values,!not read: no valid answer"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_refusing_status_is_recorded_as_not_read_never_as_a_value() {
     let sim = EnipSim::start("127.0.0.1:0", EnipSimConfig::generated(0, 5))
         .await
@@ -405,9 +443,9 @@ async fn fifty_thousand_tags_are_listed_in_pages_and_max_tags_bounds_the_directo
     .await;
     assert!(!c.complete);
     assert!(
-        c.warnings
-            .iter()
-            .any(|w| w.contains("more than the 10000 tags plcvault reads (max-tags)")),
+        c.warnings.iter().any(|w| w
+            .contains("more tags than `max-tags` leaves for this scope (10000)")
+            && w.contains("raise `max-tags`")),
         "{:?}",
         c.warnings
     );

@@ -70,9 +70,22 @@ pub struct RemoteConfig {
     /// A file holding `access-key-id` and `secret-access-key` (TOML, mode 0600); `None`:
     /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` from the environment.
     pub credentials: Option<PathBuf>,
-    /// How `push` proves an object was stored: `full` (read back whole, the default) or
-    /// `etag` (the store's MD5 of what it received, compared with ours).
-    pub read_back_etag: bool,
+    /// How `push` proves an object was stored.
+    pub read_back: ReadBack,
+}
+
+/// How `push` proves an object was stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadBack {
+    /// Read back whole and compared (the default).
+    Full,
+    /// The store's ETag of a single-part upload (the MD5 of the body it received),
+    /// compared with ours.
+    Etag,
+    /// The store's own check of the signed payload: every PUT carries the SHA-256 of its
+    /// body in the signature (`x-amz-content-sha256`), which the store verifies before it
+    /// answers 200; then a HEAD for the size.
+    Signed,
 }
 
 impl RemoteConfig {
@@ -1054,11 +1067,12 @@ impl Config {
                     .as_ref()
                     .map_or("us-east-1".to_string(), |r| r.get_ref().clone()),
                 credentials: r.credentials.as_ref().map(|c| resolve(c.get_ref())),
-                read_back_etag: match r.read_back.as_ref().map(|v| v.get_ref().as_str()) {
-                    None | Some("full") => false,
-                    Some("etag") => true,
+                read_back: match r.read_back.as_ref().map(|v| v.get_ref().as_str()) {
+                    None | Some("full") => ReadBack::Full,
+                    Some("etag") => ReadBack::Etag,
+                    Some("signed") => ReadBack::Signed,
                     Some(other) => bail!(
-                        "{}: [[remote]] key `read-back`: `{other}` is neither \"full\" nor \"etag\"",
+                        "{}: [[remote]] key `read-back`: `{other}` is not \"full\", \"etag\" or \"signed\"",
                         loc.at(r.read_back.as_ref().expect("matched"))
                     ),
                 },

@@ -218,7 +218,7 @@ pub(crate) fn check_target(
     }
     let Some(writer) = &target.adapter.writer else {
         anyhow::bail!(
-            "`{}` is a {} device, and that adapter cannot write\nfix: {what} onto a writable Modbus device, or {folder}",
+            "`{}` is a {} device, and that adapter cannot write\nfix: {what} onto a writable Modbus, S7 or Logix device, or {folder}",
             target.name,
             target.adapter_name()
         );

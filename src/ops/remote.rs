@@ -24,7 +24,7 @@ use serde::Serialize;
 use vault::storage::Storage;
 use vault::{Finding, FindingKind, Hash, History};
 
-use crate::config::{Config, RemoteConfig};
+use crate::config::{Config, ReadBack, RemoteConfig};
 use crate::output::{Out, Outcome, human_bytes};
 
 /// A bucket and prefix, as a `Storage`.
@@ -32,9 +32,9 @@ pub struct S3Storage {
     store: AmazonS3,
     prefix: String,
     url: String,
-    /// `read-back = "etag"`: a write is proven by the ETag (the MD5 the store computed
-    /// of what it received) instead of reading the object back whole.
-    etag: bool,
+    /// How a write is proven: read back whole, by the ETag (the MD5 the store computed
+    /// of what it received), or by the store's check of the signed payload's SHA-256.
+    read_back: ReadBack,
 }
 
 /// What a store enforced when probed.
@@ -132,7 +132,7 @@ impl S3Storage {
             store,
             prefix: r.prefix.clone(),
             url: r.url(),
-            etag: r.read_back_etag,
+            read_back: r.read_back,
         })
     }
 
@@ -293,13 +293,18 @@ impl Storage for S3Storage {
                 .flatten()
                 .is_some_and(|b| b == bytes)
         };
-        if !self.etag {
+        if self.read_back == ReadBack::Full {
             return full();
         }
         let key = self.key(path);
         let Ok(Ok(meta)) = crate::runtime::block_on(self.store.head(&key)) else {
             return false;
         };
+        if self.read_back == ReadBack::Signed {
+            // The PUT was signed with the SHA-256 of these bytes (object_store signs the
+            // payload unless told not to) and the store checked it before its 200.
+            return meta.size == bytes.len() as u64;
+        }
         let md5: String = {
             use md5::Digest;
             md5::Md5::digest(bytes)
@@ -351,7 +356,7 @@ impl S3Storage {
             store: self.store.clone(),
             prefix: prefix.to_string(),
             url: format!("s3://{bucket}/{prefix}"),
-            etag: self.etag,
+            read_back: self.read_back,
         }
     }
 }

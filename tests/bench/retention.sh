@@ -122,6 +122,19 @@ endpoint = "http://127.0.0.1:$s3"
 region = "garage"
 read-back = "etag"
 EOF
+cat >>"$cfg" <<EOF
+
+[[remote]]
+name = "garage-signed"
+url = "s3://bench/plcvault-signed"
+endpoint = "http://127.0.0.1:$s3"
+region = "garage"
+read-back = "signed"
+EOF
+sync
+s0=$(date +%s.%N)
+"$bin" --config "$cfg" -q push garage-signed >/dev/null
+s1=$(date +%s.%N)
 sync
 e0=$(date +%s.%N)
 "$bin" --config "$cfg" -q push garage-etag >/dev/null
@@ -143,8 +156,11 @@ push=$(echo "$p1 - $p0" | bc); rcl=$(echo "$p2 - $p1" | bc); cpy=$(echo "$p3 - $
 printf '%-28s %8.1f s %8.1f MiB/s\n' "plcvault push (verified)" "$push" "$(echo "$vb / 1048576 / $push" | bc -l)"
 etag=$(echo "$e1 - $e0" | bc)
 printf '%-28s %8.1f s %8.1f MiB/s\n' "plcvault push read-back=etag" "$etag" "$(echo "$vb / 1048576 / $etag" | bc -l)"
+signed=$(echo "$s1 - $s0" | bc)
+printf '%-28s %8.1f s %8.1f MiB/s\n' "plcvault push read-back=signed" "$signed" "$(echo "$vb / 1048576 / $signed" | bc -l)"
 printf '%-28s %8.1f s %8.1f MiB/s\n' "rclone sync $(rclone version | head -1 | cut -d' ' -f2)" "$rcl" "$(echo "$vb / 1048576 / $rcl" | bc -l)"
 printf '%-28s %8.1f s %8.1f MiB/s\n' "cp -a (loopback floor)" "$cpy" "$(echo "$vb / 1048576 / $cpy" | bc -l)"
-printf 'plcvault push / rclone sync: %.2fx full read-back, %.2fx read-back=etag (target <= 1.2x)\n' "$(echo "$push / $rcl" | bc -l)" "$(echo "$etag / $rcl" | bc -l)"
+printf 'plcvault push / rclone sync: %.2fx full read-back, %.2fx read-back=etag, %.2fx read-back=signed (target <= 1.2x)\n' "$(echo "$push / $rcl" | bc -l)" "$(echo "$etag / $rcl" | bc -l)" "$(echo "$signed / $rcl" | bc -l)"
+"$bin" --config "$cfg" -q verify --remote garage-signed --read-data
 "$bin" --config "$cfg" -q verify --remote garage-etag --read-data
 "$bin" --config "$cfg" -q verify --remote garage --read-data

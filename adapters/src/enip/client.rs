@@ -25,13 +25,15 @@ pub enum EnipError {
     Transport(String),
     /// A reply the protocol does not allow (never stored).
     Garbage(String),
+    /// Past a bound plcvault keeps (`max-tags`): not the controller's doing.
+    Bound(String),
 }
 
 impl std::fmt::Display for EnipError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             EnipError::Refused { text, .. } => write!(f, "the controller refused: {text}"),
-            EnipError::Timeout(e) | EnipError::Transport(e) => f.write_str(e),
+            EnipError::Timeout(e) | EnipError::Transport(e) | EnipError::Bound(e) => f.write_str(e),
             EnipError::Garbage(e) if e.starts_with("malformed") => f.write_str(e),
             EnipError::Garbage(e) => write!(f, "malformed reply ({e})"),
         }
@@ -82,6 +84,12 @@ struct Conn {
     stream: TcpStream,
     session: u32,
 }
+
+/// The least a piece of a fragmented read that says more follow may hold.
+pub const MIN_PIECE: usize = 32;
+
+/// How a Forward Open refused for its route path starts.
+const ROUTE_REFUSED: &str = "route refused:";
 
 /// One tag of a Multiple Service Packet: its path, elements, and the bytes its value has.
 pub type BatchRead = (Vec<Segment>, u16, usize);
@@ -190,7 +198,14 @@ impl Session {
         match self.open_link().await {
             Ok(()) => Ok(()),
             Err(Failed::Final(e)) => {
-                self.unconnected_why = Some(e.to_string());
+                // A route the Connection Manager cannot follow is not a lack of
+                // connections: the unconnected requests then name the route and the fix.
+                self.unconnected_why = Some(match &e {
+                    EnipError::Refused { text, .. } if text.starts_with(ROUTE_REFUSED) => {
+                        String::new()
+                    }
+                    e => e.to_string(),
+                });
                 // A module that refuses by dropping the session (cpppo) gets a new one.
                 if self.conn.is_none() {
                     self.register().await?;
@@ -234,7 +249,21 @@ impl Session {
             }
             last = Some(r);
         }
-        Err(refused(&last.expect("two attempts")))
+        let r = last.expect("two attempts");
+        if r.status == proto::ST_CONNECTION_FAILURE
+            && r.extended
+                .first()
+                .is_some_and(|x| matches!(x, 0x0311 | 0x0312 | 0x0315 | 0x0316))
+        {
+            return Err(Failed::Final(EnipError::Refused {
+                status: r.status,
+                text: format!(
+                    "{ROUTE_REFUSED} {}",
+                    proto::status_text(r.status, &r.extended)
+                ),
+            }));
+        }
+        Err(refused(&r))
     }
 
     async fn register(&mut self) -> Result<(), Failed<EnipError>> {
@@ -472,7 +501,7 @@ impl Session {
             return Err(Failed::Final(EnipError::Refused {
                 status: reply.status,
                 text: format!(
-                    "the route path {} was not delivered: {}",
+                    "the route path {} was not delivered: {} (check `slot` or `route`: the controller's slot behind this module)",
                     route_text(&self.ep.route),
                     proto::status_text(reply.status, &reply.extended)
                 ),
@@ -614,10 +643,9 @@ impl Session {
                         );
                     }
                     if out.len() + page.len() > max {
-                        return Err(Failed::Final(EnipError::Refused {
-                            status: proto::ST_TOO_MUCH_DATA,
-                            text: format!("more than the {max} tags plcvault reads (max-tags)"),
-                        }));
+                        return Err(Failed::Final(EnipError::Bound(format!(
+                            "more tags than `max-tags` leaves for this scope ({max}); not read, none kept (raise `max-tags` to read them)"
+                        ))));
                     }
                     out.extend(page);
                     if r.status == proto::ST_OK {
@@ -681,6 +709,14 @@ impl Session {
                         return Err(s.garbage(WireError::Garbage(format!(
                             "a value longer than {} bytes",
                             exact.unwrap_or(max).min(max)
+                        ))));
+                    }
+                    // A controller fills each piece but the last; a trickle of small ones
+                    // would keep the session busy for ever.
+                    if more && piece.len() < MIN_PIECE {
+                        return Err(s.garbage(WireError::Garbage(format!(
+                            "a piece of {} bytes that says more follow",
+                            piece.len()
                         ))));
                     }
                     bytes.extend_from_slice(piece);

@@ -422,6 +422,9 @@ struct Planned {
     dims: String,
     elements: u64,
     exact: Option<usize>,
+    /// The type the directory gave, which every answer must carry: an atomic code, or
+    /// a structure (`Some(None)`); `None` for a tag named in the config.
+    want: Option<Option<u16>>,
 }
 
 impl Planned {
@@ -433,6 +436,7 @@ impl Planned {
             dims,
             elements,
             exact: exact_size(s, elements),
+            want: Some((!s.kind.is_struct()).then(|| s.kind.code())),
         }
     }
 }
@@ -556,9 +560,9 @@ impl EnipCollector {
             }
         }
 
-        if let Some(why) = &s.unconnected_why {
+        if let Some(why) = s.unconnected_why.as_ref().filter(|w| !w.is_empty()) {
             out.warnings.push(format!(
-                "the controller opened no connection ({why}); every message went unconnected, one tag per request (messaging = \"unconnected\" stops asking)"
+                "the controller opened no connection ({why}); every message went unconnected, in smaller packets (messaging = \"unconnected\" stops asking)"
             ));
         }
         // What to read: the configured names, or the directory of each scope.
@@ -585,6 +589,7 @@ impl EnipCollector {
                     dims,
                     elements: u64::from(t.elements),
                     exact: None,
+                    want: None,
                 });
             }
             plan.extend(by_scope);
@@ -631,9 +636,17 @@ impl EnipCollector {
                     }
                     Err(e) => {
                         out.complete = false;
-                        out.warnings.push(format!(
-                            "program {p}: its tags not read: {e}\nfix: if this controller does not serve program-scope tags, set programs = false"
-                        ));
+                        let fix = match &e {
+                            EnipError::Refused {
+                                status: proto::ST_PATH_UNKNOWN,
+                                ..
+                            } => {
+                                " (if this controller does not serve program-scope tags, set programs = false)"
+                            }
+                            _ => "",
+                        };
+                        out.warnings
+                            .push(format!("program {p}: its tags not read: {e}{fix}"));
                         if e.stalled() {
                             stalled = Some(e);
                         }
@@ -723,6 +736,7 @@ impl EnipCollector {
                     dims,
                     elements,
                     exact,
+                    want,
                 },
             ) in tags.into_iter().enumerate()
             {
@@ -751,6 +765,26 @@ impl EnipCollector {
                 let read = match early.remove(&i) {
                     Some(v) => v,
                     None => self.read_one(&mut s, &full, elements, exact, room).await,
+                };
+                // An answer of another type than the directory's is not this tag's value.
+                let read = match (read, want) {
+                    (Ok(v), Some(w))
+                        if match (v.data_type, w) {
+                            (DataType::Atomic(c), Some(l)) => c != l,
+                            (DataType::Struct(_), None) => false,
+                            _ => true,
+                        } =>
+                    {
+                        Err(EnipError::Garbage(format!(
+                            "an answer of type {} for a tag the directory lists as {listed}",
+                            match v.data_type {
+                                DataType::Atomic(c) => proto::atomic(c)
+                                    .map_or(format!("0x{c:04x}"), |a| a.name.to_string()),
+                                DataType::Struct(h) => format!("STRUCT handle 0x{h:04x}"),
+                            }
+                        )))
+                    }
+                    (r, _) => r,
                 };
                 match read {
                     Ok(v) => {

@@ -477,7 +477,8 @@ impl Reply {
 /// An Unconnected Send to the Connection Manager carrying `inner` along `route`.
 pub fn unconnected_send(inner: &Request, route: &[(u8, u8)]) -> Request {
     let msg = inner.encode();
-    // Priority/tick time 0x0A and 0x05 ticks: about 1.5 s for the target to answer.
+    // Priority/tick time 0x0A (1,024 ms ticks) and 5 ticks: about 5 s for the target to
+    // answer, as pycomm3 sends.
     let mut d = vec![0x0A, 0x05];
     d.extend_from_slice(&(msg.len() as u16).to_le_bytes());
     d.extend_from_slice(&msg);
@@ -521,16 +522,16 @@ pub fn forward_open(
     size: u16,
     route: &[(u8, u8)],
 ) -> Request {
-    // Priority/tick time, timeout ticks (about 1.5 s for the open itself).
+    // Priority/tick time and timeout ticks: about 5 s for the open itself.
     let mut d = vec![0x0A, 0x05];
     d.extend_from_slice(&0u32.to_le_bytes()); // O->T id: the target chooses
     d.extend_from_slice(&t_o_id.to_le_bytes());
     d.extend_from_slice(&serial.to_le_bytes());
     d.extend_from_slice(&ORIGINATOR_VENDOR.to_le_bytes());
     d.extend_from_slice(&ORIGINATOR_SERIAL.to_le_bytes());
-    // Timeout multiplier x32 of the RPI (2 s): the controller drops the connection
-    // by itself if plcvault vanishes without a Forward Close.
-    d.extend_from_slice(&[3, 0, 0, 0]);
+    // Timeout multiplier 0 (x4 of the 2 s RPI): the controller drops the connection by
+    // itself within 8 s if plcvault vanishes without a Forward Close.
+    d.extend_from_slice(&[0, 0, 0, 0]);
     let rpi = 2_000_000u32.to_le_bytes();
     for _ in 0..2 {
         d.extend_from_slice(&rpi);

@@ -158,6 +158,9 @@ pub struct EnipFaults {
     pub endless_fragments: bool,
     /// The second piece of a fragmented read carries another type (once).
     pub type_switch: bool,
+    /// Every whole (not fragmented) read of a DINT answers as REAL and of a REAL as
+    /// DINT: values of the right size and the wrong type.
+    pub wrong_type: bool,
     /// Get_Instance_Attribute_List is not served: the session is dropped (as cpppo does).
     pub no_symbol_object: bool,
 }
@@ -1082,6 +1085,13 @@ fn read_tag(
     }
     let value = &t.bytes[start * el..(start + count) * el];
     let mut head = cfg.handle_of(t).encode();
+    if cfg.faults.wrong_type && !fragmented {
+        match t.data_type {
+            SimType::Atomic(0xC4) => head = proto::DataType::Atomic(0xCA).encode(),
+            SimType::Atomic(0xCA) => head = proto::DataType::Atomic(0xC4).encode(),
+            _ => {}
+        }
+    }
     if !fragmented {
         if value.len() > limit - 16 {
             return Some(Reply::error(req.service, 0x11));
