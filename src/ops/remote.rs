@@ -522,12 +522,17 @@ pub fn push(cfg: &Config, name: &str, check: bool, out: &Out) -> Result<Outcome>
     let storage = S3Storage::open(r)?;
     let protections = storage.probe()?;
     out.info(format!(
-        "{}: conditional create (If-None-Match: *) {}; every object is checked before it is written and read back after",
+        "{}: conditional create (If-None-Match: *) {}; every object is checked before it is written and {}",
         storage.url,
         if protections.conditional_create {
             "enforced"
         } else {
             "NOT enforced by this store"
+        },
+        match storage.read_back {
+            ReadBack::Full => "read back after",
+            ReadBack::Etag => "proven by the store's MD5 (ETag) after",
+            ReadBack::Signed => "proven by the store's check of its signed SHA-256",
         }
     ));
     cfg.require_intact(

@@ -75,36 +75,10 @@ printf 'plcvault / restic after prune: %.2fx (target <= 1.1x); kept snapshots: p
   "$(restic snapshots --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
 
 echo "== push of the pruned vault to Garage on 127.0.0.1 against rclone sync, same bucket"
-g=$work/garage
-mkdir -p "$g"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-s3=$(port); rpc=$(port)
-cat >"$g/garage.toml" <<EOF
-metadata_dir = "$g/meta"
-data_dir = "$g/data"
-db_engine = "sqlite"
-replication_factor = 1
-rpc_bind_addr = "127.0.0.1:$rpc"
-rpc_public_addr = "127.0.0.1:$rpc"
-rpc_secret = "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-[s3_api]
-s3_region = "garage"
-api_bind_addr = "127.0.0.1:$s3"
-root_domain = ".s3.garage.localhost"
-EOF
-"$garage" -c "$g/garage.toml" server >"$g/server.log" 2>&1 &
-gpid=$!
+# shellcheck source=tests/bench/garage_lib.sh
+. tests/bench/garage_lib.sh
+start_garage "$work/garage"
 trap 'kill $gpid 2>/dev/null || true' EXIT
-G() { "$garage" -c "$g/garage.toml" "$@"; }
-for _ in $(seq 50); do G status >/dev/null 2>&1 && break; sleep 0.2; done
-node=$(G node id -q | cut -d@ -f1)
-G layout assign -z dc1 -c 10G "$node" >/dev/null
-G layout apply --version 1 >/dev/null
-keys=$(G key create bench)
-export AWS_ACCESS_KEY_ID=$(echo "$keys" | sed -n 's/^Key ID: *//p')
-export AWS_SECRET_ACCESS_KEY=$(echo "$keys" | sed -n 's/^Secret key: *//p')
-G bucket create bench >/dev/null
-G bucket allow --read --write --owner bench --key bench >/dev/null
 cat >>"$cfg" <<EOF
 
 [[remote]]
