@@ -27,6 +27,8 @@ pub mod files;
 pub mod ftp;
 #[cfg(feature = "modbus")]
 pub mod modbus;
+#[cfg(feature = "opcua")]
+pub mod opcua;
 pub mod pace;
 pub mod registry;
 #[cfg(feature = "s7")]

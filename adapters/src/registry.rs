@@ -49,6 +49,12 @@ pub const ADAPTERS: &[Adapter] = &[
         build: crate::enip::settings::build,
         files_by_name: false,
     },
+    #[cfg(feature = "opcua")]
+    Adapter {
+        name: "opcua",
+        build: crate::opcua::settings::build,
+        files_by_name: false,
+    },
 ];
 
 /// The adapters of this build, by name.

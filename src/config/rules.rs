@@ -236,6 +236,9 @@ pub enum Volatile {
     /// `tag:GLOB`: value changes of controller tags whose qualified name
     /// (`Counter`, `Program:MainProgram.StepNo`) matches.
     Tags(glob::Pattern),
+    /// `node:GLOB`: value changes of OPC UA nodes whose browse path
+    /// (`ns=2;s=Line/2:Counter`) matches.
+    Nodes(glob::Pattern),
 }
 
 /// Parses a volatile rule; `Err` says why it is not one.
@@ -244,6 +247,11 @@ pub fn check_volatile(rule: &str) -> Result<(), String> {
 }
 
 pub fn parse_volatile(rule: &str) -> Result<Volatile, String> {
+    if let Some(g) = rule.strip_prefix("node:") {
+        return glob::Pattern::new(g)
+            .map(Volatile::Nodes)
+            .map_err(|e| format!("`{rule}`: `{g}` is not a valid browse-path glob: {e}"));
+    }
     if let Some(g) = rule.strip_prefix("tag:") {
         return glob::Pattern::new(g)
             .map(Volatile::Tags)

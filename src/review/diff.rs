@@ -421,6 +421,12 @@ fn tag_volatile(c: &crate::review::formats::Change, volatile: &[Volatile]) -> bo
     if c.what != "changed" || crate::review::formats::enip::recorded_kind(c.kind).is_none() {
         return false;
     }
+    if let Some((path, value)) = crate::review::formats::opcua::node_of(&c.address) {
+        return value
+            && volatile
+                .iter()
+                .any(|v| matches!(v, Volatile::Nodes(p) if p.matches(&path)));
+    }
     match crate::review::formats::enip::tag_of(&c.address) {
         Some((tag, true)) => volatile
             .iter()
@@ -429,7 +435,7 @@ fn tag_volatile(c: &crate::review::formats::Change, volatile: &[Volatile]) -> bo
     }
 }
 
-/// The class of a change to a controller tag: its value takes the graver of the kind the
+/// The class of a change to a controller tag or an OPC UA node: its value takes the graver of the kind the
 /// collector recorded for the tag and the artifact's class; a tag added, removed, retyped,
 /// resized or given another kind is a configuration change (a download did it).
 fn enip_class(
@@ -437,7 +443,9 @@ fn enip_class(
     base: Class,
     sev: &dyn Fn(Class) -> Severity,
 ) -> Class {
-    let value = crate::review::formats::enip::tag_of(&c.address).is_some_and(|(_, v)| v);
+    let value = crate::review::formats::enip::tag_of(&c.address)
+        .or_else(|| crate::review::formats::opcua::node_of(&c.address))
+        .is_some_and(|(_, v)| v);
     if c.what != "changed" || !value {
         return Class::Config;
     }
@@ -649,6 +657,7 @@ fn parse_identity(text: &str, adapter: &str) -> Option<BTreeMap<String, String>>
         "modbus" => "# plcvault modbus identification v1",
         "s7" => adapters::s7::IDENTITY_MAGIC,
         "enip" => adapters::enip::IDENTITY_MAGIC,
+        "opcua" => adapters::opcua::IDENTITY_MAGIC,
         _ => return None,
     };
     if lines.next()? != magic {

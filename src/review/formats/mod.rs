@@ -7,6 +7,7 @@ pub mod enip;
 pub mod l5x;
 #[cfg(test)]
 pub mod mutations;
+pub mod opcua;
 pub mod plcopen;
 pub mod siemens;
 pub mod twincat;
@@ -68,6 +69,7 @@ pub fn parser(format: &str) -> Option<Parser> {
         "plcopen" => plcopen::parse,
         "siemens-source" => siemens::parse,
         "enip-tags" => enip::parse,
+        "opcua-nodes" => opcua::parse,
         _ => return None,
     })
 }

@@ -1,0 +1,212 @@
+//! The opcua adapter against the asyncua server (nobody on this team wrote it), which
+//! records every service it receives: identity, node snapshots, a value read that fails,
+//! security None and Basic256Sha256 with a pinned certificate and a user login, and only
+//! read services on the wire.
+
+use std::time::Duration;
+
+#[path = "../../tests/peers/asyncua.rs"]
+mod asyncua;
+#[path = "../../tests/peers/pymodbus.rs"]
+mod peers;
+
+use asyncua::Asyncua;
+
+use adapters::opcua::{OpcuaCollector, OpcuaOptions, Secret, Security};
+use adapters::{AdapterError, Collection, Collector, SourceData};
+use serde_json::json;
+
+fn options(srv: &Asyncua, pki: &std::path::Path) -> OpcuaOptions {
+    OpcuaOptions {
+        device: "scada1".into(),
+        url: srv.url(),
+        security: Security::None,
+        thumbprint: None,
+        user: None,
+        pki_dir: pki.to_owned(),
+        nodes: vec!["ns=2;s=Recipes".into()],
+        max_depth: 10,
+        max_nodes: 50_000,
+        timeout: Duration::from_secs(5),
+        retries: 1,
+        max_requests_per_second: 500.0,
+        kinds: vec![("*/2:Recipe*".into(), adapters::ArtifactKind::Recipe)],
+    }
+}
+
+fn text(c: &Collection, name: &str) -> String {
+    let a = c
+        .artifacts
+        .iter()
+        .find(|a| a.name == name)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {name} in {:?}",
+                c.artifacts.iter().map(|a| &a.name).collect::<Vec<_>>()
+            )
+        });
+    match &a.data {
+        SourceData::Bytes(b) => String::from_utf8(b.clone()).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn thumb(hex: &str) -> [u8; 32] {
+    let v: Vec<u8> = (0..32)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    v.try_into().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_of_asyncua_in_security_mode_none_sends_only_reads() {
+    let Some(py) = peers::python_with("asyncua", "opcua against asyncua's server") else {
+        return;
+    };
+    let mut srv = Asyncua::start(&py, json!({"nodes": 1200}));
+    let pki = tempfile::tempdir().unwrap();
+    let mut o = options(&srv, pki.path());
+    o.nodes.push("ns=2;s=Config".into());
+    let c = OpcuaCollector::new(o.clone()).collect().await.unwrap();
+    let id = text(&c, "identity.txt");
+    for want in [
+        "# plcvault opcua identity v1",
+        "product-uri=urn:plcvault:test-product",
+        "manufacturer=plcvault tests",
+        "product-name=asyncua test server",
+        "software-version=2.1.0",
+        "build-number=4711",
+        "security=None (no signing, no encryption)",
+        "namespace-2=\"urn:plcvault:test\"",
+    ] {
+        assert!(id.lines().any(|l| l == want), "{want} not in\n{id}");
+    }
+    assert!(
+        id.contains(&format!("certificate-sha256={}", srv.thumbprint)),
+        "{id}"
+    );
+    let recipes = text(&c, "nodes/ns=2;s=Recipes.txt");
+    let line = |p: &str| {
+        recipes
+            .lines()
+            .find(|l| l.starts_with(&format!("{p}\t")))
+            .unwrap_or_else(|| panic!("no {p} in\n{recipes}"))
+            .to_string()
+    };
+    assert_eq!(
+        line("ns=2;s=Recipes/2:Recipe1"),
+        "ns=2;s=Recipes/2:Recipe1\tns=2;s=Recipes.Recipe1\tVariable\tInt32\trw\trecipe\t[0, 10, 20, 30, 40, 50, 60, 70, 80, 90]"
+    );
+    assert_eq!(
+        line("ns=2;s=Recipes/2:Speed"),
+        "ns=2;s=Recipes/2:Speed\tns=2;s=Recipes.Speed\tVariable\tDouble\trw\tvalues\t1.5"
+    );
+    assert!(line("ns=2;s=Recipes/2:Name").ends_with("\tString\trw\tvalues\t\"Bottle 0.5l\""));
+    assert!(line("ns=2;s=Recipes/2:Setpoint").ends_with("\tFloat\tr\tvalues\t80.25"));
+    assert!(line("ns=2;s=Recipes/2:Line/2:Step").ends_with("\tUInt16\trw\tvalues\t3"));
+    assert!(line("ns=2;s=Recipes/2:Line").contains("\tObject\t"));
+    // A value the server refuses: its status, and a warning.
+    assert!(
+        line("ns=2;s=Recipes/2:Broken").contains("\t!status BadInternalError"),
+        "{recipes}"
+    );
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("Broken") && w.contains("BadInternalError")),
+        "{:?}",
+        c.warnings
+    );
+    let config = text(&c, "nodes/ns=2;s=Config.txt");
+    // The root, 3 folders and 1,200 variables.
+    assert_eq!(
+        config.lines().count(),
+        3 + 1 + 3 + 1200,
+        "{}",
+        &config[..400]
+    );
+    assert!(config.contains(
+        "ns=2;s=Config/2:G002/2:C01199\tns=2;s=Config.C01199\tVariable\tInt32\tr\tvalues\t8393\n"
+    ));
+    // A value changed on the server is what the next snapshot holds.
+    srv.set("ns=2;s=Recipes.Speed", json!(2.25));
+    let c = OpcuaCollector::new(o).collect().await.unwrap();
+    assert!(
+        text(&c, "nodes/ns=2;s=Recipes.txt").contains("\tDouble\trw\tvalues\t2.25\n"),
+        "{}",
+        text(&c, "nodes/ns=2;s=Recipes.txt")
+    );
+    // What asyncua received: only reads.
+    std::thread::sleep(Duration::from_millis(300));
+    let log = srv.log.lock().unwrap().clone();
+    assert!(log.iter().any(|s| s == "BrowseRequest"), "{log:?}");
+    for s in &log {
+        assert!(
+            asyncua::READ_SERVICES.contains(&s.as_str()),
+            "sent {s}: {log:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic256sha256_needs_the_pinned_certificate_and_the_right_password() {
+    let Some(py) = peers::python_with("asyncua", "opcua against asyncua's server") else {
+        return;
+    };
+    let srv = Asyncua::start(
+        &py,
+        json!({"nodes": 0, "security": "Basic256Sha256", "users": {"backup": "s3cret"}}),
+    );
+    let pki = tempfile::tempdir().unwrap();
+    let pw = pki.path().join("pw");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let secure = OpcuaOptions {
+        security: Security::Secure {
+            policy: "Basic256Sha256".into(),
+            encrypt: true,
+        },
+        user: Some(("backup".into(), Secret::File(pw.clone()))),
+        ..options(&srv, pki.path())
+    };
+    // Not pinned: refused, and the thumbprint to pin is printed.
+    let e = OpcuaCollector::new(secure.clone())
+        .collect()
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AdapterError::Identity { .. }), "{e}");
+    assert!(e.to_string().contains(&srv.thumbprint), "{e}");
+    // Pinned to another certificate: refused.
+    let e = OpcuaCollector::new(OpcuaOptions {
+        thumbprint: Some([7; 32]),
+        ..secure.clone()
+    })
+    .collect()
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("not the pinned"), "{e}");
+    // Pinned, signed and encrypted, with the user: read.
+    let pinned = OpcuaOptions {
+        thumbprint: Some(thumb(&srv.thumbprint)),
+        ..secure.clone()
+    };
+    let c = OpcuaCollector::new(pinned.clone()).collect().await.unwrap();
+    assert!(
+        text(&c, "identity.txt").contains("security=Basic256Sha256 SignAndEncrypt"),
+        "{}",
+        text(&c, "identity.txt")
+    );
+    assert!(text(&c, "nodes/ns=2;s=Recipes.txt").contains("\tDouble\trw\tvalues\t1.5\n"));
+    // A wrong password: a login failure, said as such.
+    std::fs::write(&pw, "wrong\n").unwrap();
+    let e = OpcuaCollector::new(pinned).collect().await.unwrap_err();
+    assert!(matches!(e, AdapterError::Auth { .. }), "{e}");
+    // plcvault's private key is its owner's alone.
+    use std::os::unix::fs::PermissionsExt;
+    for f in std::fs::read_dir(pki.path().join("private")).unwrap() {
+        let mode = f.unwrap().metadata().unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+    for s in srv.log.lock().unwrap().iter() {
+        assert!(asyncua::READ_SERVICES.contains(&s.as_str()), "sent {s}");
+    }
+}

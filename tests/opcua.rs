@@ -1,0 +1,102 @@
+//! End-to-end: the binary snapshots the asyncua OPC UA server: collect, a recipe value and
+//! a node changed behind the tool's back, diff --live by browse path, a volatile counter,
+//! approval, a drill to a folder, and the report naming the security mode.
+
+#[path = "peers/asyncua.rs"]
+mod asyncua;
+mod common;
+
+// The asyncua helper finds Python through `crate::peers`.
+use common as peers;
+
+use common::Site;
+use serde_json::json;
+
+#[test]
+fn a_changed_recipe_value_is_a_finding_named_by_browse_path() {
+    let Some(py) = peers::python_with("asyncua", "opcua end to end") else {
+        return;
+    };
+    let mut srv = asyncua::Asyncua::start(&py, json!({"nodes": 20}));
+    let s = Site::new();
+    let mut text = std::fs::read_to_string(s.config()).unwrap();
+    text.push_str(&format!(
+        r#"
+[[device]]
+name = "scada"
+adapter = "opcua"
+address = "{}"
+security-policy = "None"
+nodes = ["ns=2;s=Recipes", "ns=2;s=Config"]
+max-requests-per-second = 200
+volatile = ["node:*/2:Line/2:Step"]
+
+[[device.kind]]
+match = "*/2:Recipe*"
+kind = "recipe"
+
+[[device.kind]]
+match = "*/2:Speed"
+kind = "recipe"
+"#,
+        srv.url()
+    ));
+    std::fs::write(s.config(), text).unwrap();
+    let r = s.run(&["config", "check"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = s.run(&["--json", "collect", "scada"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let alice = s.add_approver();
+    assert_eq!(s.approve("scada", &alice, "CHG-1").code, 0);
+
+    // The step number moves on its own: approved as volatile.
+    srv.set("ns=2;s=Recipes.Line.Step", json!(4));
+    let r = s.run(&["--json", "diff", "scada", "--live"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // Someone changes the speed recipe.
+    srv.set("ns=2;s=Recipes.Speed", json!(2.5));
+    let r = s.run(&["--json", "diff", "scada", "--live"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let f = r.records("finding");
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["address"], "Node ns=2;s=Recipes/2:Speed / value");
+    assert_eq!(
+        (
+            f[0]["class"].as_str(),
+            f[0]["old"].as_str(),
+            f[0]["new"].as_str()
+        ),
+        (Some("recipe"), Some("1.5"), Some("2.5")),
+        "{}",
+        f[0]
+    );
+    // Collected, it is drift; the drill restores the approved snapshot to a folder.
+    assert_eq!(s.run(&["collect", "scada"]).code, 1);
+    let to = s.path("drill");
+    let r = s.run(&["--json", "drill", "scada", "--to", to.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        std::fs::read_to_string(to.join("scada/nodes/ns=2;s=Recipes.txt"))
+            .unwrap()
+            .contains("\tDouble\trw\trecipe\t1.5\n")
+    );
+    let r = s.run(&["--json", "report"]);
+    let st = r
+        .records("device-status")
+        .into_iter()
+        .find(|d| d["device"] == "scada")
+        .unwrap();
+    assert!(st["last_drill"]["passed"].as_bool().unwrap(), "{st}");
+    // Every snapshot names its security mode.
+    let r = s.run(&["ls", "scada", "latest"]);
+    assert!(
+        r.stdout.contains("(None (no signing, no encryption))"),
+        "{}",
+        r.stdout
+    );
+    // What the server received from the binary: only reads.
+    for svc in srv.log.lock().unwrap().iter() {
+        assert!(asyncua::READ_SERVICES.contains(&svc.as_str()), "sent {svc}");
+    }
+    assert!(!srv.thumbprint.is_empty());
+}

@@ -1,0 +1,99 @@
+//! The asyncua OPC UA server (tests/peers/opcua_peer.py) run for a test: its port, its
+//! certificate's SHA-256, the services it recorded, and values set behind plcvault's back.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::peers;
+
+/// The only services a collection may send, as asyncua names the requests it records.
+pub const READ_SERVICES: &[&str] = &[
+    "GetEndpointsRequest",
+    "CreateSessionRequest",
+    "ActivateSessionRequest",
+    "CloseSessionRequest",
+    "BrowseRequest",
+    "BrowseNextRequest",
+    "ReadRequest",
+];
+
+/// asyncua's server, and the services it recorded.
+pub struct Asyncua {
+    child: Child,
+    pub port: u16,
+    pub thumbprint: String,
+    pub log: Arc<Mutex<Vec<String>>>,
+    acks: std::sync::mpsc::Receiver<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Asyncua {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Asyncua {
+    pub fn start(py: &std::path::Path, mut spec: Value) -> Asyncua {
+        let dir = tempfile::tempdir().unwrap();
+        spec["dir"] = json!(dir.path());
+        let mut child = Command::new(py)
+            .arg(peers::peers_dir().join("opcua_peer.py"))
+            .args(["server", &spec.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start asyncua's server");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (ack_tx, acks) = std::sync::mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                if v.get("ready").is_some() {
+                    let _ = tx.send(v);
+                } else if v.get("set").is_some() {
+                    let _ = ack_tx.send(());
+                } else if let Some(s) = v["service"].as_str() {
+                    log2.lock().unwrap().push(s.to_string());
+                }
+            }
+        });
+        let ready = rx
+            .recv_timeout(Duration::from_secs(90))
+            .expect("asyncua's server did not start");
+        Asyncua {
+            child,
+            port: ready["port"].as_u64().unwrap() as u16,
+            thumbprint: ready["thumbprint"].as_str().unwrap().to_string(),
+            log,
+            acks,
+            _dir: dir,
+        }
+    }
+
+    /// Sets a variable's value on the server (`ns=2;s=Recipes.Speed`), behind plcvault's
+    /// back.
+    pub fn set(&mut self, node: &str, value: Value) {
+        let stdin = self.child.stdin.as_mut().expect("piped");
+        writeln!(stdin, "{}", json!({"set": node, "value": value})).unwrap();
+        stdin.flush().unwrap();
+        self.acks
+            .recv_timeout(Duration::from_secs(10))
+            .expect("asyncua did not set the value");
+    }
+
+    pub fn url(&self) -> String {
+        format!("opc.tcp://127.0.0.1:{}/plcvault/", self.port)
+    }
+}

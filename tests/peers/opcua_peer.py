@@ -1,0 +1,137 @@
+"""OPC UA test peer for the opcua adapter: the asyncua server (nobody here wrote it).
+
+  opcua_peer.py server SPEC_JSON
+      An asyncua server on 127.0.0.1 (a port the OS picks) with a made-up address space
+      under Objects (namespace urn:plcvault:test, index 2):
+        Recipes (ns=2;s=Recipes): Recipe1 Int32[10], Speed Double, Name String,
+          Setpoint Float, Enabled Boolean, Broken (a value read that fails: its status is
+          BadInternalError), and a Line folder with Step UInt16 (writable);
+        Config (ns=2;s=Config): SPEC["nodes"] Int32 variables C00000... in folders of 500.
+      SPEC: {"nodes": N, "security": "None" | "Basic256Sha256", "users": {"name": "pw"},
+             "dir": "FOLDER for the server's key and certificate"}.
+      Prints {"ready": true, "port": P, "thumbprint": "sha256 hex of its certificate"}
+      once the address space is built, then one JSON line per request it processed
+      ({"service": "ReadRequest", ...}).
+
+  Values change only when the test says so: it writes to standard input lines of
+  {"set": "ns=2;s=Recipes.Speed", "value": 2.5} and the server answers {"set": true}.
+"""
+
+import asyncio
+import hashlib
+import json
+import os
+import sys
+
+
+async def server(spec):
+    from asyncua import Server, ua
+    from asyncua.crypto import cert_gen
+    from asyncua.server import uaprocessor
+    from asyncua.crypto.permission_rules import User, UserRole
+    from asyncua.server.user_managers import UserManager
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    original = uaprocessor.UaProcessor._process_message
+
+    async def recording(self, typeid, requesthdr, seqhdr, body):
+        name = ua.ObjectIdNames.get(typeid.Identifier, str(typeid))
+        print(json.dumps({"service": name.replace("_Encoding_DefaultBinary", "")}), flush=True)
+        return await original(self, typeid, requesthdr, seqhdr, body)
+
+    uaprocessor.UaProcessor._process_message = recording
+
+    users = spec.get("users") or {}
+
+    class Users(UserManager):
+        def get_user(self, iserver, username=None, password=None, certificate=None):
+            # Every user may write (drills onto writable nodes); the recording shows
+            # whether plcvault ever tried.
+            if not users or (username is not None and users.get(username) == password):
+                return User(role=UserRole.Admin)
+            return None
+
+    srv = Server(user_manager=Users())
+    await srv.init()
+    srv.set_endpoint("opc.tcp://127.0.0.1:0/plcvault/")
+    srv.set_server_name("plcvault test server")
+    await srv.set_build_info(
+        "urn:plcvault:test-product", "plcvault tests", "asyncua test server", "2.1.0", "4711",
+        __import__("datetime").datetime(2026, 11, 1, tzinfo=__import__("datetime").timezone.utc),
+    )
+    security = spec.get("security", "None")
+    folder = spec["dir"]
+    key, cert = os.path.join(folder, "server-key.pem"), os.path.join(folder, "server-cert.der")
+    await cert_gen.setup_self_signed_certificate(
+        __import__("pathlib").Path(key), __import__("pathlib").Path(cert),
+        "urn:plcvault:test-server", "127.0.0.1",
+        [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH],
+        {"countryName": "DE", "organizationName": "plcvault tests", "commonName": "test server"},
+    )
+    await srv.load_certificate(cert)
+    await srv.load_private_key(key)
+    if security == "None":
+        srv.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+    else:
+        srv.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+                                 ua.SecurityPolicyType.Basic256Sha256_Sign])
+    tokens = [ua.UserNameIdentityToken] if users else [ua.AnonymousIdentityToken]
+    srv.set_identity_tokens(tokens)
+    idx = await srv.register_namespace("urn:plcvault:test")
+    objects = srv.nodes.objects
+    recipes = await objects.add_folder(ua.NodeId("Recipes", idx), ua.QualifiedName("Recipes", idx))
+    nodes = {}
+
+    async def var(parent, name, value, vtype, writable=False):
+        n = await parent.add_variable(ua.NodeId(f"Recipes.{name}", idx),
+                                      ua.QualifiedName(name, idx), value, vtype)
+        if writable:
+            await n.set_writable()
+        nodes[f"ns={idx};s=Recipes.{name}"] = (n, vtype)
+        return n
+
+    await var(recipes, "Recipe1", [i * 10 for i in range(10)], ua.VariantType.Int32, True)
+    await var(recipes, "Speed", 1.5, ua.VariantType.Double, True)
+    await var(recipes, "Name", "Bottle 0.5l", ua.VariantType.String, True)
+    await var(recipes, "Setpoint", 80.25, ua.VariantType.Float)
+    await var(recipes, "Enabled", True, ua.VariantType.Boolean)
+    broken = await var(recipes, "Broken", 0, ua.VariantType.Int32)
+    await broken.write_value(ua.DataValue(ua.Variant(0, ua.VariantType.Int32), StatusCode=ua.StatusCode(ua.StatusCodes.BadInternalError)))
+    line = await recipes.add_folder(ua.NodeId("Recipes.Line", idx), ua.QualifiedName("Line", idx))
+    step = await line.add_variable(ua.NodeId("Recipes.Line.Step", idx), ua.QualifiedName("Step", idx),
+                                   3, ua.VariantType.UInt16)
+    await step.set_writable()
+    nodes[f"ns={idx};s=Recipes.Line.Step"] = (step, ua.VariantType.UInt16)
+    config = await objects.add_folder(ua.NodeId("Config", idx), ua.QualifiedName("Config", idx))
+    n = int(spec.get("nodes", 0))
+    for g in range(0, n, 500):
+        f = await config.add_folder(ua.NodeId(f"Config.G{g // 500:03}", idx),
+                                    ua.QualifiedName(f"G{g // 500:03}", idx))
+        for i in range(g, min(n, g + 500)):
+            await f.add_variable(ua.NodeId(f"Config.C{i:05}", idx), ua.QualifiedName(f"C{i:05}", idx),
+                                 i * 7, ua.VariantType.Int32)
+    async with srv:
+        port = srv.bserver._server.sockets[0].getsockname()[1]
+        der = open(cert, "rb").read()
+        print(json.dumps({"ready": True, "port": port, "namespace": idx,
+                          "thumbprint": hashlib.sha256(der).hexdigest()}), flush=True)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        while True:
+            line = await reader.readline()
+            if not line:
+                return
+            cmd = json.loads(line)
+            node, vtype = nodes[cmd["set"]]
+            await node.write_value(ua.Variant(cmd["value"], vtype))
+            print(json.dumps({"set": True}), flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "server":
+        asyncio.run(server(json.loads(sys.argv[2])))
+    else:
+        sys.exit("usage: opcua_peer.py server SPEC")
