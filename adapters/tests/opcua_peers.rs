@@ -140,6 +140,8 @@ async fn a_snapshot_of_asyncua_in_security_mode_none_sends_only_reads() {
     std::thread::sleep(Duration::from_millis(300));
     let log = srv.log.lock().unwrap().clone();
     assert!(log.iter().any(|s| s == "BrowseRequest"), "{log:?}");
+    // (asyncua's server answers every reference at once, whatever the page size asked:
+    // it has no continuation points, so BrowseNext is not exercised here.)
     for s in &log {
         assert!(
             asyncua::READ_SERVICES.contains(&s.as_str()),
@@ -155,7 +157,7 @@ async fn basic256sha256_needs_the_pinned_certificate_and_the_right_password() {
     };
     let srv = Asyncua::start(
         &py,
-        json!({"nodes": 0, "security": "Basic256Sha256", "users": {"backup": "s3cret"}}),
+        json!({"nodes": 0, "security": "secure", "users": {"backup": "s3cret"}}),
     );
     let pki = tempfile::tempdir().unwrap();
     let pw = pki.path().join("pw");
@@ -196,6 +198,35 @@ async fn basic256sha256_needs_the_pinned_certificate_and_the_right_password() {
         text(&c, "identity.txt")
     );
     assert!(text(&c, "nodes/ns=2;s=Recipes.txt").contains("\tDouble\trw\tvalues\t1.5\n"));
+    // The other policy, signed only.
+    let c = OpcuaCollector::new(OpcuaOptions {
+        security: Security::Secure {
+            policy: "Aes128-Sha256-RsaOaep".into(),
+            encrypt: false,
+        },
+        ..pinned.clone()
+    })
+    .collect()
+    .await
+    .unwrap();
+    assert!(
+        text(&c, "identity.txt").contains("security=Aes128-Sha256-RsaOaep Sign\n"),
+        "{}",
+        text(&c, "identity.txt")
+    );
+    // Security None is not offered here: refused, naming what is.
+    let e = OpcuaCollector::new(OpcuaOptions {
+        security: Security::None,
+        ..pinned.clone()
+    })
+    .collect()
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("offers no endpoint with None")
+            && e.to_string().contains("Basic256Sha256 SignAndEncrypt"),
+        "{e}"
+    );
     // A wrong password: a login failure, said as such.
     std::fs::write(&pw, "wrong\n").unwrap();
     let e = OpcuaCollector::new(pinned).collect().await.unwrap_err();
@@ -209,4 +240,40 @@ async fn basic256sha256_needs_the_pinned_certificate_and_the_right_password() {
     for s in srv.log.lock().unwrap().iter() {
         assert!(asyncua::READ_SERVICES.contains(&s.as_str()), "sent {s}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stalls_times_out_and_nothing_is_stored() {
+    // Accepts the connection and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hold = std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        std::thread::sleep(Duration::from_secs(4));
+        drop(s);
+    });
+    let pki = tempfile::tempdir().unwrap();
+    let o = OpcuaOptions {
+        device: "scada1".into(),
+        url: format!("opc.tcp://127.0.0.1:{port}/"),
+        security: Security::None,
+        thumbprint: None,
+        user: None,
+        pki_dir: pki.path().to_owned(),
+        nodes: vec!["i=85".into()],
+        max_depth: 3,
+        max_nodes: 100,
+        timeout: Duration::from_millis(700),
+        retries: 0,
+        max_requests_per_second: 50.0,
+        kinds: Vec::new(),
+    };
+    let t0 = std::time::Instant::now();
+    let e = OpcuaCollector::new(o).collect().await.unwrap_err();
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert!(
+        matches!(e, AdapterError::Timeout { .. }) && e.to_string().contains("raise `timeout`"),
+        "{e}"
+    );
+    hold.join().unwrap();
 }

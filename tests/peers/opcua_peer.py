@@ -7,7 +7,8 @@
           Setpoint Float, Enabled Boolean, Broken (a value read that fails: its status is
           BadInternalError), and a Line folder with Step UInt16 (writable);
         Config (ns=2;s=Config): SPEC["nodes"] Int32 variables C00000... in folders of 500.
-      SPEC: {"nodes": N, "security": "None" | "Basic256Sha256", "users": {"name": "pw"},
+      SPEC: {"nodes": N, "security": "None" | "secure" (Basic256Sha256 and
+             Aes128-Sha256-RsaOaep, Sign and SignAndEncrypt), "users": {"name": "pw"},
              "dir": "FOLDER for the server's key and certificate"}.
       Prints {"ready": true, "port": P, "thumbprint": "sha256 hex of its certificate"}
       once the address space is built, then one JSON line per request it processed
@@ -75,8 +76,11 @@ async def server(spec):
     if security == "None":
         srv.set_security_policy([ua.SecurityPolicyType.NoSecurity])
     else:
+        # The secure policies only: a client cannot fall back to None.
         srv.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
-                                 ua.SecurityPolicyType.Basic256Sha256_Sign])
+                                 ua.SecurityPolicyType.Basic256Sha256_Sign,
+                                 ua.SecurityPolicyType.Aes128Sha256RsaOaep_SignAndEncrypt,
+                                 ua.SecurityPolicyType.Aes128Sha256RsaOaep_Sign])
     tokens = [ua.UserNameIdentityToken] if users else [ua.AnonymousIdentityToken]
     srv.set_identity_tokens(tokens)
     idx = await srv.register_namespace("urn:plcvault:test")

@@ -49,9 +49,11 @@ pub const NODES_HEADER: &str = "# path\tnodeid\tclass\tdatatype\taccess\tkind\tv
 pub const NODES_FORMAT: &str = "opcua-nodes";
 /// The most nodes `max-nodes` may allow.
 pub const MAX_NODES: usize = 1_000_000;
-/// Nodes per Browse and per Read request.
-const BROWSE_BATCH: usize = 100;
+/// Nodes per Browse and per Read request, and references per node in one Browse answer
+/// (more come with BrowseNext).
+const BROWSE_BATCH: usize = 50;
 const READ_BATCH: usize = 500;
+const REFS_PER_NODE: u32 = 200;
 
 /// A password kept out of the config.
 #[derive(Clone)]
@@ -321,7 +323,10 @@ impl OpcuaCollector {
             .keep_alive_interval(Duration::from_secs(3600))
             .request_timeout(o.timeout)
             .session_timeout(60_000)
+            // A server may answer a Browse with every reference at once (asyncua does,
+            // whatever page size is asked): messages of up to 16 MiB in 64 KiB chunks.
             .max_message_size(16 * 1024 * 1024)
+            .max_chunk_count(256)
             .max_array_length(1_000_000)
             .client()
             .map_err(|e| AdapterError::Config {
@@ -623,7 +628,7 @@ impl OpcuaCollector {
                     })
                     .collect();
                 let results = self
-                    .timed(pacer, "Browse", session.browse(&descs, 1000, None))
+                    .timed(pacer, "Browse", session.browse(&descs, REFS_PER_NODE, None))
                     .await?;
                 if results.len() != chunk.len() {
                     return Err(AdapterError::Protocol {
