@@ -315,6 +315,11 @@ enum Command {
         #[arg(long, value_name = "NAME", requires = "to")]
         remote: Option<String>,
     },
+    /// OPC UA: plcvault's own client certificate
+    Opcua {
+        #[command(subcommand)]
+        action: OpcuaAction,
+    },
     /// Serve simulated PLCs (Modbus TCP, Siemens S7, Logix EtherNet/IP on 127.0.0.1) until SIGTERM or SIGINT
     Sim {
         /// How many Modbus PLCs
@@ -359,6 +364,17 @@ enum Command {
         /// Keep the demo plant and vault in DIR instead of a temporary folder
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum OpcuaAction {
+    /// Make plcvault's client certificate and key (key mode 0600) if missing, and print the
+    /// certificate's path and SHA-256 for the server's administrator to trust
+    Cert {
+        /// The PKI folder (an opcua device's `pki-dir`); default keys/opcua beside the config
+        #[arg(long, value_name = "DIR")]
+        pki_dir: Option<PathBuf>,
     },
 }
 
@@ -542,6 +558,31 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
                 onto,
                 out,
             )
+        }
+        Command::Opcua {
+            action: OpcuaAction::Cert { pki_dir },
+        } => {
+            let pki = match pki_dir {
+                Some(p) => p.clone(),
+                None => config::locate(cli.config.as_deref())
+                    .parent()
+                    .map(|d| d.join("keys/opcua"))
+                    .unwrap_or_else(|| PathBuf::from("keys/opcua")),
+            };
+            let (cert, sha) = adapters::opcua::ensure_certificate(&pki).map_err(|e| {
+                anyhow::anyhow!("{e}\nfix: check that the folder can be written, or give --pki-dir")
+            })?;
+            out.record(
+                "opcua-cert",
+                &serde_json::json!({"certificate": cert, "sha256": sha}),
+                || {
+                    format!(
+                        "plcvault's OPC UA client certificate: {}\nSHA-256 {sha}\ntrust it on the server (its PKI's trusted folder) if the server checks client certificates",
+                        cert.display()
+                    )
+                },
+            );
+            Ok(Outcome::Clean)
         }
         Command::Baseline { action } => match action {
             BaselineAction::Approve {

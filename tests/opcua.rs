@@ -100,3 +100,42 @@ kind = "recipe"
     }
     assert!(!srv.thumbprint.is_empty());
 }
+
+#[test]
+fn opcua_cert_makes_the_client_certificate_once_with_a_private_key() {
+    let s = Site::new();
+    let pki = s.path("pki");
+    let first = s.run(&[
+        "--json",
+        "opcua",
+        "cert",
+        "--pki-dir",
+        pki.to_str().unwrap(),
+    ]);
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    let rec = &first.records("opcua-cert")[0];
+    let sha = rec["sha256"].as_str().unwrap().to_string();
+    assert_eq!(sha.len(), 64);
+    // Its SHA-256 is the certificate file's.
+    let der = std::fs::read(pki.join("own/cert.der")).unwrap();
+    use sha2::Digest;
+    let want: String = sha2::Sha256::digest(&der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(sha, want);
+    // Again: the same certificate, not a new one.
+    let again = s.run(&[
+        "--json",
+        "opcua",
+        "cert",
+        "--pki-dir",
+        pki.to_str().unwrap(),
+    ]);
+    assert_eq!(again.records("opcua-cert")[0]["sha256"], sha.as_str());
+    use std::os::unix::fs::PermissionsExt;
+    for f in std::fs::read_dir(pki.join("private")).unwrap() {
+        let mode = f.unwrap().metadata().unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+}

@@ -842,6 +842,26 @@ fn access_text(b: u8) -> String {
     if s.is_empty() { "-".into() } else { s }
 }
 
+/// plcvault's own client certificate in `pki` (made with its key when missing), and the
+/// certificate's SHA-256 in hex, for the server's administrator to trust.
+///
+/// Fails when the folder cannot be written or the certificate not read.
+pub fn ensure_certificate(pki: &std::path::Path) -> Result<(PathBuf, String), String> {
+    std::fs::create_dir_all(pki).map_err(|e| format!("cannot create {}: {e}", pki.display()))?;
+    ClientBuilder::new()
+        .application_name("plcvault")
+        .application_uri("urn:plcvault:client")
+        .product_uri("urn:plcvault")
+        .pki_dir(pki.to_owned())
+        .create_sample_keypair(true)
+        .client()
+        .map_err(|e| e.join("; "))?;
+    restrict_private_keys(pki);
+    let cert = pki.join("own").join("cert.der");
+    let der = std::fs::read(&cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
+    Ok((cert, hex(&Sha256::digest(&der))))
+}
+
 /// Makes the private keys in the PKI folder readable by their owner only.
 fn restrict_private_keys(pki: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
