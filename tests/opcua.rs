@@ -139,3 +139,32 @@ fn opcua_cert_makes_the_client_certificate_once_with_a_private_key() {
         assert_eq!(mode & 0o077, 0, "{mode:o}");
     }
 }
+
+#[test]
+fn a_password_over_security_none_is_refused_by_config_check() {
+    let s = Site::new();
+    let mut text = std::fs::read_to_string(s.config()).unwrap();
+    text.push_str(
+        "\n[[device]]\nname = \"scada\"\nadapter = \"opcua\"\naddress = \"opc.tcp://127.0.0.1:4840\"\nsecurity-policy = \"None\"\nuser = \"backup\"\npassword-env = \"OPCUA_PW\"\nnodes = [\"i=85\"]\n",
+    );
+    std::fs::write(s.config(), &text).unwrap();
+    let r = s.run(&["config", "check"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("clear text") && r.stderr.contains("fix:"),
+        "{}",
+        r.stderr
+    );
+    // Without a policy at all: refused too, saying None must be written out.
+    std::fs::write(
+        s.config(),
+        text.replace(
+            "security-policy = \"None\"\nuser = \"backup\"\npassword-env = \"OPCUA_PW\"\n",
+            "",
+        ),
+    )
+    .unwrap();
+    let r = s.run(&["config", "check"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("security-policy"), "{}", r.stderr);
+}

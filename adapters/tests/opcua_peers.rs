@@ -128,6 +128,32 @@ async fn a_snapshot_of_asyncua_in_security_mode_none_sends_only_reads() {
     assert!(config.contains(
         "ns=2;s=Config/2:G002/2:C01199\tns=2;s=Config.C01199\tVariable\tInt32\tr\tvalues\t8393\n"
     ));
+    // root -> Line -> Step is two deep: max-depth 2 stores it, 1 does not.
+    let c2 = OpcuaCollector::new(OpcuaOptions {
+        max_depth: 2,
+        nodes: vec!["ns=2;s=Recipes".into()],
+        ..o.clone()
+    })
+    .collect()
+    .await
+    .unwrap();
+    assert!(c2.complete, "{:?}", c2.warnings);
+    let c1 = OpcuaCollector::new(OpcuaOptions {
+        max_depth: 1,
+        nodes: vec!["ns=2;s=Recipes".into()],
+        ..o.clone()
+    })
+    .collect()
+    .await
+    .unwrap();
+    assert!(!c1.complete);
+    assert!(
+        c1.warnings
+            .iter()
+            .any(|w| w.contains("deeper than max-depth = 1")),
+        "{:?}",
+        c1.warnings
+    );
     // A value changed on the server is what the next snapshot holds.
     srv.set("ns=2;s=Recipes.Speed", json!(2.25));
     let c = OpcuaCollector::new(o).collect().await.unwrap();
@@ -162,6 +188,8 @@ async fn basic256sha256_needs_the_pinned_certificate_and_the_right_password() {
     let pki = tempfile::tempdir().unwrap();
     let pw = pki.path().join("pw");
     std::fs::write(&pw, "s3cret\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
     let secure = OpcuaOptions {
         security: Security::Secure {
             policy: "Basic256Sha256".into(),
@@ -231,8 +259,17 @@ async fn basic256sha256_needs_the_pinned_certificate_and_the_right_password() {
     std::fs::write(&pw, "wrong\n").unwrap();
     let e = OpcuaCollector::new(pinned).collect().await.unwrap_err();
     assert!(matches!(e, AdapterError::Auth { .. }), "{e}");
+    // A password file others can read is refused.
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = OpcuaCollector::new(OpcuaOptions {
+        thumbprint: Some(thumb(&srv.thumbprint)),
+        ..secure.clone()
+    })
+    .collect()
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("chmod 600"), "{e}");
     // plcvault's private key is its owner's alone.
-    use std::os::unix::fs::PermissionsExt;
     for f in std::fs::read_dir(pki.path().join("private")).unwrap() {
         let mode = f.unwrap().metadata().unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "{mode:o}");

@@ -75,6 +75,16 @@ impl Secret {
     fn read(&self) -> Result<String, String> {
         match self {
             Secret::File(p) => {
+                use std::os::unix::fs::PermissionsExt;
+                if let Ok(m) = std::fs::metadata(p)
+                    && m.permissions().mode() & 0o077 != 0
+                {
+                    return Err(format!(
+                        "the password file {} can be read by others (mode {:o}); chmod 600 it",
+                        p.display(),
+                        m.permissions().mode() & 0o777
+                    ));
+                }
                 let b = vault::fsread::read_regular(p, 4096)
                     .map_err(|e| format!("cannot read the password file {}: {e}", p.display()))?;
                 let s = String::from_utf8(b)
@@ -358,11 +368,11 @@ impl OpcuaCollector {
                 .map(|e| {
                     format!(
                         "{} {:?}",
-                        e.security_policy_uri
-                            .as_ref()
-                            .rsplit('#')
-                            .next()
-                            .unwrap_or(""),
+                        match e.security_policy_uri.as_ref().rsplit('#').next() {
+                            Some("Aes128_Sha256_RsaOaep") => "Aes128-Sha256-RsaOaep",
+                            Some(p) => p,
+                            None => "",
+                        },
                         e.security_mode
                     )
                 })
@@ -608,12 +618,6 @@ impl OpcuaCollector {
         let mut frontier: Vec<(NodeId, String)> = vec![(root.clone(), name.to_string())];
         let mut depth = 0usize;
         while !frontier.is_empty() {
-            if depth >= o.max_depth {
-                return Ok(Err(format!(
-                    "deeper than max-depth = {} (raise it to snapshot the whole tree)",
-                    o.max_depth
-                )));
-            }
             let mut next = Vec::new();
             for chunk in frontier.chunks(BROWSE_BATCH) {
                 let descs: Vec<BrowseDescription> = chunk
@@ -671,6 +675,13 @@ impl OpcuaCollector {
                         let node = rd.node_id.node_id.clone();
                         if !seen.insert(node.clone()) {
                             continue;
+                        }
+                        // A node this many hops below the root (the frontier is `depth`).
+                        if depth + 1 > o.max_depth {
+                            return Ok(Err(format!(
+                                "deeper than max-depth = {} (raise it to snapshot the whole tree)",
+                                o.max_depth
+                            )));
                         }
                         let path = format!("{parent}/{}", rd.browse_name);
                         found.push(Found {

@@ -141,6 +141,12 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
             ));
         }
     };
+    if let (Some(_), Security::None) = (&user, &security) {
+        return Err(SettingsError::at(
+            s.user.as_ref().expect("some"),
+            "key `user` with security-policy = \"None\": the password would cross the network in clear text\nfix: use security-policy = \"Basic256Sha256\" with security-mode = \"SignAndEncrypt\", or leave `user` and the password out for an anonymous session",
+        ));
+    }
     let nodes = s
         .nodes
         .as_ref()
@@ -189,6 +195,12 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
         ));
     }
     let max_depth = s.max_depth.as_ref().map_or(10, |d| *d.get_ref());
+    if max_depth == 0 {
+        return Err(SettingsError::at(
+            s.max_depth.as_ref().expect("given"),
+            "key `max-depth`: must be at least 1 (the root's children)",
+        ));
+    }
     let max_nodes = s.max_nodes.as_ref().map_or(50_000, |d| *d.get_ref());
     if max_nodes == 0 || max_nodes > super::MAX_NODES {
         return Err(SettingsError::at(
