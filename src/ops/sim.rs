@@ -45,6 +45,26 @@ struct PlcStats<F: Ord + Serialize> {
     max_in_flight: usize,
 }
 
+impl<F: Ord + Serialize> PlcStats<F> {
+    /// What a simulated device received: one request per time in `times` (in order).
+    fn of(
+        device: &str,
+        address: std::net::SocketAddr,
+        times: Vec<std::time::Instant>,
+        functions: BTreeSet<F>,
+        max_in_flight: usize,
+    ) -> PlcStats<F> {
+        PlcStats {
+            device: device.to_string(),
+            address: address.to_string(),
+            requests: times.len(),
+            functions,
+            max_per_second: max_per_second(&times),
+            max_in_flight,
+        }
+    }
+}
+
 /// The most of `times` (in order) within any one second.
 fn max_per_second(times: &[std::time::Instant]) -> usize {
     let mut most = 0;
@@ -167,49 +187,37 @@ pub fn run(opts: &SimOptions, out: &Out) -> Result<Outcome> {
     })?;
     for (name, plc) in &plcs {
         let reqs = plc.requests();
-        let times: Vec<_> = reqs.iter().map(|r| r.at).collect();
-        print_stats(
-            out,
-            &PlcStats {
-                device: name.clone(),
-                address: plc.addr().to_string(),
-                requests: reqs.len(),
-                functions: reqs.iter().map(|r| r.function).collect(),
-                max_per_second: max_per_second(&times),
-                max_in_flight: plc.max_in_flight(),
-            },
+        let stats = PlcStats::of(
+            name,
+            plc.addr(),
+            reqs.iter().map(|r| r.at).collect(),
+            reqs.iter().map(|r| r.function).collect(),
+            plc.max_in_flight(),
         );
+        print_stats(out, &stats);
     }
     for (name, cpu) in &cpus {
         let reqs = cpu.requests();
-        let times: Vec<_> = reqs.iter().map(|r| r.at).collect();
-        print_stats(
-            out,
-            &PlcStats {
-                device: name.clone(),
-                address: cpu.addr().to_string(),
-                requests: reqs.len(),
-                functions: reqs.iter().map(|r| r.function.clone()).collect(),
-                max_per_second: max_per_second(&times),
-                max_in_flight: cpu.max_in_flight(),
-            },
+        let stats = PlcStats::of(
+            name,
+            cpu.addr(),
+            reqs.iter().map(|r| r.at).collect(),
+            reqs.iter().map(|r| r.function.clone()).collect(),
+            cpu.max_in_flight(),
         );
+        print_stats(out, &stats);
     }
     for (name, plc) in &logix {
         let reqs = plc.requests();
         // The rate is of requests on the wire; a packet's Read Tags are its content.
-        let times: Vec<_> = reqs.iter().filter(|r| r.frame).map(|r| r.at).collect();
-        print_stats(
-            out,
-            &PlcStats {
-                device: name.clone(),
-                address: plc.addr().to_string(),
-                requests: times.len(),
-                functions: reqs.iter().map(|r| r.function.clone()).collect(),
-                max_per_second: max_per_second(&times),
-                max_in_flight: plc.max_in_flight(),
-            },
+        let stats = PlcStats::of(
+            name,
+            plc.addr(),
+            reqs.iter().filter(|r| r.frame).map(|r| r.at).collect(),
+            reqs.iter().map(|r| r.function.clone()).collect(),
+            plc.max_in_flight(),
         );
+        print_stats(out, &stats);
     }
     Ok(Outcome::Clean)
 }

@@ -320,12 +320,7 @@ impl OpcuaCollector {
             key: "pki-dir".into(),
             why: format!("cannot create {}: {e}", o.pki_dir.display()),
         })?;
-        let mut client = ClientBuilder::new()
-            .application_name("plcvault")
-            .application_uri("urn:plcvault:client")
-            .product_uri("urn:plcvault")
-            .pki_dir(o.pki_dir.clone())
-            .create_sample_keypair(true)
+        let mut client = client_builder(&o.pki_dir)
             // The server certificate is checked here, against the pinned SHA-256.
             .trust_server_certs(true)
             .verify_server_certs(false)
@@ -853,20 +848,24 @@ fn access_text(b: u8) -> String {
     if s.is_empty() { "-".into() } else { s }
 }
 
-/// plcvault's own client certificate in `pki` (made with its key when missing), and the
-/// certificate's SHA-256 in hex, for the server's administrator to trust.
-///
-/// Fails when the folder cannot be written or the certificate not read.
-pub fn ensure_certificate(pki: &std::path::Path) -> Result<(PathBuf, String), String> {
-    std::fs::create_dir_all(pki).map_err(|e| format!("cannot create {}: {e}", pki.display()))?;
+/// The client as plcvault names itself, its certificate and key in `pki` (made when
+/// missing).
+fn client_builder(pki: &std::path::Path) -> ClientBuilder {
     ClientBuilder::new()
         .application_name("plcvault")
         .application_uri("urn:plcvault:client")
         .product_uri("urn:plcvault")
         .pki_dir(pki.to_owned())
         .create_sample_keypair(true)
-        .client()
-        .map_err(|e| e.join("; "))?;
+}
+
+/// plcvault's own client certificate in `pki` (made with its key when missing), and the
+/// certificate's SHA-256 in hex, for the server's administrator to trust.
+///
+/// Fails when the folder cannot be written or the certificate not read.
+pub fn ensure_certificate(pki: &std::path::Path) -> Result<(PathBuf, String), String> {
+    std::fs::create_dir_all(pki).map_err(|e| format!("cannot create {}: {e}", pki.display()))?;
+    client_builder(pki).client().map_err(|e| e.join("; "))?;
     restrict_private_keys(pki);
     let cert = pki.join("own").join("cert.der");
     let der = std::fs::read(&cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
