@@ -168,3 +168,51 @@ fn a_password_over_security_none_is_refused_by_config_check() {
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("security-policy"), "{}", r.stderr);
 }
+
+#[test]
+fn a_user_certificate_needs_its_key_a_secure_channel_and_no_password_beside_it() {
+    let s = Site::new();
+    let base = std::fs::read_to_string(s.config()).unwrap();
+    let device = |keys: &str| {
+        format!(
+            "{base}\n[[device]]\nname = \"scada\"\nadapter = \"opcua\"\naddress = \"opc.tcp://127.0.0.1:4840\"\nnodes = [\"i=85\"]\n{keys}"
+        )
+    };
+    let secure = "security-policy = \"Basic256Sha256\"\nsecurity-mode = \"SignAndEncrypt\"\n";
+    for (keys, says) in [
+        (
+            format!("{secure}user-certificate = \"keys/u.der\"\n"),
+            "needs `user-key`",
+        ),
+        (
+            format!("{secure}user-key = \"keys/u.pem\"\n"),
+            "without `user-certificate`",
+        ),
+        (
+            "security-policy = \"None\"\nuser-certificate = \"keys/u.der\"\nuser-key = \"keys/u.pem\"\n".to_string(),
+            "user-certificate` with security-policy = \"None\"",
+        ),
+        (
+            format!("{secure}user = \"backup\"\npassword-env = \"PW\"\nuser-certificate = \"keys/u.der\"\nuser-key = \"keys/u.pem\"\n"),
+            "both given",
+        ),
+    ] {
+        std::fs::write(s.config(), device(&keys)).unwrap();
+        let r = s.run(&["config", "check"]);
+        assert_eq!(r.code, 2, "{keys}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains(says) && r.stderr.contains("fix:"),
+            "{keys}: {}",
+            r.stderr
+        );
+    }
+    std::fs::write(
+        s.config(),
+        device(&format!(
+            "{secure}user-certificate = \"keys/u.der\"\nuser-key = \"keys/u.pem\"\n"
+        )),
+    )
+    .unwrap();
+    let r = s.run(&["config", "check"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}

@@ -12,7 +12,7 @@ mod peers;
 
 use asyncua::Asyncua;
 
-use adapters::opcua::{OpcuaCollector, OpcuaOptions, Secret, Security};
+use adapters::opcua::{Login, OpcuaCollector, OpcuaOptions, Secret, Security};
 use adapters::{AdapterError, Collection, Collector, SourceData};
 use serde_json::json;
 
@@ -22,7 +22,7 @@ fn options(srv: &Asyncua, pki: &std::path::Path) -> OpcuaOptions {
         url: srv.url(),
         security: Security::None,
         thumbprint: None,
-        user: None,
+        login: Login::Anonymous,
         pki_dir: pki.to_owned(),
         nodes: vec!["ns=2;s=Recipes".into()],
         max_depth: 10,
@@ -195,7 +195,7 @@ async fn basic256sha256_needs_the_pinned_certificate_and_the_right_password() {
             policy: "Basic256Sha256".into(),
             encrypt: true,
         },
-        user: Some(("backup".into(), Secret::File(pw.clone()))),
+        login: Login::User("backup".into(), Secret::File(pw.clone())),
         ..options(&srv, pki.path())
     };
     // Not pinned: refused, and the thumbprint to pin is printed.
@@ -280,6 +280,95 @@ async fn basic256sha256_needs_the_pinned_certificate_and_the_right_password() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_certificate_logs_in_and_only_its_owner_may_read_its_key() {
+    let Some(py) = peers::python_with("asyncua", "opcua against asyncua's server") else {
+        return;
+    };
+    // Only X.509 user identities: anonymous is not offered.
+    let srv = Asyncua::start(
+        &py,
+        json!({"nodes": 0, "security": "secure", "user_cert": true}),
+    );
+    let (cert, key) = srv
+        .user_cert
+        .clone()
+        .expect("the peer made a user certificate");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let pki = tempfile::tempdir().unwrap();
+    let o = OpcuaOptions {
+        security: Security::Secure {
+            policy: "Basic256Sha256".into(),
+            encrypt: true,
+        },
+        thumbprint: Some(thumb(&srv.thumbprint)),
+        login: Login::Certificate {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        ..options(&srv, pki.path())
+    };
+    let c = OpcuaCollector::new(o.clone()).collect().await.unwrap();
+    assert!(c.complete, "{:?}", c.warnings);
+    assert!(text(&c, "nodes/ns=2;s=Recipes.txt").contains("\tDouble\trw\tvalues\t1.5\n"));
+    // Anonymous is refused, as a login failure.
+    let e = OpcuaCollector::new(OpcuaOptions {
+        login: Login::Anonymous,
+        ..o.clone()
+    })
+    .collect()
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, AdapterError::Auth { .. })
+            && e.to_string()
+                .contains("does not accept a login by anonymous")
+            && e.to_string()
+                .contains("user certificate (`user-certificate`"),
+        "{e}"
+    );
+    // Another certificate (plcvault's own, with its key) is refused.
+    let own = std::fs::read_dir(pki.path().join("own"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let own_key = std::fs::read_dir(pki.path().join("private"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let e = OpcuaCollector::new(OpcuaOptions {
+        login: Login::Certificate {
+            cert: own,
+            key: own_key,
+        },
+        ..o.clone()
+    })
+    .collect()
+    .await
+    .unwrap_err();
+    assert!(matches!(e, AdapterError::Auth { .. }), "{e}");
+    // A key others can read is refused before anything is sent.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let before = srv.log.lock().unwrap().len();
+    let e = OpcuaCollector::new(o).collect().await.unwrap_err();
+    assert!(
+        matches!(e, AdapterError::Auth { .. }) && e.to_string().contains("chmod 600"),
+        "{e}"
+    );
+    assert!(
+        !srv.log.lock().unwrap()[before..].contains(&"CreateSessionRequest".to_string()),
+        "a session was made with a key others can read"
+    );
+    for s in srv.log.lock().unwrap().iter() {
+        assert!(asyncua::READ_SERVICES.contains(&s.as_str()), "sent {s}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_stalls_times_out_and_nothing_is_stored() {
     // Accepts the connection and never answers.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -295,7 +384,7 @@ async fn a_server_that_stalls_times_out_and_nothing_is_stored() {
         url: format!("opc.tcp://127.0.0.1:{port}/"),
         security: Security::None,
         thumbprint: None,
-        user: None,
+        login: Login::Anonymous,
         pki_dir: pki.path().to_owned(),
         nodes: vec!["i=85".into()],
         max_depth: 3,
@@ -313,4 +402,129 @@ async fn a_server_that_stalls_times_out_and_nothing_is_stored() {
         "{e}"
     );
     hold.join().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continuation_points_are_followed_and_released_when_a_bound_stops_the_walk() {
+    let Some(py) = peers::python_with("asyncua", "opcua against asyncua's server") else {
+        return;
+    };
+    // At most 40 references per node in one answer: the folders of 500 variables come in
+    // 13 pages each.
+    let srv = Asyncua::start(&py, json!({"nodes": 1200, "page": 40}));
+    let pki = tempfile::tempdir().unwrap();
+    let o = OpcuaOptions {
+        nodes: vec!["ns=2;s=Config".into()],
+        ..options(&srv, pki.path())
+    };
+    let c = OpcuaCollector::new(o.clone()).collect().await.unwrap();
+    assert!(c.complete, "{:?}", c.warnings);
+    let config = text(&c, "nodes/ns=2;s=Config.txt");
+    assert_eq!(config.lines().count(), 3 + 1 + 3 + 1200);
+    for i in [0, 39, 40, 499, 500, 1199] {
+        assert!(
+            config.contains(&format!(
+                "/2:C{i:05}\tns=2;s=Config.C{i:05}\tVariable\tInt32\tr\tvalues\t{}\n",
+                i * 7
+            )),
+            "C{i:05} missing"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let next = srv
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| *s == "BrowseNextRequest")
+        .count();
+    // 12 more pages for each full folder of 500, 4 for the last of 200.
+    assert_eq!(next, 12 + 12 + 4, "{:?}", srv.log.lock().unwrap());
+    assert_eq!(*srv.open_cps.lock().unwrap(), Some(0));
+    // A bound met while a continuation point is open: the walk stops, the point is
+    // released (the server holds none after), and the root is not stored.
+    let c = OpcuaCollector::new(OpcuaOptions {
+        max_nodes: 60,
+        ..o.clone()
+    })
+    .collect()
+    .await
+    .unwrap();
+    assert!(!c.complete);
+    assert!(
+        c.artifacts
+            .iter()
+            .all(|a| a.name != "nodes/ns=2;s=Config.txt"),
+        "a partial root was stored"
+    );
+    assert!(
+        c.warnings.iter().any(|w| w.contains("max-nodes = 60")),
+        "{:?}",
+        c.warnings
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(*srv.open_cps.lock().unwrap(), Some(0));
+    for s in srv.log.lock().unwrap().iter() {
+        assert!(asyncua::READ_SERVICES.contains(&s.as_str()), "sent {s}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_dropped_mid_browse_is_made_again_and_never_stored_in_part() {
+    let Some(py) = peers::python_with("asyncua", "opcua against asyncua's server") else {
+        return;
+    };
+    let whole = {
+        let srv = Asyncua::start(&py, json!({"nodes": 1200}));
+        let pki = tempfile::tempdir().unwrap();
+        let o = OpcuaOptions {
+            nodes: vec!["ns=2;s=Recipes".into(), "ns=2;s=Config".into()],
+            ..options(&srv, pki.path())
+        };
+        let c = OpcuaCollector::new(o).collect().await.unwrap();
+        text(&c, "nodes/ns=2;s=Config.txt")
+    };
+    // The sixth Browse (Recipes takes three, Config's root and folders two) closes the
+    // connection, when Recipes is read and Config half browsed.
+    let srv = Asyncua::start(&py, json!({"nodes": 1200, "drop_after_browses": 6}));
+    let pki = tempfile::tempdir().unwrap();
+    let o = OpcuaOptions {
+        nodes: vec!["ns=2;s=Recipes".into(), "ns=2;s=Config".into()],
+        retries: 1,
+        ..options(&srv, pki.path())
+    };
+    let c = OpcuaCollector::new(o.clone()).collect().await.unwrap();
+    assert!(c.complete, "{:?}", c.warnings);
+    assert_eq!(text(&c, "nodes/ns=2;s=Config.txt"), whole);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("attempt 1 failed") && w.contains("new session")),
+        "{:?}",
+        c.warnings
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let log = srv.log.lock().unwrap().clone();
+    let sessions = log.iter().filter(|s| *s == "CreateSessionRequest").count();
+    assert_eq!(sessions, 2, "{log:?}");
+    for s in &log {
+        assert!(asyncua::READ_SERVICES.contains(&s.as_str()), "sent {s}");
+    }
+    // Without retries the collection fails as a whole: nothing of it is handed back.
+    let srv = Asyncua::start(&py, json!({"nodes": 1200, "drop_after_browses": 6}));
+    let e = OpcuaCollector::new(OpcuaOptions {
+        url: srv.url(),
+        retries: 0,
+        ..o
+    })
+    .collect()
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            AdapterError::Unreachable { .. } | AdapterError::Timeout { .. }
+        ),
+        "{e}"
+    );
 }

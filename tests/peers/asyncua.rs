@@ -27,6 +27,13 @@ pub struct Asyncua {
     pub port: u16,
     pub thumbprint: String,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// With "page": the continuation points the server held after its last Browse or
+    /// BrowseNext.
+    #[allow(dead_code)] // read by the adapter's peer tests only
+    pub open_cps: Arc<Mutex<Option<u64>>>,
+    /// With "user_cert": the user certificate (DER) and key (PEM) it accepts.
+    #[allow(dead_code)] // not every test crate that includes this logs in by certificate
+    pub user_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
     acks: std::sync::mpsc::Receiver<()>,
     _dir: tempfile::TempDir,
 }
@@ -55,6 +62,8 @@ impl Asyncua {
         let (ack_tx, acks) = std::sync::mpsc::channel();
         let log = Arc::new(Mutex::new(Vec::new()));
         let log2 = log.clone();
+        let open_cps = Arc::new(Mutex::new(None));
+        let open2 = open_cps.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let Ok(v) = serde_json::from_str::<Value>(&line) else {
@@ -62,6 +71,8 @@ impl Asyncua {
                 };
                 if v.get("ready").is_some() {
                     let _ = tx.send(v);
+                } else if let Some(n) = v["open_cps"].as_u64() {
+                    *open2.lock().unwrap() = Some(n);
                 } else if v.get("set").is_some() {
                     let _ = ack_tx.send(());
                 } else if let Some(s) = v["service"].as_str() {
@@ -77,6 +88,13 @@ impl Asyncua {
             port: ready["port"].as_u64().unwrap() as u16,
             thumbprint: ready["thumbprint"].as_str().unwrap().to_string(),
             log,
+            open_cps,
+            user_cert: ready["user_cert"].as_str().map(|c| {
+                (
+                    c.into(),
+                    ready["user_key"].as_str().expect("with its key").into(),
+                )
+            }),
             acks,
             _dir: dir,
         }

@@ -9,10 +9,17 @@
         Config (ns=2;s=Config): SPEC["nodes"] Int32 variables C00000... in folders of 500.
       SPEC: {"nodes": N, "security": "None" | "secure" (Basic256Sha256 and
              Aes128-Sha256-RsaOaep, Sign and SignAndEncrypt), "users": {"name": "pw"},
-             "dir": "FOLDER for the server's key and certificate"}.
-      Prints {"ready": true, "port": P, "thumbprint": "sha256 hex of its certificate"}
-      once the address space is built, then one JSON line per request it processed
-      ({"service": "ReadRequest", ...}).
+             "user_cert": true (also a user certificate, made in DIR, accepted as an
+             X509 identity), "page": K (at most K references per node in one answer,
+             the rest behind continuation points served by BrowseNext, which asyncua
+             itself lacks), "drop_after_browses": K (the K-th Browse closes the
+             connection instead of answering, once), "dir": "FOLDER for the server's
+             key and certificate"}.
+      Prints {"ready": true, "port": P, "thumbprint": "sha256 hex of its certificate",
+      "user_cert": PATH, "user_key": PATH} once the address space is built, then one
+      JSON line per request it processed ({"service": "ReadRequest"}), and with "page"
+      the continuation points still held after each Browse and BrowseNext
+      ({"open_cps": N}).
 
   Values change only when the test says so: it writes to standard input lines of
   {"set": "ns=2;s=Recipes.Speed", "value": 2.5} and the server answers {"set": true}.
@@ -35,21 +42,90 @@ async def server(spec):
     from cryptography.hazmat.primitives import serialization
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
+    from asyncua.server import internal_session
+    from asyncua.ua.ua_binary import struct_from_binary
+
     original = uaprocessor.UaProcessor._process_message
+    page = int(spec.get("page", 0))
+    drop_after = int(spec.get("drop_after_browses", 0))
+    browses = [0]
+    pending = {}
+
+    def cut(result):
+        """Keeps `page` references in the answer, the rest behind a continuation point."""
+        if page and len(result.References) > page:
+            cp = os.urandom(8)
+            pending[cp] = result.References[page:]
+            result.References = result.References[:page]
+            result.ContinuationPoint = cp
 
     async def recording(self, typeid, requesthdr, seqhdr, body):
-        name = ua.ObjectIdNames.get(typeid.Identifier, str(typeid))
-        print(json.dumps({"service": name.replace("_Encoding_DefaultBinary", "")}), flush=True)
-        return await original(self, typeid, requesthdr, seqhdr, body)
+        name = ua.ObjectIdNames.get(typeid.Identifier, str(typeid)).replace("_Encoding_DefaultBinary", "")
+        print(json.dumps({"service": name}), flush=True)
+        if name == "BrowseRequest":
+            browses[0] += 1
+            if browses[0] == drop_after:
+                self._transport.close()
+                return True
+        if name == "BrowseNextRequest" and page:
+            params = struct_from_binary(ua.BrowseNextParameters, body)
+            results = []
+            for cp in params.ContinuationPoints:
+                r = ua.BrowseResult()
+                refs = pending.pop(cp, None)
+                if refs is None:
+                    r.StatusCode = ua.StatusCode(ua.StatusCodes.BadContinuationPointInvalid)
+                elif not params.ReleaseContinuationPoints:
+                    r.References = refs
+                    cut(r)
+                results.append(r)
+            response = ua.BrowseNextResponse()
+            response.Parameters.Results = results
+            self.send_response(requesthdr.RequestHandle, seqhdr, response)
+            print(json.dumps({"open_cps": len(pending)}), flush=True)
+            return True
+        done = await original(self, typeid, requesthdr, seqhdr, body)
+        if name == "BrowseRequest" and page:
+            print(json.dumps({"open_cps": len(pending)}), flush=True)
+        return done
 
     uaprocessor.UaProcessor._process_message = recording
+    if page:
+        plain_browse = internal_session.InternalSession.browse
+
+        async def paged_browse(self, params):
+            results = await plain_browse(self, params)
+            for r in results:
+                cut(r)
+            return results
+
+        internal_session.InternalSession.browse = paged_browse
 
     users = spec.get("users") or {}
+
+    folder = spec["dir"]
+    user_cert = user_key = None
+    user_der = None
+    if spec.get("user_cert"):
+        user_key = os.path.join(folder, "user-key.pem")
+        user_cert = os.path.join(folder, "user-cert.der")
+        await cert_gen.setup_self_signed_certificate(
+            __import__("pathlib").Path(user_key), __import__("pathlib").Path(user_cert),
+            "urn:plcvault:test-user", "127.0.0.1", [ExtendedKeyUsageOID.CLIENT_AUTH],
+            {"countryName": "DE", "organizationName": "plcvault tests", "commonName": "backup user"},
+        )
+        user_der = open(user_cert, "rb").read()
 
     class Users(UserManager):
         def get_user(self, iserver, username=None, password=None, certificate=None):
             # Every user may write (drills onto writable nodes); the recording shows
             # whether plcvault ever tried.
+            # asyncua passes the secure channel's client certificate here too; only
+            # an X509 identity equal to the user certificate counts as one.
+            # an X509 identity equal to the user certificate counts as one (anonymous
+            # is not offered then, so no user name means an X509 identity).
+            if user_der is not None and username is None:
+                return User(role=UserRole.Admin) if certificate == user_der else None
             if not users or (username is not None and users.get(username) == password):
                 return User(role=UserRole.Admin)
             return None
@@ -63,7 +139,6 @@ async def server(spec):
         __import__("datetime").datetime(2026, 11, 1, tzinfo=__import__("datetime").timezone.utc),
     )
     security = spec.get("security", "None")
-    folder = spec["dir"]
     key, cert = os.path.join(folder, "server-key.pem"), os.path.join(folder, "server-cert.der")
     await cert_gen.setup_self_signed_certificate(
         __import__("pathlib").Path(key), __import__("pathlib").Path(cert),
@@ -82,6 +157,8 @@ async def server(spec):
                                  ua.SecurityPolicyType.Aes128Sha256RsaOaep_SignAndEncrypt,
                                  ua.SecurityPolicyType.Aes128Sha256RsaOaep_Sign])
     tokens = [ua.UserNameIdentityToken] if users else [ua.AnonymousIdentityToken]
+    if user_der is not None:
+        tokens = [t for t in tokens if t is not ua.AnonymousIdentityToken] + [ua.X509IdentityToken]
     srv.set_identity_tokens(tokens)
     idx = await srv.register_namespace("urn:plcvault:test")
     objects = srv.nodes.objects
@@ -120,7 +197,8 @@ async def server(spec):
         port = srv.bserver._server.sockets[0].getsockname()[1]
         der = open(cert, "rb").read()
         print(json.dumps({"ready": True, "port": port, "namespace": idx,
-                          "thumbprint": hashlib.sha256(der).hexdigest()}), flush=True)
+                          "thumbprint": hashlib.sha256(der).hexdigest(),
+                          "user_cert": user_cert, "user_key": user_key}), flush=True)
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)

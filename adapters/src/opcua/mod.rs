@@ -23,11 +23,11 @@ use opcua::client::{ClientBuilder, IdentityToken, Session};
 use opcua::types::{
     AttributeId, BrowseDescription, BrowseDirection, BrowseResultMask, ByteString, DataValue,
     EndpointDescription, MessageSecurityMode, NodeClass, NodeClassMask, NodeId, ReadValueId,
-    ReferenceTypeId, StatusCode, TimestampsToReturn, Variant,
+    ReferenceDescription, ReferenceTypeId, StatusCode, TimestampsToReturn, UserTokenType, Variant,
 };
 use sha2::{Digest, Sha256};
 
-use crate::pace::Pacer;
+use crate::pace::{Backoff, Failed, Pacer, Tries};
 use crate::{
     AdapterError, ArtifactKind, ArtifactMeta, ArtifactSource, BoxFuture, Collection, Collector,
     SourceData,
@@ -75,16 +75,7 @@ impl Secret {
     fn read(&self) -> Result<String, String> {
         match self {
             Secret::File(p) => {
-                use std::os::unix::fs::PermissionsExt;
-                if let Ok(m) = std::fs::metadata(p)
-                    && m.permissions().mode() & 0o077 != 0
-                {
-                    return Err(format!(
-                        "the password file {} can be read by others (mode {:o}); chmod 600 it",
-                        p.display(),
-                        m.permissions().mode() & 0o777
-                    ));
-                }
+                private_to_owner(p, "password file")?;
                 let b = vault::fsread::read_regular(p, 4096)
                     .map_err(|e| format!("cannot read the password file {}: {e}", p.display()))?;
                 let s = String::from_utf8(b)
@@ -95,6 +86,32 @@ impl Secret {
                 .map_err(|_| format!("the environment variable {v} (password-env) is not set")),
         }
     }
+}
+
+/// Refuses a secret file (password, private key) that others than its owner can read.
+fn private_to_owner(p: &std::path::Path, what: &str) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(p) {
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => Err(format!(
+            "the {what} {} can be read by others (mode {:o}); chmod 600 it",
+            p.display(),
+            m.permissions().mode() & 0o777
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Who the session is opened as.
+#[derive(Clone, Debug)]
+pub enum Login {
+    Anonymous,
+    /// A user name and where its password is read from.
+    User(String, Secret),
+    /// An X.509 user certificate (DER or PEM) and its private key (PEM, mode 0600).
+    Certificate {
+        cert: PathBuf,
+        key: PathBuf,
+    },
 }
 
 /// The security asked for.
@@ -141,7 +158,7 @@ pub struct OpcuaOptions {
     pub url: String,
     pub security: Security,
     pub thumbprint: Option<[u8; 32]>,
-    pub user: Option<(String, Secret)>,
+    pub login: Login,
     pub pki_dir: PathBuf,
     pub nodes: Vec<String>,
     pub max_depth: usize,
@@ -260,6 +277,14 @@ pub struct OpcuaCollector {
     opts: OpcuaOptions,
 }
 
+/// One node's Browse answer while it is taken whole.
+struct Page<'a> {
+    parent: &'a String,
+    refs: Vec<ReferenceDescription>,
+    cp: ByteString,
+    status: StatusCode,
+}
+
 /// One node found under a root.
 struct Found {
     path: String,
@@ -294,15 +319,19 @@ impl OpcuaCollector {
         }
     }
 
-    async fn timed<T, E: std::fmt::Display>(
+    async fn timed<T>(
         &self,
         pacer: &mut Pacer,
         what: &str,
-        f: impl std::future::Future<Output = Result<T, E>>,
+        f: impl std::future::Future<Output = Result<T, opcua::types::Error>>,
     ) -> Result<T, AdapterError> {
         pacer.wait().await;
         match tokio::time::timeout(self.opts.timeout, f).await {
             Err(_) => Err(self.err_timeout(what)),
+            Ok(Err(e)) if connection_lost(e.status()) => {
+                Err(self.err_unreachable(format!("the connection was lost during {what}: {e}")))
+            }
+            Ok(Err(e)) if e.status() == StatusCode::BadTimeout => Err(self.err_timeout(what)),
             Ok(Err(e)) => Err(AdapterError::Protocol {
                 device: self.opts.device.clone(),
                 why: format!("{what}: {e}"),
@@ -312,7 +341,35 @@ impl OpcuaCollector {
         }
     }
 
+    /// A whole collection, tried again on a new connection and session (after a backoff,
+    /// up to `retries` times) when the server stopped answering or the connection broke;
+    /// what an attempt had read is dropped, never stored in part.
     async fn collect_now(&self) -> Result<Collection, AdapterError> {
+        let mut tries = Tries::new(Backoff::new(self.opts.retries));
+        let mut failed = Vec::new();
+        loop {
+            match self.attempt().await {
+                Ok(mut c) => {
+                    for (i, why) in failed.iter().enumerate() {
+                        c.warnings.push(format!(
+                            "attempt {} failed and was dropped ({why}); attempt {} read the server whole on a new session",
+                            i + 1,
+                            failed.len() + 1
+                        ));
+                    }
+                    return Ok(c);
+                }
+                Err(e @ (AdapterError::Timeout { .. } | AdapterError::Unreachable { .. })) => {
+                    failed.push(e.to_string().lines().next().unwrap_or("").to_string());
+                    tries.after(Failed::Retry(e)).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One collection on one connection and session.
+    async fn attempt(&self) -> Result<Collection, AdapterError> {
         let o = &self.opts;
         let mut pacer = Pacer::new(o.max_requests_per_second);
         std::fs::create_dir_all(&o.pki_dir).map_err(|e| AdapterError::Config {
@@ -411,15 +468,61 @@ impl OpcuaCollector {
             }
             _ => {}
         }
-        let identity = match &o.user {
-            None => IdentityToken::Anonymous,
-            Some((u, secret)) => {
+        let want = match &o.login {
+            Login::Anonymous => UserTokenType::Anonymous,
+            Login::User(..) => UserTokenType::UserName,
+            Login::Certificate { .. } => UserTokenType::Certificate,
+        };
+        let offered: Vec<UserTokenType> = endpoint
+            .user_identity_tokens
+            .iter()
+            .flatten()
+            .map(|t| t.token_type)
+            .collect();
+        if !(offered.contains(&want) || want == UserTokenType::Anonymous && offered.is_empty()) {
+            let name = |t: &UserTokenType| match t {
+                UserTokenType::Anonymous => "anonymous",
+                UserTokenType::UserName => "user and password (`user`, `password-file`)",
+                UserTokenType::Certificate => "user certificate (`user-certificate`, `user-key`)",
+                UserTokenType::IssuedToken => "issued token (not supported)",
+            };
+            return Err(AdapterError::Auth {
+                device: o.device.clone(),
+                why: format!(
+                    "the server does not accept a login by {} on this endpoint; it accepts: {}",
+                    name(&want),
+                    offered.iter().map(name).collect::<Vec<_>>().join(", ")
+                ),
+                fix: "configure one of the logins it accepts".into(),
+            });
+        }
+        let identity = match &o.login {
+            Login::Anonymous => IdentityToken::Anonymous,
+            Login::User(u, secret) => {
                 let pw = secret.read().map_err(|why| AdapterError::Auth {
                     device: o.device.clone(),
                     why,
                     fix: "make the password file readable (mode 0600) or set the variable".into(),
                 })?;
                 IdentityToken::new_user_name(u.clone(), pw)
+            }
+            Login::Certificate { cert, key } => {
+                let auth = |why: String| {
+                    AdapterError::Auth {
+                    device: o.device.clone(),
+                    why,
+                    fix: "point user-certificate and user-key at the certificate (DER or PEM) and its PEM key (mode 0600)".into(),
+                }
+                };
+                private_to_owner(key, "user key").map_err(auth)?;
+                IdentityToken::new_x509_path(cert, key).map_err(|e| {
+                    auth(format!(
+                        "cannot read the user certificate {} or key {}: {}",
+                        cert.display(),
+                        key.display(),
+                        e.status()
+                    ))
+                })?
             }
         };
         let (session, event_loop) = client
@@ -438,6 +541,9 @@ impl OpcuaCollector {
             Err(_) => Err(self.err_timeout("CreateSession/ActivateSession")),
             Ok(Err(status)) => Err(self.session_refused(status)),
             Ok(Ok(())) => {
+                // A lost connection ends this attempt: the library would otherwise make
+                // a session again on its own, behind the retry budget's back.
+                session.disable_reconnects();
                 self.snapshot(&session, &mut pacer, &endpoint, &thumb_hex)
                     .await
             }
@@ -451,6 +557,9 @@ impl OpcuaCollector {
     fn session_refused(&self, status: Option<StatusCode>) -> AdapterError {
         let o = &self.opts;
         let text = status.map_or("the session ended".to_string(), |s| format!("{s}"));
+        if status.is_some_and(connection_lost) {
+            return self.err_unreachable(format!("no session: {text}"));
+        }
         let auth = status.is_some_and(|s| {
             matches!(
                 s,
@@ -636,34 +745,29 @@ impl OpcuaCollector {
                         fix: "the snapshot was not stored".into(),
                     });
                 }
-                for ((_, parent), r) in chunk.iter().zip(results) {
-                    if !r.status_code.is_good() {
-                        return Ok(Err(format!("Browse of {parent}: {}", r.status_code)));
+                // Every answer's continuation point is followed or, when a bound or a
+                // bad status stops the walk, released: the server holds none after.
+                let mut pages: Vec<Page> = chunk
+                    .iter()
+                    .zip(results)
+                    .map(|((_, parent), r)| Page {
+                        parent,
+                        refs: r.references.unwrap_or_default(),
+                        cp: r.continuation_point,
+                        status: r.status_code,
+                    })
+                    .collect();
+                let mut stop = None;
+                for page in &mut pages {
+                    if let Some(why) = self
+                        .take_page(session, pacer, page, found.len(), room)
+                        .await?
+                    {
+                        stop = Some(why);
+                        break;
                     }
-                    let mut refs = r.references.unwrap_or_default();
-                    let mut cp: ByteString = r.continuation_point;
-                    while !cp.is_null() {
-                        if found.len() + refs.len() > room {
-                            self.release(session, pacer, cp).await;
-                            return Ok(Err(too_many(o.max_nodes)));
-                        }
-                        let more = self
-                            .timed(
-                                pacer,
-                                "BrowseNext",
-                                session.browse_next(false, &[cp.clone()]),
-                            )
-                            .await?;
-                        let Some(m) = more.into_iter().next() else {
-                            break;
-                        };
-                        if !m.status_code.is_good() {
-                            return Ok(Err(format!("BrowseNext of {parent}: {}", m.status_code)));
-                        }
-                        refs.extend(m.references.unwrap_or_default());
-                        cp = m.continuation_point;
-                    }
-                    for rd in refs {
+                    let parent = page.parent;
+                    for rd in std::mem::take(&mut page.refs) {
                         if rd.node_id.server_index != 0 || !rd.node_id.namespace_uri.is_null() {
                             continue;
                         }
@@ -673,10 +777,11 @@ impl OpcuaCollector {
                         }
                         // A node this many hops below the root (the frontier is `depth`).
                         if depth + 1 > o.max_depth {
-                            return Ok(Err(format!(
+                            stop = Some(format!(
                                 "deeper than max-depth = {} (raise it to snapshot the whole tree)",
                                 o.max_depth
-                            )));
+                            ));
+                            break;
                         }
                         let path = format!("{parent}/{}", rd.browse_name);
                         found.push(Found {
@@ -685,16 +790,74 @@ impl OpcuaCollector {
                             class: rd.node_class,
                         });
                         if found.len() > room {
-                            return Ok(Err(too_many(o.max_nodes)));
+                            stop = Some(too_many(o.max_nodes));
+                            break;
                         }
                         next.push((node, path));
                     }
+                    if stop.is_some() {
+                        break;
+                    }
+                }
+                if let Some(why) = stop {
+                    for p in pages {
+                        if !p.cp.is_null() {
+                            self.release(session, pacer, p.cp).await;
+                        }
+                    }
+                    return Ok(Err(why));
                 }
             }
             frontier = next;
             depth += 1;
         }
         Ok(Ok(found))
+    }
+
+    /// One node's answer whole: its continuation point followed to the end, unless the
+    /// references would pass the node bound or the server answers a bad status; then
+    /// `Some(why)`, the point left in `page` for the caller to release.
+    async fn take_page(
+        &self,
+        session: &Session,
+        pacer: &mut Pacer,
+        page: &mut Page<'_>,
+        found: usize,
+        room: usize,
+    ) -> Result<Option<String>, AdapterError> {
+        let Page {
+            parent,
+            refs,
+            cp,
+            status,
+        } = page;
+        if !status.is_good() {
+            return Ok(Some(format!("Browse of {parent}: {status}")));
+        }
+        while !cp.is_null() {
+            if found + refs.len() > room {
+                return Ok(Some(too_many(self.opts.max_nodes)));
+            }
+            let more = self
+                .timed(
+                    pacer,
+                    "BrowseNext",
+                    session.browse_next(false, std::slice::from_ref(cp)),
+                )
+                .await?;
+            let Some(m) = more.into_iter().next() else {
+                *cp = ByteString::null();
+                break;
+            };
+            if !m.status_code.is_good() {
+                // The point is spent either way: the server answered for it.
+                *cp = ByteString::null();
+                return Ok(Some(format!("BrowseNext of {parent}: {}", m.status_code)));
+            }
+            refs.extend(m.references.unwrap_or_default());
+            *cp = m.continuation_point;
+        }
+        Ok(None)
     }
 
     async fn release(&self, session: &Session, pacer: &mut Pacer, cp: ByteString) {
@@ -784,6 +947,24 @@ impl OpcuaCollector {
         }
         Ok(text.into_bytes())
     }
+}
+
+/// Statuses that say the connection, channel or session is gone: worth a new attempt.
+fn connection_lost(s: StatusCode) -> bool {
+    matches!(
+        s,
+        StatusCode::BadConnectionClosed
+            | StatusCode::BadNotConnected
+            | StatusCode::BadServerNotConnected
+            | StatusCode::BadSecureChannelClosed
+            | StatusCode::BadSecureChannelIdInvalid
+            | StatusCode::BadSessionClosed
+            | StatusCode::BadSessionIdInvalid
+            | StatusCode::BadCommunicationError
+            | StatusCode::BadDisconnect
+            | StatusCode::BadNoCommunication
+            | StatusCode::BadTcpInternalError
+    )
 }
 
 fn too_many(max: usize) -> String {

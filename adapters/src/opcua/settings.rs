@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{OpcuaCollector, OpcuaOptions, Secret, Security};
+use super::{Login, OpcuaCollector, OpcuaOptions, Secret, Security};
 use crate::device::Device;
 use crate::settings::{self, Context, DeviceTable, SettingsError, Spanned};
 
@@ -23,6 +23,10 @@ struct OpcuaSettings {
     user: Option<Spanned<String>>,
     password_file: Option<Spanned<String>>,
     password_env: Option<Spanned<String>>,
+    /// An X.509 user certificate (DER or PEM) to log in with, instead of `user`.
+    user_certificate: Option<Spanned<String>>,
+    /// Its private key (PEM, mode 0600).
+    user_key: Option<Spanned<String>>,
     /// The folder of plcvault's own certificate and key (default `keys/opcua`).
     pki_dir: Option<Spanned<String>>,
     nodes: Option<Spanned<Vec<String>>>,
@@ -125,9 +129,9 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
             ));
         }
     };
-    let user = match (&s.user, secret) {
-        (Some(u), Some(p)) => Some((u.get_ref().clone(), p)),
-        (None, None) => None,
+    let mut login = match (&s.user, secret) {
+        (Some(u), Some(p)) => Login::User(u.get_ref().clone(), p),
+        (None, None) => Login::Anonymous,
         (Some(u), None) => {
             return Err(SettingsError::at(
                 u,
@@ -141,11 +145,44 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
             ));
         }
     };
-    if let (Some(_), Security::None) = (&user, &security) {
+    if let (Login::User(..), Security::None) = (&login, &security) {
         return Err(SettingsError::at(
             s.user.as_ref().expect("some"),
             "key `user` with security-policy = \"None\": the password would cross the network in clear text\nfix: use security-policy = \"Basic256Sha256\" with security-mode = \"SignAndEncrypt\", or leave `user` and the password out for an anonymous session",
         ));
+    }
+    match (&s.user_certificate, &s.user_key) {
+        (None, None) => {}
+        (Some(c), Some(k)) => {
+            if let Some(u) = &s.user {
+                return Err(SettingsError::at(
+                    u,
+                    "`user` and `user-certificate` both given\nfix: keep one way to log in",
+                ));
+            }
+            if security == Security::None {
+                return Err(SettingsError::at(
+                    c,
+                    "key `user-certificate` with security-policy = \"None\": nothing ties the login to the server it is meant for\nfix: use security-policy = \"Basic256Sha256\" with security-mode = \"SignAndEncrypt\"",
+                ));
+            }
+            login = Login::Certificate {
+                cert: ctx.resolve(c.get_ref()),
+                key: ctx.resolve(k.get_ref()),
+            };
+        }
+        (Some(c), None) => {
+            return Err(SettingsError::at(
+                c,
+                "key `user-certificate` needs `user-key`\nfix: add user-key = \"keys/opcua-user.pem\" (mode 0600)",
+            ));
+        }
+        (None, Some(k)) => {
+            return Err(SettingsError::at(
+                k,
+                "key `user-key` without `user-certificate`\nfix: add user-certificate = \"keys/opcua-user.der\"",
+            ));
+        }
     }
     let nodes = s
         .nodes
@@ -224,7 +261,7 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
         url,
         security,
         thumbprint,
-        user,
+        login,
         pki_dir: ctx.resolve(
             s.pki_dir
                 .as_ref()
