@@ -216,3 +216,83 @@ fn a_user_certificate_needs_its_key_a_secure_channel_and_no_password_beside_it()
     let r = s.run(&["config", "check"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 }
+
+/// An OPC UA device table for the test site, with extra keys.
+fn opcua_device(name: &str, url: &str, extra: &str) -> String {
+    format!(
+        "\n[[device]]\nname = \"{name}\"\nadapter = \"opcua\"\naddress = \"{url}\"\nsecurity-policy = \"None\"\nnodes = [\"ns=2;s=Recipes\"]\nmax-requests-per-second = 200\n{extra}\n"
+    )
+}
+
+#[test]
+fn a_drill_onto_a_writable_spare_writes_the_values_back_and_reads_them() {
+    let Some(py) = peers::python_with("asyncua", "opcua drill onto a writable spare") else {
+        return;
+    };
+    let plant = asyncua::Asyncua::start(&py, json!({"nodes": 0}));
+    let mut spare = asyncua::Asyncua::start(&py, json!({"nodes": 0}));
+    // The spare holds other recipes.
+    spare.set("ns=2;s=Recipes.Speed", json!(9.75));
+    spare.set("ns=2;s=Recipes.Name", json!("Can 0.33l, \"spare\""));
+    spare.set(
+        "ns=2;s=Recipes.Recipe1",
+        json!([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+    );
+    spare.set("ns=2;s=Recipes.Line.Step", json!(9));
+    let s = Site::new();
+    let mut text = std::fs::read_to_string(s.config()).unwrap();
+    text.push_str(&opcua_device("scada", &plant.url(), ""));
+    text.push_str(&opcua_device(
+        "spare",
+        &spare.url(),
+        "writable = true\nnightly = false",
+    ));
+    std::fs::write(s.config(), text).unwrap();
+    assert_eq!(s.run(&["collect", "scada"]).code, 0);
+    let alice = s.add_approver();
+    assert_eq!(s.approve("scada", &alice, "CHG-1").code, 0);
+    let r = s.run(&["--json", "drill", "scada", "--target", "spare"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let d = &r.records("drill")[0];
+    assert_eq!(d["passed"], true, "{d}");
+    // Written: the plant's four writable variables; the spare now reads as the plant.
+    assert!(
+        spare
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s == "WriteRequest")
+    );
+    assert_eq!(s.run(&["collect", "spare"]).code, 0);
+    let (a, b) = (s.path("a"), s.path("b"));
+    for (dev, to) in [("scada", &a), ("spare", &b)] {
+        let r = s.run(&["restore", dev, "--to", to.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    }
+    let file = |d: &std::path::Path, dev: &str| {
+        std::fs::read_to_string(d.join(dev).join("nodes/ns=2;s=Recipes.txt"))
+            .or_else(|_| std::fs::read_to_string(d.join("nodes/ns=2;s=Recipes.txt")))
+            .unwrap()
+    };
+    let (pa, sp) = (file(&a, "scada"), file(&b, "spare"));
+    assert_eq!(pa, sp);
+    assert!(sp.contains("\tDouble\trw\tvalues\t1.5\n"), "{sp}");
+    // A read-only value that differs on the spare cannot be written: the drill fails
+    // naming it, never a silent pass.
+    spare.set("ns=2;s=Recipes.Setpoint", json!(1.0));
+    let r = s.run(&["--json", "drill", "scada", "--target", "spare"]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    let d = &r.records("drill")[0];
+    assert_eq!(d["passed"], false, "{d}");
+    assert!(d.to_string().contains("2:Setpoint"), "{d}");
+    assert!(d.to_string().contains("read-only, not written"), "{d}");
+    // The plant, not marked writable, was never written, and a drill onto it is refused
+    // before a request is sent.
+    let r = s.run(&["drill", "spare", "--target", "scada"]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(r.stderr.contains("writable = true"), "{}", r.stderr);
+    for svc in plant.log.lock().unwrap().iter() {
+        assert!(asyncua::READ_SERVICES.contains(&svc.as_str()), "sent {svc}");
+    }
+}

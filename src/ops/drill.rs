@@ -571,7 +571,7 @@ pub fn restore_to_device(
 ) -> Result<DeviceRestore> {
     let Some(writer) = &target.adapter.writer else {
         anyhow::bail!(
-            "`{}` is a {} device, and that adapter cannot write; restoring onto a device works for Modbus and S7 targets (restore files with --to DIR)",
+            "`{}` is a {} device, and that adapter cannot write; restoring onto a device works for Modbus, S7, EtherNet/IP and OPC UA targets (restore files with --to DIR)",
             target.name,
             target.adapter_name()
         );

@@ -14,6 +14,9 @@
 //! code and a warning.
 
 pub mod settings;
+mod write;
+
+pub use write::{NodeValue, OpcuaWriter, node_values, parse_variant};
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -370,6 +373,25 @@ impl OpcuaCollector {
 
     /// One collection on one connection and session.
     async fn attempt(&self) -> Result<Collection, AdapterError> {
+        self.in_session(async |session, pacer, endpoint, thumb| {
+            self.snapshot(session, pacer, endpoint, thumb).await
+        })
+        .await
+    }
+
+    /// Runs `work` on one new connection and session (the endpoint chosen by the security
+    /// settings, the server certificate checked against the pin, the login made), then
+    /// closes the session; `work` gets the session, the request pacer, the endpoint and
+    /// the server certificate's SHA-256 in hex.
+    async fn in_session<R>(
+        &self,
+        work: impl AsyncFnOnce(
+            &Session,
+            &mut Pacer,
+            &EndpointDescription,
+            &str,
+        ) -> Result<R, AdapterError>,
+    ) -> Result<R, AdapterError> {
         let o = &self.opts;
         let mut pacer = Pacer::new(o.max_requests_per_second);
         std::fs::create_dir_all(&o.pki_dir).map_err(|e| AdapterError::Config {
@@ -544,8 +566,7 @@ impl OpcuaCollector {
                 // A lost connection ends this attempt: the library would otherwise make
                 // a session again on its own, behind the retry budget's back.
                 session.disable_reconnects();
-                self.snapshot(&session, &mut pacer, &endpoint, &thumb_hex)
-                    .await
+                work(&session, &mut pacer, &endpoint, &thumb_hex).await
             }
         };
         pacer.wait().await;

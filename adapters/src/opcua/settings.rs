@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Login, OpcuaCollector, OpcuaOptions, Secret, Security};
-use crate::device::Device;
+use super::{Login, OpcuaCollector, OpcuaOptions, OpcuaWriter, Secret, Security};
+use crate::device::{Device, WritePermit};
 use crate::settings::{self, Context, DeviceTable, SettingsError, Spanned};
 
 #[derive(Deserialize)]
@@ -35,6 +35,9 @@ struct OpcuaSettings {
     timeout: Option<Spanned<String>>,
     retries: Option<Spanned<u32>>,
     max_requests_per_second: Option<Spanned<f64>>,
+    /// Grants the write permit (Write of node values, for restores and drills onto a
+    /// spare or simulator).
+    writable: Option<Spanned<bool>>,
     #[serde(default)]
     kind: Vec<crate::settings::KindRule>,
 }
@@ -275,10 +278,15 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
         max_requests_per_second: rate,
         kinds,
     };
+    let permit = s
+        .writable
+        .as_ref()
+        .is_some_and(|w| *w.get_ref())
+        .then(|| WritePermit::granted_by_config(ctx.device));
     Ok(Device {
-        collector: Arc::new(OpcuaCollector::new(opts)),
-        writer: None,
-        permit: None,
+        collector: Arc::new(OpcuaCollector::new(opts.clone())),
+        writer: Some(Arc::new(OpcuaWriter::new(opts))),
+        permit,
         // Kinds are per node, recorded in each node's line (a change of one is a finding).
         kinds: vec![("nodes/*".into(), crate::ArtifactKind::Values)],
     })
