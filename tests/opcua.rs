@@ -138,6 +138,13 @@ fn opcua_cert_makes_the_client_certificate_once_with_a_private_key() {
         let mode = f.unwrap().metadata().unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "{mode:o}");
     }
+    // The key's folder is its owner's alone too, so the key is never reachable by others
+    // while the library writes it.
+    let mode = std::fs::metadata(pki.join("private"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "{mode:o}");
 }
 
 #[test]

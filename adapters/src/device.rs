@@ -46,4 +46,16 @@ impl WritePermit {
     pub fn device(&self) -> &str {
         &self.device
     }
+
+    /// Fails unless the permit was granted for `device`.
+    pub fn check(&self, device: &str) -> Result<(), crate::AdapterError> {
+        if self.device == device {
+            return Ok(());
+        }
+        Err(crate::AdapterError::Config {
+            device: device.to_string(),
+            key: "writable".into(),
+            why: format!("the write permit is for `{}`", self.device),
+        })
+    }
 }

@@ -1026,13 +1026,7 @@ impl EnipWriter {
         permit: &WritePermit,
     ) -> Result<DeviceRestore, AdapterError> {
         let o = &self.opts;
-        if permit.device() != o.device {
-            return Err(AdapterError::Config {
-                device: o.device.clone(),
-                key: "writable".into(),
-                why: format!("the write permit is for `{}`", permit.device()),
-            });
-        }
+        permit.check(&o.device)?;
         let mut tags = Vec::new();
         let mut r = DeviceRestore::default();
         for a in items.iter().filter(|a| a.name.starts_with("tags/")) {

@@ -394,7 +394,7 @@ impl OpcuaCollector {
     ) -> Result<R, AdapterError> {
         let o = &self.opts;
         let mut pacer = Pacer::new(o.max_requests_per_second);
-        std::fs::create_dir_all(&o.pki_dir).map_err(|e| AdapterError::Config {
+        prepare_pki(&o.pki_dir).map_err(|e| AdapterError::Config {
             device: o.device.clone(),
             key: "pki-dir".into(),
             why: format!("cannot create {}: {e}", o.pki_dir.display()),
@@ -1066,12 +1066,27 @@ fn client_builder(pki: &std::path::Path) -> ClientBuilder {
 ///
 /// Fails when the folder cannot be written or the certificate not read.
 pub fn ensure_certificate(pki: &std::path::Path) -> Result<(PathBuf, String), String> {
-    std::fs::create_dir_all(pki).map_err(|e| format!("cannot create {}: {e}", pki.display()))?;
+    prepare_pki(pki).map_err(|e| format!("cannot create {}: {e}", pki.display()))?;
     client_builder(pki).client().map_err(|e| e.join("; "))?;
     restrict_private_keys(pki);
     let cert = pki.join("own").join("cert.der");
     let der = std::fs::read(&cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
     Ok((cert, hex(&Sha256::digest(&der))))
+}
+
+/// Makes the PKI folder and its `private` folder, the latter open to its owner only
+/// (0700) before the library writes a key into it: the key file is narrowed to 0600 only
+/// after it is written, and no one else can reach it in between.
+fn prepare_pki(pki: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::create_dir_all(pki)?;
+    let private = pki.join("private");
+    match std::fs::DirBuilder::new().mode(0o700).create(&private) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700))
+        }
+        other => other,
+    }
 }
 
 /// Makes the private keys in the PKI folder readable by their owner only.

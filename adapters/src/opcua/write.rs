@@ -213,13 +213,7 @@ impl OpcuaWriter {
         permit: &WritePermit,
     ) -> Result<DeviceRestore, AdapterError> {
         let o = &self.opts;
-        if permit.device() != o.device {
-            return Err(AdapterError::Config {
-                device: o.device.clone(),
-                key: "writable".into(),
-                why: format!("the write permit is for `{}`", permit.device()),
-            });
-        }
+        permit.check(&o.device)?;
         let mut nodes: Vec<(String, NodeValue)> = Vec::new();
         for a in items.iter().filter(|a| self.takes(&a.name, a.kind)) {
             let text = std::str::from_utf8(&a.bytes).map_err(|_| AdapterError::Config {

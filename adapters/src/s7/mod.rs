@@ -810,13 +810,7 @@ impl S7Writer {
         permit: &WritePermit,
     ) -> Result<DeviceRestore, AdapterError> {
         let o = &self.opts;
-        if permit.device() != o.device {
-            return Err(AdapterError::Config {
-                device: o.device.clone(),
-                key: "writable".into(),
-                why: format!("the write permit is for `{}`", permit.device()),
-            });
-        }
+        permit.check(&o.device)?;
         let dbs: Vec<(u16, u32, &RestoreItem)> = items
             .iter()
             .filter_map(|a| DbSpec::parse_name(&a.name).map(|(n, s)| (n, s, a)))
