@@ -237,7 +237,8 @@ fn a_drill_onto_a_writable_spare_writes_the_values_back_and_reads_them() {
         return;
     };
     let plant = asyncua::Asyncua::start(&py, json!({"nodes": 0}));
-    let mut spare = asyncua::Asyncua::start(&py, json!({"nodes": 0}));
+    // Writes only over a signed and encrypted channel to a pinned server.
+    let mut spare = asyncua::Asyncua::start(&py, json!({"nodes": 0, "security": "secure"}));
     // The spare holds other recipes.
     spare.set("ns=2;s=Recipes.Speed", json!(9.75));
     spare.set("ns=2;s=Recipes.Name", json!("Can 0.33l, \"spare\""));
@@ -249,12 +250,32 @@ fn a_drill_onto_a_writable_spare_writes_the_values_back_and_reads_them() {
     let s = Site::new();
     let mut text = std::fs::read_to_string(s.config()).unwrap();
     text.push_str(&opcua_device("scada", &plant.url(), ""));
-    text.push_str(&opcua_device(
-        "spare",
-        &spare.url(),
-        "writable = true\nnightly = false",
-    ));
+    let spare_keys = "writable = true\nnightly = false\n";
+    // Under security None a writable device is refused by config check.
+    std::fs::write(
+        s.config(),
+        format!("{text}{}", opcua_device("spare", &spare.url(), spare_keys)),
+    )
+    .unwrap();
+    let r = s.run(&["config", "check"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("key `writable` needs a secure channel"),
+        "{}",
+        r.stderr
+    );
+    text.push_str(
+        &opcua_device("spare", &spare.url(), spare_keys).replace(
+            "security-policy = \"None\"\n",
+            &format!(
+                "security-policy = \"Basic256Sha256\"\nsecurity-mode = \"SignAndEncrypt\"\nserver-thumbprint = \"{}\"\n",
+                spare.thumbprint
+            ),
+        ),
+    );
     std::fs::write(s.config(), text).unwrap();
+    let r = s.run(&["config", "check"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(s.run(&["collect", "scada"]).code, 0);
     let alice = s.add_approver();
     assert_eq!(s.approve("scada", &alice, "CHG-1").code, 0);

@@ -470,6 +470,45 @@ async fn continuation_points_are_followed_and_released_when_a_bound_stops_the_wa
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_paging_without_progress_is_stopped_and_its_points_released() {
+    let Some(py) = peers::python_with("asyncua", "opcua against asyncua's server") else {
+        return;
+    };
+    let srv = Asyncua::start(&py, json!({"nodes": 200, "page": 40, "stuck": true}));
+    let pki = tempfile::tempdir().unwrap();
+    let o = OpcuaOptions {
+        nodes: vec!["ns=2;s=Config".into()],
+        ..options(&srv, pki.path())
+    };
+    let c = tokio::time::timeout(Duration::from_secs(60), OpcuaCollector::new(o).collect())
+        .await
+        .expect("the walk ends")
+        .unwrap();
+    assert!(!c.complete);
+    assert!(
+        c.artifacts
+            .iter()
+            .all(|a| a.name != "nodes/ns=2;s=Config.txt")
+    );
+    assert!(
+        c.warnings.iter().any(|w| w.contains("no progress")),
+        "{:?}",
+        c.warnings
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(*srv.open_cps.lock().unwrap(), Some(0));
+    let next = srv
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| *s == "BrowseNextRequest")
+        .count();
+    // One page without progress, then its point released.
+    assert_eq!(next, 2, "{:?}", srv.log.lock().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_dropped_mid_browse_is_made_again_and_never_stored_in_part() {
     let Some(py) = peers::python_with("asyncua", "opcua against asyncua's server") else {
         return;

@@ -12,7 +12,8 @@
              "user_cert": true (also a user certificate, made in DIR, accepted as an
              X509 identity), "page": K (at most K references per node in one answer,
              the rest behind continuation points served by BrowseNext, which asyncua
-             itself lacks), "drop_after_browses": K (the K-th Browse closes the
+             itself lacks; with "stuck": true every BrowseNext answers an empty page
+             and a new point), "drop_after_browses": K (the K-th Browse closes the
              connection instead of answering, once), "dir": "FOLDER for the server's
              key and certificate"}.
       Prints {"ready": true, "port": P, "thumbprint": "sha256 hex of its certificate",
@@ -75,6 +76,11 @@ async def server(spec):
                 refs = pending.pop(cp, None)
                 if refs is None:
                     r.StatusCode = ua.StatusCode(ua.StatusCodes.BadContinuationPointInvalid)
+                elif not params.ReleaseContinuationPoints and spec.get("stuck"):
+                    # A hostile server: an empty page and a new point, forever.
+                    cp = os.urandom(8)
+                    pending[cp] = refs
+                    r.ContinuationPoint = cp
                 elif not params.ReleaseContinuationPoints:
                     r.References = refs
                     cut(r)

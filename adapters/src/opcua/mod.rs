@@ -253,17 +253,19 @@ pub fn variant_text(v: &Variant) -> String {
             Some(b) => format!("0x{}", hex(b)),
             None => "null".into(),
         },
-        Variant::DateTime(d) => d.to_string(),
-        Variant::StatusCode(s) => format!("{s}"),
-        Variant::NodeId(n) => n.to_string(),
-        Variant::ExpandedNodeId(n) => n.to_string(),
-        Variant::QualifiedName(q) => q.to_string(),
+        // What a server names itself (identifiers, names, locales) is escaped like every
+        // field, so that no value can break the line or forge another.
+        Variant::DateTime(d) => field(&d.to_string()),
+        Variant::StatusCode(s) => field(&format!("{s}")),
+        Variant::NodeId(n) => field(&n.to_string()),
+        Variant::ExpandedNodeId(n) => field(&n.to_string()),
+        Variant::QualifiedName(q) => field(&q.to_string()),
         Variant::LocalizedText(t) => format!(
             "{}:\"{}\"",
-            t.locale.value().as_deref().unwrap_or(""),
+            field(t.locale.value().as_deref().unwrap_or("")),
             field(t.text.value().as_deref().unwrap_or(""))
         ),
-        Variant::Guid(g) => g.to_string(),
+        Variant::Guid(g) => field(&g.to_string()),
         Variant::Array(a) => {
             let items: Vec<String> = a.values.iter().map(variant_text).collect();
             match &a.dimensions {
@@ -875,8 +877,19 @@ impl OpcuaCollector {
                 *cp = ByteString::null();
                 return Ok(Some(format!("BrowseNext of {parent}: {}", m.status_code)));
             }
-            refs.extend(m.references.unwrap_or_default());
+            let page = m.references.unwrap_or_default();
+            // Every page must bring references and a new point: a server that answers
+            // with an empty page or the same point again would keep the walk going
+            // forever. The point it gave is left for the caller to release.
+            let stuck =
+                !m.continuation_point.is_null() && (page.is_empty() || m.continuation_point == *cp);
+            refs.extend(page);
             *cp = m.continuation_point;
+            if stuck {
+                return Ok(Some(format!(
+                    "BrowseNext of {parent}: the server answered a page with no progress (an empty page or the same continuation point); the walk was stopped"
+                )));
+            }
         }
         Ok(None)
     }
@@ -1035,7 +1048,8 @@ fn data_type_name(n: &NodeId) -> String {
     ];
     match n.as_u32() {
         Some(i @ 1..=25) if n.namespace == 0 => BUILTIN[i as usize - 1].to_string(),
-        _ => n.to_string(),
+        // A server names its own types: escaped, so no name can break the line.
+        _ => field(&n.to_string()),
     }
 }
 

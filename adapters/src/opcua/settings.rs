@@ -283,6 +283,16 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
         .as_ref()
         .is_some_and(|w| *w.get_ref())
         .then(|| WritePermit::granted_by_config(ctx.device));
+    // Writes go only to a server that proved who it is over a signed channel: under
+    // security None anyone answering at the address would take them.
+    if let Some(w) = s.writable.as_ref().filter(|_| permit.is_some())
+        && (opts.security == Security::None || opts.thumbprint.is_none())
+    {
+        return Err(SettingsError::at(
+            w,
+            "key `writable` needs a secure channel to a pinned server: writes under security None, or to an unpinned certificate, would go to whoever answers at the address\nfix: set security-policy = \"Basic256Sha256\", security-mode = \"SignAndEncrypt\" and server-thumbprint",
+        ));
+    }
     Ok(Device {
         collector: Arc::new(OpcuaCollector::new(opts.clone())),
         writer: Some(Arc::new(OpcuaWriter::new(opts))),

@@ -38,6 +38,7 @@ pub struct NodeValue {
 /// node lines are errors (the file is not a node file of this format).
 pub fn node_values(text: &str) -> Result<Vec<NodeValue>, String> {
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (i, line) in text.lines().enumerate() {
         if line.starts_with('#') {
             continue;
@@ -52,6 +53,10 @@ pub fn node_values(text: &str) -> Result<Vec<NodeValue>, String> {
         let node = unfield(node)
             .and_then(|n| super::parse_node_id(&n))
             .ok_or_else(|| format!("line {}: `{node}` is not a NodeId", i + 1))?;
+        // A collection records each node once: a second line for one is not of its making.
+        if !seen.insert(node.clone()) {
+            return Err(format!("line {}: node {node} is listed twice", i + 1));
+        }
         let write = access
             .contains('w')
             .then(|| parse_variant(dtype, value))
@@ -386,5 +391,20 @@ mod tests {
         assert_eq!(v[0].write, Some(Variant::Double(1.5)));
         assert_eq!(v[1].write, None);
         assert!(node_values("a\tb\n").is_err());
+        let twice = format!("{text}ns=2;s=R/2:A2\tns=2;s=R.A\tVariable\tDouble\trw\tvalues\t2.5\n");
+        assert!(node_values(&twice).unwrap_err().contains("listed twice"));
+    }
+
+    #[test]
+    fn what_a_server_names_cannot_break_a_line() {
+        let evil = "x\n2:Y\tns=2;s=Y\tVariable\tDouble\trw\tvalues\t9999";
+        for v in [
+            Variant::NodeId(Box::new(NodeId::new(2, evil))),
+            Variant::QualifiedName(Box::new(opcua::types::QualifiedName::new(2, evil))),
+            Variant::LocalizedText(Box::new(opcua::types::LocalizedText::new(evil, "t"))),
+        ] {
+            let t = variant_text(&v);
+            assert!(!t.contains('\n') && !t.contains('\t'), "{t}");
+        }
     }
 }
