@@ -245,6 +245,7 @@ impl OpcuaWriter {
         collector
             .in_session(async |session, pacer, _, _| {
                 let mut r = DeviceRestore::default();
+                let mut not_written = std::collections::HashSet::new();
                 let t0 = std::time::Instant::now();
                 let writes: Vec<&(String, NodeValue)> =
                     nodes.iter().filter(|(_, v)| v.write.is_some()).collect();
@@ -273,6 +274,7 @@ impl OpcuaWriter {
                             r.items += 1;
                             r.written += 1;
                         } else {
+                            not_written.insert(v.node.clone());
                             r.failures.push(RestoreFailure {
                                 artifact: artifact.clone(),
                                 error: format!("{}: write: {s}", v.path),
@@ -313,11 +315,8 @@ impl OpcuaWriter {
                         } else {
                             continue;
                         };
-                        if written
-                            && r.failures
-                                .iter()
-                                .any(|f| f.error.starts_with(&format!("{}: write:", v.path)))
-                        {
+                        // A refused write is already a failure of its own.
+                        if not_written.contains(&v.node) {
                             continue;
                         }
                         r.failures.push(RestoreFailure {
