@@ -12,13 +12,70 @@ use common as peers;
 use common::Site;
 use serde_json::json;
 
+/// How the end-to-end run logs in: the security keys of its device.
+enum Login {
+    /// Security None, anonymous.
+    None,
+    /// Basic256Sha256 SignAndEncrypt, pinned, user and password from a 0600 file.
+    Password,
+    /// Aes128-Sha256-RsaOaep Sign, pinned, an X.509 user certificate.
+    UserCertificate,
+}
+
 #[test]
 fn a_changed_recipe_value_is_a_finding_named_by_browse_path() {
+    end_to_end(Login::None, "(None (no signing, no encryption))");
+}
+
+#[test]
+fn end_to_end_over_basic256sha256_sign_and_encrypt_with_a_password() {
+    end_to_end(Login::Password, "(Basic256Sha256 SignAndEncrypt)");
+}
+
+#[test]
+fn end_to_end_over_aes128_sign_with_a_user_certificate() {
+    end_to_end(Login::UserCertificate, "(Aes128-Sha256-RsaOaep Sign)");
+}
+
+/// collect, diff --live, approve, drill and report against one asyncua server logged in
+/// as `login`; `mode` is how `ls` names the security of the snapshot.
+fn end_to_end(login: Login, mode: &str) {
     let Some(py) = peers::python_with("asyncua", "opcua end to end") else {
         return;
     };
-    let mut srv = asyncua::Asyncua::start(&py, json!({"nodes": 20}));
+    let spec = match login {
+        Login::None => json!({"nodes": 20}),
+        Login::Password => {
+            json!({"nodes": 20, "security": "secure", "users": {"backup": "s3cret"}})
+        }
+        Login::UserCertificate => json!({"nodes": 20, "security": "secure", "user_cert": true}),
+    };
+    let mut srv = asyncua::Asyncua::start(&py, spec);
     let s = Site::new();
+    let pin = format!("server-thumbprint = \"{}\"\n", srv.thumbprint);
+    let security = match login {
+        Login::None => "security-policy = \"None\"\n".to_string(),
+        Login::Password => {
+            let pw = s.path("opcua.pw");
+            std::fs::write(&pw, "s3cret\n").unwrap();
+            chmod(&pw, 0o600);
+            format!(
+                "security-policy = \"Basic256Sha256\"\nsecurity-mode = \"SignAndEncrypt\"\n{pin}user = \"backup\"\npassword-file = \"{}\"\n",
+                pw.display()
+            )
+        }
+        Login::UserCertificate => {
+            let (cert, key) = srv.user_cert.clone().unwrap();
+            let k = s.path("user-key.pem");
+            std::fs::copy(&key, &k).unwrap();
+            chmod(&k, 0o600);
+            format!(
+                "security-policy = \"Aes128-Sha256-RsaOaep\"\nsecurity-mode = \"Sign\"\n{pin}user-certificate = \"{}\"\nuser-key = \"{}\"\n",
+                cert.display(),
+                k.display()
+            )
+        }
+    };
     let mut text = std::fs::read_to_string(s.config()).unwrap();
     text.push_str(&format!(
         r#"
@@ -26,8 +83,7 @@ fn a_changed_recipe_value_is_a_finding_named_by_browse_path() {
 name = "scada"
 adapter = "opcua"
 address = "{}"
-security-policy = "None"
-nodes = ["ns=2;s=Recipes", "ns=2;s=Config"]
+{security}nodes = ["ns=2;s=Recipes", "ns=2;s=Config"]
 max-requests-per-second = 200
 volatile = ["node:*/2:Line/2:Step"]
 
@@ -41,6 +97,19 @@ kind = "recipe"
 "#,
         srv.url()
     ));
+    if !matches!(login, Login::None) {
+        // Unpinned, the server's certificate is refused and its thumbprint printed to pin.
+        std::fs::write(s.config(), text.replace(&pin, "")).unwrap();
+        let r = s.run(&["collect", "scada"]);
+        assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout.contains(&srv.thumbprint),
+            "{}{}",
+            r.stdout,
+            r.stderr
+        );
+        assert!(s.run(&["ls", "scada"]).stdout.trim().is_empty());
+    }
     std::fs::write(s.config(), text).unwrap();
     let r = s.run(&["config", "check"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -89,11 +158,7 @@ kind = "recipe"
     assert!(st["last_drill"]["passed"].as_bool().unwrap(), "{st}");
     // Every snapshot names its security mode.
     let r = s.run(&["ls", "scada", "latest"]);
-    assert!(
-        r.stdout.contains("(None (no signing, no encryption))"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains(mode), "{}", r.stdout);
     // What the server received from the binary: only reads.
     for svc in srv.log.lock().unwrap().iter() {
         assert!(asyncua::READ_SERVICES.contains(&svc.as_str()), "sent {svc}");
@@ -222,6 +287,11 @@ fn a_user_certificate_needs_its_key_a_secure_channel_and_no_password_beside_it()
     .unwrap();
     let r = s.run(&["config", "check"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
+
+fn chmod(p: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 /// An OPC UA device table for the test site, with extra keys.

@@ -236,7 +236,7 @@ pub enum AdapterError {
         why: String,
         fix: String,
     },
-    #[error("device `{device}` is not the one pinned in the config: {why}\nfix: {fix}")]
+    #[error("device `{device}`: its identity is not trusted: {why}\nfix: {fix}")]
     Identity {
         device: String,
         why: String,

@@ -127,7 +127,6 @@ async def server(spec):
             # Every user may write (drills onto writable nodes); the recording shows
             # whether plcvault ever tried.
             # asyncua passes the secure channel's client certificate here too; only
-            # an X509 identity equal to the user certificate counts as one.
             # an X509 identity equal to the user certificate counts as one (anonymous
             # is not offered then, so no user name means an X509 identity).
             if user_der is not None and username is None:
