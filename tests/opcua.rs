@@ -24,23 +24,66 @@ enum Login {
 
 #[test]
 fn a_changed_recipe_value_is_a_finding_named_by_browse_path() {
-    end_to_end(Login::None, "(None (no signing, no encryption))");
+    end_to_end(
+        Server::Asyncua,
+        Login::None,
+        "(None (no signing, no encryption))",
+    );
 }
 
 #[test]
 fn end_to_end_over_basic256sha256_sign_and_encrypt_with_a_password() {
-    end_to_end(Login::Password, "(Basic256Sha256 SignAndEncrypt)");
+    end_to_end(
+        Server::Asyncua,
+        Login::Password,
+        "(Basic256Sha256 SignAndEncrypt)",
+    );
 }
 
 #[test]
 fn end_to_end_over_aes128_sign_with_a_user_certificate() {
-    end_to_end(Login::UserCertificate, "(Aes128-Sha256-RsaOaep Sign)");
+    end_to_end(
+        Server::Asyncua,
+        Login::UserCertificate,
+        "(Aes128-Sha256-RsaOaep Sign)",
+    );
 }
 
-/// collect, diff --live, approve, drill and report against one asyncua server logged in
+#[test]
+fn end_to_end_against_open62541_in_security_none() {
+    end_to_end(
+        Server::Open62541,
+        Login::None,
+        "(None (no signing, no encryption))",
+    );
+}
+
+#[test]
+fn end_to_end_against_open62541_over_basic256sha256_with_a_password() {
+    end_to_end(
+        Server::Open62541,
+        Login::Password,
+        "(Basic256Sha256 SignAndEncrypt)",
+    );
+}
+
+/// Which server implementation answers.
+#[derive(Clone, Copy, PartialEq)]
+enum Server {
+    /// Python's asyncua; its test namespace is index 2.
+    Asyncua,
+    /// open62541 through `o6`; its own namespace, index 1.
+    Open62541,
+}
+
+/// collect, diff --live, approve, drill and report against one OPC UA server logged in
 /// as `login`; `mode` is how `ls` names the security of the snapshot.
-fn end_to_end(login: Login, mode: &str) {
-    let Some(py) = peers::python_with("asyncua", "opcua end to end") else {
+fn end_to_end(server: Server, login: Login, mode: &str) {
+    let (module, ns) = match server {
+        Server::Asyncua => ("asyncua", 2),
+        Server::Open62541 => ("o6", 1),
+    };
+    let Some(py) = peers::python_with(module, "opcua end to end") else {
         return;
     };
     let spec = match login {
@@ -50,7 +93,10 @@ fn end_to_end(login: Login, mode: &str) {
         }
         Login::UserCertificate => json!({"nodes": 20, "security": "secure", "user_cert": true}),
     };
-    let mut srv = asyncua::Asyncua::start(&py, spec);
+    let mut srv = match server {
+        Server::Asyncua => asyncua::Asyncua::start(&py, spec),
+        Server::Open62541 => asyncua::Asyncua::open62541(&py, spec),
+    };
     let s = Site::new();
     let pin = format!("server-thumbprint = \"{}\"\n", srv.thumbprint);
     let security = match login {
@@ -83,16 +129,16 @@ fn end_to_end(login: Login, mode: &str) {
 name = "scada"
 adapter = "opcua"
 address = "{}"
-{security}nodes = ["ns=2;s=Recipes", "ns=2;s=Config"]
+{security}nodes = ["ns={ns};s=Recipes", "ns={ns};s=Config"]
 max-requests-per-second = 200
-volatile = ["node:*/2:Line/2:Step"]
+volatile = ["node:*/{ns}:Line/{ns}:Step"]
 
 [[device.kind]]
-match = "*/2:Recipe*"
+match = "*/{ns}:Recipe*"
 kind = "recipe"
 
 [[device.kind]]
-match = "*/2:Speed"
+match = "*/{ns}:Speed"
 kind = "recipe"
 "#,
         srv.url()
@@ -119,16 +165,19 @@ kind = "recipe"
     assert_eq!(s.approve("scada", &alice, "CHG-1").code, 0);
 
     // The step number moves on its own: approved as volatile.
-    srv.set("ns=2;s=Recipes.Line.Step", json!(4));
+    srv.set(&format!("ns={ns};s=Recipes.Line.Step"), json!(4));
     let r = s.run(&["--json", "diff", "scada", "--live"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     // Someone changes the speed recipe.
-    srv.set("ns=2;s=Recipes.Speed", json!(2.5));
+    srv.set(&format!("ns={ns};s=Recipes.Speed"), json!(2.5));
     let r = s.run(&["--json", "diff", "scada", "--live"]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     let f = r.records("finding");
     assert_eq!(f.len(), 1, "{f:?}");
-    assert_eq!(f[0]["address"], "Node ns=2;s=Recipes/2:Speed / value");
+    assert_eq!(
+        f[0]["address"],
+        format!("Node ns={ns};s=Recipes/{ns}:Speed / value")
+    );
     assert_eq!(
         (
             f[0]["class"].as_str(),
@@ -145,7 +194,7 @@ kind = "recipe"
     let r = s.run(&["--json", "drill", "scada", "--to", to.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(
-        std::fs::read_to_string(to.join("scada/nodes/ns=2;s=Recipes.txt"))
+        std::fs::read_to_string(to.join(format!("scada/nodes/ns={ns};s=Recipes.txt")))
             .unwrap()
             .contains("\tDouble\trw\trecipe\t1.5\n")
     );
@@ -160,7 +209,14 @@ kind = "recipe"
     let r = s.run(&["ls", "scada", "latest"]);
     assert!(r.stdout.contains(mode), "{}", r.stdout);
     // What the server received from the binary: only reads.
-    for svc in srv.log.lock().unwrap().iter() {
+    let log = srv.log.lock().unwrap();
+    for want in ["BrowseRequest", "ReadRequest", "CloseSessionRequest"] {
+        assert!(
+            log.iter().any(|s| s == want),
+            "{want} not recorded: {log:?}"
+        );
+    }
+    for svc in log.iter() {
         assert!(asyncua::READ_SERVICES.contains(&svc.as_str()), "sent {svc}");
     }
     assert!(!srv.thumbprint.is_empty());
@@ -393,4 +449,37 @@ fn a_drill_onto_a_writable_spare_writes_the_values_back_and_reads_them() {
     for svc in plant.log.lock().unwrap().iter() {
         assert!(asyncua::READ_SERVICES.contains(&svc.as_str()), "sent {svc}");
     }
+}
+
+#[test]
+fn a_server_refusing_discovery_over_none_gets_an_error_that_says_so() {
+    let Some(py) = peers::python_with("o6", "open62541 secure only") else {
+        return;
+    };
+    let srv = asyncua::Asyncua::open62541(&py, json!({"security": "secure_only"}));
+    let s = Site::new();
+    let mut text = std::fs::read_to_string(s.config()).unwrap();
+    text.push_str(
+        &opcua_device("scada", &srv.url(), "").replace(
+            "security-policy = \"None\"\n",
+            &format!(
+                "security-policy = \"Basic256Sha256\"\nsecurity-mode = \"SignAndEncrypt\"\nserver-thumbprint = \"{}\"\n",
+                srv.thumbprint
+            ),
+        ),
+    );
+    std::fs::write(s.config(), text).unwrap();
+    let r = s.run(&["collect", "scada"]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("refuses an unsecured channel even for GetEndpoints"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("securityPolicyNoneDiscoveryOnly"),
+        "{}",
+        r.stdout
+    );
 }

@@ -14,7 +14,7 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   exit 2
 fi
 
-echo "== test peers: pymodbus, PyNaCl, pyftpdlib (with pyOpenSSL), python-snap7, l5x, blark, cpppo, pycomm3, asyncua in .venv; Debian's zstd, OpenSSH sshd, vsftpd, tcpdump, tshark, Go with golang.org/x/mod, faketime, rclone, curl; Garage (cached build)"
+echo "== test peers: pymodbus, PyNaCl, pyftpdlib (with pyOpenSSL), python-snap7, l5x, blark, cpppo, pycomm3, asyncua, o6 (open62541) in .venv; Debian's zstd, OpenSSH sshd, vsftpd, tcpdump, tshark, Go with golang.org/x/mod, faketime, rclone, curl; Garage (cached build)"
 PYMODBUS_VERSION=3.16.1
 SNAP7_VERSION=3.3.0
 # Outside inventories for the structured diffs: the `l5x` package (L5X) and blark (TwinCAT).
@@ -26,17 +26,19 @@ PYOPENSSL_VERSION=26.4.0
 # EtherNet/IP peers: cpppo's Logix simulator (server) and pycomm3 (client).
 CPPPO_VERSION=5.2.5
 PYCOMM3_VERSION=1.2.16
-# The OPC UA peer: asyncua's server.
+# The OPC UA peers: asyncua's server, and open62541's through its Python binding o6
+# (script mode: free to use, each server process stops itself after 10 minutes).
 ASYNCUA_VERSION=2.1.0
-if ! .venv/bin/python -c "import pymodbus, nacl, pyftpdlib, OpenSSL, snap7, sys; from importlib.metadata import version; sys.exit(pymodbus.__version__ != '$PYMODBUS_VERSION' or nacl.__version__ != '$PYNACL_VERSION' or pyftpdlib.__ver__ != '$PYFTPDLIB_VERSION' or OpenSSL.__version__ != '$PYOPENSSL_VERSION' or version('python-snap7') != '$SNAP7_VERSION' or version('l5x') != '$L5X_VERSION' or version('blark') != '$BLARK_VERSION' or version('cpppo') != '$CPPPO_VERSION' or version('pycomm3') != '$PYCOMM3_VERSION' or version('asyncua') != '$ASYNCUA_VERSION')" 2>/dev/null; then
+O6_VERSION=2.2.0
+if ! .venv/bin/python -c "import pymodbus, nacl, pyftpdlib, OpenSSL, snap7, sys; from importlib.metadata import version; sys.exit(pymodbus.__version__ != '$PYMODBUS_VERSION' or nacl.__version__ != '$PYNACL_VERSION' or pyftpdlib.__ver__ != '$PYFTPDLIB_VERSION' or OpenSSL.__version__ != '$PYOPENSSL_VERSION' or version('python-snap7') != '$SNAP7_VERSION' or version('l5x') != '$L5X_VERSION' or version('blark') != '$BLARK_VERSION' or version('cpppo') != '$CPPPO_VERSION' or version('pycomm3') != '$PYCOMM3_VERSION' or version('asyncua') != '$ASYNCUA_VERSION' or version('o6') != '$O6_VERSION')" 2>/dev/null; then
   if ! python3 -m venv .venv 2>/dev/null; then
     echo "python3 -m venv failed; installing Debian's python3-venv" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
     python3 -m venv .venv
   fi
-  .venv/bin/python -m pip install -q --disable-pip-version-check "pymodbus==$PYMODBUS_VERSION" "pynacl==$PYNACL_VERSION" "pyftpdlib==$PYFTPDLIB_VERSION" "pyopenssl==$PYOPENSSL_VERSION" "python-snap7==$SNAP7_VERSION" "l5x==$L5X_VERSION" "blark==$BLARK_VERSION" "cpppo==$CPPPO_VERSION" "pycomm3==$PYCOMM3_VERSION" "asyncua==$ASYNCUA_VERSION"
+  .venv/bin/python -m pip install -q --disable-pip-version-check "pymodbus==$PYMODBUS_VERSION" "pynacl==$PYNACL_VERSION" "pyftpdlib==$PYFTPDLIB_VERSION" "pyopenssl==$PYOPENSSL_VERSION" "python-snap7==$SNAP7_VERSION" "l5x==$L5X_VERSION" "blark==$BLARK_VERSION" "cpppo==$CPPPO_VERSION" "pycomm3==$PYCOMM3_VERSION" "asyncua==$ASYNCUA_VERSION" "o6==$O6_VERSION"
 fi
-.venv/bin/python -c "import pymodbus, nacl, pyftpdlib, OpenSSL; from importlib.metadata import version; print('pymodbus', pymodbus.__version__, '· PyNaCl', nacl.__version__, '· pyftpdlib', pyftpdlib.__ver__, '· pyOpenSSL', OpenSSL.__version__, '· python-snap7', version('python-snap7'), '· l5x', version('l5x'), '· blark', version('blark'), '· cpppo', version('cpppo'), '· pycomm3', version('pycomm3'), '· asyncua', version('asyncua'))"
+.venv/bin/python -c "import pymodbus, nacl, pyftpdlib, OpenSSL; from importlib.metadata import version; print('pymodbus', pymodbus.__version__, '· PyNaCl', nacl.__version__, '· pyftpdlib', pyftpdlib.__ver__, '· pyOpenSSL', OpenSSL.__version__, '· python-snap7', version('python-snap7'), '· l5x', version('l5x'), '· blark', version('blark'), '· cpppo', version('cpppo'), '· pycomm3', version('pycomm3'), '· asyncua', version('asyncua'), '· o6 (open62541)', version('o6'))"
 # The independent format verifier (tests/verify_format.py) decompresses with zstd's CLI.
 if ! command -v zstd >/dev/null 2>&1; then
   echo "installing Debian's zstd" >&2

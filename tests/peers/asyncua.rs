@@ -1,5 +1,6 @@
-//! The asyncua OPC UA server (tests/peers/opcua_peer.py) run for a test: its port, its
-//! certificate's SHA-256, the services it recorded, and values set behind plcvault's back.
+//! The asyncua OPC UA server (tests/peers/opcua_peer.py), or open62541's through `o6`
+//! (tests/peers/open62541_peer.py), run for a test: its port, its certificate's SHA-256,
+//! the services it recorded, and values set behind plcvault's back.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -35,6 +36,8 @@ pub struct Asyncua {
     #[allow(dead_code)] // not every test crate that includes this logs in by certificate
     pub user_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
     acks: std::sync::mpsc::Receiver<()>,
+    /// The endpoint's path after the port.
+    path: &'static str,
     _dir: tempfile::TempDir,
 }
 
@@ -46,11 +49,22 @@ impl Drop for Asyncua {
 }
 
 impl Asyncua {
-    pub fn start(py: &std::path::Path, mut spec: Value) -> Asyncua {
+    pub fn start(py: &std::path::Path, spec: Value) -> Asyncua {
+        Self::run(py, "opcua_peer.py", "/plcvault/", spec)
+    }
+
+    /// open62541's server instead (the same services recorded, its own address space in
+    /// namespace 1).
+    #[allow(dead_code)] // the adapter's peer tests use asyncua only
+    pub fn open62541(py: &std::path::Path, spec: Value) -> Asyncua {
+        Self::run(py, "open62541_peer.py", "", spec)
+    }
+
+    fn run(py: &std::path::Path, script: &str, path: &'static str, mut spec: Value) -> Asyncua {
         let dir = tempfile::tempdir().unwrap();
         spec["dir"] = json!(dir.path());
         let mut child = Command::new(py)
-            .arg(peers::peers_dir().join("opcua_peer.py"))
+            .arg(peers::peers_dir().join(script))
             .args(["server", &spec.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -82,7 +96,7 @@ impl Asyncua {
         });
         let ready = rx
             .recv_timeout(Duration::from_secs(90))
-            .expect("asyncua's server did not start");
+            .unwrap_or_else(|_| panic!("the OPC UA server {script} did not start"));
         Asyncua {
             child,
             port: ready["port"].as_u64().unwrap() as u16,
@@ -96,6 +110,7 @@ impl Asyncua {
                 )
             }),
             acks,
+            path,
             _dir: dir,
         }
     }
@@ -108,10 +123,10 @@ impl Asyncua {
         stdin.flush().unwrap();
         self.acks
             .recv_timeout(Duration::from_secs(10))
-            .expect("asyncua did not set the value");
+            .expect("the OPC UA server did not set the value");
     }
 
     pub fn url(&self) -> String {
-        format!("opc.tcp://127.0.0.1:{}/plcvault/", self.port)
+        format!("opc.tcp://127.0.0.1:{}{}", self.port, self.path)
     }
 }

@@ -429,6 +429,13 @@ impl OpcuaCollector {
             )
             .await
             .map_err(|e| match e {
+                AdapterError::Protocol { why, .. } if why.contains("BadSecurityPolicyRejected") => {
+                    AdapterError::Unreachable {
+                        device: o.device.clone(),
+                        why: format!("the server refuses an unsecured channel even for GetEndpoints ({why})"),
+                        fix: "plcvault reads the endpoints and the server's certificate over security None (no login, no values) before it opens the secure channel against the pinned thumbprint: let the server answer discovery over None (open62541: securityPolicyNoneDiscoveryOnly = true; most servers do by default)".into(),
+                    }
+                }
                 AdapterError::Protocol { why, .. } => self.err_unreachable(why),
                 e => e,
             })?;
