@@ -390,15 +390,7 @@ fn a_drill_onto_a_writable_spare_writes_the_values_back_and_reads_them() {
         "{}",
         r.stderr
     );
-    text.push_str(
-        &opcua_device("spare", &spare.url(), spare_keys).replace(
-            "security-policy = \"None\"\n",
-            &format!(
-                "security-policy = \"Basic256Sha256\"\nsecurity-mode = \"SignAndEncrypt\"\nserver-thumbprint = \"{}\"\n",
-                spare.thumbprint
-            ),
-        ),
-    );
+    text.push_str(&writable_spare("spare", &spare));
     std::fs::write(s.config(), text).unwrap();
     let r = s.run(&["config", "check"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -481,5 +473,96 @@ fn a_server_refusing_discovery_over_none_gets_an_error_that_says_so() {
         r.stdout.contains("securityPolicyNoneDiscoveryOnly"),
         "{}",
         r.stdout
+    );
+}
+
+/// A writable spare's device table: Basic256Sha256 SignAndEncrypt, pinned.
+fn writable_spare(name: &str, srv: &asyncua::Asyncua) -> String {
+    opcua_device(name, &srv.url(), "writable = true\nnightly = false\n").replace(
+        "security-policy = \"None\"\n",
+        &format!(
+            "security-policy = \"Basic256Sha256\"\nsecurity-mode = \"SignAndEncrypt\"\nserver-thumbprint = \"{}\"\n",
+            srv.thumbprint
+        ),
+    )
+}
+
+#[test]
+fn a_value_the_spare_will_not_let_this_login_write_is_named_and_a_refused_write_too() {
+    let Some(py) = peers::python_with("asyncua", "opcua refused writes") else {
+        return;
+    };
+    let plant = asyncua::Asyncua::start(&py, json!({"nodes": 0}));
+    // On the spare plcvault logs in as an asyncua User (held to the access levels): Speed
+    // is read-only for it, and Name says it may be written yet its AccessLevel refuses.
+    let mut spare = asyncua::Asyncua::start(
+        &py,
+        json!({"nodes": 0, "security": "secure", "user_role": "user",
+               "read_only_for_user": ["ns=2;s=Recipes.Speed"],
+               "access_lies": ["ns=2;s=Recipes.Name"]}),
+    );
+    spare.set("ns=2;s=Recipes.Speed", json!(9.75));
+    spare.set("ns=2;s=Recipes.Name", json!("spare"));
+    spare.set("ns=2;s=Recipes.Line.Step", json!(9));
+    let s = Site::new();
+    let mut text = std::fs::read_to_string(s.config()).unwrap();
+    text.push_str(&opcua_device("scada", &plant.url(), ""));
+    text.push_str(&writable_spare("spare", &spare));
+    std::fs::write(s.config(), text).unwrap();
+    assert_eq!(s.run(&["collect", "scada"]).code, 0);
+    let alice = s.add_approver();
+    assert_eq!(s.approve("scada", &alice, "CHG-1").code, 0);
+    let r = s.run(&["--json", "drill", "scada", "--target", "spare"]);
+    assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let d = r.records("drill")[0].to_string();
+    assert!(d.contains("\"passed\":false"), "{d}");
+    assert!(
+        d.contains(
+            "2:Speed: not written: the target lets this login only `r` it (UserAccessLevel)"
+        ),
+        "{d}"
+    );
+    assert!(d.contains("2:Name: write: BadUserAccessDenied"), "{d}");
+    // Each is told once, not again as a read-back difference.
+    assert_eq!(d.matches("2:Speed").count(), 1, "{d}");
+    assert_eq!(d.matches("2:Name").count(), 1, "{d}");
+    assert!(!d.contains("2:Recipe1") && !d.contains("2:Step"), "{d}");
+    // Speed was never sent; the others were, and read back as the plant's.
+    let written = spare.written.lock().unwrap().clone();
+    assert!(
+        !written.iter().any(|n| n.contains("Recipes.Speed")),
+        "{written:?}"
+    );
+    for n in ["Recipes.Name", "Recipes.Recipe1", "Recipes.Line.Step"] {
+        assert!(
+            written.iter().any(|w| w.ends_with(n)),
+            "{n} not written: {written:?}"
+        );
+    }
+}
+
+#[test]
+fn a_restore_cut_off_mid_write_says_how_far_it_got() {
+    let Some(py) = peers::python_with("asyncua", "opcua restore cut off") else {
+        return;
+    };
+    let plant = asyncua::Asyncua::start(&py, json!({"nodes": 0}));
+    let spare = asyncua::Asyncua::start(
+        &py,
+        json!({"nodes": 0, "security": "secure", "drop_on_write": true}),
+    );
+    let s = Site::new();
+    let mut text = std::fs::read_to_string(s.config()).unwrap();
+    text.push_str(&opcua_device("scada", &plant.url(), ""));
+    text.push_str(&writable_spare("spare", &spare));
+    std::fs::write(s.config(), text).unwrap();
+    assert_eq!(s.run(&["collect", "scada"]).code, 0);
+    let r = s.run(&["restore", "scada", "--target", "spare"]);
+    assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        all.contains("0 of 4 values had been written before this Write")
+            && all.contains("run the restore again"),
+        "{all}"
     );
 }

@@ -269,6 +269,26 @@ pub enum AdapterError {
 }
 
 impl AdapterError {
+    /// The same error with a sentence added to what it says happened (what was done
+    /// before it, say).
+    pub fn noted(mut self, note: &str) -> AdapterError {
+        match &mut self {
+            AdapterError::Unreachable { why, .. }
+            | AdapterError::Timeout { why, .. }
+            | AdapterError::Refused { why, .. }
+            | AdapterError::Auth { why, .. }
+            | AdapterError::Identity { why, .. }
+            | AdapterError::NothingRead { why, .. }
+            | AdapterError::Protocol { why, .. }
+            | AdapterError::Absent { why, .. }
+            | AdapterError::Config { why, .. } => {
+                why.push_str("; ");
+                why.push_str(note);
+            }
+        }
+        self
+    }
+
     /// The kind, as the log's `collect-failed` entry and the report name it.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -28,6 +28,9 @@ pub struct Asyncua {
     pub port: u16,
     pub thumbprint: String,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// asyncua only: the NodeIds every Write named, in order.
+    #[allow(dead_code)] // read by the binary's drill tests only
+    pub written: Arc<Mutex<Vec<String>>>,
     /// With "page": the continuation points the server held after its last Browse or
     /// BrowseNext.
     #[allow(dead_code)] // read by the adapter's peer tests only
@@ -78,6 +81,8 @@ impl Asyncua {
         let log2 = log.clone();
         let open_cps = Arc::new(Mutex::new(None));
         let open2 = open_cps.clone();
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let written2 = written.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let Ok(v) = serde_json::from_str::<Value>(&line) else {
@@ -89,6 +94,9 @@ impl Asyncua {
                     *open2.lock().unwrap() = Some(n);
                 } else if v.get("set").is_some() {
                     let _ = ack_tx.send(());
+                } else if let Some(ids) = v["written"].as_array() {
+                    let ids = ids.iter().filter_map(|i| i.as_str()).map(str::to_string);
+                    written2.lock().unwrap().extend(ids);
                 } else if let Some(s) = v["service"].as_str() {
                     log2.lock().unwrap().push(s.to_string());
                 }
@@ -102,6 +110,7 @@ impl Asyncua {
             port: ready["port"].as_u64().unwrap() as u16,
             thumbprint: ready["thumbprint"].as_str().unwrap().to_string(),
             log,
+            written,
             open_cps,
             user_cert: ready["user_cert"].as_str().map(|c| {
                 (

@@ -14,11 +14,17 @@
              the rest behind continuation points served by BrowseNext, which asyncua
              itself lacks; with "stuck": true every BrowseNext answers an empty page
              and a new point), "drop_after_browses": K (the K-th Browse closes the
-             connection instead of answering, once), "dir": "FOLDER for the server's
-             key and certificate"}.
+             connection instead of answering, once), "user_role": "user" (logins are
+             asyncua Users, held to the access levels on Write, not Admins),
+             "read_only_for_user": [NodeId] (UserAccessLevel read only),
+             "access_lies": [NodeId] (AccessLevel read only, UserAccessLevel read and
+             write: a Write passes the client's check and is refused by the server),
+             "drop_on_write": true (every Write closes the connection unanswered),
+             "dir": "FOLDER for the server's key and certificate"}.
       Prints {"ready": true, "port": P, "thumbprint": "sha256 hex of its certificate",
       "user_cert": PATH, "user_key": PATH} once the address space is built, then one
-      JSON line per request it processed ({"service": "ReadRequest"}), and with "page"
+      JSON line per request it processed ({"service": "ReadRequest"}), the NodeIds of
+      each Write ({"written": ["ns=2;s=Recipes.Speed"]}), and with "page"
       the continuation points still held after each Browse and BrowseNext
       ({"open_cps": N}).
 
@@ -63,6 +69,12 @@ async def server(spec):
     async def recording(self, typeid, requesthdr, seqhdr, body):
         name = ua.ObjectIdNames.get(typeid.Identifier, str(typeid)).replace("_Encoding_DefaultBinary", "")
         print(json.dumps({"service": name}), flush=True)
+        if name == "WriteRequest":
+            params = struct_from_binary(ua.WriteParameters, body.copy())
+            print(json.dumps({"written": [w.NodeId.to_string() for w in params.NodesToWrite]}), flush=True)
+            if spec.get("drop_on_write"):
+                self._transport.close()
+                return True
         if name == "BrowseRequest":
             browses[0] += 1
             if browses[0] == drop_after:
@@ -132,9 +144,12 @@ async def server(spec):
             if user_der is not None and username is None:
                 return User(role=UserRole.Admin) if certificate == user_der else None
             if not users or (username is not None and users.get(username) == password):
-                return User(role=UserRole.Admin)
+                return User(role=role)
             return None
 
+    # An Admin passes every access check in asyncua; a User is held to AccessLevel and
+    # UserAccessLevel on Write.
+    role = UserRole.User if spec.get("user_role") == "user" else UserRole.Admin
     srv = Server(user_manager=Users())
     await srv.init()
     srv.set_endpoint("opc.tcp://127.0.0.1:0/plcvault/")
@@ -198,6 +213,15 @@ async def server(spec):
         for i in range(g, min(n, g + 500)):
             await f.add_variable(ua.NodeId(f"Config.C{i:05}", idx), ua.QualifiedName(f"C{i:05}", idx),
                                  i * 7, ua.VariantType.Int32)
+    levels = ua.AccessLevel
+    for nid in spec.get("read_only_for_user", []):
+        await nodes[nid][0].write_attribute(ua.AttributeIds.UserAccessLevel, ua.DataValue(
+            ua.Variant(1 << levels.CurrentRead, ua.VariantType.Byte)))
+    for nid in spec.get("access_lies", []):
+        await nodes[nid][0].write_attribute(ua.AttributeIds.AccessLevel, ua.DataValue(
+            ua.Variant(1 << levels.CurrentRead, ua.VariantType.Byte)))
+        await nodes[nid][0].write_attribute(ua.AttributeIds.UserAccessLevel, ua.DataValue(
+            ua.Variant((1 << levels.CurrentRead) | (1 << levels.CurrentWrite), ua.VariantType.Byte)))
     async with srv:
         port = srv.bserver._server.sockets[0].getsockname()[1]
         der = open(cert, "rb").read()

@@ -1062,7 +1062,7 @@ fn data_type_name(n: &NodeId) -> String {
 
 /// An AccessLevel byte as letters: r (read), w (write), h (history read), H (history
 /// write), s (semantic change), t (status write), T (timestamp write).
-fn access_text(b: u8) -> String {
+pub(super) fn access_text(b: u8) -> String {
     let letters = ['r', 'w', 'h', 'H', 's', 't', 'T'];
     let s: String = (0..7)
         .filter(|i| b & (1 << i) != 0)

@@ -5,7 +5,8 @@
 //! A node file's line says a node's data type, access level and value as canonical text
 //! (see `variant_text`). The variables the server lets the user write (`w` in the access)
 //! whose value has a text this module reads back into a value (the built-in scalars and
-//! one-dimensional arrays of them) are written; every variable with a value is then read
+//! one-dimensional arrays of them) are written, unless the target's UserAccessLevel says
+//! this login may not write them (then they are failures, never sent); every variable with a value is then read
 //! back and its text compared with the snapshot's, so a read-only node that differs is
 //! found too.
 
@@ -22,6 +23,9 @@ use crate::{
 
 /// Nodes per Write request.
 const WRITE_BATCH: usize = 100;
+
+/// The CurrentWrite bit of an AccessLevel or UserAccessLevel byte.
+const CURRENT_WRITE: u8 = 0x02;
 
 /// One variable of a node file, as the snapshot recorded it.
 #[derive(Debug, Clone, PartialEq)]
@@ -247,8 +251,51 @@ impl OpcuaWriter {
                 let mut r = DeviceRestore::default();
                 let mut not_written = std::collections::HashSet::new();
                 let t0 = std::time::Instant::now();
-                let writes: Vec<&(String, NodeValue)> =
+                let candidates: Vec<&(String, NodeValue)> =
                     nodes.iter().filter(|(_, v)| v.write.is_some()).collect();
+                // What this login may write here, as the target says (UserAccessLevel):
+                // a value it may not write is a failure named before anything is sent.
+                let mut writes = Vec::with_capacity(candidates.len());
+                for chunk in candidates.chunks(READ_BATCH) {
+                    let ids = chunk
+                        .iter()
+                        .map(|(_, v)| attr(v.node.clone(), AttributeId::UserAccessLevel))
+                        .collect();
+                    let levels = collector.read(session, pacer, ids).await?;
+                    r.requests += 1;
+                    for (item, d) in chunk.iter().zip(levels) {
+                        let (artifact, v) = item;
+                        let level = match (&d.status, &d.value) {
+                            (Some(st), _) if !st.is_good() => Err(format!("{st}")),
+                            (_, Some(Variant::Byte(b))) => Ok(*b),
+                            (_, other) => Err(format!("{other:?}")),
+                        };
+                        match level {
+                            Ok(b) if b & CURRENT_WRITE != 0 => writes.push(*item),
+                            Ok(b) => {
+                                not_written.insert(v.node.clone());
+                                r.failures.push(RestoreFailure {
+                                    artifact: artifact.clone(),
+                                    error: format!(
+                                        "{}: not written: the target lets this login only `{}` it (UserAccessLevel)",
+                                        v.path,
+                                        super::access_text(b)
+                                    ),
+                                });
+                            }
+                            Err(why) => {
+                                not_written.insert(v.node.clone());
+                                r.failures.push(RestoreFailure {
+                                    artifact: artifact.clone(),
+                                    error: format!(
+                                        "{}: not written: its UserAccessLevel could not be read ({why})",
+                                        v.path
+                                    ),
+                                });
+                            }
+                        }
+                    }
+                }
                 for chunk in writes.chunks(WRITE_BATCH) {
                     let wv: Vec<WriteValue> = chunk
                         .iter()
@@ -259,7 +306,16 @@ impl OpcuaWriter {
                             value: DataValue::value_only(v.write.clone().expect("writable")),
                         })
                         .collect();
-                    let st = collector.timed(pacer, "Write", session.write(&wv)).await?;
+                    let written = r.written;
+                    let st = collector
+                        .timed(pacer, "Write", session.write(&wv))
+                        .await
+                        .map_err(|e| {
+                            e.noted(&format!(
+                                "{written} of {} values had been written before this Write: the target now holds a mix of its own and the snapshot's; run the restore again",
+                                writes.len()
+                            ))
+                        })?;
                     r.requests += 1;
                     if st.len() != chunk.len() {
                         return Err(AdapterError::Protocol {
@@ -289,7 +345,12 @@ impl OpcuaWriter {
                         .iter()
                         .map(|(_, v)| attr(v.node.clone(), AttributeId::Value))
                         .collect();
-                    let back = collector.read(session, pacer, ids).await?;
+                    let written = r.written;
+                    let back = collector.read(session, pacer, ids).await.map_err(|e| {
+                        e.noted(&format!(
+                            "{written} values were written; reading them back failed, so the restore is not verified"
+                        ))
+                    })?;
                     r.requests += 1;
                     for ((artifact, v), d) in chunk.iter().zip(back) {
                         let status = d.status.unwrap_or(StatusCode::Good);
