@@ -29,6 +29,7 @@ fn options(srv: &Asyncua, pki: &std::path::Path) -> OpcuaOptions {
         max_nodes: 50_000,
         timeout: Duration::from_secs(5),
         retries: 1,
+        deadline: Duration::from_secs(600),
         max_requests_per_second: 500.0,
         kinds: vec![("*/2:Recipe*".into(), adapters::ArtifactKind::Recipe)],
     }
@@ -391,6 +392,7 @@ async fn a_server_that_stalls_times_out_and_nothing_is_stored() {
         max_nodes: 100,
         timeout: Duration::from_millis(700),
         retries: 0,
+        deadline: Duration::from_secs(600),
         max_requests_per_second: 50.0,
         kinds: Vec::new(),
     };
@@ -506,6 +508,27 @@ async fn a_server_paging_without_progress_is_stopped_and_its_points_released() {
         .count();
     // One page without progress, then its point released.
     assert_eq!(next, 2, "{:?}", srv.log.lock().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_paging_one_reference_at_a_time_is_stopped_by_the_deadline() {
+    let Some(py) = peers::python_with("asyncua", "opcua against asyncua's server") else {
+        return;
+    };
+    // 500 references behind one per page: at 20 requests a second, 25 s of BrowseNext.
+    let srv = Asyncua::start(&py, json!({"nodes": 500, "page": 1}));
+    let pki = tempfile::tempdir().unwrap();
+    let o = OpcuaOptions {
+        nodes: vec!["ns=2;s=Config".into()],
+        max_requests_per_second: 20.0,
+        deadline: Duration::from_secs(3),
+        ..options(&srv, pki.path())
+    };
+    let t0 = std::time::Instant::now();
+    let e = OpcuaCollector::new(o).collect().await.unwrap_err();
+    assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
+    assert_eq!(e.kind(), "timeout", "{e}");
+    assert!(e.to_string().contains("longer than `deadline` (3s)"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -168,6 +168,8 @@ pub struct OpcuaOptions {
     pub max_nodes: usize,
     pub timeout: Duration,
     pub retries: u32,
+    /// The most one collection may take, retries and backoffs included.
+    pub deadline: Duration,
     pub max_requests_per_second: f64,
     /// Browse-path glob → kind, first match wins; values otherwise.
     pub kinds: Vec<(String, ArtifactKind)>,
@@ -350,6 +352,22 @@ impl OpcuaCollector {
     /// up to `retries` times) when the server stopped answering or the connection broke;
     /// what an attempt had read is dropped, never stored in part.
     async fn collect_now(&self) -> Result<Collection, AdapterError> {
+        let d = self.opts.deadline;
+        tokio::time::timeout(d, self.collect_retried())
+            .await
+            .unwrap_or_else(|_| {
+                Err(AdapterError::Timeout {
+                    device: self.opts.device.clone(),
+                    why: format!(
+                        "the collection took longer than `deadline` ({}); what it had read was dropped, nothing stored",
+                        humantime::format_duration(d)
+                    ),
+                    fix: "lower `max-nodes` or narrow `nodes`, raise `max-requests-per-second` if the server can take it, or raise `deadline`".into(),
+                })
+            })
+    }
+
+    async fn collect_retried(&self) -> Result<Collection, AdapterError> {
         let mut tries = Tries::new(Backoff::new(self.opts.retries));
         let mut failed = Vec::new();
         loop {

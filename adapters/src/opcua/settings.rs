@@ -34,6 +34,7 @@ struct OpcuaSettings {
     max_nodes: Option<Spanned<usize>>,
     timeout: Option<Spanned<String>>,
     retries: Option<Spanned<u32>>,
+    deadline: Option<Spanned<String>>,
     max_requests_per_second: Option<Spanned<f64>>,
     /// Grants the write permit (Write of node values, for restores and drills onto a
     /// spare or simulator).
@@ -217,6 +218,15 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
             Duration::from_secs(120),
         )?,
     };
+    let deadline = match &s.deadline {
+        None => Duration::from_secs(30 * 60),
+        Some(t) => settings::duration(
+            t,
+            "deadline",
+            Duration::from_secs(1),
+            Duration::from_secs(24 * 3600),
+        )?,
+    };
     let rate = s
         .max_requests_per_second
         .as_ref()
@@ -275,6 +285,7 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
         max_nodes,
         timeout,
         retries,
+        deadline,
         max_requests_per_second: rate,
         kinds,
     };
