@@ -27,6 +27,7 @@ fn options(srv: &Asyncua, pki: &std::path::Path) -> OpcuaOptions {
         nodes: vec!["ns=2;s=Recipes".into()],
         max_depth: 10,
         max_nodes: 50_000,
+        max_bytes: 256 << 20,
         timeout: Duration::from_secs(5),
         retries: 1,
         deadline: Duration::from_secs(600),
@@ -390,6 +391,7 @@ async fn a_server_that_stalls_times_out_and_nothing_is_stored() {
         nodes: vec!["i=85".into()],
         max_depth: 3,
         max_nodes: 100,
+        max_bytes: 256 << 20,
         timeout: Duration::from_millis(700),
         retries: 0,
         deadline: Duration::from_secs(600),
@@ -529,6 +531,44 @@ async fn a_server_paging_one_reference_at_a_time_is_stopped_by_the_deadline() {
     assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
     assert_eq!(e.kind(), "timeout", "{e}");
     assert!(e.to_string().contains("longer than `deadline` (3s)"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_root_whose_text_passes_max_mib_is_not_stored() {
+    let Some(py) = peers::python_with("asyncua", "opcua against asyncua's server") else {
+        return;
+    };
+    let srv = Asyncua::start(&py, json!({"nodes": 1200}));
+    let pki = tempfile::tempdir().unwrap();
+    // 1,200 browse paths of about 30 bytes: 20 kB stops the walk, 60 kB the node lines.
+    for budget in [20_000, 60_000] {
+        let o = OpcuaOptions {
+            nodes: vec!["ns=2;s=Config".into()],
+            max_bytes: budget,
+            ..options(&srv, pki.path())
+        };
+        let c = OpcuaCollector::new(o).collect().await.unwrap();
+        assert!(!c.complete);
+        assert!(
+            c.artifacts
+                .iter()
+                .all(|a| a.name != "nodes/ns=2;s=Config.txt")
+        );
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("ns=2;s=Config: not stored: its text passes max-mib")),
+            "{budget}: {:?}",
+            c.warnings
+        );
+    }
+    let o = OpcuaOptions {
+        nodes: vec!["ns=2;s=Config".into()],
+        max_bytes: 1 << 20,
+        ..options(&srv, pki.path())
+    };
+    let c = OpcuaCollector::new(o).collect().await.unwrap();
+    assert!(c.complete, "{:?}", c.warnings);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

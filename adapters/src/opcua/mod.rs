@@ -55,6 +55,10 @@ pub const MAX_NODES: usize = 1_000_000;
 /// Nodes per Browse and per Read request, and references per node in one Browse answer
 /// (more come with BrowseNext).
 const BROWSE_BATCH: usize = 50;
+/// The most text one collection holds by default (`max-mib`: browse paths while walking,
+/// then node lines, all roots together): a server naming its nodes with long strings or
+/// serving huge values is stopped there, never allowed to fill the memory.
+pub const MAX_SNAPSHOT_BYTES: usize = 256 << 20;
 const READ_BATCH: usize = 500;
 const REFS_PER_NODE: u32 = 200;
 
@@ -166,6 +170,8 @@ pub struct OpcuaOptions {
     pub nodes: Vec<String>,
     pub max_depth: usize,
     pub max_nodes: usize,
+    /// The most text one collection holds, in bytes (`max-mib`).
+    pub max_bytes: usize,
     pub timeout: Duration,
     pub retries: u32,
     /// The most one collection may take, retries and backoffs included.
@@ -719,17 +725,30 @@ impl OpcuaCollector {
             data: SourceData::Bytes(text.into_bytes()),
         });
         let mut total = 0usize;
+        let mut budget = o.max_bytes;
         for root in &o.nodes {
             let id = parse_node_id(root).expect("checked by the settings");
-            match self
-                .browse_root(session, pacer, &id, root, o.max_nodes.saturating_sub(total))
+            let found = match self
+                .browse_root(
+                    session,
+                    pacer,
+                    &id,
+                    root,
+                    o.max_nodes.saturating_sub(total),
+                    budget,
+                )
                 .await?
             {
                 Ok(found) => {
                     total += found.len();
-                    let bytes = self
-                        .node_lines(session, pacer, root, found, &mut out)
-                        .await?;
+                    self.node_lines(session, pacer, root, found, budget, &mut out)
+                        .await?
+                }
+                Err(why) => Err(why),
+            };
+            match found {
+                Ok(bytes) => {
+                    budget = budget.saturating_sub(bytes.len());
                     let mut meta = ArtifactMeta::default();
                     meta.extra.insert("format".into(), NODES_FORMAT.into());
                     out.artifacts.push(ArtifactSource {
@@ -758,8 +777,10 @@ impl OpcuaCollector {
         root: &NodeId,
         name: &str,
         room: usize,
+        budget: usize,
     ) -> Result<Result<Vec<Found>, String>, AdapterError> {
         let o = &self.opts;
+        let mut path_bytes = name.len();
         let mut found = vec![Found {
             path: name.to_string(),
             node: root.clone(),
@@ -832,6 +853,11 @@ impl OpcuaCollector {
                             break;
                         }
                         let path = format!("{parent}/{}", rd.browse_name);
+                        path_bytes += path.len();
+                        if path_bytes > budget {
+                            stop = Some(too_big(o.max_bytes));
+                            break;
+                        }
                         found.push(Found {
                             path: path.clone(),
                             node: node.clone(),
@@ -932,8 +958,9 @@ impl OpcuaCollector {
         pacer: &mut Pacer,
         root: &str,
         mut found: Vec<Found>,
+        budget: usize,
         out: &mut Collection,
-    ) -> Result<Vec<u8>, AdapterError> {
+    ) -> Result<Result<Vec<u8>, String>, AdapterError> {
         // The root's class is not in a reference: read it.
         let v = self
             .read(
@@ -948,7 +975,10 @@ impl OpcuaCollector {
         let vars: Vec<usize> = (0..found.len())
             .filter(|i| found[*i].class == NodeClass::Variable)
             .collect();
-        let mut attrs: Vec<Option<[DataValue; 3]>> = (0..found.len()).map(|_| None).collect();
+        // Each variable's data type, access and value as text, counted against the budget
+        // batch by batch.
+        let mut attrs: Vec<Option<[String; 3]>> = (0..found.len()).map(|_| None).collect();
+        let mut bytes: usize = found.iter().map(|f| 2 * f.path.len() + 32).sum();
         for chunk in vars.chunks(READ_BATCH / 3) {
             let ids: Vec<ReadValueId> = chunk
                 .iter()
@@ -963,33 +993,33 @@ impl OpcuaCollector {
                 .collect();
             let v = self.read(session, pacer, ids).await?;
             for (k, i) in chunk.iter().enumerate() {
-                attrs[*i] = Some([v[3 * k].clone(), v[3 * k + 1].clone(), v[3 * k + 2].clone()]);
+                let (d, acc, val) = (&v[3 * k], &v[3 * k + 1], &v[3 * k + 2]);
+                let dtype = match &d.value {
+                    Some(Variant::NodeId(n)) => data_type_name(n),
+                    _ => String::new(),
+                };
+                let access = match &acc.value {
+                    Some(Variant::Byte(b)) => access_text(*b),
+                    _ => String::new(),
+                };
+                let status = val.status.unwrap_or(StatusCode::Good);
+                let value = if status.is_good() {
+                    val.value.as_ref().map_or("null".into(), variant_text)
+                } else {
+                    out.warnings
+                        .push(format!("{}: value not read: {status}", found[*i].path));
+                    format!("!status {status}")
+                };
+                bytes += dtype.len() + access.len() + value.len();
+                attrs[*i] = Some([dtype, access, value]);
+            }
+            if bytes > budget {
+                return Ok(Err(too_big(self.opts.max_bytes)));
             }
         }
         let mut lines: Vec<String> = Vec::with_capacity(found.len());
         for (f, a) in found.iter().zip(attrs) {
-            let (dtype, access, value) = match a {
-                None => (String::new(), String::new(), String::new()),
-                Some([d, acc, val]) => {
-                    let dtype = match &d.value {
-                        Some(Variant::NodeId(n)) => data_type_name(n),
-                        _ => String::new(),
-                    };
-                    let access = match &acc.value {
-                        Some(Variant::Byte(b)) => access_text(*b),
-                        _ => String::new(),
-                    };
-                    let status = val.status.unwrap_or(StatusCode::Good);
-                    let value = if status.is_good() {
-                        val.value.as_ref().map_or("null".into(), variant_text)
-                    } else {
-                        out.warnings
-                            .push(format!("{}: value not read: {status}", f.path));
-                        format!("!status {status}")
-                    };
-                    (dtype, access, value)
-                }
-            };
+            let [dtype, access, value] = a.unwrap_or_default();
             lines.push(format!(
                 "{}\t{}\t{:?}\t{dtype}\t{access}\t{}\t{value}",
                 field(&f.path),
@@ -1004,8 +1034,15 @@ impl OpcuaCollector {
             text.push_str(&l);
             text.push('\n');
         }
-        Ok(text.into_bytes())
+        Ok(Ok(text.into_bytes()))
     }
+}
+
+fn too_big(max: usize) -> String {
+    format!(
+        "its text passes max-mib = {} (long browse names or huge values): narrow `nodes`, lower `max-nodes` or raise `max-mib`",
+        max >> 20
+    )
 }
 
 /// Statuses that say the connection, channel or session is gone: worth a new attempt.

@@ -32,6 +32,8 @@ struct OpcuaSettings {
     nodes: Option<Spanned<Vec<String>>>,
     max_depth: Option<Spanned<usize>>,
     max_nodes: Option<Spanned<usize>>,
+    /// The most text one collection holds, in MiB (default 256).
+    max_mib: Option<Spanned<usize>>,
     timeout: Option<Spanned<String>>,
     retries: Option<Spanned<u32>>,
     deadline: Option<Spanned<String>>,
@@ -218,6 +220,16 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
             Duration::from_secs(120),
         )?,
     };
+    let max_mib = s
+        .max_mib
+        .as_ref()
+        .map_or(super::MAX_SNAPSHOT_BYTES >> 20, |m| *m.get_ref());
+    if !(1..=4096).contains(&max_mib) {
+        return Err(SettingsError::at(
+            s.max_mib.as_ref().expect("given"),
+            format!("key `max-mib`: {max_mib} is outside 1 to 4096"),
+        ));
+    }
     let deadline = match &s.deadline {
         None => Duration::from_secs(30 * 60),
         Some(t) => settings::duration(
@@ -283,6 +295,7 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
         nodes,
         max_depth,
         max_nodes,
+        max_bytes: max_mib << 20,
         timeout,
         retries,
         deadline,
