@@ -569,19 +569,24 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
                     .map(|d| d.join("keys/opcua"))
                     .unwrap_or_else(|| PathBuf::from("keys/opcua")),
             };
-            let (cert, sha) = adapters::opcua::ensure_certificate(&pki).map_err(|e| {
+            let c = adapters::opcua::ensure_certificate(&pki).map_err(|e| {
                 anyhow::anyhow!("{e}\nfix: check that the folder can be written, or give --pki-dir")
             })?;
+            let until = humantime::format_rfc3339_seconds(c.not_after).to_string();
             out.record(
                 "opcua-cert",
-                &serde_json::json!({"certificate": cert, "sha256": sha}),
+                &serde_json::json!({"certificate": c.path, "sha256": c.sha256, "not_after": until}),
                 || {
                     format!(
-                        "plcvault's OPC UA client certificate: {}\nSHA-256 {sha}\ntrust it on the server (its PKI's trusted folder) if the server checks client certificates",
-                        cert.display()
+                        "plcvault's OPC UA client certificate: {}\nSHA-256 {}\nvalid until {until}\ntrust it on the server (its PKI's trusted folder) if the server checks client certificates",
+                        c.path.display(),
+                        c.sha256
                     )
                 },
             );
+            if let Some(w) = c.expiry_warning(std::time::SystemTime::now()) {
+                out.warn(w);
+            }
             Ok(Outcome::Clean)
         }
         Command::Baseline { action } => match action {

@@ -245,6 +245,10 @@ fn opcua_cert_makes_the_client_certificate_once_with_a_private_key() {
         .map(|b| format!("{b:02x}"))
         .collect();
     assert_eq!(sha, want);
+    // It says how long it lasts (the library makes it for a year).
+    let until = humantime::parse_rfc3339(rec["not_after"].as_str().unwrap()).unwrap();
+    let left = until.duration_since(std::time::SystemTime::now()).unwrap();
+    assert!(left > std::time::Duration::from_secs(300 * 86400), "{rec}");
     // Again: the same certificate, not a new one.
     let again = s.run(&[
         "--json",
@@ -295,6 +299,28 @@ fn a_password_over_security_none_is_refused_by_config_check() {
     let r = s.run(&["config", "check"]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("security-policy"), "{}", r.stderr);
+}
+
+#[test]
+fn roots_listed_twice_or_stored_as_one_file_are_refused_by_config_check() {
+    let s = Site::new();
+    let text = std::fs::read_to_string(s.config()).unwrap();
+    for (nodes, says) in [
+        (r#"["ns=2;s=Recipes", "ns=2;s=Recipes"]"#, "is listed twice"),
+        (
+            r#"["ns=2;s=Line 1", "ns=2;s=Line_1"]"#,
+            "would be stored as the same file (nodes/ns=2;s=Line_1.txt)",
+        ),
+    ] {
+        std::fs::write(
+            s.config(),
+            format!("{text}\n[[device]]\nname = \"scada\"\nadapter = \"opcua\"\naddress = \"opc.tcp://127.0.0.1:4840\"\nsecurity-policy = \"None\"\nnodes = {nodes}\n"),
+        )
+        .unwrap();
+        let r = s.run(&["config", "check"]);
+        assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains(says), "{}", r.stderr);
+    }
 }
 
 #[test]
@@ -565,4 +591,31 @@ fn a_restore_cut_off_mid_write_says_how_far_it_got() {
             && all.contains("run the restore again"),
         "{all}"
     );
+}
+
+#[test]
+fn a_spare_whose_namespace_table_differs_is_refused_before_a_write() {
+    let Some(py) = peers::python_with("asyncua", "opcua namespace table") else {
+        return;
+    };
+    let plant = asyncua::Asyncua::start(&py, json!({"nodes": 0}));
+    // Another project's namespace at index 2: the plant's ns=2 names nothing of ours here.
+    let spare = asyncua::Asyncua::start(
+        &py,
+        json!({"nodes": 0, "security": "secure", "extra_namespace": true}),
+    );
+    let s = Site::new();
+    let mut text = std::fs::read_to_string(s.config()).unwrap();
+    text.push_str(&opcua_device("scada", &plant.url(), ""));
+    text.push_str(&writable_spare("spare", &spare));
+    std::fs::write(s.config(), text).unwrap();
+    assert_eq!(s.run(&["collect", "scada"]).code, 0);
+    let r = s.run(&["restore", "scada", "--target", "spare"]);
+    assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        all.contains("namespace index 2 is \"urn:plcvault:other-project\" on this server but \"urn:plcvault:test\" in the snapshot"),
+        "{all}"
+    );
+    assert!(spare.written.lock().unwrap().is_empty());
 }

@@ -572,6 +572,39 @@ async fn a_root_whose_text_passes_max_mib_is_not_stored() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_address_is_used_whatever_the_server_advertises() {
+    let Some(py) = peers::python_with("asyncua", "opcua against asyncua's server") else {
+        return;
+    };
+    // Behind NAT, or hostile: its endpoints name a host this side cannot even resolve.
+    let srv = Asyncua::start(
+        &py,
+        json!({"nodes": 0, "advertise": "opc.tcp://plc01.invalid:4840/elsewhere/"}),
+    );
+    let pki = tempfile::tempdir().unwrap();
+    let c = OpcuaCollector::new(options(&srv, pki.path()))
+        .collect()
+        .await
+        .unwrap();
+    assert!(c.complete, "{:?}", c.warnings);
+    let log = srv.log.lock().unwrap().clone();
+    assert!(log.iter().any(|s| s == "CreateSessionRequest"), "{log:?}");
+    // What it advertised is recorded, not compared; so is its build date, which some
+    // servers (open62541) stamp with their start time.
+    let id = c
+        .artifacts
+        .iter()
+        .find(|a| a.name == "identity.txt")
+        .unwrap();
+    assert_eq!(
+        id.meta.extra.get("state-endpoint").map(String::as_str),
+        Some("opc.tcp://plc01.invalid:4840/elsewhere/")
+    );
+    assert!(id.meta.extra.contains_key("state-build-date"));
+    assert!(!text(&c, "identity.txt").contains("build-date"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_dropped_mid_browse_is_made_again_and_never_stored_in_part() {
     let Some(py) = peers::python_with("asyncua", "opcua against asyncua's server") else {
         return;

@@ -20,6 +20,8 @@
              "access_lies": [NodeId] (AccessLevel read only, UserAccessLevel read and
              write: a Write passes the client's check and is refused by the server),
              "drop_on_write": true (every Write closes the connection unanswered),
+             "advertise": "opc.tcp://…" (the EndpointUrl its GetEndpoints answers name),
+             "extra_namespace": true (another namespace before the test one, at 2),
              "dir": "FOLDER for the server's key and certificate"}.
       Prints {"ready": true, "port": P, "thumbprint": "sha256 hex of its certificate",
       "user_cert": PATH, "user_key": PATH} once the address space is built, then one
@@ -180,6 +182,9 @@ async def server(spec):
     if user_der is not None:
         tokens = [t for t in tokens if t is not ua.AnonymousIdentityToken] + [ua.X509IdentityToken]
     srv.set_identity_tokens(tokens)
+    if spec.get("extra_namespace"):
+        # Another project's namespace first: the test namespace moves to index 3.
+        await srv.register_namespace("urn:plcvault:other-project")
     idx = await srv.register_namespace("urn:plcvault:test")
     objects = srv.nodes.objects
     recipes = await objects.add_folder(ua.NodeId("Recipes", idx), ua.QualifiedName("Recipes", idx))
@@ -213,6 +218,17 @@ async def server(spec):
         for i in range(g, min(n, g + 500)):
             await f.add_variable(ua.NodeId(f"Config.C{i:05}", idx), ua.QualifiedName(f"C{i:05}", idx),
                                  i * 7, ua.VariantType.Int32)
+    if spec.get("advertise"):
+        # A server behind NAT (or a hostile one) names another address in its endpoints.
+        plain_endpoints = srv.iserver.get_endpoints
+
+        async def advertised(params=None, sockname=None):
+            eps = await plain_endpoints(params, sockname)
+            for e in eps:
+                e.EndpointUrl = spec["advertise"]
+            return eps
+
+        srv.iserver.get_endpoints = advertised
     levels = ua.AccessLevel
     for nid in spec.get("read_only_for_user", []):
         await nodes[nid][0].write_attribute(ua.AttributeIds.UserAccessLevel, ua.DataValue(

@@ -193,7 +193,19 @@ impl OpcuaOptions {
 
 /// A NodeId as the config writes it (`ns=2;s=Recipes`, `i=85`).
 pub fn parse_node_id(s: &str) -> Option<NodeId> {
-    s.parse::<NodeId>().ok().filter(|n| !n.is_null())
+    if let Ok(n) = s.parse::<NodeId>() {
+        return (!n.is_null()).then_some(n);
+    }
+    // A string identifier may hold what the library's parser does not take (a line
+    // end, say, from a server that named it so): `ns=N;s=` and the rest as it is.
+    let (ns, id) = match s.strip_prefix("ns=") {
+        Some(r) => {
+            let (ns, id) = r.split_once(';')?;
+            (ns.parse::<u16>().ok()?, id)
+        }
+        None => (0, s),
+    };
+    Some(NodeId::new(ns, id.strip_prefix("s=")?.to_string()))
 }
 
 /// The artifact name of a root: `nodes/ns=2;s=Recipes.txt` with what a vault name cannot
@@ -213,7 +225,7 @@ pub fn root_artifact(root: &str) -> String {
 }
 
 /// Text that cannot break a line or a field: tabs, line ends and backslashes escaped.
-fn field(s: &str) -> String {
+pub(super) fn field(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -379,6 +391,12 @@ impl OpcuaCollector {
         loop {
             match self.attempt().await {
                 Ok(mut c) => {
+                    if let Some(w) = read_certificate(&self.opts.pki_dir)
+                        .ok()
+                        .and_then(|own| own.expiry_warning(std::time::SystemTime::now()))
+                    {
+                        c.warnings.push(w.replace('\n', "; "));
+                    }
                     for (i, why) in failed.iter().enumerate() {
                         c.warnings.push(format!(
                             "attempt {} failed and was dropped ({why}); attempt {} read the server whole on a new session",
@@ -580,8 +598,13 @@ impl OpcuaCollector {
                 })?
             }
         };
+        // The configured address, never the one the server advertises: that came over an
+        // unauthenticated channel and may name a host this side cannot reach (NAT) or
+        // another server altogether. The policy, mode, certificate and logins are kept.
+        let mut at = endpoint.clone();
+        at.endpoint_url = o.url.as_str().into();
         let (session, event_loop) = client
-            .connect_to_endpoint_directly(endpoint.clone(), identity)
+            .connect_to_endpoint_directly(at, identity)
             .map_err(|e| self.err_unreachable(e.to_string()))?;
         pacer.wait().await;
         let mut handle = event_loop.spawn();
@@ -688,12 +711,19 @@ impl OpcuaCollector {
             "build-date",
         ];
         let mut text = format!("{IDENTITY_MAGIC}\n# device={}\n", field(&o.device));
+        let mut build_date = None;
         for (name, dv) in names.iter().zip(&v) {
             let value = match &dv.value {
                 Some(Variant::String(s)) => field(s.value().as_deref().unwrap_or("")),
                 Some(other) => variant_text(other),
                 None => "not available".into(),
             };
+            // open62541 stamps BuildDate with the server's start time: in the identity it
+            // would be a finding at every restart. Recorded, not compared (as the state).
+            if *name == "build-date" {
+                build_date = Some(value);
+                continue;
+            }
             let _ = writeln!(text, "{name}={value}");
         }
         let _ = writeln!(text, "certificate-sha256={thumb_hex}");
@@ -709,6 +739,9 @@ impl OpcuaCollector {
             }
         }
         let mut meta = ArtifactMeta::default();
+        if let Some(d) = build_date {
+            meta.extra.insert("state-build-date".into(), d);
+        }
         if let Some(state) = &v[6].value {
             meta.extra
                 .insert("state-server".into(), variant_text(state));
@@ -1141,13 +1174,63 @@ fn client_builder(pki: &std::path::Path) -> ClientBuilder {
 /// certificate's SHA-256 in hex, for the server's administrator to trust.
 ///
 /// Fails when the folder cannot be written or the certificate not read.
-pub fn ensure_certificate(pki: &std::path::Path) -> Result<(PathBuf, String), String> {
+pub fn ensure_certificate(pki: &std::path::Path) -> Result<OwnCertificate, String> {
     prepare_pki(pki).map_err(|e| format!("cannot create {}: {e}", pki.display()))?;
     client_builder(pki).client().map_err(|e| e.join("; "))?;
     restrict_private_keys(pki);
-    let cert = pki.join("own").join("cert.der");
-    let der = std::fs::read(&cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
-    Ok((cert, hex(&Sha256::digest(&der))))
+    read_certificate(pki)
+}
+
+/// plcvault's own client certificate in `pki`, as it is.
+///
+/// Fails when it is missing or not a certificate.
+pub fn read_certificate(pki: &std::path::Path) -> Result<OwnCertificate, String> {
+    let path = pki.join("own").join("cert.der");
+    let der = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let not_after = opcua::crypto::X509::from_der(&der)
+        .and_then(|c| c.not_after())
+        .map_err(|e| format!("{} is not a certificate: {e:?}", path.display()))?;
+    Ok(OwnCertificate {
+        path,
+        sha256: hex(&Sha256::digest(&der)),
+        not_after: std::time::SystemTime::from(not_after),
+    })
+}
+
+/// plcvault's own client certificate, as `opcua cert` shows it.
+#[derive(Debug, Clone)]
+pub struct OwnCertificate {
+    pub path: PathBuf,
+    pub sha256: String,
+    /// When it expires: servers that check client certificates refuse it after.
+    pub not_after: std::time::SystemTime,
+}
+
+impl OwnCertificate {
+    /// A sentence when it has expired or expires within 30 days, saying how to renew.
+    pub fn expiry_warning(&self, now: std::time::SystemTime) -> Option<String> {
+        let left = self.not_after.duration_since(now).unwrap_or_default();
+        let until = humantime::format_rfc3339_seconds(self.not_after);
+        let when = if left.is_zero() {
+            format!("expired on {until}")
+        } else if left < Duration::from_secs(30 * 86400) {
+            format!("expires on {until}")
+        } else {
+            return None;
+        };
+        let pki = self
+            .path
+            .parent()
+            .and_then(|p| p.parent())
+            .unwrap_or(&self.path);
+        Some(format!(
+            "plcvault's OPC UA client certificate {} {when}; servers that check client certificates will refuse it\nfix: move {}/own and {}/private aside, run `plcvault opcua cert --pki-dir {}` for a new one, and have each server trust it",
+            self.path.display(),
+            pki.display(),
+            pki.display(),
+            pki.display()
+        ))
+    }
 }
 
 /// Makes the PKI folder and its `private` folder, the latter open to its owner only

@@ -201,6 +201,7 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
             "(adapter opcua) needs key `nodes`: the roots to snapshot\nfix: add nodes = [\"ns=2;s=Recipes\"] (NodeIds; i=85 is the Objects folder)",
         ));
     }
+    let mut files = std::collections::HashMap::new();
     for n in &nodes {
         if super::parse_node_id(n).is_none() {
             return Err(SettingsError::at(
@@ -208,6 +209,21 @@ pub fn build(table: DeviceTable<'_>, ctx: &Context) -> Result<Device, SettingsEr
                 format!(
                     "key `nodes`: `{n}` is not a NodeId\nfix: write ns=2;s=Recipes, ns=3;i=1001, i=85"
                 ),
+            ));
+        }
+        // Each root is one file of the snapshot: two roots naming one file would make
+        // every collection incomplete.
+        if let Some(other) = files.insert(super::root_artifact(n), n) {
+            return Err(SettingsError::at(
+                s.nodes.as_ref().expect("some"),
+                if other == n {
+                    format!("key `nodes`: `{n}` is listed twice\nfix: list each root once")
+                } else {
+                    format!(
+                        "key `nodes`: `{other}` and `{n}` would be stored as the same file ({})\nfix: snapshot their common parent instead, or one of them",
+                        super::root_artifact(n)
+                    )
+                },
             ));
         }
     }

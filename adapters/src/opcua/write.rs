@@ -205,6 +205,10 @@ fn parse_scalar(t: VariantScalarTypeId, s: &str) -> Option<Variant> {
     })
 }
 
+fn is_node_file(name: &str) -> bool {
+    name.starts_with("nodes/") && name.ends_with(".txt")
+}
+
 /// Writes node values back with Write, for restores and drills onto a writable server,
 /// then reads every recorded value back and compares its text.
 pub struct OpcuaWriter {
@@ -224,7 +228,24 @@ impl OpcuaWriter {
         let o = &self.opts;
         permit.check(&o.device)?;
         let mut nodes: Vec<(String, NodeValue)> = Vec::new();
-        for a in items.iter().filter(|a| self.takes(&a.name, a.kind)) {
+        // The snapshot's namespace table, from its identity: NodeIds are written by
+        // namespace index, which means nothing on a server whose table differs.
+        let namespaces: Vec<(u16, String)> = items
+            .iter()
+            .filter(|a| a.name == "identity.txt")
+            .flat_map(|a| {
+                String::from_utf8_lossy(&a.bytes)
+                    .into_owned()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .filter_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                Some((k.strip_prefix("namespace-")?.parse().ok()?, v.to_string()))
+            })
+            .collect();
+        for a in items.iter().filter(|a| is_node_file(&a.name)) {
             let text = std::str::from_utf8(&a.bytes).map_err(|_| AdapterError::Config {
                 device: o.device.clone(),
                 key: "snapshot".into(),
@@ -249,6 +270,33 @@ impl OpcuaWriter {
         collector
             .in_session(async |session, pacer, _, _| {
                 let mut r = DeviceRestore::default();
+                let used: std::collections::BTreeSet<u16> =
+                    nodes.iter().map(|(_, v)| v.node.namespace).filter(|n| *n > 0).collect();
+                if !used.is_empty() {
+                    let ns = collector
+                        .read(session, pacer, vec![attr(NodeId::new(0, 2255u32), AttributeId::Value)])
+                        .await?;
+                    r.requests += 1;
+                    let theirs: Vec<String> = match &ns[0].value {
+                        Some(Variant::Array(a)) => a.values.iter().map(variant_text).collect(),
+                        _ => Vec::new(),
+                    };
+                    for i in used {
+                        let ours = namespaces.iter().find(|(n, _)| *n == i).map(|(_, u)| u.as_str());
+                        let there = theirs.get(usize::from(i)).map(String::as_str);
+                        if ours.is_none() || ours != there {
+                            return Err(AdapterError::Refused {
+                                device: o.device.clone(),
+                                why: format!(
+                                    "namespace index {i} is {} on this server but {} in the snapshot: its NodeIds would name other nodes here",
+                                    there.unwrap_or("missing"),
+                                    ours.unwrap_or("not recorded")
+                                ),
+                                fix: "restore onto a server with the same namespace table (the same project), or restore to a folder with --to DIR".into(),
+                            });
+                        }
+                    }
+                }
                 let mut not_written = std::collections::HashSet::new();
                 let t0 = std::time::Instant::now();
                 let candidates: Vec<&(String, NodeValue)> =
@@ -395,7 +443,8 @@ impl OpcuaWriter {
 
 impl Writer for OpcuaWriter {
     fn takes(&self, name: &str, _kind: ArtifactKind) -> bool {
-        name.starts_with("nodes/") && name.ends_with(".txt")
+        // The identity for its namespace table; it is compared, never written.
+        is_node_file(name) || name == "identity.txt"
     }
     fn restore<'a>(
         &'a self,
@@ -453,6 +502,43 @@ mod tests {
         assert!(node_values("a\tb\n").is_err());
         let twice = format!("{text}ns=2;s=R/2:A2\tns=2;s=R.A\tVariable\tDouble\trw\tvalues\t2.5\n");
         assert!(node_values(&twice).unwrap_err().contains("listed twice"));
+    }
+
+    #[test]
+    fn a_string_node_id_the_library_cannot_parse_is_read_back_from_its_field() {
+        let line = |id: &NodeId| {
+            format!(
+                "ns=2;s=R/2:X\t{}\tVariable\tDouble\trw\tvalues\t1.5\n",
+                super::super::field(&id.to_string())
+            )
+        };
+        for id in [
+            NodeId::new(2, "Evil\nX"),
+            NodeId::new(2, ""),
+            NodeId::new(2, "a;b=c"),
+        ] {
+            let v = node_values(&line(&id)).unwrap_or_else(|e| panic!("{id}: {e}"));
+            assert_eq!(v[0].node, id);
+        }
+    }
+
+    #[test]
+    fn a_client_certificate_near_its_end_is_warned_about_with_how_to_renew() {
+        let day = std::time::Duration::from_secs(86400);
+        let now = std::time::SystemTime::now();
+        let c = |left| super::super::OwnCertificate {
+            path: "/site/keys/opcua/own/cert.der".into(),
+            sha256: String::new(),
+            not_after: now + left,
+        };
+        assert_eq!(c(day * 60).expiry_warning(now), None);
+        let soon = c(day * 10).expiry_warning(now).unwrap();
+        assert!(
+            soon.contains("expires on") && soon.contains("opcua cert --pki-dir /site/keys/opcua"),
+            "{soon}"
+        );
+        let gone = c(day * 10).expiry_warning(now + day * 20).unwrap();
+        assert!(gone.contains("expired on"), "{gone}");
     }
 
     #[test]
