@@ -7,6 +7,7 @@ mod ops;
 mod output;
 mod review;
 mod runtime;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -364,7 +365,28 @@ enum Command {
         /// Keep the demo plant and vault in DIR instead of a temporary folder
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
+        /// Then leave the demo's dashboard running (on 127.0.0.1:8420, or --listen)
+        #[arg(long)]
+        serve: bool,
+        /// Where the demo's dashboard listens (with --serve)
+        #[arg(long, value_name = "ADDR:PORT", requires = "serve")]
+        listen: Option<std::net::SocketAddr>,
     },
+    /// The read-only web dashboard over the vault (127.0.0.1:8420 unless [serve] listen
+    /// says otherwise; another address needs TLS and tokens)
+    Serve {
+        #[command(subcommand)]
+        action: Option<ServeAction>,
+        /// Listen here instead of [serve] listen
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<std::net::SocketAddr>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ServeAction {
+    /// Make a bearer token: prints it once and the SHA-256 line for [serve] tokens
+    Token,
 }
 
 #[derive(Subcommand, Debug)]
@@ -776,7 +798,37 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
                 (None, None) => unreachable!("clap requires --to or --target"),
             }
         }
-        Command::Demo { keep } => ops::demo::run(keep.as_deref(), out),
+        Command::Demo {
+            keep, serve: false, ..
+        } => ops::demo::run(keep.as_deref(), out),
+        Command::Demo {
+            keep,
+            serve: true,
+            listen,
+        } => {
+            // The demo's site is kept (a temporary folder removed when serve stops).
+            let tmp = match keep {
+                Some(_) => None,
+                None => Some(tempfile::tempdir()?),
+            };
+            let dir = keep
+                .clone()
+                .or_else(|| tmp.as_ref().map(|t| t.path().to_owned()))
+                .expect("one of them");
+            let done = ops::demo::run(Some(&dir), out)?;
+            let dir = std::fs::canonicalize(&dir)?;
+            let cfg = config::Config::load(&dir.join("site/plcvault.toml"))?;
+            serve::run(cfg, *listen, out)?;
+            Ok(done)
+        }
+        Command::Serve {
+            action: Some(ServeAction::Token),
+            ..
+        } => serve::new_token(out),
+        Command::Serve {
+            action: None,
+            listen,
+        } => serve::run(load()?, *listen, out),
         Command::Ls { device, snapshot } => {
             let cfg = load()?;
             ops::browse::ls(&cfg, &cfg.stored_device(device)?, snapshot, out)

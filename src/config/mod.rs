@@ -43,7 +43,33 @@ struct RawConfig {
     retention: RawRetention,
     #[serde(default)]
     remote: Vec<RawRemote>,
+    #[serde(default)]
+    serve: RawServe,
 }
+
+/// `[serve]`: the read-only web dashboard.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawServe {
+    listen: Option<Spanned<String>>,
+    tls_certificate: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
+    tokens: Option<Spanned<Vec<String>>>,
+}
+
+/// The dashboard's settings, validated.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Where it listens (default 127.0.0.1:8420).
+    pub listen: std::net::SocketAddr,
+    /// The TLS certificate chain and key (PEM), both or neither.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// SHA-256 of each accepted bearer token.
+    pub tokens: Vec<[u8; 32]>,
+}
+
+/// Where `serve` listens unless told.
+pub const SERVE_LISTEN: &str = "127.0.0.1:8420";
 
 /// `[[remote]]`: an S3-compatible bucket `push` replicates the vault to.
 #[derive(Deserialize)]
@@ -303,6 +329,7 @@ pub struct Config {
     pub report: ReportConfig,
     pub retention: RetentionConfig,
     pub remotes: Vec<RemoteConfig>,
+    pub serve: ServeConfig,
     /// `[site] name`: what pages and reports call the plant (default: the config file's
     /// folder name).
     pub site: String,
@@ -1078,7 +1105,53 @@ impl Config {
                 },
             });
         }
+        let serve = {
+            let r = &raw.serve;
+            let listen = match &r.listen {
+                None => SERVE_LISTEN.parse().expect("a socket address"),
+                Some(l) => l.get_ref().parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "{}: [serve] key `listen`: `{}` is not an address and port\nfix: write listen = \"127.0.0.1:8420\"",
+                        loc.at(l),
+                        l.get_ref()
+                    )
+                })?,
+            };
+            let tls = match (&r.tls_certificate, &r.tls_key) {
+                (Some(c), Some(k)) => Some((resolve(c.get_ref()), resolve(k.get_ref()))),
+                (None, None) => None,
+                (Some(c), None) | (None, Some(c)) => bail!(
+                    "{}: [serve] needs both `tls-certificate` and `tls-key`\nfix: give the certificate chain and its private key (PEM files)",
+                    loc.at(c)
+                ),
+            };
+            let mut tokens = Vec::new();
+            for t in r
+                .tokens
+                .as_ref()
+                .map(|t| t.get_ref().as_slice())
+                .unwrap_or_default()
+            {
+                let h = t
+                    .strip_prefix("sha256:")
+                    .and_then(vault::hash::unhex)
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok());
+                match h {
+                    Some(h) => tokens.push(h),
+                    None => bail!(
+                        "{}: [serve] key `tokens`: `{t}` is not sha256: and 64 hex digits (the hash of a token, never the token)\nfix: make one with `plcvault serve token` and paste the line it prints",
+                        loc.at(r.tokens.as_ref().expect("given"))
+                    ),
+                }
+            }
+            ServeConfig {
+                listen,
+                tls,
+                tokens,
+            }
+        };
         Ok(Config {
+            serve,
             file: path.to_owned(),
             vault: vault_cfg,
             trust: Trust::new(keys),

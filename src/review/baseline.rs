@@ -532,6 +532,32 @@ pub fn diff(
 }
 
 /// What every device's comparison in one `diff` reads.
+/// One device's change-review page: `snapshot` (default the newest) against the
+/// baseline or a snapshot id, as `diff --html` writes it; for the dashboard.
+///
+/// Fails when the vault cannot be read or the snapshots are not there.
+pub fn review_page(
+    cfg: &Config,
+    dev: &DeviceConfig,
+    snapshot: Option<&str>,
+    against: &str,
+) -> Result<String> {
+    let vault = cfg.vault_for_reading()?;
+    let history = cfg.history(&vault)?;
+    let (index, _) = Index::load_reading(&vault, &history);
+    let head_doubt = cfg.head_doubt(&vault);
+    let ctx = DiffContext {
+        cfg,
+        vault: &vault,
+        history: &history,
+        index: &index,
+        head_doubt: head_doubt.as_deref(),
+    };
+    let r = review_one(&ctx, dev, None, snapshot, against)?;
+    let title = format!("plcvault change review: {}: {}", cfg.site, dev.name);
+    Ok(crate::review::html::render_html(&title, &[r], &[]))
+}
+
 struct DiffContext<'a> {
     cfg: &'a Config,
     vault: &'a Vault,

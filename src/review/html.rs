@@ -355,6 +355,12 @@ pub fn write_html(
     reviews: &[Review],
     not_compared: &[(String, String)],
 ) -> Result<()> {
+    let h = render_html(title, reviews, not_compared);
+    std::fs::write(path, h).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The change-review page `write_html` writes, as text.
+pub fn render_html(title: &str, reviews: &[Review], not_compared: &[(String, String)]) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
@@ -504,7 +510,7 @@ h3{{font-size:1em;margin:1.2em 0 .3em}} .sign{{margin-top:3em}} .sign td{{height
         }
     }
     h.push_str("<table class=\"sign\"><tr><th>reviewed by</th><td></td><th>date</th><td></td></tr><tr><th>approved by</th><td></td><th>ticket</th><td></td></tr></table></body></html>\n");
-    std::fs::write(path, h).with_context(|| format!("cannot write {}", path.display()))
+    h
 }
 
 /// One program's, routine's or POU's changes by address: a table with the rest of each
