@@ -14,7 +14,7 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
   exit 2
 fi
 
-echo "== test peers: pymodbus, PyNaCl, pyftpdlib (with pyOpenSSL), python-snap7, l5x, blark, cpppo, pycomm3, asyncua, o6 (open62541) in .venv; Debian's zstd, OpenSSH sshd, vsftpd, tcpdump, tshark, Go with golang.org/x/mod, faketime, rclone, curl; Garage (cached build)"
+echo "== test peers: pymodbus, PyNaCl, pyftpdlib (with pyOpenSSL), python-snap7, l5x, blark, cpppo, pycomm3, asyncua, o6 (open62541) in .venv; Debian's zstd, OpenSSH sshd, vsftpd, tcpdump, tshark, Go with golang.org/x/mod, faketime, rclone, curl, openssl, chromium with chromedriver; Garage (cached build)"
 PYMODBUS_VERSION=3.16.1
 SNAP7_VERSION=3.3.0
 # Outside inventories for the structured diffs: the `l5x` package (L5X) and blark (TwinCAT).
@@ -62,6 +62,11 @@ command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
 command -v rclone >/dev/null 2>&1 || missing="$missing rclone"
 # The store's check of a signed payload is tried with curl's own SigV4 signing.
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
+# The dashboard's tests: a TLS certificate made with openssl, pages driven in Debian's
+# headless Chromium through chromedriver (WebDriver).
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+[ -x /usr/bin/chromedriver ] || missing="$missing chromium-driver"
 if [ -n "$missing" ]; then
   echo "installing Debian's$missing" >&2
   # shellcheck disable=SC2086

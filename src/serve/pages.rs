@@ -348,7 +348,11 @@ pub async fn device(s: Shared, name: Name) -> Response {
         "<h2>The last {TIMELINE_DAYS} days</h2>{}",
         timeline(&events, from, now)
     );
-    body.push_str("<h2>Compare</h2><form method=\"get\" action=\"diff\">");
+    let _ = write!(
+        body,
+        "<h2>Compare</h2><form id=\"compare\" method=\"get\" action=\"/device/{}/diff\">",
+        url(&d.device)
+    );
     let options = |sel: Option<&str>| {
         let mut o = String::new();
         for x in snapshots.iter().rev() {

@@ -1,0 +1,535 @@
+//! The dashboard over HTTP (curl, from outside): the demo's pages, the headers every
+//! answer carries, what it refuses, the integrity banner after tampering, and a
+//! non-loopback bind that needs TLS and a token.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use common::{BIN, Site};
+
+/// A running `serve`, killed when dropped.
+pub struct Dashboard {
+    child: Child,
+    pub base: String,
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Dashboard {
+    pub fn start(config: &Path, listen: &str) -> Dashboard {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .args(["serve", "--listen", listen])
+            .env_remove("PLCVAULT_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .trim_end_matches('/')
+            .to_string();
+        Dashboard { child, base }
+    }
+}
+
+/// What curl got: status, headers (lower-case names), body.
+pub struct Got {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+pub fn curl(url: &str, extra: &[&str]) -> Got {
+    let o = Command::new("curl")
+        .args(["-s", "-k", "-D", "-", "--max-time", "60"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("curl (installed by the test command)");
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Got {
+        status,
+        headers: head.to_lowercase(),
+        body: body.to_string(),
+    }
+}
+
+/// The demo's site in `dir` (its vault, approvals, drills and drift).
+pub fn demo_site(dir: &Path) -> std::path::PathBuf {
+    let o = Command::new(BIN)
+        .args(["demo", "--keep"])
+        .arg(dir)
+        .env_remove("PLCVAULT_CONFIG")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    dir.join("site/plcvault.toml")
+}
+
+#[test]
+fn the_demo_dashboard_shows_drift_timelines_and_diffs_and_an_integrity_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = demo_site(&dir.path().join("demo"));
+    let d = Dashboard::start(&config, "127.0.0.1:0");
+    let fleet = curl(&format!("{}/", d.base), &[]);
+    assert_eq!(fleet.status, 200, "{}", fleet.body);
+    for h in [
+        "content-security-policy: default-src 'none'",
+        "x-content-type-options: nosniff",
+        "x-frame-options: deny",
+        "cache-control: no-store",
+    ] {
+        assert!(fleet.headers.contains(h), "{h} not in {}", fleet.headers);
+    }
+    // The demo changes a recipe file, a logic file, a register and an S7 block.
+    for (device, drift) in [
+        ("line1", "yes"),
+        ("filler-plc", "yes"),
+        ("capper-plc", "no"),
+        ("labeller-cpu", "yes"),
+    ] {
+        assert!(
+            fleet
+                .body
+                .contains(&format!("data-device=\"{device}\" data-drift=\"{drift}\"")),
+            "{device}: {}",
+            fleet.body
+        );
+    }
+    assert!(fleet.body.contains("id=\"verified\""), "{}", fleet.body);
+    let drifting = curl(&format!("{}/?alarm=drift", d.base), &[]);
+    assert_eq!(drifting.body.matches("class=\"device\"").count(), 3);
+    // filler-plc: two snapshots, one approval, one drill, and the second snapshot drifts.
+    let dev = curl(&format!("{}/device/filler-plc", d.base), &[]);
+    assert_eq!(dev.status, 200);
+    for (kind, n) in [
+        ("backup", 2),
+        ("approval", 1),
+        ("drill", 1),
+        ("drift", 1),
+        ("failure", 0),
+    ] {
+        assert_eq!(
+            dev.body.matches(&format!("class=\"ev ev-{kind}\"")).count(),
+            n,
+            "{kind}: {}",
+            dev.body
+        );
+    }
+    assert_eq!(dev.body.matches("class=\"snapshot\"").count(), 2);
+    let diff = curl(&format!("{}/device/filler-plc/diff", d.base), &[]);
+    assert_eq!(diff.status, 200);
+    assert!(
+        diff.body.contains("holding/0-99.csv: 1 address changed"),
+        "{}",
+        diff.body
+    );
+    // The logic file's changed line, in the files device's review.
+    let diff = curl(&format!("{}/device/line1/diff", d.base), &[]);
+    assert!(diff.body.contains("class=\"add\""), "{}", diff.body);
+    assert_eq!(curl(&format!("{}/audit", d.base), &[]).status, 200);
+    let m = curl(&format!("{}/metrics", d.base), &[]);
+    assert!(m.body.contains("plcvault_log_intact 1"), "{}", m.body);
+    // Only reads.
+    for (args, want) in [
+        (vec!["-X", "POST", "-d", "a=1"], 405),
+        (vec!["-X", "DELETE"], 405),
+        (vec!["-X", "GET", "-d", "a=1"], 413),
+    ] {
+        assert_eq!(
+            curl(&format!("{}/", d.base), &args).status,
+            want,
+            "{args:?}"
+        );
+    }
+    assert_eq!(curl(&format!("{}/device/nope", d.base), &[]).status, 404);
+    // An entry changed behind its back: every page says so at the next request.
+    let vault = dir.path().join("demo/site/vault/log");
+    let entry = vault.join("00000000000000000003.entry");
+    let mut b = std::fs::read(&entry).unwrap();
+    let i = b.len() / 2;
+    b[i] ^= 1;
+    std::fs::write(&entry, b).unwrap();
+    for page in [
+        "/",
+        "/device/filler-plc",
+        "/device/filler-plc/diff",
+        "/audit",
+    ] {
+        let g = curl(&format!("{}{page}", d.base), &[]);
+        assert!(
+            g.body.contains("LOG INTEGRITY FAILURE"),
+            "{page}: {}",
+            g.body
+        );
+        assert!(!g.body.contains("id=\"verified\""), "{page}");
+    }
+    let m = curl(&format!("{}/metrics", d.base), &[]);
+    assert!(m.body.contains("plcvault_log_intact 0"), "{}", m.body);
+}
+
+/// A self-signed certificate and its key for the site's dashboard, made by openssl.
+fn self_signed(s: &Site) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (s.path("serve.crt"), s.path("serve.key"));
+    let o = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=plcvault test", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (installed by the test command)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (cert, key)
+}
+
+#[test]
+fn another_address_needs_tls_and_a_token() {
+    let s = Site::new();
+    let base = std::fs::read_to_string(s.config()).unwrap();
+    // Without TLS: refused at start, saying what to set.
+    std::fs::write(
+        s.config(),
+        format!("{base}\n[serve]\nlisten = \"0.0.0.0:0\"\n"),
+    )
+    .unwrap();
+    let r = s.run(&["serve"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("needs TLS"), "{}", r.stderr);
+    // A certificate, and a token whose hash goes in the config.
+    let (cert, key) = self_signed(&s);
+    let tls = format!(
+        "{base}\n[serve]\nlisten = \"0.0.0.0:0\"\ntls-certificate = \"{}\"\ntls-key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    std::fs::write(s.config(), &tls).unwrap();
+    let r = s.run(&["serve"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("needs authentication"), "{}", r.stderr);
+    let t = s.run(&["--json", "serve", "token"]);
+    let rec = &t.records("serve-token")[0];
+    let (token, line) = (
+        rec["token"].as_str().unwrap(),
+        rec["config"].as_str().unwrap(),
+    );
+    assert!(!std::fs::read_to_string(s.config()).unwrap().contains(token));
+    std::fs::write(s.config(), format!("{tls}tokens = [\"{line}\"]\n")).unwrap();
+    let d = Dashboard::start(&s.config(), "0.0.0.0:0");
+    assert!(d.base.starts_with("https://"), "{}", d.base);
+    let url = d.base.replace("0.0.0.0", "127.0.0.1") + "/";
+    let none = curl(&url, &[]);
+    assert_eq!(none.status, 401, "{}", none.body);
+    assert!(none.headers.contains("www-authenticate: bearer"));
+    assert!(!none.body.contains("id=\"fleet\""), "{}", none.body);
+    let wrong = curl(&url, &["-H", "Authorization: Bearer 00"]);
+    assert_eq!(wrong.status, 401);
+    let ok = curl(&url, &["-H", &format!("Authorization: Bearer {token}")]);
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert!(ok.body.contains("id=\"fleet\""), "{}", ok.body);
+    // Plain HTTP to the TLS port gets no page.
+    let plain = curl(&url.replace("https://", "http://"), &[]);
+    assert_ne!(plain.status, 200);
+}
+
+/// A WebDriver session in Debian's headless Chromium (through chromedriver), spoken to
+/// with curl: the W3C WebDriver protocol's JSON over HTTP.
+struct Browser {
+    driver: Child,
+    url: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = Command::new("curl")
+            .args(["-s", "-X", "DELETE", &self.url])
+            .output();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn webdriver(method: &str, url: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+    let mut c = Command::new("curl");
+    c.args([
+        "-s",
+        "--max-time",
+        "60",
+        "-X",
+        method,
+        "-H",
+        "Content-Type: application/json",
+    ]);
+    if let Some(b) = body {
+        c.args(["-d", &b.to_string()]);
+    }
+    let o = c.arg(url).output().expect("curl");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|_| panic!("{method} {url}: {}", String::from_utf8_lossy(&o.stdout)));
+    assert!(
+        v["value"].get("error").is_none(),
+        "{method} {url}: {}",
+        v["value"]
+    );
+    v["value"].clone()
+}
+
+impl Browser {
+    /// `None` (or a panic with `PLCVAULT_REQUIRE_PEERS=1`) when Chromium is not installed.
+    fn start(test: &str) -> Option<Browser> {
+        let (chromium, driver) = ("/usr/bin/chromium", "/usr/bin/chromedriver");
+        if !Path::new(chromium).exists() || !Path::new(driver).exists() {
+            if std::env::var("PLCVAULT_REQUIRE_PEERS").as_deref() == Ok("1") {
+                panic!(
+                    "{test}: Chromium and chromedriver are required (PLCVAULT_REQUIRE_PEERS=1) but not installed; run `bash tests/run.sh`"
+                );
+            }
+            eprintln!(
+                "SKIPPED {test}: chromium and chromium-driver not installed (bash tests/run.sh installs them)"
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if curl(&format!("{base}/status"), &[]).status == 200 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let caps = serde_json::json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "acceptInsecureCerts": true,
+            "goog:chromeOptions": {"binary": chromium, "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                format!("--user-data-dir={}", profile.path().display())]}}}});
+        let v = webdriver("POST", &format!("{base}/session"), Some(caps));
+        let id = v["sessionId"].as_str().expect("a session").to_string();
+        Some(Browser {
+            driver: child,
+            url: format!("{base}/session/{id}"),
+            _profile: profile,
+        })
+    }
+
+    fn go(&self, url: &str) {
+        webdriver(
+            "POST",
+            &format!("{}/url", self.url),
+            Some(serde_json::json!({"url": url})),
+        );
+    }
+
+    fn find(&self, css: &str) -> Vec<String> {
+        let v = webdriver(
+            "POST",
+            &format!("{}/elements", self.url),
+            Some(serde_json::json!({"using": "css selector", "value": css})),
+        );
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e.as_object()
+                    .unwrap()
+                    .values()
+                    .next()
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    fn text(&self, element: &str) -> String {
+        webdriver("GET", &format!("{}/element/{element}/text", self.url), None)
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn click(&self, element: &str) {
+        webdriver(
+            "POST",
+            &format!("{}/element/{element}/click", self.url),
+            Some(serde_json::json!({})),
+        );
+    }
+
+    fn page_text(&self) -> String {
+        let body = self.find("body");
+        self.text(&body[0])
+    }
+
+    fn current(&self) -> String {
+        webdriver("GET", &format!("{}/url", self.url), None)
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// A screenshot of the page into target/screenshots/NAME.png, for review.
+    fn screenshot(&self, name: &str) {
+        let b64 = webdriver("GET", &format!("{}/screenshot", self.url), None);
+        let png = base64_decode(b64.as_str().unwrap());
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+            .join("screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    };
+    let bytes: Vec<u8> = s
+        .bytes()
+        .filter(|c| *c != b'=' && !c.is_ascii_whitespace())
+        .collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, c)| n | u32::from(val(*c)) << (18 - 6 * i));
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}
+
+#[test]
+fn in_chromium_the_fleet_a_timeline_a_diff_and_the_integrity_banner_show() {
+    let Some(b) = Browser::start("dashboard in chromium") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = demo_site(&dir.path().join("demo"));
+    let d = Dashboard::start(&config, "127.0.0.1:0");
+    b.go(&format!("{}/", d.base));
+    let rows = b.find("#fleet tr.device");
+    assert_eq!(rows.len(), 5);
+    let drifting: Vec<String> = b
+        .find("#fleet tr.device[data-drift=yes] td:first-child")
+        .iter()
+        .map(|e| b.text(e))
+        .collect();
+    assert_eq!(drifting, ["line1", "filler-plc", "labeller-cpu"]);
+    assert_eq!(b.find("#verified").len(), 1);
+    b.screenshot("fleet");
+    // Through the page's own link and form, as a person would.
+    let link = b.find("a[href='/device/filler-plc']");
+    b.click(&link[0]);
+    assert!(
+        b.current().ends_with("/device/filler-plc"),
+        "{}",
+        b.current()
+    );
+    assert_eq!(b.find("#timeline circle.ev").len(), 5);
+    assert_eq!(b.find("#timeline circle.ev-drift").len(), 1);
+    b.screenshot("device");
+    let compare = b.find("form#compare button");
+    b.click(&compare[0]);
+    let text = b.page_text();
+    assert!(
+        text.contains("holding/0-99.csv: 1 address changed"),
+        "{text}"
+    );
+    b.screenshot("diff-register");
+    b.go(&format!("{}/device/line1/diff", d.base));
+    assert!(!b.find("span.add").is_empty(), "{}", b.page_text());
+    b.screenshot("diff-logic");
+    b.go(&format!("{}/audit", d.base));
+    b.screenshot("audit");
+    // Tampered: the banner on the next page shown.
+    let entry = dir
+        .path()
+        .join("demo/site/vault/log/00000000000000000003.entry");
+    let mut bytes = std::fs::read(&entry).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 1;
+    std::fs::write(&entry, bytes).unwrap();
+    b.go(&format!("{}/", d.base));
+    let banner = b.find("#integrity");
+    assert_eq!(banner.len(), 1);
+    assert!(b.text(&banner[0]).contains("LOG INTEGRITY FAILURE"));
+    assert!(b.find("#verified").is_empty());
+    b.screenshot("fleet-tampered");
+}
+
+#[test]
+fn in_chromium_a_non_loopback_dashboard_refuses_a_visitor_without_a_token() {
+    let Some(b) = Browser::start("dashboard auth in chromium") else {
+        return;
+    };
+    let s = Site::new();
+    let base = std::fs::read_to_string(s.config()).unwrap();
+    let (cert, key) = self_signed(&s);
+    let t = s.run(&["--json", "serve", "token"]);
+    let line = t.records("serve-token")[0]["config"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        s.config(),
+        format!(
+            "{base}\n[serve]\ntls-certificate = \"{}\"\ntls-key = \"{}\"\ntokens = [\"{line}\"]\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let d = Dashboard::start(&s.config(), "0.0.0.0:0");
+    b.go(&(d.base.replace("0.0.0.0", "127.0.0.1") + "/"));
+    let text = b.page_text();
+    assert!(text.contains("401 Unauthorized"), "{text}");
+    assert!(b.find("#fleet").is_empty());
+    b.screenshot("refused");
+}
