@@ -165,6 +165,45 @@ fn the_demo_dashboard_shows_drift_timelines_and_diffs_and_an_integrity_failure()
         );
     }
     assert_eq!(curl(&format!("{}/device/nope", d.base), &[]).status, 404);
+    // Asked for by another name (DNS rebinding onto 127.0.0.1): nothing without tokens.
+    let port = d.base.rsplit(':').next().unwrap().to_string();
+    let rebound = curl(
+        &format!("{}/metrics", d.base),
+        &["-H", &format!("Host: rebind.example:{port}")],
+    );
+    assert_eq!(rebound.status, 421, "{}", rebound.body);
+    assert!(!rebound.body.contains("plcvault_log_intact"));
+    assert_eq!(
+        curl(
+            &format!("{}/", d.base),
+            &["-H", &format!("Host: localhost:{port}")]
+        )
+        .status,
+        200
+    );
+    // A manifest damaged on disk (the log's incremental check does not read it again):
+    // the page that needs it says so, as damage.
+    let manifests = dir.path().join("demo/site/vault/manifests");
+    let saved: Vec<(std::path::PathBuf, Vec<u8>)> = common::files_under(&manifests)
+        .into_iter()
+        .map(|p| {
+            let b = std::fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect();
+    for (p, b) in &saved {
+        let mut b = b.clone();
+        let i = b.len() / 2;
+        b[i] ^= 1;
+        std::fs::write(p, b).unwrap();
+    }
+    let hurt = curl(&format!("{}/device/filler-plc/diff", d.base), &[]);
+    assert_eq!(hurt.status, 500, "{}", hurt.body);
+    assert!(hurt.body.contains("VAULT DAMAGE?"), "{}", hurt.body);
+    assert!(!hurt.body.contains("\\u{a}"), "{}", hurt.body);
+    for (p, b) in &saved {
+        std::fs::write(p, b).unwrap();
+    }
     // An entry changed behind its back: every page says so at the next request.
     let vault = dir.path().join("demo/site/vault/log");
     let entry = vault.join("00000000000000000003.entry");
@@ -249,6 +288,17 @@ fn another_address_needs_tls_and_a_token() {
     let wrong = curl(&url, &["-H", "Authorization: Bearer 00"]);
     assert_eq!(wrong.status, 401);
     let ok = curl(&url, &["-H", &format!("Authorization: Bearer {token}")]);
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    // The scheme is case-insensitive; with tokens, any host name is served.
+    let ok = curl(
+        &url,
+        &[
+            "-H",
+            &format!("authorization: bearer {token}"),
+            "-H",
+            "Host: plc-backup.example",
+        ],
+    );
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert!(ok.body.contains("id=\"fleet\""), "{}", ok.body);
     // Plain HTTP to the TLS port gets no page.
@@ -532,4 +582,33 @@ fn in_chromium_a_non_loopback_dashboard_refuses_a_visitor_without_a_token() {
     assert!(text.contains("401 Unauthorized"), "{text}");
     assert!(b.find("#fleet").is_empty());
     b.screenshot("refused");
+}
+
+#[test]
+fn sigterm_stops_the_dashboard_even_with_a_client_that_never_finishes() {
+    let s = Site::new();
+    let mut d = Dashboard::start(&s.config(), "127.0.0.1:0");
+    let addr = d.base.trim_start_matches("http://").to_string();
+    let mut half = std::net::TcpStream::connect(&addr).unwrap();
+    std::io::Write::write_all(&mut half, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n").unwrap();
+    let t0 = std::time::Instant::now();
+    let pid = d.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    loop {
+        if d.child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(15),
+            "still running after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(half);
 }

@@ -408,7 +408,7 @@ pub fn prometheus(r: &Report) -> String {
     );
     gauge(
         "log_intact",
-        "1 when every signature, chain link, pack and manifest checks out.",
+        "1 when verification (as plcvault verify: every entry's signature and chain link, the manifests of entries since the last check) found nothing; verify --full and --read-data check every manifest and pack.",
         vec![(String::new(), r.log.intact as u8 as f64)],
     );
     gauge(

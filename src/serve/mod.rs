@@ -33,8 +33,12 @@ const MAX_IN_FLIGHT: usize = 256;
 const REQUEST_TIME: Duration = Duration::from_secs(20);
 /// The longest URL taken (path and query).
 const MAX_URL: usize = 4096;
-/// How long a TLS handshake may take.
-const HANDSHAKE_TIME: Duration = Duration::from_secs(10);
+/// How long a TLS handshake may take, and how many may run at once (more connections
+/// are closed at once rather than queued behind them).
+const HANDSHAKE_TIME: Duration = Duration::from_secs(5);
+const MAX_HANDSHAKES: usize = 1024;
+/// After SIGTERM, how long connections still open may finish.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 /// The report is built again at least this often, changed log or not.
 const MAX_REPORT_AGE: Duration = Duration::from_secs(60);
 
@@ -45,6 +49,7 @@ pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src da
 /// What every page is drawn from: the report (verification included) and when it was made.
 pub struct Built {
     pub report: Report,
+    pub history: vault::History,
     pub at: SystemTime,
     made: Instant,
     fingerprint: u64,
@@ -72,14 +77,20 @@ impl Served {
             return Ok(b.clone());
         }
         let me = self.clone();
-        let report = tokio::task::spawn_blocking(move || {
-            crate::review::report::build(&me.cfg, SystemTime::now())
+        let (report, history) = tokio::task::spawn_blocking(move || {
+            let report = crate::review::report::build(&me.cfg, SystemTime::now())?;
+            // The history the pages draw from, read with the report: a page never shows
+            // a newer reading of the log than the verification above it.
+            let vault = me.cfg.vault_for_reading()?;
+            let history = me.cfg.history(&vault)?;
+            Ok::<_, anyhow::Error>((report, history))
         })
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("{e:#}"))?;
         let b = Arc::new(Built {
             report,
+            history,
             at: SystemTime::now(),
             made: Instant::now(),
             fingerprint,
@@ -153,7 +164,8 @@ pub fn run(cfg: Config, listen: Option<SocketAddr>, out: &Out) -> Result<Outcome
             "plcvault dashboard on {scheme}://{bound}/ (read-only; stop with Ctrl-C)"
         ));
         let app = router(served);
-        let stop = async {
+        let (stopped_tx, mut stopped) = tokio::sync::watch::channel(false);
+        let stop = async move {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                     .expect("a SIGTERM handler");
@@ -161,16 +173,28 @@ pub fn run(cfg: Config, listen: Option<SocketAddr>, out: &Out) -> Result<Outcome
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
+            let _ = stopped_tx.send(true);
         };
-        match tls {
-            None => axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-                .context("the dashboard stopped")?,
-            Some(tls) => axum::serve(TlsListener::new(listener, tls), app)
-                .with_graceful_shutdown(stop)
-                .await
-                .context("the dashboard stopped")?,
+        let serving = async {
+            match tls {
+                None => axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+                    .context("the dashboard stopped"),
+                Some(tls) => axum::serve(TlsListener::new(listener, tls), app)
+                    .with_graceful_shutdown(stop)
+                    .await
+                    .context("the dashboard stopped"),
+            }
+        };
+        // Stopped: connections still open get a few seconds, not forever.
+        let grace = async {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(STOP_GRACE).await;
+        };
+        tokio::select! {
+            r = serving => r?,
+            _ = grace => {}
         }
         Ok::<_, anyhow::Error>(())
     })??;
@@ -220,10 +244,18 @@ async fn guard(State(s): State<Arc<Served>>, req: Request, next: Next) -> Respon
         .get(header::CONTENT_LENGTH)
         .is_some_and(|v| v != "0")
         || req.headers().contains_key(header::TRANSFER_ENCODING)
+        || !axum::body::HttpBody::is_end_stream(req.body())
     {
         pages::error(StatusCode::PAYLOAD_TOO_LARGE, "requests carry no body here")
     } else if req.uri().to_string().len() > MAX_URL {
         pages::error(StatusCode::URI_TOO_LONG, "the address is too long")
+    } else if s.tokens.is_empty() && !local_host(&req) {
+        // Without tokens only this host's own names are answered: a page elsewhere whose
+        // name an attacker points at 127.0.0.1 (DNS rebinding) gets nothing.
+        pages::error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this dashboard answers only as localhost, 127.0.0.1 or [::1]; set [serve] tokens to serve other names",
+        )
     } else if !s.tokens.is_empty() && !authorized(&s.tokens, &req) {
         let mut r = pages::error(
             StatusCode::UNAUTHORIZED,
@@ -266,13 +298,36 @@ async fn guard(State(s): State<Arc<Served>>, req: Request, next: Next) -> Respon
     resp
 }
 
+/// Whether the request names this host by a loopback name (the Host header, or the
+/// authority of an HTTP/2 request).
+fn local_host(req: &Request) -> bool {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "localhost" | "127.0.0.1" | "::1"
+    )
+}
+
 /// Whether the request's bearer token hashes to one of the configured ones.
 fn authorized(tokens: &[[u8; 32]], req: &Request) -> bool {
     let Some(token) = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            // The scheme is case-insensitive (RFC 9110 11.1).
+            let (scheme, token) = v.split_once([' ', '\t'])?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+        })
     else {
         return false;
     };
@@ -322,15 +377,18 @@ impl TlsListener {
     fn new(listener: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor) -> Self {
         let local = listener.local_addr().expect("bound");
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, peer)) = listener.accept().await else {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
-                let Ok(permit) = handshakes.clone().acquire_owned().await else {
-                    return;
+                // Never wait for a slot: a crowd of silent sockets must not hold up the
+                // accepting of everyone after them.
+                let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                    drop(tcp);
+                    continue;
                 };
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {

@@ -74,7 +74,7 @@ pub fn error(status: StatusCode, why: &str) -> Response {
                 status.canonical_reason().unwrap_or("")
             ),
             None,
-            &format!("<p>{}</p>", esc(why)),
+            &format!("<p>{}</p>", lines(why)),
         ),
     )
 }
@@ -90,7 +90,7 @@ async fn built(s: &Arc<Served>) -> Result<Arc<Built>, Response> {
                 None,
                 &format!(
                     "<div class=\"banner\" id=\"integrity\">{}</div>",
-                    esc(&why).replace('\n', "<br>")
+                    lines(&why)
                 ),
             ),
         )
@@ -243,18 +243,9 @@ pub async fn device(s: Shared, name: Name) -> Response {
             "no device of that name in the config",
         );
     };
-    let me = s.clone();
-    let dev = name.0.clone();
-    let records = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let vault = me.cfg.vault_for_reading()?;
-        let history = me.cfg.history(&vault)?;
-        Ok(history.records(&dev)?)
-    })
-    .await;
-    let records = match records {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, &format!("{e:#}")),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    let records = match b.history.records(&name) {
+        Ok(r) => r,
+        Err(e) => return damaged(&b, &format!("{e:#}")),
     };
     let dc = s.cfg.devices.iter().find(|c| c.name == d.device);
     let now = b.at;
@@ -489,9 +480,37 @@ pub async fn diff(s: Shared, name: Name, q: Q<DiffQuery>) -> Response {
     .await;
     match page_html {
         Ok(Ok(p)) => html(StatusCode::OK, with_banner(p, &b)),
-        Ok(Err(e)) => error(StatusCode::NOT_FOUND, &format!("{e:#}")),
+        // A snapshot that is not there is the visitor's mistake; anything else reading
+        // the vault failed on is damage until shown otherwise.
+        Ok(Err(e))
+            if e.downcast_ref::<crate::config::NoSnapshot>().is_some()
+                || format!("{e:#}").starts_with("no snapshot") =>
+        {
+            error(StatusCode::NOT_FOUND, &format!("{e:#}"))
+        }
+        Ok(Err(e)) => damaged(&b, &format!("{e:#}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
+}
+
+/// A page the vault could not be read for: said as possible damage, with the banner.
+fn damaged(b: &Built, why: &str) -> Response {
+    html(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        page(
+            "the vault could not be read for this page",
+            Some(b),
+            &format!(
+                "<div class=\"banner\" id=\"damage\">VAULT DAMAGE? {}<br>The log's verification does not read every manifest and pack: run <code>plcvault verify --full --read-data</code>.</div>",
+                lines(why)
+            ),
+        ),
+    )
+}
+
+/// Text as escaped lines joined by line breaks.
+fn lines(s: &str) -> String {
+    s.lines().map(esc).collect::<Vec<_>>().join("<br>")
 }
 
 /// A page made elsewhere (the change review, the auditor's page) with the dashboard's
