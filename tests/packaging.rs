@@ -1,4 +1,4 @@
-//! The systemd units the package installs (`.deb/`): each scored by `systemd-analyze
+//! The systemd units the package installs (`src/deb/`): each scored by `systemd-analyze
 //! security` as "OK" or better (exposure at most 3.9 of 10), each running plcvault as its
 //! own user with the filesystem read-only but for its state.
 
@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn units() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(".deb");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/deb");
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
