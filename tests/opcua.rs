@@ -502,6 +502,17 @@ fn a_server_refusing_discovery_over_none_gets_an_error_that_says_so() {
     );
 }
 
+/// A site with the plant `scada` (security None) collected and the writable `spare`.
+fn plant_and_spare_collected(plant: &asyncua::Asyncua, spare: &asyncua::Asyncua) -> Site {
+    let s = Site::new();
+    let mut text = std::fs::read_to_string(s.config()).unwrap();
+    text.push_str(&opcua_device("scada", &plant.url(), ""));
+    text.push_str(&writable_spare("spare", spare));
+    std::fs::write(s.config(), text).unwrap();
+    assert_eq!(s.run(&["collect", "scada"]).code, 0);
+    s
+}
+
 /// A writable spare's device table: Basic256Sha256 SignAndEncrypt, pinned.
 fn writable_spare(name: &str, srv: &asyncua::Asyncua) -> String {
     opcua_device(name, &srv.url(), "writable = true\nnightly = false\n").replace(
@@ -530,12 +541,7 @@ fn a_value_the_spare_will_not_let_this_login_write_is_named_and_a_refused_write_
     spare.set("ns=2;s=Recipes.Speed", json!(9.75));
     spare.set("ns=2;s=Recipes.Name", json!("spare"));
     spare.set("ns=2;s=Recipes.Line.Step", json!(9));
-    let s = Site::new();
-    let mut text = std::fs::read_to_string(s.config()).unwrap();
-    text.push_str(&opcua_device("scada", &plant.url(), ""));
-    text.push_str(&writable_spare("spare", &spare));
-    std::fs::write(s.config(), text).unwrap();
-    assert_eq!(s.run(&["collect", "scada"]).code, 0);
+    let s = plant_and_spare_collected(&plant, &spare);
     let alice = s.add_approver();
     assert_eq!(s.approve("scada", &alice, "CHG-1").code, 0);
     let r = s.run(&["--json", "drill", "scada", "--target", "spare"]);
@@ -577,12 +583,7 @@ fn a_restore_cut_off_mid_write_says_how_far_it_got() {
         &py,
         json!({"nodes": 0, "security": "secure", "drop_on_write": true}),
     );
-    let s = Site::new();
-    let mut text = std::fs::read_to_string(s.config()).unwrap();
-    text.push_str(&opcua_device("scada", &plant.url(), ""));
-    text.push_str(&writable_spare("spare", &spare));
-    std::fs::write(s.config(), text).unwrap();
-    assert_eq!(s.run(&["collect", "scada"]).code, 0);
+    let s = plant_and_spare_collected(&plant, &spare);
     let r = s.run(&["restore", "scada", "--target", "spare"]);
     assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let all = format!("{}{}", r.stdout, r.stderr);
@@ -604,12 +605,7 @@ fn a_spare_whose_namespace_table_differs_is_refused_before_a_write() {
         &py,
         json!({"nodes": 0, "security": "secure", "extra_namespace": true}),
     );
-    let s = Site::new();
-    let mut text = std::fs::read_to_string(s.config()).unwrap();
-    text.push_str(&opcua_device("scada", &plant.url(), ""));
-    text.push_str(&writable_spare("spare", &spare));
-    std::fs::write(s.config(), text).unwrap();
-    assert_eq!(s.run(&["collect", "scada"]).code, 0);
+    let s = plant_and_spare_collected(&plant, &spare);
     let r = s.run(&["restore", "scada", "--target", "spare"]);
     assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let all = format!("{}{}", r.stdout, r.stderr);
