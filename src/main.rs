@@ -381,6 +381,13 @@ enum Command {
         #[arg(long, value_name = "ADDR:PORT")]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Write what the Debian package installs beside the binary into DIR: man pages, shell
+    /// completions and the starter config (used by src/deb/build.sh)
+    #[command(hide = true)]
+    Dist {
+        /// Where to write (created)
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -829,6 +836,13 @@ fn run(cli: &Cli, out: &Out) -> anyhow::Result<Outcome> {
             action: None,
             listen,
         } => serve::run(load()?, *listen, out),
+        Command::Dist { dir } => {
+            use clap::CommandFactory;
+            for path in ops::dist::write(Cli::command(), dir)? {
+                out.info(format!("wrote {}", path.display()));
+            }
+            Ok(Outcome::Clean)
+        }
         Command::Ls { device, snapshot } => {
             let cfg = load()?;
             ops::browse::ls(&cfg, &cfg.stored_device(device)?, snapshot, out)

@@ -93,12 +93,15 @@ export PLCVAULT_GARAGE="$GARAGE_ROOT/bin/garage"
 "$PLCVAULT_GARAGE" --version 2>/dev/null | head -1 || true
 rclone version 2>/dev/null | head -1 || true
 
+echo "   ($SECONDS s so far)"
 echo "== cargo fmt --check"
 cargo fmt --all --check
 
+echo "   ($SECONDS s so far)"
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+echo "   ($SECONDS s so far)"
 echo "== the vault crate stays synchronous and offline"
 forbidden=$(cargo tree -p vault -e normal --prefix none | awk '{print $1}' | grep -xE 'tokio|mio|socket2|clap|reqwest|hyper|tokio-modbus' | sort -u || true)
 if [ -n "$forbidden" ]; then
@@ -106,5 +109,7 @@ if [ -n "$forbidden" ]; then
   exit 1
 fi
 
+echo "   ($SECONDS s so far)"
 echo "== cargo test"
 cargo test --workspace --all-targets
+echo "== done in $((SECONDS / 60)) min $((SECONDS % 60)) s"

@@ -163,15 +163,50 @@ pub fn init(dir: &Path, approver: Option<(&str, &Path)>, out: &Out) -> Result<Ou
     }
     Vault::open_or_create(&dir.join("vault"))?;
     std::fs::create_dir_all(dir.join("state"))?;
-    let text = r#"# plcvault site config, written by `plcvault init`. Every key with its default is in
+    let text = site_config(
+        "# plcvault site config, written by `plcvault init`.",
+        "vault",
+        "state",
+    );
+    let text = match text.split_once("\n# Each approver's public key") {
+        Some((head, tail)) if !approver_trust.is_empty() => {
+            format!("{head}{approver_trust}\n# Each approver's public key{tail}")
+        }
+        _ => text.clone(),
+    };
+    std::fs::write(&cfg_path, text)?;
+    out.record(
+        "init",
+        &serde_json::json!({ "config": cfg_path, "public_key": key.public().to_hex() }),
+        || {
+            format!(
+                "created {}\n  config  {}\n  key     {} (public key fingerprint {})\n  vault   {}\n\
+                 next: add a [[device]] to the config, then run `plcvault --config {} collect --all`",
+                dir.display(),
+                cfg_path.display(),
+                dir.join("keys/collector.key").display(),
+                key.public().fingerprint(),
+                dir.join("vault").display(),
+                cfg_path.display()
+            )
+        },
+    );
+    Ok(Outcome::Clean)
+}
+
+/// A site's starter config: `init`'s (paths in the site's folder) and the Debian package's
+/// `/etc/plcvault/plcvault.toml` (the vault and state under /var/lib/plcvault).
+pub fn site_config(first_line: &str, vault: &str, state: &str) -> String {
+    format!(
+        r#"{first_line} Every key with its default is in
 # config.example.toml; this file is complete without it. Relative paths start here.
 [site]
 name = "my plant"              # what review pages and the report call the plant
 
 [vault]
-path = "vault"
+path = "{vault}"
 key = "keys/collector.key"     # this host's signing key (never an approver's)
-state = "state"                # what this host remembers of the log (keep it off the vault's disk)
+state = "{state}"                # what this host remembers of the log (keep it off the vault's disk)
 stale-after = "26h"            # verify reports a log older than this as stale
 
 [[trust]]
@@ -231,31 +266,8 @@ public-key = "keys/collector.key.pub"
 # name = "nightly"
 # cron = "0 2 * * *"
 # action = "collect"           # collect | drill
-"#;
-    let text = match text.split_once("\n# Each approver's public key") {
-        Some((head, tail)) if !approver_trust.is_empty() => {
-            format!("{head}{approver_trust}\n# Each approver's public key{tail}")
-        }
-        _ => text.to_string(),
-    };
-    std::fs::write(&cfg_path, text)?;
-    out.record(
-        "init",
-        &serde_json::json!({ "config": cfg_path, "public_key": key.public().to_hex() }),
-        || {
-            format!(
-                "created {}\n  config  {}\n  key     {} (public key fingerprint {})\n  vault   {}\n\
-                 next: add a [[device]] to the config, then run `plcvault --config {} collect --all`",
-                dir.display(),
-                cfg_path.display(),
-                dir.join("keys/collector.key").display(),
-                key.public().fingerprint(),
-                dir.join("vault").display(),
-                cfg_path.display()
-            )
-        },
-    );
-    Ok(Outcome::Clean)
+"#
+    )
 }
 
 pub fn config_check(cfg: &Config, out: &Out) -> Result<Outcome> {

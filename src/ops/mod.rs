@@ -7,6 +7,7 @@ pub mod collect;
 pub mod commands;
 pub mod demo;
 pub mod device;
+pub mod dist;
 pub mod drill;
 pub mod recover;
 pub mod remote;
