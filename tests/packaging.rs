@@ -216,6 +216,7 @@ fn the_package_installs_the_account_config_key_units_man_pages_and_completions()
         (r.join("var/lib/plcvault/vault"), 0o700),
         (r.join("var/lib/plcvault/state"), 0o700),
         (r.join("etc/plcvault/keys"), 0o700),
+        (r.join("etc/plcvault/keys/opcua"), 0o700),
         (key.clone(), 0o600),
     ] {
         let m = std::fs::metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
