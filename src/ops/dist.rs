@@ -10,13 +10,12 @@ use clap_complete::Shell;
 
 /// Writes `man/plcvault.1` and one page per subcommand (`plcvault-collect.1`, ...),
 /// `completions/{plcvault.bash,_plcvault,plcvault.fish}` and `plcvault.toml` into `out`.
-pub fn write(cmd: clap::Command, out: &Path) -> Result<Vec<std::path::PathBuf>> {
+pub fn write(mut cmd: clap::Command, out: &Path) -> Result<Vec<std::path::PathBuf>> {
     let man = out.join("man");
     let completions = out.join("completions");
     for d in [&man, &completions] {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
     }
-    let mut cmd = cmd;
     clap_mangen::generate_to(cmd.clone(), &man)
         .with_context(|| format!("cannot write the man pages into {}", man.display()))?;
     let mut written = Vec::new();
