@@ -24,7 +24,8 @@ use output::{Out, Outcome};
     after_help = "Exit codes: 0 all good; 1 findings (drift, damage, a failed drill); 3 a device could not be collected (unreachable, timed out, not read whole); 2 the command could not run (usage, config, I/O)."
 )]
 pub struct Cli {
-    /// Config file [default: $PLCVAULT_CONFIG, else ./plcvault.toml]
+    /// Config file [default: $PLCVAULT_CONFIG, else ./plcvault.toml, else
+    /// /etc/plcvault/plcvault.toml]
     #[arg(long, global = true, value_name = "PATH")]
     config: Option<PathBuf>,
     /// Write results as JSON Lines ({"type": ..., "data": {...}}) on stdout
@@ -239,7 +240,7 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// Apply the retention policy ([retention] keep-daily …): sign into the log which
+    /// Apply the retention policy ([retention] keep-daily ...): sign into the log which
     /// snapshots are no longer kept. Never forgets the newest (complete) snapshot, the
     /// baseline and the approved ones before it, a recently drilled snapshot, or anything
     /// since the baseline while a device drifts. Deletes nothing: see `prune`

@@ -164,6 +164,7 @@ fn the_package_installs_the_account_config_key_units_man_pages_and_completions()
         "./usr/share/zsh/vendor-completions/_plcvault",
         "./usr/share/fish/vendor_completions.d/plcvault.fish",
         "./usr/share/doc/plcvault/copyright",
+        "./usr/share/doc/plcvault/changelog.Debian.gz",
     ] {
         assert!(
             list.lines()
@@ -210,18 +211,23 @@ fn the_package_installs_the_account_config_key_units_man_pages_and_completions()
     assert_eq!(fields[5], "/var/lib/plcvault", "{account}");
     assert_eq!(fields[6], "/usr/sbin/nologin", "{account}");
     use std::os::unix::fs::MetadataExt;
+    let gid: u32 = fields[3].parse().unwrap();
     let key = r.join("etc/plcvault/keys/collector.key");
-    for (p, mode) in [
-        (r.join("var/lib/plcvault"), 0o700),
-        (r.join("var/lib/plcvault/vault"), 0o700),
-        (r.join("var/lib/plcvault/state"), 0o700),
-        (r.join("etc/plcvault/keys"), 0o700),
-        (r.join("etc/plcvault/keys/opcua"), 0o700),
-        (key.clone(), 0o600),
+    // What the service writes is the account's; the keys folder and the public key are
+    // root's (the account reads them, and cannot swap the trusted key); the private key
+    // the account's alone.
+    for (p, mode, owner, group) in [
+        (r.join("var/lib/plcvault"), 0o700, uid, gid),
+        (r.join("var/lib/plcvault/vault"), 0o700, uid, gid),
+        (r.join("var/lib/plcvault/state"), 0o700, uid, gid),
+        (r.join("etc/plcvault/keys"), 0o750, 0, gid),
+        (r.join("etc/plcvault/keys/opcua"), 0o700, uid, gid),
+        (key.clone(), 0o600, uid, gid),
+        (r.join("etc/plcvault/keys/collector.key.pub"), 0o644, 0, 0),
     ] {
         let m = std::fs::metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         assert_eq!(m.mode() & 0o777, mode, "{}", p.display());
-        assert_eq!(m.uid(), uid, "{} owned by plcvault", p.display());
+        assert_eq!((m.uid(), m.gid()), (owner, group), "{}", p.display());
     }
     let config = r.join("etc/plcvault/plcvault.toml");
     let text = std::fs::read_to_string(&config).unwrap();
@@ -251,6 +257,19 @@ fn the_package_installs_the_account_config_key_units_man_pages_and_completions()
         comp.display()
     )));
     assert!(listed.lines().any(|l| l == "collect"), "{listed}");
+    // The hidden packaging command is not offered.
+    let listed = run(Command::new("bash").arg("-c").arg(format!(
+        "source '{}' && COMP_WORDS=(plcvault di) COMP_CWORD=1 && _plcvault plcvault di plcvault && printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        comp.display()
+    )));
+    assert_eq!(listed.trim(), "diff", "{listed}");
+    // The man pages are plain ASCII roff (groff warns on anything else).
+    for e in std::fs::read_dir(r.join("usr/share/man/man1")).unwrap() {
+        let p = e.unwrap().path();
+        let text = Command::new("gzip").arg("-dc").arg(&p).output().unwrap();
+        assert!(text.status.success(), "{}", p.display());
+        assert!(text.stdout.is_ascii(), "{} is not ASCII", p.display());
+    }
     // A reinstall (an upgrade) keeps the key; a purge keeps the evidence.
     let before = std::fs::read(&key).unwrap();
     dpkg(&["-i", deb.to_str().unwrap()]);
@@ -259,8 +278,20 @@ fn the_package_installs_the_account_config_key_units_man_pages_and_completions()
         before,
         "the key was made again"
     );
+    // As `systemctl enable` leaves it: a purge takes the link away with the unit.
+    let wants = r.join("etc/systemd/system/timers.target.wants");
+    std::fs::create_dir_all(&wants).unwrap();
+    std::os::unix::fs::symlink(
+        "/usr/lib/systemd/system/plcvault-collect.timer",
+        wants.join("plcvault-collect.timer"),
+    )
+    .unwrap();
     let said = dpkg(&["--purge", "plcvault"]);
     assert!(said.contains("were kept"), "{said}");
+    assert!(
+        std::fs::symlink_metadata(wants.join("plcvault-collect.timer")).is_err(),
+        "the enable link dangles"
+    );
     assert!(!r.join("usr/bin/plcvault").exists());
     assert!(!config.exists(), "a purge removes the conffile");
     assert!(key.exists() && r.join("var/lib/plcvault/vault").is_dir());

@@ -181,6 +181,38 @@ fn the_demo_dashboard_shows_drift_timelines_and_diffs_and_an_integrity_failure()
         .status,
         200
     );
+    // The name checked is the name the request is for: one Host header, no user part,
+    // and an absolute-form target's own authority (which wins over the Host header).
+    // (curl sends one Host header whatever it is given: the duplicate goes raw.)
+    let addr = d.base.trim_start_matches("http://");
+    let mut raw = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(
+        &mut raw,
+        b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut raw, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(!answer.contains("plcvault_log_intact"));
+    for extra in [
+        vec!["-H", "Host: 127.0.0.1:80@evil.example"],
+        vec!["-H", "Host: localhost:http"],
+    ] {
+        let got = curl(&format!("{}/metrics", d.base), &extra);
+        assert_eq!(got.status, 400, "{extra:?}: {}", got.body);
+        assert!(!got.body.contains("plcvault_log_intact"));
+    }
+    let absolute = curl(
+        &format!("{}/metrics", d.base),
+        &[
+            "--request-target",
+            "http://evil.example/metrics",
+            "-H",
+            "Host: localhost",
+        ],
+    );
+    assert_eq!(absolute.status, 421, "{}", absolute.body);
     // A manifest damaged on disk (the log's incremental check does not read it again):
     // the page that needs it says so, as damage.
     let manifests = dir.path().join("demo/site/vault/manifests");
@@ -611,4 +643,58 @@ fn sigterm_stops_the_dashboard_even_with_a_client_that_never_finishes() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     drop(half);
+}
+
+#[test]
+fn half_sent_requests_are_closed_and_one_address_cannot_take_every_connection() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    let s = Site::new();
+    let d = Dashboard::start(&s.config(), "127.0.0.1:0");
+    let addr: std::net::SocketAddr = d.base.trim_start_matches("http://").parse().unwrap();
+    // 300 connections from 127.0.0.1, each with half a request: 256 are held, the rest
+    // closed at once.
+    let conns: Vec<TcpStream> = (0..300)
+        .map(|_| {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                .unwrap();
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let (mut held, mut refused) = (Vec::new(), 0);
+    for mut c in conns {
+        c.set_nonblocking(true).unwrap();
+        match c.read(&mut [0u8; 64]) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => held.push(c),
+            Ok(0) => refused += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => refused += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((held.len(), refused), (256, 44));
+    // Another address is still answered.
+    let other = curl(&format!("{}/", d.base), &["--interface", "127.0.0.2"]);
+    assert_eq!(other.status, 200, "{}", other.body);
+    assert!(other.body.contains("id=\"fleet\""));
+    // The half-sent requests are closed once their head is overdue (10 s), not kept.
+    let t0 = Instant::now();
+    for c in &mut held {
+        c.set_nonblocking(false).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = Vec::new();
+        let _ = c.read_to_end(&mut buf);
+        let answer = String::from_utf8_lossy(&buf);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "{answer}"
+        );
+    }
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    drop(held);
+    // And 127.0.0.1 is answered again.
+    let again = curl(&format!("{}/", d.base), &[]);
+    assert_eq!(again.status, 200, "{}", again.body);
 }

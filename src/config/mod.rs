@@ -667,11 +667,23 @@ fn absolute(p: &Path) -> PathBuf {
     out
 }
 
-/// Finds the config path: the flag, then `PLCVAULT_CONFIG`, then `./plcvault.toml`.
+/// Where the Debian package installs the site's config: used when neither the flag nor
+/// `PLCVAULT_CONFIG` names one and there is no `./plcvault.toml`.
+pub const SYSTEM_PATH: &str = "/etc/plcvault/plcvault.toml";
+
+/// Finds the config path: the flag, then `PLCVAULT_CONFIG`, then `./plcvault.toml`, then
+/// the packaged `/etc/plcvault/plcvault.toml` when that exists.
 pub fn locate(flag: Option<&Path>) -> PathBuf {
     flag.map(Path::to_owned)
         .or_else(|| std::env::var_os("PLCVAULT_CONFIG").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
+        .unwrap_or_else(|| {
+            let here = PathBuf::from(DEFAULT_PATH);
+            if !here.exists() && Path::new(SYSTEM_PATH).is_file() {
+                PathBuf::from(SYSTEM_PATH)
+            } else {
+                here
+            }
+        })
 }
 
 impl Config {

@@ -55,6 +55,22 @@ License: Apache-2.0
  On Debian systems the full text is in /usr/share/common-licenses/Apache-2.0.
 COPYRIGHT
 chmod 0644 "$doc/copyright"
+# Who built it: DEBFULLNAME and DEBEMAIL, as Debian's own tools take them.
+maintainer="${DEBFULLNAME:-plcvault maintainers} <${DEBEMAIL:-plcvault@localhost}>"
+# The changelog Debian asks for, dated by the tree's last commit (or SOURCE_DATE_EPOCH)
+# so that the same tree builds the same package.
+when=${SOURCE_DATE_EPOCH:-$(git -C "$top" log -1 --format=%ct 2>/dev/null || date +%s)}
+commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)
+cat >"$stage/changelog" <<CHANGELOG
+plcvault ($version-1) unstable; urgency=medium
+
+  * Built from the plcvault source tree at commit $commit; the changes are
+    in the project's history and README.
+
+ -- $maintainer  $(LC_ALL=C date -u -R -d "@$when")
+CHANGELOG
+gzip -9n <"$stage/changelog" >"$doc/changelog.Debian.gz"
+chmod 0644 "$doc/changelog.Debian.gz"
 for s in postinst prerm postrm; do install -m 0755 "$here/$s" "$root/DEBIAN/$s"; done
 echo /etc/plcvault/plcvault.toml >"$root/DEBIAN/conffiles"
 
@@ -74,7 +90,7 @@ cat >"$root/DEBIAN/control" <<CONTROL
 Package: plcvault
 Version: $version-1
 Architecture: $arch
-Maintainer: plcvault <plcvault@localhost>
+Maintainer: $maintainer
 Installed-Size: $(du -sk --exclude=DEBIAN "$root" | cut -f1)
 Depends: $depends
 Recommends: systemd

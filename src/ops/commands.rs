@@ -206,7 +206,8 @@ name = "my plant"              # what review pages and the report call the plant
 [vault]
 path = "{vault}"
 key = "keys/collector.key"     # this host's signing key (never an approver's)
-state = "{state}"                # what this host remembers of the log (keep it off the vault's disk)
+state = "{state}"                # what this host remembers of the log: never inside the vault's folder
+                               # or on the media the vault is carried or copied on (mount those at `path`)
 stale-after = "26h"            # verify reports a log older than this as stale
 
 [[trust]]

@@ -8,7 +8,8 @@
 
 mod pages;
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -33,10 +34,23 @@ const MAX_IN_FLIGHT: usize = 256;
 const REQUEST_TIME: Duration = Duration::from_secs(20);
 /// The longest URL taken (path and query).
 const MAX_URL: usize = 4096;
-/// How long a TLS handshake may take, and how many may run at once (more connections
-/// are closed at once rather than queued behind them).
+/// How long a TLS handshake may take.
 const HANDSHAKE_TIME: Duration = Duration::from_secs(5);
-const MAX_HANDSHAKES: usize = 1024;
+/// Connections held at once, and from one address; more are closed at once rather than
+/// queued, so a crowd of silent sockets cannot use up the process's files.
+/// Fewer when the process's file limit would not leave `SPARE_FILES` for reading the
+/// vault (see `connection_caps`).
+const MAX_CONNECTIONS: usize = 512;
+const MAX_PER_PEER: usize = 256;
+const SPARE_FILES: usize = 128;
+/// How long a request's head may take to arrive; it is also how long an idle kept-alive
+/// connection stays open (a client sending one byte now and then is closed after it).
+const HEADER_TIME: Duration = Duration::from_secs(10);
+/// The most a request's head may hold (hyper's buffer; its floor is 8 KiB).
+const MAX_HEAD: usize = 64 * 1024;
+/// The longest one connection lives: then it is closed once the request in flight is
+/// answered (or `REQUEST_TIME` and `STOP_GRACE` later, a client that does not read).
+const CONNECTION_TIME: Duration = Duration::from_secs(120);
 /// After SIGTERM, how long connections still open may finish.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// The report is built again at least this often, changed log or not.
@@ -100,10 +114,11 @@ impl Served {
     }
 }
 
-/// A cheap summary of the log's files (names, sizes, modification times): any write,
-/// append or tampering changes it.
+/// A cheap summary of the log's files (names, sizes, modification and change times,
+/// inodes): any write, append, replacement or tampering changes it.
 fn log_fingerprint(vault: &Path) -> u64 {
     use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     let mut stack = vec![vault.join("log"), vault.join("tlog")];
     while let Some(dir) = stack.pop() {
@@ -122,6 +137,9 @@ fn log_fingerprint(vault: &Path) -> u64 {
             e.path().hash(&mut h);
             m.len().hash(&mut h);
             m.modified().ok().hash(&mut h);
+            // The change time and inode too: an edit that puts size and modification time
+            // back (`touch -r`) still moves the change time, which no caller can set.
+            (m.ino(), m.ctime(), m.ctime_nsec()).hash(&mut h);
         }
     }
     h.finish()
@@ -164,8 +182,8 @@ pub fn run(cfg: Config, listen: Option<SocketAddr>, out: &Out) -> Result<Outcome
             "plcvault dashboard on {scheme}://{bound}/ (read-only; stop with Ctrl-C)"
         ));
         let app = router(served);
-        let (stopped_tx, mut stopped) = tokio::sync::watch::channel(false);
-        let stop = async move {
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                     .expect("a SIGTERM handler");
@@ -173,29 +191,11 @@ pub fn run(cfg: Config, listen: Option<SocketAddr>, out: &Out) -> Result<Outcome
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
-            let _ = stopped_tx.send(true);
-        };
-        let serving = async {
-            match tls {
-                None => axum::serve(listener, app)
-                    .with_graceful_shutdown(stop)
-                    .await
-                    .context("the dashboard stopped"),
-                Some(tls) => axum::serve(TlsListener::new(listener, tls), app)
-                    .with_graceful_shutdown(stop)
-                    .await
-                    .context("the dashboard stopped"),
-            }
-        };
-        // Stopped: connections still open get a few seconds, not forever.
-        let grace = async {
-            let _ = stopped.wait_for(|s| *s).await;
-            tokio::time::sleep(STOP_GRACE).await;
-        };
-        tokio::select! {
-            r = serving => r?,
-            _ = grace => {}
-        }
+            let _ = stop_tx.send(true);
+            // Held until the process ends: a dropped sender would read as "stopped" too.
+            std::future::pending::<()>().await;
+        });
+        accept_loop(listener, tls, app, stop).await;
         Ok::<_, anyhow::Error>(())
     })??;
     Ok(Outcome::Clean)
@@ -249,7 +249,9 @@ async fn guard(State(s): State<Arc<Served>>, req: Request, next: Next) -> Respon
         pages::error(StatusCode::PAYLOAD_TOO_LARGE, "requests carry no body here")
     } else if req.uri().to_string().len() > MAX_URL {
         pages::error(StatusCode::URI_TOO_LONG, "the address is too long")
-    } else if s.tokens.is_empty() && !local_host(&req) {
+    } else if let Err(why) = request_host(&req) {
+        pages::error(StatusCode::BAD_REQUEST, why)
+    } else if s.tokens.is_empty() && !request_host(&req).is_ok_and(is_loopback_name) {
         // Without tokens only this host's own names are answered: a page elsewhere whose
         // name an attacker points at 127.0.0.1 (DNS rebinding) gets nothing.
         pages::error(
@@ -298,23 +300,53 @@ async fn guard(State(s): State<Arc<Served>>, req: Request, next: Next) -> Respon
     resp
 }
 
-/// Whether the request names this host by a loopback name (the Host header, or the
-/// authority of an HTTP/2 request).
-fn local_host(req: &Request) -> bool {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .unwrap_or("");
-    let name = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+/// The host name the request is addressed to, without its port: the authority of an
+/// absolute-form target, which wins over the Host header (RFC 9112 3.2.2), or the one Host
+/// header. More than one Host header, user information or a port that is not a number is
+/// a bad request (RFC 9112 3.2), so that the name checked is the name a proxy or browser
+/// saw.
+fn request_host(req: &Request) -> Result<Option<&str>, &'static str> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let header = hosts.next();
+    if hosts.next().is_some() {
+        return Err("more than one Host header");
+    }
+    let authority = match req.uri().authority() {
+        Some(a) => a.as_str(),
+        None => match header {
+            Some(h) => h.to_str().map_err(|_| "the Host header is not text")?,
+            None => return Ok(None),
+        },
     };
-    matches!(
-        name.to_ascii_lowercase().as_str(),
-        "localhost" | "127.0.0.1" | "::1"
-    )
+    let (name, port) = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').ok_or("an unclosed [ in the host")?,
+        None => match authority.find(':') {
+            Some(i) => (&authority[..i], &authority[i..]),
+            None => (authority, ""),
+        },
+    };
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|p| {
+            !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+        });
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
+    if !port_ok || !name_ok {
+        return Err("the Host is not a host name and port");
+    }
+    Ok(Some(name))
+}
+
+/// Whether the name is this host's own: localhost, 127.0.0.1 or ::1.
+fn is_loopback_name(name: Option<&str>) -> bool {
+    name.is_some_and(|n| {
+        matches!(
+            n.to_ascii_lowercase().as_str(),
+            "localhost" | "127.0.0.1" | "::1"
+        )
+    })
 }
 
 /// Whether the request's bearer token hashes to one of the configured ones.
@@ -363,59 +395,137 @@ fn tls_config(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
 
-/// TCP connections, each handshaken in its own task (a slow client holds up no one),
-/// handed to axum once TLS is up.
-struct TlsListener {
-    rx: tokio::sync::mpsc::Receiver<(
-        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
-        SocketAddr,
-    )>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    fn new(listener: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor) -> Self {
-        let local = listener.local_addr().expect("bound");
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, peer)) = listener.accept().await else {
+/// Accepts until stopped, each connection in its own task under the caps; then gives the
+/// connections still open `STOP_GRACE` to finish.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    app: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let (max_conns, max_per_peer) = connection_caps();
+    let conns = Arc::new(tokio::sync::Semaphore::new(max_conns));
+    let peers = Arc::new(std::sync::Mutex::new(HashMap::new()));
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                // Out of files or the like: wait a little rather than spin.
+                Err(_) => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
-                };
-                // Never wait for a slot: a crowd of silent sockets must not hold up the
-                // accepting of everyone after them.
-                let Ok(permit) = handshakes.clone().try_acquire_owned() else {
-                    drop(tcp);
-                    continue;
-                };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    if let Ok(Ok(tls)) =
-                        tokio::time::timeout(HANDSHAKE_TIME, acceptor.accept(tcp)).await
+                }
+            },
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        // Never wait for a slot: closed at once, so the accepting goes on.
+        let Ok(permit) = conns.clone().try_acquire_owned() else {
+            continue;
+        };
+        let Some(slot) = PeerSlot::take(&peers, peer.ip(), max_per_peer) else {
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let (tls, app, stop) = (tls.clone(), app.clone(), stop.clone());
+        tokio::spawn(async move {
+            let _held = (permit, slot);
+            match tls {
+                None => connection(tcp, app, stop).await,
+                Some(tls) => {
+                    if let Ok(Ok(io)) = tokio::time::timeout(HANDSHAKE_TIME, tls.accept(tcp)).await
                     {
-                        let _ = tx.send((tls, peer)).await;
+                        connection(io, app, stop).await;
                     }
-                });
+                }
             }
         });
-        TlsListener { rx, local }
+    }
+    let _ = tokio::time::timeout(STOP_GRACE, conns.acquire_many(max_conns as u32)).await;
+}
+
+/// The connections held at once, and from one address: `MAX_CONNECTIONS` and
+/// `MAX_PER_PEER`, or fewer when the file limit is low. The soft limit is raised first,
+/// as far as the hard limit allows (the packaged unit sets `LimitNOFILE` instead).
+fn connection_caps() -> (usize, usize) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    let want = (MAX_CONNECTIONS + SPARE_FILES) as u64;
+    if let Some(soft) = limit.current
+        && soft < want
+    {
+        let raised = limit.maximum.map_or(want, |hard| hard.min(want));
+        let new = Rlimit {
+            current: Some(raised),
+            maximum: limit.maximum,
+        };
+        if setrlimit(Resource::Nofile, new).is_ok() {
+            limit.current = Some(raised);
+        }
+    }
+    // None is no limit at all.
+    let files = limit.current.map_or(usize::MAX, |n| n as usize);
+    let conns = files.saturating_sub(SPARE_FILES).clamp(8, MAX_CONNECTIONS);
+    (conns, MAX_PER_PEER.min(conns / 2).max(1))
+}
+
+/// One connection: HTTP/1.1 with a header-read timeout and a lifetime, closed gracefully
+/// when the dashboard stops.
+async fn connection<I>(io: I, app: Router, mut stop: tokio::sync::watch::Receiver<bool>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIME)
+        .max_buf_size(MAX_HEAD);
+    let conn = http.serve_connection(
+        hyper_util::rt::TokioIo::new(io),
+        hyper_util::service::TowerToHyperService::new(app),
+    );
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = stop.wait_for(|s| *s) => {}
+        _ = tokio::time::sleep(CONNECTION_TIME) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(REQUEST_TIME + STOP_GRACE, conn).await;
+}
+
+/// A connection counted against its peer's address, uncounted when dropped.
+struct PeerSlot {
+    peers: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl PeerSlot {
+    fn take(
+        peers: &Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+        ip: IpAddr,
+        max: usize,
+    ) -> Option<Self> {
+        let mut held = peers.lock().unwrap_or_else(|e| e.into_inner());
+        let n = held.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            peers: peers.clone(),
+            ip,
+        })
     }
 }
 
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-    type Addr = SocketAddr;
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(c) => c,
-            None => std::future::pending().await,
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut held = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.ip);
+            }
         }
-    }
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
     }
 }
 
