@@ -698,3 +698,145 @@ fn half_sent_requests_are_closed_and_one_address_cannot_take_every_connection() 
     let again = curl(&format!("{}/", d.base), &[]);
     assert_eq!(again.status, 200, "{}", again.body);
 }
+
+/// Runs openssl with `args` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (installed by the test command)");
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A CA in `dir` (NAME.crt, NAME.key) and a client certificate it signs (NAME-client.*).
+fn client_ca(dir: &Path, name: &str) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let (crt, key) = (format!("{name}.crt"), format!("{name}.key"));
+    let mut ca = vec!["req", "-x509", "-days", "2", "-subj"];
+    let subj = format!("/CN={name} CA");
+    ca.extend([subj.as_str(), "-keyout", &key, "-out", &crt]);
+    ca.extend(ec);
+    openssl(dir, &ca);
+    let (ccsr, ckey, ccrt) = (
+        format!("{name}-client.csr"),
+        format!("{name}-client.key"),
+        format!("{name}-client.crt"),
+    );
+    let mut req = vec![
+        "req",
+        "-new",
+        "-subj",
+        "/CN=shift engineer",
+        "-keyout",
+        &ckey,
+        "-out",
+        &ccsr,
+    ];
+    req.extend(ec);
+    openssl(dir, &req);
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage = clientAuth\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &ccsr,
+            "-CA",
+            &crt,
+            "-CAkey",
+            &key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+            "-out",
+            &ccrt,
+        ],
+    );
+}
+
+#[test]
+fn a_client_certificate_from_the_configured_ca_is_a_login() {
+    let s = Site::new();
+    let base = std::fs::read_to_string(s.config()).unwrap();
+    let (cert, key) = self_signed(&s);
+    // In the site's folder, where the config's relative paths start.
+    let site = s.path("site");
+    client_ca(&site, "plant");
+    client_ca(&site, "other");
+    // client-ca without TLS is refused when the config is read.
+    std::fs::write(
+        s.config(),
+        format!("{base}\n[serve]\nclient-ca = \"plant.crt\"\n"),
+    )
+    .unwrap();
+    let r = s.run(&["serve"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("`client-ca` needs TLS"), "{}", r.stderr);
+    // With TLS and the CA, and no tokens: a certificate is the login, on any name.
+    std::fs::write(
+        s.config(),
+        format!(
+            "{base}\n[serve]\nlisten = \"0.0.0.0:0\"\ntls-certificate = \"{}\"\ntls-key = \"{}\"\nclient-ca = \"plant.crt\"\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let d = Dashboard::start(&s.config(), "0.0.0.0:0");
+    let url = d.base.replace("0.0.0.0", "127.0.0.1") + "/";
+    let dir = site.display().to_string();
+    let with = |name: &str| {
+        curl(
+            &url,
+            &[
+                "--cert",
+                &format!("{dir}/{name}-client.crt"),
+                "--key",
+                &format!("{dir}/{name}-client.key"),
+                "-H",
+                "Host: plc-backup.example",
+            ],
+        )
+    };
+    let ok = with("plant");
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert!(ok.body.contains("id=\"fleet\""), "{}", ok.body);
+    // No certificate, or one from another CA: no handshake, no page.
+    assert_eq!(curl(&url, &[]).status, 0);
+    assert_eq!(with("other").status, 0);
+    // With tokens as well, both are needed: the certificate alone is a 401.
+    drop(d);
+    let t = s.run(&["--json", "serve", "token"]);
+    let line = t.records("serve-token")[0]["config"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = std::fs::read_to_string(s.config()).unwrap();
+    std::fs::write(s.config(), format!("{text}tokens = [\"{line}\"]\n")).unwrap();
+    let d = Dashboard::start(&s.config(), "0.0.0.0:0");
+    let url = d.base.replace("0.0.0.0", "127.0.0.1") + "/";
+    let cert_only = curl(
+        &url,
+        &[
+            "--cert",
+            &format!("{dir}/plant-client.crt"),
+            "--key",
+            &format!("{dir}/plant-client.key"),
+        ],
+    );
+    assert_eq!(cert_only.status, 401, "{}", cert_only.body);
+}

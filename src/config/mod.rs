@@ -55,6 +55,7 @@ struct RawServe {
     tls_certificate: Option<Spanned<String>>,
     tls_key: Option<Spanned<String>>,
     tokens: Option<Spanned<Vec<String>>>,
+    client_ca: Option<Spanned<String>>,
 }
 
 /// The dashboard's settings, validated.
@@ -66,6 +67,9 @@ pub struct ServeConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// SHA-256 of each accepted bearer token.
     pub tokens: Vec<[u8; 32]>,
+    /// The CA (PEM) whose client certificates are a login; with it every TLS client must
+    /// present one.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// Where `serve` listens unless told.
@@ -1156,10 +1160,19 @@ impl Config {
                     ),
                 }
             }
+            let client_ca = match &r.client_ca {
+                None => None,
+                Some(c) if tls.is_none() => bail!(
+                    "{}: [serve] key `client-ca` needs TLS\nfix: set tls-certificate and tls-key too",
+                    loc.at(c)
+                ),
+                Some(c) => Some(resolve(c.get_ref())),
+            };
             ServeConfig {
                 listen,
                 tls,
                 tokens,
+                client_ca,
             }
         };
         Ok(Config {

@@ -4,7 +4,8 @@
 //! offers nothing that changes the vault or a device: GET and HEAD only. The log is
 //! verified as `verify` does (incrementally) whenever the log's files change, and at least
 //! every minute; a failure shows on every page. On loopback it answers anyone on this host;
-//! on any other address it needs TLS and a bearer token (stored as a SHA-256 in the config).
+//! on any other address it needs TLS and a login: a bearer token (stored as a SHA-256 in
+//! the config) or a client certificate from the configured CA, or both.
 
 mod pages;
 
@@ -74,6 +75,8 @@ pub struct Served {
     cache: tokio::sync::Mutex<Option<Arc<Built>>>,
     slots: tokio::sync::Semaphore,
     tokens: Vec<[u8; 32]>,
+    /// Names other than this host's own are answered (tokens or client certificates set).
+    any_name: bool,
 }
 
 impl Served {
@@ -151,7 +154,7 @@ fn log_fingerprint(vault: &Path) -> u64 {
 pub fn run(cfg: Config, listen: Option<SocketAddr>, out: &Out) -> Result<Outcome> {
     let addr = listen.unwrap_or(cfg.serve.listen);
     let tls = match &cfg.serve.tls {
-        Some((cert, key)) => Some(tls_config(cert, key)?),
+        Some((cert, key)) => Some(tls_config(cert, key, cfg.serve.client_ca.as_deref())?),
         None => None,
     };
     if !addr.ip().is_loopback() {
@@ -160,14 +163,16 @@ pub fn run(cfg: Config, listen: Option<SocketAddr>, out: &Out) -> Result<Outcome
                 "serve on {addr}, not a loopback address, needs TLS: the pages name every device and its state\nfix: set [serve] tls-certificate and tls-key (PEM), or listen on 127.0.0.1"
             );
         }
-        if cfg.serve.tokens.is_empty() {
+        if cfg.serve.tokens.is_empty() && cfg.serve.client_ca.is_none() {
             bail!(
-                "serve on {addr}, not a loopback address, needs authentication\nfix: run `plcvault serve token`, put the line it prints under [serve] tokens, and give the token to who may look"
+                "serve on {addr}, not a loopback address, needs authentication\nfix: run `plcvault serve token`, put the line it prints under [serve] tokens, and give the token to who may look; or set [serve] client-ca to the CA whose client certificates may look"
             );
         }
     }
     let served = Arc::new(Served {
         tokens: cfg.serve.tokens.clone(),
+        // With client certificates every connection proved who it is in the handshake.
+        any_name: !cfg.serve.tokens.is_empty() || cfg.serve.client_ca.is_some(),
         cfg,
         cache: tokio::sync::Mutex::new(None),
         slots: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
@@ -251,12 +256,12 @@ async fn guard(State(s): State<Arc<Served>>, req: Request, next: Next) -> Respon
         pages::error(StatusCode::URI_TOO_LONG, "the address is too long")
     } else if let Err(why) = request_host(&req) {
         pages::error(StatusCode::BAD_REQUEST, why)
-    } else if s.tokens.is_empty() && !request_host(&req).is_ok_and(is_loopback_name) {
-        // Without tokens only this host's own names are answered: a page elsewhere whose
+    } else if !s.any_name && !request_host(&req).is_ok_and(is_loopback_name) {
+        // Without a login only this host's own names are answered: a page elsewhere whose
         // name an attacker points at 127.0.0.1 (DNS rebinding) gets nothing.
         pages::error(
             StatusCode::MISDIRECTED_REQUEST,
-            "this dashboard answers only as localhost, 127.0.0.1 or [::1]; set [serve] tokens to serve other names",
+            "this dashboard answers only as localhost, 127.0.0.1 or [::1]; set [serve] tokens or client-ca to serve other names",
         )
     } else if !s.tokens.is_empty() && !authorized(&s.tokens, &req) {
         let mut r = pages::error(
@@ -368,7 +373,13 @@ fn authorized(tokens: &[[u8; 32]], req: &Request) -> bool {
     tokens.iter().fold(false, |ok, t| ok | (*t == h))
 }
 
-fn tls_config(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
+/// The TLS identity, and with `client_ca` the client certificates it demands: a chain to
+/// that CA, valid now, for client authentication (webpki's checks), or no handshake.
+fn tls_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<tokio_rustls::TlsAcceptor> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let chain = CertificateDer::pem_file_iter(cert)
@@ -386,10 +397,38 @@ fn tls_config(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
         )
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .context("TLS versions")?
-        .with_no_client_auth()
+        .context("TLS versions")?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let fix = "fix: give the CA certificate(s) that sign the dashboard's client certificates, as PEM";
+            let mut roots = rustls::RootCertStore::empty();
+            let cas = CertificateDer::pem_file_iter(ca)
+                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| anyhow::anyhow!("[serve] client-ca {}: {e}\n{fix}", ca.display()))?;
+            if cas.is_empty() {
+                bail!(
+                    "[serve] client-ca {}: no certificate in it\n{fix}",
+                    ca.display()
+                );
+            }
+            for c in cas {
+                roots.add(c).map_err(|e| {
+                    anyhow::anyhow!("[serve] client-ca {}: {e}\n{fix}", ca.display())
+                })?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| anyhow::anyhow!("[serve] client-ca {}: {e}\n{fix}", ca.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let cfg = builder
         .with_single_cert(chain, key)
         .context("[serve] tls-certificate and tls-key do not make a TLS identity")?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
