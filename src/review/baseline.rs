@@ -531,25 +531,24 @@ pub fn diff(
     Ok(outcome)
 }
 
-/// What every device's comparison in one `diff` reads.
 /// One device's change-review page: `snapshot` (default the newest) against the
 /// baseline or a snapshot id, as `diff --html` writes it; for the dashboard.
 ///
 /// Fails when the vault cannot be read or the snapshots are not there.
 pub fn review_page(
     cfg: &Config,
+    history: &History,
     dev: &DeviceConfig,
     snapshot: Option<&str>,
     against: &str,
 ) -> Result<String> {
     let vault = cfg.vault_for_reading()?;
-    let history = cfg.history(&vault)?;
-    let (index, _) = Index::load_reading(&vault, &history);
+    let (index, _) = Index::load_reading(&vault, history);
     let head_doubt = cfg.head_doubt(&vault);
     let ctx = DiffContext {
         cfg,
         vault: &vault,
-        history: &history,
+        history,
         index: &index,
         head_doubt: head_doubt.as_deref(),
     };
@@ -558,6 +557,7 @@ pub fn review_page(
     Ok(crate::review::html::render_html(&title, &[r], &[]))
 }
 
+/// What every device's comparison in one `diff` reads.
 struct DiffContext<'a> {
     cfg: &'a Config,
     vault: &'a Vault,

@@ -143,6 +143,12 @@ fn write_textfile(path: &Path, text: &str) -> Result<()> {
 ///
 /// Fails when the vault cannot be read.
 pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
+    build_with_history(cfg, now).map(|(report, _)| report)
+}
+
+/// `build`, and the history the report was read from (the dashboard draws its pages from
+/// both: a page never shows a newer reading of the log than the verification above it).
+pub fn build_with_history(cfg: &Config, now: SystemTime) -> Result<(Report, vault::History)> {
     let vault = cfg.vault_for_reading()?;
     // Verify first: its own reading of the log is dropped before this one is made, so a
     // long log is held once, not twice.
@@ -360,17 +366,17 @@ pub fn build(cfg: &Config, now: SystemTime) -> Result<Report> {
             Vec::new()
         },
     };
-    Ok(Report {
+    let report = Report {
         offline,
         site: cfg.site.clone(),
         generated: humantime::format_rfc3339_seconds(now).to_string(),
         vault: vault.root().display().to_string(),
         backup_max_age_seconds: cfg.report.backup_max_age.as_secs(),
-
         drill_max_age_seconds: cfg.report.drill_max_age.as_secs(),
         log,
         devices,
-    })
+    };
+    Ok((report, history))
 }
 
 fn human_age(secs: Option<u64>) -> String {

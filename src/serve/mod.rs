@@ -95,12 +95,7 @@ impl Served {
         }
         let me = self.clone();
         let (report, history) = tokio::task::spawn_blocking(move || {
-            let report = crate::review::report::build(&me.cfg, SystemTime::now())?;
-            // The history the pages draw from, read with the report: a page never shows
-            // a newer reading of the log than the verification above it.
-            let vault = me.cfg.vault_for_reading()?;
-            let history = me.cfg.history(&vault)?;
-            Ok::<_, anyhow::Error>((report, history))
+            crate::review::report::build_with_history(&me.cfg, SystemTime::now())
         })
         .await
         .map_err(|e| e.to_string())?

@@ -464,11 +464,13 @@ pub async fn diff(s: Shared, name: Name, q: Q<DiffQuery>) -> Response {
             "no device of that name in the config",
         );
     };
-    let me = s.clone();
+    let (me, built) = (s.clone(), b.clone());
     let q = q.0;
     let page_html = tokio::task::spawn_blocking(move || {
+        // From the history the banner above it verified, not a newer reading.
         crate::review::baseline::review_page(
             &me.cfg,
+            &built.history,
             &dev,
             q.snapshot.as_deref().filter(|x| !x.is_empty()),
             q.against

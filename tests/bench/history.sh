@@ -23,19 +23,9 @@ work=${1:-/tmp/plcvault-history}
 devices=${DEVICES:-1000}
 nights=${NIGHTS:-1000}
 command -v /usr/bin/time >/dev/null || { echo "needs GNU time: apt-get install time" >&2; exit 2; }
-cargo build --release --quiet
-cargo build --release --quiet -p vault --example history_gen
-bin=$root/target/release/plcvault
-gen=$root/target/release/examples/history_gen
-rm -rf "$work" && mkdir -p "$work"
-site=$work/site
-"$bin" init "$site" >/dev/null
-cfg=$site/plcvault.toml
-for i in $(seq -f "%04g" 1 "$devices"); do
-  mkdir -p "$work/plant/d$i"
-  printf 'NETWORK 1\n A I 0.%s\n = Q 4.0\n' "$i" >"$work/plant/d$i/OB1.awl"
-  printf '\n[[device]]\nname = "d%s"\nadapter = "files"\npath = "%s"\n' "$i" "$work/plant/d$i" >>"$cfg"
-done
+# shellcheck source=tests/bench/files_site_lib.sh
+. "$root/tests/bench/files_site_lib.sh"
+files_site
 pv=("$bin" --config "$cfg")
 peak=0
 # measure LABEL CMD...: wall seconds and peak RSS of one run.

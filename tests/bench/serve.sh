@@ -18,20 +18,10 @@ work=${1:-/tmp/plcvault-serve}
 devices=${DEVICES:-1000}
 nights=${NIGHTS:-100}
 port=${PORT:-18420}
-cargo build --release --quiet
-cargo build --release --quiet -p vault --example history_gen
-bin=$root/target/release/plcvault
-gen=$root/target/release/examples/history_gen
-rm -rf "$work" && mkdir -p "$work"
-site=$work/site
-"$bin" init "$site" >/dev/null
-cfg=$site/plcvault.toml
+# shellcheck source=tests/bench/files_site_lib.sh
+. "$root/tests/bench/files_site_lib.sh"
+files_site
 printf '\n[serve]\nlisten = "127.0.0.1:%s"\n' "$port" >>"$cfg"
-for i in $(seq -f "%04g" 1 "$devices"); do
-  mkdir -p "$work/plant/d$i"
-  printf 'NETWORK 1\n A I 0.%s\n = Q 4.0\n' "$i" >"$work/plant/d$i/OB1.awl"
-  printf '\n[[device]]\nname = "d%s"\nadapter = "files"\npath = "%s"\ntags = ["line%s"]\n' "$i" "$work/plant/d$i" "$(( 10#$i % 10 ))" >>"$cfg"
-done
 pv=("$bin" -q --config "$cfg")
 "${pv[@]}" collect --all >/dev/null
 "$gen" "$site/vault" "$site/keys/collector.key" "$nights" >/dev/null
