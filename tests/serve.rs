@@ -713,25 +713,32 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+const EC: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+];
+
 /// A CA in `dir` (NAME.crt, NAME.key) and a client certificate it signs (NAME-client.*).
 fn client_ca(dir: &Path, name: &str) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
     let (crt, key) = (format!("{name}.crt"), format!("{name}.key"));
     let mut ca = vec!["req", "-x509", "-days", "2", "-subj"];
     let subj = format!("/CN={name} CA");
     ca.extend([subj.as_str(), "-keyout", &key, "-out", &crt]);
-    ca.extend(ec);
+    ca.extend(EC);
     openssl(dir, &ca);
+    client_cert(dir, name, &format!("{name}-client"));
+}
+
+/// A client certificate CLIENT.crt (and .key) signed by the CA NAME in `dir`.
+fn client_cert(dir: &Path, name: &str, client: &str) {
+    let (crt, key) = (format!("{name}.crt"), format!("{name}.key"));
     let (ccsr, ckey, ccrt) = (
-        format!("{name}-client.csr"),
-        format!("{name}-client.key"),
-        format!("{name}-client.crt"),
+        format!("{client}.csr"),
+        format!("{client}.key"),
+        format!("{client}.crt"),
     );
     let mut req = vec![
         "req",
@@ -743,7 +750,7 @@ fn client_ca(dir: &Path, name: &str) {
         "-out",
         &ccsr,
     ];
-    req.extend(ec);
+    req.extend(EC);
     openssl(dir, &req);
     std::fs::write(dir.join("client.ext"), "extendedKeyUsage = clientAuth\n").unwrap();
     openssl(
@@ -766,6 +773,20 @@ fn client_ca(dir: &Path, name: &str) {
             &ccrt,
         ],
     );
+}
+
+/// curl over TLS to `url` with the client certificate NAME.crt (and .key) in `dir`.
+fn with_cert(url: &str, dir: &Path, name: &str) -> Got {
+    let dir = dir.display();
+    curl(
+        url,
+        &[
+            "--cert",
+            &format!("{dir}/{name}.crt"),
+            "--key",
+            &format!("{dir}/{name}.key"),
+        ],
+    )
 }
 
 #[test]
@@ -839,4 +860,83 @@ fn a_client_certificate_from_the_configured_ca_is_a_login() {
         ],
     );
     assert_eq!(cert_only.status, 401, "{}", cert_only.body);
+}
+
+#[test]
+fn a_client_certificate_revoked_in_the_crl_is_refused_from_the_next_connection_on() {
+    let s = Site::new();
+    let base = std::fs::read_to_string(s.config()).unwrap();
+    let (cert, key) = self_signed(&s);
+    let site = s.path("site");
+    client_ca(&site, "plant");
+    client_cert(&site, "plant", "second");
+    // The CA's own books, as `openssl ca` keeps them, and its first list: nothing revoked.
+    std::fs::write(site.join("index.txt"), "").unwrap();
+    std::fs::write(site.join("crlnumber"), "01\n").unwrap();
+    std::fs::write(
+        site.join("ca.cnf"),
+        "[ca]\ndefault_ca = plant\n[plant]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 2\ncertificate = plant.crt\nprivate_key = plant.key\n",
+    )
+    .unwrap();
+    let gencrl = |out: &str| openssl(&site, &["ca", "-config", "ca.cnf", "-gencrl", "-out", out]);
+    gencrl("plant.crl");
+    let tls = format!(
+        "{base}\n[serve]\nlisten = \"0.0.0.0:0\"\ntls-certificate = \"{}\"\ntls-key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    // A CRL without the CA it speaks for is refused when the config is read.
+    std::fs::write(s.config(), format!("{tls}client-crl = \"plant.crl\"\n")).unwrap();
+    let r = s.run(&["serve"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("`client-crl` needs `client-ca`"),
+        "{}",
+        r.stderr
+    );
+    // A file that is no CRL stops the start, saying what to give.
+    std::fs::write(site.join("junk.crl"), "not a list\n").unwrap();
+    std::fs::write(
+        s.config(),
+        format!("{tls}client-ca = \"plant.crt\"\nclient-crl = \"junk.crl\"\n"),
+    )
+    .unwrap();
+    let r = s.run(&["serve"]);
+    assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("no revocation list in it"),
+        "{}",
+        r.stderr
+    );
+    std::fs::write(
+        s.config(),
+        format!("{tls}client-ca = \"plant.crt\"\nclient-crl = \"plant.crl\"\n"),
+    )
+    .unwrap();
+    let d = Dashboard::start(&s.config(), "0.0.0.0:0");
+    let url = d.base.replace("0.0.0.0", "127.0.0.1") + "/";
+    assert_eq!(with_cert(&url, &site, "plant-client").status, 200);
+    assert_eq!(with_cert(&url, &site, "second").status, 200);
+    // The second certificate is revoked and the list published: refused at the handshake
+    // from the next connection on, without a restart; the first is still a login.
+    openssl(&site, &["ca", "-config", "ca.cnf", "-revoke", "second.crt"]);
+    gencrl("plant.crl");
+    assert_eq!(with_cert(&url, &site, "second").status, 0);
+    assert_eq!(with_cert(&url, &site, "plant-client").status, 200);
+    // A list that is past its next update is refused for everyone (it may miss a
+    // revocation), as is a list file broken while serving.
+    let o = Command::new("faketime")
+        .args(["-f", "-3d", "openssl", "ca", "-config", "ca.cnf", "-gencrl"])
+        .args(["-crldays", "1", "-out", "plant.crl"])
+        .current_dir(&site)
+        .output()
+        .expect("faketime (installed by the test command)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(with_cert(&url, &site, "plant-client").status, 0);
+    std::fs::write(site.join("plant.crl"), "half a list").unwrap();
+    assert_eq!(with_cert(&url, &site, "plant-client").status, 0);
+    // A current list again: back in, and the revoked one still out.
+    gencrl("plant.crl");
+    assert_eq!(with_cert(&url, &site, "plant-client").status, 200);
+    assert_eq!(with_cert(&url, &site, "second").status, 0);
 }

@@ -56,6 +56,7 @@ struct RawServe {
     tls_key: Option<Spanned<String>>,
     tokens: Option<Spanned<Vec<String>>>,
     client_ca: Option<Spanned<String>>,
+    client_crl: Option<Spanned<String>>,
 }
 
 /// The dashboard's settings, validated.
@@ -70,6 +71,8 @@ pub struct ServeConfig {
     /// The CA (PEM) whose client certificates are a login; with it every TLS client must
     /// present one.
     pub client_ca: Option<PathBuf>,
+    /// The CA's revocation lists (PEM); read again whenever the file changes.
+    pub client_crl: Option<PathBuf>,
 }
 
 /// Where `serve` listens unless told.
@@ -1168,11 +1171,20 @@ impl Config {
                 ),
                 Some(c) => Some(resolve(c.get_ref())),
             };
+            let client_crl = match &r.client_crl {
+                None => None,
+                Some(c) if client_ca.is_none() => bail!(
+                    "{}: [serve] key `client-crl` needs `client-ca`: it revokes that CA's client certificates\nfix: set client-ca too, or remove client-crl",
+                    loc.at(c)
+                ),
+                Some(c) => Some(resolve(c.get_ref())),
+            };
             ServeConfig {
                 listen,
                 tls,
                 tokens,
                 client_ca,
+                client_crl,
             }
         };
         Ok(Config {

@@ -148,10 +148,7 @@ fn log_fingerprint(vault: &Path) -> u64 {
 /// Fails when the address cannot be bound, or a non-loopback address lacks TLS or tokens.
 pub fn run(cfg: Config, listen: Option<SocketAddr>, out: &Out) -> Result<Outcome> {
     let addr = listen.unwrap_or(cfg.serve.listen);
-    let tls = match &cfg.serve.tls {
-        Some((cert, key)) => Some(tls_config(cert, key, cfg.serve.client_ca.as_deref())?),
-        None => None,
-    };
+    let tls = Tls::new(&cfg.serve)?;
     if !addr.ip().is_loopback() {
         if tls.is_none() {
             bail!(
@@ -368,15 +365,82 @@ fn authorized(tokens: &[[u8; 32]], req: &Request) -> bool {
     tokens.iter().fold(false, |ok, t| ok | (*t == h))
 }
 
-/// The TLS identity, and with `client_ca` the client certificates it demands: a chain to
-/// that CA, valid now, for client authentication (webpki's checks), or no handshake.
-fn tls_config(
-    cert: &Path,
-    key: &Path,
-    client_ca: Option<&Path>,
-) -> Result<tokio_rustls::TlsAcceptor> {
+/// The TLS side of the dashboard: its acceptor, made again whenever the client CRL file
+/// changes, so that a certificate revoked there is refused from the next connection on.
+struct Tls {
+    serve: crate::config::ServeConfig,
+    /// The CRL file's stamp when the acceptor was made, and the acceptor: none while a
+    /// changed CRL file cannot be used (every connection is refused until it is fixed).
+    made: std::sync::Mutex<(u64, Option<tokio_rustls::TlsAcceptor>)>,
+}
+
+impl Tls {
+    /// None without `tls-certificate`; an error when the files do not make a TLS setup.
+    fn new(serve: &crate::config::ServeConfig) -> Result<Option<Arc<Tls>>> {
+        if serve.tls.is_none() {
+            return Ok(None);
+        }
+        let stamp = serve.client_crl.as_deref().map_or(0, file_stamp);
+        let acceptor = tls_config(serve)?;
+        Ok(Some(Arc::new(Tls {
+            serve: serve.clone(),
+            made: std::sync::Mutex::new((stamp, Some(acceptor))),
+        })))
+    }
+
+    /// The acceptor for a new connection, made again first if the CRL file changed.
+    fn acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
+        let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(crl) = &self.serve.client_crl {
+            let stamp = file_stamp(crl);
+            if stamp != made.0 {
+                made.0 = stamp;
+                made.1 = match tls_config(&self.serve) {
+                    Ok(a) => {
+                        eprintln!("[serve] client-crl {} changed: read again", crl.display());
+                        Some(a)
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "{e:#}\nuntil it is fixed, every connection to the dashboard is refused"
+                        );
+                        None
+                    }
+                };
+            }
+        }
+        made.1.clone()
+    }
+}
+
+/// A summary of a file's identity and contents' age: any replacement or write changes it.
+fn file_stamp(path: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match std::fs::metadata(path) {
+        Ok(m) => (
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ino(),
+            m.ctime(),
+            m.ctime_nsec(),
+        )
+            .hash(&mut h),
+        Err(e) => e.kind().to_string().hash(&mut h),
+    }
+    h.finish()
+}
+
+/// The TLS identity, and with `client-ca` the client certificates it demands: a chain to
+/// that CA, valid now, for client authentication (webpki's checks), and with `client-crl`
+/// revoked by none of the CA's lists, which must be current; or no handshake.
+fn tls_config(serve: &crate::config::ServeConfig) -> Result<tokio_rustls::TlsAcceptor> {
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+    let (cert, key) = serve.tls.as_ref().expect("called with TLS set");
+    let (cert, key) = (cert.as_path(), key.as_path());
     let chain = CertificateDer::pem_file_iter(cert)
         .and_then(|i| i.collect::<Result<Vec<_>, _>>())
         .map_err(|e| {
@@ -395,7 +459,7 @@ fn tls_config(
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .context("TLS versions")?;
-    let builder = match client_ca {
+    let builder = match serve.client_ca.as_deref() {
         None => builder.with_no_client_auth(),
         Some(ca) => {
             let fix = "fix: give the CA certificate(s) that sign the dashboard's client certificates, as PEM";
@@ -414,12 +478,31 @@ fn tls_config(
                     anyhow::anyhow!("[serve] client-ca {}: {e}\n{fix}", ca.display())
                 })?;
             }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            let mut verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
                 provider,
-            )
-            .build()
-            .map_err(|e| anyhow::anyhow!("[serve] client-ca {}: {e}\n{fix}", ca.display()))?;
+            );
+            if let Some(crl) = serve.client_crl.as_deref() {
+                let fix =
+                    "fix: give the CA's certificate revocation list(s) as PEM (openssl ca -gencrl)";
+                let crls = CertificateRevocationListDer::pem_file_iter(crl)
+                    .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| {
+                        anyhow::anyhow!("[serve] client-crl {}: {e}\n{fix}", crl.display())
+                    })?;
+                if crls.is_empty() {
+                    bail!(
+                        "[serve] client-crl {}: no revocation list in it\n{fix}",
+                        crl.display()
+                    );
+                }
+                // A certificate whose CA has no list here, or whose list is past its next
+                // update, is refused too: what it does not know it does not let in.
+                verifier = verifier.with_crls(crls).enforce_revocation_expiration();
+            }
+            let verifier = verifier
+                .build()
+                .map_err(|e| anyhow::anyhow!("[serve] client-ca {}: {e}\n{fix}", ca.display()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
@@ -433,7 +516,7 @@ fn tls_config(
 /// connections still open `STOP_GRACE` to finish.
 async fn accept_loop(
     listener: tokio::net::TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<Tls>>,
     app: Router,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -460,7 +543,15 @@ async fn accept_loop(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let (tls, app, stop) = (tls.clone(), app.clone(), stop.clone());
+        let tls = match &tls {
+            None => None,
+            Some(t) => match t.acceptor() {
+                Some(a) => Some(a),
+                // The CRL file changed and cannot be used: nobody is let in.
+                None => continue,
+            },
+        };
+        let (app, stop) = (app.clone(), stop.clone());
         tokio::spawn(async move {
             let _held = (permit, slot);
             match tls {
