@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use common::{BIN, Site};
@@ -14,6 +14,8 @@ use common::{BIN, Site};
 pub struct Dashboard {
     child: Child,
     pub base: String,
+    /// Where its standard error goes (appended, next to the config).
+    log: PathBuf,
 }
 
 impl Drop for Dashboard {
@@ -25,13 +27,20 @@ impl Drop for Dashboard {
 
 impl Dashboard {
     pub fn start(config: &Path, listen: &str) -> Dashboard {
+        let log = config.with_file_name("serve.log");
         let mut child = Command::new(BIN)
             .arg("--config")
             .arg(config)
             .args(["serve", "--listen", listen])
             .env_remove("PLCVAULT_CONFIG")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            )
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -41,10 +50,20 @@ impl Dashboard {
         let base = line
             .split_whitespace()
             .find(|w| w.starts_with("http"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no address in {line:?}: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            })
             .trim_end_matches('/')
             .to_string();
-        Dashboard { child, base }
+        Dashboard { child, base, log }
+    }
+
+    /// What it wrote to standard error so far (the journal, when run by systemd).
+    pub fn journal(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
@@ -319,6 +338,13 @@ fn another_address_needs_tls_and_a_token() {
     assert!(!none.body.contains("id=\"fleet\""), "{}", none.body);
     let wrong = curl(&url, &["-H", "Authorization: Bearer 00"]);
     assert_eq!(wrong.status, 401);
+    // Each failed login is in the journal: who, what, the answer; never the token.
+    let journal = d.journal();
+    let refused = journal.lines().filter(|l| {
+        l.starts_with("serve: refused 127.0.0.1:") && l.ends_with(" GET \"/\": 401 Unauthorized")
+    });
+    assert_eq!(refused.count(), 2, "{journal}");
+    assert!(!journal.contains("Bearer"), "{journal}");
     let ok = curl(&url, &["-H", &format!("Authorization: Bearer {token}")]);
     assert_eq!(ok.status, 200, "{}", ok.body);
     // The scheme is case-insensitive; with tokens, any host name is served.
@@ -675,6 +701,15 @@ fn half_sent_requests_are_closed_and_one_address_cannot_take_every_connection() 
         }
     }
     assert_eq!((held.len(), refused), (256, 44));
+    // The journal says so at once, and the rest in a sum: not a line for each.
+    let told = |journal: &str| -> Vec<u64> {
+        journal
+            .lines()
+            .filter(|l| l.ends_with("over the cap of 256 connections from one address"))
+            .map(|l| l.split(' ').nth(2).unwrap().parse().unwrap())
+            .collect()
+    };
+    assert_eq!(told(&d.journal()).first(), Some(&1), "{}", d.journal());
     // Another address is still answered.
     let other = curl(&format!("{}/", d.base), &["--interface", "127.0.0.2"]);
     assert_eq!(other.status, 200, "{}", other.body);
@@ -694,6 +729,16 @@ fn half_sent_requests_are_closed_and_one_address_cannot_take_every_connection() 
     }
     assert!(t0.elapsed() < Duration::from_secs(20));
     drop(held);
+    let t0 = Instant::now();
+    while told(&d.journal()).iter().sum::<u64>() < 44 && t0.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let sums = told(&d.journal());
+    assert!(
+        sums.len() <= 3 && sums.iter().sum::<u64>() == 44,
+        "{}",
+        d.journal()
+    );
     // And 127.0.0.1 is answered again.
     let again = curl(&format!("{}/", d.base), &[]);
     assert_eq!(again.status, 200, "{}", again.body);
@@ -923,6 +968,12 @@ fn a_client_certificate_revoked_in_the_crl_is_refused_from_the_next_connection_o
     gencrl("plant.crl");
     assert_eq!(with_cert(&url, &site, "second").status, 0);
     assert_eq!(with_cert(&url, &site, "plant-client").status, 200);
+    let journal = d.journal();
+    assert!(journal.contains("changed: read again"), "{journal}");
+    assert!(
+        journal.contains("serve: TLS handshake with 127.0.0.1:") && journal.contains("Revoked"),
+        "{journal}"
+    );
     // A list that is past its next update is refused for everyone (it may miss a
     // revocation), as is a list file broken while serving.
     let o = Command::new("faketime")

@@ -231,7 +231,9 @@ fn router(served: Arc<Served>) -> Router {
 /// What every request passes first: only GET and HEAD, no body, a bounded URL, the token
 /// when tokens are set, a free slot and a time limit; and the headers every answer carries.
 async fn guard(State(s): State<Arc<Served>>, req: Request, next: Next) -> Response {
-    let mut resp = if req.method() != Method::GET && req.method() != Method::HEAD {
+    let peer = req.extensions().get::<Peer>().map(|p| p.0);
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let resp = if req.method() != Method::GET && req.method() != Method::HEAD {
         pages::error(
             StatusCode::METHOD_NOT_ALLOWED,
             "this dashboard only reads: GET and HEAD",
@@ -272,13 +274,26 @@ async fn guard(State(s): State<Arc<Served>>, req: Request, next: Next) -> Respon
         })
         .await
         {
-            Ok(r) => r,
+            Ok(r) => return with_headers(r),
             Err(_) => pages::error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the page took too long; try again",
             ),
         }
     };
+    // What the guard refused goes to the journal: who, what and why, for the security
+    // officer (a failed login is an auditable event). The path is quoted, never raw.
+    let peer = peer.map_or("?".into(), |p| p.to_string());
+    let shown: String = path.chars().take(200).collect();
+    eprintln!(
+        "serve: refused {peer} {method} {shown:?}: {}",
+        resp.status()
+    );
+    with_headers(resp)
+}
+
+/// The headers every answer carries.
+fn with_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -523,8 +538,14 @@ async fn accept_loop(
     let (max_conns, max_per_peer) = connection_caps();
     let conns = Arc::new(tokio::sync::Semaphore::new(max_conns));
     let peers = Arc::new(std::sync::Mutex::new(HashMap::new()));
+    let mut over = OverCap::default();
+    let mut tell = tokio::time::interval(OverCap::EVERY);
     loop {
         let (tcp, peer) = tokio::select! {
+            _ = tell.tick() => {
+                over.tell();
+                continue;
+            }
             r = listener.accept() => match r {
                 Ok(c) => c,
                 // Out of files or the like: wait a little rather than spin.
@@ -537,9 +558,11 @@ async fn accept_loop(
         };
         // Never wait for a slot: closed at once, so the accepting goes on.
         let Ok(permit) = conns.clone().try_acquire_owned() else {
+            over.closed(peer, "connections", max_conns);
             continue;
         };
         let Some(slot) = PeerSlot::take(&peers, peer.ip(), max_per_peer) else {
+            over.closed(peer, "connections from one address", max_per_peer);
             continue;
         };
         let _ = tcp.set_nodelay(true);
@@ -555,17 +578,53 @@ async fn accept_loop(
         tokio::spawn(async move {
             let _held = (permit, slot);
             match tls {
-                None => connection(tcp, app, stop).await,
-                Some(tls) => {
-                    if let Ok(Ok(io)) = tokio::time::timeout(HANDSHAKE_TIME, tls.accept(tcp)).await
-                    {
-                        connection(io, app, stop).await;
-                    }
-                }
+                None => connection(tcp, peer, app, stop).await,
+                Some(tls) => match tokio::time::timeout(HANDSHAKE_TIME, tls.accept(tcp)).await {
+                    Ok(Ok(io)) => connection(io, peer, app, stop).await,
+                    // A refused client certificate among them: the journal says which.
+                    Ok(Err(e)) => eprintln!("serve: TLS handshake with {peer} failed: {e}"),
+                    Err(_) => eprintln!(
+                        "serve: TLS handshake with {peer} did not finish within {} s",
+                        HANDSHAKE_TIME.as_secs()
+                    ),
+                },
             }
         });
     }
     let _ = tokio::time::timeout(STOP_GRACE, conns.acquire_many(max_conns as u32)).await;
+}
+
+/// Connections closed at once over a cap, told to the journal at most every 10 s so that
+/// a flood does not become one.
+#[derive(Default)]
+struct OverCap {
+    since: Option<Instant>,
+    untold: u64,
+    latest: String,
+}
+
+impl OverCap {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn closed(&mut self, peer: SocketAddr, what: &str, cap: usize) {
+        self.untold += 1;
+        self.latest = format!("the latest from {peer}: over the cap of {cap} {what}");
+        if self.since.is_none_or(|t| t.elapsed() >= Self::EVERY) {
+            self.tell();
+        }
+    }
+
+    /// Says what is untold (called by the accept loop every `EVERY` too).
+    fn tell(&mut self) {
+        if self.untold > 0 {
+            eprintln!(
+                "serve: closed {} connection(s) at once, {}",
+                self.untold, self.latest
+            );
+            self.since = Some(Instant::now());
+            self.untold = 0;
+        }
+    }
 }
 
 /// The connections held at once, and from one address: `MAX_CONNECTIONS` and
@@ -595,8 +654,12 @@ fn connection_caps() -> (usize, usize) {
 
 /// One connection: HTTP/1.1 with a header-read timeout and a lifetime, closed gracefully
 /// when the dashboard stops.
-async fn connection<I>(io: I, app: Router, mut stop: tokio::sync::watch::Receiver<bool>)
-where
+async fn connection<I>(
+    io: I,
+    peer: SocketAddr,
+    app: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -605,7 +668,7 @@ where
         .max_buf_size(MAX_HEAD);
     let conn = http.serve_connection(
         hyper_util::rt::TokioIo::new(io),
-        hyper_util::service::TowerToHyperService::new(app),
+        hyper_util::service::TowerToHyperService::new(app.layer(axum::Extension(Peer(peer)))),
     );
     let mut conn = std::pin::pin!(conn);
     tokio::select! {
@@ -616,6 +679,10 @@ where
     conn.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(REQUEST_TIME + STOP_GRACE, conn).await;
 }
+
+/// The address a request came from, put in its extensions by the connection.
+#[derive(Clone, Copy)]
+struct Peer(SocketAddr);
 
 /// A connection counted against its peer's address, uncounted when dropped.
 struct PeerSlot {
