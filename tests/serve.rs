@@ -214,9 +214,21 @@ fn the_demo_dashboard_shows_drift_timelines_and_diffs_and_an_integrity_failure()
     std::io::Read::read_to_string(&mut raw, &mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(!answer.contains("plcvault_log_intact"));
+    let mut raw = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(
+        &mut raw,
+        b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut raw, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "no Host: {answer}");
     for extra in [
         vec!["-H", "Host: 127.0.0.1:80@evil.example"],
         vec!["-H", "Host: localhost:http"],
+        vec!["-H", "Host: localhost:99999"],
+        vec!["-H", "Host: [localhost]"],
+        vec!["-H", "Host: [127.0.0.1]"],
     ] {
         let got = curl(&format!("{}/metrics", d.base), &extra);
         assert_eq!(got.status, 400, "{extra:?}: {}", got.body);
@@ -255,6 +267,18 @@ fn the_demo_dashboard_shows_drift_timelines_and_diffs_and_an_integrity_failure()
     for (p, b) in &saved {
         std::fs::write(p, b).unwrap();
     }
+    // The vault's marker edited (another vault's id): the next request says so, as
+    // `verify` does; put back, green again.
+    let marker = dir.path().join("demo/site/vault/VAULT");
+    let text = std::fs::read_to_string(&marker).unwrap();
+    let id = text.lines().find(|l| l.starts_with("id ")).unwrap();
+    let other = format!("id {}", "0".repeat(id.len() - 3));
+    std::fs::write(&marker, text.replace(id, &other)).unwrap();
+    let g = curl(&format!("{}/", d.base), &[]);
+    assert!(g.body.contains("LOG INTEGRITY FAILURE"), "{}", g.body);
+    std::fs::write(&marker, &text).unwrap();
+    let g = curl(&format!("{}/", d.base), &[]);
+    assert!(g.body.contains("id=\"verified\""), "{}", g.body);
     // An entry changed behind its back: every page says so at the next request.
     let vault = dir.path().join("demo/site/vault/log");
     let entry = vault.join("00000000000000000003.entry");
@@ -495,12 +519,36 @@ impl Browser {
             .to_string()
     }
 
-    fn click(&self, element: &str) {
+    /// Clicks a link or a form's button and waits for the page it leads to: the click may
+    /// answer before the navigation has begun, and the old page's elements go stale.
+    fn click_to_next_page(&self, element: &str) {
+        let before = self.current();
         webdriver(
             "POST",
             &format!("{}/element/{element}/click", self.url),
             Some(serde_json::json!({})),
         );
+        let t0 = std::time::Instant::now();
+        while self.current() == before {
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(20),
+                "no new page after the click on {before}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // And loaded (the WebDriver script call waits for no navigation, so it is polled).
+        while webdriver(
+            "POST",
+            &format!("{}/execute/sync", self.url),
+            Some(serde_json::json!({"script": "return document.readyState", "args": []})),
+        ) != "complete"
+        {
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(20),
+                "the page never loaded"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     fn page_text(&self) -> String {
@@ -574,7 +622,7 @@ fn in_chromium_the_fleet_a_timeline_a_diff_and_the_integrity_banner_show() {
     b.screenshot("fleet");
     // Through the page's own link and form, as a person would.
     let link = b.find("a[href='/device/filler-plc']");
-    b.click(&link[0]);
+    b.click_to_next_page(&link[0]);
     assert!(
         b.current().ends_with("/device/filler-plc"),
         "{}",
@@ -584,7 +632,7 @@ fn in_chromium_the_fleet_a_timeline_a_diff_and_the_integrity_banner_show() {
     assert_eq!(b.find("#timeline circle.ev-drift").len(), 1);
     b.screenshot("device");
     let compare = b.find("form#compare button");
-    b.click(&compare[0]);
+    b.click_to_next_page(&compare[0]);
     let text = b.page_text();
     assert!(
         text.contains("holding/0-99.csv: 1 address changed"),
@@ -884,6 +932,44 @@ fn a_client_certificate_from_the_configured_ca_is_a_login() {
     // No certificate, or one from another CA: no handshake, no page.
     assert_eq!(curl(&url, &[]).status, 0);
     assert_eq!(with("other").status, 0);
+    // Nor a TLS session saved from a connection that had the certificate (openssl's
+    // client): resumed, it would skip the certificate's checks, so none is resumed.
+    let port = url.trim_end_matches('/').rsplit(':').next().unwrap();
+    let s_client = |extra: &[&str]| -> String {
+        let mut c = Command::new("timeout")
+            .args(["10", "openssl", "s_client", "-quiet", "-connect"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
+            .current_dir(&site)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        String::from_utf8_lossy(&c.wait_with_output().unwrap().stdout).into_owned()
+    };
+    let first = s_client(&[
+        "-cert",
+        "plant-client.crt",
+        "-key",
+        "plant-client.key",
+        "-sess_out",
+        "session.pem",
+    ]);
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    let resumed = s_client(&["-sess_in", "session.pem"]);
+    assert!(!resumed.contains("HTTP/1.1 200"), "{resumed}");
+    assert!(
+        d.journal().contains("TLS handshake with 127.0.0.1:"),
+        "{}",
+        d.journal()
+    );
     // With tokens as well, both are needed: the certificate alone is a 401.
     drop(d);
     let t = s.run(&["--json", "serve", "token"]);

@@ -112,12 +112,14 @@ impl Served {
     }
 }
 
-/// A cheap summary of the log's files (names, sizes, modification and change times,
-/// inodes): any write, append, replacement or tampering changes it.
+/// A cheap summary of the files `verify` reads first, the vault's marker and the log's
+/// (names, sizes, modification and change times, inodes): any write, append, replacement
+/// or tampering changes it.
 fn log_fingerprint(vault: &Path) -> u64 {
     use std::hash::{Hash, Hasher};
     use std::os::unix::fs::MetadataExt;
     let mut h = std::collections::hash_map::DefaultHasher::new();
+    file_stamp(&vault.join("VAULT")).hash(&mut h);
     let mut stack = vec![vault.join("log"), vault.join("tlog")];
     while let Some(dir) = stack.pop() {
         let Ok(rd) = std::fs::read_dir(&dir) else {
@@ -327,24 +329,36 @@ fn request_host(req: &Request) -> Result<Option<&str>, &'static str> {
         Some(a) => a.as_str(),
         None => match header {
             Some(h) => h.to_str().map_err(|_| "the Host header is not text")?,
+            // HTTP/1.1 demands one; an HTTP/1.0 request may come without.
+            None if req.version() >= axum::http::Version::HTTP_11 => {
+                return Err("no Host header");
+            }
             None => return Ok(None),
         },
     };
-    let (name, port) = match authority.strip_prefix('[') {
-        Some(v6) => v6.split_once(']').ok_or("an unclosed [ in the host")?,
+    let (name, port, bracketed) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (name, port) = v6.split_once(']').ok_or("an unclosed [ in the host")?;
+            (name, port, true)
+        }
         None => match authority.find(':') {
-            Some(i) => (&authority[..i], &authority[i..]),
-            None => (authority, ""),
+            Some(i) => (&authority[..i], &authority[i..], false),
+            None => (authority, "", false),
         },
     };
     let port_ok = port.is_empty()
         || port.strip_prefix(':').is_some_and(|p| {
-            !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
         });
-    let name_ok = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
+    // Brackets hold an IPv6 address and nothing else (RFC 3986 3.2.2).
+    let name_ok = if bracketed {
+        name.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+    };
     if !port_ok || !name_ok {
         return Err("the Host is not a host name and port");
     }
@@ -521,9 +535,14 @@ fn tls_config(serve: &crate::config::ServeConfig) -> Result<tokio_rustls::TlsAcc
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let cfg = builder
+    let mut cfg = builder
         .with_single_cert(chain, key)
         .context("[serve] tls-certificate and tls-key do not make a TLS identity")?;
+    // No session resumption: a resumed session skips the client certificate's checks, so
+    // a certificate that has since expired, or a list past its next update, would still
+    // let in whoever kept the session. Every connection makes a full handshake.
+    cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    cfg.send_tls13_tickets = 0;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
 
