@@ -184,6 +184,21 @@ fn the_demo_dashboard_shows_drift_timelines_and_diffs_and_an_integrity_failure()
         );
     }
     assert_eq!(curl(&format!("{}/device/nope", d.base), &[]).status, 404);
+    // A query axum cannot read gets the dashboard's own page, not axum's text.
+    let twice = curl(&format!("{}/?tag=a&tag=b", d.base), &[]);
+    assert_eq!(twice.status, 400, "{}", twice.body);
+    assert!(twice.body.contains("duplicate field"), "{}", twice.body);
+    assert!(twice.body.contains("<!doctype html>"), "{}", twice.body);
+    // A restore target has nothing to compare, and the page says why (under the
+    // verified line, as every page of the vault).
+    let target = curl(&format!("{}/device/spare-filler/diff", d.base), &[]);
+    assert_eq!(target.status, 404, "{}", target.body);
+    assert!(
+        target.body.contains("is a restore target"),
+        "{}",
+        target.body
+    );
+    assert!(target.body.contains("id=\"verified\""), "{}", target.body);
     // Asked for by another name (DNS rebinding onto 127.0.0.1): nothing without tokens.
     let port = d.base.rsplit(':').next().unwrap().to_string();
     let rebound = curl(
@@ -291,6 +306,9 @@ fn the_demo_dashboard_shows_drift_timelines_and_diffs_and_an_integrity_failure()
         "/device/filler-plc",
         "/device/filler-plc/diff",
         "/audit",
+        // The pages that find nothing too.
+        "/device/nope",
+        "/device/filler-plc/diff?snapshot=zzz",
     ] {
         let g = curl(&format!("{}{page}", d.base), &[]);
         assert!(

@@ -757,8 +757,9 @@ pub struct FleetQuery {
 
 // Re-exported for the pages.
 pub(crate) type Shared = State<Arc<Served>>;
-pub(crate) type Name = UrlPath<String>;
-pub(crate) type Q<T> = Query<T>;
+// A path or query axum cannot read comes as the rejection, for the dashboard's own page.
+pub(crate) type Name = Result<UrlPath<String>, axum::extract::rejection::PathRejection>;
+pub(crate) type Q<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
 pub(crate) fn html(status: StatusCode, body: String) -> Response {
     (
         status,

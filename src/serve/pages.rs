@@ -65,6 +65,12 @@ fn page(title: &str, built: Option<&Built>, body: &str) -> String {
 }
 
 pub fn error(status: StatusCode, why: &str) -> Response {
+    error_page(status, why, None)
+}
+
+/// An error page drawn after the log was verified: with the banner or the verified line,
+/// like every other page of the vault.
+fn error_page(status: StatusCode, why: &str, built: Option<&Built>) -> Response {
     html(
         status,
         page(
@@ -73,7 +79,7 @@ pub fn error(status: StatusCode, why: &str) -> Response {
                 status.as_u16(),
                 status.canonical_reason().unwrap_or("")
             ),
-            None,
+            built,
             &format!("<p>{}</p>", lines(why)),
         ),
     )
@@ -114,8 +120,20 @@ fn alarms(d: &DeviceStatus) -> String {
     }
 }
 
+/// A path or query that could not be read: the dashboard's own 400 page.
+fn bad_request(why: String) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        &format!("{why}\nfix: use the dashboard's own links and forms"),
+    )
+}
+
 pub async fn fleet(s: Shared, q: Q<FleetQuery>) -> Response {
     let s = s.0;
+    let q = match q {
+        Ok(q) => q.0,
+        Err(e) => return bad_request(e.body_text()),
+    };
     let b = match built(&s).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -233,14 +251,19 @@ struct Event {
 
 pub async fn device(s: Shared, name: Name) -> Response {
     let s = s.0;
+    let name = match name {
+        Ok(n) => n.0,
+        Err(e) => return bad_request(e.body_text()),
+    };
     let b = match built(&s).await {
         Ok(b) => b,
         Err(r) => return r,
     };
     let Some(d) = b.report.devices.iter().find(|d| d.device == *name) else {
-        return error(
+        return error_page(
             StatusCode::NOT_FOUND,
             "no device of that name in the config",
+            Some(&b),
         );
     };
     let records = match b.history.records(&name) {
@@ -454,16 +477,35 @@ fn timeline(events: &[Event], from: SystemTime, to: SystemTime) -> String {
 
 pub async fn diff(s: Shared, name: Name, q: Q<DiffQuery>) -> Response {
     let s = s.0;
+    let (name, q) = match (name, q) {
+        (Ok(n), Ok(q)) => (n.0, q),
+        (Err(e), _) => return bad_request(e.body_text()),
+        (_, Err(e)) => return bad_request(e.body_text()),
+    };
     let b = match built(&s).await {
         Ok(b) => b,
         Err(r) => return r,
     };
     let Some(dev) = s.cfg.devices.iter().find(|d| d.name == *name).cloned() else {
-        return error(
+        return error_page(
             StatusCode::NOT_FOUND,
             "no device of that name in the config",
+            Some(&b),
         );
     };
+    if b.report
+        .devices
+        .iter()
+        .any(|d| d.device == *name && d.restore_target)
+    {
+        return error_page(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "`{name}` is a restore target (writable, never collected): it has no snapshots to compare; drills restore onto it"
+            ),
+            Some(&b),
+        );
+    }
     let (me, built) = (s.clone(), b.clone());
     let q = q.0;
     let page_html = tokio::task::spawn_blocking(move || {
@@ -488,7 +530,7 @@ pub async fn diff(s: Shared, name: Name, q: Q<DiffQuery>) -> Response {
             if e.downcast_ref::<crate::config::NoSnapshot>().is_some()
                 || format!("{e:#}").starts_with("no snapshot") =>
         {
-            error(StatusCode::NOT_FOUND, &format!("{e:#}"))
+            error_page(StatusCode::NOT_FOUND, &format!("{e:#}"), Some(&b))
         }
         Ok(Err(e)) => damaged(&b, &format!("{e:#}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
