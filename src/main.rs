@@ -374,7 +374,7 @@ enum Command {
         listen: Option<std::net::SocketAddr>,
     },
     /// The read-only web dashboard over the vault (127.0.0.1:8420 unless [serve] listen
-    /// says otherwise; another address needs TLS and tokens)
+    /// says otherwise; another address needs TLS and a login: tokens or client-ca)
     Serve {
         #[command(subcommand)]
         action: Option<ServeAction>,
