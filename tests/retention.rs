@@ -561,3 +561,52 @@ fn cp(from: &Path, to: &Path) {
         .unwrap();
     assert!(st.success());
 }
+
+#[test]
+fn a_reader_on_a_read_only_mount_of_the_vault_still_waits_for_a_prune() {
+    // The dashboard's unit mounts the vault read-only (ReadOnlyPaths): its reads must
+    // still hold the lock a prune takes on the writable side. A mount namespace of our
+    // own (unshare, util-linux) stands in for the unit.
+    let ns = Command::new("unshare").args(["-m", "true"]).status();
+    if !ns.is_ok_and(|s| s.success()) {
+        if std::env::var("PLCVAULT_REQUIRE_PEERS").as_deref() == Ok("1") {
+            panic!("unshare -m failed: this test needs a mount namespace (run as root)");
+        }
+        eprintln!("SKIPPED read-only mount: unshare -m is not allowed here (run as root)");
+        return;
+    }
+    let s = Site::new();
+    s.write("plant/prog.st", b"PROGRAM Main END_PROGRAM\n");
+    assert_eq!(s.run(&["collect", "line1"]).code, 0);
+    let vault = s.vault();
+    // Held exclusively, as a prune holds it.
+    let lock = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(vault.join("lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let mut reader = Command::new("unshare")
+        .args(["-m", "sh", "-c"])
+        .arg(r#"mount --bind -o ro "$1" "$1" && exec "$2" --config "$3" verify"#)
+        .arg("sh")
+        .arg(&vault)
+        .arg(BIN)
+        .arg(s.config())
+        .env_remove("PLCVAULT_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        reader.try_wait().unwrap().is_none(),
+        "the reader did not wait for the lock: {:?}",
+        reader.wait_with_output()
+    );
+    lock.unlock().unwrap();
+    let out = reader.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("waiting for the prune"), "{err}");
+}

@@ -1342,8 +1342,9 @@ impl Config {
                 Err(vault::VaultError::NotAVault { path }.into())
             }
             // Readers hold the writers' lock shared too, so that a prune never deletes
-            // a pack a verify or restore is reading; a vault on read-only media (where
-            // no prune can run) is read without it.
+            // a pack a verify or restore is reading (on a read-only mount of a writable
+            // vault too, through a read-only descriptor); a vault on read-only media
+            // without a lock file (where no prune can run) is read without it.
             Ok(v) => match v.clone().hold(vault::Hold::Shared) {
                 Ok(held) => Ok(held),
                 Err(vault::VaultError::Io { .. }) => Ok(v),

@@ -41,12 +41,29 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
 ///
 /// Fails when it cannot be opened or is not a regular file.
 pub fn open_lock(path: &Path) -> io::Result<File> {
-    let f = OpenOptions::new()
+    let flags = libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY;
+    let f = match OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
-        .open(path)?;
+        .custom_flags(flags)
+        .open(path)
+    {
+        Ok(f) => f,
+        // A vault mounted read-only under a reader (the dashboard's unit) or a lock file
+        // it may not write: flock takes a read-only descriptor as well, so the reader
+        // still holds the lock a prune on the writable side waits for.
+        Err(e)
+            if e.raw_os_error() == Some(libc::EROFS)
+                || e.kind() == io::ErrorKind::PermissionDenied =>
+        {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(flags)
+                .open(path)?
+        }
+        Err(e) => return Err(e),
+    };
     regular(f, path, "not a lock file: remove it (it is made again)")
 }
 
