@@ -343,6 +343,16 @@ fn self_signed(s: &Site) -> (std::path::PathBuf, std::path::PathBuf) {
 fn another_address_needs_tls_and_a_token() {
     let s = Site::new();
     let base = std::fs::read_to_string(s.config()).unwrap();
+    // 127.0.0.2 is this host too: served without TLS, and it answers as its own address
+    // (and as localhost), not as another name.
+    let d = Dashboard::start(&s.config(), "127.0.0.2:0");
+    assert_eq!(curl(&format!("{}/", d.base), &[]).status, 200);
+    let port = d.base.rsplit(':').next().unwrap().to_string();
+    let host = format!("Host: localhost:{port}");
+    assert_eq!(curl(&format!("{}/", d.base), &["-H", &host]).status, 200);
+    let other = curl(&format!("{}/", d.base), &["-H", "Host: plc-backup.example"]);
+    assert_eq!(other.status, 421);
+    drop(d);
     // Without TLS: refused at start, saying what to set.
     std::fs::write(
         s.config(),
@@ -382,10 +392,15 @@ fn another_address_needs_tls_and_a_token() {
     assert_eq!(wrong.status, 401);
     // Each failed login is in the journal: who, what, the answer; never the token.
     let journal = d.journal();
-    let refused = journal.lines().filter(|l| {
-        l.starts_with("serve: refused 127.0.0.1:") && l.ends_with(" GET \"/\": 401 Unauthorized")
-    });
-    assert_eq!(refused.count(), 2, "{journal}");
+    let refused = |why: &str| {
+        let end = format!(" GET \"/\": 401 Unauthorized ({why})");
+        journal
+            .lines()
+            .filter(|l| l.starts_with("serve: refused 127.0.0.1:") && l.ends_with(&end))
+            .count()
+    };
+    assert_eq!(refused("no token"), 1, "{journal}");
+    assert_eq!(refused("a token that matches none"), 1, "{journal}");
     assert!(!journal.contains("Bearer"), "{journal}");
     let ok = curl(&url, &["-H", &format!("Authorization: Bearer {token}")]);
     assert_eq!(ok.status, 200, "{}", ok.body);
@@ -745,6 +760,21 @@ fn half_sent_requests_are_closed_and_one_address_cannot_take_every_connection() 
     let s = Site::new();
     let d = Dashboard::start(&s.config(), "127.0.0.1:0");
     let addr: std::net::SocketAddr = d.base.trim_start_matches("http://").parse().unwrap();
+    // 60 refusals in a burst on one connection (another name, pipelined): the first 20
+    // are told one by one, the rest as a count when the 10 s are over.
+    let mut burst = TcpStream::connect(addr).unwrap();
+    let one = "GET /x HTTP/1.1\r\nHost: evil.example\r\n\r\n";
+    let last = "GET /x HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n";
+    burst.write_all((one.repeat(59) + last).as_bytes()).unwrap();
+    let mut answers = String::new();
+    burst.read_to_string(&mut answers).unwrap();
+    assert_eq!(answers.matches("HTTP/1.1 421").count(), 60);
+    let told_one_by_one = |j: &str| {
+        j.lines()
+            .filter(|l| l.starts_with("serve: refused"))
+            .count()
+    };
+    assert_eq!(told_one_by_one(&d.journal()), 20, "{}", d.journal());
     // 300 connections from 127.0.0.1, each with half a request: 256 are held, the rest
     // closed at once.
     let conns: Vec<TcpStream> = (0..300)
@@ -805,6 +835,13 @@ fn half_sent_requests_are_closed_and_one_address_cannot_take_every_connection() 
         "{}",
         d.journal()
     );
+    let counted = "serve: 40 more refusal(s) in the last 10 s, not told one by one";
+    let t0 = Instant::now();
+    while !d.journal().contains(counted) && t0.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(d.journal().contains(counted), "{}", d.journal());
+    assert_eq!(told_one_by_one(&d.journal()), 20, "{}", d.journal());
     // And 127.0.0.1 is answered again.
     let again = curl(&format!("{}/", d.base), &[]);
     assert_eq!(again.status, 200, "{}", again.body);

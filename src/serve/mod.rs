@@ -77,6 +77,8 @@ pub struct Served {
     tokens: Vec<[u8; 32]>,
     /// Names other than this host's own are answered (tokens or client certificates set).
     any_name: bool,
+    /// The address it listens on, answered as a name too (127.0.0.2 is this host's as well).
+    own_ip: String,
 }
 
 impl Served {
@@ -167,6 +169,7 @@ pub fn run(cfg: Config, listen: Option<SocketAddr>, out: &Out) -> Result<Outcome
         tokens: cfg.serve.tokens.clone(),
         // With client certificates every connection proved who it is in the handshake.
         any_name: !cfg.serve.tokens.is_empty() || cfg.serve.client_ca.is_some(),
+        own_ip: addr.ip().to_string(),
         cfg,
         cache: tokio::sync::Mutex::new(None),
         slots: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
@@ -234,7 +237,8 @@ fn router(served: Arc<Served>) -> Router {
 /// when tokens are set, a free slot and a time limit; and the headers every answer carries.
 async fn guard(State(s): State<Arc<Served>>, req: Request, next: Next) -> Response {
     let peer = req.extensions().get::<Peer>().map(|p| p.0);
-    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
+    let mut note = "";
     let resp = if req.method() != Method::GET && req.method() != Method::HEAD {
         pages::error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -243,7 +247,7 @@ async fn guard(State(s): State<Arc<Served>>, req: Request, next: Next) -> Respon
     } else if req
         .headers()
         .get(header::CONTENT_LENGTH)
-        .is_some_and(|v| v != "0")
+        .is_some_and(|v| v.to_str().ok().and_then(|n| n.parse::<u64>().ok()) != Some(0))
         || req.headers().contains_key(header::TRANSFER_ENCODING)
         || !axum::body::HttpBody::is_end_stream(req.body())
     {
@@ -252,14 +256,22 @@ async fn guard(State(s): State<Arc<Served>>, req: Request, next: Next) -> Respon
         pages::error(StatusCode::URI_TOO_LONG, "the address is too long")
     } else if let Err(why) = request_host(&req) {
         pages::error(StatusCode::BAD_REQUEST, why)
-    } else if !s.any_name && !request_host(&req).is_ok_and(is_loopback_name) {
+    } else if !s.any_name
+        && !request_host(&req).is_ok_and(|n| is_loopback_name(n) || n == Some(&s.own_ip))
+    {
         // Without a login only this host's own names are answered: a page elsewhere whose
         // name an attacker points at 127.0.0.1 (DNS rebinding) gets nothing.
         pages::error(
             StatusCode::MISDIRECTED_REQUEST,
-            "this dashboard answers only as localhost, 127.0.0.1 or [::1]; set [serve] tokens or client-ca to serve other names",
+            "this dashboard answers only as localhost, 127.0.0.1, [::1] or the address it listens on; set [serve] tokens or client-ca to serve other names",
         )
     } else if !s.tokens.is_empty() && !authorized(&s.tokens, &req) {
+        // Told apart in the journal: a probe without a token, or a guess.
+        note = if req.headers().contains_key(header::AUTHORIZATION) {
+            " (a token that matches none)"
+        } else {
+            " (no token)"
+        };
         let mut r = pages::error(
             StatusCode::UNAUTHORIZED,
             "a bearer token is needed (Authorization: Bearer TOKEN); ask the administrator for one",
@@ -284,14 +296,76 @@ async fn guard(State(s): State<Arc<Served>>, req: Request, next: Next) -> Respon
         }
     };
     // What the guard refused goes to the journal: who, what and why, for the security
-    // officer (a failed login is an auditable event). The path is quoted, never raw.
+    // officer (a failed login is an auditable event). Method and path are cut short and
+    // quoted, never raw.
     let peer = peer.map_or("?".into(), |p| p.to_string());
-    let shown: String = path.chars().take(200).collect();
-    eprintln!(
-        "serve: refused {peer} {method} {shown:?}: {}",
+    let path: String = path.chars().take(200).collect();
+    let method: String = method.chars().take(20).collect();
+    journal(format_args!(
+        "serve: refused {peer} {method} {path:?}: {}{note}",
         resp.status()
-    );
+    ));
     with_headers(resp)
+}
+
+/// How many refusals are told one by one in each `Journal::WINDOW`; the rest are counted.
+const TOLD_PER_WINDOW: u32 = 20;
+
+/// The refusals told to the journal: the first `TOLD_PER_WINDOW` of every 10 s in full,
+/// the rest as a count, so that a flood does not become one (journald drops a service's
+/// lines past its own limit, and real ones with them).
+struct Journal {
+    since: Instant,
+    told: u32,
+    untold: u64,
+}
+
+static JOURNAL: std::sync::Mutex<Option<Journal>> = std::sync::Mutex::new(None);
+
+impl Journal {
+    const WINDOW: Duration = Duration::from_secs(10);
+
+    /// Says how many went untold when the window is over, and starts a new one.
+    fn roll(&mut self) {
+        if self.since.elapsed() >= Self::WINDOW {
+            if self.untold > 0 {
+                eprintln!(
+                    "serve: {} more refusal(s) in the last {} s, not told one by one",
+                    self.untold,
+                    Self::WINDOW.as_secs()
+                );
+            }
+            *self = Journal {
+                since: Instant::now(),
+                told: 0,
+                untold: 0,
+            };
+        }
+    }
+}
+
+/// Tells a refusal, or counts it when this window has told enough.
+fn journal(line: std::fmt::Arguments) {
+    let mut j = JOURNAL.lock().unwrap_or_else(|e| e.into_inner());
+    let j = j.get_or_insert_with(|| Journal {
+        since: Instant::now(),
+        told: 0,
+        untold: 0,
+    });
+    j.roll();
+    if j.told < TOLD_PER_WINDOW {
+        eprintln!("{line}");
+        j.told += 1;
+    } else {
+        j.untold += 1;
+    }
+}
+
+/// Ends the window if it is over (the accept loop calls it every few seconds).
+fn journal_roll() {
+    if let Some(j) = JOURNAL.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        j.roll();
+    }
 }
 
 /// The headers every answer carries.
@@ -563,6 +637,7 @@ async fn accept_loop(
         let (tcp, peer) = tokio::select! {
             _ = tell.tick() => {
                 over.tell();
+                journal_roll();
                 continue;
             }
             r = listener.accept() => match r {
@@ -601,11 +676,13 @@ async fn accept_loop(
                 Some(tls) => match tokio::time::timeout(HANDSHAKE_TIME, tls.accept(tcp)).await {
                     Ok(Ok(io)) => connection(io, peer, app, stop).await,
                     // A refused client certificate among them: the journal says which.
-                    Ok(Err(e)) => eprintln!("serve: TLS handshake with {peer} failed: {e}"),
-                    Err(_) => eprintln!(
+                    Ok(Err(e)) => {
+                        journal(format_args!("serve: TLS handshake with {peer} failed: {e}"))
+                    }
+                    Err(_) => journal(format_args!(
                         "serve: TLS handshake with {peer} did not finish within {} s",
                         HANDSHAKE_TIME.as_secs()
-                    ),
+                    )),
                 },
             }
         });
