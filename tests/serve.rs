@@ -306,9 +306,11 @@ fn the_demo_dashboard_shows_drift_timelines_and_diffs_and_an_integrity_failure()
         "/device/filler-plc",
         "/device/filler-plc/diff",
         "/audit",
-        // The pages that find nothing too.
+        // The pages that find nothing or cannot read the question too.
         "/device/nope",
         "/device/filler-plc/diff?snapshot=zzz",
+        "/nosuch",
+        "/?tag=a&tag=b",
     ] {
         let g = curl(&format!("{}{page}", d.base), &[]);
         assert!(
@@ -1025,6 +1027,49 @@ fn a_client_certificate_from_the_configured_ca_is_a_login() {
         "{}",
         d.journal()
     );
+    // A renewed server certificate is used from the next connection on, no restart.
+    let served_subject = || {
+        let o = Command::new("timeout")
+            .args(["10", "openssl", "s_client", "-connect"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-cert", "plant-client.crt", "-key", "plant-client.key"])
+            .current_dir(&site)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        out.lines()
+            .find(|l| l.starts_with("subject="))
+            .unwrap_or_else(|| panic!("no certificate in {out}"))
+            .to_string()
+    };
+    assert!(served_subject().contains("plcvault test"));
+    let (new_crt, new_key) = (
+        cert.with_extension("new.crt"),
+        key.with_extension("new.key"),
+    );
+    openssl(
+        &site,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=renewed",
+            "-keyout",
+            new_key.to_str().unwrap(),
+            "-out",
+            new_crt.to_str().unwrap(),
+        ],
+    );
+    std::fs::rename(&new_key, &key).unwrap();
+    std::fs::rename(&new_crt, &cert).unwrap();
+    assert!(served_subject().contains("renewed"), "{}", served_subject());
+    assert_eq!(with("plant").status, 200);
     // With tokens as well, both are needed: the certificate alone is a 401.
     drop(d);
     let t = s.run(&["--json", "serve", "token"]);
@@ -1110,7 +1155,10 @@ fn a_client_certificate_revoked_in_the_crl_is_refused_from_the_next_connection_o
     assert_eq!(with_cert(&url, &site, "second").status, 0);
     assert_eq!(with_cert(&url, &site, "plant-client").status, 200);
     let journal = d.journal();
-    assert!(journal.contains("changed: read again"), "{journal}");
+    assert!(
+        journal.contains("TLS files changed, read again: "),
+        "{journal}"
+    );
     assert!(
         journal.contains("serve: TLS handshake with 127.0.0.1:") && journal.contains("Revoked"),
         "{journal}"

@@ -228,7 +228,7 @@ fn router(served: Arc<Served>) -> Router {
         .route("/device/{name}/diff", get(pages::diff))
         .route("/audit", get(pages::audit))
         .route("/metrics", get(pages::metrics))
-        .fallback(|| async { pages::error(StatusCode::NOT_FOUND, "no such page") })
+        .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(served.clone(), guard))
         .with_state(served)
 }
@@ -468,12 +468,13 @@ fn authorized(tokens: &[[u8; 32]], req: &Request) -> bool {
     tokens.iter().fold(false, |ok, t| ok | (*t == h))
 }
 
-/// The TLS side of the dashboard: its acceptor, made again whenever the client CRL file
-/// changes, so that a certificate revoked there is refused from the next connection on.
+/// The TLS side of the dashboard: its acceptor, made again whenever one of its files
+/// changes, so that a certificate revoked in a new CRL is refused from the next connection
+/// on, and a renewed certificate is used without a restart.
 struct Tls {
     serve: crate::config::ServeConfig,
-    /// The CRL file's stamp when the acceptor was made, and the acceptor: none while a
-    /// changed CRL file cannot be used (every connection is refused until it is fixed).
+    /// The files' stamp when the acceptor was made, and the acceptor: none while changed
+    /// files cannot be used (every connection is refused until they are fixed).
     made: std::sync::Mutex<(u64, Option<tokio_rustls::TlsAcceptor>)>,
 }
 
@@ -483,7 +484,7 @@ impl Tls {
         if serve.tls.is_none() {
             return Ok(None);
         }
-        let stamp = serve.client_crl.as_deref().map_or(0, file_stamp);
+        let stamp = Self::stamp(serve);
         let acceptor = tls_config(serve)?;
         Ok(Some(Arc::new(Tls {
             serve: serve.clone(),
@@ -491,26 +492,49 @@ impl Tls {
         })))
     }
 
-    /// The acceptor for a new connection, made again first if the CRL file changed.
+    /// The files the TLS setup is made of: certificate, key, client CA and CRL.
+    fn files(serve: &crate::config::ServeConfig) -> Vec<&Path> {
+        let (cert, key) = serve.tls.as_ref().expect("called with TLS set");
+        let mut files = vec![cert.as_path(), key.as_path()];
+        files.extend(serve.client_ca.as_deref());
+        files.extend(serve.client_crl.as_deref());
+        files
+    }
+
+    fn stamp(serve: &crate::config::ServeConfig) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for f in Self::files(serve) {
+            file_stamp(f).hash(&mut h);
+        }
+        h.finish()
+    }
+
+    /// The acceptor for a new connection, made again first if one of its files changed:
+    /// a renewed certificate or a newly published CRL counts from the next connection on.
     fn acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
         let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(crl) = &self.serve.client_crl {
-            let stamp = file_stamp(crl);
-            if stamp != made.0 {
-                made.0 = stamp;
-                made.1 = match tls_config(&self.serve) {
-                    Ok(a) => {
-                        eprintln!("[serve] client-crl {} changed: read again", crl.display());
-                        Some(a)
-                    }
-                    Err(e) => {
-                        eprintln!(
-                            "{e:#}\nuntil it is fixed, every connection to the dashboard is refused"
-                        );
-                        None
-                    }
-                };
-            }
+        let stamp = Self::stamp(&self.serve);
+        if stamp != made.0 {
+            made.0 = stamp;
+            let files = Self::files(&self.serve)
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            made.1 = match tls_config(&self.serve) {
+                Ok(a) => {
+                    // A list's signature is checked at each handshake, not here.
+                    eprintln!("[serve] TLS files changed, read again: {files}");
+                    Some(a)
+                }
+                Err(e) => {
+                    eprintln!(
+                        "{e:#}\nuntil it is fixed, every connection to the dashboard is refused"
+                    );
+                    None
+                }
+            };
         }
         made.1.clone()
     }

@@ -120,19 +120,34 @@ fn alarms(d: &DeviceStatus) -> String {
     }
 }
 
-/// A path or query that could not be read: the dashboard's own 400 page.
-fn bad_request(why: String) -> Response {
-    error(
+/// A path or query that could not be read: the dashboard's own 400 page, with the banner
+/// or the verified line as every page of the vault.
+async fn bad_request(s: &Arc<Served>, why: String) -> Response {
+    let b = match built(s).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    error_page(
         StatusCode::BAD_REQUEST,
         &format!("{why}\nfix: use the dashboard's own links and forms"),
+        Some(&b),
     )
+}
+
+/// A page that does not exist: said under the banner or the verified line too.
+pub async fn not_found(s: Shared) -> Response {
+    let b = match built(&s.0).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    error_page(StatusCode::NOT_FOUND, "no such page", Some(&b))
 }
 
 pub async fn fleet(s: Shared, q: Q<FleetQuery>) -> Response {
     let s = s.0;
     let q = match q {
         Ok(q) => q.0,
-        Err(e) => return bad_request(e.body_text()),
+        Err(e) => return bad_request(&s, e.body_text()).await,
     };
     let b = match built(&s).await {
         Ok(b) => b,
@@ -253,7 +268,7 @@ pub async fn device(s: Shared, name: Name) -> Response {
     let s = s.0;
     let name = match name {
         Ok(n) => n.0,
-        Err(e) => return bad_request(e.body_text()),
+        Err(e) => return bad_request(&s, e.body_text()).await,
     };
     let b = match built(&s).await {
         Ok(b) => b,
@@ -479,8 +494,8 @@ pub async fn diff(s: Shared, name: Name, q: Q<DiffQuery>) -> Response {
     let s = s.0;
     let (name, q) = match (name, q) {
         (Ok(n), Ok(q)) => (n.0, q),
-        (Err(e), _) => return bad_request(e.body_text()),
-        (_, Err(e)) => return bad_request(e.body_text()),
+        (Err(e), _) => return bad_request(&s, e.body_text()).await,
+        (_, Err(e)) => return bad_request(&s, e.body_text()).await,
     };
     let b = match built(&s).await {
         Ok(b) => b,
