@@ -155,10 +155,11 @@ pub async fn fleet(s: Shared, q: Q<FleetQuery>) -> Response {
     };
     let tag = q.tag.as_deref().filter(|t| !t.is_empty());
     let alarm = q.alarm.as_deref().filter(|a| !a.is_empty());
-    let mut body = String::from(
-        "<form method=\"get\" action=\"/\">tag <input name=\"tag\"> alarm <select name=\"alarm\"><option value=\"\">any</option>",
+    let mut body = format!(
+        "<form method=\"get\" action=\"/\">tag <input name=\"tag\" value=\"{}\"> alarm <select name=\"alarm\"><option value=\"\">any</option>",
+        esc(tag.unwrap_or(""))
     );
-    for a in [
+    const ALARMS: [&str; 9] = [
         "drift",
         "no-baseline",
         "no-good-backup",
@@ -168,11 +169,20 @@ pub async fn fleet(s: Shared, q: Q<FleetQuery>) -> Response {
         "last-drill-failed",
         "comparison-failed",
         "log-integrity",
-    ] {
+    ];
+    for a in ALARMS {
         let sel = if alarm == Some(a) { " selected" } else { "" };
         let _ = write!(body, "<option{sel}>{a}</option>");
     }
     body.push_str("</select> <button>filter</button></form>");
+    if let Some(a) = alarm.filter(|a| !ALARMS.contains(a)) {
+        let _ = write!(
+            body,
+            "<p class=\"alarm\" id=\"no-such-alarm\">There is no alarm `{}`: the alarms are {}.</p>",
+            esc(a),
+            ALARMS.join(", ")
+        );
+    }
     body.push_str("<table id=\"fleet\"><tr><th>device</th><th>adapter</th><th>tags</th><th>last good backup</th><th>age</th><th>baseline</th><th>drift</th><th>last drill</th><th>alarms</th></tr>");
     let mut shown = 0;
     for d in &b.report.devices {
@@ -189,17 +199,21 @@ pub async fn fleet(s: Shared, q: Q<FleetQuery>) -> Response {
             continue;
         }
         shown += 1;
-        let baseline =
-            d.baseline
-                .as_ref()
-                .map_or("<span class=\"alarm\">none</span>".into(), |a| {
-                    format!(
-                        "{} ({}, {})",
-                        esc(&a.snapshot),
-                        esc(&a.approver),
-                        esc(&a.ticket)
-                    )
-                });
+        let baseline = d.baseline.as_ref().map_or(
+            if d.restore_target || !d.nightly {
+                "<span class=\"muted\">-</span>".into()
+            } else {
+                "<span class=\"alarm\">none</span>".into()
+            },
+            |a| {
+                format!(
+                    "{} ({}, {})",
+                    esc(&a.snapshot),
+                    esc(&a.approver),
+                    esc(&a.ticket)
+                )
+            },
+        );
         let drift = match d.drift {
             Some(true) => format!("<span class=\"alarm\">drift ({})</span>", d.drift_findings),
             Some(false) => "<span class=\"ok\">matches</span>".into(),
@@ -363,7 +377,12 @@ pub async fn device(s: Shared, name: Name) -> Response {
         }
     }
     events.retain(|e| e.time >= from && e.time <= now + Duration::from_secs(300));
-    let mut body = format!(
+    let mut body = String::new();
+    if d.restore_target {
+        body.push_str("<p id=\"restore-target\">A restore target: writable and never collected (a spare CPU or a test bench), so it has no snapshots of its own and no backup alarms; drills restore onto it.</p>");
+    }
+    let _ = write!(
+        body,
         "<p>adapter {} · last good backup {} ({}) · alarms {}</p>",
         d.adapter,
         d.last_good_backup
@@ -377,35 +396,37 @@ pub async fn device(s: Shared, name: Name) -> Response {
         "<h2>The last {TIMELINE_DAYS} days</h2>{}",
         timeline(&events, from, now)
     );
-    let _ = write!(
-        body,
-        "<h2>Compare</h2><form id=\"compare\" method=\"get\" action=\"/device/{}/diff\">",
-        url(&d.device)
-    );
-    let options = |sel: Option<&str>| {
-        let mut o = String::new();
-        for x in snapshots.iter().rev() {
-            let s = if sel == Some(x.id.as_str()) {
-                " selected"
-            } else {
-                ""
-            };
-            let _ = write!(
-                o,
-                "<option value=\"{}\"{s}>{} {}</option>",
-                esc(&x.id),
-                esc(&x.id),
-                esc(&x.time)
-            );
-        }
-        o
-    };
-    let _ = write!(
-        body,
-        "snapshot <select name=\"snapshot\">{}</select> against <select name=\"against\"><option value=\"baseline\">the baseline</option>{}</select> <button>compare</button></form>",
-        options(None),
-        options(None)
-    );
+    if !snapshots.is_empty() {
+        let _ = write!(
+            body,
+            "<h2>Compare</h2><form id=\"compare\" method=\"get\" action=\"/device/{}/diff\">",
+            url(&d.device)
+        );
+        let options = |sel: Option<&str>| {
+            let mut o = String::new();
+            for x in snapshots.iter().rev() {
+                let s = if sel == Some(x.id.as_str()) {
+                    " selected"
+                } else {
+                    ""
+                };
+                let _ = write!(
+                    o,
+                    "<option value=\"{}\"{s}>{} {}</option>",
+                    esc(&x.id),
+                    esc(&x.id),
+                    esc(&x.time)
+                );
+            }
+            o
+        };
+        let _ = write!(
+            body,
+            "snapshot <select name=\"snapshot\">{}</select> against <select name=\"against\"><option value=\"baseline\">the baseline</option>{}</select> <button>compare</button></form>",
+            options(None),
+            options(None)
+        );
+    }
     body.push_str("<h2>Snapshots</h2><table id=\"snapshots\"><tr><th>id</th><th>time</th><th>complete</th><th>artifacts</th><th>bytes</th><th></th></tr>");
     for x in snapshots.iter().rev() {
         let _ = write!(
