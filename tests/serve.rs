@@ -192,12 +192,24 @@ fn the_demo_dashboard_shows_drift_timelines_and_diffs_and_an_integrity_failure()
     // A restore target's page says what it is and offers nothing to compare.
     let target = curl(&format!("{}/device/spare-filler", d.base), &[]);
     assert_eq!(target.status, 200, "{}", target.body);
-    assert!(target.body.contains("id=\"restore-target\""), "{}", target.body);
+    assert!(
+        target.body.contains("id=\"restore-target\""),
+        "{}",
+        target.body
+    );
     assert!(!target.body.contains("id=\"compare\""), "{}", target.body);
     // The fleet's filter keeps its tag, and says so when the alarm asked for is none.
     let bogus = curl(&format!("{}/?tag=some%22tag&alarm=bogus", d.base), &[]);
-    assert!(bogus.body.contains("value=\"some&quot;tag\""), "{}", bogus.body);
-    assert!(bogus.body.contains("id=\"no-such-alarm\""), "{}", bogus.body);
+    assert!(
+        bogus.body.contains("value=\"some&quot;tag\""),
+        "{}",
+        bogus.body
+    );
+    assert!(
+        bogus.body.contains("id=\"no-such-alarm\""),
+        "{}",
+        bogus.body
+    );
     // A restore target has nothing to compare, and the page says why (under the
     // verified line, as every page of the vault).
     let target = curl(&format!("{}/device/spare-filler/diff", d.base), &[]);

@@ -47,7 +47,8 @@ const SPARE_FILES: usize = 128;
 /// How long a request's head may take to arrive; it is also how long an idle kept-alive
 /// connection stays open (a client sending one byte now and then is closed after it).
 const HEADER_TIME: Duration = Duration::from_secs(10);
-/// The most a request's head may hold (hyper's buffer; its floor is 8 KiB).
+/// hyper's read buffer cap (its floor is 8 KiB). hyper reads past it before it refuses a
+/// head: measured, a head of about 112 KiB is still read, 120 KiB is a 431.
 const MAX_HEAD: usize = 64 * 1024;
 /// The longest one connection lives: then it is closed once the request in flight is
 /// answered (or `REQUEST_TIME` and `STOP_GRACE` later, a client that does not read).
