@@ -586,14 +586,19 @@ fn a_reader_on_a_read_only_mount_of_the_vault_still_waits_for_a_prune() {
         .open(vault.join("lock"))
         .unwrap();
     lock.lock().unwrap();
-    let mut reader = Command::new("unshare")
-        .args(["-m", "sh", "-c"])
-        .arg(r#"mount --bind -o ro "$1" "$1" && exec "$2" --config "$3" verify"#)
-        .arg("sh")
-        .arg(&vault)
-        .arg(BIN)
-        .arg(s.config())
-        .env_remove("PLCVAULT_CONFIG")
+    // `verify` in a mount namespace of its own where the vault is read-only.
+    let ro_verify = || {
+        let mut c = Command::new("unshare");
+        c.args(["-m", "sh", "-c"])
+            .arg(r#"mount --bind -o ro "$1" "$1" && exec "$2" --config "$3" verify"#)
+            .arg("sh")
+            .arg(&vault)
+            .arg(BIN)
+            .arg(s.config())
+            .env_remove("PLCVAULT_CONFIG");
+        c
+    };
+    let mut reader = ro_verify()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -609,4 +614,10 @@ fn a_reader_on_a_read_only_mount_of_the_vault_still_waits_for_a_prune() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("waiting for the prune"), "{err}");
+    // Without a lock file it cannot make there, the reader goes on but says so.
+    std::fs::remove_file(vault.join("lock")).unwrap();
+    let out = ro_verify().output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("reading without the vault's lock"), "{err}");
 }

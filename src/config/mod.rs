@@ -1343,11 +1343,21 @@ impl Config {
             }
             // Readers hold the writers' lock shared too, so that a prune never deletes
             // a pack a verify or restore is reading (on a read-only mount of a writable
-            // vault too, through a read-only descriptor); a vault on read-only media
-            // without a lock file (where no prune can run) is read without it.
+            // vault too, through a read-only descriptor). A vault read-only here without
+            // a lock file is read without it, saying so: it may be media no prune runs
+            // on, or a read-only mount of a vault a prune runs on elsewhere. Any other
+            // failure to take the lock (a lock file that is not a file) is an error.
             Ok(v) => match v.clone().hold(vault::Hold::Shared) {
                 Ok(held) => Ok(held),
-                Err(vault::VaultError::Io { .. }) => Ok(v),
+                Err(vault::VaultError::Io { error, path, .. })
+                    if error.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    eprintln!(
+                        "warning: {} is missing and cannot be made here (read-only): reading without the vault's lock, so a prune on a writable mount of this vault could remove what is read\nfix: run any plcvault command where the vault is writable once (it makes the lock file)",
+                        path.display()
+                    );
+                    Ok(v)
+                }
                 Err(e) => Err(e.into()),
             },
             Err(e) => Err(e.into()),
