@@ -424,6 +424,22 @@ fn another_address_needs_tls_and_a_token() {
     };
     assert_eq!(refused("no token"), 1, "{journal}");
     assert_eq!(refused("a token that matches none"), 1, "{journal}");
+    // Noise cannot push a guessed token out of the journal: 25 requests without one use
+    // up their own budget, and the next wrong token is still told one by one.
+    for _ in 0..25 {
+        assert_eq!(curl(&url, &[]).status, 401);
+    }
+    assert_eq!(curl(&url, &["-H", "Authorization: Bearer 01"]).status, 401);
+    let journal = d.journal();
+    let refused = |why: &str| {
+        let end = format!(" GET \"/\": 401 Unauthorized ({why})");
+        journal
+            .lines()
+            .filter(|l| l.starts_with("serve: refused 127.0.0.1:") && l.ends_with(&end))
+            .count()
+    };
+    assert_eq!(refused("no token"), 20, "{journal}");
+    assert_eq!(refused("a token that matches none"), 2, "{journal}");
     assert!(!journal.contains("Bearer"), "{journal}");
     let ok = curl(&url, &["-H", &format!("Authorization: Bearer {token}")]);
     assert_eq!(ok.status, 200, "{}", ok.body);
@@ -754,6 +770,13 @@ fn sigterm_stops_the_dashboard_even_with_a_client_that_never_finishes() {
     let mut half = std::net::TcpStream::connect(&addr).unwrap();
     std::io::Write::write_all(&mut half, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n").unwrap();
     let t0 = std::time::Instant::now();
+    // 25 refusals (another name), then the stop: the 5 past the budget are counted at
+    // the stop, not lost with it.
+    let mut burst = std::net::TcpStream::connect(&addr).unwrap();
+    let one = "GET / HTTP/1.1\r\nHost: evil.example\r\n\r\n";
+    let last = "GET / HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n";
+    std::io::Write::write_all(&mut burst, (one.repeat(24) + last).as_bytes()).unwrap();
+    std::io::Read::read_to_string(&mut burst, &mut String::new()).unwrap();
     let pid = d.child.id().to_string();
     assert!(
         Command::new("kill")
@@ -773,6 +796,12 @@ fn sigterm_stops_the_dashboard_even_with_a_client_that_never_finishes() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     drop(half);
+    let journal = d.journal();
+    assert!(
+        journal.contains("serve: 5 more refusal(s) in the 10 s from ")
+            && journal.contains("not told one by one: 127.0.0.1 ×5 (421)"),
+        "{journal}"
+    );
 }
 
 #[test]
@@ -858,12 +887,18 @@ fn half_sent_requests_are_closed_and_one_address_cannot_take_every_connection() 
         "{}",
         d.journal()
     );
-    let counted = "serve: 40 more refusal(s) in the last 10 s, not told one by one";
+    let counted = "serve: 40 more refusal(s) in the 10 s from ";
     let t0 = Instant::now();
     while !d.journal().contains(counted) && t0.elapsed() < Duration::from_secs(15) {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(d.journal().contains(counted), "{}", d.journal());
+    assert!(
+        d.journal()
+            .contains("not told one by one: 127.0.0.1 ×40 (421)"),
+        "{}",
+        d.journal()
+    );
     assert_eq!(told_one_by_one(&d.journal()), 20, "{}", d.journal());
     // And 127.0.0.1 is answered again.
     let again = curl(&format!("{}/", d.base), &[]);
@@ -1177,7 +1212,7 @@ fn a_client_certificate_revoked_in_the_crl_is_refused_from_the_next_connection_o
     assert_eq!(with_cert(&url, &site, "plant-client").status, 200);
     let journal = d.journal();
     assert!(
-        journal.contains("TLS files changed, read again: "),
+        journal.contains("TLS file(s) changed, read again: ") && journal.contains("plant.crl\n"),
         "{journal}"
     );
     assert!(
@@ -1194,6 +1229,12 @@ fn a_client_certificate_revoked_in_the_crl_is_refused_from_the_next_connection_o
         .expect("faketime (installed by the test command)");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(with_cert(&url, &site, "plant-client").status, 0);
+    assert!(
+        d.journal()
+            .contains("plant.crl is past its next update: every client certificate is refused"),
+        "{}",
+        d.journal()
+    );
     std::fs::write(site.join("plant.crl"), "half a list").unwrap();
     assert_eq!(with_cert(&url, &site, "plant-client").status, 0);
     // A current list again: back in, and the revoked one still out.

@@ -7,6 +7,7 @@
 //! on any other address it needs TLS and a login: a bearer token (stored as a SHA-256 in
 //! the config) or a client certificate from the configured CA, or both.
 
+mod journal;
 mod pages;
 
 use std::collections::HashMap;
@@ -299,74 +300,25 @@ async fn guard(State(s): State<Arc<Served>>, req: Request, next: Next) -> Respon
     // What the guard refused goes to the journal: who, what and why, for the security
     // officer (a failed login is an auditable event). Method and path are cut short and
     // quoted, never raw.
-    let peer = peer.map_or("?".into(), |p| p.to_string());
+    let who = peer.map_or("?".into(), |p| p.to_string());
     let path: String = path.chars().take(200).collect();
     let method: String = method.chars().take(20).collect();
-    journal(format_args!(
-        "serve: refused {peer} {method} {path:?}: {}{note}",
-        resp.status()
-    ));
-    with_headers(resp)
-}
-
-/// How many refusals are told one by one in each `Journal::WINDOW`; the rest are counted.
-const TOLD_PER_WINDOW: u32 = 20;
-
-/// The refusals told to the journal: the first `TOLD_PER_WINDOW` of every 10 s in full,
-/// the rest as a count, so that a flood does not become one (journald drops a service's
-/// lines past its own limit, and real ones with them).
-struct Journal {
-    since: Instant,
-    told: u32,
-    untold: u64,
-}
-
-static JOURNAL: std::sync::Mutex<Option<Journal>> = std::sync::Mutex::new(None);
-
-impl Journal {
-    const WINDOW: Duration = Duration::from_secs(10);
-
-    /// Says how many went untold when the window is over, and starts a new one.
-    fn roll(&mut self) {
-        if self.since.elapsed() >= Self::WINDOW {
-            if self.untold > 0 {
-                eprintln!(
-                    "serve: {} more refusal(s) in the last {} s, not told one by one",
-                    self.untold,
-                    Self::WINDOW.as_secs()
-                );
-            }
-            *self = Journal {
-                since: Instant::now(),
-                told: 0,
-                untold: 0,
-            };
-        }
-    }
-}
-
-/// Tells a refusal, or counts it when this window has told enough.
-fn journal(line: std::fmt::Arguments) {
-    let mut j = JOURNAL.lock().unwrap_or_else(|e| e.into_inner());
-    let j = j.get_or_insert_with(|| Journal {
-        since: Instant::now(),
-        told: 0,
-        untold: 0,
-    });
-    j.roll();
-    if j.told < TOLD_PER_WINDOW {
-        eprintln!("{line}");
-        j.told += 1;
+    let class = if note.contains("matches none") {
+        journal::Class::Credential
     } else {
-        j.untold += 1;
-    }
-}
-
-/// Ends the window if it is over (the accept loop calls it every few seconds).
-fn journal_roll() {
-    if let Some(j) = JOURNAL.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-        j.roll();
-    }
+        journal::Class::Noise
+    };
+    let why = format!("{}{}", resp.status().as_u16(), note.replace(['(', ')'], ""));
+    journal::refused(
+        class,
+        peer.map(|p| p.ip()),
+        &why,
+        format_args!(
+            "serve: refused {who} {method} {path:?}: {}{note}",
+            resp.status()
+        ),
+    );
+    with_headers(resp)
 }
 
 /// The headers every answer carries.
@@ -476,7 +428,7 @@ struct Tls {
     serve: crate::config::ServeConfig,
     /// The files' stamp when the acceptor was made, and the acceptor: none while changed
     /// files cannot be used (every connection is refused until they are fixed).
-    made: std::sync::Mutex<(u64, Option<tokio_rustls::TlsAcceptor>)>,
+    made: std::sync::Mutex<(Vec<u64>, Option<tokio_rustls::TlsAcceptor>)>,
 }
 
 impl Tls {
@@ -502,13 +454,8 @@ impl Tls {
         files
     }
 
-    fn stamp(serve: &crate::config::ServeConfig) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        for f in Self::files(serve) {
-            file_stamp(f).hash(&mut h);
-        }
-        h.finish()
+    fn stamp(serve: &crate::config::ServeConfig) -> Vec<u64> {
+        Self::files(serve).into_iter().map(file_stamp).collect()
     }
 
     /// The acceptor for a new connection, made again first if one of its files changed:
@@ -517,16 +464,18 @@ impl Tls {
         let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
         let stamp = Self::stamp(&self.serve);
         if stamp != made.0 {
-            made.0 = stamp;
             let files = Self::files(&self.serve)
                 .iter()
-                .map(|f| f.display().to_string())
+                .zip(stamp.iter().zip(&made.0))
+                .filter(|(_, (new, old))| new != old)
+                .map(|(f, _)| f.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", ");
+            made.0 = stamp;
             made.1 = match tls_config(&self.serve) {
                 Ok(a) => {
                     // A list's signature is checked at each handshake, not here.
-                    eprintln!("[serve] TLS files changed, read again: {files}");
+                    eprintln!("[serve] TLS file(s) changed, read again: {files}");
                     Some(a)
                 }
                 Err(e) => {
@@ -628,9 +577,13 @@ fn tls_config(serve: &crate::config::ServeConfig) -> Result<tokio_rustls::TlsAcc
                 // update, is refused too: what it does not know it does not let in.
                 verifier = verifier.with_crls(crls).enforce_revocation_expiration();
             }
-            let verifier = verifier
-                .build()
-                .map_err(|e| anyhow::anyhow!("[serve] client-ca {}: {e}\n{fix}", ca.display()))?;
+            let verifier = verifier.build().map_err(|e| match (&e, &serve.client_crl) {
+                (rustls::server::VerifierBuilderError::InvalidCrl(_), Some(crl)) => anyhow::anyhow!(
+                    "[serve] client-crl {}: {e}\nfix: give the CA's certificate revocation list(s) as PEM (openssl ca -gencrl)",
+                    crl.display()
+                ),
+                _ => anyhow::anyhow!("[serve] client-ca {}: {e}\n{fix}", ca.display()),
+            })?;
             builder.with_client_cert_verifier(verifier)
         }
     };
@@ -656,13 +609,13 @@ async fn accept_loop(
     let (max_conns, max_per_peer) = connection_caps();
     let conns = Arc::new(tokio::sync::Semaphore::new(max_conns));
     let peers = Arc::new(std::sync::Mutex::new(HashMap::new()));
-    let mut over = OverCap::default();
-    let mut tell = tokio::time::interval(OverCap::EVERY);
+    let mut over = journal::OverCap::default();
+    let mut tell = tokio::time::interval(Duration::from_secs(1));
     loop {
         let (tcp, peer) = tokio::select! {
             _ = tell.tick() => {
-                over.tell();
-                journal_roll();
+                over.tick(false);
+                journal::roll(false);
                 continue;
             }
             r = listener.accept() => match r {
@@ -688,9 +641,19 @@ async fn accept_loop(
         let tls = match &tls {
             None => None,
             Some(t) => match t.acceptor() {
-                Some(a) => Some(a),
-                // The CRL file changed and cannot be used: nobody is let in.
-                None => continue,
+                Some(a) => Some((a, t.serve.client_crl.clone())),
+                // The TLS files changed and cannot be used: nobody is let in.
+                None => {
+                    journal::refused(
+                        journal::Class::Noise,
+                        Some(peer.ip()),
+                        "TLS files unusable",
+                        format_args!(
+                            "serve: refused {peer}: the TLS files cannot be used (see above)"
+                        ),
+                    );
+                    continue;
+                }
             },
         };
         let (app, stop) = (app.clone(), stop.clone());
@@ -698,54 +661,47 @@ async fn accept_loop(
             let _held = (permit, slot);
             match tls {
                 None => connection(tcp, peer, app, stop).await,
-                Some(tls) => match tokio::time::timeout(HANDSHAKE_TIME, tls.accept(tcp)).await {
-                    Ok(Ok(io)) => connection(io, peer, app, stop).await,
-                    // A refused client certificate among them: the journal says which.
-                    Ok(Err(e)) => {
-                        journal(format_args!("serve: TLS handshake with {peer} failed: {e}"))
+                Some((tls, crl)) => {
+                    match tokio::time::timeout(HANDSHAKE_TIME, tls.accept(tcp)).await {
+                        Ok(Ok(io)) => connection(io, peer, app, stop).await,
+                        // A refused client certificate among them: the journal says which.
+                        Ok(Err(e)) => {
+                            let (class, why, expired_list) = journal::handshake_failure(&e);
+                            if expired_list && let Some(crl) = crl {
+                                journal::always(
+                                    "crl-expired",
+                                    Duration::from_secs(60),
+                                    format_args!(
+                                        "serve: [serve] client-crl {} is past its next update: every client certificate is refused until a fresh list is published (openssl ca -gencrl)",
+                                        crl.display()
+                                    ),
+                                );
+                            }
+                            journal::refused(
+                                class,
+                                Some(peer.ip()),
+                                &why,
+                                format_args!("serve: TLS handshake with {peer} failed: {e}"),
+                            );
+                        }
+                        Err(_) => journal::refused(
+                            journal::Class::Noise,
+                            Some(peer.ip()),
+                            "TLS handshake timeout",
+                            format_args!(
+                                "serve: TLS handshake with {peer} did not finish within {} s",
+                                HANDSHAKE_TIME.as_secs()
+                            ),
+                        ),
                     }
-                    Err(_) => journal(format_args!(
-                        "serve: TLS handshake with {peer} did not finish within {} s",
-                        HANDSHAKE_TIME.as_secs()
-                    )),
-                },
+                }
             }
         });
     }
     let _ = tokio::time::timeout(STOP_GRACE, conns.acquire_many(max_conns as u32)).await;
-}
-
-/// Connections closed at once over a cap, told to the journal at most every 10 s so that
-/// a flood does not become one.
-#[derive(Default)]
-struct OverCap {
-    since: Option<Instant>,
-    untold: u64,
-    latest: String,
-}
-
-impl OverCap {
-    const EVERY: Duration = Duration::from_secs(10);
-
-    fn closed(&mut self, peer: SocketAddr, what: &str, cap: usize) {
-        self.untold += 1;
-        self.latest = format!("the latest from {peer}: over the cap of {cap} {what}");
-        if self.since.is_none_or(|t| t.elapsed() >= Self::EVERY) {
-            self.tell();
-        }
-    }
-
-    /// Says what is untold (called by the accept loop every `EVERY` too).
-    fn tell(&mut self) {
-        if self.untold > 0 {
-            eprintln!(
-                "serve: closed {} connection(s) at once, {}",
-                self.untold, self.latest
-            );
-            self.since = Some(Instant::now());
-            self.untold = 0;
-        }
-    }
+    // No count is lost to a restart.
+    over.tick(true);
+    journal::roll(true);
 }
 
 /// The connections held at once, and from one address: `MAX_CONNECTIONS` and
