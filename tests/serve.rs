@@ -1237,6 +1237,12 @@ fn a_client_certificate_revoked_in_the_crl_is_refused_from_the_next_connection_o
     );
     std::fs::write(site.join("plant.crl"), "half a list").unwrap();
     assert_eq!(with_cert(&url, &site, "plant-client").status, 0);
+    assert!(
+        d.journal()
+            .contains("every connection is refused until they are fixed"),
+        "{}",
+        d.journal()
+    );
     // A current list again: back in, and the revoked one still out.
     gencrl("plant.crl");
     assert_eq!(with_cert(&url, &site, "plant-client").status, 200);

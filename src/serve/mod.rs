@@ -644,6 +644,13 @@ async fn accept_loop(
                 Some(a) => Some((a, t.serve.client_crl.clone())),
                 // The TLS files changed and cannot be used: nobody is let in.
                 None => {
+                    journal::always(
+                        "tls-unusable",
+                        Duration::from_secs(60),
+                        format_args!(
+                            "serve: the TLS files cannot be used (the reason above): every connection is refused until they are fixed"
+                        ),
+                    );
                     journal::refused(
                         journal::Class::Noise,
                         Some(peer.ip()),
