@@ -205,6 +205,7 @@ fn the_demo_dashboard_shows_drift_timelines_and_diffs_and_an_integrity_failure()
         "{}",
         bogus.body
     );
+    assert!(bogus.body.contains("id=\"no-such-tag\""), "{}", bogus.body);
     assert!(
         bogus.body.contains("id=\"no-such-alarm\""),
         "{}",

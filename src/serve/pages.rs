@@ -183,6 +183,26 @@ pub async fn fleet(s: Shared, q: Q<FleetQuery>) -> Response {
             ALARMS.join(", ")
         );
     }
+    if let Some(t) = tag.filter(|t| !s.cfg.devices.iter().any(|d| d.tags.iter().any(|x| x == t))) {
+        let mut tags: Vec<&str> = s
+            .cfg
+            .devices
+            .iter()
+            .flat_map(|d| d.tags.iter().map(String::as_str))
+            .collect();
+        tags.sort_unstable();
+        tags.dedup();
+        let _ = write!(
+            body,
+            "<p class=\"alarm\" id=\"no-such-tag\">No device has the tag `{}`: the tags are {}.</p>",
+            esc(t),
+            if tags.is_empty() {
+                "none yet".to_string()
+            } else {
+                esc(&tags.join(", "))
+            }
+        );
+    }
     body.push_str("<table id=\"fleet\"><tr><th>device</th><th>adapter</th><th>tags</th><th>last good backup</th><th>age</th><th>baseline</th><th>drift</th><th>last drill</th><th>alarms</th></tr>");
     let mut shown = 0;
     for d in &b.report.devices {
