@@ -1158,8 +1158,18 @@ impl Config {
                 match h {
                     Some(h) => tokens.push(h),
                     None => bail!(
-                        "{}: [serve] key `tokens`: `{t}` is not sha256: and 64 hex digits (the hash of a token, never the token)\nfix: make one with `plcvault serve token` and paste the line it prints",
-                        loc.at(r.tokens.as_ref().expect("given"))
+                        "{}: [serve] key `tokens`: `{}` is not sha256: and 64 hex digits (the hash of a token, never the token)\nfix: make one with `plcvault serve token` and paste the line it prints; if this was a token itself, make a new one (it has been in the config)",
+                        loc.at(r.tokens.as_ref().expect("given")),
+                        // Never echoed whole: it may be a token pasted by mistake.
+                        if t.starts_with("sha256:") {
+                            t.clone()
+                        } else {
+                            format!(
+                                "{}… ({} characters)",
+                                t.chars().take(4).collect::<String>(),
+                                t.chars().count()
+                            )
+                        }
                     ),
                 }
             }

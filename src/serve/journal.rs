@@ -31,7 +31,8 @@ struct Window {
     since: Instant,
     began: SystemTime,
     told: [u32; 2],
-    untold: HashMap<(Option<IpAddr>, String), u64>,
+    /// Per class, so that noise can neither outrank nor crowd out a refused credential.
+    untold: [HashMap<(Option<IpAddr>, String), u64>; 2],
 }
 
 impl Window {
@@ -40,36 +41,72 @@ impl Window {
             since: Instant::now(),
             began: SystemTime::now(),
             told: [0; 2],
-            untold: HashMap::new(),
+            untold: [HashMap::new(), HashMap::new()],
         }
     }
 
-    /// Says what went untold, by address and reason, most first.
+    /// Says what went untold.
     fn tell_untold(&mut self) {
-        if self.untold.is_empty() {
-            return;
+        for line in self.untold_lines() {
+            eprintln!("{line}");
         }
-        let total: u64 = self.untold.values().sum();
-        let mut counts: Vec<_> = self.untold.drain().collect();
-        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let mut named: Vec<String> = counts
-            .iter()
-            .take(NAMED)
-            .map(|((ip, why), n)| {
-                let who = ip.map_or("others".into(), |i| i.to_string());
-                format!("{who} ×{n} ({why})")
-            })
-            .collect();
-        if counts.len() > NAMED {
-            let rest: u64 = counts[NAMED..].iter().map(|c| c.1).sum();
-            named.push(format!("{rest} more from {} others", counts.len() - NAMED));
+    }
+
+    /// What went untold, a line per class (refused credentials first), by address and
+    /// reason, most first; the counts are emptied.
+    fn untold_lines(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let secs = self.since.elapsed().as_secs().clamp(1, WINDOW.as_secs());
+        for (class, what) in [
+            (Class::Credential, "refused credential(s)"),
+            (Class::Noise, "refusal(s)"),
+        ] {
+            let untold = &mut self.untold[class as usize];
+            if untold.is_empty() {
+                continue;
+            }
+            let total: u64 = untold.values().sum();
+            let mut counts: Vec<_> = untold.drain().collect();
+            counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            let mut named: Vec<String> = counts
+                .iter()
+                .take(NAMED)
+                .map(|((ip, why), n)| {
+                    let who = ip.map_or("other addresses".into(), |i| i.to_string());
+                    format!("{who} ×{n} ({why})")
+                })
+                .collect();
+            if counts.len() > NAMED {
+                let rest: u64 = counts[NAMED..].iter().map(|c| c.1).sum();
+                named.push(format!(
+                    "{rest} more under {} other address and reason pair(s)",
+                    counts.len() - NAMED
+                ));
+            }
+            lines.push(format!(
+                "serve: {total} more {what} in the {secs} s from {}, not told one by one: {}",
+                humantime::format_rfc3339_seconds(self.began),
+                named.join(", ")
+            ));
         }
-        eprintln!(
-            "serve: {total} more refusal(s) in the {} s from {}, not told one by one: {}",
-            WINDOW.as_secs(),
-            humantime::format_rfc3339_seconds(self.began),
-            named.join(", ")
-        );
+        lines
+    }
+
+    /// Whether a refusal is told one by one (its class has budget left), else counted.
+    fn record(&mut self, class: Class, peer: Option<IpAddr>, why: &str) -> bool {
+        let told = &mut self.told[class as usize];
+        if *told < TOLD_PER_WINDOW {
+            *told += 1;
+            return true;
+        }
+        let untold = &mut self.untold[class as usize];
+        let key = if untold.len() < KEPT_APART || untold.contains_key(&(peer, why.to_string())) {
+            (peer, why.to_string())
+        } else {
+            (None, "various reasons".to_string())
+        };
+        *untold.entry(key).or_insert(0) += 1;
+        false
     }
 }
 
@@ -84,18 +121,9 @@ pub fn refused(class: Class, peer: Option<IpAddr>, why: &str, line: std::fmt::Ar
         w.tell_untold();
         *w = Window::new();
     }
-    let told = &mut w.told[class as usize];
-    if *told < TOLD_PER_WINDOW {
-        *told += 1;
+    if w.record(class, peer, why) {
         eprintln!("{line}");
-        return;
     }
-    let key = if w.untold.len() < KEPT_APART || w.untold.contains_key(&(peer, why.to_string())) {
-        (peer, why.to_string())
-    } else {
-        (None, "various".to_string())
-    };
-    *w.untold.entry(key).or_insert(0) += 1;
 }
 
 /// Ends the window if it is over (the accept loop calls it every second), or now when
@@ -175,9 +203,68 @@ pub fn handshake_failure(e: &std::io::Error) -> (Class, String, bool) {
         Some(rustls::Error::NoCertificatesPresented) => {
             (Class::Noise, "TLS no certificate".into(), false)
         }
+        // Sent by the client: whatever it names, nothing here refused a certificate.
+        Some(rustls::Error::AlertReceived(a)) => (
+            Class::Noise,
+            format!("TLS alert sent by the client: {a:?}"),
+            false,
+        ),
         _ => {
-            let short: String = e.to_string().chars().take(40).collect();
-            (Class::Noise, format!("TLS {short}"), false)
+            let text = e.to_string();
+            let short: String = text
+                .split(['(', ':'])
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(40)
+                .collect();
+            (Class::Noise, format!("TLS {}", short.trim()), false)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(last: u8) -> Option<IpAddr> {
+        Some(IpAddr::from([127, 0, 0, last]))
+    }
+
+    #[test]
+    fn noise_neither_outranks_nor_crowds_out_a_refused_credential() {
+        let mut w = Window::new();
+        // The budget of each class spent by one address, then a flood of noise from more
+        // addresses than are kept apart, then a real guesser's 30 tries.
+        for _ in 0..TOLD_PER_WINDOW {
+            assert!(w.record(Class::Credential, ip(77), "401 a token that matches none"));
+            assert!(w.record(Class::Noise, ip(77), "421"));
+        }
+        for i in 0..(KEPT_APART + 200) {
+            let peer = Some(IpAddr::from([127, 1, (i / 256) as u8, (i % 256) as u8]));
+            assert!(!w.record(Class::Noise, peer, "401 no token"));
+        }
+        for _ in 0..30 {
+            assert!(!w.record(Class::Credential, ip(50), "401 a token that matches none"));
+        }
+        let lines = w.untold_lines();
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        assert!(
+            lines[0].starts_with("serve: 30 more refused credential(s) in the ")
+                && lines[0].ends_with("127.0.0.50 ×30 (401 a token that matches none)"),
+            "{lines:#?}"
+        );
+        // The noise: every refusal counted, the addresses past those kept apart summed.
+        assert!(
+            lines[1].starts_with(&format!("serve: {} more refusal(s)", KEPT_APART + 200)),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[1].contains("other addresses ×200 (various reasons)"),
+            "{lines:#?}"
+        );
+        assert!(lines[1].len() < 1000, "{}", lines[1].len());
+        // Emptied: nothing is told twice.
+        assert!(w.untold_lines().is_empty());
     }
 }

@@ -314,7 +314,7 @@ async fn guard(State(s): State<Arc<Served>>, req: Request, next: Next) -> Respon
         peer.map(|p| p.ip()),
         &why,
         format_args!(
-            "serve: refused {who} {method} {path:?}: {}{note}",
+            "serve: refused {who} {method:?} {path:?}: {}{note}",
             resp.status()
         ),
     );
@@ -426,9 +426,9 @@ fn authorized(tokens: &[[u8; 32]], req: &Request) -> bool {
 /// on, and a renewed certificate is used without a restart.
 struct Tls {
     serve: crate::config::ServeConfig,
-    /// The files' stamp when the acceptor was made, and the acceptor: none while changed
-    /// files cannot be used (every connection is refused until they are fixed).
-    made: std::sync::Mutex<(Vec<u64>, Option<tokio_rustls::TlsAcceptor>)>,
+    /// The files' stamp when the acceptor was made, and the acceptor, or why changed files
+    /// cannot be used (every connection is refused until they are fixed).
+    made: std::sync::Mutex<(Vec<u64>, Result<tokio_rustls::TlsAcceptor, String>)>,
 }
 
 impl Tls {
@@ -441,7 +441,7 @@ impl Tls {
         let acceptor = tls_config(serve)?;
         Ok(Some(Arc::new(Tls {
             serve: serve.clone(),
-            made: std::sync::Mutex::new((stamp, Some(acceptor))),
+            made: std::sync::Mutex::new((stamp, Ok(acceptor))),
         })))
     }
 
@@ -460,7 +460,7 @@ impl Tls {
 
     /// The acceptor for a new connection, made again first if one of its files changed:
     /// a renewed certificate or a newly published CRL counts from the next connection on.
-    fn acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
+    fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, String> {
         let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
         let stamp = Self::stamp(&self.serve);
         if stamp != made.0 {
@@ -476,13 +476,13 @@ impl Tls {
                 Ok(a) => {
                     // A list's signature is checked at each handshake, not here.
                     eprintln!("[serve] TLS file(s) changed, read again: {files}");
-                    Some(a)
+                    Ok(a)
                 }
                 Err(e) => {
                     eprintln!(
                         "{e:#}\nuntil it is fixed, every connection to the dashboard is refused"
                     );
-                    None
+                    Err(format!("{e:#}").replace('\n', "; "))
                 }
             };
         }
@@ -641,14 +641,14 @@ async fn accept_loop(
         let tls = match &tls {
             None => None,
             Some(t) => match t.acceptor() {
-                Some(a) => Some((a, t.serve.client_crl.clone())),
+                Ok(a) => Some((a, t.serve.client_crl.clone())),
                 // The TLS files changed and cannot be used: nobody is let in.
-                None => {
+                Err(why) => {
                     journal::always(
                         "tls-unusable",
                         Duration::from_secs(60),
                         format_args!(
-                            "serve: the TLS files cannot be used (the reason above): every connection is refused until they are fixed"
+                            "serve: the TLS files cannot be used ({why}): every connection is refused until they are fixed"
                         ),
                     );
                     journal::refused(
