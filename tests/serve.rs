@@ -436,16 +436,20 @@ fn another_address_needs_tls_and_a_token() {
     let wrong = curl(&url, &["-H", "Authorization: Bearer 00"]);
     assert_eq!(wrong.status, 401);
     // Each failed login is in the journal: who, what, the answer; never the token.
-    let journal = d.journal();
-    let refused = |why: &str| {
+    let refused = |journal: &str, why: &str| {
         let end = format!(" \"GET\" \"/\": 401 Unauthorized ({why})");
         journal
             .lines()
             .filter(|l| l.starts_with("serve: refused 127.0.0.1:") && l.ends_with(&end))
             .count()
     };
-    assert_eq!(refused("no token"), 1, "{journal}");
-    assert_eq!(refused("a token that matches none"), 1, "{journal}");
+    let journal = d.journal();
+    assert_eq!(refused(&journal, "no token"), 1, "{journal}");
+    assert_eq!(
+        refused(&journal, "a token that matches none"),
+        1,
+        "{journal}"
+    );
     // Noise cannot push a guessed token out of the journal: 25 requests without one use
     // up their own budget, and the next wrong token is still told one by one.
     for _ in 0..25 {
@@ -453,15 +457,12 @@ fn another_address_needs_tls_and_a_token() {
     }
     assert_eq!(curl(&url, &["-H", "Authorization: Bearer 01"]).status, 401);
     let journal = d.journal();
-    let refused = |why: &str| {
-        let end = format!(" \"GET\" \"/\": 401 Unauthorized ({why})");
-        journal
-            .lines()
-            .filter(|l| l.starts_with("serve: refused 127.0.0.1:") && l.ends_with(&end))
-            .count()
-    };
-    assert_eq!(refused("no token"), 20, "{journal}");
-    assert_eq!(refused("a token that matches none"), 2, "{journal}");
+    assert_eq!(refused(&journal, "no token"), 20, "{journal}");
+    assert_eq!(
+        refused(&journal, "a token that matches none"),
+        2,
+        "{journal}"
+    );
     assert!(!journal.contains("Bearer"), "{journal}");
     let ok = curl(&url, &["-H", &format!("Authorization: Bearer {token}")]);
     assert_eq!(ok.status, 200, "{}", ok.body);

@@ -1457,6 +1457,18 @@ impl Config {
         }
     }
 
+    /// Every tag of the config's devices, sorted, once each.
+    pub fn tags(&self) -> Vec<&str> {
+        let mut tags: Vec<&str> = self
+            .devices
+            .iter()
+            .flat_map(|d| d.tags.iter().map(String::as_str))
+            .collect();
+        tags.sort_unstable();
+        tags.dedup();
+        tags
+    }
+
     /// The error for device names that are neither in the config nor in the log: a typo,
     /// not a device without backups.
     pub fn unknown_device(&self, names: &[&str]) -> anyhow::Error {
@@ -1518,13 +1530,7 @@ impl Config {
             if let Some(tag) = n.strip_prefix("tag:")
                 && found.is_empty()
             {
-                let mut tags: Vec<&str> = self
-                    .devices
-                    .iter()
-                    .flat_map(|d| d.tags.iter().map(String::as_str))
-                    .collect();
-                tags.sort_unstable();
-                tags.dedup();
+                let tags = self.tags();
                 bail!(
                     "no device in {} has the tag `{tag}`\nfix: {}",
                     self.file.display(),

@@ -121,7 +121,6 @@ impl Served {
 /// or tampering changes it.
 fn log_fingerprint(vault: &Path) -> u64 {
     use std::hash::{Hash, Hasher};
-    use std::os::unix::fs::MetadataExt;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     file_stamp(&vault.join("VAULT")).hash(&mut h);
     let mut stack = vec![vault.join("log"), vault.join("tlog")];
@@ -139,11 +138,7 @@ fn log_fingerprint(vault: &Path) -> u64 {
                 continue;
             }
             e.path().hash(&mut h);
-            m.len().hash(&mut h);
-            m.modified().ok().hash(&mut h);
-            // The change time and inode too: an edit that puts size and modification time
-            // back (`touch -r`) still moves the change time, which no caller can set.
-            (m.ino(), m.ctime(), m.ctime_nsec()).hash(&mut h);
+            meta_stamp(&m).hash(&mut h);
         }
     }
     h.finish()
@@ -493,21 +488,27 @@ impl Tls {
 /// A summary of a file's identity and contents' age: any replacement or write changes it.
 fn file_stamp(path: &Path) -> u64 {
     use std::hash::{Hash, Hasher};
-    use std::os::unix::fs::MetadataExt;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     match std::fs::metadata(path) {
-        Ok(m) => (
-            m.len(),
-            m.mtime(),
-            m.mtime_nsec(),
-            m.ino(),
-            m.ctime(),
-            m.ctime_nsec(),
-        )
-            .hash(&mut h),
+        Ok(m) => meta_stamp(&m).hash(&mut h),
         Err(e) => e.kind().to_string().hash(&mut h),
     }
     h.finish()
+}
+
+/// What of a file's metadata any write or replacement moves: size, modification and
+/// change times, inode. The change time matters: an edit that puts size and modification
+/// time back (`touch -r`) still moves it, and no caller can set it.
+fn meta_stamp(m: &std::fs::Metadata) -> (u64, i64, i64, u64, i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    (
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ino(),
+        m.ctime(),
+        m.ctime_nsec(),
+    )
 }
 
 /// The TLS identity, and with `client-ca` the client certificates it demands: a chain to

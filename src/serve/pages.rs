@@ -183,15 +183,8 @@ pub async fn fleet(s: Shared, q: Q<FleetQuery>) -> Response {
             ALARMS.join(", ")
         );
     }
-    if let Some(t) = tag.filter(|t| !s.cfg.devices.iter().any(|d| d.tags.iter().any(|x| x == t))) {
-        let mut tags: Vec<&str> = s
-            .cfg
-            .devices
-            .iter()
-            .flat_map(|d| d.tags.iter().map(String::as_str))
-            .collect();
-        tags.sort_unstable();
-        tags.dedup();
+    let tags = s.cfg.tags();
+    if let Some(t) = tag.filter(|t| !tags.contains(t)) {
         let _ = write!(
             body,
             "<p class=\"alarm\" id=\"no-such-tag\">No device has the tag `{}`: the tags are {}.</p>",
